@@ -1,0 +1,169 @@
+// Package cli is the plumbing shared by the hypernoise subcommands: flag parsing with one-line
+// usage errors (exit code 2), run-time failures as one clear message (exit code 1), panics turned
+// into errors instead of stack traces, backend selection and JSON output.
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/hypernoise/hypernoise/compute"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the command failed at run time
+	ExitUsage   = 2 // bad flag, unknown name, out-of-range value
+)
+
+// UsageError is a mistake in how the command was called; it exits with code 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// Usagef returns a UsageError with a formatted message.
+func Usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Command is one subcommand.
+type Command struct {
+	Name    string
+	Summary string // one line for the command list
+	// Run parses args (the arguments after the subcommand name) and does the work.
+	Run func(env *Env, args []string) error
+}
+
+// Env is what a command gets: its output streams.
+type Env struct {
+	Stdout, Stderr io.Writer
+}
+
+// FlagSet returns a flag set for a subcommand that reports errors instead of exiting. usage is
+// printed for -h/--help, followed by the flag defaults.
+func (env *Env) FlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stdout, "%s\n\nFlags:\n", strings.TrimSpace(usage))
+		fs.SetOutput(env.Stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// errHelp means help was printed; the command exits 0.
+var errHelp = errors.New("help shown")
+
+// Parse parses args into fs. -h/--help prints the usage and stops the command with exit code 0;
+// a bad flag is a UsageError. Positional arguments are refused unless allowArgs.
+func (env *Env) Parse(fs *flag.FlagSet, args []string, allowArgs bool) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return errHelp
+		}
+		return Usagef("%s: %v (see hypernoise %s --help)", fs.Name(), err, fs.Name())
+	}
+	if !allowArgs && fs.NArg() > 0 {
+		return Usagef("%s: unexpected argument %q (see hypernoise %s --help)", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// BackendFlag registers --backend on fs; call Backend after parsing.
+func BackendFlag(fs *flag.FlagSet) *string {
+	return fs.String("backend", "", "compute backend: "+strings.Join(compute.Available(), ", ")+
+		" (default: $HYPERNOISE_BACKEND, else $GOMLX_BACKEND, else go)")
+}
+
+// Backend starts the named backend; a failure is a usage error (exit 2) with one clear line.
+func Backend(name string) (backends.Backend, error) {
+	b, err := compute.NewBackend(name)
+	if err != nil {
+		return nil, &UsageError{Msg: err.Error()}
+	}
+	return b, nil
+}
+
+// WriteJSON prints v as indented JSON.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Main runs the subcommand named by args[0] and returns the process exit code.
+func Main(name, about string, commands []Command, args []string, stdout, stderr io.Writer) (code int) {
+	env := &Env{Stdout: stdout, Stderr: stderr}
+	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "%s\n\nUsage: %s <command> [flags]\n\nCommands:\n", about, name)
+		for _, c := range commands {
+			fmt.Fprintf(w, "  %-10s %s\n", c.Name, c.Summary)
+		}
+		fmt.Fprintf(w, "\nRun '%s <command> --help' for a command's flags.\n", name)
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return ExitOK
+	}
+	var cmd *Command
+	for i := range commands {
+		if commands[i].Name == args[0] {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		names := make([]string, len(commands))
+		for i, c := range commands {
+			names[i] = c.Name
+		}
+		fmt.Fprintf(stderr, "%s: unknown command %q; commands: %s\n", name, args[0], strings.Join(names, ", "))
+		return ExitUsage
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "%s %s: internal error: %v\n", name, cmd.Name, firstLine(fmt.Sprint(r)))
+			if os.Getenv("HYPERNOISE_DEBUG") != "" {
+				fmt.Fprintf(stderr, "%s\n", debug.Stack())
+			}
+			code = ExitFailure
+		}
+	}()
+	err := cmd.Run(env, args[1:])
+	var ue *UsageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, firstLine(ue.Msg))
+		return ExitUsage
+	default:
+		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, err)
+		return ExitFailure
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
