@@ -25,7 +25,7 @@ type backendEntry struct {
 // knownBackends lists, in order of preference, the backends this binary can start. The XLA entry is
 // added by xla.go when it is compiled in.
 var knownBackends = []backendEntry{
-	{name: PatchedName, about: "pure Go, patched for training (default)", ctor: newPatched},
+	{name: PatchedName, about: "default; pure Go, patched for training", ctor: newPatched},
 	{name: StockName, about: "unpatched SimpleGo, for comparisons", ctor: simplego.New},
 }
 

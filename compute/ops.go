@@ -4,7 +4,7 @@
 // Importing it (for any reason) installs the fixes:
 //
 //   - the textbook two-matmul gradients for Dot and DotGeneral in graph.VJPRegistration (GoMLX's own rule
-//     materialises an [i,j,k] broadcast product: 18x slower and 50x more memory on an MLP step);
+//     materialises an [i,j,k] broadcast product: ~20x slower and ~50x more memory on an MLP step);
 //   - a patched pure-Go backend registered as "go" (GoMLX's SimpleGo plus Pad, Reverse and ConvGeneral
 //     fixes; the original stays available as "go-stock"), which also becomes backends.New()'s default.
 //
@@ -16,17 +16,21 @@
 //	                               channel group to zero mean and unit variance (no affine).
 //	Upsample2x(x)                  x [B,H,W,C] -> [B,2H,2W,C], nearest neighbour, differentiable.
 //	NewBackend(name)               "go" (default), "go-stock", "xla[:plugin]"; see Available.
+//
+// It also defines gradients GoMLX v0.26 lacks (Pad, Reverse, Rsqrt, Expm1, Clamp/Clip) and exports
+// CheckGradient, a finite-difference gradient checker for tests.
 package compute
 
 import (
+	"fmt"
+
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
-	"github.com/pkg/errors"
 )
 
 // panicf panics with an error, as GoMLX's graph-building functions do (graph execution turns such panics
 // into returned errors).
-func panicf(format string, args ...any) { panic(errors.Errorf(format, args...)) }
+func panicf(format string, args ...any) { panic(fmt.Errorf(format, args...)) }
 
 // Conv2D computes the 2-D cross-correlation with "same" zero padding p = (k-1)/2 on each side:
 //

@@ -1,13 +1,14 @@
 package compute
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
-	"github.com/pkg/errors"
 )
 
 // The patched pure-Go backend.
@@ -21,6 +22,8 @@ import (
 //   - ConvGeneral with nil strides or kernel dilations (SimpleGo took nil as 0) and with input dilation
 //     (which GoMLX's strided-convolution gradient uses and SimpleGo does not run): input dilation d is
 //     exactly interior padding with d-1 zeros, so it is rewritten as Pad followed by an undilated conv.
+//
+// It also runs ops one after another by default (see newPatched).
 
 // PatchedName is the backend name of the patched pure-Go backend (it replaces SimpleGo's own registration
 // of the same name), and StockName the name under which the unpatched SimpleGo stays available.
@@ -37,14 +40,24 @@ func init() {
 	backends.DefaultConfig = PatchedName
 }
 
+// newPatched starts the patched backend. Unless config says "ops_parallel", ops run one after another
+// ("ops_sequential"), each heavy op (DotGeneral, ConvGeneral) still spreading over all cores: SimpleGo's
+// parallel op scheduler reuses buffers in place while other ops may still read them (go test -race reports
+// it in ordinary gradient graphs), and on this project's benchmarks sequential ops are as fast.
 func newPatched(config string) (backends.Backend, error) {
+	if !strings.Contains(config, "ops_parallel") && !strings.Contains(config, "ops_sequential") {
+		if config != "" {
+			config += ","
+		}
+		config += "ops_sequential"
+	}
 	inner, err := simplego.New(config)
 	if err != nil {
 		return nil, err
 	}
 	sb, ok := inner.(*simplego.Backend)
 	if !ok {
-		return nil, errors.Errorf("simplego.New returned %T, expected *simplego.Backend", inner)
+		return nil, fmt.Errorf("simplego.New returned %T, expected *simplego.Backend", inner)
 	}
 	caps := sb.Capabilities().Clone()
 	caps.Operations[backends.OpTypePad] = true
@@ -123,15 +136,15 @@ func (b *patchedBuilder) Pad(x, fill backends.Op, axesConfig ...backends.PadAxis
 		return nil, err
 	}
 	if !fillShape.IsScalar() || fillShape.DType != shape.DType {
-		return nil, errors.Errorf("Pad: fill value must be a scalar of dtype %s, got %s", shape.DType, fillShape)
+		return nil, fmt.Errorf("Pad: fill value must be a scalar of dtype %s, got %s", shape.DType, fillShape)
 	}
 	shape = shape.Clone() // Dimensions are updated below; never alias the op's own shape.
 	if len(axesConfig) > shape.Rank() {
-		return nil, errors.Errorf("Pad: %d axes configured for an operand of shape %s", len(axesConfig), shape)
+		return nil, fmt.Errorf("Pad: %d axes configured for an operand of shape %s", len(axesConfig), shape)
 	}
 	for axis, cfg := range axesConfig {
 		if cfg.Interior < 0 {
-			return nil, errors.Errorf("Pad: negative interior padding %d on axis %d", cfg.Interior, axis)
+			return nil, fmt.Errorf("Pad: negative interior padding %d on axis %d", cfg.Interior, axis)
 		}
 		n := shape.Dimensions[axis]
 		// Interior padding.
@@ -171,7 +184,7 @@ func (b *patchedBuilder) Pad(x, fill backends.Op, axesConfig ...backends.PadAxis
 		if cfg.Start < 0 || cfg.End < 0 {
 			lo, hi := max(-cfg.Start, 0), n-max(-cfg.End, 0)
 			if hi < lo {
-				return nil, errors.Errorf("Pad: negative padding %+v on axis %d crops more than its %d entries", cfg, axis, n)
+				return nil, fmt.Errorf("Pad: negative padding %+v on axis %d crops more than its %d entries", cfg, axis, n)
 			}
 			x, err = b.sliceAxis(x, shape, axis, lo, hi, 1)
 			if err != nil {
@@ -236,7 +249,7 @@ func (b *patchedBuilder) Reverse(x backends.Op, axes ...int) (backends.Op, error
 			axis += rank
 		}
 		if axis < 0 || axis >= rank {
-			return nil, errors.Errorf("Reverse: axis out of range for shape %s", shape)
+			return nil, fmt.Errorf("Reverse: axis out of range for shape %s", shape)
 		}
 		n := shape.Dimensions[axis]
 		if n <= 1 {
@@ -328,7 +341,7 @@ func (b *patchedBuilder) ConvGeneral(input, kernel backends.Op, axes backends.Co
 func (b *patchedBuilder) zeroScalar(shape shapes.Shape) (backends.Op, error) {
 	goType := shape.DType.GoType()
 	if goType == nil {
-		return nil, errors.Errorf("no Go type for dtype %s", shape.DType)
+		return nil, fmt.Errorf("no Go type for dtype %s", shape.DType)
 	}
 	flat := reflect.MakeSlice(reflect.SliceOf(goType), 1, 1).Interface()
 	return b.Builder.Constant(flat)

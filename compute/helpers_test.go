@@ -1,0 +1,80 @@
+package compute
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+var (
+	testBackendOnce sync.Once
+	testBackendVal  backends.Backend
+	testBackendErr  error
+)
+
+// testBackend is the patched pure-Go backend shared by the tests.
+func testBackend(t testing.TB) backends.Backend {
+	t.Helper()
+	testBackendOnce.Do(func() { testBackendVal, testBackendErr = NewBackend(PatchedName) })
+	if testBackendErr != nil {
+		t.Fatalf("NewBackend: %v", testBackendErr)
+	}
+	return testBackendVal
+}
+
+// randTensor is a float64 tensor of N(0,1) entries, reproducible from seed.
+func randTensor(seed uint64, dims ...int) *tensors.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 17))
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	flat := make([]float64, n)
+	for i := range flat {
+		flat[i] = rng.NormFloat64()
+	}
+	return tensors.FromFlatDataAndDimensions(flat, dims...)
+}
+
+// eval runs fn once on the inputs and returns its outputs as float64 slices.
+func eval(t testing.TB, backend backends.Backend, fn func(inputs []*graph.Node) []*graph.Node, inputs ...*tensors.Tensor) [][]float64 {
+	t.Helper()
+	exec, err := graph.NewExec(backend, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Finalize()
+	args := make([]any, len(inputs))
+	for i, in := range inputs {
+		args[i] = in
+	}
+	outs, err := exec.Exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make([][]float64, len(outs))
+	for i, o := range outs {
+		res[i] = tensors.MustCopyFlatData[float64](o)
+	}
+	return res
+}
+
+// maxAbsDiff is max_i |a_i - b_i|, or +Inf if the lengths differ.
+func maxAbsDiff(a, b []float64) float64 {
+	if len(a) != len(b) {
+		return 1e300
+	}
+	m := 0.0
+	for i := range a {
+		d := a[i] - b[i]
+		if d < 0 {
+			d = -d
+		}
+		m = max(m, d)
+	}
+	return m
+}
