@@ -36,6 +36,9 @@ func WriteFileAtomic(path string, data []byte) error {
 	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
+		err = f.Chmod(0o644) // CreateTemp makes 0600 files; checkpoints are ordinary files
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -280,4 +283,3 @@ func fromSTDType(dt safetensors.DType) (dtypes.DType, bool) {
 	}
 	return 0, false
 }
-

@@ -135,7 +135,7 @@ func dense(ctx *context.Context, x *Node, out int, isOutput, zeroInit bool) *Nod
 		}
 		w := variable(ls.baseCtx, "weights", shapes.Make(dt, in, out), winit).ValueGraph(x.Graph())
 		b := variable(ls.baseCtx, "biases", shapes.Make(dt, out), initializers.Zero).ValueGraph(x.Graph())
-		y = Add(matLast(x, w), b)
+		y = Add(matLast(x, w), ExpandLeftToRank(b, x.Rank()))
 	}
 	if ls.rank > 0 {
 		a := variable(ctx, "lora_a", shapes.Make(dt, in, ls.rank),
@@ -183,7 +183,7 @@ func conv(ctx *context.Context, x *Node, out, k, stride int, isOutput bool) *Nod
 	if !(isOutput && ls.outputOnly && ls.rank > 0) {
 		w := variable(ls.baseCtx, "weights", shapes.Make(dt, k, k, in, out), lecun(ctx, k*k*in)).ValueGraph(g)
 		b := variable(ls.baseCtx, "biases", shapes.Make(dt, out), initializers.Zero).ValueGraph(g)
-		y = Add(compute.Conv2D(x, w, stride), b)
+		y = Add(compute.Conv2D(x, w, stride), ExpandLeftToRank(b, x.Rank()))
 	}
 	if ls.rank > 0 {
 		a := variable(ctx, "lora_a", shapes.Make(dt, k, k, in, ls.rank),
@@ -206,7 +206,8 @@ func GroupNorm(ctx *context.Context, x *Node, groups int) *Node {
 	g := x.Graph()
 	scale := variable(ls.baseCtx, "scale", shapes.Make(x.DType(), c), initializers.One).ValueGraph(g)
 	offset := variable(ls.baseCtx, "offset", shapes.Make(x.DType(), c), initializers.Zero).ValueGraph(g)
-	return Add(Mul(compute.GroupNorm(x, groups, 1e-5), scale), offset)
+	r := x.Rank()
+	return Add(Mul(compute.GroupNorm(x, groups, 1e-5), ExpandLeftToRank(scale, r)), ExpandLeftToRank(offset, r))
 }
 
 // Embedding maps integer ids [B] in [0, vocab) to learned vectors [B, dim] (frozen under LoRA).

@@ -1,0 +1,78 @@
+package bestofn
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/hypernoise/hypernoise/baselines/internal/testgen"
+	"github.com/hypernoise/hypernoise/hypernet"
+)
+
+// TestKeepsBest compares with a brute-force host computation: generate every candidate, score it
+// with r(x) = x0 - 2 x1, keep the argmax.
+func TestKeepsBest(t *testing.T) {
+	b := testgen.Backend(t)
+	ctx := testgen.Seeded(1)
+	gen := testgen.MLP{}
+	const B, N = 5, 3
+	eps := hypernet.NoiseTensor(4, 1, B*N, []int{2})
+	flat := tensors.MustCopyFlatData[float32](eps)
+	prompts := tensors.FromFlatDataAndDimensions(make([]int32, B*N), B*N)
+	base, err := hypernet.NewSampler(b, ctx, gen, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xAll, _, _, err := base.Sample(eps, prompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs := tensors.MustCopyFlatData[float32](xAll)
+
+	s, err := New(b, ctx, gen, testgen.Linear(1, -2), N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Sample(tensors.FromFlatDataAndDimensions(flat, B, N, 2), tensors.FromFlatDataAndDimensions(make([]int32, B), B))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotX := tensors.MustCopyFlatData[float32](res.X)
+	gotE := tensors.MustCopyFlatData[float32](res.Eps)
+	for i := range B {
+		best, bestR := 0, math.Inf(-1)
+		for n := range N {
+			k := i*N + n
+			r := float64(xs[2*k]) - 2*float64(xs[2*k+1])
+			if r > bestR {
+				best, bestR = n, r
+			}
+		}
+		k := i*N + best
+		if math.Abs(float64(res.Reward[i])-bestR) > 1e-5 || gotX[2*i] != xs[2*k] || gotX[2*i+1] != xs[2*k+1] ||
+			gotE[2*i] != flat[2*k] || gotE[2*i+1] != flat[2*k+1] {
+			t.Errorf("sample %d: kept reward %g x (%g, %g), want candidate %d with reward %g x (%g, %g)",
+				i, res.Reward[i], gotX[2*i], gotX[2*i+1], best, bestR, xs[2*k], xs[2*k+1])
+		}
+	}
+	if res.Cost.Forward != N || res.Cost.Backward != 0 || res.Cost.NFE() != N {
+		t.Errorf("cost %+v, want %d forward passes", res.Cost, N)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	b := testgen.Backend(t)
+	ctx := testgen.Seeded(1)
+	if _, err := New(b, ctx, testgen.MLP{}, testgen.Linear(1, 0), 0); err == nil || !strings.Contains(err.Error(), "must be positive") {
+		t.Errorf("N = 0: %v", err)
+	}
+	s, err := New(b, ctx, testgen.MLP{}, testgen.Linear(1, 0), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := hypernet.NoiseTensor(1, 1, 3, []int{4, 2}) // N = 4, not 2
+	if _, err := s.Sample(bad, tensors.FromFlatDataAndDimensions(make([]int32, 3), 3)); err == nil {
+		t.Error("wrong candidate count accepted")
+	}
+}

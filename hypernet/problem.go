@@ -1,0 +1,93 @@
+package hypernet
+
+import (
+	"fmt"
+	"slices"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
+)
+
+// Cost is what a method spends per sample: network evaluations (forward and backward passes of a
+// generator-sized network; a modulator's forward counts as one whatever its size) and wall time.
+type Cost struct {
+	Forward  float64 `json:"forward_per_sample"`
+	Backward float64 `json:"backward_per_sample"`
+	Seconds  float64 `json:"seconds_per_sample"`
+}
+
+// NFE is the number of network evaluations per sample, forward plus backward.
+func (c Cost) NFE() float64 { return c.Forward + c.Backward }
+
+// Metric is a named per-sample ([B]) or scalar quantity a training step reports (its batch mean).
+type Metric struct {
+	Name  string
+	Value *Node
+}
+
+// Problem is what Train minimizes: the batch mean of a per-sample loss of noise eps [B, NoiseShape...]
+// and prompts [B], over the trainable variables under Scope (and nothing else).
+type Problem struct {
+	Name       string
+	Scope      string // absolute scope of the trainable variables, e.g. "/hypernet"; not "/"
+	NoiseShape []int
+	NumPrompts int // prompt ids are drawn uniformly in [0, NumPrompts); 0 for unconditional
+	// Loss builds the per-sample loss [B] and metrics to report.
+	Loss func(ctx *context.Context, eps, prompts *Node) (loss *Node, metrics []Metric)
+	// StepCost is the network evaluations one training sample costs per step (Seconds unused).
+	StepCost Cost
+}
+
+func (p *Problem) validate() error {
+	if p == nil || p.Loss == nil {
+		return fmt.Errorf("training problem has no loss")
+	}
+	if p.Scope == "" || p.Scope == context.ScopeSeparator || p.Scope[0] != context.ScopeSeparator[0] {
+		return fmt.Errorf("training problem %q: trainable scope must be an absolute scope below the root, got %q", p.Name, p.Scope)
+	}
+	if len(p.NoiseShape) == 0 || size(p.NoiseShape) <= 0 {
+		return fmt.Errorf("training problem %q: invalid noise shape %v", p.Name, p.NoiseShape)
+	}
+	if p.NumPrompts < 0 {
+		return fmt.Errorf("training problem %q: negative prompt count", p.Name)
+	}
+	return nil
+}
+
+// NewProblem is the HyperNoise training problem: eps' = eps + f(eps, c), x = g(eps', c), per-sample
+// loss from obj (see Objective). mod must implement Scoped (both LoRA and MLP do); only its
+// variables are trained, the generator and the reward stay frozen.
+func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objective) (*Problem, error) {
+	if gen == nil || mod == nil {
+		return nil, fmt.Errorf("hypernoise problem needs a generator and a modulator")
+	}
+	sc, ok := mod.(Scoped)
+	if !ok {
+		return nil, fmt.Errorf("modulator %q does not report the scope of its variables (implement Scope() string)", mod.Name())
+	}
+	shape := slices.Clone(gen.NoiseShape())
+	if err := obj.Validate(shape); err != nil {
+		return nil, err
+	}
+	cost := Cost{Forward: 2, Backward: 2} // modulator + generator, forward and backward
+	if obj.Reg == RegExactKL {
+		// D extra reverse passes through the modulator for the Jacobian rows, and the
+		// backward of those (second order) again about twice that.
+		d := float64(size(shape))
+		cost.Backward += 3 * d
+	}
+	return &Problem{
+		Name:       "hypernoise-" + mod.Name(),
+		Scope:      sc.Scope(),
+		NoiseShape: shape,
+		NumPrompts: len(gen.Prompts()),
+		StepCost:   cost,
+		Loss: func(ctx *context.Context, eps, prompts *Node) (*Node, []Metric) {
+			f := mod.Residual(ctx, eps, prompts)
+			x := gen.Generate(ctx, Add(eps, f), prompts)
+			loss, reward, reg := obj.Terms(ctx, eps, f, x, prompts)
+			return loss, []Metric{{"reward", reward}, {"reg", reg}}
+		},
+	}, nil
+}

@@ -1,0 +1,244 @@
+// Package rewards combines rewards and parses reward specs.
+//
+// A reward r(x, c) scores a sample x for a prompt c; higher is better (see hypernoise.Reward).
+// Methods optimize a weighted sum
+//
+//	r(x, c) = Σ_k w_k r_k(x, c)
+//
+// which is itself a hypernoise.Reward (Sum). On the command line the sum is written as a spec,
+// "align=1,realism=0.5": comma-separated name=weight terms, a bare name meaning weight 1. Names are
+// looked up in a Registry of reward constructors; an unknown name or a bad weight is an error that
+// lists what exists. The image rewards themselves live with their models; this package is generic.
+package rewards
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
+)
+
+// Term is one reward of a weighted sum, with its weight w_k.
+type Term struct {
+	Reward hypernoise.Reward
+	Weight float64
+}
+
+// Sum is the weighted reward r(x, c) = Σ_k w_k r_k(x, c). It implements hypernoise.Reward.
+type Sum struct {
+	terms []Term
+}
+
+// NewSum returns the weighted sum of terms. It needs at least one term, every weight finite and
+// non-zero, and distinct reward names.
+func NewSum(terms ...Term) (*Sum, error) {
+	if len(terms) == 0 {
+		return nil, fmt.Errorf("a reward sum needs at least one reward")
+	}
+	seen := map[string]bool{}
+	for _, t := range terms {
+		if t.Reward == nil {
+			return nil, fmt.Errorf("reward sum: nil reward")
+		}
+		name := t.Reward.Name()
+		if err := checkWeight(name, t.Weight); err != nil {
+			return nil, err
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("reward %q appears twice in the sum", name)
+		}
+		seen[name] = true
+	}
+	return &Sum{terms: append([]Term(nil), terms...)}, nil
+}
+
+func checkWeight(name string, w float64) error {
+	if math.IsNaN(w) || math.IsInf(w, 0) || w == 0 {
+		return fmt.Errorf("reward %q: weight must be a finite non-zero number, got %g", name, w)
+	}
+	return nil
+}
+
+// Terms returns a copy of the sum's terms, in spec order.
+func (s *Sum) Terms() []Term { return append([]Term(nil), s.terms...) }
+
+// Name returns the sum's spec, e.g. "align=1,realism=0.5"; ParseSpec(s.Name()) gives back the terms.
+func (s *Sum) Name() string {
+	parts := make([]string, len(s.terms))
+	for i, t := range s.terms {
+		parts[i] = t.Reward.Name() + "=" + strconv.FormatFloat(t.Weight, 'g', -1, 64)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Score builds Σ_k w_k r_k(x, c), shape [B].
+func (s *Sum) Score(ctx *context.Context, x, prompts *graph.Node) *graph.Node {
+	var total *graph.Node
+	for _, r := range s.Scores(ctx, x, prompts) {
+		if total == nil {
+			total = r
+		} else {
+			total = graph.Add(total, r)
+		}
+	}
+	return total
+}
+
+// Scores builds the weighted terms w_k r_k(x, c), each [B], in spec order (their sum is Score).
+func (s *Sum) Scores(ctx *context.Context, x, prompts *graph.Node) []*graph.Node {
+	out := make([]*graph.Node, len(s.terms))
+	for i, t := range s.terms {
+		r := t.Reward.Score(ctx, x, prompts)
+		if r.Rank() != 1 || r.Shape().Dim(0) != x.Shape().Dim(0) {
+			panic(fmt.Sprintf("reward %q returned shape %s, want [%d]", t.Reward.Name(), r.Shape(), x.Shape().Dim(0)))
+		}
+		if t.Weight != 1 {
+			r = graph.MulScalar(r, t.Weight)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// SpecTerm is one parsed "name=weight" entry of a reward spec.
+type SpecTerm struct {
+	Name   string
+	Weight float64
+}
+
+// ParseSpec parses the syntax of a reward spec "name=weight,name2=weight2" (a bare name has weight
+// 1; spaces around names and weights are ignored). Weights must be finite and non-zero, names
+// distinct. It does not check that the names exist; Registry.Parse does.
+func ParseSpec(spec string) ([]SpecTerm, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, fmt.Errorf("empty reward spec; write it as name=weight[,name=weight...], e.g. align=1,realism=0.5")
+	}
+	var terms []SpecTerm
+	seen := map[string]bool{}
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			return nil, fmt.Errorf("reward spec %q has an empty term", spec)
+		}
+		name, wtext, hasWeight := strings.Cut(part, "=")
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return nil, fmt.Errorf("reward spec %q: term %q has no reward name", spec, part)
+		}
+		w := 1.0
+		if hasWeight {
+			var err error
+			w, err = strconv.ParseFloat(strings.TrimSpace(wtext), 64)
+			if err != nil {
+				return nil, fmt.Errorf("reward spec %q: weight %q of reward %q is not a number", spec, strings.TrimSpace(wtext), name)
+			}
+		}
+		if err := checkWeight(name, w); err != nil {
+			return nil, fmt.Errorf("reward spec %q: %w", spec, err)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("reward spec %q: reward %q appears twice", spec, name)
+		}
+		seen[name] = true
+		terms = append(terms, SpecTerm{Name: name, Weight: w})
+	}
+	return terms, nil
+}
+
+// Constructor builds a reward (loading whatever it needs); it is called once per use in a spec.
+type Constructor func() (hypernoise.Reward, error)
+
+type entry struct {
+	summary string
+	build   Constructor
+}
+
+// Registry maps reward names to constructors. The zero value is not usable; call NewRegistry.
+type Registry struct {
+	entries map[string]entry
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{entries: map[string]entry{}} }
+
+// Register adds a named reward. Names are non-empty, without ',', '=' or spaces, and unique.
+func (r *Registry) Register(name, summary string, build Constructor) error {
+	if name == "" || strings.ContainsAny(name, ",= \t\n") {
+		return fmt.Errorf("invalid reward name %q: must be non-empty, without ',', '=' or spaces", name)
+	}
+	if build == nil {
+		return fmt.Errorf("reward %q: nil constructor", name)
+	}
+	if _, dup := r.entries[name]; dup {
+		return fmt.Errorf("reward %q is already registered", name)
+	}
+	r.entries[name] = entry{summary: summary, build: build}
+	return nil
+}
+
+// Names lists the registered rewards, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.entries))
+	for n := range r.entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Summary is the one-line description a reward was registered with ("" if unknown).
+func (r *Registry) Summary(name string) string { return r.entries[name].summary }
+
+// Help lists the registered rewards with their summaries, one per line.
+func (r *Registry) Help() string {
+	var b strings.Builder
+	for _, n := range r.Names() {
+		fmt.Fprintf(&b, "  %-10s %s\n", n, r.entries[n].summary)
+	}
+	return b.String()
+}
+
+// Parse parses spec (see ParseSpec), builds each named reward and returns their weighted sum.
+// An unknown name is an error listing the registered names.
+func (r *Registry) Parse(spec string) (*Sum, error) {
+	terms, err := ParseSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%w (available rewards: %s)", err, strings.Join(r.Names(), ", "))
+	}
+	var out []Term
+	for _, t := range terms {
+		e, ok := r.entries[t.Name]
+		if !ok {
+			return nil, fmt.Errorf("unknown reward %q in spec %q; available rewards: %s", t.Name, spec, strings.Join(r.Names(), ", "))
+		}
+		rw, err := e.build()
+		if err != nil {
+			return nil, fmt.Errorf("reward %q: %w", t.Name, err)
+		}
+		if rw.Name() != t.Name {
+			return nil, fmt.Errorf("reward registered as %q calls itself %q", t.Name, rw.Name())
+		}
+		out = append(out, Term{Reward: rw, Weight: t.Weight})
+	}
+	return NewSum(out...)
+}
+
+// Func adapts a graph function to a hypernoise.Reward with the given name.
+type Func struct {
+	RewardName string
+	Fn         func(ctx *context.Context, x, prompts *graph.Node) *graph.Node
+}
+
+// Name returns RewardName.
+func (f Func) Name() string { return f.RewardName }
+
+// Score returns Fn(ctx, x, prompts).
+func (f Func) Score(ctx *context.Context, x, prompts *graph.Node) *graph.Node {
+	return f.Fn(ctx, x, prompts)
+}
