@@ -1,6 +1,9 @@
 package doctor
 
-import "github.com/hypernoise/hypernoise/data/fashionmnist"
+import (
+	"github.com/hypernoise/hypernoise/data/fashionmnist"
+	"github.com/hypernoise/hypernoise/models/fashion"
+)
 
 // checkDataset reports whether the Fashion-MNIST files are where the Debian package puts them.
 func checkDataset() Dataset {
@@ -13,5 +16,24 @@ func checkDataset() Dataset {
 	return d
 }
 
-// checkModels is wired to models/fashion once its embedded weights land.
-func checkModels() Models { return Models{Problem: "not wired yet"} }
+// checkModels loads the embedded default and lists its parts and their size in bytes.
+func checkModels() Models {
+	m, err := fashion.Default()
+	if err != nil {
+		return Models{Problem: err.Error()}
+	}
+	var out Models
+	for _, p := range fashion.Parts {
+		if m.Has(p) {
+			out.Names = append(out.Names, p)
+			if f := m.Figures()[p]; f != nil {
+				out.Bytes += int(f.Bytes)
+			}
+		}
+	}
+	if missing := m.Need(fashion.Parts...); missing != nil {
+		out.Problem = missing.Error()
+	}
+	out.Present = len(out.Names) > 0 && out.Problem == ""
+	return out
+}

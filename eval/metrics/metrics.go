@@ -55,8 +55,15 @@ func FrechetDistance(a, b [][]float64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(ma) != len(mb) {
-		return 0, fmt.Errorf("feature dims differ: %d vs %d", len(ma), len(mb))
+	return FrechetFromMoments(ma, sa, mb, sb)
+}
+
+// FrechetFromMoments is FrechetDistance given the two Gaussians' means and covariances (for
+// example a reference set's moments computed once and stored).
+func FrechetFromMoments(ma []float64, sa *mat.SymDense, mb []float64, sb *mat.SymDense) (float64, error) {
+	if len(ma) != len(mb) || sa.SymmetricDim() != len(ma) || sb.SymmetricDim() != len(mb) {
+		return 0, fmt.Errorf("feature dims differ: means %d and %d, covariances %d and %d",
+			len(ma), len(mb), sa.SymmetricDim(), sb.SymmetricDim())
 	}
 	var dmu float64
 	for i := range ma {

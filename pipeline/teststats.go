@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	_ "embed"
+	"fmt"
+
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/data/fashionmnist"
+	"github.com/hypernoise/hypernoise/eval/metrics"
+	"github.com/hypernoise/hypernoise/models/fashion"
+	"gonum.org/v1/gonum/mat"
+)
+
+// TestStatsFile is where `hypernoise eval --write-test-stats` writes the reference statistics
+// that are embedded in the binary (so evaluation needs no dataset).
+const TestStatsFile = "pipeline/teststats.safetensors"
+
+//go:embed teststats.safetensors
+var embeddedTestStats []byte
+
+// TestStats are the mean and covariance of the held-out classifier's features over the
+// Fashion-MNIST test set: the reference Gaussian of the Fréchet distance.
+type TestStats struct {
+	N    int // number of test images they were computed from
+	Mean []float64
+	Cov  *mat.SymDense
+}
+
+// HeldOutFeatures computes the held-out classifier's logits [n,10] and features [n,FeatureDim] of
+// images (n*28*28 floats in [0,1]), in batches.
+func HeldOutFeatures(backend backends.Backend, m *fashion.Model, images []float32) (logits, feats [][]float64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("held-out features: %v", r)
+		}
+	}()
+	if err := m.Need(fashion.ScopeHeldOut); err != nil {
+		return nil, nil, err
+	}
+	const side = fashionmnist.Side
+	n := len(images) / (side * side)
+	exec, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, x *Node) []*Node {
+		l, f := fashion.HeldOut(ctx, x)
+		return []*Node{l, f}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer exec.Finalize()
+	const batch = 500
+	for lo := 0; lo < n; lo += batch {
+		hi := min(n, lo+batch)
+		x := tensors.FromFlatDataAndDimensions(images[lo*side*side:hi*side*side], hi-lo, side, side, 1)
+		outs, err := exec.Exec(x)
+		if err != nil {
+			return nil, nil, err
+		}
+		logits = append(logits, rows(outs[0])...)
+		feats = append(feats, rows(outs[1])...)
+	}
+	return logits, feats, nil
+}
+
+// rows converts a float32 [n, d] tensor to n float64 rows.
+func rows(t *tensors.Tensor) [][]float64 {
+	flat := tensors.MustCopyFlatData[float32](t)
+	n := t.Shape().Dim(0)
+	d := len(flat) / max(n, 1)
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = make([]float64, d)
+		for j := range out[i] {
+			out[i][j] = float64(flat[i*d+j])
+		}
+	}
+	return out
+}
+
+// ComputeTestStats computes TestStats from the installed test set (dataDir "" = the default).
+func ComputeTestStats(backend backends.Backend, m *fashion.Model, dataDir string) (*TestStats, error) {
+	set, err := fashionmnist.Load(dataDir, fashionmnist.Test)
+	if err != nil {
+		return nil, err
+	}
+	_, feats, err := HeldOutFeatures(backend, m, set.Images)
+	if err != nil {
+		return nil, err
+	}
+	mean, cov, err := metrics.Moments(feats)
+	if err != nil {
+		return nil, err
+	}
+	return &TestStats{N: set.N, Mean: mean, Cov: cov}, nil
+}
+
+// Encode serializes the statistics as safetensors (float64 mean [d] and covariance [d,d]).
+func (s *TestStats) Encode() ([]byte, error) {
+	ctx := context.New()
+	d := len(s.Mean)
+	cov := make([]float64, d*d)
+	for i := 0; i < d; i++ {
+		for j := 0; j < d; j++ {
+			cov[i*d+j] = s.Cov.At(i, j)
+		}
+	}
+	sc := ctx.In("teststats").Checked(false)
+	sc.VariableWithValue("mean", tensors.FromFlatDataAndDimensions(append([]float64(nil), s.Mean...), d))
+	sc.VariableWithValue("cov", tensors.FromFlatDataAndDimensions(cov, d, d))
+	sc.VariableWithValue("n", tensors.FromFlatDataAndDimensions([]int64{int64(s.N)}, 1))
+	return ckpt.Encode(ctx, "/teststats", map[string]string{"features": "fashion held-out classifier"})
+}
+
+// DecodeTestStats reads statistics written by Encode.
+func DecodeTestStats(data []byte) (*TestStats, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("no test-set statistics embedded; build them with: hypernoise eval --write-test-stats")
+	}
+	ctx := context.New()
+	if _, err := ckpt.Decode(ctx, data); err != nil {
+		return nil, fmt.Errorf("test-set statistics: %w", err)
+	}
+	get := func(name string) (*tensors.Tensor, error) {
+		v := ctx.InspectVariable("/teststats", name)
+		if v == nil {
+			return nil, fmt.Errorf("test-set statistics lack %q", name)
+		}
+		return v.Value()
+	}
+	mt, err := get("mean")
+	if err != nil {
+		return nil, err
+	}
+	ct, err := get("cov")
+	if err != nil {
+		return nil, err
+	}
+	nt, err := get("n")
+	if err != nil {
+		return nil, err
+	}
+	mean := tensors.MustCopyFlatData[float64](mt)
+	d := len(mean)
+	if ct.Shape().Size() != d*d {
+		return nil, fmt.Errorf("test-set statistics: covariance %s does not match mean [%d]", ct.Shape(), d)
+	}
+	cov := mat.NewSymDense(d, tensors.MustCopyFlatData[float64](ct))
+	return &TestStats{N: int(tensors.MustCopyFlatData[int64](nt)[0]), Mean: mean, Cov: cov}, nil
+}
+
+// DefaultTestStats returns the statistics embedded in the binary.
+func DefaultTestStats() (*TestStats, error) { return DecodeTestStats(embeddedTestStats) }
+
+// FD is the Fréchet distance between the features' Gaussian and the test set's.
+func (s *TestStats) FD(feats [][]float64) (float64, error) {
+	mean, cov, err := metrics.Moments(feats)
+	if err != nil {
+		return 0, err
+	}
+	return metrics.FrechetFromMoments(mean, cov, s.Mean, s.Cov)
+}
