@@ -46,6 +46,7 @@ type Command struct {
 // Env is what a command gets: its output streams.
 type Env struct {
 	Stdout, Stderr io.Writer
+	usages         map[*flag.FlagSet]func()
 }
 
 // FlagSet returns a flag set for a subcommand that reports errors instead of exiting. usage is
@@ -53,7 +54,13 @@ type Env struct {
 func (env *Env) FlagSet(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
+	// The flag package calls fs.Usage on -h and on every parse error; the full text is printed
+	// only for -h/--help (by Parse), so a usage error stays one line.
+	fs.Usage = func() {}
+	if env.usages == nil {
+		env.usages = map[*flag.FlagSet]func(){}
+	}
+	env.usages[fs] = func() {
 		fmt.Fprintf(env.Stdout, "%s\n\nFlags:\n", strings.TrimSpace(usage))
 		fs.SetOutput(env.Stdout)
 		fs.PrintDefaults()
@@ -70,13 +77,15 @@ var errHelp = errors.New("help shown")
 func (env *Env) Parse(fs *flag.FlagSet, args []string, allowArgs bool) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			if show := env.usages[fs]; show != nil {
+				show()
+			}
 			return errHelp
 		}
-		return Usagef("%s: %v (see hypernoise %s --help)", fs.Name(), err, fs.Name())
+		return Usagef("%v (see hypernoise %s --help)", err, fs.Name())
 	}
 	if !allowArgs && fs.NArg() > 0 {
-		return Usagef("%s: unexpected argument %q (see hypernoise %s --help)", fs.Name(), fs.Arg(0), fs.Name())
+		return Usagef("unexpected argument %q (see hypernoise %s --help)", fs.Arg(0), fs.Name())
 	}
 	return nil
 }
@@ -152,10 +161,10 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 	case err == nil, errors.Is(err, errHelp):
 		return ExitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, firstLine(ue.Msg))
+		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, strings.TrimPrefix(firstLine(ue.Msg), cmd.Name+": "))
 		return ExitUsage
 	default:
-		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, err)
+		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, strings.TrimPrefix(err.Error(), cmd.Name+": "))
 		return ExitFailure
 	}
 }

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func testCommands() []Command {
+	run := func(env *Env, args []string) error {
+		fs := env.FlagSet("echo", "Usage: echo [--n N]")
+		n := fs.Int("n", 1, "a positive count")
+		if err := env.Parse(fs, args, false); err != nil {
+			return err
+		}
+		if *n < 1 {
+			return Usagef("echo: --n must be positive, got %d", *n)
+		}
+		if *n == 7 {
+			return errors.New("seven is unlucky")
+		}
+		if *n == 13 {
+			panic("boom\nwith a second line")
+		}
+		return nil
+	}
+	return []Command{{Name: "echo", Summary: "test", Run: run}}
+}
+
+func TestMainExitCodesAndMessages(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		code       int
+		stderrHas  string
+		stdoutHas  string
+		stderrLine bool // stderr must be exactly one line
+	}{
+		{[]string{"echo"}, ExitOK, "", "", false},
+		{[]string{"echo", "--help"}, ExitOK, "", "Usage: echo", false},
+		{[]string{"echo", "--bogus"}, ExitUsage, "hypernoise echo: flag provided but not defined: -bogus", "", true},
+		{[]string{"echo", "--n", "0"}, ExitUsage, "hypernoise echo: --n must be positive, got 0", "", true},
+		{[]string{"echo", "extra"}, ExitUsage, `unexpected argument "extra"`, "", true},
+		{[]string{"echo", "--n", "7"}, ExitFailure, "hypernoise echo: seven is unlucky", "", true},
+		{[]string{"echo", "--n", "13"}, ExitFailure, "internal error: boom", "", true},
+		{[]string{"nope"}, ExitUsage, `unknown command "nope"; commands: echo`, "", true},
+		{[]string{}, ExitUsage, "Usage: hypernoise <command>", "", false},
+		{[]string{"--help"}, ExitOK, "", "Commands:", false},
+	} {
+		var out, errb bytes.Buffer
+		code := Main("hypernoise", "about", testCommands(), tc.args, &out, &errb)
+		if code != tc.code {
+			t.Errorf("%v: exit code %d, want %d (stderr %q)", tc.args, code, tc.code, errb.String())
+		}
+		if !strings.Contains(errb.String(), tc.stderrHas) {
+			t.Errorf("%v: stderr %q lacks %q", tc.args, errb.String(), tc.stderrHas)
+		}
+		if !strings.Contains(out.String(), tc.stdoutHas) {
+			t.Errorf("%v: stdout %q lacks %q", tc.args, out.String(), tc.stdoutHas)
+		}
+		if tc.stderrLine && strings.Count(strings.TrimRight(errb.String(), "\n"), "\n") != 0 {
+			t.Errorf("%v: stderr is not one line: %q", tc.args, errb.String())
+		}
+	}
+}
+
+func TestBackendErrorIsUsage(t *testing.T) {
+	_, err := Backend("tpu-please")
+	var ue *UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "available") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("unknown backend: err = %v", err)
+	}
+}
