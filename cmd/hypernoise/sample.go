@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -53,7 +52,7 @@ prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.`)
 		return err
 	}
 	if f.prompt == "" {
-		return cli.Usagef("sample: --prompt is required; prompts: %s", strings.Join(fashion.Prompts, ", "))
+		return cli.Usagef("--prompt is required; prompts: %s", strings.Join(fashion.Prompts, ", "))
 	}
 	ids := make([]int, 0, len(fashion.Prompts))
 	if strings.EqualFold(strings.TrimSpace(f.prompt), "all") {
@@ -69,17 +68,17 @@ prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.`)
 	}
 	switch {
 	case f.n < 1 || f.n > 4096:
-		return cli.Usagef("sample: --n must be in [1, 4096], got %d", f.n)
+		return cli.Usagef("--n must be in [1, 4096], got %d", f.n)
 	case f.teacherSteps < 0 || f.teacherSteps > 1000:
-		return cli.Usagef("sample: --teacher-steps must be in [0, 1000], got %d", f.teacherSteps)
+		return cli.Usagef("--teacher-steps must be in [0, 1000], got %d", f.teacherSteps)
 	case f.scale < 1 || f.scale > 16:
-		return cli.Usagef("sample: --scale must be in [1, 16], got %d", f.scale)
+		return cli.Usagef("--scale must be in [1, 16], got %d", f.scale)
 	case f.cols < 0:
-		return cli.Usagef("sample: --cols must be >= 0, got %d", f.cols)
+		return cli.Usagef("--cols must be >= 0, got %d", f.cols)
 	case math.IsNaN(f.guidance) || math.IsInf(f.guidance, 0):
-		return cli.Usagef("sample: --guidance must be a finite number")
+		return cli.Usagef("--guidance must be a finite number")
 	case seed < 0:
-		return cli.Usagef("sample: --seed must be >= 0, got %d", seed)
+		return cli.Usagef("--seed must be >= 0, got %d", seed)
 	}
 	f.seed = uint64(seed)
 	if f.cols == 0 {
@@ -92,7 +91,7 @@ prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.`)
 	var err error
 	if f.weights != "" {
 		if _, serr := os.Stat(f.weights); serr != nil {
-			return cli.Usagef("sample: --weights: %v", serr)
+			return cli.Usagef("--weights: %v", serr)
 		}
 		m, err = fashion.Load(f.weights)
 	} else {
@@ -124,7 +123,7 @@ prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.`)
 		return err
 	}
 	if f.out == "" {
-		return errors.New("sample: empty --out")
+		return cli.Usagef("--out must not be empty")
 	}
 	if err := ckpt.WriteFileAtomic(f.out, png); err != nil {
 		return err

@@ -23,7 +23,7 @@ func init() {
 
 func runZoo(env *cli.Env, args []string) error {
 	if len(args) == 0 {
-		return cli.Usagef("zoo: want a subcommand: train <part> | info (see hypernoise zoo --help)")
+		return cli.Usagef("want a subcommand: train <part> | info (see hypernoise zoo --help)")
 	}
 	switch args[0] {
 	case "train":
@@ -35,7 +35,7 @@ func runZoo(env *cli.Env, args []string) error {
 			strings.Join(fashion.Parts, ", "))
 		return nil
 	}
-	return cli.Usagef("zoo: unknown subcommand %q; want train or info", args[0])
+	return cli.Usagef("unknown subcommand %q; want train or info", args[0])
 }
 
 func runZooTrain(env *cli.Env, args []string) error {
@@ -65,19 +65,19 @@ atomically every 100 steps in --state; running the same command again resumes an
 		part = fs.Arg(0)
 	}
 	if part == "" {
-		return cli.Usagef("zoo train: want a part: %s, or all", strings.Join(fashion.Parts, ", "))
+		return cli.Usagef("train: want a part: %s, or all", strings.Join(fashion.Parts, ", "))
 	}
 	parts := []string{part}
 	if part == "all" {
 		parts = fashion.Parts
 	} else if _, ok := fashion.DefaultConfigs[part]; !ok {
-		return cli.Usagef("zoo train: unknown part %q; parts: %s, all", part, strings.Join(fashion.Parts, ", "))
+		return cli.Usagef("train: unknown part %q; parts: %s, all", part, strings.Join(fashion.Parts, ", "))
 	}
 	if *pairs < 0 || *samples < 0 || (*samples > 0 && *samples < 10) {
-		return cli.Usagef("zoo train: --pairs must be >= 0 and --eval-samples 0 or >= 10")
+		return cli.Usagef("train: --pairs must be >= 0 and --eval-samples 0 or >= 10")
 	}
 	if *steps < 0 {
-		return cli.Usagef("zoo train: --steps must be >= 0, got %d", *steps)
+		return cli.Usagef("train: --steps must be >= 0, got %d", *steps)
 	}
 	backend, err := cli.Backend(*backendName)
 	if err != nil {
@@ -133,7 +133,7 @@ Prints each embedded Fashion-MNIST model's size and the figures its training run
 	var err error
 	if *dir != "" {
 		if _, serr := os.Stat(*dir); serr != nil {
-			return cli.Usagef("zoo info: --weights: %v", serr)
+			return cli.Usagef("info: --weights: %v", serr)
 		}
 		m, err = fashion.Load(*dir)
 	} else {
