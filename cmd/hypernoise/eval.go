@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
@@ -37,6 +39,7 @@ diversity, network evaluations and seconds per image.
 	warm := fs.Int("warm-steps", def.WarmRenoSteps, "ReNO iterations after the hypernetwork (0: skip)")
 	smallN := fs.Int("small-n", def.SmallN, "N of the small best-of-N")
 	ftSteps := fs.Int("finetune-steps", -1, "fine-tune baseline steps (-1: as many as the hypernetwork; 0: skip)")
+	only := fs.String("methods", "", "comma-separated methods to run (default all): "+strings.Join(pipeline.MethodOrder, ","))
 	out := fs.String("out", "", "also write metrics.json, grids and index.html into this folder")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress output")
@@ -76,6 +79,15 @@ diversity, network evaluations and seconds per image.
 	o.SeedsPerPrompt, o.Seed, o.RenoSteps, o.WarmRenoSteps, o.SmallN = *seeds, *seed, *renoSteps, *warm, *smallN
 	if err := o.Validate(); err != nil {
 		return cli.Usagef("eval: %v", err)
+	}
+	if *only != "" {
+		for _, name := range strings.Split(*only, ",") {
+			name = strings.TrimSpace(name)
+			if !slices.Contains(pipeline.MethodOrder, name) && name != fmt.Sprintf("best_of_%d", o.SmallN) {
+				return cli.Usagef("eval: unknown method %q; methods: %s", name, strings.Join(pipeline.MethodOrder, ", "))
+			}
+			o.Methods = append(o.Methods, name)
+		}
 	}
 	hn, err := pipeline.LoadHypernet(backend, *dir, m)
 	if err != nil {

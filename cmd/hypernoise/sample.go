@@ -9,6 +9,7 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/models/fashion"
+	"github.com/hypernoise/hypernoise/pipeline"
 )
 
 func init() {
@@ -26,6 +27,7 @@ type sampleFlags struct {
 	seed                 uint64
 	teacherSteps         int
 	guidance             float64
+	gen                  pipeline.SampleOptions
 }
 
 func runSample(env *cli.Env, args []string) error {
@@ -35,7 +37,10 @@ Generates --n images of the prompt's class with the embedded one-step generator
 x = decoder(student(eps, prompt)), eps ~ N(0, I) drawn from --seed (the same seed gives the same PNG
 bytes), and writes them as a PNG grid. --teacher-steps K samples the multi-step teacher instead
 (K Euler steps of its guided flow ODE), for comparison. --prompt all draws --n images of every
-prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.`)
+prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.
+
+--hypernet DIR samples with a trained noise hypernetwork, x = g(eps + f(eps, c), c), from the same
+noises; --method reno or best-of-n runs those baselines (on --reward, or the hypernetwork's reward).`)
 	var f sampleFlags
 	fs.StringVar(&f.prompt, "prompt", "", "class name, case-insensitive, or \"all\" (required)")
 	fs.IntVar(&f.n, "n", 16, "number of images (per prompt)")
@@ -47,9 +52,26 @@ prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.`)
 	fs.IntVar(&f.teacherSteps, "teacher-steps", 0, "sample the teacher with K Euler steps instead of the one-step student")
 	fs.Float64Var(&f.guidance, "guidance", fashion.DefaultGuidance, "classifier-free guidance scale of the teacher (with --teacher-steps)")
 	fs.StringVar(&f.weights, "weights", "", "load weights from this folder instead of the embedded ones")
+	fs.StringVar(&f.gen.HypernetDir, "hypernet", "", "hypernetwork folder from hypernoise train (default method: hypernoise)")
+	fs.StringVar(&f.gen.Method, "method", "", "generation method: "+strings.Join(pipeline.SampleMethods, ", ")+" (default base, or hypernoise with --hypernet)")
+	fs.StringVar(&f.gen.RewardSpec, "reward", "", "reward spec for reno and best-of-n (default: the hypernetwork's, else align=1)")
+	fs.IntVar(&f.gen.N, "best-of", 16, "candidates per image for --method best-of-n")
+	fs.IntVar(&f.gen.RenoSteps, "reno-steps", 50, "ReNO iterations for --method reno")
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
+	}
+	if f.gen.Method == "" {
+		f.gen.Method = pipeline.SampleBase
+		if f.gen.HypernetDir != "" {
+			f.gen.Method = pipeline.SampleHyperNoise
+		}
+	}
+	if err := f.gen.Validate(); err != nil {
+		return cli.Usagef("%v", err)
+	}
+	if f.gen.Method != pipeline.SampleBase && f.teacherSteps > 0 {
+		return cli.Usagef("--teacher-steps samples the teacher; it cannot be combined with --method %s", f.gen.Method)
 	}
 	if f.prompt == "" {
 		return cli.Usagef("--prompt is required; prompts: %s", strings.Join(fashion.Prompts, ", "))
@@ -114,7 +136,12 @@ prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.`)
 			prompts = append(prompts, int32(id))
 		}
 	}
-	imgs, err := fashion.GenerateImages(backend, m, eps, prompts, f.teacherSteps)
+	var imgs []float32
+	if f.gen.Method == pipeline.SampleBase {
+		imgs, err = fashion.GenerateImages(backend, m, eps, prompts, f.teacherSteps)
+	} else {
+		imgs, _, err = pipeline.Sample(backend, m, eps, prompts, f.gen)
+	}
 	if err != nil {
 		return err
 	}
@@ -129,6 +156,9 @@ prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.`)
 		return err
 	}
 	what := "one-step student"
+	if f.gen.Method != pipeline.SampleBase {
+		what = "one-step student, method " + f.gen.Method
+	}
 	if f.teacherSteps > 0 {
 		what = fmt.Sprintf("teacher, %d steps, guidance %g", f.teacherSteps, f.guidance)
 	}

@@ -42,7 +42,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	beta := fs.Float64("beta", 1, "tilt temperature for the kl regularizer")
 	steps := fs.Int("steps", def.Train.Steps, "optimizer steps")
 	batch := fs.Int("batch", def.Train.BatchSize, "samples per step")
-	opt := fs.String("optimizer", def.Train.Optimizer, "sgd (momentum 0.9) or adamw")
+	opt := fs.String("optimizer", def.Train.Optimizer, "adamw (weight decay 1e-4) or sgd (momentum 0.9)")
 	lr := fs.Float64("lr", def.Train.LR, "peak learning rate")
 	warmup := fs.Int("warmup", def.Train.WarmupSteps, "linear warm-up steps")
 	clip := fs.Float64("clip", def.Train.ClipNorm, "gradient-norm clip (0: off)")
@@ -84,6 +84,8 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	o.Train.ClipNorm, o.Train.Noise, o.Train.Seed, o.Train.CheckpointEvery = *clip, nm, *seed, *every
 	switch *opt {
 	case hypernet.SGD:
+		s := hypernet.DefaultSGD()
+		o.Train.Optimizer, o.Train.Momentum, o.Train.WeightDecay = s.Optimizer, s.Momentum, s.WeightDecay
 	case hypernet.AdamW:
 		a := hypernet.DefaultAdamW()
 		o.Train.Optimizer, o.Train.Momentum, o.Train.WeightDecay = a.Optimizer, a.Momentum, a.WeightDecay
