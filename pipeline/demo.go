@@ -122,7 +122,7 @@ func WriteDemoReport(dir string, res *DemoResult) error {
 	}
 	page.Images = append(page.Images, grids...)
 	if res.Brightness != nil {
-		page.Tables = append(page.Tables, report.NamedTable{Heading: "Brightness (reward "+BrightnessSpec+")", Table: res.Brightness.Table()})
+		page.Tables = append(page.Tables, report.NamedTable{Heading: "Brightness (reward " + BrightnessSpec + ")", Table: res.Brightness.Table()})
 		g, err := res.Brightness.WriteGrids(dir, "brightness_")
 		if err != nil {
 			return err
