@@ -229,8 +229,12 @@ func (r *EvalReport) Text() string {
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "reward %q, %d images per method (%d prompts x %d seeds); held-out alignment gain of hypernoise / reno over base: %.2f\n",
-		r.RewardSpec, r.Images, len(r.Prompts), r.Options.SeedsPerPrompt, r.GainRatio)
+	fmt.Fprintf(&b, "reward %q, %d images per method (%d prompts x %d seeds)", r.RewardSpec, r.Images,
+		len(r.Prompts), r.Options.SeedsPerPrompt)
+	if r.Methods[MethodReno] != nil && r.Methods[MethodHyperNoise] != nil {
+		fmt.Fprintf(&b, "; held-out alignment gain of hypernoise / reno over base: %.2f", r.GainRatio)
+	}
+	b.WriteString("\n")
 	return b.String()
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/data/fashionmnist"
+	"github.com/hypernoise/hypernoise/eval/imageeval"
 	"github.com/hypernoise/hypernoise/eval/metrics"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"gonum.org/v1/gonum/mat"
@@ -59,25 +60,10 @@ func HeldOutFeatures(backend backends.Backend, m *fashion.Model, images []float3
 		if err != nil {
 			return nil, nil, err
 		}
-		logits = append(logits, rows(outs[0])...)
-		feats = append(feats, rows(outs[1])...)
+		logits = append(logits, imageeval.Rows(outs[0])...)
+		feats = append(feats, imageeval.Rows(outs[1])...)
 	}
 	return logits, feats, nil
-}
-
-// rows converts a float32 [n, d] tensor to n float64 rows.
-func rows(t *tensors.Tensor) [][]float64 {
-	flat := tensors.MustCopyFlatData[float32](t)
-	n := t.Shape().Dim(0)
-	d := len(flat) / max(n, 1)
-	out := make([][]float64, n)
-	for i := range out {
-		out[i] = make([]float64, d)
-		for j := range out[i] {
-			out[i][j] = float64(flat[i*d+j])
-		}
-	}
-	return out
 }
 
 // ComputeTestStats computes TestStats from the installed test set (dataDir "" = the default).

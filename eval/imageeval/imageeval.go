@@ -171,8 +171,8 @@ func (e *Evaluator) score(images []float32, ids []int32, opts Options) (*Result,
 		return nil, err
 	}
 	rewards := tensors.MustCopyFlatData[float32](outs[0])
-	logits := rows(outs[1])
-	feats := rows(outs[2])
+	logits := Rows(outs[1])
+	feats := Rows(outs[2])
 	np := len(e.m.Prompts())
 	res := &Result{PerPromptAlignment: make([]float64, np)}
 	labels := make([]int, n)
@@ -230,7 +230,8 @@ func argmax(xs []float64) int {
 	return best
 }
 
-func rows(t *tensors.Tensor) [][]float64 {
+// Rows converts a float32 [n, d] tensor to n rows of float64.
+func Rows(t *tensors.Tensor) [][]float64 {
 	flat := tensors.MustCopyFlatData[float32](t)
 	n := t.Shape().Dim(0)
 	d := len(flat) / max(n, 1)
