@@ -122,6 +122,9 @@ func LoadFS(fsys fs.FS) (m *Model, err error) {
 	for v := range m.ctx.IterVariables() {
 		v.SetTrainable(false)
 	}
+	if err := m.checkComplete(); err != nil {
+		return nil, err
+	}
 	if data, err := fs.ReadFile(fsys, FiguresFile); err == nil {
 		m.figures, err = parseFigures(data)
 		if err != nil {
