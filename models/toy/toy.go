@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -21,7 +20,6 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/hypernoise/hypernoise/nn"
@@ -34,10 +32,8 @@ type Config struct {
 	Radius float64 `json:"radius"` // ring radius
 	Std    float64 `json:"std"`    // standard deviation of each Gaussian
 
-	Hidden        int     `json:"hidden"`         // width of the student's hidden layers
-	TeacherHidden int     `json:"teacher_hidden"` // width of the teacher's hidden layers
-	Depth         int     `json:"depth"`          // number of hidden layers of both
-	EMA           float64 `json:"ema"`            // decay of the teacher weights' moving average used for sampling (0: none)
+	Hidden int `json:"hidden"` // width of the teacher's and the student's hidden layers
+	Depth  int `json:"depth"`  // number of hidden layers
 
 	TeacherSteps int     `json:"teacher_steps"` // Adam steps for the teacher
 	StudentSteps int     `json:"student_steps"` // Adam steps for the student
@@ -52,8 +48,8 @@ type Config struct {
 
 // DefaultConfig is 8 Gaussians (std 0.2) on a ring of radius 2 with 3x64 SiLU networks.
 func DefaultConfig() Config {
-	return Config{Modes: 8, Radius: 2, Std: 0.2, Hidden: 64, TeacherHidden: 64, Depth: 3, EMA: 0,
-		TeacherSteps: 1500, StudentSteps: 1500, Batch: 256, LR: 3e-3, ODESteps: 24, Pairs: 8192,
+	return Config{Modes: 8, Radius: 2, Std: 0.2, Hidden: 64, Depth: 3,
+		TeacherSteps: 1500, StudentSteps: 1500, Batch: 256, LR: 1e-2, ODESteps: 24, Pairs: 8192,
 		Seed: 1, Scope: "toy"}
 }
 
@@ -72,10 +68,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("toy: modes must be >= 1, got %d", c.Modes)
 	case !(c.Radius >= 0) || !(c.Std > 0):
 		return fmt.Errorf("toy: need radius >= 0 and std > 0, got %g and %g", c.Radius, c.Std)
-	case c.Hidden <= 0 || c.TeacherHidden <= 0 || c.Depth <= 0:
-		return fmt.Errorf("toy: hidden widths and depth must be positive, got %d, %d and %d", c.Hidden, c.TeacherHidden, c.Depth)
-	case c.EMA < 0 || c.EMA >= 1:
-		return fmt.Errorf("toy: EMA decay must be in [0, 1), got %g", c.EMA)
+	case c.Hidden <= 0 || c.Depth <= 0:
+		return fmt.Errorf("toy: hidden width and depth must be positive, got %d and %d", c.Hidden, c.Depth)
 	case c.TeacherSteps <= 0 || c.StudentSteps <= 0 || c.Batch <= 0 || c.ODESteps <= 0 || c.Pairs <= 0:
 		return fmt.Errorf("toy: steps, batch, ODE steps and pairs must be positive")
 	case !(c.LR > 0):
@@ -150,7 +144,7 @@ func velocity(ctx *context.Context, cfg Config, x, t *Node) *Node {
 		feats = append(feats, Sin(arg), Cos(arg))
 	}
 	h := Concatenate(feats, -1)
-	return mlp(ctx.In("teacher"), h, cfg.TeacherHidden, cfg.Depth, 2)
+	return mlp(ctx.In("teacher"), h, cfg.Hidden, cfg.Depth, 2)
 }
 
 // TrainStats reports how the toy was trained.
@@ -185,15 +179,7 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 	teacherStep, err := context.NewExec(backend, wctx, func(ctx *context.Context, xt, t, v *Node) *Node {
 		pred := velocity(ctx, cfg, xt, t)
 		loss := ReduceAllMean(Square(Sub(pred, v)))
-		g := xt.Graph()
-		opt.UpdateGraph(ctx, g, loss)
-		if cfg.EMA > 0 {
-			for _, v := range teacherVars(ctx) {
-				avg := ctx.InAbsPath("/ema"+v.Scope()).Checked(false).WithInitializer(initializers.Zero).
-					VariableWithShape(v.Name(), v.Shape()).SetTrainable(false)
-				avg.SetValueGraph(Add(MulScalar(avg.ValueGraph(g), cfg.EMA), MulScalar(v.ValueGraph(g), 1-cfg.EMA)))
-			}
-		}
+		opt.UpdateGraph(ctx, xt.Graph(), loss)
 		return loss
 	})
 	if err != nil {
@@ -228,23 +214,6 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 	}
 	st.TeacherLoss = mean(tail)
 	teacherStep.Finalize()
-	if cfg.EMA > 0 {
-		// Sample with the bias-corrected moving average avg/(1 - ema^steps) of the weights.
-		corr := 1 / (1 - math.Pow(cfg.EMA, float64(cfg.TeacherSteps)))
-		for _, v := range teacherVars(wctx) {
-			avg := work.InspectVariable("/ema"+v.Scope(), v.Name())
-			if avg == nil {
-				return nil, st, fmt.Errorf("toy: no moving average for %s", v.ScopeAndName())
-			}
-			vals := tensors.MustCopyFlatData[float32](avg.MustValue())
-			for i := range vals {
-				vals[i] = float32(float64(vals[i]) * corr)
-			}
-			if err := v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)); err != nil {
-				return nil, st, err
-			}
-		}
-	}
 
 	// 2. Distillation pairs: eps -> ODE(eps), midpoint rule.
 	p := cfg.Pairs
@@ -349,18 +318,6 @@ func setLR(ctx *context.Context, lr float64, step, steps int) error {
 	}
 	f := 0.05 + 0.95*(1+math.Cos(math.Pi*float64(step)/float64(steps)))/2
 	return v.SetValue(tensors.FromScalar(float32(lr * f)))
-}
-
-// teacherVars lists the teacher's weights (under the scope's "teacher").
-func teacherVars(ctx *context.Context) []*context.Variable {
-	prefix := ctx.In("teacher").Scope()
-	var out []*context.Variable
-	for v := range ctx.IterVariables() {
-		if v.Trainable && (v.Scope() == prefix || strings.HasPrefix(v.Scope(), prefix+"/")) {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func appendTail(tail []float64, v float64) []float64 {

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/hypernoise/hypernoise/cli"
+)
+
+// TestToyBadInput: every bad input is one line naming what is allowed, with exit code 2, before
+// any work starts.
+func TestToyBadInput(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--beta", "0"}, "beta must be a positive"},
+		{[]string{"--beta", "-2"}, "beta must be a positive"},
+		{[]string{"--reward", "left"}, "available rewards: bump, right, up"},
+		{[]string{"--reward", "right=abc"}, "not a number"},
+		{[]string{"--methods", "base,magic"}, "allowed: base, best_of_n, reno, finetune, hypernoise, hypernoise_mlp, hypernoise_exact_kl"},
+		{[]string{"--rank", "0"}, "rank must be positive"},
+		{[]string{"--steps", "0"}, "steps must be positive"},
+		{[]string{"--batch", "-1"}, "batch size must be positive"},
+		{[]string{"--best-of", "0"}, "must be positive"},
+		{[]string{"--samples", "0"}, "samples must be positive"},
+		{[]string{"--nonsense"}, "flag provided but not defined"},
+	} {
+		var out, errw bytes.Buffer
+		code := cli.Main("hypernoise", about, commands, append([]string{"toy"}, c.args...), &out, &errw)
+		msg := errw.String()
+		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("toy %v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
+		}
+	}
+}

@@ -1,0 +1,727 @@
+// Package toy2d is the 2-D exact-tilt benchmark: every method is scored against the exact
+// reward-tilted distribution of a toy one-step generator.
+//
+// The generator g: R^2 -> R^2 is trained by package models/toy (8 Gaussians on a ring, rectified
+// flow teacher, one-step student). For a reward r and temperature beta the target is
+//
+//	p*(x) ∝ p_g(x) exp(r(x)/beta),  p_g = g#N(0, I),
+//
+// computed without learning by quadrature in noise space: on a Q x Q midpoint grid e_ij over
+// [-E, E]^2, the point g(e_ij) gets weight N(e_ij; 0, I) exp(r(g(e_ij))/beta), and the weights are
+// histogrammed on the evaluation grid. Each method's samples are histogrammed on the same grid
+// (G x G cells over [-X, X]^2 plus one cell for everything outside). Both histograms are smoothed
+// the same way, by a Gaussian blur of std Blur cells (default 1), which keeps the finite-sample
+// noise of N samples over ~10^3 cells from dominating the scores, and then compared by
+//
+//	KL(target || method) = Σ_i t~_i log(t~_i / m~_i),  p~ = (1 - s) p + s/(G^2 + 1)  (s = Smoothing)
+//	TV = 1/2 Σ_i |t_i - m_i|
+//
+// by mean reward, and by cost (network evaluations and seconds per sample). The KL floor of a
+// perfect sampler with the same number of samples is reported too (target.kl_floor): samples drawn
+// from the quadrature distribution itself.
+package toy2d
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/baselines/bestofn"
+	"github.com/hypernoise/hypernoise/baselines/finetune"
+	"github.com/hypernoise/hypernoise/baselines/reno"
+	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/models/toy"
+	"github.com/hypernoise/hypernoise/progress"
+)
+
+// Method names, in report order.
+const (
+	MethodBase       = "base"
+	MethodBestOfN    = "best_of_n"
+	MethodReNO       = "reno"
+	MethodFinetune   = "finetune"
+	MethodHyperNoise = "hypernoise"          // LoRA modulator, paper's surrogate 1/2||f||^2
+	MethodMLP        = "hypernoise_mlp"      // standalone MLP modulator, surrogate
+	MethodExactKL    = "hypernoise_exact_kl" // LoRA modulator, exact KL(T#N||N)
+)
+
+// MethodNames lists every method, in report order.
+func MethodNames() []string {
+	return []string{MethodBase, MethodBestOfN, MethodReNO, MethodFinetune, MethodHyperNoise, MethodMLP, MethodExactKL}
+}
+
+// Config configures the benchmark.
+type Config struct {
+	Beta   float64 `json:"beta"`   // tilt temperature
+	Reward string  `json:"reward"` // reward spec over toy.Rewards, e.g. "right" or "right=1,bump=0.5"
+	Seed   int64   `json:"seed"`
+
+	Toy toy.Config `json:"toy"`
+
+	Grid             int     `json:"grid"`              // evaluation cells per axis
+	Extent           float64 `json:"extent"`            // evaluation grid covers [-Extent, Extent]^2
+	Blur             float64 `json:"blur"`              // std (in cells) of the Gaussian blur of both histograms
+	Smoothing        float64 `json:"smoothing"`         // uniform mixing weight s for the KL
+	Samples          int     `json:"samples"`           // evaluation samples per method
+	Quadrature       int     `json:"quadrature"`        // noise-grid points per axis for the target
+	QuadratureExtent float64 `json:"quadrature_extent"` // noise grid covers [-E, E]^2
+
+	BestOfN int                  `json:"best_of_n"`
+	ReNO    reno.Config          `json:"reno"`
+	Train   hypernet.TrainConfig `json:"train"` // HyperNoise and fine-tune training
+	Rank    int                  `json:"rank"`  // LoRA rank of the modulator and of the fine-tune
+	MLP     struct {
+		Hidden int `json:"hidden"`
+		Layers int `json:"layers"`
+	} `json:"mlp"`
+
+	Methods []string `json:"methods"` // methods to run (nil: all)
+
+	// ToyCache, if set, is a .safetensors file the trained toy generator is loaded from when it
+	// exists and was trained with the same toy configuration, and saved to otherwise.
+	ToyCache string `json:"-"`
+}
+
+// DefaultConfig is the full benchmark (a few minutes on 2 CPU cores).
+func DefaultConfig() Config {
+	c := Config{Beta: 1, Reward: "right", Seed: 1, Toy: toy.DefaultConfig(),
+		Grid: 64, Extent: 3.5, Blur: 1, Smoothing: 1e-3, Samples: 20000, Quadrature: 500, QuadratureExtent: 6,
+		BestOfN: 4, ReNO: reno.DefaultConfig(), Rank: 16}
+	c.Train = hypernet.DefaultAdamW()
+	c.Train.LR = 2e-3
+	c.Train.WeightDecay = 0
+	c.Train.Steps = 1500
+	c.Train.BatchSize = 256
+	c.Train.WarmupSteps = 50
+	c.Train.ClipNorm = 1
+	c.MLP.Hidden, c.MLP.Layers = 64, 2
+	return c
+}
+
+// QuickConfig is the benchmark sized to finish in under a minute on 2 CPU cores.
+func QuickConfig() Config {
+	c := DefaultConfig()
+	c.Toy = toy.QuickConfig()
+	c.Grid = 48
+	c.Samples = 6000
+	c.Quadrature = 400
+	c.Train.Steps = 400
+	return c
+}
+
+// Validate checks the configuration; errors name what is allowed.
+func (c Config) Validate() error {
+	switch {
+	case !(c.Beta > 0) || math.IsInf(c.Beta, 0):
+		return fmt.Errorf("beta must be a positive number, got %g", c.Beta)
+	case c.Grid < 2 || c.Quadrature < 2:
+		return fmt.Errorf("grid and quadrature sizes must be >= 2, got %d and %d", c.Grid, c.Quadrature)
+	case !(c.Extent > 0) || !(c.QuadratureExtent > 0):
+		return fmt.Errorf("grid extents must be positive")
+	case c.Blur < 0 || c.Blur > float64(c.Grid)/4:
+		return fmt.Errorf("blur must be in [0, grid/4] cells, got %g", c.Blur)
+	case c.Smoothing < 0 || c.Smoothing >= 1:
+		return fmt.Errorf("smoothing must be in [0, 1), got %g", c.Smoothing)
+	case c.Samples <= 0:
+		return fmt.Errorf("samples must be positive, got %d", c.Samples)
+	case c.BestOfN <= 0:
+		return fmt.Errorf("best-of-N's N must be positive, got %d", c.BestOfN)
+	case c.Rank <= 0:
+		return fmt.Errorf("LoRA rank must be positive, got %d", c.Rank)
+	case c.MLP.Hidden <= 0 || c.MLP.Layers <= 0:
+		return fmt.Errorf("MLP modulator width and depth must be positive")
+	}
+	if err := c.Toy.Validate(); err != nil {
+		return err
+	}
+	if err := c.ReNO.Validate(); err != nil {
+		return err
+	}
+	if err := c.Train.Validate(); err != nil {
+		return err
+	}
+	for _, m := range c.Methods {
+		if !slices.Contains(MethodNames(), m) {
+			return fmt.Errorf("unknown method %q; allowed: %s", m, strings.Join(MethodNames(), ", "))
+		}
+	}
+	if _, err := toy.Rewards(c.Toy).Parse(c.Reward); err != nil {
+		return err
+	}
+	return nil
+}
+
+// MethodResult is one method's score.
+type MethodResult struct {
+	KL               float64 `json:"kl"`
+	TV               float64 `json:"tv"`
+	Reward           float64 `json:"reward"`
+	OutsideGrid      float64 `json:"outside_grid"` // fraction of samples outside the grid
+	NFEPerSample     float64 `json:"nfe_per_sample"`
+	SecondsPerSample float64 `json:"seconds_per_sample"`
+	Forward          float64 `json:"forward_per_sample"`
+	Backward         float64 `json:"backward_per_sample"`
+	// Training (fine-tune and HyperNoise): steps, skipped steps, wall time and network
+	// evaluations of the whole training run.
+	TrainSteps   int     `json:"train_steps,omitempty"`
+	TrainSkipped int     `json:"train_skipped,omitempty"`
+	TrainSeconds float64 `json:"train_seconds,omitempty"`
+	TrainNFE     float64 `json:"train_nfe,omitempty"`
+
+	density []float64
+}
+
+// Target describes the exact tilted distribution.
+type Target struct {
+	Reward float64 `json:"reward"` // E_{p*}[r]
+	// BaseReward is E_{p_g}[r] under the untilted generator, by the same quadrature.
+	BaseReward float64 `json:"base_reward"`
+	// KLFloor, TVFloor: the scores of Samples draws from the target itself (finite-sample floor).
+	KLFloor float64 `json:"kl_floor"`
+	TVFloor float64 `json:"tv_floor"`
+}
+
+// Check is one of the relations the method is expected to satisfy.
+type Check struct {
+	Name   string `json:"name"`
+	Holds  bool   `json:"holds"`
+	Detail string `json:"detail"`
+}
+
+// Report is the benchmark's result. Its JSON form is the `hypernoise toy --json` output.
+type Report struct {
+	Beta    float64                  `json:"beta"`
+	Reward  string                   `json:"reward_spec"`
+	Target  Target                   `json:"target"`
+	Methods map[string]*MethodResult `json:"methods"`
+	Checks  []Check                  `json:"checks"`
+	Grid    struct {
+		Cells     int     `json:"cells_per_axis"`
+		Extent    float64 `json:"extent"`
+		Blur      float64 `json:"blur_cells"`
+		Smoothing float64 `json:"smoothing"`
+		Samples   int     `json:"samples_per_method"`
+	} `json:"grid"`
+	Toy     toy.TrainStats `json:"toy"`
+	Seconds float64        `json:"seconds"`
+
+	order         []string
+	targetDensity []float64
+}
+
+// Order lists the methods in the report in their canonical order.
+func (r *Report) Order() []string { return slices.Clone(r.order) }
+
+// Random streams of the benchmark (see hypernet.Normal).
+const (
+	streamEval   = 101
+	streamBoN    = 102
+	streamFloor  = 103
+	streamJitter = 104
+)
+
+// grid histograms points on [-ext, ext]^2 with n cells per axis plus one outside cell.
+type grid struct {
+	n   int
+	ext float64
+}
+
+func (g grid) cells() int { return g.n*g.n + 1 }
+
+func (g grid) bin(x, y float64) int {
+	fx := (x + g.ext) / (2 * g.ext) * float64(g.n)
+	fy := (y + g.ext) / (2 * g.ext) * float64(g.n)
+	if !(fx >= 0 && fx < float64(g.n) && fy >= 0 && fy < float64(g.n)) { // also NaN
+		return g.n * g.n
+	}
+	return int(fy)*g.n + int(fx)
+}
+
+// histogram of points xs (flat [N*2]) with weights w (nil: equal), normalized to sum 1.
+func (g grid) histogram(xs []float32, w []float64) []float64 {
+	h := make([]float64, g.cells())
+	total := 0.0
+	for i := 0; i < len(xs)/2; i++ {
+		wi := 1.0
+		if w != nil {
+			wi = w[i]
+		}
+		h[g.bin(float64(xs[2*i]), float64(xs[2*i+1]))] += wi
+		total += wi
+	}
+	for i := range h {
+		h[i] /= total
+	}
+	return h
+}
+
+// blurred convolves the G x G part of a histogram with a Gaussian of std sigma cells (truncated at
+// 3 sigma, zero outside the grid, renormalized per output cell so that no mass leaks at the
+// border); the outside cell is kept as is.
+func (g grid) blurred(h []float64, sigma float64) []float64 {
+	if sigma <= 0 {
+		return h
+	}
+	r := int(math.Ceil(3 * sigma))
+	k := make([]float64, 2*r+1)
+	for i := range k {
+		d := float64(i - r)
+		k[i] = math.Exp(-d * d / (2 * sigma * sigma))
+	}
+	n := g.n
+	pass := func(src []float64, horizontal bool) []float64 {
+		dst := make([]float64, len(src))
+		copy(dst, src)
+		for i := range n {
+			for j := range n {
+				s, wsum := 0.0, 0.0
+				for o := -r; o <= r; o++ {
+					ii, jj := i, j+o
+					if !horizontal {
+						ii, jj = i+o, j
+					}
+					if ii < 0 || ii >= n || jj < 0 || jj >= n {
+						continue
+					}
+					s += k[o+r] * src[ii*n+jj]
+					wsum += k[o+r]
+				}
+				dst[i*n+j] = s / wsum
+			}
+		}
+		return dst
+	}
+	out := pass(pass(h, true), false)
+	// Renormalize to the original total mass.
+	before, after := 0.0, 0.0
+	for i := range n * n {
+		before += h[i]
+		after += out[i]
+	}
+	if after > 0 {
+		for i := range n * n {
+			out[i] *= before / after
+		}
+	}
+	return out
+}
+
+// KL computes KL(t || m) = Σ t~ log(t~/m~) after mixing both with the uniform distribution:
+// p~ = (1-s) p + s/len(p).
+func KL(t, m []float64, s float64) float64 {
+	u := s / float64(len(t))
+	kl := 0.0
+	for i := range t {
+		ti := (1-s)*t[i] + u
+		mi := (1-s)*m[i] + u
+		if ti > 0 {
+			kl += ti * math.Log(ti/mi)
+		}
+	}
+	return kl
+}
+
+// TV computes the total variation distance 1/2 Σ |t - m|.
+func TV(t, m []float64) float64 {
+	d := 0.0
+	for i := range t {
+		d += math.Abs(t[i] - m[i])
+	}
+	return d / 2
+}
+
+// Run trains the toy generator and every selected method, and scores them. report (may be nil)
+// receives progress lines. Any failure is returned as an error.
+func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Report, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("toy benchmark: %v", r)
+		}
+	}()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	methods := cfg.Methods
+	if len(methods) == 0 {
+		methods = MethodNames()
+	}
+	run := func(m string) bool { return slices.Contains(methods, m) }
+	stage := 0
+	stages := 2 + len(methods)
+	say := func(s string) {
+		stage++
+		report.Report(stage, stages, s)
+	}
+
+	ctx := context.New()
+	say("training the toy generator")
+	gen, stats, err := toyGenerator(backend, ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	reward, err := toy.Rewards(cfg.Toy).Parse(cfg.Reward)
+	if err != nil {
+		return nil, err
+	}
+	gr := grid{n: cfg.Grid, ext: cfg.Extent}
+	rep = &Report{Beta: cfg.Beta, Reward: reward.Name(), Methods: map[string]*MethodResult{}, Toy: stats}
+	rep.Grid.Cells, rep.Grid.Extent, rep.Grid.Blur, rep.Grid.Smoothing, rep.Grid.Samples = cfg.Grid, cfg.Extent, cfg.Blur, cfg.Smoothing, cfg.Samples
+
+	// Generator + reward evaluation, in fixed-size chunks (one compiled graph).
+	genReward, err := context.NewExec(backend, ctx, func(ctx *context.Context, eps *Node) []*Node {
+		prompts := Zeros(eps.Graph(), shapes.Make(dtypes.Int32, eps.Shape().Dim(0)))
+		x := gen.Generate(ctx, eps, prompts)
+		return []*Node{x, ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer genReward.Finalize()
+	evalPoints := func(eps []float32) (xs, rs []float32, err error) {
+		const chunk = 16384
+		n := len(eps) / 2
+		for start := 0; start < n; start += chunk {
+			buf := make([]float32, 2*chunk)
+			copy(buf, eps[2*start:min(2*n, 2*(start+chunk))])
+			outs, err := genReward.Exec(tensors.FromFlatDataAndDimensions(buf, chunk, 2))
+			if err != nil {
+				return nil, nil, err
+			}
+			m := min(chunk, n-start)
+			xs = append(xs, tensors.MustCopyFlatData[float32](outs[0])[:2*m]...)
+			rs = append(rs, tensors.MustCopyFlatData[float32](outs[1])[:m]...)
+		}
+		return xs, rs, nil
+	}
+	rewardExec, err := context.NewExec(backend, ctx, func(ctx *context.Context, x *Node) *Node {
+		prompts := Zeros(x.Graph(), shapes.Make(dtypes.Int32, x.Shape().Dim(0)))
+		return ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer rewardExec.Finalize()
+	rewardOf := func(x *tensors.Tensor) ([]float32, error) {
+		r, err := rewardExec.Exec1(x)
+		if err != nil {
+			return nil, err
+		}
+		return tensors.MustCopyFlatData[float32](r), nil
+	}
+
+	// Target by quadrature.
+	say("exact target by quadrature")
+	q := cfg.Quadrature
+	h := 2 * cfg.QuadratureExtent / float64(q)
+	qeps := make([]float32, 2*q*q)
+	for i := range q {
+		for j := range q {
+			k := i*q + j
+			qeps[2*k] = float32(-cfg.QuadratureExtent + (float64(j)+0.5)*h)
+			qeps[2*k+1] = float32(-cfg.QuadratureExtent + (float64(i)+0.5)*h)
+		}
+	}
+	qx, qr, err := evalPoints(qeps)
+	if err != nil {
+		return nil, err
+	}
+	logw := make([]float64, q*q)
+	maxLog := math.Inf(-1)
+	for k := range logw {
+		e1, e2 := float64(qeps[2*k]), float64(qeps[2*k+1])
+		logw[k] = -(e1*e1+e2*e2)/2 + float64(qr[k])/cfg.Beta
+		if !math.IsNaN(logw[k]) {
+			maxLog = math.Max(maxLog, logw[k])
+		}
+	}
+	wTilt := make([]float64, q*q)
+	wBase := make([]float64, q*q)
+	var sumT, sumB, rT, rB float64
+	for k := range logw {
+		e1, e2 := float64(qeps[2*k]), float64(qeps[2*k+1])
+		wb := math.Exp(-(e1*e1 + e2*e2) / 2)
+		wt := math.Exp(logw[k] - maxLog)
+		if math.IsNaN(wt) {
+			wt = 0
+		}
+		wTilt[k], wBase[k] = wt, wb
+		sumT += wt
+		sumB += wb
+		rT += wt * float64(qr[k])
+		rB += wb * float64(qr[k])
+	}
+	rep.Target.Reward = rT / sumT
+	rep.Target.BaseReward = rB / sumB
+	rep.targetDensity = gr.blurred(gr.histogram(qx, wTilt), cfg.Blur)
+
+	// Finite-sample floor: Samples draws from the quadrature distribution, jittered in their cell.
+	{
+		cum := make([]float64, len(wTilt))
+		acc := 0.0
+		for k, w := range wTilt {
+			acc += w
+			cum[k] = acc
+		}
+		r := rand.New(rand.NewPCG(uint64(cfg.Seed), streamFloor))
+		pts := make([]float32, 2*cfg.Samples)
+		for i := range cfg.Samples {
+			k := sort.SearchFloat64s(cum, r.Float64()*acc)
+			k = min(k, len(cum)-1)
+			pts[2*i] = qeps[2*k] + float32((r.Float64()-0.5)*h)
+			pts[2*i+1] = qeps[2*k+1] + float32((r.Float64()-0.5)*h)
+		}
+		fx, _, err := evalPoints(pts)
+		if err != nil {
+			return nil, err
+		}
+		d := gr.blurred(gr.histogram(fx, nil), cfg.Blur)
+		rep.Target.KLFloor = KL(rep.targetDensity, d, cfg.Smoothing)
+		rep.Target.TVFloor = TV(rep.targetDensity, d)
+	}
+
+	n := cfg.Samples
+	evalEps := hypernet.NoiseTensor(cfg.Seed, streamEval, n, []int{2})
+	prompts := tensors.FromFlatDataAndDimensions(make([]int32, n), n)
+	score := func(name string, x *tensors.Tensor, cost hypernet.Cost) (*MethodResult, error) {
+		xs := tensors.MustCopyFlatData[float32](x)
+		rs, err := rewardOf(x)
+		if err != nil {
+			return nil, err
+		}
+		d := gr.blurred(gr.histogram(xs, nil), cfg.Blur)
+		res := &MethodResult{KL: KL(rep.targetDensity, d, cfg.Smoothing), TV: TV(rep.targetDensity, d),
+			OutsideGrid: d[len(d)-1], NFEPerSample: cost.NFE(), SecondsPerSample: cost.Seconds,
+			Forward: cost.Forward, Backward: cost.Backward, density: d}
+		for _, r := range rs {
+			res.Reward += float64(r)
+		}
+		res.Reward /= float64(len(rs))
+		rep.Methods[name] = res
+		rep.order = append(rep.order, name)
+		return res, nil
+	}
+	sample := func(g hypernoise.Generator, mod hypernoise.Modulator) (*tensors.Tensor, hypernet.Cost, error) {
+		s, err := hypernet.NewSampler(backend, ctx, g, mod)
+		if err != nil {
+			return nil, hypernet.Cost{}, err
+		}
+		defer s.Finalize()
+		x, _, cost, err := s.Sample(evalEps, prompts)
+		return x, cost, err
+	}
+	trained := func(res *MethodResult, tr *hypernet.TrainResult) {
+		res.TrainSteps, res.TrainSkipped, res.TrainSeconds = tr.Steps, tr.Skipped, tr.Seconds
+		res.TrainNFE = tr.Cost.NFE() * float64(cfg.Train.BatchSize)
+	}
+
+	for _, m := range MethodNames() {
+		if !run(m) {
+			continue
+		}
+		say(m)
+		switch m {
+		case MethodBase:
+			x, cost, err := sample(gen, nil)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := score(m, x, cost); err != nil {
+				return nil, err
+			}
+		case MethodBestOfN:
+			s, err := bestofn.New(backend, ctx, gen, reward, cfg.BestOfN)
+			if err != nil {
+				return nil, err
+			}
+			eps := hypernet.NoiseTensor(cfg.Seed, streamBoN, n, []int{cfg.BestOfN, 2})
+			res, err := s.Sample(eps, prompts)
+			s.Finalize()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := score(m, res.X, res.Cost); err != nil {
+				return nil, err
+			}
+		case MethodReNO:
+			o, err := reno.New(backend, ctx, gen, reward, cfg.ReNO)
+			if err != nil {
+				return nil, err
+			}
+			res, err := o.Run(evalEps, prompts)
+			o.Finalize()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := score(m, res.X, res.Cost); err != nil {
+				return nil, err
+			}
+		case MethodFinetune:
+			ft, err := finetune.New(gen, cfg.Rank, 0, "finetune")
+			if err != nil {
+				return nil, err
+			}
+			p, err := ft.Problem(reward)
+			if err != nil {
+				return nil, err
+			}
+			tr, err := hypernet.Train(backend, ctx, p, cfg.Train, nil)
+			if err != nil {
+				return nil, err
+			}
+			x, cost, err := sample(ft, nil)
+			if err != nil {
+				return nil, err
+			}
+			res, err := score(m, x, cost)
+			if err != nil {
+				return nil, err
+			}
+			trained(res, tr)
+		case MethodHyperNoise, MethodMLP, MethodExactKL:
+			var mod hypernoise.Modulator
+			obj := hypernet.Objective{Reward: reward, Reg: hypernet.RegKL, Beta: cfg.Beta}
+			switch m {
+			case MethodHyperNoise:
+				mod, err = hypernet.NewLoRA(gen, cfg.Rank, 0, "hypernet")
+			case MethodMLP:
+				mod, err = hypernet.NewMLP(gen.NoiseShape(), 0, cfg.MLP.Hidden, cfg.MLP.Layers, "hypernet_mlp")
+			case MethodExactKL:
+				mod, err = hypernet.NewLoRA(gen, cfg.Rank, 0, "hypernet_exact")
+				obj.Reg = hypernet.RegExactKL
+			}
+			if err != nil {
+				return nil, err
+			}
+			p, err := hypernet.NewProblem(gen, mod, obj)
+			if err != nil {
+				return nil, err
+			}
+			tr, err := hypernet.Train(backend, ctx, p, cfg.Train, nil)
+			if err != nil {
+				return nil, err
+			}
+			x, cost, err := sample(gen, mod)
+			if err != nil {
+				return nil, err
+			}
+			res, err := score(m, x, cost)
+			if err != nil {
+				return nil, err
+			}
+			trained(res, tr)
+		}
+	}
+	rep.Checks = checks(rep)
+	rep.Seconds = time.Since(t0).Seconds()
+	return rep, nil
+}
+
+// toyGenerator trains the toy generator, or loads it from cfg.ToyCache.
+func toyGenerator(backend backends.Backend, ctx *context.Context, cfg Config) (*toy.Model, toy.TrainStats, error) {
+	js, err := json.Marshal(cfg.Toy)
+	if err != nil {
+		return nil, toy.TrainStats{}, err
+	}
+	if cfg.ToyCache != "" {
+		if data, err := os.ReadFile(cfg.ToyCache); err == nil {
+			probe := context.New()
+			meta, err := ckpt.Decode(probe, data)
+			if err == nil && meta["toy_config"] == string(js) {
+				if _, err := ckpt.Decode(ctx, data); err != nil {
+					return nil, toy.TrainStats{}, err
+				}
+				var st toy.TrainStats
+				_ = json.Unmarshal([]byte(meta["toy_stats"]), &st)
+				return &toy.Model{Config: cfg.Toy}, st, nil
+			}
+		}
+	}
+	gen, st, err := toy.Train(backend, ctx, cfg.Toy, nil)
+	if err != nil {
+		return nil, st, err
+	}
+	if cfg.ToyCache != "" {
+		sj, _ := json.Marshal(st)
+		if err := ckpt.Save(ctx, "/"+cfg.Toy.Scope, cfg.ToyCache, map[string]string{"toy_config": string(js), "toy_stats": string(sj)}); err != nil {
+			return nil, st, err
+		}
+	}
+	return gen, st, nil
+}
+
+// checks evaluates the relations the issue expects of HyperNoise (for the paper's surrogate,
+// "hypernoise", and for the exact-KL variant), for the methods that were run.
+func checks(r *Report) []Check {
+	var out []Check
+	get := func(name string) *MethodResult { return r.Methods[name] }
+	add := func(name string, holds bool, format string, args ...any) {
+		out = append(out, Check{Name: name, Holds: holds, Detail: fmt.Sprintf(format, args...)})
+	}
+	base, ft, rn := get(MethodBase), get(MethodFinetune), get(MethodReNO)
+	if rn != nil {
+		add("reno_reward_above_target", rn.Reward > r.Target.Reward, "reward %.4g vs target %.4g", rn.Reward, r.Target.Reward)
+	}
+	for _, name := range []string{MethodHyperNoise, MethodExactKL} {
+		hn := get(name)
+		if hn == nil {
+			continue
+		}
+		if base != nil {
+			add(name+"_kl_at_most_half_base", hn.KL <= 0.5*base.KL, "KL %.4f vs base %.4f", hn.KL, base.KL)
+		}
+		if ft != nil {
+			add(name+"_kl_at_most_half_finetune", hn.KL <= 0.5*ft.KL, "KL %.4f vs finetune %.4f", hn.KL, ft.KL)
+		}
+		tr := r.Target.Reward
+		add(name+"_reward_within_15pct_of_target", math.Abs(hn.Reward-tr) <= 0.15*math.Abs(tr),
+			"reward %.4f vs target %.4f (%+.1f%%)", hn.Reward, tr, 100*(hn.Reward-tr)/math.Abs(tr))
+		if rn != nil {
+			add("reno_kl_above_"+name, rn.KL > hn.KL, "KL %.4f vs %s %.4f", rn.KL, name, hn.KL)
+		}
+	}
+	if ex, hn := get(MethodExactKL), get(MethodHyperNoise); ex != nil && hn != nil {
+		add("exact_kl_at_least_as_close_as_surrogate", ex.KL <= hn.KL, "KL %.4f vs surrogate %.4f", ex.KL, hn.KL)
+	}
+	return out
+}
+
+// Table renders the report as a plain-text table.
+func (r *Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "reward %s, beta %g; target mean reward %.3f (base generator %.3f); %d samples per method, %dx%d grid\n",
+		r.Reward, r.Beta, r.Target.Reward, r.Target.BaseReward, r.Grid.Samples, r.Grid.Cells, r.Grid.Cells)
+	fmt.Fprintf(&b, "%-20s %8s %7s %10s %8s %10s %10s %9s\n", "method", "KL", "TV", "reward", "outside", "NFE/sample", "us/sample", "train s")
+	fmt.Fprintf(&b, "%-20s %8.4f %7.4f %10.4g %8s %10s %10s %9s\n", "(exact sampler)", r.Target.KLFloor, r.Target.TVFloor, r.Target.Reward, "", "", "", "")
+	for _, m := range r.order {
+		res := r.Methods[m]
+		train := ""
+		if res.TrainSteps > 0 {
+			train = fmt.Sprintf("%.1f", res.TrainSeconds)
+		}
+		fmt.Fprintf(&b, "%-20s %8.4f %7.4f %10.4g %8.4f %10.0f %10.2f %9s\n", m, res.KL, res.TV, res.Reward, res.OutsideGrid,
+			res.NFEPerSample, 1e6*res.SecondsPerSample, train)
+	}
+	for _, c := range r.Checks {
+		mark := "yes"
+		if !c.Holds {
+			mark = "NO "
+		}
+		fmt.Fprintf(&b, "[%s] %s: %s\n", mark, c.Name, c.Detail)
+	}
+	return b.String()
+}
