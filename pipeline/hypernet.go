@@ -254,17 +254,14 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// Save writes the modulator's weights and the config into dir, atomically.
+// Save writes the modulator's weights (hypernet.safetensors) and the config (hypernet.json) into
+// dir, atomically, with hypernet.SaveWeights.
 func (h *Hypernet) Save(dir string) error {
 	sc, ok := h.Modulator.(hypernet.Scoped)
 	if !ok {
 		return fmt.Errorf("modulator %s has no scope", h.Modulator.Name())
 	}
-	if err := ckpt.Save(h.Model.Context(), sc.Scope(), filepath.Join(dir, WeightsFile),
-		map[string]string{"reward_spec": h.Config.RewardSpec, "modulator": h.Config.Modulator.Kind}); err != nil {
-		return err
-	}
-	return ckpt.WriteJSON(filepath.Join(dir, ConfigFile), h.Config)
+	return hypernet.SaveWeights(h.Model.Context(), sc.Scope(), filepath.Join(dir, WeightsFile), h.Config)
 }
 
 // LoadHypernet reads a hypernetwork folder written by TrainHypernet onto model m (its adapters

@@ -26,16 +26,17 @@ type Runner struct {
 
 // BaseMethod samples x = g(eps, c).
 func BaseMethod(backend backends.Backend, m *fashion.Model) (*Runner, error) {
-	return samplerMethod(backend, m, nil, "base")
+	return samplerMethod(backend, m, m, nil, "base")
 }
 
 // HyperNoiseMethod samples x = g(eps + f(eps, c), c) with the trained hypernetwork.
 func HyperNoiseMethod(backend backends.Backend, hn *Hypernet, name string) (*Runner, error) {
-	return samplerMethod(backend, hn.Model, hn.Modulator, name)
+	return samplerMethod(backend, hn.Model, hn.Model, hn.Modulator, name)
 }
 
-func samplerMethod(backend backends.Backend, m *fashion.Model, mod hypernoise.Modulator, name string) (*Runner, error) {
-	s, err := hypernet.NewSampler(backend, m.Context(), m, mod)
+// samplerMethod samples x = gen(eps + mod(eps, c), c) (mod may be nil) with m's weights.
+func samplerMethod(backend backends.Backend, m *fashion.Model, gen hypernoise.Generator, mod hypernoise.Modulator, name string) (*Runner, error) {
+	s, err := hypernet.NewSampler(backend, m.Context(), gen, mod)
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +190,8 @@ func LoadOrTrainFinetune(backend backends.Backend, m *fashion.Model, spec string
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := ckpt.Save(m.Context(), ft.Scope(), filepath.Join(dir, FinetuneFile), map[string]string{"reward_spec": spec}); err != nil {
-		return nil, err
-	}
 	want.Result = summarize(res)
-	if err := ckpt.WriteJSON(filepath.Join(dir, FinetuneConfigFile), want); err != nil {
+	if err := hypernet.SaveWeights(m.Context(), ft.Scope(), filepath.Join(dir, FinetuneFile), want); err != nil {
 		return nil, err
 	}
 	return ft, nil
@@ -201,12 +199,5 @@ func LoadOrTrainFinetune(backend backends.Backend, m *fashion.Model, spec string
 
 // FinetuneMethod samples x = g_phi(eps, c) from the fine-tuned generator.
 func FinetuneMethod(backend backends.Backend, m *fashion.Model, ft *finetune.Model, name string) (*Runner, error) {
-	s, err := hypernet.NewSampler(backend, m.Context(), ft, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &Runner{Method: imageeval.Method{Name: name, Run: func(eps, prompts *tensors.Tensor) (*tensors.Tensor, hypernet.Cost, error) {
-		x, _, cost, err := s.Sample(eps, prompts)
-		return x, cost, err
-	}}, Close: s.Finalize}, nil
+	return samplerMethod(backend, m, ft, nil, name)
 }

@@ -3,11 +3,10 @@ package fashion
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 
-	"gonum.org/v1/gonum/mat"
+	"github.com/hypernoise/hypernoise/eval/metrics"
 )
 
 // PartFigures are one trained part's size, how it was trained and what it reached. They are written
@@ -36,91 +35,24 @@ func parseFigures(data []byte) (Figures, error) {
 }
 
 // FrechetDistance is the Fréchet distance between Gaussians fitted to two feature sets (rows of
-// dim values): |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a^{1/2} C_b C_a^{1/2})^{1/2}).
+// dim values), computed by eval/metrics: |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a^{1/2} C_b C_a^{1/2})^{1/2}).
 func FrechetDistance(a []float32, na int, b []float32, nb int, dim int) (float64, error) {
 	if na < 2 || nb < 2 || len(a) != na*dim || len(b) != nb*dim {
 		return 0, fmt.Errorf("Fréchet distance needs at least 2 rows of %d features per set, got %d and %d", dim, na, nb)
 	}
-	muA, covA := meanCov(a, na, dim)
-	muB, covB := meanCov(b, nb, dim)
-	d2 := 0.0
-	for i := range dim {
-		d := muA[i] - muB[i]
-		d2 += d * d
-	}
-	sa, err := sqrtPSD(covA)
-	if err != nil {
-		return 0, err
-	}
-	var m mat.Dense
-	m.Mul(sa, covB)
-	m.Mul(&m, sa)
-	sym := mat.NewSymDense(dim, nil)
-	for i := range dim {
-		for j := i; j < dim; j++ {
-			sym.SetSym(i, j, 0.5*(m.At(i, j)+m.At(j, i)))
-		}
-	}
-	var eig mat.EigenSym
-	if !eig.Factorize(sym, false) {
-		return 0, fmt.Errorf("Fréchet distance: eigen-decomposition failed")
-	}
-	trSqrt := 0.0
-	for _, l := range eig.Values(nil) {
-		trSqrt += math.Sqrt(math.Max(l, 0))
-	}
-	return d2 + mat.Trace(covA) + mat.Trace(covB) - 2*trSqrt, nil
+	return metrics.FrechetDistance(rowsOf(a, na, dim), rowsOf(b, nb, dim))
 }
 
-func meanCov(x []float32, n, dim int) ([]float64, *mat.SymDense) {
-	mu := make([]float64, dim)
-	for r := range n {
-		for i := range dim {
-			mu[i] += float64(x[r*dim+i])
+// rowsOf splits n*dim values into n float64 rows.
+func rowsOf(x []float32, n, dim int) [][]float64 {
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = make([]float64, dim)
+		for j := range out[i] {
+			out[i][j] = float64(x[i*dim+j])
 		}
 	}
-	for i := range mu {
-		mu[i] /= float64(n)
-	}
-	c := make([]float64, dim*dim)
-	row := make([]float64, dim)
-	for r := range n {
-		for i := range dim {
-			row[i] = float64(x[r*dim+i]) - mu[i]
-		}
-		for i := range dim {
-			ri := row[i]
-			for j := i; j < dim; j++ {
-				c[i*dim+j] += ri * row[j]
-			}
-		}
-	}
-	cov := mat.NewSymDense(dim, nil)
-	for i := range dim {
-		for j := i; j < dim; j++ {
-			cov.SetSym(i, j, c[i*dim+j]/float64(n-1))
-		}
-	}
-	return mu, cov
-}
-
-func sqrtPSD(s *mat.SymDense) (*mat.Dense, error) {
-	var eig mat.EigenSym
-	if !eig.Factorize(s, true) {
-		return nil, fmt.Errorf("Fréchet distance: eigen-decomposition failed")
-	}
-	vals := eig.Values(nil)
-	var v mat.Dense
-	eig.VectorsTo(&v)
-	n := len(vals)
-	d := mat.NewDiagDense(n, nil)
-	for i, l := range vals {
-		d.SetDiag(i, math.Sqrt(math.Max(l, 0)))
-	}
-	var out mat.Dense
-	out.Mul(&v, d)
-	out.Mul(&out, v.T())
-	return &out, nil
+	return out
 }
 
 // Markdown renders the figures as a Markdown table (one row per part, in training order), for
