@@ -57,11 +57,12 @@ const (
 	MethodHyperNoise = "hypernoise"          // LoRA modulator, paper's surrogate 1/2||f||^2
 	MethodMLP        = "hypernoise_mlp"      // standalone MLP modulator, surrogate
 	MethodExactKL    = "hypernoise_exact_kl" // LoRA modulator, exact KL(T#N||N)
+	MethodLogDet     = "hypernoise_logdet"   // LoRA modulator, stochastic log-det estimate of the KL
 )
 
 // MethodNames lists every method, in report order.
 func MethodNames() []string {
-	return []string{MethodBase, MethodBestOfN, MethodReNO, MethodFinetune, MethodHyperNoise, MethodMLP, MethodExactKL}
+	return []string{MethodBase, MethodBestOfN, MethodReNO, MethodFinetune, MethodHyperNoise, MethodMLP, MethodExactKL, MethodLogDet}
 }
 
 // Config configures the benchmark.
@@ -84,6 +85,7 @@ type Config struct {
 	ReNO    reno.Config          `json:"reno"`
 	Train   hypernet.TrainConfig `json:"train"` // HyperNoise and fine-tune training
 	Rank    int                  `json:"rank"`  // LoRA rank of the modulator and of the fine-tune
+	LogDet  hypernet.LogDet      `json:"logdet"` // the stochastic log-det estimator (hypernoise_logdet)
 	MLP     struct {
 		Hidden int `json:"hidden"`
 		Layers int `json:"layers"`
@@ -100,7 +102,7 @@ type Config struct {
 func DefaultConfig() Config {
 	c := Config{Beta: 1, Reward: "right", Seed: 1, Toy: toy.DefaultConfig(),
 		Grid: 64, Extent: 3.5, Blur: 1, Smoothing: 1e-3, Samples: 20000, Quadrature: 500, QuadratureExtent: 6,
-		BestOfN: 4, ReNO: reno.DefaultConfig(), Rank: 16}
+		BestOfN: 4, ReNO: reno.DefaultConfig(), Rank: 16, LogDet: hypernet.DefaultLogDet()}
 	c.Train = hypernet.DefaultAdamW()
 	c.Train.LR = 2e-3
 	c.Train.WeightDecay = 0
@@ -152,6 +154,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Train.Validate(); err != nil {
+		return err
+	}
+	if err := c.LogDet.Validate(); err != nil {
 		return err
 	}
 	for _, m := range c.Methods {
@@ -592,9 +597,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 				return nil, err
 			}
 			trained(res, tr)
-		case MethodHyperNoise, MethodMLP, MethodExactKL:
+		case MethodHyperNoise, MethodMLP, MethodExactKL, MethodLogDet:
 			var mod hypernoise.Modulator
-			obj := hypernet.Objective{Reward: reward, Reg: hypernet.RegKL, Beta: cfg.Beta}
+			obj := hypernet.Objective{Reward: reward, Reg: hypernet.RegKL, Beta: cfg.Beta, LogDet: cfg.LogDet}
 			switch m {
 			case MethodHyperNoise:
 				mod, err = hypernet.NewLoRA(gen, cfg.Rank, 0, "hypernet")
@@ -603,6 +608,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 			case MethodExactKL:
 				mod, err = hypernet.NewLoRA(gen, cfg.Rank, 0, "hypernet_exact")
 				obj.Reg = hypernet.RegExactKL
+			case MethodLogDet:
+				mod, err = hypernet.NewLoRA(gen, cfg.Rank, 0, "hypernet_logdet")
+				obj.Reg = hypernet.RegLogDet
 			}
 			if err != nil {
 				return nil, err
