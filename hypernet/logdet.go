@@ -135,11 +135,12 @@ func LogDetSeries(eps, f, probes *Node, cfg LogDet) Series {
 		value = Add(value, DivScalar(rest, float64(k+1)))
 		values = append(values, value)
 		losses = append(losses, Add(StopGradient(value), Sub(zv, StopGradient(zv))))
-		gain := Div(norm(z), StopGradient(norm(a)))
+		// The small constants make gain and rate 0, not 0/0, where J = 0 (f = 0 at initialization).
+		gain := Div(norm(z), AddScalar(StopGradient(norm(a)), 1e-6))
 		gains = append(gains, gain)
 		rate := StopGradient(gain)
 		if k >= 2 {
-			rate = Pow(Div(norm(u[k]), norm(u[1])), Scalar(eps.Graph(), dt, 1/float64(k-1)))
+			rate = Pow(Div(norm(u[k]), AddScalar(norm(u[1]), 1e-6)), Scalar(eps.Graph(), dt, 1/float64(k-1)))
 		}
 		rates = append(rates, rate)
 	}

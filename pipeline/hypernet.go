@@ -88,17 +88,21 @@ type Config struct {
 	Reg        hypernet.Regularizer `json:"regularizer"`
 	RegWeight  float64              `json:"reg_weight"`
 	Beta       float64              `json:"beta,omitempty"`
+	LogDet     *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
 	Train      hypernet.TrainConfig `json:"train"`
 	Result     *TrainSummary        `json:"result,omitempty"`
 }
 
 // TrainSummary is what training reached.
 type TrainSummary struct {
-	Steps          int     `json:"steps"`
-	Skipped        int     `json:"skipped_steps"`
-	Seconds        float64 `json:"seconds"`
-	RewardFirst    float64 `json:"reward_first_steps"` // mean batch reward over the first 10% of steps
-	RewardLast     float64 `json:"reward_last_steps"`  // ... and over the last 10%
+	Steps       int     `json:"steps"`
+	Skipped     int     `json:"skipped_steps"`
+	Seconds     float64 `json:"seconds"`
+	RewardFirst float64 `json:"reward_first_steps"` // mean batch reward over the first 10% of steps
+	RewardLast  float64 `json:"reward_last_steps"`  // ... and over the last 10%
+	// Diverged: for the logdet regularizer, the fraction of training samples whose series was
+	// detected as diverging (and so not trained on), over all steps.
+	Diverged       float64 `json:"logdet_diverged,omitempty"`
 	FinishedAtTime string  `json:"finished_at"`
 }
 
@@ -110,7 +114,8 @@ type TrainOptions struct {
 	Modulator  ModulatorSpec
 	Reg        hypernet.Regularizer // default: the reference code's mean-square
 	RegWeight  float64              // reference: 0.5
-	Beta       float64              // for the KL regularizer
+	Beta       float64              // for the KL regularizers
+	LogDet     hypernet.LogDet      // for the logdet regularizer
 	Train      hypernet.TrainConfig
 	OutDir     string // receives weights, config, curve, and resumable checkpoints
 	Resume     bool
@@ -135,6 +140,7 @@ func DefaultTrainOptions() TrainOptions {
 		Modulator:  ModulatorSpec{Kind: KindLoRA, Rank: 8},
 		Reg:        hypernet.RegMeanSquare,
 		RegWeight:  0.5,
+		LogDet:     hypernet.DefaultLogDet(),
 		Train:      cfg,
 	}
 }
@@ -194,7 +200,7 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta}
+	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
 	prob, err := hypernet.NewProblem(m, mod, obj)
 	if err != nil {
 		return nil, nil, err
@@ -214,6 +220,10 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
 		Result: summarize(res),
 	}}
+	if opts.Reg == hypernet.RegLogDet {
+		ld := opts.LogDet
+		hn.Config.LogDet = &ld
+	}
 	if err := hn.Save(opts.OutDir); err != nil {
 		return nil, nil, err
 	}
@@ -242,6 +252,9 @@ func summarize(res *hypernet.TrainResult) *TrainSummary {
 		k := max(1, n/10)
 		s.RewardFirst = mean(r[:k])
 		s.RewardLast = mean(r[n-k:])
+	}
+	if d := res.Metrics["logdet_diverged"]; len(d) > 0 {
+		s.Diverged = mean(d)
 	}
 	return s
 }
