@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
@@ -32,7 +33,8 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 `+imagerewards.Registry(nil).Help())
 	spec := fs.String("reward", def.RewardSpec, "reward spec")
 	out := fs.String("out", "", "output folder (required)")
-	kind := fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's) or mlp (standalone)")
+	kind := fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone) or dial (mlp conditioned on beta, a tilt dial)")
+	betaRange := fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
 	rank := fs.Int("rank", def.Modulator.Rank, "LoRA rank")
 	alpha := fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
 	hidden := fs.Int("hidden", 256, "MLP modulator hidden width")
@@ -67,12 +69,23 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	if *kind == pipeline.KindMLP {
 		o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
 	}
+	if *kind == pipeline.KindDial {
+		o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
+		var lo, hi float64
+		if n, err := fmt.Sscanf(strings.ReplaceAll(*betaRange, ",", " "), "%g %g", &lo, &hi); err != nil || n != 2 {
+			return cli.Usagef("train: --beta-range must be lo,hi, got %q", *betaRange)
+		}
+		o.Modulator.BetaRange = [2]float64{lo, hi}
+	}
 	if err := o.Modulator.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
 	r, err := hypernet.ParseRegularizer(*reg)
 	if err != nil {
 		return cli.Usagef("train: %v", err)
+	}
+	if *kind == pipeline.KindDial && !r.Tempered() {
+		return cli.Usagef("train: the tilt dial is trained against r/beta and needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not %s", r)
 	}
 	o.Reg, o.RegWeight, o.Beta = r, *regWeight, *beta
 	o.LogDet.Probes, o.LogDet.Terms = *probes, *terms
