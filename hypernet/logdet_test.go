@@ -39,8 +39,12 @@ func newLogDetCase(d int, seed uint64, lip float64) logDetCase {
 	for i := range c.b {
 		c.b[i] = 0.3 * r.NormFloat64()
 	}
-	for i := range c.w2 {
-		c.w2[i] = r.NormFloat64() / math.Sqrt(float64(h))
+	// W2 = W1^T + noise: J = s W1 diag(tanh') W1^T + ..., mostly symmetric with positive
+	// eigenvalues, so that every power tr(J^k) matters (a fully random J has a tiny spectral radius).
+	for k := range h {
+		for i := range d {
+			c.w2[k*d+i] = c.w1[i*h+k] + 0.3*r.NormFloat64()/math.Sqrt(float64(h))
+		}
 	}
 	// Scale so that the Jacobian at x, J_ij = s Σ_k W2[k,i] tanh'_k W1[j,k], has ||J||_2 = lip.
 	pre := make([]float64, h)
