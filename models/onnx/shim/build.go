@@ -55,7 +55,7 @@ func (g *Model) Call(ctx *context.Context, inputs map[string]*Node, outputs ...s
 		gr = n.Graph()
 		break
 	}
-	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, adapter: nn.AdapterOf(ctx)}
+	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, pendingOut: map[string]bool{}, adapter: nn.AdapterOf(ctx)}
 	for name, n := range inputs {
 		v, ok := g.Input(name)
 		if !ok {
@@ -96,13 +96,13 @@ func (g *Model) Call(ctx *context.Context, inputs map[string]*Node, outputs ...s
 			b.convert(n)
 		}
 	}
+	b.flush()
 	res := make([]*Node, len(outputs))
 	for i, o := range outputs {
 		res[i] = b.value(o)
 	}
 	return res
 }
-
 
 func (g *Model) inputNames() string {
 	var s []string
@@ -202,11 +202,14 @@ func (g *Model) adaptable(n *node) bool {
 type builder struct {
 	g          *Model
 	ctx        *context.Context
-	gr         *Graph
+	gr         *Graph // the graph being built
+	cur        *Graph // the graph the current op is built in (gr, or a constant-folding graph)
 	vals       map[string]*Node
 	adapter    nn.Adapter
 	outputOnly map[*node]bool
 	skipBias   map[*node]bool
+	pending    []*node         // delegated nodes not converted yet (see flush)
+	pendingOut map[string]bool // their outputs
 }
 
 // value returns the node for a tensor name: a converted value, an initializer (variable or
@@ -240,8 +243,26 @@ func (b *builder) value(name string) *Node {
 	return v
 }
 
-// convert converts node n, folding it to constants when all its inputs are constants.
+// convert converts node n. Ops delegated to onnx-gomlx are queued and converted in batches (one
+// onnx-gomlx call per batch, see flush); our own ops are converted at once, folded to constants
+// when all their inputs are constants.
 func (b *builder) convert(n *node) {
+	_, isOurs := ours[n.op]
+	if !isOurs {
+		b.pending = append(b.pending, n)
+		for _, o := range n.out {
+			if o != "" {
+				b.pendingOut[o] = true
+			}
+		}
+		return
+	}
+	for _, name := range n.in {
+		if b.pendingOut[name] {
+			b.flush()
+			break
+		}
+	}
 	in := make([]*Node, len(n.in))
 	allConst := true
 	for i, name := range n.in {
@@ -250,10 +271,16 @@ func (b *builder) convert(n *node) {
 			allConst = false
 		}
 	}
-	outs := b.apply(b.gr, n, in)
-	if allConst && !b.isConst(outs) {
+	var outs []*Node
+	if allConst && len(n.in) > 0 && !randomOps[n.op] {
 		outs = b.fold(n, in)
+	} else {
+		outs = b.apply(b.gr, n, in)
 	}
+	b.set(n, outs)
+}
+
+func (b *builder) set(n *node, outs []*Node) {
 	for i, o := range n.out {
 		if o == "" || i >= len(outs) || outs[i] == nil {
 			continue
@@ -262,17 +289,118 @@ func (b *builder) convert(n *node) {
 	}
 }
 
-func (b *builder) isConst(outs []*Node) bool {
-	for _, o := range outs {
-		if o != nil && o.Type() != NodeTypeConstant {
-			return false
+// flush converts the queued delegated nodes: first those computable from constants alone, in a
+// throwaway graph whose results become constants here (so shape computations stay static), then
+// the others in the graph being built.
+func (b *builder) flush() {
+	if len(b.pending) == 0 {
+		return
+	}
+	pending := b.pending
+	b.pending, b.pendingOut = nil, map[string]bool{}
+	constOut := map[string]bool{}
+	var consts, rest []*node
+	for _, n := range pending {
+		isConst := !randomOps[n.op]
+		for _, name := range n.in {
+			if name == "" || constOut[name] {
+				continue
+			}
+			if v := b.peek(name); v == nil || v.Type() != NodeTypeConstant {
+				isConst = false
+			}
+		}
+		if isConst {
+			consts = append(consts, n)
+			for _, o := range n.out {
+				constOut[o] = true
+			}
+		} else {
+			rest = append(rest, n)
 		}
 	}
-	return true
+	if len(consts) > 0 {
+		ext := b.externalInputs(consts)
+		vals := make(map[string]*tensors.Tensor, len(ext))
+		for _, name := range ext {
+			vals[name] = b.value(name).ConstantValue()
+		}
+		outNames := outputsOf(consts)
+		res := MustExecOnceN(b.gr.Backend(), func(g2 *Graph) []*Node {
+			in := map[string]*Node{}
+			for name, t := range vals {
+				in[name] = Const(g2, t)
+			}
+			return b.g.delegate(g2, in, outNames)
+		})
+		for i, o := range outNames {
+			b.vals[o] = Const(b.gr, res[i])
+		}
+	}
+	if len(rest) > 0 {
+		in := map[string]*Node{}
+		for _, name := range b.externalInputs(rest) {
+			in[name] = b.value(name)
+		}
+		outNames := outputsOf(rest)
+		for i, v := range b.g.delegate(b.gr, in, outNames) {
+			b.vals[outNames[i]] = v
+		}
+	}
 }
 
-// fold evaluates a node whose inputs are all constants and returns its outputs as constants, so
-// that shape computations (Shape, Gather, Concat, ...) reach ops like Reshape as static values.
+// peek returns the value of a tensor if it is already available (converted or an initializer).
+func (b *builder) peek(name string) *Node {
+	if v, ok := b.vals[name]; ok {
+		return v
+	}
+	if _, ok := b.g.inits[name]; ok {
+		return b.value(name)
+	}
+	return nil
+}
+
+// externalInputs lists the tensors the nodes read that none of them produces.
+func (b *builder) externalInputs(nodes []*node) []string {
+	produced := map[string]bool{}
+	for _, n := range nodes {
+		for _, o := range n.out {
+			produced[o] = true
+		}
+	}
+	seen := map[string]bool{}
+	var ext []string
+	for _, n := range nodes {
+		for _, name := range n.in {
+			if name == "" || produced[name] || seen[name] {
+				continue
+			}
+			seen[name] = true
+			ext = append(ext, name)
+		}
+	}
+	return ext
+}
+
+func outputsOf(nodes []*node) []string {
+	var out []string
+	for _, n := range nodes {
+		for _, o := range n.out {
+			if o != "" {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+// randomOps are never folded to constants.
+var randomOps = map[string]bool{"RandomNormal": true, "RandomNormalLike": true, "RandomUniform": true,
+	"RandomUniformLike": true, "Multinomial": true, "Bernoulli": true, "Dropout": true}
+
+// fold evaluates a node whose inputs are all constants (in a throwaway graph) and returns its
+// outputs as constants, so that shape computations (Shape, Gather, Concat, ...) reach ops like
+// Reshape as static values.
 func (b *builder) fold(n *node, in []*Node) []*Node {
 	vals := make([]*tensors.Tensor, len(in))
 	for i, x := range in {
@@ -280,6 +408,7 @@ func (b *builder) fold(n *node, in []*Node) []*Node {
 			vals[i] = x.ConstantValue()
 		}
 	}
+	var present []bool
 	res := MustExecOnceN(b.gr.Backend(), func(g2 *Graph) []*Node {
 		in2 := make([]*Node, len(vals))
 		for i, v := range vals {
@@ -289,16 +418,17 @@ func (b *builder) fold(n *node, in []*Node) []*Node {
 		}
 		var outs []*Node
 		for _, o := range b.apply(g2, n, in2) {
+			present = append(present, o != nil)
 			if o != nil {
 				outs = append(outs, o)
 			}
 		}
 		return outs
 	})
-	outs := b.apply(b.gr, n, in) // for the positions of nil outputs
+	outs := make([]*Node, len(present))
 	k := 0
-	for i := range outs {
-		if outs[i] != nil {
+	for i, p := range present {
+		if p {
 			outs[i] = Const(b.gr, res[k])
 			k++
 		}
@@ -306,54 +436,52 @@ func (b *builder) fold(n *node, in []*Node) []*Node {
 	return outs
 }
 
-// apply converts n in graph gr with the given inputs: our own op if we have one, else onnx-gomlx's.
+// apply converts one of our own ops in graph gr with the given inputs.
 func (b *builder) apply(gr *Graph, n *node, in []*Node) []*Node {
-	if o, ok := ours[n.op]; ok {
-		return o.fn(b, n, in)
-	}
-	return b.g.delegate(gr, n, in)
+	saved := b.cur
+	b.cur = gr
+	defer func() { b.cur = saved }()
+	return ours[n.op].fn(b, n, in)
 }
 
-// delegate converts one node with onnx-gomlx: the node's inputs are presented to it as the
-// graph's inputs, so that it converts exactly this node.
-func (g *Model) delegate(gr *Graph, n *node, in []*Node) []*Node {
+// delegate converts, with onnx-gomlx, the nodes producing outputs from inputs (tensor name ->
+// node in gr): the inputs are presented to onnx-gomlx as the graph's inputs, so that it converts
+// exactly the nodes between them and the outputs.
+func (g *Model) delegate(gr *Graph, inputs map[string]*Node, outputs []string) []*Node {
 	g.gmMu.Lock()
 	defer g.gmMu.Unlock()
 	names0, shapes0 := g.gm.InputsNames, g.gm.InputsShapes
 	defer func() { g.gm.InputsNames, g.gm.InputsShapes = names0, shapes0 }()
-	inputs := map[string]*Node{}
 	var names []string
 	var dshapes []gonnx.DynamicShape
-	for i, name := range n.in {
-		if name == "" || inputs[name] != nil {
-			continue
-		}
-		inputs[name] = in[i]
+	for name, x := range inputs {
 		names = append(names, name)
-		dims := in[i].Shape().Dimensions
-		ds := gonnx.DynamicShape{DType: in[i].DType(), Dimensions: append([]int(nil), dims...)}
+		dims := x.Shape().Dimensions
+		ds := gonnx.DynamicShape{DType: x.DType(), Dimensions: append([]int(nil), dims...)}
 		for _, d := range dims {
 			ds.Names = append(ds.Names, strconv.Itoa(d))
 		}
 		dshapes = append(dshapes, ds)
 	}
 	g.gm.InputsNames, g.gm.InputsShapes = names, dshapes
-	var outNames []string
-	for _, o := range n.out {
-		if o != "" {
-			outNames = append(outNames, o)
-		}
-	}
-	res := g.gm.CallGraph(g.dummy, gr, inputs, outNames...)
-	outs := make([]*Node, len(n.out))
-	k := 0
-	for i, o := range n.out {
-		if o != "" {
-			outs[i] = res[k]
-			k++
-		}
-	}
-	return outs
+	return g.gm.CallGraph(g.dummy, gr, inputs, outputs...)
 }
 
 var _ = dtypes.Float32
+
+// hasEvenKernel reports whether a Conv or ConvTranspose of the graph has an even kernel size.
+func (g *Model) hasEvenKernel() bool {
+	for _, n := range g.nodes {
+		if n.op != "Conv" && n.op != "ConvTranspose" {
+			continue
+		}
+		if t, ok := g.inits[n.in[1]]; ok {
+			for _, d := range t.Shape().Dimensions[2:] {
+				if d%2 == 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

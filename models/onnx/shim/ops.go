@@ -139,7 +139,7 @@ func checkConstant(_ *Model, n *node) string {
 
 // opConstant: value (a tensor), value_float(s) or value_int(s).
 func opConstant(b *builder, n *node, _ []*Node) []*Node {
-	g := b.gr
+	g := b.cur
 	if a, ok := n.attrs["value"]; ok && a.t != nil {
 		return one(Const(g, a.t))
 	}
@@ -381,7 +381,7 @@ func opConv(b *builder, n *node, in []*Node) []*Node {
 			perm = append(perm, i)
 		}
 		h := conv(x, TransposeAllAxes(A, perm...), strides, dil, pads, 1) // [N, r, sp...]
-		d := MulScalar(Einsum("nr...,ro->no...", h, B), b.adapter.Alpha/float64(b.adapter.Rank))
+		d := MulScalar(alongAxis(h, B, 1), b.adapter.Alpha/float64(b.adapter.Rank))
 		if y == nil {
 			return one(d)
 		}

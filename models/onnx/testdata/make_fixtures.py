@@ -12,6 +12,9 @@ Writes, next to this script:
   reward.onnx       a small ViT-like reward: image [B,3,32,32] + prompt ids [B] -> score [B]. It uses a
                     patch-embedding conv (4x4 kernel, stride 4), multi-head attention, LayerNorm, GELU.
   gen_ext.onnx(+.data)   gen.onnx with every float initializer stored as external data.
+  gen_odd.onnx, reward_odd.onnx   the same with odd kernels only (ConvTranspose 3x3, patches 3x3 with
+                    stride 3), whose input gradients GoMLX v0.26 gets right even before compute/'s fix
+                    of the even-kernel convolution gradient.
   gen_fp16.onnx     gen.onnx with every float initializer stored as FLOAT16 (and gen_bf16.onnx, BFLOAT16).
   spec.json         the model spec the tests and docs use.
   reference.json    inputs, forward outputs and input gradients (of sum(w*y) for fixed weights w) from
@@ -33,7 +36,7 @@ OPSET = 17
 
 
 class Generator(nn.Module):
-    def __init__(self, n_prompts=3, ch=16):
+    def __init__(self, n_prompts=3, ch=16, up_kernel=4):
         super().__init__()
         self.embed = nn.Embedding(n_prompts, ch)
         self.conv_in = nn.Conv2d(4, ch, 3, padding=1)
@@ -43,7 +46,8 @@ class Generator(nn.Module):
         self.conv_out = nn.Conv2d(ch, 4, 3, padding=1)  # backbone output layer: latent [4,8,8]
         self.dec_in = nn.Conv2d(4, ch, 3, padding=1)
         self.gn3 = nn.GroupNorm(4, ch)
-        self.up = nn.ConvTranspose2d(ch, 8, 4, stride=2, padding=1)
+        # 16x16 -> 32x32: kernel 4 (even), or kernel 3 with output_padding 1 (odd)
+        self.up = nn.ConvTranspose2d(ch, 8, up_kernel, stride=2, padding=1, output_padding=up_kernel % 2)
         self.dec_out = nn.Conv2d(8, 3, 3, padding=1)
         self.skip = nn.Conv2d(4, 3, 1)
 
@@ -64,7 +68,7 @@ class Reward(nn.Module):
     def __init__(self, n_prompts=3, dim=32, heads=4, patch=4, side=32):
         super().__init__()
         self.patch = nn.Conv2d(3, dim, patch, stride=patch)  # even kernel, stride = kernel
-        n = (side // patch) ** 2
+        n = ((side - patch) // patch + 1) ** 2
         self.pos = nn.Parameter(torch.randn(1, n, dim) * 0.1)
         self.ln1 = nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
@@ -90,7 +94,7 @@ def export(model, args, path, input_names, output_names):
 
 
 def flat(t):
-    return [float(v) for v in t.detach().double().reshape(-1).tolist()]
+    return [float("%.9g" % v) for v in t.detach().double().reshape(-1).tolist()]
 
 
 def reference(model, inputs, names_in, names_out, seed):
@@ -228,7 +232,7 @@ def to_half(kind):
 
 
 def rounded(model, kind):
-    m = type(model)()
+    m = type(model)(**model.config)
     m.load_state_dict(model.state_dict())
     with torch.no_grad():
         for p in list(m.parameters()) + list(m.buffers()):
@@ -237,11 +241,19 @@ def rounded(model, kind):
     return m.eval()
 
 
+def make(cls, **config):
+    m = cls(**config).eval()
+    m.config = config
+    if cls is Reward:
+        with torch.no_grad():  # make the reward less flat than at initialization
+            m.prompt.weight.mul_(3.0)
+    return m
+
+
 def main():
     torch.manual_seed(0)
-    gen, rew = Generator().eval(), Reward().eval()
-    with torch.no_grad():  # make the reward less flat than at initialization
-        rew.prompt.weight.mul_(3.0)
+    gen, rew = make(Generator), make(Reward)
+    gen_odd, rew_odd = make(Generator, up_kernel=3), make(Reward, patch=3)
     b = 2
     noise = torch.randn(b, 4, 8, 8)
     prompt = torch.tensor([0, 2], dtype=torch.int64)
@@ -249,6 +261,8 @@ def main():
 
     export(gen, (noise, prompt), os.path.join(HERE, "gen.onnx"), ["noise", "prompt"], ["image", "latent"])
     export(rew, (image, prompt), os.path.join(HERE, "reward.onnx"), ["image", "prompt"], ["score"])
+    export(gen_odd, (noise, prompt), os.path.join(HERE, "gen_odd.onnx"), ["noise", "prompt"], ["image", "latent"])
+    export(rew_odd, (image, prompt), os.path.join(HERE, "reward_odd.onnx"), ["image", "prompt"], ["score"])
 
     gen_bytes = open(os.path.join(HERE, "gen.onnx"), "rb").read()
     blob = bytearray()
@@ -261,6 +275,8 @@ def main():
     ref = {
         "gen.onnx": reference(gen, [noise, prompt], ["noise", "prompt"], ["image", "latent"], 1),
         "reward.onnx": reference(rew, [image, prompt], ["image", "prompt"], ["score"], 2),
+        "gen_odd.onnx": reference(gen_odd, [noise, prompt], ["noise", "prompt"], ["image", "latent"], 1),
+        "reward_odd.onnx": reference(rew_odd, [image, prompt], ["image", "prompt"], ["score"], 2),
         "gen_ext.onnx": reference(gen, [noise, prompt], ["noise", "prompt"], ["image", "latent"], 1),
         "gen_fp16.onnx": reference(rounded(gen, "fp16"), [noise, prompt], ["noise", "prompt"], ["image", "latent"], 1),
         "gen_bf16.onnx": reference(rounded(gen, "bf16"), [noise, prompt], ["noise", "prompt"], ["image", "latent"], 1),
