@@ -188,7 +188,7 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 		return err
 	}
 	if g.BackboneOutput != "" {
-		bb := m.gen.Call(m.ctx.In(ScopeGenerator), m.feed(eps, prompts), g.BackboneOutput)[0]
+		bb := m.gen.Call(m.ctx.In(ScopeGenerator), eps.Graph(), m.feed(eps, prompts), g.BackboneOutput)[0]
 		if !slices.Equal(bb.Shape().Dimensions, eps.Shape().Dimensions) {
 			return m.specErr("generator.backbone_output", "%q is shaped %v for noise %v; the backbone output must have the noise's shape", g.BackboneOutput, bb.Shape().Dimensions, eps.Shape().Dimensions)
 		}
@@ -289,7 +289,7 @@ func (m *Model) Prompts() []string {
 // Generate implements hypernoise.Generator: the ONNX generator's output for noise eps
 // [B, noise_shape...] and prompt ids [B], in the model's own layout and range.
 func (m *Model) Generate(ctx *context.Context, eps, prompts *Node) *Node {
-	return m.gen.Call(ctx.In(ScopeGenerator), m.feed(eps, prompts), m.Spec.Generator.Output)[0]
+	return m.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), m.feed(eps, prompts), m.Spec.Generator.Output)[0]
 }
 
 // HasBackbone reports whether the spec names a noise-shaped backbone output (or the generator's
@@ -322,7 +322,7 @@ type WithBackbone struct{ *Model }
 // Backbone implements hypernoise.Backbone: the tensor named backbone_output (of the noise's
 // shape). Under nn.WithLoRA(OutputOnly) the layer producing it is replaced by its LoRA branch.
 func (w *WithBackbone) Backbone(ctx *context.Context, eps, prompts *Node) *Node {
-	return w.gen.Call(ctx.In(ScopeGenerator), w.feed(eps, prompts), w.backboneName())[0]
+	return w.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), w.feed(eps, prompts), w.backboneName())[0]
 }
 
 // CheckLoRA returns an error unless the LoRA hypernetwork can start at f = 0 on the backbone:
@@ -345,7 +345,7 @@ func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, check b
 		v, _ := rg.Input(rs.PromptInput)
 		in[rs.PromptInput] = ConvertDType(prompts, v.DType)
 	}
-	s := rg.Call(m.rewardCtx(ctx, rn), in, rs.Output)[0]
+	s := rg.Call(m.rewardCtx(ctx, rn), x.Graph(), in, rs.Output)[0]
 	if s.Rank() == 2 && s.Shape().Dim(1) == 1 {
 		s = Reshape(s, s.Shape().Dim(0))
 	}

@@ -37,8 +37,8 @@ func (g *Model) CreateVariables(ctx *context.Context) {
 	}
 }
 
-// Call builds the graph's tensors named outputs (any tensor of the graph, not only its declared
-// outputs) from inputs, a map from graph input names to nodes. The weights are read from ctx's
+// Call builds, in gr, the graph's tensors named outputs (any tensor of the graph, not only its
+// declared outputs) from inputs, a map from graph input names to nodes. The weights are read from ctx's
 // current scope (see CreateVariables). Only the nodes the outputs depend on are converted.
 //
 // Under nn.WithLoRA, every Conv (groups 1), Gemm and MatMul whose weight is an initializer gets a
@@ -46,16 +46,8 @@ func (g *Model) CreateVariables(ctx *context.Context) {
 // OutputOnly, the layer that produces each requested output (through reshapes, transposes and a
 // bias addition) is replaced by its LoRA branch alone, so those outputs are exactly zero until the
 // adapters train. Call panics (GoMLX style) on a graph it cannot build; see Check.
-func (g *Model) Call(ctx *context.Context, inputs map[string]*Node, outputs ...string) []*Node {
-	if len(inputs) == 0 {
-		panic(fmt.Errorf("%s: Call needs at least one input", g.Path))
-	}
-	var gr *Graph
-	for _, n := range inputs {
-		gr = n.Graph()
-		break
-	}
-	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, pendingOut: map[string]bool{}, adapter: nn.AdapterOf(ctx)}
+func (g *Model) Call(ctx *context.Context, gr *Graph, inputs map[string]*Node, outputs ...string) []*Node {
+	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, consts: map[*Node]*tensors.Tensor{}, pendingOut: map[string]bool{}, adapter: nn.AdapterOf(ctx)}
 	for name, n := range inputs {
 		v, ok := g.Input(name)
 		if !ok {
@@ -208,7 +200,8 @@ type builder struct {
 	adapter    nn.Adapter
 	outputOnly map[*node]bool
 	skipBias   map[*node]bool
-	pending    []*node         // delegated nodes not converted yet (see flush)
+	consts     map[*Node]*tensors.Tensor // values of the constants we made (GoMLX keeps only small ones)
+	pending    []*node                   // delegated nodes not converted yet (see flush)
 	pendingOut map[string]bool // their outputs
 }
 
@@ -237,7 +230,7 @@ func (b *builder) value(name string) *Node {
 		}
 		v = vr.ValueGraph(b.gr)
 	} else {
-		v = Const(b.gr, t)
+		v = b.mkConst(b.gr, t)
 	}
 	b.vals[name] = v
 	return v
@@ -267,7 +260,7 @@ func (b *builder) convert(n *node) {
 	allConst := true
 	for i, name := range n.in {
 		in[i] = b.value(name)
-		if in[i] != nil && in[i].Type() != NodeTypeConstant {
+		if in[i] != nil && b.constTensor(in[i]) == nil {
 			allConst = false
 		}
 	}
@@ -306,7 +299,7 @@ func (b *builder) flush() {
 			if name == "" || constOut[name] {
 				continue
 			}
-			if v := b.peek(name); v == nil || v.Type() != NodeTypeConstant {
+			if v := b.peek(name); v == nil || b.constTensor(v) == nil {
 				isConst = false
 			}
 		}
@@ -323,7 +316,7 @@ func (b *builder) flush() {
 		ext := b.externalInputs(consts)
 		vals := make(map[string]*tensors.Tensor, len(ext))
 		for _, name := range ext {
-			vals[name] = b.value(name).ConstantValue()
+			vals[name] = b.constTensor(b.value(name))
 		}
 		outNames := outputsOf(consts)
 		res := MustExecOnceN(b.gr.Backend(), func(g2 *Graph) []*Node {
@@ -334,7 +327,7 @@ func (b *builder) flush() {
 			return b.g.delegate(g2, in, outNames)
 		})
 		for i, o := range outNames {
-			b.vals[o] = Const(b.gr, res[i])
+			b.vals[o] = b.mkConst(b.gr, local(res[i]))
 		}
 	}
 	if len(rest) > 0 {
@@ -405,7 +398,7 @@ func (b *builder) fold(n *node, in []*Node) []*Node {
 	vals := make([]*tensors.Tensor, len(in))
 	for i, x := range in {
 		if x != nil {
-			vals[i] = x.ConstantValue()
+			vals[i] = b.constTensor(x)
 		}
 	}
 	var present []bool
@@ -413,7 +406,7 @@ func (b *builder) fold(n *node, in []*Node) []*Node {
 		in2 := make([]*Node, len(vals))
 		for i, v := range vals {
 			if v != nil {
-				in2[i] = Const(g2, v)
+				in2[i] = b.mkConst(g2, v)
 			}
 		}
 		var outs []*Node
@@ -429,7 +422,7 @@ func (b *builder) fold(n *node, in []*Node) []*Node {
 	k := 0
 	for i, p := range present {
 		if p {
-			outs[i] = Const(b.gr, res[k])
+			outs[i] = b.mkConst(b.gr, local(res[k]))
 			k++
 		}
 	}
@@ -484,4 +477,33 @@ func (g *Model) hasEvenKernel() bool {
 		}
 	}
 	return false
+}
+
+// local returns a host copy of a computed tensor, to be embedded as a constant in another graph
+// (the pure-Go backend's boolean results cannot be embedded directly).
+func local(t *tensors.Tensor) *tensors.Tensor {
+	c, err := t.LocalClone()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// mkConst makes a constant node in gr and remembers its value (GoMLX's Node.ConstantValue is nil
+// for all but small constants).
+func (b *builder) mkConst(gr *Graph, t *tensors.Tensor) *Node {
+	n := Const(gr, t)
+	b.consts[n] = t
+	return n
+}
+
+// constTensor returns the value of a constant node, or nil if n is not a constant we know.
+func (b *builder) constTensor(n *Node) *tensors.Tensor {
+	if t, ok := b.consts[n]; ok {
+		return t
+	}
+	if n.Type() == NodeTypeConstant {
+		return n.ConstantValue()
+	}
+	return nil
 }

@@ -304,6 +304,10 @@ func (g *Model) checkOps() error {
 				}
 			} else if !delegated[n.op] {
 				reason = n.op
+			} else if c := delegatedCheck[n.op]; c != nil {
+				if why := c(g, n); why != "" {
+					reason = fmt.Sprintf("%s(%s)", n.op, why)
+				}
 			}
 		}
 		if reason == "" {

@@ -73,11 +73,11 @@ func unary(f func(*Node) *Node) func(*builder, *node, []*Node) []*Node {
 func panicf(format string, args ...any) { panic(fmt.Errorf(format, args...)) }
 
 // constInts reads a constant integer input (axes, scales, sizes, ...) as ints.
-func constInts(n *node, x *Node, what string) []int {
-	if x.Type() != NodeTypeConstant {
+func (b *builder) constInts(n *node, x *Node, what string) []int {
+	t := b.constTensor(x)
+	if t == nil {
 		panicf("%s: %s must be a constant (computed from shapes only), it depends on the graph's inputs", n, what)
 	}
-	t := x.ConstantValue()
 	var out []int
 	t.MustConstFlatData(func(flat any) {
 		switch v := flat.(type) {
@@ -96,11 +96,11 @@ func constInts(n *node, x *Node, what string) []int {
 	return out
 }
 
-func constFloats(n *node, x *Node, what string) []float64 {
-	if x.Type() != NodeTypeConstant {
+func (b *builder) constFloats(n *node, x *Node, what string) []float64 {
+	t := b.constTensor(x)
+	if t == nil {
 		panicf("%s: %s must be a constant, it depends on the graph's inputs", n, what)
 	}
-	t := x.ConstantValue()
 	var out []float64
 	t.MustConstFlatData(func(flat any) {
 		switch v := flat.(type) {
@@ -141,7 +141,7 @@ func checkConstant(_ *Model, n *node) string {
 func opConstant(b *builder, n *node, _ []*Node) []*Node {
 	g := b.cur
 	if a, ok := n.attrs["value"]; ok && a.t != nil {
-		return one(Const(g, a.t))
+		return one(b.mkConst(g, a.t))
 	}
 	if a, ok := n.attrs["value_float"]; ok {
 		return one(Const(g, a.f))
@@ -560,12 +560,12 @@ func opMatMul(b *builder, n *node, in []*Node) []*Node {
 // opsets) or the second input (ReduceSum from opset 13, all from 18); keepdims (default 1);
 // noop_with_empty_axes (default 0: no axes means all axes).
 func reduceOp(kind string) func(*builder, *node, []*Node) []*Node {
-	return func(_ *builder, n *node, in []*Node) []*Node {
+	return func(b *builder, n *node, in []*Node) []*Node {
 		x := in[0]
 		var axes []int
 		hasAxes := false
 		if len(in) > 1 && in[1] != nil {
-			axes, hasAxes = constInts(n, in[1], "axes"), true
+			axes, hasAxes = b.constInts(n, in[1], "axes"), true
 		} else if _, ok := n.attrs["axes"]; ok {
 			axes, hasAxes = n.intsAttr("axes"), true
 		}

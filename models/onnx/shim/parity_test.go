@@ -122,7 +122,7 @@ func TestParityWithPyTorch(t *testing.T) {
 				for i, name := range inNames {
 					feed[name] = inputs[i]
 				}
-				outs := m.Call(ctx, feed, outNames...)
+				outs := m.Call(ctx, inputs[0].Graph(), feed, outNames...)
 				loss := Scalar(inputs[0].Graph(), dtypes.Float32, 0)
 				for i, name := range outNames {
 					w := Const(loss.Graph(), toF32(ref.Weights[name]))

@@ -45,20 +45,20 @@ func checkResize(_ *Model, n *node) string {
 //
 // Linear mode weights the two neighbours floor(x), floor(x)+1 by 1-frac, frac with indices clamped
 // to the edge; nearest mode picks round(x) per nearest_mode, clamped.
-func opResize(_ *builder, n *node, in []*Node) []*Node {
+func opResize(b *builder, n *node, in []*Node) []*Node {
 	x := in[0]
 	r := x.Rank()
 	var scales []float64
 	var sizes []int
 	switch {
 	case len(in) == 2: // opset 10: X, scales
-		scales = constFloats(n, in[1], "scales")
+		scales = b.constFloats(n, in[1], "scales")
 	default:
 		if len(in) > 2 && in[2] != nil && in[2].Shape().Size() > 0 {
-			scales = constFloats(n, in[2], "scales")
+			scales = b.constFloats(n, in[2], "scales")
 		}
 		if len(in) > 3 && in[3] != nil && in[3].Shape().Size() > 0 {
-			sizes = constInts(n, in[3], "sizes")
+			sizes = b.constInts(n, in[3], "sizes")
 		}
 	}
 	axes := n.intsAttr("axes")
@@ -100,7 +100,7 @@ func opResize(_ *builder, n *node, in []*Node) []*Node {
 		if outDims[a] == dims[a] && scaleOf[a] == 1 {
 			continue
 		}
-		m := interpMatrix(dims[a], outDims[a], scaleOf[a], mode, ctm, nm)
+		m := interpMatrix(dims[a], outDims[a], scaleOf[a], mode, ctm, nm, sizes == nil)
 		y = alongAxis(y, Const(x.Graph(), m), a)
 	}
 	if y.DType() != x.DType() {
@@ -110,7 +110,8 @@ func opResize(_ *builder, n *node, in []*Node) []*Node {
 }
 
 // interpMatrix returns M [in][out] with y[o] = sum_i x[i] M[i][o].
-func interpMatrix(in, out int, scale float64, mode, ctm, nm string) [][]float32 {
+// With scales given (fromScale), align_corners uses the unrounded output length in*scale, as ONNX does.
+func interpMatrix(in, out int, scale float64, mode, ctm, nm string, fromScale bool) [][]float32 {
 	m := make([][]float32, in)
 	for i := range m {
 		m[i] = make([]float32, out)
@@ -126,8 +127,12 @@ func interpMatrix(in, out int, scale float64, mode, ctm, nm string) [][]float32 
 				x = (float64(o)+0.5)/scale - 0.5
 			}
 		case "align_corners":
-			if out > 1 {
-				x = float64(o) * float64(in-1) / float64(out-1)
+			outLen := float64(out)
+			if fromScale {
+				outLen = float64(in) * scale
+			}
+			if outLen > 1 {
+				x = float64(o) * float64(in-1) / (outLen - 1)
 			}
 		case "asymmetric":
 			x = float64(o) / scale
