@@ -202,7 +202,7 @@ type builder struct {
 	skipBias   map[*node]bool
 	consts     map[*Node]*tensors.Tensor // values of the constants we made (GoMLX keeps only small ones)
 	pending    []*node                   // delegated nodes not converted yet (see flush)
-	pendingOut map[string]bool // their outputs
+	pendingOut map[string]bool           // their outputs
 }
 
 // value returns the node for a tensor name: a converted value, an initializer (variable or
