@@ -6,6 +6,7 @@ import (
 
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
@@ -61,9 +62,9 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	}
 	o := def
 	o.RewardSpec = *spec
-	o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Rank: *rank, Alpha: *alpha}
-	if *kind == pipeline.KindMLP {
-		o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
+	o.Modulator = infer.ModulatorSpec{Kind: *kind, Rank: *rank, Alpha: *alpha}
+	if *kind == infer.KindMLP {
+		o.Modulator = infer.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
 	}
 	if err := o.Modulator.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
@@ -119,7 +120,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	fmt.Fprintf(env.Stdout, "trained %s hypernetwork for %q: %d steps (%d skipped) in %.1fs\n",
 		o.Modulator.Kind, o.RewardSpec, s.Steps, s.Skipped, res.Seconds)
 	fmt.Fprintf(env.Stdout, "batch reward: %.4f over the first 10%% of steps -> %.4f over the last 10%%\n", s.RewardFirst, s.RewardLast)
-	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, pipeline.WeightsFile),
-		filepath.Join(*out, pipeline.ConfigFile), filepath.Join(*out, pipeline.CurveFile))
+	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, infer.WeightsFile),
+		filepath.Join(*out, infer.ConfigFile), filepath.Join(*out, infer.CurveFile))
 	return nil
 }

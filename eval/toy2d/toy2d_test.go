@@ -67,7 +67,7 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Train.Steps = 0 }, "steps must be positive"},
 		{func(c *Config) { c.Train.BatchSize = 0 }, "batch size must be positive"},
 		{func(c *Config) { c.Reward = "left" }, "available rewards: bump, right, up"},
-		{func(c *Config) { c.Methods = []string{"base", "magic"} }, "allowed: base, best_of_n, reno, finetune, hypernoise"},
+		{func(c *Config) { c.Methods = []string{"base", "magic"} }, "allowed: base, best-of-n, reno, finetune, hypernoise"},
 		{func(c *Config) { c.ReNO.Steps = -3 }, "steps must be positive"},
 	} {
 		cfg := QuickConfig()
@@ -130,11 +130,11 @@ func TestQuickBenchmarkExactKL(t *testing.T) {
 	rep := quickReport(t)
 	t.Logf("\n%s", rep.Table())
 	for _, name := range []string{
-		"hypernoise_exact_kl_kl_at_most_half_base",
-		"hypernoise_exact_kl_kl_at_most_half_finetune",
-		"hypernoise_exact_kl_reward_within_15pct_of_target",
+		"hypernoise-exact-kl_kl_at_most_half_base",
+		"hypernoise-exact-kl_kl_at_most_half_finetune",
+		"hypernoise-exact-kl_reward_within_15pct_of_target",
 		"reno_reward_above_target",
-		"reno_kl_above_hypernoise_exact_kl",
+		"reno_kl_above_hypernoise-exact-kl",
 		"exact_kl_at_least_as_close_as_surrogate",
 	} {
 		if c := checkNamed(t, rep, name); !c.Holds {
