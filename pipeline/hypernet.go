@@ -5,8 +5,8 @@
 package pipeline
 
 import (
-	"github.com/hypernoise/hypernoise"
 	"fmt"
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/infer"
 	"os"
 	"path/filepath"
