@@ -4,11 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
 )
 
@@ -30,6 +33,7 @@ const SavedScope = "hypernet"
 const (
 	KindLoRA = "lora" // LoRA copy of the generator's noise-shaped backbone (the paper's)
 	KindMLP  = "mlp"  // small standalone network on noise and prompt
+	KindDial = "dial" // tilt dial: the MLP conditioned on beta, trained over BetaRange
 )
 
 // ModulatorSpec describes the hypernetwork's architecture.
@@ -38,7 +42,9 @@ type ModulatorSpec struct {
 	Rank   int     `json:"rank,omitempty"`   // lora
 	Alpha  float64 `json:"alpha,omitempty"`  // lora (0: 2*rank)
 	Hidden int     `json:"hidden,omitempty"` // mlp
-	Layers int     `json:"layers,omitempty"` // mlp
+	Layers int     `json:"layers,omitempty"` // mlp, dial
+	// BetaRange is the dial's trained range of beta [lo, hi].
+	BetaRange [2]float64 `json:"beta_range,omitzero"`
 }
 
 // Validate checks the spec; errors name what is allowed.
@@ -51,18 +57,22 @@ func (s ModulatorSpec) Validate() error {
 		if s.Alpha < 0 {
 			return fmt.Errorf("LoRA alpha must be >= 0 (0 means 2*rank), got %g", s.Alpha)
 		}
-	case KindMLP:
+	case KindMLP, KindDial:
 		if s.Hidden <= 0 || s.Layers <= 0 {
 			return fmt.Errorf("MLP hidden width and layers must be positive, got %d and %d", s.Hidden, s.Layers)
 		}
+		if lo, hi := s.BetaRange[0], s.BetaRange[1]; s.Kind == KindDial && !(lo > 0 && hi > lo && !math.IsInf(hi, 0)) {
+			return fmt.Errorf("the tilt dial's beta range must satisfy 0 < lo < hi, got [%g, %g]", lo, hi)
+		}
 	default:
-		return fmt.Errorf("unknown modulator %q; allowed: %s, %s", s.Kind, KindLoRA, KindMLP)
+		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial)
 	}
 	return nil
 }
 
 // Build makes the modulator for gen with its variables under /scope (a single scope name).
-// A LoRA modulator needs a generator that implements hypernoise.Backbone.
+// A LoRA modulator needs a generator that implements hypernoise.Backbone; a dial is returned as
+// a hypernet.Dial (use hypernet.AtBeta for one beta).
 func (s ModulatorSpec) Build(gen hypernoise.Generator, scope string) (hypernoise.Modulator, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -73,6 +83,9 @@ func (s ModulatorSpec) Build(gen hypernoise.Generator, scope string) (hypernoise
 			return nil, fmt.Errorf("generator %s has no noise-shaped backbone for a LoRA modulator; use --modulator mlp", gen.Name())
 		}
 		return hypernet.NewLoRA(bb, s.Rank, s.Alpha, scope)
+	}
+	if s.Kind == KindDial {
+		return hypernet.NewDialMLP(gen.NoiseShape(), len(gen.Prompts()), s.Hidden, s.Layers, s.BetaRange[0], s.BetaRange[1], scope)
 	}
 	return hypernet.NewMLP(gen.NoiseShape(), len(gen.Prompts()), s.Hidden, s.Layers, scope)
 }
@@ -86,19 +99,58 @@ type Config struct {
 	Modulator  ModulatorSpec        `json:"modulator"`
 	Reg        hypernet.Regularizer `json:"regularizer"`
 	RegWeight  float64              `json:"reg_weight"`
-	Beta       float64              `json:"beta,omitempty"`
+	Beta       float64              `json:"beta,omitempty"`   // a dial's default beta (1 if in range)
+	LogDet     *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
 	Train      hypernet.TrainConfig `json:"train"`
 	Result     *TrainSummary        `json:"result,omitempty"`
 }
 
 // TrainSummary is what training reached.
 type TrainSummary struct {
-	Steps          int     `json:"steps"`
-	Skipped        int     `json:"skipped_steps"`
-	Seconds        float64 `json:"seconds"`
-	RewardFirst    float64 `json:"reward_first_steps"` // mean batch reward over the first 10% of steps
-	RewardLast     float64 `json:"reward_last_steps"`  // ... and over the last 10%
+	Steps       int     `json:"steps"`
+	Skipped     int     `json:"skipped_steps"`
+	Seconds     float64 `json:"seconds"`
+	RewardFirst float64 `json:"reward_first_steps"` // mean batch reward over the first 10% of steps
+	RewardLast  float64 `json:"reward_last_steps"`  // ... and over the last 10%
+	// Diverged: for the logdet regularizer, the fraction of training samples whose series was
+	// detected as diverging (and so not trained on), over all steps.
+	Diverged       float64 `json:"logdet_diverged,omitempty"`
 	FinishedAtTime string  `json:"finished_at"`
+}
+
+// ReadConfig reads the config of a hypernetwork folder (without loading its weights).
+func ReadConfig(dir string) (Config, error) {
+	var cfg Config
+	if err := ckpt.ReadJSON(filepath.Join(dir, ConfigFile), &cfg); err != nil {
+		return cfg, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
+	}
+	return cfg, nil
+}
+
+// CheckBeta says whether the hypernetwork can sample at tilt temperature beta: a tilt dial
+// anywhere in its trained range, any other hypernetwork only at the beta it was trained for.
+func (c Config) CheckBeta(beta float64) error {
+	if c.Modulator.Kind == KindDial {
+		if lo, hi := c.Modulator.BetaRange[0], c.Modulator.BetaRange[1]; !(beta >= lo && beta <= hi) {
+			return fmt.Errorf("beta %g is outside the range this tilt dial was trained on, [%g, %g]", beta, lo, hi)
+		}
+		return nil
+	}
+	if c.Reg.Tempered() && beta == c.Beta {
+		return nil
+	}
+	if c.Reg.Tempered() {
+		return fmt.Errorf("this %s hypernetwork was trained for beta %g only; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Beta)
+	}
+	return fmt.Errorf("this %s hypernetwork was trained with the %s regularizer, which has no beta; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Reg)
+}
+
+// DialDefaultBeta is the beta a dial samples at without --beta: 1 if in [lo, hi], else sqrt(lo hi).
+func DialDefaultBeta(lo, hi float64) float64 {
+	if lo <= 1 && 1 <= hi {
+		return 1
+	}
+	return math.Sqrt(lo * hi)
 }
 
 // HashScopes is a SHA-256 over the variables of ctx under the given top-level scopes (names and

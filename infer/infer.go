@@ -45,12 +45,43 @@ type Model struct {
 
 // Hypernet is a trained hypernetwork loaded into a pipeline.
 type Hypernet struct {
-	Name      string // the folder's base name
-	Dir       string
-	Scope     string // absolute scope of its variables in the pipeline's context
+	Name  string // the folder's base name
+	Dir   string
+	Scope string // absolute scope of its variables in the pipeline's context
+	// Modulator is the hypernetwork (for a tilt dial: the dial at Config.Beta; see ModulatorAt).
 	Modulator hypernoise.Modulator
 	Reward    hypernoise.Reward // the reward it was trained for
 	Config    Config
+	dial      hypernet.Dial
+}
+
+// ModulatorAt is the modulator at tilt temperature beta: 0 means the hypernetwork's own
+// (Modulator); another beta needs a tilt dial trained over a range holding it (Config.CheckBeta).
+func (h *Hypernet) ModulatorAt(beta float64) (hypernoise.Modulator, error) {
+	if beta == 0 {
+		return h.Modulator, nil
+	}
+	if err := h.Config.CheckBeta(beta); err != nil {
+		return nil, err
+	}
+	if h.dial == nil {
+		return h.Modulator, nil
+	}
+	return hypernet.AtBeta(h.dial, beta)
+}
+
+// NewHypernet binds a modulator built from cfg (a dial is set to cfg.Beta) into a Hypernet.
+func NewHypernet(name, dir, scope string, mod hypernoise.Modulator, reward hypernoise.Reward, cfg Config) (*Hypernet, error) {
+	h := &Hypernet{Name: name, Dir: dir, Scope: scope, Modulator: mod, Reward: reward, Config: cfg}
+	if d, ok := mod.(hypernet.Dial); ok {
+		h.dial = d
+		at, err := hypernet.AtBeta(d, cfg.Beta)
+		if err != nil {
+			return nil, err
+		}
+		h.Modulator = at
+	}
+	return h, nil
 }
 
 // Pipeline generates with a Model, its hypernetworks and the registered methods.
@@ -199,7 +230,9 @@ func (p *Pipeline) LoadHypernet(dir string) (hn *Hypernet, err error) {
 		want[sc+context.ScopeSeparator+v.Name()] = true
 	}
 	p.lock.Unlock()
-	hn = &Hypernet{Name: name, Dir: dir, Scope: scope, Modulator: mod, Reward: reward, Config: cfg}
+	if hn, err = NewHypernet(name, dir, scope, mod, reward, cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+	}
 	if err := p.checkWeights(hn, want); err != nil {
 		return nil, fmt.Errorf("%s: %w", wpath, err)
 	}
@@ -275,8 +308,9 @@ type Request struct {
 	// Reward is the reward spec of methods that need one; "" = the hypernetwork's (when the
 	// request names or implies one), else the model's default.
 	Reward string
-	N      int // best-of-N candidates
-	Steps  int // ReNO steps
+	N      int     // best-of-N candidates
+	Steps  int     // ReNO steps
+	Beta   float64 // tilt temperature of a tilt-dial hypernetwork (0: its own)
 }
 
 // resolved fills in the defaults of r and returns the method's registry entry and environment.
@@ -298,7 +332,11 @@ func (p *Pipeline) resolve(r Request) (Request, hypernoise.MethodInfo, hypernois
 		r.Hypernet = ""
 	}
 	if info.Needs.Has(hypernoise.NeedsModulator) {
-		env.Modulator = hn.Modulator
+		if env.Modulator, err = hn.ModulatorAt(r.Beta); err != nil {
+			return r, info, env, fmt.Errorf("hypernetwork %s: %w", hn.Name, err)
+		}
+	} else {
+		r.Beta = 0
 	}
 	if info.Needs.Has(hypernoise.NeedsReward) {
 		if r.Reward == "" && hn != nil {
@@ -344,7 +382,7 @@ func (p *Pipeline) Method(r Request) (hypernoise.Method, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := fmt.Sprintf("%s|%s|%s|%d|%d", r.Method, r.Hypernet, r.Reward, r.N, r.Steps)
+	key := fmt.Sprintf("%s|%s|%s|%d|%d|%g", r.Method, r.Hypernet, r.Reward, r.N, r.Steps, r.Beta)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -39,6 +39,8 @@ type EvalOptions struct {
 	FinetuneRank   int    `json:"finetune_rank"`
 	GridSeeds      int    `json:"grid_seeds"` // images per prompt in the grids
 	Batch          int    `json:"batch"`      // images per method call
+	// Beta is the tilt temperature of a tilt-dial hypernetwork (0: its own).
+	Beta float64 `json:"beta,omitempty"`
 	// Methods restricts the evaluation to these registered method names (nil: all; "best-of-n"
 	// selects both best-of-N rows). Base is always included.
 	Methods []string `json:"methods,omitempty"`
@@ -110,7 +112,7 @@ func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOption
 		if !want(name) {
 			continue
 		}
-		r := infer.Request{Method: name, Hypernet: hn.Name, Reward: hn.Config.RewardSpec}
+		r := infer.Request{Method: name, Hypernet: hn.Name, Reward: hn.Config.RewardSpec, Beta: opts.Beta}
 		switch name {
 		case bestofn.Name:
 			small, matched := r, r

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"github.com/hypernoise/hypernoise/infer"
 	"os"
 	"path/filepath"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/hypernoise/hypernoise/baselines/finetune"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )

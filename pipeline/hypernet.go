@@ -6,17 +6,17 @@ package pipeline
 
 import (
 	"fmt"
-	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/infer"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/report"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 	"github.com/hypernoise/hypernoise/rewards/imagerewards"
@@ -28,7 +28,8 @@ type TrainOptions struct {
 	Modulator  infer.ModulatorSpec
 	Reg        hypernet.Regularizer // default: the reference code's mean-square
 	RegWeight  float64              // reference: 0.5
-	Beta       float64              // for the KL regularizer
+	Beta       float64              // for the KL regularizers
+	LogDet     hypernet.LogDet      // for the logdet regularizer
 	Train      hypernet.TrainConfig
 	OutDir     string // receives weights, config, curve, and resumable checkpoints
 	Resume     bool
@@ -82,8 +83,14 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta}
-	prob, err := hypernet.NewProblem(m, mod, obj)
+	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
+	var prob *hypernet.Problem
+	if d, ok := mod.(hypernet.Dial); ok {
+		prob, err = hypernet.NewDialProblem(m, d, obj)
+		opts.Beta = infer.DialDefaultBeta(d.BetaRange())
+	} else {
+		prob, err = hypernet.NewProblem(m, mod, obj)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,12 +104,20 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	hn := &infer.Hypernet{Name: filepath.Base(filepath.Clean(opts.OutDir)), Dir: opts.OutDir,
-		Scope: context.ScopeSeparator + infer.SavedScope, Modulator: mod, Reward: reward, Config: infer.Config{
-			Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
-			Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
-			Result: summarize(res),
-		}}
+	hcfg := infer.Config{
+		Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
+		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
+		Result: summarize(res),
+	}
+	if opts.Reg == hypernet.RegLogDet {
+		ld := opts.LogDet
+		hcfg.LogDet = &ld
+	}
+	hn, err := infer.NewHypernet(filepath.Base(filepath.Clean(opts.OutDir)), opts.OutDir,
+		context.ScopeSeparator+infer.SavedScope, mod, reward, hcfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := saveHypernet(m, hn, opts.OutDir); err != nil {
 		return nil, nil, err
 	}
@@ -131,6 +146,9 @@ func summarize(res *hypernet.TrainResult) *infer.TrainSummary {
 		k := max(1, n/10)
 		s.RewardFirst = mean(r[:k])
 		s.RewardLast = mean(r[n-k:])
+	}
+	if d := res.Metrics["logdet_diverged"]; len(d) > 0 {
+		s.Diverged = mean(d)
 	}
 	return s
 }

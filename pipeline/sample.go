@@ -25,11 +25,12 @@ const (
 
 // SampleOptions selects how Sample generates.
 type SampleOptions struct {
-	Method      string // a registered method (hypernoise.MethodNames)
-	HypernetDir string // hypernetwork folder (needed by hypernoise, hypernoise-reno, finetune; gives the others its reward)
-	RewardSpec  string // reward of best-of-n / reno without a hypernetwork (default DefaultReward)
-	N           int    // best-of-n candidates
-	Steps       int    // reno / hypernoise-reno iterations (0: DefaultRenoSteps / DefaultWarmSteps)
+	Method      string  // a registered method (hypernoise.MethodNames)
+	HypernetDir string  // hypernetwork folder (needed by hypernoise, hypernoise-reno, finetune; gives the others its reward)
+	RewardSpec  string  // reward of best-of-n / reno without a hypernetwork (default DefaultReward)
+	N           int     // best-of-n candidates
+	Steps       int     // reno / hypernoise-reno iterations (0: DefaultRenoSteps / DefaultWarmSteps)
+	Beta        float64 // tilt temperature of a tilt dial (0: its default); see infer.Config.CheckBeta
 }
 
 // Validate checks the options; errors name what is allowed.
@@ -66,7 +67,7 @@ func Sample(backend backends.Backend, m *fashion.Model, eps []float32, prompts [
 		return nil, hypernoise.Cost{}, err
 	}
 	defer p.Close()
-	r := infer.Request{Method: o.Method, Reward: o.RewardSpec, N: o.N, Steps: o.Steps}
+	r := infer.Request{Method: o.Method, Reward: o.RewardSpec, N: o.N, Steps: o.Steps, Beta: o.Beta}
 	switch {
 	case o.Method == reno.Name && r.Steps == 0:
 		r.Steps = DefaultRenoSteps

@@ -48,6 +48,7 @@ func DefaultTrainOptions() TrainOptions {
 		Modulator:  infer.ModulatorSpec{Kind: infer.KindLoRA, Rank: 8},
 		Reg:        hypernet.RegMeanSquare,
 		RegWeight:  0.5,
+		LogDet:     hypernet.DefaultLogDet(),
 		Train:      cfg,
 	}
 }
