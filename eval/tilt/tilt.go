@@ -17,13 +17,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/eval/imageeval"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"gonum.org/v1/plot"
@@ -132,9 +132,9 @@ func (rs *Resampler) ESS(beta float64) []float64 {
 // returns, for every row's prompt, an image drawn from that prompt's pool with probability
 // ∝ exp(r/beta) (the noise is ignored; draws are seeded, so a run is reproducible). Its cost is
 // reported as zero: it is a reference, not a method (it needs the whole pool per prompt).
-func (rs *Resampler) Method(name string, beta float64) (imageeval.Method, error) {
+func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error) {
 	if !(beta > 0) || math.IsInf(beta, 0) {
-		return imageeval.Method{}, fmt.Errorf("tilt reference: beta must be a positive number, got %g", beta)
+		return nil, fmt.Errorf("tilt reference: beta must be a positive number, got %g", beta)
 	}
 	np := len(rs.rewards)
 	cum := make([][]float64, np)
@@ -150,7 +150,10 @@ func (rs *Resampler) Method(name string, beta float64) (imageeval.Method, error)
 	}
 	rng := rand.New(rand.NewPCG(rs.seed, math.Float64bits(beta)))
 	const px = fashion.Side * fashion.Side
-	return imageeval.Method{Name: name, Run: func(eps, prompts *tensors.Tensor) (*tensors.Tensor, hypernet.Cost, error) {
+	var mu sync.Mutex
+	return &refMethod{name: name, run: func(eps, prompts *tensors.Tensor) (*tensors.Tensor, hypernet.Cost, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		ids, err := tensors.CopyFlatData[int32](prompts)
 		if err != nil {
 			return nil, hypernet.Cost{}, err
@@ -221,3 +224,15 @@ func PlotPNG(title, yLabel string, curves []Curve) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// refMethod is the reference sampler as a hypernoise.Method.
+type refMethod struct {
+	name string
+	run  func(eps, prompts *tensors.Tensor) (*tensors.Tensor, hypernet.Cost, error)
+}
+
+func (m *refMethod) Name() string { return m.name }
+func (m *refMethod) Generate(eps, prompts *tensors.Tensor) (*tensors.Tensor, hypernet.Cost, error) {
+	return m.run(eps, prompts)
+}
+func (m *refMethod) Close() {}
