@@ -49,7 +49,7 @@ func hypernetStep(backend backends.Backend, steps int) (*hypernetBench, error) {
 	if err != nil {
 		return nil, err
 	}
-	mod, err := pipeline.ModulatorSpec{Kind: pipeline.KindLoRA, Rank: 8}.Build(m)
+	mod, err := opts.Modulator.Build(m, "bench_hypernet") // the default: LoRA rank 8 on the student
 	if err != nil {
 		return nil, err
 	}
