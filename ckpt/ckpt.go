@@ -504,3 +504,155 @@ func fromSTDType(dt safetensors.DType) (dtypes.DType, bool) {
 	}
 	return 0, false
 }
+
+// WeightsSHAKey is the key under which SaveWithConfig records the weights file's SHA-256 in the
+// JSON config beside it.
+const WeightsSHAKey = "weights_sha256"
+
+// configKey holds, in the weights file's metadata, the config it was saved with.
+const configKey = "config"
+
+// SaveWithConfig writes the variables under scope to path (a .safetensors file whose metadata
+// holds config and scope) and config as JSON to jsonPath, with the weights file's SHA-256 added
+// under WeightsSHAKey; config must encode as a JSON object. Both writes are atomic, the weights
+// first: a crash between them leaves a pair that LoadVerified refuses, never a mislabelled model.
+func SaveWithConfig(ctx *context.Context, scope, path, jsonPath string, config any) error {
+	js, err := json.Marshal(config)
+	if err != nil {
+		return fmt.Errorf("encoding the config: %w", err)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(js, &obj); err != nil || obj == nil {
+		return fmt.Errorf("the config must encode as a JSON object")
+	}
+	data, err := Encode(ctx, scope, map[string]string{configKey: string(js), "scope": scope})
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(path, data); err != nil {
+		return err
+	}
+	obj[WeightsSHAKey] = FileSHA256(data)
+	return WriteJSON(jsonPath, obj)
+}
+
+// ReadConfig reads a JSON config written by SaveWithConfig into config, strictly: unknown fields,
+// trailing data and a missing weights hash are errors. It returns the recorded weights SHA-256.
+func ReadConfig(jsonPath string, config any) (string, error) {
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return "", err
+	}
+	sha, err := ParseConfig(data, config)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	return sha, nil
+}
+
+// ParseConfig is ReadConfig on the file's bytes.
+func ParseConfig(data []byte, config any) (string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return "", fmt.Errorf("not a valid JSON config: %w", err)
+	}
+	var sha string
+	raw, ok := obj[WeightsSHAKey]
+	if !ok {
+		return "", fmt.Errorf("config has no %s (the weights' integrity check)", WeightsSHAKey)
+	}
+	if err := json.Unmarshal(raw, &sha); err != nil || len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("config's %s is not a SHA-256 in hex", WeightsSHAKey)
+	}
+	delete(obj, WeightsSHAKey)
+	rest, err := json.Marshal(obj)
+	if err != nil {
+		return "", err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(rest)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(config); err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	return sha, nil
+}
+
+// LoadVerified loads the weights at path into ctx after checking them against the JSON config at
+// jsonPath (written by SaveWithConfig): the file's SHA-256 must be the one the config records, its
+// content digest must hold, and the config stored inside the weights must equal the JSON's (so an
+// edited JSON, e.g. another LoRA alpha, is refused, naming the field). opts restrict what tensors
+// are accepted (see LoadOptions; a digest is always required). Nothing is loaded on any refusal.
+func LoadVerified(ctx *context.Context, path, jsonPath string, opts LoadOptions) (map[string]string, error) {
+	js, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return nil, err
+	}
+	var cfgObj map[string]any
+	if err := json.Unmarshal(js, &cfgObj); err != nil {
+		return nil, fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	sha, _ := cfgObj[WeightsSHAKey].(string)
+	delete(cfgObj, WeightsSHAKey)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if got := FileSHA256(data); got != sha {
+		return nil, fmt.Errorf("%s does not match %s (SHA-256 %.12s, the config records %.12s): damaged, or from another run",
+			path, jsonPath, got, sha)
+	}
+	opts.RequireDigest = true
+	probe := context.New()
+	meta, err := DecodeWith(probe, data, LoadOptions{RequireDigest: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var stored map[string]any
+	if err := json.Unmarshal([]byte(meta[configKey]), &stored); err != nil {
+		return nil, fmt.Errorf("%s holds no valid config: %w", path, err)
+	}
+	if diff := jsonDiff("", stored, cfgObj); diff != "" {
+		return nil, fmt.Errorf("%s differs from the config saved with its weights (%s): edited or mixed up", jsonPath, diff)
+	}
+	if meta, err = DecodeWith(ctx, data, opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return meta, nil
+}
+
+// jsonDiff names the first few keys (dotted paths) whose values differ between two decoded JSON
+// values, as "key: a -> b".
+func jsonDiff(prefix string, a, b any) string {
+	ma, oka := a.(map[string]any)
+	mb, okb := b.(map[string]any)
+	if !oka || !okb {
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			return fmt.Sprintf("%s: %s -> %s", strings.TrimPrefix(prefix, "."), ja, jb)
+		}
+		return ""
+	}
+	keys := map[string]bool{}
+	for k := range ma {
+		keys[k] = true
+	}
+	for k := range mb {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	var diffs []string
+	for _, k := range sorted {
+		if d := jsonDiff(prefix+"."+k, ma[k], mb[k]); d != "" {
+			diffs = append(diffs, d)
+		}
+	}
+	if len(diffs) > 3 {
+		diffs = append(diffs[:3], "...")
+	}
+	return strings.Join(diffs, "; ")
+}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -64,7 +65,7 @@ func (s ModulatorSpec) Validate() error {
 	default:
 		return fmt.Errorf("unknown modulator %q; allowed: %s, %s", s.Kind, KindLoRA, KindMLP)
 	}
-	return nil
+	return s.checkBounds()
 }
 
 // Build makes the modulator for model m.
@@ -113,7 +114,8 @@ type TrainOptions struct {
 	Beta       float64              // for the KL regularizer
 	Train      hypernet.TrainConfig
 	OutDir     string // receives weights, config, curve, and resumable checkpoints
-	Resume     bool
+	Resume     bool   // continue the run checkpointed in OutDir (same definition and settings)
+	Force      bool   // start afresh in an OutDir that holds a run, discarding it
 }
 
 // DefaultTrainOptions are CPU-friendly defaults for the embedded default: LoRA rank 8 on the
@@ -201,7 +203,23 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	}
 	cfg := opts.Train
 	cfg.CheckpointDir = opts.OutDir
-	cfg.Resume = opts.Resume
+	cfg.Resume, cfg.Force = opts.Resume, opts.Force
+	base := Config{Format: configFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
+		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg}
+	cfg.Defines = base.Defines()
+	if err := CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
+		return nil, nil, err
+	}
+	if opts.Resume {
+		if hn, steps, ok := finishedRun(backend, opts.OutDir, m, base); ok {
+			return hn, &hypernet.TrainResult{StartStep: steps, Steps: steps, Skipped: hn.Config.Result.Skipped}, nil
+		}
+	}
+	if opts.Force {
+		if err := clearRunFolder(opts.OutDir); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -209,11 +227,8 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	hn := &Hypernet{Model: m, Modulator: mod, Reward: reward, Config: Config{
-		Format: configFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
-		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
-		Result: summarize(res),
-	}}
+	hn := &Hypernet{Model: m, Modulator: mod, Reward: reward, Config: base}
+	hn.Config.Result = summarize(res)
 	if err := hn.Save(opts.OutDir); err != nil {
 		return nil, nil, err
 	}
@@ -235,7 +250,7 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 }
 
 func summarize(res *hypernet.TrainResult) *TrainSummary {
-	s := &TrainSummary{Steps: res.Steps, Skipped: res.Skipped, Seconds: res.Seconds,
+	s := &TrainSummary{Steps: res.Steps, Skipped: res.Skipped, Seconds: max(res.Seconds, res.TotalSeconds),
 		FinishedAtTime: time.Now().UTC().Format(time.RFC3339)}
 	r := res.Metrics["reward"]
 	if n := len(r); n > 0 {
@@ -246,12 +261,21 @@ func summarize(res *hypernet.TrainResult) *TrainSummary {
 	return s
 }
 
+// mean is the mean of the finite values of xs (0 if none): a skipped step's NaN reward does not
+// make the summary unwritable.
 func mean(xs []float64) float64 {
 	var s float64
+	n := 0
 	for _, x := range xs {
-		s += x
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			s += x
+			n++
+		}
 	}
-	return s / float64(len(xs))
+	if n == 0 {
+		return 0
+	}
+	return s / float64(n)
 }
 
 // Save writes the modulator's weights (hypernet.safetensors) and the config (hypernet.json) into
@@ -265,20 +289,25 @@ func (h *Hypernet) Save(dir string) error {
 }
 
 // LoadHypernet reads a hypernetwork folder written by TrainHypernet onto model m (its adapters
-// are loaded into m's context). It refuses a folder trained for other generator weights, and
-// reports weights that do not fit the architecture its config names.
+// are loaded into m's context). Before anything is loaded it validates the config (ranges, finite
+// values, known names), refuses a folder trained for other generator weights, and checks the
+// weights file against the SHA-256 the config records and the config saved inside it. Only tensors
+// of the hypernetwork's own scope, each with the shape its architecture expects, are accepted,
+// all of them are required, and non-finite values are refused.
 func LoadHypernet(backend backends.Backend, dir string, m *fashion.Model) (hn *Hypernet, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("loading hypernetwork %s: %v", dir, r)
 		}
 	}()
-	var cfg Config
-	if err := ckpt.ReadJSON(filepath.Join(dir, ConfigFile), &cfg); err != nil {
+	cfgPath := filepath.Join(dir, ConfigFile)
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
 		return nil, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
 	}
-	if cfg.Format != configFormat {
-		return nil, fmt.Errorf("%s: unsupported format %d (want %d)", filepath.Join(dir, ConfigFile), cfg.Format, configFormat)
+	cfg, _, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	if cfg.Generator != m.Name() {
 		return nil, fmt.Errorf("hypernetwork %s was trained for generator %q, not %q", dir, cfg.Generator, m.Name())
@@ -288,38 +317,34 @@ func LoadHypernet(backend backends.Backend, dir string, m *fashion.Model) (hn *H
 	}
 	mod, err := cfg.Modulator.Build(m)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	reward, err := ParseReward(m, cfg.RewardSpec)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, WeightsFile))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := ckpt.Decode(m.Context(), data); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, WeightsFile), err)
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	hn = &Hypernet{Model: m, Modulator: mod, Reward: reward, Config: cfg}
-	if err := hn.checkWeights(backend, data); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, WeightsFile), err)
+	// Build the modulator once so its variables exist with the architecture's shapes; the file
+	// may then only fill them in.
+	if err := hn.buildVariables(backend); err != nil {
+		return nil, err
+	}
+	sc := mod.(hypernet.Scoped)
+	if _, err := ckpt.LoadVerified(m.Context(), filepath.Join(dir, WeightsFile), cfgPath,
+		ckpt.LoadOptions{Scopes: []string{sc.Scope()}, Existing: true, Complete: true}); err != nil {
+		return nil, err
 	}
 	return hn, nil
 }
 
-// checkWeights builds the modulator once (creating any variable the file lacked) and fails if
-// the architecture needed a variable the file did not hold.
-func (h *Hypernet) checkWeights(backend backends.Backend, data []byte) error {
-	sc := h.Modulator.(hypernet.Scoped)
+// buildVariables runs the hypernetwork's sampler once on one noise, which creates its variables.
+func (h *Hypernet) buildVariables(backend backends.Backend) error {
 	s, err := hypernet.NewSampler(backend, h.Model.Context(), h.Model, h.Modulator)
 	if err != nil {
 		return err
 	}
 	defer s.Finalize()
 	eps := hypernet.NoiseTensor(0, 0, 1, h.Model.NoiseShape())
-	if _, _, _, err := s.Sample(eps, tensors.FromValue([]int32{0})); err != nil {
-		return err
-	}
-	return ckpt.CheckShapes(h.Model.Context(), sc.Scope(), data)
+	_, _, _, err = s.Sample(eps, tensors.FromValue([]int32{0}))
+	return err
 }
