@@ -8,6 +8,7 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/rewards"
+	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
 // Documented bounds of a hypernetwork's architecture (see also the memory estimate in
@@ -103,4 +104,10 @@ func ParseConfig(data []byte) (Config, string, error) {
 		return Config{}, "", err
 	}
 	return c, sha, nil
+}
+
+// CheckRewardSpec validates a reward spec for the embedded default without loading any model:
+// syntax, weights in range, and known reward names.
+func CheckRewardSpec(spec string) error {
+	return imagerewards.Registry(nil).Check(spec)
 }

@@ -42,6 +42,11 @@ func (o SampleOptions) Validate() error {
 	default:
 		return fmt.Errorf("unknown method %q; methods: %s", o.Method, strings.Join(SampleMethods, ", "))
 	}
+	if o.RewardSpec != "" {
+		if err := CheckRewardSpec(o.RewardSpec); err != nil {
+			return err
+		}
+	}
 	if o.Method == SampleBestOfN && (o.N < 1 || o.N > 10000) {
 		return fmt.Errorf("best-of-n needs N in [1, 10000], got %d", o.N)
 	}

@@ -230,6 +230,21 @@ func (r *Registry) Help() string {
 	return b.String()
 }
 
+// Check validates spec without building anything: its syntax and weights (see ParseSpec) and that
+// every name is registered (the error lists the registered names).
+func (r *Registry) Check(spec string) error {
+	terms, err := ParseSpec(spec)
+	if err != nil {
+		return fmt.Errorf("%w (available rewards: %s)", err, strings.Join(r.Names(), ", "))
+	}
+	for _, t := range terms {
+		if _, ok := r.entries[t.Name]; !ok {
+			return fmt.Errorf("unknown reward %q in spec %q; available rewards: %s", t.Name, spec, strings.Join(r.Names(), ", "))
+		}
+	}
+	return nil
+}
+
 // Parse parses spec (see ParseSpec), builds each named reward and returns their weighted sum.
 // An unknown name is an error listing the registered names.
 func (r *Registry) Parse(spec string) (*Sum, error) {
