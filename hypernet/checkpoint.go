@@ -35,15 +35,13 @@ type checkpointState struct {
 	History    *History          `json:"history,omitempty"`
 }
 
-// History is the per-step record of a run from step 0: batch loss, gradient norm and metrics.
+// History is the per-step record of a run from step 0: batch loss, gradient norm and metrics. Its
+// JSON form writes non-finite values as null (read back as NaN).
 type History struct {
-	Loss     Series            `json:"loss"`
-	GradNorm Series            `json:"grad_norm"`
-	Metrics  map[string]Series `json:"metrics"`
+	Loss     []float64            `json:"loss"`
+	GradNorm []float64            `json:"grad_norm"`
+	Metrics  map[string][]float64 `json:"metrics"`
 }
-
-// Series is a list of numbers whose JSON form writes non-finite values as null (read back as NaN).
-type Series = []float64
 
 func newHistory() *History { return &History{Metrics: map[string][]float64{}} }
 

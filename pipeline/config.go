@@ -29,7 +29,7 @@ func (s ModulatorSpec) checkBounds() error {
 			return err
 		}
 		return hypernet.CheckRange("LoRA alpha (0: 2*rank)", s.Alpha, 0, float64(MaxAlphaPerRank*s.Rank))
-	case KindMLP:
+	case KindMLP, KindDial:
 		if err := hypernet.CheckIntRange("MLP hidden width", s.Hidden, 1, MaxHidden); err != nil {
 			return err
 		}
@@ -60,6 +60,16 @@ func (c Config) Validate() error {
 	if err := CheckObjective(c.Reg, c.RegWeight, c.Beta); err != nil {
 		return err
 	}
+	if c.LogDet != nil {
+		if err := c.LogDet.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Modulator.Kind == KindDial {
+		if err := c.CheckBeta(c.Beta); err != nil {
+			return err
+		}
+	}
 	if err := c.Train.Validate(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -75,8 +85,8 @@ func (c Config) Validate() error {
 }
 
 // CheckObjective checks a regularizer name and its weight and tilt temperature: the weight in
-// [0, hypernet.MaxRegWeight], beta in [hypernet.MinBeta, hypernet.MaxBeta] for the KL
-// regularizers (else 0 or in that range); all finite.
+// [0, hypernet.MaxRegWeight], beta in [hypernet.MinBeta, hypernet.MaxBeta] for the tempered
+// (KL) regularizers (else 0 or in that range); all finite.
 func CheckObjective(reg hypernet.Regularizer, weight, beta float64) error {
 	if _, err := hypernet.ParseRegularizer(string(reg)); err != nil {
 		return err
@@ -84,7 +94,7 @@ func CheckObjective(reg hypernet.Regularizer, weight, beta float64) error {
 	if err := hypernet.CheckRange("regularizer weight", weight, 0, hypernet.MaxRegWeight); err != nil {
 		return err
 	}
-	if reg == hypernet.RegKL || reg == hypernet.RegExactKL || beta != 0 {
+	if reg.Tempered() || beta != 0 {
 		return hypernet.CheckRange("beta", beta, hypernet.MinBeta, hypernet.MaxBeta)
 	}
 	return nil

@@ -37,6 +37,7 @@ const (
 const (
 	KindLoRA = "lora" // LoRA copy of the generator's student network (the paper's)
 	KindMLP  = "mlp"  // small standalone network on noise and prompt
+	KindDial = "dial" // tilt dial: the MLP conditioned on beta, trained over BetaRange
 )
 
 // ModulatorSpec describes the hypernetwork's architecture.
@@ -45,7 +46,9 @@ type ModulatorSpec struct {
 	Rank   int     `json:"rank,omitempty"`   // lora
 	Alpha  float64 `json:"alpha,omitempty"`  // lora (0: 2*rank)
 	Hidden int     `json:"hidden,omitempty"` // mlp
-	Layers int     `json:"layers,omitempty"` // mlp
+	Layers int     `json:"layers,omitempty"` // mlp, dial
+	// BetaRange is the dial's trained range of beta [lo, hi].
+	BetaRange [2]float64 `json:"beta_range,omitzero"`
 }
 
 // Validate checks the spec; errors name what is allowed.
@@ -58,12 +61,15 @@ func (s ModulatorSpec) Validate() error {
 		if s.Alpha < 0 {
 			return fmt.Errorf("LoRA alpha must be >= 0 (0 means 2*rank), got %g", s.Alpha)
 		}
-	case KindMLP:
+	case KindMLP, KindDial:
 		if s.Hidden <= 0 || s.Layers <= 0 {
 			return fmt.Errorf("MLP hidden width and layers must be positive, got %d and %d", s.Hidden, s.Layers)
 		}
+		if lo, hi := s.BetaRange[0], s.BetaRange[1]; s.Kind == KindDial && !(lo > 0 && hi > lo && !math.IsInf(hi, 0)) {
+			return fmt.Errorf("the tilt dial's beta range must satisfy 0 < lo < hi, got [%g, %g]", lo, hi)
+		}
 	default:
-		return fmt.Errorf("unknown modulator %q; allowed: %s, %s", s.Kind, KindLoRA, KindMLP)
+		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial)
 	}
 	return s.checkBounds()
 }
@@ -73,8 +79,11 @@ func (s ModulatorSpec) Build(m *fashion.Model) (hypernoise.Modulator, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	if s.Kind == KindLoRA {
+	switch s.Kind {
+	case KindLoRA:
 		return hypernet.NewLoRA(m, s.Rank, s.Alpha, "hypernet")
+	case KindDial:
+		return hypernet.NewDialMLP(m.NoiseShape(), len(m.Prompts()), s.Hidden, s.Layers, s.BetaRange[0], s.BetaRange[1], "hypernet")
 	}
 	return hypernet.NewMLP(m.NoiseShape(), len(m.Prompts()), s.Hidden, s.Layers, "hypernet")
 }
@@ -88,18 +97,22 @@ type Config struct {
 	Modulator  ModulatorSpec        `json:"modulator"`
 	Reg        hypernet.Regularizer `json:"regularizer"`
 	RegWeight  float64              `json:"reg_weight"`
-	Beta       float64              `json:"beta,omitempty"`
+	Beta       float64              `json:"beta,omitempty"`   // a dial's default beta (1 if in range)
+	LogDet     *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
 	Train      hypernet.TrainConfig `json:"train"`
 	Result     *TrainSummary        `json:"result,omitempty"`
 }
 
 // TrainSummary is what training reached.
 type TrainSummary struct {
-	Steps          int     `json:"steps"`
-	Skipped        int     `json:"skipped_steps"`
-	Seconds        float64 `json:"seconds"`
-	RewardFirst    float64 `json:"reward_first_steps"` // mean batch reward over the first 10% of steps
-	RewardLast     float64 `json:"reward_last_steps"`  // ... and over the last 10%
+	Steps       int     `json:"steps"`
+	Skipped     int     `json:"skipped_steps"`
+	Seconds     float64 `json:"seconds"`
+	RewardFirst float64 `json:"reward_first_steps"` // mean batch reward over the first 10% of steps
+	RewardLast  float64 `json:"reward_last_steps"`  // ... and over the last 10%
+	// Diverged: for the logdet regularizer, the fraction of training samples whose series was
+	// detected as diverging (and so not trained on), over all steps.
+	Diverged       float64 `json:"logdet_diverged,omitempty"`
 	FinishedAtTime string  `json:"finished_at"`
 }
 
@@ -111,7 +124,8 @@ type TrainOptions struct {
 	Modulator  ModulatorSpec
 	Reg        hypernet.Regularizer // default: the reference code's mean-square
 	RegWeight  float64              // reference: 0.5
-	Beta       float64              // for the KL regularizer
+	Beta       float64              // for the KL regularizers
+	LogDet     hypernet.LogDet      // for the logdet regularizer
 	Train      hypernet.TrainConfig
 	OutDir     string // receives weights, config, curve, and resumable checkpoints
 	Resume     bool   // continue the run checkpointed in OutDir (same definition and settings)
@@ -137,16 +151,73 @@ func DefaultTrainOptions() TrainOptions {
 		Modulator:  ModulatorSpec{Kind: KindLoRA, Rank: 8},
 		Reg:        hypernet.RegMeanSquare,
 		RegWeight:  0.5,
+		LogDet:     hypernet.DefaultLogDet(),
 		Train:      cfg,
 	}
 }
 
-// Hypernet is a trained noise hypernetwork bound to its generator and reward.
+// CheckBeta says whether the hypernetwork can sample at tilt temperature beta: a tilt dial
+// anywhere in its trained range, any other hypernetwork only at the beta it was trained for.
+func (c Config) CheckBeta(beta float64) error {
+	if c.Modulator.Kind == KindDial {
+		if lo, hi := c.Modulator.BetaRange[0], c.Modulator.BetaRange[1]; !(beta >= lo && beta <= hi) {
+			return fmt.Errorf("beta %g is outside the range this tilt dial was trained on, [%g, %g]", beta, lo, hi)
+		}
+		return nil
+	}
+	if c.Reg.Tempered() && beta == c.Beta {
+		return nil
+	}
+	if c.Reg.Tempered() {
+		return fmt.Errorf("this %s hypernetwork was trained for beta %g only; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Beta)
+	}
+	return fmt.Errorf("this %s hypernetwork was trained with the %s regularizer, which has no beta; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Reg)
+}
+
+// Hypernet is a trained noise hypernetwork bound to its generator and reward. For a tilt dial,
+// Modulator is the dial at one beta (Config.Beta unless SetBeta chose another).
 type Hypernet struct {
 	Model     *fashion.Model
 	Modulator hypernoise.Modulator
 	Reward    hypernoise.Reward
 	Config    Config
+	// Beta is the tilt temperature Modulator samples at (for a dial, the one SetBeta chose).
+	Beta float64
+	dial hypernet.Dial
+}
+
+// SetBeta points a tilt dial's Modulator at beta; see Config.CheckBeta.
+func (h *Hypernet) SetBeta(beta float64) error {
+	if err := h.Config.CheckBeta(beta); err != nil {
+		return err
+	}
+	if h.dial != nil {
+		mod, err := hypernet.AtBeta(h.dial, beta)
+		if err != nil {
+			return err
+		}
+		h.Modulator = mod
+	}
+	h.Beta = beta
+	return nil
+}
+
+// bind sets Modulator (a dial at its default beta) and Beta from mod and the config.
+func (h *Hypernet) bind(mod hypernoise.Modulator) error {
+	h.Modulator, h.Beta = mod, h.Config.Beta
+	if d, ok := mod.(hypernet.Dial); ok {
+		h.dial = d
+		return h.SetBeta(h.Config.Beta)
+	}
+	return nil
+}
+
+// DialDefaultBeta is the beta a dial samples at without --beta: 1 if in [lo, hi], else sqrt(lo hi).
+func DialDefaultBeta(lo, hi float64) float64 {
+	if lo <= 1 && 1 <= hi {
+		return 1
+	}
+	return math.Sqrt(lo * hi)
 }
 
 // BaseHash is a SHA-256 over the generator's weights (student and autoencoder variables, by name),
@@ -196,8 +267,14 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta}
-	prob, err := hypernet.NewProblem(m, mod, obj)
+	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
+	var prob *hypernet.Problem
+	if d, ok := mod.(hypernet.Dial); ok {
+		prob, err = hypernet.NewDialProblem(m, d, obj)
+		opts.Beta = DialDefaultBeta(d.BetaRange())
+	} else {
+		prob, err = hypernet.NewProblem(m, mod, obj)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,6 +283,10 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	cfg.Resume, cfg.Force = opts.Resume, opts.Force
 	base := Config{Format: configFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
 		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg}
+	if opts.Reg == hypernet.RegLogDet {
+		ld := opts.LogDet
+		base.LogDet = &ld
+	}
 	cfg.Defines = base.Defines()
 	if err := CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
 		return nil, nil, err
@@ -227,8 +308,11 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	hn := &Hypernet{Model: m, Modulator: mod, Reward: reward, Config: base}
+	hn := &Hypernet{Model: m, Reward: reward, Config: base}
 	hn.Config.Result = summarize(res)
+	if err := hn.bind(mod); err != nil {
+		return nil, nil, err
+	}
 	if err := hn.Save(opts.OutDir); err != nil {
 		return nil, nil, err
 	}
@@ -258,6 +342,9 @@ func summarize(res *hypernet.TrainResult) *TrainSummary {
 		s.RewardFirst = mean(r[:k])
 		s.RewardLast = mean(r[n-k:])
 	}
+	if d := res.Metrics["logdet_diverged"]; len(d) > 0 {
+		s.Diverged = mean(d)
+	}
 	return s
 }
 
@@ -286,6 +373,15 @@ func (h *Hypernet) Save(dir string) error {
 		return fmt.Errorf("modulator %s has no scope", h.Modulator.Name())
 	}
 	return hypernet.SaveWeights(h.Model.Context(), sc.Scope(), filepath.Join(dir, WeightsFile), h.Config)
+}
+
+// ReadConfig reads the config of a hypernetwork folder (without loading its weights).
+func ReadConfig(dir string) (Config, error) {
+	var cfg Config
+	if err := ckpt.ReadJSON(filepath.Join(dir, ConfigFile), &cfg); err != nil {
+		return cfg, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
+	}
+	return cfg, nil
 }
 
 // LoadHypernet reads a hypernetwork folder written by TrainHypernet onto model m (its adapters
@@ -323,13 +419,16 @@ func LoadHypernet(backend backends.Backend, dir string, m *fashion.Model) (hn *H
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	hn = &Hypernet{Model: m, Modulator: mod, Reward: reward, Config: cfg}
+	hn = &Hypernet{Model: m, Reward: reward, Config: cfg}
+	if err := hn.bind(mod); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
+	}
 	// Build the modulator once so its variables exist with the architecture's shapes; the file
 	// may then only fill them in.
 	if err := hn.buildVariables(backend); err != nil {
 		return nil, err
 	}
-	sc := mod.(hypernet.Scoped)
+	sc := hn.Modulator.(hypernet.Scoped)
 	if _, err := ckpt.LoadVerified(m.Context(), filepath.Join(dir, WeightsFile), cfgPath,
 		ckpt.LoadOptions{Scopes: []string{sc.Scope()}, Existing: true, Complete: true}); err != nil {
 		return nil, err

@@ -55,7 +55,9 @@ func clearRunFolder(dir string) error {
 // compared separately): a resume with any other value is refused, naming the entry.
 func (c Config) Defines() map[string]string {
 	mod, _ := json.Marshal(c.Modulator)
+	logdet, _ := json.Marshal(c.LogDet)
 	return map[string]string{
+		"logdet":      string(logdet),
 		"generator":   c.Generator,
 		"base_model":  c.BaseHash,
 		"reward_spec": c.RewardSpec,

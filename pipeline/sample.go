@@ -24,11 +24,12 @@ var SampleMethods = []string{SampleBase, SampleHyperNoise, SampleReno, SampleBes
 
 // SampleOptions selects how Sample generates.
 type SampleOptions struct {
-	Method      string // one of SampleMethods
-	HypernetDir string // hypernetwork folder (needed by hypernoise; gives reno/best-of-n its reward)
-	RewardSpec  string // reward for reno/best-of-n without a hypernetwork (default align=1)
-	N           int    // best-of-n candidates
-	RenoSteps   int    // ReNO iterations
+	Method      string  // one of SampleMethods
+	HypernetDir string  // hypernetwork folder (needed by hypernoise; gives reno/best-of-n its reward)
+	RewardSpec  string  // reward for reno/best-of-n without a hypernetwork (default align=1)
+	N           int     // best-of-n candidates
+	RenoSteps   int     // ReNO iterations
+	Beta        float64 // tilt temperature of a tilt dial (0: its default); see Config.CheckBeta
 }
 
 // Validate checks the options; errors name what is allowed.
@@ -67,6 +68,11 @@ func Sample(backend backends.Backend, m *fashion.Model, eps []float32, prompts [
 		var err error
 		if hn, err = LoadHypernet(backend, o.HypernetDir, m); err != nil {
 			return nil, hypernet.Cost{}, err
+		}
+		if o.Beta != 0 {
+			if err := hn.SetBeta(o.Beta); err != nil {
+				return nil, hypernet.Cost{}, err
+			}
 		}
 	}
 	spec := o.RewardSpec

@@ -40,6 +40,7 @@ diversity, network evaluations and seconds per image.
 	smallN := fs.Int("small-n", def.SmallN, "N of the small best-of-N")
 	ftSteps := fs.Int("finetune-steps", -1, "fine-tune baseline steps (-1: as many as the hypernetwork; 0: skip)")
 	only := fs.String("methods", "", "comma-separated methods to run (default all): "+strings.Join(pipeline.MethodOrder, ","))
+	beta := fs.Float64("beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
 	out := fs.String("out", "", "also write metrics.json, grids and index.html into this folder")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress output")
@@ -75,6 +76,9 @@ diversity, network evaluations and seconds per image.
 	if *dir == "" {
 		return cli.Usagef("eval: --hypernet DIR is required")
 	}
+	if err := checkBetaFlag(fs, *dir, *beta); err != nil {
+		return err
+	}
 	o := def
 	o.SeedsPerPrompt, o.Seed, o.RenoSteps, o.WarmRenoSteps, o.SmallN = *seeds, *seed, *renoSteps, *warm, *smallN
 	if err := o.Validate(); err != nil {
@@ -92,6 +96,11 @@ diversity, network evaluations and seconds per image.
 	hn, err := pipeline.LoadHypernet(backend, *dir, m)
 	if err != nil {
 		return err
+	}
+	if *beta != 0 {
+		if err := hn.SetBeta(*beta); err != nil {
+			return cli.Usagef("eval: %v", err)
+		}
 	}
 	switch {
 	case *ftSteps < -1:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -57,6 +58,7 @@ noises; --method reno or best-of-n runs those baselines (on --reward, or the hyp
 	fs.StringVar(&f.gen.RewardSpec, "reward", "", "reward spec for reno and best-of-n (default: the hypernetwork's, else align=1)")
 	fs.IntVar(&f.gen.N, "best-of", 16, "candidates per image for --method best-of-n")
 	fs.IntVar(&f.gen.RenoSteps, "reno-steps", 50, "ReNO iterations for --method reno")
+	fs.Float64Var(&f.gen.Beta, "beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -72,6 +74,9 @@ noises; --method reno or best-of-n runs those baselines (on --reward, or the hyp
 	}
 	if f.gen.Method != pipeline.SampleBase && f.teacherSteps > 0 {
 		return cli.Usagef("--teacher-steps samples the teacher; it cannot be combined with --method %s", f.gen.Method)
+	}
+	if err := checkBetaFlag(fs, f.gen.HypernetDir, f.gen.Beta); err != nil {
+		return err
 	}
 	if f.prompt == "" {
 		return cli.Usagef("--prompt is required; prompts: %s", strings.Join(fashion.Prompts, ", "))
@@ -170,5 +175,29 @@ noises; --method reno or best-of-n runs those baselines (on --reward, or the hyp
 		name = "each prompt"
 	}
 	fmt.Fprintf(env.Stdout, "wrote %s: %d x %q (%s, seed %d)\n", f.out, f.n, name, what, f.seed)
+	return nil
+}
+
+// checkBetaFlag validates --beta (when given) against the hypernetwork folder's config: a usage
+// error naming a dial's trained range, or saying that the hypernetwork is not a dial.
+func checkBetaFlag(fs *flag.FlagSet, dir string, beta float64) error {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "beta" })
+	if !set {
+		return nil
+	}
+	if dir == "" {
+		return cli.Usagef("--beta needs --hypernet DIR (a tilt dial)")
+	}
+	if !(beta > 0) || math.IsInf(beta, 0) {
+		return cli.Usagef("--beta must be a positive number, got %g", beta)
+	}
+	cfg, err := pipeline.ReadConfig(dir)
+	if err != nil {
+		return err
+	}
+	if err := cfg.CheckBeta(beta); err != nil {
+		return cli.Usagef("%v", err)
+	}
 	return nil
 }
