@@ -33,6 +33,9 @@ func CheckRange(name string, v, lo, hi float64) error {
 
 // CheckIntRange reports an error unless lo <= v <= hi.
 func CheckIntRange(name string, v, lo, hi int) error {
+	if lo == 1 && (v < lo || v > hi) {
+		return fmt.Errorf("%s must be positive and at most %d, got %d", name, hi, v)
+	}
 	if v < lo || v > hi {
 		return fmt.Errorf("%s must be in [%d, %d], got %d", name, lo, hi, v)
 	}

@@ -381,15 +381,15 @@ func TestTrainConfigErrors(t *testing.T) {
 		mod  func(*TrainConfig)
 		want string
 	}{
-		{func(c *TrainConfig) { c.Steps = 0 }, "steps must be in [1,"},
-		{func(c *TrainConfig) { c.BatchSize = -1 }, "batch size must be in [1,"},
+		{func(c *TrainConfig) { c.Steps = 0 }, "steps must be positive"},
+		{func(c *TrainConfig) { c.BatchSize = -1 }, "batch size must be positive"},
 		// Issue 12 case 3: non-finite or absurd values trained, then failed writing JSON.
 		{func(c *TrainConfig) { c.LR = 1e300 }, "learning rate must be in"},
 		{func(c *TrainConfig) { c.LR = math.NaN() }, "learning rate must be positive"},
 		{func(c *TrainConfig) { c.ClipNorm = math.NaN() }, "clip norm (0 disables) must be a finite number"},
 		{func(c *TrainConfig) { c.Momentum = math.NaN() }, "momentum must be a finite number"},
 		{func(c *TrainConfig) { c.WeightDecay = math.Inf(1) }, "weight decay must be a finite number"},
-		{func(c *TrainConfig) { c.BatchSize = 100000 }, "batch size must be in [1, 4096]"},
+		{func(c *TrainConfig) { c.BatchSize = 100000 }, "batch size must be positive and at most 4096"},
 		{func(c *TrainConfig) { c.Optimizer = "lion" }, "allowed: sgd, adamw"},
 		{func(c *TrainConfig) { c.LR = 0 }, "learning rate must be positive"},
 		{func(c *TrainConfig) { c.Noise = "often" }, "allowed: fresh, one, multi, batch"},

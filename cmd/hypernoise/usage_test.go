@@ -38,9 +38,9 @@ func TestUsageErrorsUpFront(t *testing.T) {
 		{train("--reward", "align=1e-320"), "weight magnitude must be in"},
 		{train("--reward", "0=1e100"), "weight magnitude must be in"},
 		// case 4
-		{train("--rank", "100000"), "LoRA rank must be in [1, 512]"},
-		{train("--batch", "100000"), "batch size must be in [1, 4096]"},
-		{train("--modulator", "mlp", "--hidden", "1000000"), "MLP hidden width must be in [1, 8192]"},
+		{train("--rank", "100000"), "LoRA rank must be positive and at most 512"},
+		{train("--batch", "100000"), "batch size must be positive and at most 4096"},
+		{train("--modulator", "mlp", "--hidden", "1000000"), "MLP hidden width must be positive and at most 8192"},
 		{train("--modulator", "mlp", "--hidden", "8192", "--layers", "16", "--batch", "4096"), "more than the budget of 16.0 GiB"},
 		{[]string{"sample", "--prompt", "all", "--n", "4096", "--method", "reno"}, "more than the budget"},
 		{[]string{"sample", "--prompt", "dress", "--n", "4", "--cols", "1000000000"}, "--cols must be in [0, 4]"},
