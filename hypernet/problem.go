@@ -9,16 +9,8 @@ import (
 	"github.com/hypernoise/hypernoise"
 )
 
-// Cost is what a method spends per sample: network evaluations (forward and backward passes of a
-// generator-sized network; a modulator's forward counts as one whatever its size) and wall time.
-type Cost struct {
-	Forward  float64 `json:"forward_per_sample"`
-	Backward float64 `json:"backward_per_sample"`
-	Seconds  float64 `json:"seconds_per_sample"`
-}
-
-// NFE is the number of network evaluations per sample, forward plus backward.
-func (c Cost) NFE() float64 { return c.Forward + c.Backward }
+// Cost is what a method spends per sample (see hypernoise.Cost).
+type Cost = hypernoise.Cost
 
 // Metric is a named per-sample ([B]) or scalar quantity a training step reports (its batch mean).
 type Metric struct {

@@ -1,5 +1,7 @@
 package pipeline
 
+import "github.com/hypernoise/hypernoise/infer"
+
 // Up-front memory estimates, in bytes, of the commands on the embedded default, so that sizes that
 // cannot fit are refused before anything is allocated (cli.CheckMemory). They are fits to peak
 // resident memory measured with /usr/bin/time -v on the pure-Go backend (issue 12 note: train
@@ -23,9 +25,9 @@ func EstimateTrainBytes(o TrainOptions) int64 {
 	b := int64(o.Train.BatchSize)
 	est := memTrainBase + b*memTrainPerSample
 	switch o.Modulator.Kind {
-	case KindLoRA:
+	case infer.KindLoRA:
 		est += int64(o.Modulator.Rank) * memPerLoRARank
-	case KindMLP:
+	case infer.KindMLP, infer.KindDial:
 		d, h, l := int64(196+32), int64(o.Modulator.Hidden), int64(o.Modulator.Layers)
 		params := d*h + (l-1)*h*h + h*196
 		est += params*memPerMLPParam + b*h*l*16
@@ -33,17 +35,9 @@ func EstimateTrainBytes(o TrainOptions) int64 {
 	return min(est, maxEstimate)
 }
 
-// EstimateSampleBytes estimates the peak memory of generating images images with o's method.
-func EstimateSampleBytes(o SampleOptions, images int) int64 {
-	n := int64(images)
-	est := memSampleBase + n*memPerImage
-	switch o.Method {
-	case SampleBestOfN:
-		cands := int64(o.N)
-		perChunk := min(n*cands, max(1, bestOfNChunk/cands)*cands)
-		est += perChunk * memPerCandidate
-	case SampleReno:
-		est += n * memPerRenoImage
-	}
-	return min(est, maxEstimate)
+// EstimateSampleBytes estimates the peak memory of generating images images with any method:
+// best-of-N and ReNO run in chunks of DefaultChunk rows, so only the images kept grow with the
+// request.
+func EstimateSampleBytes(images int) int64 {
+	return min(memSampleBase+int64(images)*memPerImage, maxEstimate)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
@@ -62,14 +63,17 @@ func TestDamagedWeightsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = LoadHypernet(backend, d, m2)
+		p, err := NewPipeline(backend, m2, d)
+		if err == nil {
+			p.Close()
+		}
 		return m2, err
 	}
 	if _, err := load(dir); err != nil {
 		t.Fatalf("intact folder refused: %v", err)
 	}
-	weights := func(d string) string { return filepath.Join(d, WeightsFile) }
-	cfgPath := func(d string) string { return filepath.Join(d, ConfigFile) }
+	weights := func(d string) string { return filepath.Join(d, infer.WeightsFile) }
+	cfgPath := func(d string) string { return filepath.Join(d, infer.ConfigFile) }
 
 	// 64 flipped bytes in the middle of the tensor file.
 	d := copyDir(t, dir)
@@ -104,7 +108,7 @@ func TestDamagedWeightsRefused(t *testing.T) {
 	}
 	// A consistent pair (valid hashes) whose tensor file also holds a base-model tensor.
 	d = copyDir(t, dir)
-	var cfg Config
+	var cfg infer.Config
 	if _, err := ckpt.ReadConfig(cfgPath(d), &cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +147,7 @@ func TestResumeRules(t *testing.T) {
 	if _, _, err := TrainHypernet(backend, m, o, nil); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	before, _ := os.ReadFile(filepath.Join(dir, infer.ConfigFile))
 	fresh := func() *fashion.Model {
 		m2, err := fashion.Default()
 		if err != nil {
@@ -174,7 +178,7 @@ func TestResumeRules(t *testing.T) {
 	if _, res, err := TrainHypernet(backend, fresh(), r, nil); err != nil || res.StartStep != 4 {
 		t.Fatalf("resume of a finished run: %v", err)
 	}
-	after, _ := os.ReadFile(filepath.Join(dir, ConfigFile))
+	after, _ := os.ReadFile(filepath.Join(dir, infer.ConfigFile))
 	if string(before) != string(after) {
 		t.Errorf("resuming a finished run rewrote its config:\n%s\n->\n%s", before, after)
 	}
@@ -195,7 +199,7 @@ func TestResumeRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var first Config
+	var first infer.Config
 	_ = json.Unmarshal(before, &first)
 	if res.StartStep != 4 || len(res.Loss) != 6 || hn.Config.Result.Steps != 6 ||
 		math.Abs(hn.Config.Result.RewardFirst-first.Result.RewardFirst) > 1e-9 {

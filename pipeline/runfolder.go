@@ -7,9 +7,13 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
+	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
 // ErrRunFolder marks a refusal of CheckRunFolder: the folder's state does not allow what was
@@ -35,15 +39,21 @@ func CheckRunFolder(dir string, resume, force bool) error {
 		return &runFolderError{"--resume and --force exclude each other"}
 	case resume && !has(hypernet.CheckpointWeights):
 		return &runFolderError{fmt.Sprintf("cannot resume: %s holds no checkpoint (%s)", dir, hypernet.CheckpointWeights)}
-	case !resume && !force && (has(hypernet.CheckpointWeights) || has(ConfigFile) || has(WeightsFile)):
+	case !resume && !force && (has(hypernet.CheckpointWeights) || has(infer.ConfigFile) || has(infer.WeightsFile)):
 		return &runFolderError{fmt.Sprintf("%s already holds a training run; pass --resume to continue it or --force to discard it and start over", dir)}
 	}
 	return nil
 }
 
+// CheckRewardSpec validates a reward spec for the embedded default without loading any model:
+// syntax, weights in range, and known reward names.
+func CheckRewardSpec(spec string) error {
+	return imagerewards.Registry(nil).Check(spec)
+}
+
 // clearRunFolder deletes the files of a previous run in dir (for a forced fresh start).
 func clearRunFolder(dir string) error {
-	for _, f := range []string{hypernet.CheckpointWeights, hypernet.CheckpointJSON, WeightsFile, ConfigFile, CurveFile} {
+	for _, f := range []string{hypernet.CheckpointWeights, hypernet.CheckpointJSON, infer.WeightsFile, infer.ConfigFile, infer.CurveFile} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -51,45 +61,34 @@ func clearRunFolder(dir string) error {
 	return nil
 }
 
-// Defines lists what defines the model and its objective (beside the training configuration,
-// compared separately): a resume with any other value is refused, naming the entry.
-func (c Config) Defines() map[string]string {
-	mod, _ := json.Marshal(c.Modulator)
-	logdet, _ := json.Marshal(c.LogDet)
-	return map[string]string{
-		"logdet":      string(logdet),
-		"generator":   c.Generator,
-		"base_model":  c.BaseHash,
-		"reward_spec": c.RewardSpec,
-		"modulator":   string(mod),
-		"regularizer": string(c.Reg),
-		"reg_weight":  fmt.Sprint(c.RegWeight),
-		"beta":        fmt.Sprint(c.Beta),
-	}
-}
-
 // finishedRun reports whether dir holds the finished run that want describes (its hypernetwork
-// loads, was trained for all of want's steps, with the same definition and settings): resuming it
-// then changes nothing.
-func finishedRun(backend backends.Backend, dir string, m *fashion.Model, want Config) (*Hypernet, int, bool) {
-	data, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+// passes every integrity check, was trained for all of want's steps, with the same definition and
+// settings); it then loads its weights into m's context under mod's scope. Resuming a finished
+// run thus changes nothing on disk.
+func finishedRun(dir string, m *fashion.Model, mod hypernoise.Modulator, reward hypernoise.Reward, want infer.Config) (*infer.Hypernet, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, infer.ConfigFile))
 	if err != nil {
-		return nil, 0, false
+		return nil, false
 	}
-	have, _, err := ParseConfig(data)
+	have, _, err := infer.ParseConfig(data)
 	if err != nil || have.Result == nil || have.Result.Steps != want.Train.Steps {
-		return nil, 0, false
+		return nil, false
 	}
 	a, b := have, want
 	a.Result, b.Result = nil, nil
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	if string(ja) != string(jb) {
-		return nil, 0, false
+		return nil, false
 	}
-	hn, err := LoadHypernet(backend, dir, m)
+	scope := context.ScopeSeparator + infer.SavedScope
+	if err := hypernet.LoadWeightsWith(m.Context(), filepath.Join(dir, infer.WeightsFile), nil,
+		ckpt.LoadOptions{Scopes: []string{scope}}); err != nil {
+		return nil, false
+	}
+	hn, err := infer.NewHypernet(filepath.Base(filepath.Clean(dir)), dir, scope, mod, reward, have)
 	if err != nil {
-		return nil, 0, false
+		return nil, false
 	}
-	return hn, have.Result.Steps, true
+	return hn, true
 }

@@ -6,9 +6,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
 	"github.com/hypernoise/hypernoise/eval/tilt"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
@@ -94,12 +96,16 @@ Rewards: `+imagerewards.Registry(nil).Help())
 		return err
 	}
 	defer ev.Finalize()
-	base, err := pipeline.BaseMethod(backend, m)
+	p, err := pipeline.NewPipeline(backend, m)
 	if err != nil {
 		return err
 	}
-	defer base.Close()
-	methods := []imageeval.Method{base.Method}
+	defer p.Close()
+	base, err := p.Method(infer.Request{Method: "base"})
+	if err != nil {
+		return err
+	}
+	methods := []hypernoise.Method{base}
 	names := []string{"base"}
 	for _, b := range bs {
 		name := "tilt beta=" + strconv.FormatFloat(b, 'g', -1, 64)

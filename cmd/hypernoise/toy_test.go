@@ -19,7 +19,7 @@ func TestToyBadInput(t *testing.T) {
 		{[]string{"--beta", "-2"}, "beta must be a positive"},
 		{[]string{"--reward", "left"}, "available rewards: bump, right, up"},
 		{[]string{"--reward", "right=abc"}, "not a number"},
-		{[]string{"--methods", "base,magic"}, "allowed: base, best_of_n, reno, finetune, hypernoise, hypernoise_mlp, hypernoise_exact_kl, hypernoise_logdet, hypernoise_dial"},
+		{[]string{"--methods", "base,magic"}, "allowed: base, best-of-n, reno, finetune, hypernoise, hypernoise_mlp, hypernoise_exact_kl, hypernoise_logdet, hypernoise_dial"},
 		{[]string{"--probes", "0"}, "probes must be >= 1"},
 		{[]string{"--terms", "0"}, "terms must be >= 1"},
 		{[]string{"--rank", "0"}, "rank must be positive"},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
@@ -66,12 +67,12 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	}
 	o := def
 	o.RewardSpec = *spec
-	o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Rank: *rank, Alpha: *alpha}
-	if *kind == pipeline.KindMLP {
-		o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
+	o.Modulator = infer.ModulatorSpec{Kind: *kind, Rank: *rank, Alpha: *alpha}
+	if *kind == infer.KindMLP {
+		o.Modulator = infer.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
 	}
-	if *kind == pipeline.KindDial {
-		o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
+	if *kind == infer.KindDial {
+		o.Modulator = infer.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
 		var lo, hi float64
 		if n, err := fmt.Sscanf(strings.ReplaceAll(*betaRange, ",", " "), "%g %g", &lo, &hi); err != nil || n != 2 {
 			return cli.Usagef("train: --beta-range must be lo,hi, got %q", *betaRange)
@@ -85,11 +86,11 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	if err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	if *kind == pipeline.KindDial && !r.Tempered() {
+	if *kind == infer.KindDial && !r.Tempered() {
 		return cli.Usagef("train: the tilt dial is trained against r/beta and needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not %s", r)
 	}
 	o.Reg, o.RegWeight, o.Beta = r, *regWeight, *beta
-	if err := pipeline.CheckObjective(r, *regWeight, *beta); err != nil {
+	if err := infer.CheckObjective(r, *regWeight, *beta); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
 	o.LogDet.Probes, o.LogDet.Terms = *probes, *terms
@@ -155,7 +156,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	if o.Reg == hypernet.RegLogDet {
 		fmt.Fprintf(env.Stdout, "logdet: %.2f%% of training samples had a diverging series (not trained on)\n", 100*s.Diverged)
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, pipeline.WeightsFile),
-		filepath.Join(*out, pipeline.ConfigFile), filepath.Join(*out, pipeline.CurveFile))
+	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, infer.WeightsFile),
+		filepath.Join(*out, infer.ConfigFile), filepath.Join(*out, infer.CurveFile))
 	return nil
 }

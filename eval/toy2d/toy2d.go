@@ -45,25 +45,30 @@ import (
 	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
+	_ "github.com/hypernoise/hypernoise/methods" // the method registry
 	"github.com/hypernoise/hypernoise/models/toy"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
-// Method names, in report order.
+// Method names, in report order: the registry's methods (one spelling everywhere) and variants
+// of HyperNoise that differ in how the hypernetwork is trained (hypernoise_<variant>).
 const (
-	MethodBase       = "base"
-	MethodBestOfN    = "best_of_n"
-	MethodReNO       = "reno"
-	MethodFinetune   = "finetune"
-	MethodHyperNoise = "hypernoise"          // LoRA modulator, paper's surrogate 1/2||f||^2
-	MethodMLP        = "hypernoise_mlp"      // standalone MLP modulator, surrogate
-	MethodExactKL    = "hypernoise_exact_kl" // LoRA modulator, exact KL(T#N||N)
-	MethodLogDet     = "hypernoise_logdet"   // LoRA modulator, stochastic log-det estimate of the KL
+	MethodBase       = hypernet.MethodBase
+	MethodBestOfN    = bestofn.Name
+	MethodReNO       = reno.Name
+	MethodFinetune   = finetune.Name
+	MethodHyperNoise = hypernet.MethodHyperNoise // LoRA modulator, paper's surrogate 1/2||f||^2
+	MethodMLP        = "hypernoise_mlp"          // standalone MLP modulator, surrogate
+	MethodExactKL    = "hypernoise_exact_kl"     // LoRA modulator, exact KL(T#N||N)
+	MethodLogDet     = "hypernoise_logdet"       // LoRA modulator, stochastic log-det estimate of the KL
 	// MethodDial is one tilt dial (an MLP conditioned on beta, trained with the logdet KL over
 	// DialRange), scored at each of DialBetas against that beta's exact target; in the JSON it is
 	// an object keyed by beta under methods.hypernoise_dial.
 	MethodDial = "hypernoise_dial"
 )
+
+// toyChunk is the rows per compiled call of the toy's methods (2-D samples are tiny).
+const toyChunk = 4096
 
 // MethodNames lists every method, in report order.
 func MethodNames() []string {
@@ -261,7 +266,6 @@ func (r *Report) Order() []string { return slices.Clone(r.order) }
 // Random streams of the benchmark (see hypernet.Normal).
 const (
 	streamEval   = 101
-	streamBoN    = 102
 	streamFloor  = 103
 	streamJitter = 104
 )
@@ -561,14 +565,16 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 		rep.order = append(rep.order, name)
 		return res, nil
 	}
-	sample := func(g hypernoise.Generator, mod hypernoise.Modulator) (*tensors.Tensor, hypernet.Cost, error) {
-		s, err := hypernet.NewSampler(backend, ctx, g, mod)
+	env := hypernoise.MethodEnv{Backend: backend, Context: ctx, Generator: gen, Reward: reward,
+		N: cfg.BestOfN, Steps: cfg.ReNO.Steps, Chunk: toyChunk}
+	// generate runs a registered method on the evaluation noises.
+	generate := func(name string, env hypernoise.MethodEnv) (*tensors.Tensor, hypernet.Cost, error) {
+		m, err := hypernoise.NewMethod(name, env)
 		if err != nil {
 			return nil, hypernet.Cost{}, err
 		}
-		defer s.Finalize()
-		x, _, cost, err := s.Sample(evalEps, prompts)
-		return x, cost, err
+		defer m.Close()
+		return m.Generate(evalEps, prompts)
 	}
 	trained := func(res *MethodResult, tr *hypernet.TrainResult) {
 		res.TrainSteps, res.TrainSkipped, res.TrainSeconds = tr.Steps, tr.Skipped, tr.Seconds
@@ -581,39 +587,12 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 		}
 		say(m)
 		switch m {
-		case MethodBase:
-			x, cost, err := sample(gen, nil)
+		case MethodBase, MethodBestOfN, MethodReNO:
+			x, cost, err := generate(m, env)
 			if err != nil {
 				return nil, err
 			}
 			if _, err := score(m, x, cost); err != nil {
-				return nil, err
-			}
-		case MethodBestOfN:
-			s, err := bestofn.New(backend, ctx, gen, reward, cfg.BestOfN)
-			if err != nil {
-				return nil, err
-			}
-			eps := hypernet.NoiseTensor(cfg.Seed, streamBoN, n, []int{cfg.BestOfN, 2})
-			res, err := s.Sample(eps, prompts)
-			s.Finalize()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := score(m, res.X, res.Cost); err != nil {
-				return nil, err
-			}
-		case MethodReNO:
-			o, err := reno.New(backend, ctx, gen, reward, cfg.ReNO)
-			if err != nil {
-				return nil, err
-			}
-			res, err := o.Run(evalEps, prompts)
-			o.Finalize()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := score(m, res.X, res.Cost); err != nil {
 				return nil, err
 			}
 		case MethodFinetune:
@@ -629,7 +608,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 			if err != nil {
 				return nil, err
 			}
-			x, cost, err := sample(ft, nil)
+			fe := env
+			fe.Finetuned = ft
+			x, cost, err := generate(MethodFinetune, fe)
 			if err != nil {
 				return nil, err
 			}
@@ -664,7 +645,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 			if err != nil {
 				return nil, err
 			}
-			x, cost, err := sample(gen, mod)
+			he := env
+			he.Modulator = mod
+			x, cost, err := generate(MethodHyperNoise, he)
 			if err != nil {
 				return nil, err
 			}
@@ -697,7 +680,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 				if err != nil {
 					return nil, err
 				}
-				x, cost, err := sample(gen, mod)
+				de := env
+				de.Modulator = mod
+				x, cost, err := generate(MethodHyperNoise, de)
 				if err != nil {
 					return nil, err
 				}

@@ -68,7 +68,7 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Train.Steps = 0 }, "steps must be positive"},
 		{func(c *Config) { c.Train.BatchSize = 0 }, "batch size must be positive"},
 		{func(c *Config) { c.Reward = "left" }, "available rewards: bump, right, up"},
-		{func(c *Config) { c.Methods = []string{"base", "magic"} }, "allowed: base, best_of_n, reno, finetune, hypernoise"},
+		{func(c *Config) { c.Methods = []string{"base", "magic"} }, "allowed: base, best-of-n, reno, finetune, hypernoise"},
 		{func(c *Config) { c.ReNO.Steps = -3 }, "steps must be positive"},
 	} {
 		cfg := QuickConfig()

@@ -1,6 +1,7 @@
-package pipeline
+package infer
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -8,11 +9,10 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/rewards"
-	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
 // Documented bounds of a hypernetwork's architecture (see also the memory estimate in
-// EstimateTrainBytes). The paper's LoRA rank is 128; alpha is its scale numerator (alpha/rank
+// pipeline.EstimateTrainBytes). The paper's LoRA rank is 128; alpha is its scale numerator (alpha/rank
 // multiplies the adapters' output, default 2).
 const (
 	MaxRank         = 512
@@ -42,8 +42,8 @@ func (s ModulatorSpec) checkBounds() error {
 // format, well-formed hashes, reward spec syntax, architecture within bounds, regularizer and
 // weights in range and finite, a valid training configuration and a consistent result.
 func (c Config) Validate() error {
-	if c.Format != configFormat {
-		return fmt.Errorf("unsupported format %d (want %d)", c.Format, configFormat)
+	if c.Format != ConfigFormat {
+		return fmt.Errorf("unsupported format %d (want %d)", c.Format, ConfigFormat)
 	}
 	if c.Generator == "" {
 		return fmt.Errorf("no generator named")
@@ -116,8 +116,19 @@ func ParseConfig(data []byte) (Config, string, error) {
 	return c, sha, nil
 }
 
-// CheckRewardSpec validates a reward spec for the embedded default without loading any model:
-// syntax, weights in range, and known reward names.
-func CheckRewardSpec(spec string) error {
-	return imagerewards.Registry(nil).Check(spec)
+// Defines lists what defines the model and its objective (beside the training configuration,
+// compared separately): resuming a run with any other value is refused, naming the entry.
+func (c Config) Defines() map[string]string {
+	mod, _ := json.Marshal(c.Modulator)
+	logdet, _ := json.Marshal(c.LogDet)
+	return map[string]string{
+		"generator":   c.Generator,
+		"base_model":  c.BaseHash,
+		"reward_spec": c.RewardSpec,
+		"modulator":   string(mod),
+		"regularizer": string(c.Reg),
+		"reg_weight":  fmt.Sprint(c.RegWeight),
+		"beta":        fmt.Sprint(c.Beta),
+		"logdet":      string(logdet),
+	}
 }
