@@ -38,3 +38,22 @@ func BenchmarkHypernetStepOps(b *testing.B) {
 		b.Logf("%-22s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6, o.Count, o.Percent)
 	}
 }
+
+// BenchmarkConvStepOps prints the time per op kind of the conv-net step.
+func BenchmarkConvStepOps(b *testing.B) {
+	compute.EnableOpTimes()
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer backend.Finalize()
+	compute.OpTimes()
+	ms, err := convStepTime(backend, max(b.N, 3))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(ms, "ms/step")
+	for _, o := range compute.OpTimes()[:12] {
+		b.Logf("%-22s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6, o.Count, o.Percent)
+	}
+}

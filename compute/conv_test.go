@@ -6,6 +6,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // convVariant is one graph.Convolve configuration.
@@ -102,4 +103,31 @@ func ExampleCheckGradient_conv() {
 	e, _ := CheckGradient(backend, c.fn, gradCase{dims: [][]int{c.x, c.k}}.inputs(3), nil)
 	fmt.Println(e < 1e-6)
 	// Output: true
+}
+
+// TestConvLoweringMatchesStock compares the patched backend's im2col ConvGeneral with SimpleGo's own
+// direct convolution on every variant, in float64.
+func TestConvLoweringMatchesStock(t *testing.T) {
+	fast := testBackend(t)
+	stock, err := NewBackend(StockName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stock.Finalize()
+	before := statConvLowered.Load()
+	for _, c := range convVariants {
+		if c.dil == nil { // SimpleGo takes nil dilations as 0
+			c.dil = ones(len(c.x) - 2)
+		}
+		fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(in)} }
+		in := func() []*tensors.Tensor { return gradCase{dims: [][]int{c.x, c.k}}.inputs(4) }
+		got := eval(t, fast, fn, in()...)[0]
+		want := eval(t, stock, fn, in()...)[0]
+		if d := maxAbsDiff(got, want); d > 1e-9 {
+			t.Errorf("%s: max difference %g from SimpleGo's convolution", c.name, d)
+		}
+	}
+	if n := statConvLowered.Load() - before; n < int64(len(convVariants)) {
+		t.Errorf("only %d of %d convolutions were built as im2col", n, len(convVariants))
+	}
 }

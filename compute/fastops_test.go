@@ -43,6 +43,7 @@ func TestFastOpsMatchStock(t *testing.T) {
 		{"broadcast/scalar", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(graph.Reshape(in[0]), 3, 4) }, [][]int{{1}}},
 		{"transpose/3d", func(in []*graph.Node) *graph.Node { return graph.TransposeAllAxes(in[0], 2, 0, 1) }, [][]int{{3, 4, 5}}},
 		{"transpose/pixel-shuffle", func(in []*graph.Node) *graph.Node { return graph.TransposeAllAxes(in[0], 0, 1, 3, 2, 4, 5) }, [][]int{{2, 3, 2, 3, 2, 2}}},
+		{"sign", func(in []*graph.Node) *graph.Node { return graph.Sign(in[0]) }, [][]int{{7, 9}}},
 		{"logistic/large", func(in []*graph.Node) *graph.Node { return graph.Logistic(in[0]) }, [][]int{{3, 20000}}},
 	}
 	before := statFastOps.Load()
@@ -122,5 +123,17 @@ func TestPadNodeInUse(t *testing.T) {
 	}
 	if statFastOps.Load() == before {
 		t.Fatal("the Pad did not run on the Pad node")
+	}
+}
+
+func TestSignBits(t *testing.T) {
+	x := []float32{-2, -0.0, 0, 3, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-40, -1e-40}
+	want := []float32{-1, 0, 0, 1, 1, -1, 0, 1, -1}
+	out := make([]float32, len(x))
+	signBits32(out, x)
+	for i := range x {
+		if out[i] != want[i] {
+			t.Errorf("sign(%g) = %g, want %g", x[i], out[i], want[i])
+		}
 	}
 }

@@ -133,12 +133,20 @@ func (b *patchedBuilder) padNode(x, fill backends.Op, cfg []backends.PadAxis) (b
 	return node, true, nil
 }
 
-// execPadNode is the Pad node's executor.
+// execPadNode is the executor of this package's own nodes, which all carry OpTypePad: it dispatches on
+// the node's data (a Pad, or an im2col patch extraction, see im2col.go).
 func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, _ []bool) (*simplego.Buffer, error) {
-	data, ok := getNodeData(node).(*padNodeData)
-	if !ok {
-		return nil, fmt.Errorf("compute: Pad node without its configuration")
+	switch data := getNodeData(node).(type) {
+	case *padNodeData:
+		return execPad(backend, data, inputs)
+	case *im2colNodeData:
+		return execIm2col(backend, data, inputs)
 	}
+	return nil, fmt.Errorf("compute: node of type Pad without a configuration")
+}
+
+// execPad runs a Pad node.
+func execPad(backend *simplego.Backend, data *padNodeData, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
 	xs, err := backend.BufferShape(inputs[0])
 	if err != nil {
 		return nil, err

@@ -348,6 +348,10 @@ func (b *patchedBuilder) ConvGeneral(input, kernel backends.Op, axes backends.Co
 		}
 		inputDilations = ones(nSpatial)
 	}
+	if y, ok, err := b.lowerConv(input, kernel, axes, strides, paddings, kernelDilations,
+		channelGroupCount, batchGroupCount); err != nil || ok {
+		return y, err
+	}
 	return b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
 		channelGroupCount, batchGroupCount)
 }
