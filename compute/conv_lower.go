@@ -157,3 +157,99 @@ func (b *patchedBuilder) transposeIfNeeded(x backends.Op, perm []int) (backends.
 	}
 	return x, nil
 }
+
+// lowerDilatedConv builds a stride-1 correlation of an input dilated by s (the transposed convolution
+// that a strided convolution's input gradient is) without materialising the zeros: x[i] meets kernel
+// entry u at output h = s⊙i + lo - d⊙u, so with the undilated input as rows,
+//
+//	Q[b,i,u,(g,f)] = Σ_{c∈g} x[b,i,c] · K[u,c,(g,f)]        (one DotGeneral)
+//	y[b,h,:] = Σ_{i,u: s⊙i - d⊙u + lo = h} Q[b,i,u,:]        (one col2im node)
+//
+// It returns ok=false (leaving the rewrite as interior padding to ConvGeneral) unless some input
+// dilation exceeds 1, every stride is 1 and the custom nodes are on.
+func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
+	strides []int, paddings [][2]int, inDil, kernelDil []int, groups, batchGroups int) (backends.Op, bool, error) {
+	if !b.fastPad || !padNodeOn.Load() || batchGroups > 1 || groups < 1 ||
+		!slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) ||
+		slices.ContainsFunc(strides, func(s int) bool { return s != 1 }) {
+		return nil, false, nil
+	}
+	xs, err := b.OpShape(input)
+	if err != nil {
+		return nil, false, err
+	}
+	ks, err := b.OpShape(kernel)
+	if err != nil {
+		return nil, false, err
+	}
+	if (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) || ks.DType != xs.DType {
+		return nil, false, nil
+	}
+	n := len(axes.InputSpatial)
+	if len(axes.KernelSpatial) != n || len(axes.OutputSpatial) != n || len(inDil) != n || len(kernelDil) != n ||
+		xs.Rank() != n+2 || ks.Rank() != n+2 {
+		return nil, false, nil
+	}
+	pads := make([][2]int, n)
+	copy(pads, paddings)
+	l := newConvLayout(axes, xs.Dimensions, ks.Dimensions, groups)
+	if l.cin%groups != 0 || l.cout%groups != 0 || ks.Dimensions[axes.KernelInputChannels]*groups != l.cin {
+		return nil, false, nil
+	}
+	out := make([]int, n)
+	negDil := make([]int, n)
+	off := make([]int, n)
+	for i := range n {
+		out[i] = inDil[i]*(l.in[i]-1) + 1 + pads[i][0] + pads[i][1] - kernelDil[i]*(l.k[i]-1)
+		if out[i] <= 0 {
+			return nil, false, nil
+		}
+		negDil[i], off[i] = -kernelDil[i], pads[i][0]
+	}
+	g, cg, coutg := groups, l.cin/groups, l.cout/groups
+	rows := l.b
+	for _, d := range l.in {
+		rows *= d
+	}
+	kpos := 1
+	for _, k := range l.k {
+		kpos *= k
+	}
+	xc, err := b.transposeIfNeeded(input, l.xPerm)
+	if err != nil {
+		return nil, false, err
+	}
+	x3, err := b.Builder.Reshape(xc, rows, g, cg)
+	if err != nil {
+		return nil, false, err
+	}
+	kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+	if err != nil {
+		return nil, false, err
+	}
+	k4, err := b.Builder.Reshape(kc, kpos, cg, g, coutg)
+	if err != nil {
+		return nil, false, err
+	}
+	q, err := b.Builder.DotGeneral(x3, []int{2}, []int{1}, k4, []int{1}, []int{2}) // [G, N, Kpos, Coutg]
+	if err != nil {
+		return nil, false, err
+	}
+	if g > 1 {
+		if q, err = b.Builder.Transpose(q, 1, 2, 0, 3); err != nil {
+			return nil, false, err
+		}
+	}
+	if q, err = b.Builder.Reshape(q, slices.Concat([]int{l.b}, l.in, []int{kpos, l.cout})...); err != nil {
+		return nil, false, err
+	}
+	y, ok, err := b.col2imNode(q, l.k, inDil, negDil, off, out)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if y, err = b.transposeIfNeeded(y, inversePerm(l.yPerm)); err != nil {
+		return nil, false, err
+	}
+	statConvLowered.Add(1)
+	return y, true, nil
+}

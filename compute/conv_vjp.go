@@ -229,19 +229,16 @@ func convGeneralVJP(node, v *graph.Node) []*graph.Node {
 	dK = graph.Reshape(dK, slices.Concat(l.k, []int{cg, l.cout})...)
 	dK = transposeTo(dK, inversePerm(l.kPerm))
 
-	// ∂L/∂x as a convolution (the adjoint of the strided, dilated, padded correlation): dilate v by
-	// the stride (interior padding s-1), pad it by d(K-1)-lo before and H+lo-s(O-1)-1 after (negative
-	// values crop), and correlate with the kernel flipped in space and with its channel roles swapped,
-	// dilation d, stride 1. On the patched backend that convolution runs as im2col + GEMM.
-	vcfg := make([]graph.PadAxis, n+2)
+	// ∂L/∂x as a convolution (the adjoint of the strided, dilated, padded correlation): v dilated by
+	// the stride (input dilation s), padded by d(K-1)-lo before and H+lo-s(O-1)-1 after (negative
+	// values crop), correlated with the kernel flipped in space and with its channel roles swapped,
+	// dilation d, stride 1. The patched backend runs it as GEMM + col2im (no zeros materialised) when
+	// s > 1, as im2col + GEMM when s = 1; XLA runs it as its own transposed convolution.
+	vpads := make([][2]int, n)
 	for i := range n {
-		vcfg[1+i] = graph.PadAxis{
-			Start:    p.kernelDil[i]*(l.k[i]-1) - p.paddings[i][0],
-			End:      l.in[i] + p.paddings[i][0] - p.strides[i]*(l.out[i]-1) - 1,
-			Interior: p.strides[i] - 1,
-		}
+		vpads[i] = [2]int{p.kernelDil[i]*(l.k[i]-1) - p.paddings[i][0],
+			l.in[i] + p.paddings[i][0] - p.strides[i]*(l.out[i]-1) - 1}
 	}
-	vp := graph.Pad(vc, zero, vcfg...)
 	kt := graph.Reshape(kc, slices.Concat(l.k, []int{cg, g, coutg})...)
 	kperm := slices.Concat(iotaFrom(0, n), []int{n + 2, n + 1, n}) // [K..., Coutg, G, Cg]
 	kt = graph.TransposeAllAxes(kt, kperm...)
@@ -250,7 +247,7 @@ func convGeneralVJP(node, v *graph.Node) []*graph.Node {
 	canon := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: n + 1, InputSpatial: iotaFrom(1, n),
 		KernelInputChannels: n, KernelOutputChannels: n + 1, KernelSpatial: iotaFrom(0, n),
 		OutputBatch: 0, OutputChannels: n + 1, OutputSpatial: iotaFrom(1, n)}
-	dx := graph.ConvGeneral(vp, kt, canon, ones(n), make([][2]int, n), ones(n), p.kernelDil, g, 1)
+	dx := graph.ConvGeneral(vc, kt, canon, ones(n), vpads, p.strides, p.kernelDil, g, 1)
 	dx = transposeTo(dx, inversePerm(l.xPerm))
 	return []*graph.Node{dx, dK}
 }

@@ -24,6 +24,8 @@ import (
 //   - BroadcastInDim merges adjacent axes the same way and copies or fills whole runs;
 //   - Transpose walks the output in order with one strided inner loop (no per-element index
 //     iterator);
+//   - ReduceSum merges adjacent axes that are all reduced or all kept and adds whole runs (in the same
+//     order as SimpleGo, so the sums are bit-identical);
 //   - Sign of float32 without branches (ReLU's gradient takes the sign of random-signed tensors,
 //     where SimpleGo's branches mispredict half the time);
 //   - Logistic (σ(x) = 1/(1+e^-x), the same formula as SimpleGo's) runs on two goroutines for large
@@ -50,7 +52,7 @@ func installFastOps() {
 	opsHooked.Do(func() {
 		for _, op := range []backends.OpType{backends.OpTypeSlice, backends.OpTypeAdd, backends.OpTypeSub,
 			backends.OpTypeMul, backends.OpTypeBroadcastInDim, backends.OpTypeLogistic, backends.OpTypeTranspose,
-			backends.OpTypeSign} {
+			backends.OpTypeSign, backends.OpTypeReduceSum} {
 			stockExec[op] = simplegoNodeExecutors[op] // nil if the table is not as expected: op left alone
 		}
 		if stockExec[backends.OpTypeSlice] != nil {
@@ -61,6 +63,9 @@ func installFastOps() {
 		}
 		if stockExec[backends.OpTypeTranspose] != nil {
 			simplegoNodeExecutors[backends.OpTypeTranspose] = fastTranspose
+		}
+		if stockExec[backends.OpTypeReduceSum] != nil {
+			simplegoNodeExecutors[backends.OpTypeReduceSum] = fastReduceSum
 		}
 		if stockExec[backends.OpTypeSign] != nil {
 			simplegoNodeExecutors[backends.OpTypeSign] = fastSign
@@ -700,5 +705,117 @@ func signBits32(out, x []float32) {
 			r = 0x3f800000 | (b & 0x80000000)
 		}
 		out[i] = math.Float32frombits(r)
+	}
+}
+
+// fastReduceSum replaces SimpleGo's ReduceSum executor on patched backends for float32/float64.
+func fastReduceSum(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+	owned []bool) (*simplego.Buffer, error) {
+	stock := stockExec[backends.OpTypeReduceSum]
+	if _, ok := fastOpsBackends.Load(backend); !ok {
+		return stock(backend, node, inputs, owned)
+	}
+	data, ok := nodeData(node)
+	xs, err := backend.BufferShape(inputs[0])
+	if !ok || err != nil || data.Kind() != reflect.Slice || data.Type().Elem().Kind() != reflect.Int ||
+		data.Len() == 0 || xs.Rank() == 0 || (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) {
+		return stock(backend, node, inputs, owned)
+	}
+	reduced := make([]bool, xs.Rank())
+	var outDims []int
+	for i := range data.Len() {
+		a := int(data.Index(i).Int())
+		if a < 0 || a >= xs.Rank() {
+			return stock(backend, node, inputs, owned)
+		}
+		reduced[a] = true
+	}
+	for a, d := range xs.Dimensions {
+		if !reduced[a] {
+			outDims = append(outDims, d)
+		}
+	}
+	xf, _ := backend.BufferData(inputs[0])
+	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, outDims...))
+	if err != nil {
+		return nil, err
+	}
+	switch out := outFlat.(type) {
+	case []float32:
+		reduceSumKernel(out, xf.([]float32), xs.Dimensions, reduced)
+	case []float64:
+		reduceSumKernel(out, xf.([]float64), xs.Dimensions, reduced)
+	}
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// reduceSumKernel computes out = Σ over the reduced axes of x, visiting x in row-major order and
+// adding each entry into its output entry (SimpleGo's order).
+func reduceSumKernel[T float32 | float64](out, x []T, dims []int, reduced []bool) {
+	for i := range out {
+		out[i] = 0
+	}
+	if len(x) == 0 {
+		return
+	}
+	// Groups of adjacent axes, innermost first: size and output stride (0 for reduced axes).
+	var groups []bgroup
+	stride := 1
+	for a := len(dims) - 1; a >= 0; a-- {
+		n := dims[a]
+		if n == 1 {
+			continue
+		}
+		if k := len(groups) - 1; k >= 0 && (groups[k].ls == 0) == reduced[a] {
+			groups[k].size *= n
+		} else if reduced[a] {
+			groups = append(groups, bgroup{size: n})
+		} else {
+			groups = append(groups, bgroup{size: n, ls: stride})
+		}
+		if !reduced[a] {
+			stride *= n
+		}
+	}
+	if len(groups) == 0 {
+		out[0] += x[0]
+		return
+	}
+	inner, outer := groups[0], groups[1:]
+	idx := make([]int, len(outer))
+	op, xp := 0, 0
+	for {
+		n := inner.size
+		run := x[xp : xp+n]
+		if inner.ls == 0 {
+			acc := out[op]
+			for _, v := range run {
+				acc += v
+			}
+			out[op] = acc
+		} else {
+			o := out[op : op+n]
+			for i, v := range run {
+				o[i] += v
+			}
+		}
+		xp += n
+		if xp >= len(x) {
+			return
+		}
+		g := 0
+		for ; g < len(outer); g++ {
+			idx[g]++
+			op += outer[g].ls
+			if idx[g] < outer[g].size {
+				break
+			}
+			op -= outer[g].ls * idx[g]
+			idx[g] = 0
+		}
+		if g == len(outer) {
+			return
+		}
 	}
 }

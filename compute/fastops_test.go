@@ -43,6 +43,11 @@ func TestFastOpsMatchStock(t *testing.T) {
 		{"broadcast/scalar", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(graph.Reshape(in[0]), 3, 4) }, [][]int{{1}}},
 		{"transpose/3d", func(in []*graph.Node) *graph.Node { return graph.TransposeAllAxes(in[0], 2, 0, 1) }, [][]int{{3, 4, 5}}},
 		{"transpose/pixel-shuffle", func(in []*graph.Node) *graph.Node { return graph.TransposeAllAxes(in[0], 0, 1, 3, 2, 4, 5) }, [][]int{{2, 3, 2, 3, 2, 2}}},
+		{"reduce/leading", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 0) }, [][]int{{5, 7}}},
+		{"reduce/trailing", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], -1) }, [][]int{{5, 7}}},
+		{"reduce/alternating", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 0, 2) }, [][]int{{3, 4, 5, 2}}},
+		{"reduce/groupnorm-like", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 1, 3) }, [][]int{{2, 6, 3, 4}}},
+		{"reduce/all", func(in []*graph.Node) *graph.Node { return graph.ReduceAllSum(in[0]) }, [][]int{{3, 1, 4}}},
 		{"sign", func(in []*graph.Node) *graph.Node { return graph.Sign(in[0]) }, [][]int{{7, 9}}},
 		{"logistic/large", func(in []*graph.Node) *graph.Node { return graph.Logistic(in[0]) }, [][]int{{3, 20000}}},
 	}

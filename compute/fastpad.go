@@ -141,6 +141,8 @@ func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simpl
 		return execPad(backend, data, inputs)
 	case *im2colNodeData:
 		return execIm2col(backend, data, inputs)
+	case *col2imNodeData:
+		return execCol2im(backend, data, inputs)
 	}
 	return nil, fmt.Errorf("compute: node of type Pad without a configuration")
 }

@@ -329,6 +329,10 @@ func (b *patchedBuilder) ConvGeneral(input, kernel backends.Op, axes backends.Co
 		return v
 	}
 	strides, kernelDilations, inputDilations = fill(strides), fill(kernelDilations), fill(inputDilations)
+	if y, ok, err := b.lowerDilatedConv(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
+		channelGroupCount, batchGroupCount); err != nil || ok {
+		return y, err
+	}
 	if slices.ContainsFunc(inputDilations, func(d int) bool { return d > 1 }) {
 		shape, err := b.OpShape(input)
 		if err != nil {
