@@ -57,6 +57,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	resume := fs.Bool("resume", false, "continue the run checkpointed in --out")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	modelSpec := fs.String("model", "", modelFlagUsage)
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -113,21 +114,47 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		return cli.Usagef("train: %v", err)
 	}
 	o.OutDir, o.Resume = *out, *resume
-	m, err := fashion.Default()
-	if err != nil {
-		return err
-	}
-	if _, err := imagerewards.Registry(m).Parse(o.RewardSpec); err != nil {
-		return cli.Usagef("train: %v", err)
-	}
-	backend, err := cli.Backend(*backendName)
-	if err != nil {
-		return err
-	}
-	defer backend.Finalize()
-	hn, res, err := pipeline.TrainHypernet(backend, m, o, progress.New(env.Stderr, "train", *quiet || *asJSON))
-	if err != nil {
-		return err
+	prog := progress.New(env.Stderr, "train", *quiet || *asJSON)
+	var hn *infer.Hypernet
+	var res *hypernet.TrainResult
+	if *modelSpec != "" {
+		backend, err := cli.Backend(*backendName)
+		if err != nil {
+			return err
+		}
+		defer backend.Finalize()
+		m, im, err := loadModel(*modelSpec, backend)
+		if err != nil {
+			return err
+		}
+		if !flagSet(fs, "reward") {
+			o.RewardSpec = im.DefaultReward
+		}
+		if _, err := im.Rewards.Parse(o.RewardSpec); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
+		if err := checkModulator(m, o.Modulator.Kind); err != nil {
+			return err
+		}
+		if hn, res, err = pipeline.TrainModel(backend, im, o, prog); err != nil {
+			return err
+		}
+	} else {
+		m, err := fashion.Default()
+		if err != nil {
+			return err
+		}
+		if _, err := imagerewards.Registry(m).Parse(o.RewardSpec); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
+		backend, err := cli.Backend(*backendName)
+		if err != nil {
+			return err
+		}
+		defer backend.Finalize()
+		if hn, res, err = pipeline.TrainHypernet(backend, m, o, prog); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return cli.WriteJSON(env.Stdout, hn.Config)
