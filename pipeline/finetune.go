@@ -47,7 +47,7 @@ func LoadOrTrainFinetuneModel(backend backends.Backend, im *infer.Model, spec st
 	if err := ckpt.ReadJSON(filepath.Join(dir, FinetuneConfigFile), &have); err == nil &&
 		have.RewardSpec == want.RewardSpec && have.Rank == want.Rank && have.BaseHash == want.BaseHash &&
 		have.Train.Steps == cfg.Steps && have.Train.Seed == cfg.Seed {
-		if _, err := ckpt.Load(im.Context, filepath.Join(dir, FinetuneFile)); err == nil {
+		if err := hypernet.LoadWeightsWith(im.Context, filepath.Join(dir, FinetuneFile), nil, ckpt.LoadOptions{Scopes: []string{ft.Scope()}}); err == nil {
 			return ft, nil
 		}
 	}
