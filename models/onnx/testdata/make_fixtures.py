@@ -10,7 +10,8 @@ Writes, next to this script:
                     (exported as InstanceNormalization), SiLU (Sigmoid*x), ConvTranspose, bilinear and
                     nearest upsampling (Resize) and a prompt embedding table (Gather).
   reward.onnx       a small ViT-like reward: image [B,3,32,32] + prompt ids [B] -> score [B]. It uses a
-                    patch-embedding conv (4x4 kernel, stride 4), multi-head attention, LayerNorm, GELU.
+                    patch-embedding conv (4x4 kernel, stride 4), multi-head attention, LayerNorm, GELU;
+                    the score is a prompt-conditioned head plus 4 x (mean red - mean green/blue).
   gen_ext.onnx(+.data)   gen.onnx with every float initializer stored as external data.
   gen_odd.onnx, reward_odd.onnx   the same with odd kernels only (ConvTranspose 3x3, patches 3x3 with
                     stride 3), whose input gradients GoMLX v0.26 gets right even before compute/'s fix
@@ -84,7 +85,10 @@ class Reward(nn.Module):
         t = t + a
         t = t + self.mlp(self.ln2(t))
         pooled = self.head(t.mean(dim=1))  # [B, dim]
-        return (pooled * self.prompt(prompt)).sum(dim=1)  # [B]
+        # a prompt-conditioned score of the attention features, plus a known learnable component (a
+        # "redness", the analogue of the paper's colour rewards) so that training has a clear signal
+        redness = image[:, 0].mean(dim=(1, 2)) - image[:, 1:].mean(dim=(1, 2, 3))
+        return (pooled * self.prompt(prompt)).sum(dim=1) + 4.0 * redness  # [B]
 
 
 def export(model, args, path, input_names, output_names):
@@ -244,6 +248,9 @@ def rounded(model, kind):
 def make(cls, **config):
     m = cls(**config).eval()
     m.config = config
+    if cls is Generator:
+        with torch.no_grad():  # let the latent steer the colours visibly (a trained model's latent does)
+            m.skip.weight.mul_(5.0)
     if cls is Reward:
         with torch.no_grad():  # make the reward less flat than at initialization
             m.prompt.weight.mul_(3.0)
