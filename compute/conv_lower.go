@@ -20,10 +20,12 @@ import (
 // then y is transposed to the requested output layout. Input dilation has already been rewritten as
 // interior padding (see ConvGeneral in patched.go).
 
-// lowerConv builds the im2col form, or returns ok=false to leave the convolution to SimpleGo.
+// lowerConv builds the im2col form, or returns ok=false to leave the convolution to SimpleGo. It only
+// composes builder operations, so it also runs when the fast kernels are off (then the patches are
+// Kpos strided Slices and a Concatenate instead of the im2col node).
 func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
 	strides []int, paddings [][2]int, kernelDil []int, groups, batchGroups int) (y backends.Op, ok bool, err error) {
-	if !b.fastPad || batchGroups > 1 || groups < 1 {
+	if batchGroups > 1 || groups < 1 {
 		return nil, false, nil
 	}
 	xs, err := b.OpShape(input)
