@@ -95,6 +95,9 @@ func loraOf(ctx *context.Context) loraState {
 	}
 }
 
+// LoRARank is the adapter rank of the LoRA context ctx belongs to (see WithLoRA); 0 outside one.
+func LoRARank(ctx *context.Context) int { return loraOf(ctx).rank }
+
 // variable returns (creating if needed) a variable in ctx with the given initializer.
 func variable(ctx *context.Context, name string, shape shapes.Shape, init context.VariableInitializer) *context.Variable {
 	return ctx.Checked(false).WithInitializer(init).VariableWithShape(name, shape)
