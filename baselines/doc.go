@@ -7,5 +7,6 @@
 //     (one forward pass per sample after training; this is the baseline that reward-hacks).
 //
 // All three are generic over hypernoise.Generator and hypernoise.Reward, batched over samples, and
-// report their cost per sample (hypernet.Cost).
+// report their cost per sample (hypernoise.Cost). Each is a registered hypernoise.Method
+// (package methods lists them): best-of-n, reno, hypernoise-reno, finetune.
 package baselines

@@ -58,7 +58,11 @@ func eval(t testing.TB, backend backends.Backend, fn func(inputs []*graph.Node) 
 	}
 	res := make([][]float64, len(outs))
 	for i, o := range outs {
-		res[i] = tensors.MustCopyFlatData[float64](o)
+		var err error
+		res[i], err = flatFloat64(o)
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return res
 }

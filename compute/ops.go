@@ -6,7 +6,10 @@
 //   - the textbook two-matmul gradients for Dot and DotGeneral in graph.VJPRegistration (GoMLX's own rule
 //     materialises an [i,j,k] broadcast product: ~20x slower and ~50x more memory on an MLP step);
 //   - a patched pure-Go backend registered as "go" (GoMLX's SimpleGo plus Pad, Reverse and ConvGeneral
-//     fixes; the original stays available as "go-stock"), which also becomes backends.New()'s default.
+//     fixes; the original stays available as "go-stock"), which also becomes backends.New()'s default;
+//   - on that backend, every float32/float64 DotGeneral runs on OpenBLAS's GEMM when the library is
+//     installed (loaded at run time by compute/blas; see fastdot.go, MatmulPath, MatmulStats), with
+//     SimpleGo's own kernel as the fallback.
 //
 // CONTRACT (other packages call exactly these; implementations may change):
 //

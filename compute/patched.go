@@ -45,6 +45,7 @@ func init() {
 // parallel op scheduler reuses buffers in place while other ops may still read them (go test -race reports
 // it in ordinary gradient graphs), and on this project's benchmarks sequential ops are as fast.
 func newPatched(config string) (backends.Backend, error) {
+	config, useBLAS := cutOption(config, "blas=off")
 	if !strings.Contains(config, "ops_parallel") && !strings.Contains(config, "ops_sequential") {
 		if config != "" {
 			config += ","
@@ -58,6 +59,9 @@ func newPatched(config string) (backends.Backend, error) {
 	sb, ok := inner.(*simplego.Backend)
 	if !ok {
 		return nil, fmt.Errorf("simplego.New returned %T, expected *simplego.Backend", inner)
+	}
+	if useBLAS {
+		enableFastDot(sb)
 	}
 	caps := sb.Capabilities().Clone()
 	caps.Operations[backends.OpTypePad] = true
@@ -345,4 +349,19 @@ func (b *patchedBuilder) zeroScalar(shape shapes.Shape) (backends.Op, error) {
 	}
 	flat := reflect.MakeSlice(reflect.SliceOf(goType), 1, 1).Interface()
 	return b.Builder.Constant(flat)
+}
+
+// cutOption removes the comma-separated option opt from config and reports whether it was absent.
+func cutOption(config, opt string) (rest string, absent bool) {
+	parts := strings.Split(config, ",")
+	kept := parts[:0]
+	absent = true
+	for _, p := range parts {
+		if strings.TrimSpace(p) == opt {
+			absent = false
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, ","), absent
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/hypernoise/hypernoise/compute"
 )
 
 // Report is what doctor found. Its JSON form is stable.
@@ -23,6 +25,8 @@ type Report struct {
 	Dataset            Dataset `json:"dataset"`
 	Models             Models  `json:"models"`
 	Matmul             Matmul  `json:"matmul"`
+	// MatrixPath says which matrix product the backend runs (OpenBLAS, pure Go, or the backend's own).
+	MatrixPath compute.MatmulInfo `json:"matrix_path"`
 }
 
 // Dataset says whether the Fashion-MNIST files are installed and readable.
@@ -58,6 +62,7 @@ func Check(backend backends.Backend, n int) (*Report, error) {
 		GoMaxProcs:         runtime.GOMAXPROCS(0),
 		Dataset:            checkDataset(),
 		Models:             checkModels(),
+		MatrixPath:         compute.MatmulPathFor(backend),
 	}
 	mm, err := MatmulSpeed(backend, n)
 	if err != nil {

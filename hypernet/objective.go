@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 )
@@ -22,6 +23,11 @@ const (
 	// R = 1/2 ||eps + f||^2 - 1/2 ||eps||^2 - log|det(I + J_f(eps))|, loss R - r(x)/Beta.
 	// Only for noise of 1 or 2 elements (the Jacobian is built row by row).
 	RegExactKL Regularizer = "exact-kl"
+	// RegLogDet is the exact KL(T#N || N) at any noise dimension, estimated stochastically:
+	// R = 1/2 ||f||^2 + Σ_{k=2}^{Terms+1} (-1)^k tr(J_f^k)/k with Hutchinson probes and
+	// vector-Jacobian products (see LogDet and LogDetSeries), loss R - r(x)/Beta, plus a guard
+	// penalty that keeps the series convergent; samples whose series diverges are not trained on.
+	RegLogDet Regularizer = "logdet"
 	// RegMeanSquare is the reference code's regularizer: per-sample loss -r(x) + Weight*mean(f^2),
 	// the mean over the D noise elements (and, in the trainer, over the batch). It is the paper's
 	// objective multiplied by Beta for Beta = 2*Weight/D: Beta*(1/2||f||^2 - r/Beta) =
@@ -37,7 +43,7 @@ const (
 
 // Regularizers lists the valid regularizers.
 func Regularizers() []Regularizer {
-	return []Regularizer{RegKL, RegExactKL, RegMeanSquare, RegChi, RegNone}
+	return []Regularizer{RegKL, RegExactKL, RegLogDet, RegMeanSquare, RegChi, RegNone}
 }
 
 // ParseRegularizer parses a regularizer name.
@@ -54,7 +60,7 @@ func ParseRegularizer(s string) (Regularizer, error) {
 
 // Objective is the HyperNoise training objective for a reward r:
 //
-//	RegKL, RegExactKL:        E[ R(eps, f) - r(g(eps + f(eps, c)), c)/Beta ]
+//	RegKL, RegExactKL, RegLogDet: E[ R(eps, f) - r(g(eps + f(eps, c)), c)/Beta ]
 //	RegMeanSquare, RegChi:    E[ Weight*R(eps, f) - r(g(eps + f(eps, c)), c) ]
 //	RegNone:                  E[ -r(g(eps + f), c) ]
 //
@@ -64,9 +70,14 @@ func ParseRegularizer(s string) (Regularizer, error) {
 type Objective struct {
 	Reward hypernoise.Reward
 	Reg    Regularizer
-	Beta   float64 // tilt temperature, for RegKL and RegExactKL (> 0)
+	Beta   float64 // tilt temperature, for RegKL, RegExactKL and RegLogDet (> 0)
 	Weight float64 // regularizer weight, for RegMeanSquare and RegChi (>= 0)
+	LogDet LogDet  // the estimator's settings, for RegLogDet
 }
+
+// Tempered reports whether the regularizer is a KL divided against r/Beta (kl, exact-kl, logdet),
+// the form a tilt dial (a modulator conditioned on Beta) can be trained with.
+func (r Regularizer) Tempered() bool { return r == RegKL || r == RegExactKL || r == RegLogDet }
 
 // Validate checks the objective against a noise shape.
 func (o Objective) Validate(noiseShape []int) error {
@@ -74,9 +85,14 @@ func (o Objective) Validate(noiseShape []int) error {
 		return fmt.Errorf("objective: no reward")
 	}
 	switch o.Reg {
-	case RegKL, RegExactKL:
+	case RegKL, RegExactKL, RegLogDet:
 		if !(o.Beta > 0) || math.IsInf(o.Beta, 0) {
 			return fmt.Errorf("objective: beta must be a positive number, got %g", o.Beta)
+		}
+		if o.Reg == RegLogDet {
+			if err := o.LogDet.Validate(); err != nil {
+				return err
+			}
 		}
 		if o.Reg == RegExactKL {
 			if d := size(noiseShape); d < 1 || d > 2 {
@@ -194,19 +210,48 @@ func ExactKL(eps, f *Node) *Node {
 
 // Terms builds the objective's per-sample loss [B] for noise eps, residual f = f(eps, c) (built from
 // eps, so that the exact KL can differentiate it) and sample x = g(eps + f, c), and returns it with
-// the per-sample reward r(x, c) and regularizer R.
+// the per-sample reward r(x, c) and regularizer R. For RegLogDet the probes are drawn from ctx's
+// random number generator.
 func (o Objective) Terms(ctx *context.Context, eps, f, x, prompts *Node) (loss, reward, reg *Node) {
+	var probes *Node
+	if o.Reg == RegLogDet {
+		b, d := eps.Shape().Dim(0), size(eps.Shape().Dimensions[1:])
+		u := ctx.RandomUniform(eps.Graph(), shapes.Make(eps.DType(), max(o.LogDet.Probes, 1), b, d))
+		one := OnesLike(u)
+		probes = Where(LessThan(u, MulScalar(one, 0.5)), Neg(one), one)
+	}
+	loss, reward, reg, _ = o.terms(ctx, eps, f, x, prompts, nil, probes)
+	return loss, reward, reg
+}
+
+// terms is Terms with an optional per-sample temperature beta [B] (nil: o.Beta) for the tempered
+// regularizers, and the Rademacher probes [P, B, D] RegLogDet needs; it also returns the
+// estimator's diagnostics as metrics.
+func (o Objective) terms(ctx *context.Context, eps, f, x, prompts, beta, probes *Node) (loss, reward, reg *Node, extra []Metric) {
 	reward = o.Reward.Score(ctx, x, prompts)
 	if reward.DType() != eps.DType() {
 		reward = ConvertDType(reward, eps.DType())
 	}
+	tempered := func(r *Node) *Node {
+		if beta != nil {
+			return Div(r, ConvertDType(beta, r.DType()))
+		}
+		return DivScalar(r, o.Beta)
+	}
 	switch o.Reg {
 	case RegKL:
 		reg = KLSurrogate(f)
-		loss = Sub(reg, DivScalar(reward, o.Beta))
+		loss = Sub(reg, tempered(reward))
 	case RegExactKL:
 		reg = ExactKL(eps, f)
-		loss = Sub(reg, DivScalar(reward, o.Beta))
+		loss = Sub(reg, tempered(reward))
+	case RegLogDet:
+		s := LogDetSeries(eps, f, probes, o.LogDet)
+		half := KLSurrogate(f)
+		reg = Add(half, s.Value)
+		loss = Sub(Add(half, s.Loss), tempered(reward))
+		extra = []Metric{{"logdet_series", s.Value}, {"logdet_gain", s.Gain}, {"logdet_rate", s.Rate},
+			{"logdet_penalty", s.Penalty}, {"logdet_diverged", s.Diverged}, {"logdet_bound", s.Bound}}
 	case RegMeanSquare:
 		reg = MeanSquare(f)
 		loss = Sub(MulScalar(reg, o.Weight), reward)
@@ -217,5 +262,5 @@ func (o Objective) Terms(ctx *context.Context, eps, f, x, prompts *Node) (loss, 
 		reg = ZerosLike(reward)
 		loss = Neg(reward)
 	}
-	return loss, reward, reg
+	return loss, reward, reg, extra
 }

@@ -240,7 +240,7 @@ func TestObjectiveValidate(t *testing.T) {
 		{Objective{Reward: r, Reg: RegKL, Beta: -1}, []int{2}, "beta must be a positive"},
 		{Objective{Reward: r, Reg: RegExactKL, Beta: 1}, []int{7, 7, 4}, "1 or 2 elements"},
 		{Objective{Reward: r, Reg: RegMeanSquare, Weight: -1}, []int{2}, ">= 0"},
-		{Objective{Reward: r, Reg: "l3", Beta: 1}, []int{2}, "allowed: kl, exact-kl, mean-sq, chi, none"},
+		{Objective{Reward: r, Reg: "l3", Beta: 1}, []int{2}, "allowed: kl, exact-kl, logdet, mean-sq, chi, none"},
 		{Objective{Reg: RegKL, Beta: 1}, []int{2}, "no reward"},
 	} {
 		err := c.obj.Validate(c.shape)

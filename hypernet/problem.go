@@ -9,16 +9,8 @@ import (
 	"github.com/hypernoise/hypernoise"
 )
 
-// Cost is what a method spends per sample: network evaluations (forward and backward passes of a
-// generator-sized network; a modulator's forward counts as one whatever its size) and wall time.
-type Cost struct {
-	Forward  float64 `json:"forward_per_sample"`
-	Backward float64 `json:"backward_per_sample"`
-	Seconds  float64 `json:"seconds_per_sample"`
-}
-
-// NFE is the number of network evaluations per sample, forward plus backward.
-func (c Cost) NFE() float64 { return c.Forward + c.Backward }
+// Cost is what a method spends per sample (see hypernoise.Cost).
+type Cost = hypernoise.Cost
 
 // Metric is a named per-sample ([B]) or scalar quantity a training step reports (its batch mean).
 type Metric struct {
@@ -77,17 +69,34 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 		d := float64(size(shape))
 		cost.Backward += 3 * d
 	}
+	if obj.Reg == RegLogDet {
+		// Per probe: Terms reverse passes through the modulator, one more whose parameter
+		// gradient (second order) costs about two more.
+		cost.Backward += float64(obj.LogDet.Probes * (obj.LogDet.Terms + 3))
+	}
+	scope := sc.Scope()
 	return &Problem{
 		Name:       "hypernoise-" + mod.Name(),
-		Scope:      sc.Scope(),
+		Scope:      scope,
 		NoiseShape: shape,
 		NumPrompts: len(gen.Prompts()),
 		StepCost:   cost,
 		Loss: func(ctx *context.Context, eps, prompts *Node) (*Node, []Metric) {
 			f := mod.Residual(ctx, eps, prompts)
 			x := gen.Generate(ctx, Add(eps, f), prompts)
-			loss, reward, reg := obj.Terms(ctx, eps, f, x, prompts)
-			return loss, []Metric{{"reward", reward}, {"reg", reg}}
+			loss, reward, reg, extra := obj.terms(ctx, eps, f, x, prompts, nil, problemProbes(ctx, eps, scope, obj))
+			return loss, append([]Metric{{"reward", reward}, {"reg", reg}}, extra...)
 		},
 	}, nil
+}
+
+// problemProbes draws the Rademacher probes obj needs (nil if none) from a stream that depends
+// only on the count of applied optimizer steps, so a resumed run matches an uninterrupted one.
+func problemProbes(ctx *context.Context, eps *Node, scope string, obj Objective) *Node {
+	if obj.Reg != RegLogDet {
+		return nil
+	}
+	b, d := eps.Shape().Dim(0), size(eps.Shape().Dimensions[1:])
+	_, probes := Rademacher(stepRNG(ctx, eps.Graph(), scope, 1), obj.LogDet.Probes, b, d, eps.DType())
+	return probes
 }

@@ -3,6 +3,7 @@ package hypernet
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -13,21 +14,33 @@ import (
 )
 
 // Sampler is HyperNoise inference: x = g(eps + f(eps, c), c), one modulator forward then the base
-// generator; with a nil modulator it is plain base sampling x = g(eps, c). The graph is compiled
-// once per batch shape and reused.
+// generator; with a nil modulator it is plain base sampling x = g(eps, c). It runs in chunks of at
+// most Chunk rows, each graph compiled once per (padded) chunk shape and reused; it is safe for
+// concurrent use.
 type Sampler struct {
-	gen  hypernoise.Generator
-	mod  hypernoise.Modulator
-	exec *context.Exec
+	gen   hypernoise.Generator
+	mod   hypernoise.Modulator
+	chunk int
+	exec  *SharedExec
 }
 
-// NewSampler returns a sampler over ctx (which holds the generator's and modulator's variables).
-func NewSampler(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, mod hypernoise.Modulator) (s *Sampler, err error) {
+// NewSampler returns a sampler over ctx (which holds the generator's and modulator's variables),
+// with a private lock and hypernoise.DefaultChunk rows per call.
+func NewSampler(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, mod hypernoise.Modulator) (*Sampler, error) {
+	return NewSharedSampler(backend, ctx, nil, 0, gen, mod)
+}
+
+// NewSharedSampler is NewSampler with the context's shared lock (see Exec) and a chunk size
+// (<= 0: hypernoise.DefaultChunk).
+func NewSharedSampler(backend backends.Backend, ctx *context.Context, lock *sync.RWMutex, chunk int, gen hypernoise.Generator, mod hypernoise.Modulator) (s *Sampler, err error) {
 	if gen == nil {
 		return nil, fmt.Errorf("sampler: nil generator")
 	}
-	s = &Sampler{gen: gen, mod: mod}
-	s.exec, err = context.NewExec(backend, ctx, func(ctx *context.Context, eps, prompts *Node) []*Node {
+	if chunk <= 0 {
+		chunk = hypernoise.DefaultChunk
+	}
+	s = &Sampler{gen: gen, mod: mod, chunk: chunk}
+	s.exec, err = NewSharedExec(backend, ctx, lock, func(ctx *context.Context, eps, prompts *Node) []*Node {
 		ep := eps
 		if mod != nil {
 			ep = Add(eps, mod.Residual(ctx, eps, prompts))
@@ -52,16 +65,41 @@ func (s *Sampler) Sample(eps, prompts *tensors.Tensor) (x, epsPrime *tensors.Ten
 		return nil, nil, Cost{}, err
 	}
 	t0 := time.Now()
-	outs, err := s.exec.Exec(eps, prompts)
+	b := eps.Shape().Dim(0)
+	flat := tensors.MustCopyFlatData[float32](eps)
+	ids := tensors.MustCopyFlatData[int32](prompts)
+	noise := eps.Shape().Dimensions[1:]
+	d := len(flat) / max(b, 1)
+	var xs, es []float32
+	var xDims []int
+	err = Chunks(b, s.chunk, func(lo, hi int) error {
+		p := PaddedRows(hi-lo, s.chunk)
+		be := tensors.FromFlatDataAndDimensions(PadRows(flat, d, lo, hi, p), append([]int{p}, noise...)...)
+		bp := tensors.FromFlatDataAndDimensions(PadRows(ids, 1, lo, hi, p), p)
+		outs, err := s.exec.Exec(be, bp)
+		if err != nil {
+			return err
+		}
+		xd := outs[0].Shape().Dimensions
+		xDims = xd[1:]
+		dx := outs[0].Shape().Size() / p
+		xs = append(xs, tensors.MustCopyFlatData[float32](outs[0])[:(hi-lo)*dx]...)
+		es = append(es, tensors.MustCopyFlatData[float32](outs[1])[:(hi-lo)*d]...)
+		return nil
+	})
 	if err != nil {
 		return nil, nil, Cost{}, err
+	}
+	if b == 0 {
+		return nil, nil, Cost{}, fmt.Errorf("sampling: empty batch")
 	}
 	cost = Cost{Forward: 1}
 	if s.mod != nil {
 		cost.Forward = 2
 	}
-	cost.Seconds = time.Since(t0).Seconds() / float64(eps.Shape().Dim(0))
-	return outs[0], outs[1], cost, nil
+	cost.Seconds = time.Since(t0).Seconds() / float64(b)
+	return tensors.FromFlatDataAndDimensions(xs, append([]int{b}, xDims...)...),
+		tensors.FromFlatDataAndDimensions(es, eps.Shape().Dimensions...), cost, nil
 }
 
 // Finalize releases the compiled graphs.

@@ -13,11 +13,6 @@ import (
 	"github.com/hypernoise/hypernoise/progress"
 )
 
-// BrightnessSpec is the demo's second reward. The weight 0.1 sets the tilt: with weight 1 the
-// hypernetwork turns every image into a white blob (brightness 0.28 -> 0.67, FD 50 -> 405 in our
-// run); with 0.1 the shift is visible while the images stay recognizable.
-const BrightnessSpec = "brightness=0.1"
-
 // DemoOptions configures Demo.
 type DemoOptions struct {
 	OutDir     string
@@ -36,20 +31,6 @@ type DemoResult struct {
 	TrainSeconds map[string]float64 `json:"train_seconds"`
 }
 
-// demoSettings returns the training and evaluation settings of the demo (quick: lower precision).
-func demoSettings(quick bool, seed int64) (TrainOptions, EvalOptions) {
-	to := DefaultTrainOptions()
-	to.Train.Seed = seed
-	eo := DefaultEvalOptions()
-	if quick {
-		to.Train.Steps = 120
-		eo.SeedsPerPrompt = 6
-		eo.GridSeeds = 6
-	}
-	eo.FinetuneSteps = to.Train.Steps
-	return to, eo
-}
-
 // Demo is the main job: on the embedded default, train a hypernetwork for prompt alignment,
 // evaluate every method, optionally do the same for brightness, and write a report folder:
 // metrics.json, one grid per method, a reward-vs-seconds plot and index.html.
@@ -66,13 +47,23 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		o.RewardSpec = spec
 		o.OutDir = filepath.Join(opts.OutDir, "hypernet-"+name)
 		fmt.Fprintf(log, "[%s] training the %s hypernetwork (%d steps, batch %d) ...\n", name, o.Modulator.Kind, o.Train.Steps, o.Train.BatchSize)
-		hn, tr, err := TrainHypernet(backend, m, o, progress.New(log, "train "+name, quiet))
+		_, tr, err := TrainHypernet(backend, m, o, progress.New(log, "train "+name, quiet))
 		if err != nil {
 			return nil, err
 		}
 		res.TrainSeconds[name] = tr.Seconds
+		// Evaluate on a fresh copy of the generator: the training state is left behind.
+		em, err := fashion.Default()
+		if err != nil {
+			return nil, err
+		}
+		p, err := NewPipeline(backend, em, o.OutDir)
+		if err != nil {
+			return nil, err
+		}
+		defer p.Close()
 		fmt.Fprintf(log, "[%s] evaluating %d images per method ...\n", name, eo.SeedsPerPrompt*len(m.Prompts()))
-		return Evaluate(backend, hn, o.OutDir, eo, progress.New(log, "eval "+name, quiet))
+		return Evaluate(p, p.Hypernets()[0], o.OutDir, eo, progress.New(log, "eval "+name, quiet))
 	}
 	var err error
 	if res.Align, err = run("align", "align=1", eo); err != nil {

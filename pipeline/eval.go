@@ -6,29 +6,27 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/baselines/bestofn"
+	"github.com/hypernoise/hypernoise/baselines/finetune"
 	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
-// Method names in evaluation reports (the keys of EvalReport.Methods).
+// Report labels of the methods whose figures the gain ratio compares (the others are labelled by
+// their method, e.g. "best-of-4", "best-of-100").
 const (
-	MethodBase           = "base"
-	MethodBestOfN        = "best_of_n"       // N matched to ReNO's network evaluations
-	MethodBestOfSmall    = "best_of_4"       // a small N
-	MethodReno           = "reno"            // ReNO, paper defaults
-	MethodFinetune       = "finetune"        // LoRA on the generator, reward only
-	MethodHyperNoise     = "hypernoise"      // the trained hypernetwork
-	MethodHyperNoiseReno = "hypernoise_reno" // hypernetwork, then a few ReNO steps
+	MethodBase       = hypernet.MethodBase
+	MethodReno       = reno.Name
+	MethodHyperNoise = hypernet.MethodHyperNoise
 )
-
-// MethodOrder is the order methods appear in tables.
-var MethodOrder = []string{MethodBase, MethodBestOfSmall, MethodBestOfN, MethodReno, MethodFinetune,
-	MethodHyperNoise, MethodHyperNoiseReno}
 
 // EvalOptions configures Evaluate.
 type EvalOptions struct {
@@ -41,15 +39,11 @@ type EvalOptions struct {
 	FinetuneRank   int    `json:"finetune_rank"`
 	GridSeeds      int    `json:"grid_seeds"` // images per prompt in the grids
 	Batch          int    `json:"batch"`      // images per method call
-	// Methods restricts the evaluation to these method names (nil: all). Base is always included.
+	// Beta is the tilt temperature of a tilt-dial hypernetwork (0: its own).
+	Beta float64 `json:"beta,omitempty"`
+	// Methods restricts the evaluation to these registered method names (nil: all; "best-of-n"
+	// selects both best-of-N rows). Base is always included.
 	Methods []string `json:"methods,omitempty"`
-}
-
-// DefaultEvalOptions: 16 seeds per prompt (160 images), ReNO with the paper's 50 steps, best-of-N
-// with N = 100 (ReNO's 50 forward + 50 backward evaluations) and N = 4, 10 warm-start ReNO steps.
-func DefaultEvalOptions() EvalOptions {
-	return EvalOptions{SeedsPerPrompt: 16, Seed: 2025, RenoSteps: 50, WarmRenoSteps: 10, SmallN: 4,
-		FinetuneSteps: 300, FinetuneRank: 8, GridSeeds: 8, Batch: 160}
 }
 
 // Validate checks the options.
@@ -88,101 +82,94 @@ type EvalReport struct {
 	Seconds   float64 `json:"seconds"`
 }
 
-// Evaluate compares every method on hn's reward, for hn's generator (the fine-tune baseline is
-// trained, or reloaded, in dir when opts.FinetuneSteps > 0).
-func Evaluate(backend backends.Backend, hn *Hypernet, dir string, opts EvalOptions, prog progress.Func) (*EvalReport, error) {
+// Evaluate compares every method on hn's reward, for the embedded generator of pipeline p (the
+// fine-tune baseline is trained, or reloaded, in dir when opts.FinetuneSteps > 0). Rows, in
+// registry order: base, best-of-N with N = SmallN and with N = 2*RenoSteps (ReNO's network
+// evaluations), ReNO, fine-tune, HyperNoise, HyperNoise + WarmRenoSteps ReNO steps.
+func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOptions, prog progress.Func) (*EvalReport, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	for _, name := range opts.Methods {
+		if _, err := hypernoise.LookupMethod(name); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
-	m := hn.Model
+	m, ok := p.Model().Generator.(*fashion.Model)
+	if !ok {
+		return nil, fmt.Errorf("evaluation needs the embedded fashion generator, not %s", p.Model().Generator.Name())
+	}
 	stats, err := DefaultTestStats()
 	if err != nil {
 		return nil, err
 	}
-	var runners []*Runner
-	defer func() {
-		for _, r := range runners {
-			r.Close()
+	want := func(name string) bool {
+		return name == MethodBase || len(opts.Methods) == 0 || contains(opts.Methods, name)
+	}
+	var reqs []infer.Request
+	for _, name := range hypernoise.MethodNames() {
+		if !want(name) {
+			continue
 		}
-	}()
-	add := func(r *Runner, err error) error {
-		if err != nil {
-			return err
-		}
-		runners = append(runners, r)
-		return nil
-	}
-	rcfg := reno.DefaultConfig()
-	rcfg.Steps = opts.RenoSteps
-	wcfg := rcfg
-	wcfg.Steps = max(opts.WarmRenoSteps, 1)
-	matchedN := 2 * opts.RenoSteps
-	steps := []func() error{
-		func() error { return add(BaseMethod(backend, m)) },
-		func() error {
-			return add(BestOfNMethod(backend, m, hn.Reward, opts.SmallN, int64(opts.Seed), fmt.Sprintf("best_of_%d", opts.SmallN)))
-		},
-		func() error {
-			return add(BestOfNMethod(backend, m, hn.Reward, matchedN, int64(opts.Seed), MethodBestOfN))
-		},
-		func() error { return add(RenoMethod(backend, m, hn.Reward, rcfg, nil, MethodReno)) },
-		func() error { return add(HyperNoiseMethod(backend, hn, MethodHyperNoise)) },
-	}
-	if opts.WarmRenoSteps > 0 {
-		steps = append(steps, func() error { return add(RenoMethod(backend, m, hn.Reward, wcfg, hn, MethodHyperNoiseReno)) })
-	}
-	if opts.FinetuneSteps > 0 && (len(opts.Methods) == 0 || contains(opts.Methods, MethodFinetune)) {
-		steps = append(steps, func() error {
+		r := infer.Request{Method: name, Hypernet: hn.Name, Reward: hn.Config.RewardSpec, Beta: opts.Beta}
+		switch name {
+		case bestofn.Name:
+			small, matched := r, r
+			small.N, matched.N = opts.SmallN, 2*opts.RenoSteps
+			reqs = append(reqs, small)
+			if matched.N != small.N {
+				reqs = append(reqs, matched)
+			}
+			continue
+		case reno.Name:
+			r.Steps = opts.RenoSteps
+		case reno.WarmName:
+			if opts.WarmRenoSteps == 0 {
+				continue
+			}
+			r.Steps = opts.WarmRenoSteps
+		case finetune.Name:
+			if opts.FinetuneSteps == 0 {
+				continue
+			}
 			cfg := hn.Config.Train
 			cfg.Steps = opts.FinetuneSteps
-			ft, err := LoadOrTrainFinetune(backend, m, hn.Config.RewardSpec, opts.FinetuneRank, cfg, dir, prog)
-			if err != nil {
+			err := p.Update(func(*context.Context) error {
+				ft, err := LoadOrTrainFinetune(p.Backend(), m, hn.Config.RewardSpec, opts.FinetuneRank, cfg, dir, prog)
+				if err == nil {
+					p.SetFinetuned(ft)
+				}
 				return err
+			})
+			if err != nil {
+				return nil, err
 			}
-			return add(FinetuneMethod(backend, m, ft, MethodFinetune))
-		})
+		}
+		reqs = append(reqs, r)
 	}
-	for _, s := range steps {
-		if err := s(); err != nil {
+	var methods []hypernoise.Method
+	var order []string
+	for _, r := range reqs {
+		meth, err := p.Method(r)
+		if err != nil {
 			return nil, err
 		}
+		methods = append(methods, meth)
+		order = append(order, meth.Name())
 	}
-	if len(opts.Methods) > 0 {
-		kept := runners[:0]
-		for _, r := range runners {
-			if r.Name == MethodBase || contains(opts.Methods, r.Name) {
-				kept = append(kept, r)
-			} else {
-				r.Close()
-			}
-		}
-		runners = kept
-	}
-	ev, err := imageeval.NewEvaluator(backend, m, hn.Reward, stats)
+	ev, err := imageeval.NewEvaluator(p.Backend(), m, hn.Reward, stats)
 	if err != nil {
 		return nil, err
 	}
 	defer ev.Finalize()
-	methods := make([]imageeval.Method, len(runners))
-	var order []string
-	for i, r := range runners {
-		methods[i] = r.Method
-	}
-	for _, name := range append(MethodOrder, fmt.Sprintf("best_of_%d", opts.SmallN)) {
-		for _, r := range runners {
-			if r.Name == name && !contains(order, name) {
-				order = append(order, name)
-			}
-		}
-	}
 	res, err := ev.Evaluate(methods, imageeval.Options{SeedsPerPrompt: opts.SeedsPerPrompt, Seed: opts.Seed,
 		Batch: opts.Batch, GridSeeds: opts.GridSeeds}, prog)
 	if err != nil {
 		return nil, err
 	}
 	rep := &EvalReport{Generator: m.Name(), RewardSpec: hn.Config.RewardSpec, Prompts: m.Prompts(),
-		Images: opts.SeedsPerPrompt * len(m.Prompts()), Options: opts, Backend: backend.Name(),
+		Images: opts.SeedsPerPrompt * len(m.Prompts()), Options: opts, Backend: p.Backend().Name(),
 		Order: order, Methods: res, Seconds: time.Since(start).Seconds()}
 	b, r, h := res[MethodBase], res[MethodReno], res[MethodHyperNoise]
 	if b != nil && r != nil && h != nil {

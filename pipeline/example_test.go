@@ -5,6 +5,7 @@ import (
 	"log"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/models/fashion"
@@ -33,7 +34,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	eps := hypernet.NoiseTensor(7, 0, 4, m.NoiseShape())
+	eps := hypernoise.Noise(7, 4, m.NoiseShape()) // the toolkit's noise: noise k of seed 7, k < 4
 	prompt, _ := fashion.PromptID("ankle boot")
 	x, _, cost, err := s.Sample(eps, tensors.FromValue([]int32{int32(prompt), int32(prompt), int32(prompt), int32(prompt)}))
 	if err != nil {

@@ -5,174 +5,63 @@
 package pipeline
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/report"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
-// Files in a hypernetwork folder.
-const (
-	WeightsFile = "hypernet.safetensors"
-	ConfigFile  = "hypernet.json"
-	CurveFile   = "curve.png"
-)
-
-// Modulator kinds.
-const (
-	KindLoRA = "lora" // LoRA copy of the generator's student network (the paper's)
-	KindMLP  = "mlp"  // small standalone network on noise and prompt
-)
-
-// ModulatorSpec describes the hypernetwork's architecture.
-type ModulatorSpec struct {
-	Kind   string  `json:"kind"`
-	Rank   int     `json:"rank,omitempty"`   // lora
-	Alpha  float64 `json:"alpha,omitempty"`  // lora (0: 2*rank)
-	Hidden int     `json:"hidden,omitempty"` // mlp
-	Layers int     `json:"layers,omitempty"` // mlp
-}
-
-// Validate checks the spec; errors name what is allowed.
-func (s ModulatorSpec) Validate() error {
-	switch s.Kind {
-	case KindLoRA:
-		if s.Rank <= 0 {
-			return fmt.Errorf("LoRA rank must be positive, got %d", s.Rank)
-		}
-		if s.Alpha < 0 {
-			return fmt.Errorf("LoRA alpha must be >= 0 (0 means 2*rank), got %g", s.Alpha)
-		}
-	case KindMLP:
-		if s.Hidden <= 0 || s.Layers <= 0 {
-			return fmt.Errorf("MLP hidden width and layers must be positive, got %d and %d", s.Hidden, s.Layers)
-		}
-	default:
-		return fmt.Errorf("unknown modulator %q; allowed: %s, %s", s.Kind, KindLoRA, KindMLP)
-	}
-	return nil
-}
-
-// Build makes the modulator for model m.
-func (s ModulatorSpec) Build(m *fashion.Model) (hypernoise.Modulator, error) {
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	if s.Kind == KindLoRA {
-		return hypernet.NewLoRA(m, s.Rank, s.Alpha, "hypernet")
-	}
-	return hypernet.NewMLP(m.NoiseShape(), len(m.Prompts()), s.Hidden, s.Layers, "hypernet")
-}
-
-// Config is the JSON saved beside a trained hypernetwork's weights.
-type Config struct {
-	Format     int                  `json:"format"`
-	Generator  string               `json:"generator"`
-	BaseHash   string               `json:"base_model_sha256"` // of the generator's weights
-	RewardSpec string               `json:"reward_spec"`
-	Modulator  ModulatorSpec        `json:"modulator"`
-	Reg        hypernet.Regularizer `json:"regularizer"`
-	RegWeight  float64              `json:"reg_weight"`
-	Beta       float64              `json:"beta,omitempty"`
-	Train      hypernet.TrainConfig `json:"train"`
-	Result     *TrainSummary        `json:"result,omitempty"`
-}
-
-// TrainSummary is what training reached.
-type TrainSummary struct {
-	Steps          int     `json:"steps"`
-	Skipped        int     `json:"skipped_steps"`
-	Seconds        float64 `json:"seconds"`
-	RewardFirst    float64 `json:"reward_first_steps"` // mean batch reward over the first 10% of steps
-	RewardLast     float64 `json:"reward_last_steps"`  // ... and over the last 10%
-	FinishedAtTime string  `json:"finished_at"`
-}
-
-const configFormat = 1
-
 // TrainOptions configures TrainHypernet.
 type TrainOptions struct {
 	RewardSpec string
-	Modulator  ModulatorSpec
+	Modulator  infer.ModulatorSpec
 	Reg        hypernet.Regularizer // default: the reference code's mean-square
 	RegWeight  float64              // reference: 0.5
-	Beta       float64              // for the KL regularizer
+	Beta       float64              // for the KL regularizers
+	LogDet     hypernet.LogDet      // for the logdet regularizer
 	Train      hypernet.TrainConfig
 	OutDir     string // receives weights, config, curve, and resumable checkpoints
 	Resume     bool
 }
 
-// DefaultTrainOptions are CPU-friendly defaults for the embedded default: LoRA rank 8 on the
-// student, the reference regularizer reg_weight*mean(f^2) with weight 0.5, AdamW (lr 1e-3, weight
-// decay 1e-4) with 20 warm-up steps and clip 1, batch 32, fresh noise, 300 steps.
-//
-// The reference code uses SGD (momentum 0.9, lr 1e-3) for its smaller model; on this generator
-// and budget we measured (300 steps, 160 evaluation images) held-out alignment 0.86 with that
-// setting against 1.00 with AdamW at lr 1e-3, so AdamW is the default (--optimizer sgd restores it).
-func DefaultTrainOptions() TrainOptions {
-	cfg := hypernet.DefaultAdamW()
-	cfg.Steps = 300
-	cfg.BatchSize = 32
-	cfg.WarmupSteps = 20
-	cfg.LR = 1e-3
-	cfg.CheckpointEvery = 50
-	return TrainOptions{
-		RewardSpec: "align=1",
-		Modulator:  ModulatorSpec{Kind: KindLoRA, Rank: 8},
-		Reg:        hypernet.RegMeanSquare,
-		RegWeight:  0.5,
-		Train:      cfg,
-	}
-}
-
-// Hypernet is a trained noise hypernetwork bound to its generator and reward.
-type Hypernet struct {
-	Model     *fashion.Model
-	Modulator hypernoise.Modulator
-	Reward    hypernoise.Reward
-	Config    Config
-}
-
 // BaseHash is a SHA-256 over the generator's weights (student and autoencoder variables, by name),
 // so a hypernetwork can refuse a generator it was not trained for.
 func BaseHash(m *fashion.Model) string {
-	h := sha256.New()
-	var names []string
-	vars := map[string]*context.Variable{}
-	for v := range m.Context().IterVariables() {
-		sc := v.Scope()
-		if hasScope(sc, fashion.ScopeStudent) || hasScope(sc, fashion.ScopeAutoencoder) {
-			names = append(names, v.ScopeAndName())
-			vars[v.ScopeAndName()] = v
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		h.Write([]byte(n))
-		if t, err := vars[n].Value(); err == nil {
-			_ = t.ConstBytes(func(b []byte) { h.Write(b) })
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return infer.HashScopes(m.Context(), fashion.ScopeStudent, fashion.ScopeAutoencoder)
 }
 
-func hasScope(scope, top string) bool {
-	root := context.ScopeSeparator + top
-	return scope == root || len(scope) > len(root) && scope[:len(root)+1] == root+context.ScopeSeparator
+// FashionModel is the inference model of the embedded generator m: its rewards, DefaultReward as
+// the default reward, and its weights' hash.
+func FashionModel(m *fashion.Model) *infer.Model {
+	return &infer.Model{Generator: m, Context: m.Context(), Rewards: imagerewards.Registry(m),
+		DefaultReward: DefaultReward, Hash: BaseHash(m)}
+}
+
+// NewPipeline returns the inference pipeline over the embedded generator m, loading the
+// hypernetwork folders dirs (each under its folder's base name).
+func NewPipeline(backend backends.Backend, m *fashion.Model, dirs ...string) (*infer.Pipeline, error) {
+	p, err := infer.New(backend, FashionModel(m), DefaultChunk)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirs {
+		if _, err := p.LoadHypernet(d); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // ParseReward builds the reward for a spec over m's models.
@@ -182,7 +71,7 @@ func ParseReward(m *fashion.Model, spec string) (hypernoise.Reward, error) {
 
 // TrainHypernet trains a hypernetwork on m (which it modifies: the adapters live in m's context)
 // and writes it to opts.OutDir. A folder with a checkpoint and Resume set continues that run.
-func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions, prog progress.Func) (*Hypernet, *hypernet.TrainResult, error) {
+func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions, prog progress.Func) (*infer.Hypernet, *hypernet.TrainResult, error) {
 	if opts.OutDir == "" {
 		return nil, nil, fmt.Errorf("no output folder")
 	}
@@ -190,12 +79,18 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	mod, err := opts.Modulator.Build(m)
+	mod, err := opts.Modulator.Build(m, infer.SavedScope)
 	if err != nil {
 		return nil, nil, err
 	}
-	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta}
-	prob, err := hypernet.NewProblem(m, mod, obj)
+	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
+	var prob *hypernet.Problem
+	if d, ok := mod.(hypernet.Dial); ok {
+		prob, err = hypernet.NewDialProblem(m, d, obj)
+		opts.Beta = infer.DialDefaultBeta(d.BetaRange())
+	} else {
+		prob, err = hypernet.NewProblem(m, mod, obj)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -209,12 +104,21 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	hn := &Hypernet{Model: m, Modulator: mod, Reward: reward, Config: Config{
-		Format: configFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
+	hcfg := infer.Config{
+		Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
 		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
 		Result: summarize(res),
-	}}
-	if err := hn.Save(opts.OutDir); err != nil {
+	}
+	if opts.Reg == hypernet.RegLogDet {
+		ld := opts.LogDet
+		hcfg.LogDet = &ld
+	}
+	hn, err := infer.NewHypernet(filepath.Base(filepath.Clean(opts.OutDir)), opts.OutDir,
+		context.ScopeSeparator+infer.SavedScope, mod, reward, hcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := saveHypernet(m, hn, opts.OutDir); err != nil {
 		return nil, nil, err
 	}
 	if len(res.Loss) > 1 {
@@ -227,21 +131,24 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := ckpt.WriteFileAtomic(filepath.Join(opts.OutDir, CurveFile), png); err != nil {
+		if err := ckpt.WriteFileAtomic(filepath.Join(opts.OutDir, infer.CurveFile), png); err != nil {
 			return nil, nil, err
 		}
 	}
 	return hn, res, nil
 }
 
-func summarize(res *hypernet.TrainResult) *TrainSummary {
-	s := &TrainSummary{Steps: res.Steps, Skipped: res.Skipped, Seconds: res.Seconds,
+func summarize(res *hypernet.TrainResult) *infer.TrainSummary {
+	s := &infer.TrainSummary{Steps: res.Steps, Skipped: res.Skipped, Seconds: res.Seconds,
 		FinishedAtTime: time.Now().UTC().Format(time.RFC3339)}
 	r := res.Metrics["reward"]
 	if n := len(r); n > 0 {
 		k := max(1, n/10)
 		s.RewardFirst = mean(r[:k])
 		s.RewardLast = mean(r[n-k:])
+	}
+	if d := res.Metrics["logdet_diverged"]; len(d) > 0 {
+		s.Diverged = mean(d)
 	}
 	return s
 }
@@ -254,72 +161,8 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// Save writes the modulator's weights (hypernet.safetensors) and the config (hypernet.json) into
-// dir, atomically, with hypernet.SaveWeights.
-func (h *Hypernet) Save(dir string) error {
-	sc, ok := h.Modulator.(hypernet.Scoped)
-	if !ok {
-		return fmt.Errorf("modulator %s has no scope", h.Modulator.Name())
-	}
-	return hypernet.SaveWeights(h.Model.Context(), sc.Scope(), filepath.Join(dir, WeightsFile), h.Config)
-}
-
-// LoadHypernet reads a hypernetwork folder written by TrainHypernet onto model m (its adapters
-// are loaded into m's context). It refuses a folder trained for other generator weights, and
-// reports weights that do not fit the architecture its config names.
-func LoadHypernet(backend backends.Backend, dir string, m *fashion.Model) (hn *Hypernet, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("loading hypernetwork %s: %v", dir, r)
-		}
-	}()
-	var cfg Config
-	if err := ckpt.ReadJSON(filepath.Join(dir, ConfigFile), &cfg); err != nil {
-		return nil, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
-	}
-	if cfg.Format != configFormat {
-		return nil, fmt.Errorf("%s: unsupported format %d (want %d)", filepath.Join(dir, ConfigFile), cfg.Format, configFormat)
-	}
-	if cfg.Generator != m.Name() {
-		return nil, fmt.Errorf("hypernetwork %s was trained for generator %q, not %q", dir, cfg.Generator, m.Name())
-	}
-	if h := BaseHash(m); cfg.BaseHash != h {
-		return nil, fmt.Errorf("hypernetwork %s was trained for other %s weights (sha256 %.12s, these are %.12s)", dir, m.Name(), cfg.BaseHash, h)
-	}
-	mod, err := cfg.Modulator.Build(m)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
-	}
-	reward, err := ParseReward(m, cfg.RewardSpec)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, WeightsFile))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := ckpt.Decode(m.Context(), data); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, WeightsFile), err)
-	}
-	hn = &Hypernet{Model: m, Modulator: mod, Reward: reward, Config: cfg}
-	if err := hn.checkWeights(backend, data); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, WeightsFile), err)
-	}
-	return hn, nil
-}
-
-// checkWeights builds the modulator once (creating any variable the file lacked) and fails if
-// the architecture needed a variable the file did not hold.
-func (h *Hypernet) checkWeights(backend backends.Backend, data []byte) error {
-	sc := h.Modulator.(hypernet.Scoped)
-	s, err := hypernet.NewSampler(backend, h.Model.Context(), h.Model, h.Modulator)
-	if err != nil {
-		return err
-	}
-	defer s.Finalize()
-	eps := hypernet.NoiseTensor(0, 0, 1, h.Model.NoiseShape())
-	if _, _, _, err := s.Sample(eps, tensors.FromValue([]int32{0})); err != nil {
-		return err
-	}
-	return ckpt.CheckShapes(h.Model.Context(), sc.Scope(), data)
+// saveHypernet writes the modulator's weights (hypernet.safetensors) and the config
+// (hypernet.json) into dir, atomically, with hypernet.SaveWeights.
+func saveHypernet(m *fashion.Model, h *infer.Hypernet, dir string) error {
+	return hypernet.SaveWeights(m.Context(), h.Scope, filepath.Join(dir, infer.WeightsFile), h.Config)
 }

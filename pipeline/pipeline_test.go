@@ -10,8 +10,10 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
@@ -45,7 +47,7 @@ func tinyOptions(dir string, steps int) TrainOptions {
 
 func TestStepZeroIsBase(t *testing.T) {
 	backend, m := setup(t)
-	mod, err := ModulatorSpec{Kind: KindLoRA, Rank: 4}.Build(m)
+	mod, err := infer.ModulatorSpec{Kind: infer.KindLoRA, Rank: 4}.Build(m, infer.SavedScope)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,14 +98,14 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 	if res.Steps != 6 {
 		t.Errorf("steps = %d", res.Steps)
 	}
-	for _, f := range []string{WeightsFile, ConfigFile, CurveFile} {
+	for _, f := range []string{infer.WeightsFile, infer.ConfigFile, infer.CurveFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
 	eps := hypernet.NoiseTensor(5, 0, 4, m.NoiseShape())
 	prompts := tensors.FromValue([]int32{1, 3, 5, 9})
-	want := runSampler(t, backend, m, hn, eps, prompts)
+	want := runSampler(t, backend, m, hn.Modulator, eps, prompts)
 	base := runSampler(t, backend, m, nil, eps, prompts)
 	if maxDiff(want, base) == 0 {
 		t.Fatal("training changed nothing: the trained hypernetwork samples exactly the base images")
@@ -113,14 +115,16 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hn2, err := LoadHypernet(backend, dir, m2)
+	p2, err := NewPipeline(backend, m2, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hn2.Config.RewardSpec != "align=1" || hn2.Config.Modulator.Kind != KindLoRA {
+	defer p2.Close()
+	hn2 := p2.Hypernets()[0]
+	if hn2.Config.RewardSpec != "align=1" || hn2.Config.Modulator.Kind != infer.KindLoRA || hn2.Name != filepath.Base(dir) {
 		t.Errorf("config after reload: %+v", hn2.Config)
 	}
-	got := runSampler(t, backend, m2, hn2, eps, prompts)
+	got := runSampler(t, backend, m2, hn2.Modulator, eps, prompts)
 	if d := maxDiff(want, got); d > 1e-6 {
 		t.Errorf("reloaded hypernetwork differs from the trained one by %g", d)
 	}
@@ -137,31 +141,25 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 	val := tensors.MustCopyFlatData[float32](v.MustValue())
 	val[0] += 1
 	v.MustSetValue(tensors.FromFlatDataAndDimensions(val, v.Shape().Dimensions...))
-	if _, err := LoadHypernet(backend, dir, m3); err == nil || !strings.Contains(err.Error(), "other fashion weights") {
+	if _, err := NewPipeline(backend, m3, dir); err == nil || !strings.Contains(err.Error(), "other fashion weights") {
 		t.Errorf("loading onto other weights: err = %v", err)
 	}
 	// A damaged weights file: a clear error naming it.
-	if err := os.WriteFile(filepath.Join(dir, WeightsFile), []byte("garbage"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, infer.WeightsFile), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	m4, _ := fashion.Default()
-	if _, err := LoadHypernet(backend, dir, m4); err == nil || !strings.Contains(err.Error(), WeightsFile) {
+	if _, err := NewPipeline(backend, m4, dir); err == nil || !strings.Contains(err.Error(), infer.WeightsFile) {
 		t.Errorf("damaged weights: err = %v", err)
 	}
-	if _, err := LoadHypernet(backend, t.TempDir(), m4); err == nil || !strings.Contains(err.Error(), ConfigFile) {
+	if _, err := NewPipeline(backend, m4, t.TempDir()); err == nil || !strings.Contains(err.Error(), infer.ConfigFile) {
 		t.Errorf("empty folder: err = %v", err)
 	}
 }
 
-func runSampler(t *testing.T, backend backends.Backend, m *fashion.Model, hn *Hypernet, eps, prompts *tensors.Tensor) []float32 {
+func runSampler(t *testing.T, backend backends.Backend, m *fashion.Model, mod hypernoise.Modulator, eps, prompts *tensors.Tensor) []float32 {
 	t.Helper()
-	var s *hypernet.Sampler
-	var err error
-	if hn == nil {
-		s, err = hypernet.NewSampler(backend, m.Context(), m, nil)
-	} else {
-		s, err = hypernet.NewSampler(backend, m.Context(), m, hn.Modulator)
-	}
+	s, err := hypernet.NewSampler(backend, m.Context(), m, mod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,10 +187,10 @@ func TestParseRewardErrors(t *testing.T) {
 	if _, err := ParseReward(m, "aesthetic=1"); err == nil || !strings.Contains(err.Error(), "align, brightness, contrast, realism") {
 		t.Errorf("unknown reward: err = %v", err)
 	}
-	if err := (ModulatorSpec{Kind: "unet"}).Validate(); err == nil || !strings.Contains(err.Error(), "lora, mlp") {
+	if err := (infer.ModulatorSpec{Kind: "unet"}).Validate(); err == nil || !strings.Contains(err.Error(), "lora, mlp") {
 		t.Errorf("unknown modulator: err = %v", err)
 	}
-	if err := (ModulatorSpec{Kind: KindLoRA, Rank: 0}).Validate(); err == nil {
+	if err := (infer.ModulatorSpec{Kind: infer.KindLoRA, Rank: 0}).Validate(); err == nil {
 		t.Error("rank 0 accepted")
 	}
 }
@@ -202,18 +200,22 @@ func TestParseRewardErrors(t *testing.T) {
 func TestTinyEndToEnd(t *testing.T) {
 	backend, m := setup(t)
 	dir := t.TempDir()
-	hn, _, err := TrainHypernet(backend, m, tinyOptions(dir, 4), nil)
-	if err != nil {
+	if _, _, err := TrainHypernet(backend, m, tinyOptions(dir, 4), nil); err != nil {
 		t.Fatal(err)
 	}
 	o := EvalOptions{SeedsPerPrompt: 2, Seed: 1, RenoSteps: 2, WarmRenoSteps: 1, SmallN: 2,
 		FinetuneSteps: 2, FinetuneRank: 2, GridSeeds: 2, Batch: 20}
-	rep, err := Evaluate(backend, hn, dir, o, nil)
+	p, err := NewPipeline(backend, m, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNFE := map[string]float64{MethodBase: 1, "best_of_2": 2, MethodBestOfN: 4, MethodReno: 4,
-		MethodHyperNoise: 2, MethodHyperNoiseReno: 2 + 2, MethodFinetune: 1}
+	defer p.Close()
+	rep, err := Evaluate(p, p.Hypernets()[0], dir, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNFE := map[string]float64{"base": 1, "best-of-2": 2, "best-of-4": 4, "reno": 4,
+		"hypernoise": 2, "hypernoise-reno": 2 + 2, "finetune": 1}
 	for name, nfe := range wantNFE {
 		r, ok := rep.Methods[name]
 		if !ok {
@@ -233,8 +235,8 @@ func TestTinyEndToEnd(t *testing.T) {
 		}
 	}
 	// best-of-N keeps candidate 0 = the base noise when it is best, so its reward is >= base's.
-	if rep.Methods["best_of_2"].Reward < rep.Methods[MethodBase].Reward-1e-6 {
-		t.Errorf("best-of-2 reward %g below base %g", rep.Methods["best_of_2"].Reward, rep.Methods[MethodBase].Reward)
+	if rep.Methods["best-of-2"].Reward < rep.Methods[MethodBase].Reward-1e-6 {
+		t.Errorf("best-of-2 reward %g below base %g", rep.Methods["best-of-2"].Reward, rep.Methods[MethodBase].Reward)
 	}
 	if rep.Methods[MethodReno].Reward < rep.Methods[MethodBase].Reward-1e-6 {
 		t.Errorf("ReNO (keep best) reward %g below base %g", rep.Methods[MethodReno].Reward, rep.Methods[MethodBase].Reward)
@@ -255,22 +257,30 @@ func TestTinyEndToEnd(t *testing.T) {
 
 func TestSampleMethods(t *testing.T) {
 	backend, m := setup(t)
-	eps := fashion.Noise(4, 9)
+	eps := hypernoise.NoiseFlat(9, 4, m.NoiseShape())
 	prompts := []int32{0, 2, 4, 6}
-	base, cost, err := Sample(backend, m, eps, prompts, SampleOptions{Method: SampleBase})
+	base, cost, err := Sample(backend, m, eps, prompts, SampleOptions{Method: "base"})
 	if err != nil || cost.NFE() != 1 || len(base) != 4*784 {
 		t.Fatalf("base: %d values, cost %+v, err %v", len(base), cost, err)
 	}
-	bon, cost, err := Sample(backend, m, eps, prompts, SampleOptions{Method: SampleBestOfN, N: 3})
+	bon, cost, err := Sample(backend, m, eps, prompts, SampleOptions{Method: "best-of-n", N: 3})
 	if err != nil || cost.NFE() != 3 {
 		t.Fatalf("best-of-3: cost %+v, err %v", cost, err)
 	}
 	if len(bon) != len(base) {
 		t.Errorf("best-of-3 returned %d values", len(bon))
 	}
-	for _, o := range []SampleOptions{{Method: "magic"}, {Method: SampleHyperNoise}, {Method: SampleBestOfN, N: 0}, {Method: SampleReno, RenoSteps: 0}} {
-		if _, _, err := Sample(backend, m, eps, prompts, o); err == nil {
-			t.Errorf("options %+v accepted", o)
+	for _, c := range []struct {
+		o    SampleOptions
+		want string
+	}{
+		{SampleOptions{Method: "magic"}, "methods: base, best-of-n, reno, finetune, hypernoise, hypernoise-reno"},
+		{SampleOptions{Method: "hypernoise"}, "needs --hypernet"},
+		{SampleOptions{Method: "best-of-n", N: 0}, "N in [1, 10000]"},
+		{SampleOptions{Method: "reno", Steps: -1}, "steps in [1, 1000]"},
+	} {
+		if _, _, err := Sample(backend, m, eps, prompts, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("options %+v: err = %v, want one containing %q", c.o, err, c.want)
 		}
 	}
 }

@@ -2,104 +2,122 @@ package pipeline
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/baselines/bestofn"
+	"github.com/hypernoise/hypernoise/baselines/finetune"
 	"github.com/hypernoise/hypernoise/baselines/reno"
-	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
-// Generation methods of `hypernoise sample --method`.
+// Limits of SampleOptions.
 const (
-	SampleBase       = "base"
-	SampleHyperNoise = "hypernoise"
-	SampleReno       = "reno"
-	SampleBestOfN    = "best-of-n"
+	MaxBestOfN = 10000
+	MaxSteps   = 1000
 )
-
-// SampleMethods lists the names SampleOptions.Method accepts.
-var SampleMethods = []string{SampleBase, SampleHyperNoise, SampleReno, SampleBestOfN}
 
 // SampleOptions selects how Sample generates.
 type SampleOptions struct {
-	Method      string // one of SampleMethods
-	HypernetDir string // hypernetwork folder (needed by hypernoise; gives reno/best-of-n its reward)
-	RewardSpec  string // reward for reno/best-of-n without a hypernetwork (default align=1)
-	N           int    // best-of-n candidates
-	RenoSteps   int    // ReNO iterations
+	Method      string  // a registered method (hypernoise.MethodNames)
+	HypernetDir string  // hypernetwork folder (needed by hypernoise, hypernoise-reno, finetune; gives the others its reward)
+	RewardSpec  string  // reward of best-of-n / reno without a hypernetwork (default DefaultReward)
+	N           int     // best-of-n candidates
+	Steps       int     // reno / hypernoise-reno iterations (0: DefaultRenoSteps / DefaultWarmSteps)
+	Beta        float64 // tilt temperature of a tilt dial (0: its default); see infer.Config.CheckBeta
 }
 
 // Validate checks the options; errors name what is allowed.
 func (o SampleOptions) Validate() error {
-	switch o.Method {
-	case SampleBase, SampleReno, SampleBestOfN:
-	case SampleHyperNoise:
-		if o.HypernetDir == "" {
-			return fmt.Errorf("method hypernoise needs --hypernet DIR")
-		}
-	default:
-		return fmt.Errorf("unknown method %q; methods: %s", o.Method, strings.Join(SampleMethods, ", "))
+	info, err := hypernoise.LookupMethod(o.Method)
+	if err != nil {
+		return err
 	}
-	if o.Method == SampleBestOfN && (o.N < 1 || o.N > 10000) {
-		return fmt.Errorf("best-of-n needs N in [1, 10000], got %d", o.N)
+	if (info.Needs.Has(hypernoise.NeedsModulator) || info.Needs.Has(hypernoise.NeedsFinetuned)) && o.HypernetDir == "" {
+		return fmt.Errorf("method %s needs --hypernet DIR", o.Method)
 	}
-	if o.Method == SampleReno && (o.RenoSteps < 1 || o.RenoSteps > 1000) {
-		return fmt.Errorf("reno needs steps in [1, 1000], got %d", o.RenoSteps)
+	if info.Needs.Has(hypernoise.NeedsN) && (o.N < 1 || o.N > MaxBestOfN) {
+		return fmt.Errorf("%s needs N in [1, %d], got %d", o.Method, MaxBestOfN, o.N)
+	}
+	if info.Needs.Has(hypernoise.NeedsSteps) && (o.Steps < 0 || o.Steps > MaxSteps) {
+		return fmt.Errorf("%s needs steps in [1, %d], got %d", o.Method, MaxSteps, o.Steps)
 	}
 	return nil
 }
 
-// Sample generates images [n*784] for noise eps (n*196 floats, e.g. fashion.Noise) and prompt ids
-// with the chosen method, and returns them with the method's cost per image.
-func Sample(backend backends.Backend, m *fashion.Model, eps []float32, prompts []int32, o SampleOptions) ([]float32, hypernet.Cost, error) {
+// Sample generates images [n*784] for noise eps (n*196 floats, e.g. hypernoise.NoiseFlat) and
+// prompt ids with the chosen method through the inference pipeline, and returns them with the
+// method's cost per image.
+func Sample(backend backends.Backend, m *fashion.Model, eps []float32, prompts []int32, o SampleOptions) ([]float32, hypernoise.Cost, error) {
 	if err := o.Validate(); err != nil {
-		return nil, hypernet.Cost{}, err
+		return nil, hypernoise.Cost{}, err
 	}
-	var hn *Hypernet
+	var dirs []string
 	if o.HypernetDir != "" {
-		var err error
-		if hn, err = LoadHypernet(backend, o.HypernetDir, m); err != nil {
-			return nil, hypernet.Cost{}, err
-		}
+		dirs = append(dirs, o.HypernetDir)
 	}
-	spec := o.RewardSpec
-	if spec == "" && hn != nil {
-		spec = hn.Config.RewardSpec
-	}
-	if spec == "" {
-		spec = "align=1"
-	}
-	var r *Runner
-	var err error
-	switch o.Method {
-	case SampleBase:
-		r, err = BaseMethod(backend, m)
-	case SampleHyperNoise:
-		r, err = HyperNoiseMethod(backend, hn, SampleHyperNoise)
-	case SampleReno, SampleBestOfN:
-		reward, perr := ParseReward(m, spec)
-		if perr != nil {
-			return nil, hypernet.Cost{}, perr
-		}
-		if o.Method == SampleReno {
-			cfg := reno.DefaultConfig()
-			cfg.Steps = o.RenoSteps
-			r, err = RenoMethod(backend, m, reward, cfg, nil, SampleReno)
-		} else {
-			r, err = BestOfNMethod(backend, m, reward, o.N, 1, SampleBestOfN)
-		}
-	}
+	p, err := NewPipeline(backend, m, dirs...)
 	if err != nil {
-		return nil, hypernet.Cost{}, err
+		return nil, hypernoise.Cost{}, err
 	}
-	defer r.Close()
+	defer p.Close()
+	r := infer.Request{Method: o.Method, Reward: o.RewardSpec, N: o.N, Steps: o.Steps, Beta: o.Beta}
+	switch {
+	case o.Method == reno.Name && r.Steps == 0:
+		r.Steps = DefaultRenoSteps
+	case o.Method == reno.WarmName && r.Steps == 0:
+		r.Steps = DefaultWarmSteps
+	case o.Method == bestofn.Name && r.N == 0:
+		r.N = DefaultBestOfN
+	case o.Method == finetune.Name:
+		if err := LoadFinetune(p, m, o.HypernetDir); err != nil {
+			return nil, hypernoise.Cost{}, err
+		}
+	}
+	meth, err := p.Method(r)
+	if err != nil {
+		return nil, hypernoise.Cost{}, err
+	}
 	n := len(prompts)
-	x, cost, err := r.Run(tensors.FromFlatDataAndDimensions(eps, append([]int{n}, m.NoiseShape()...)...),
+	x, cost, err := meth.Generate(tensors.FromFlatDataAndDimensions(eps, append([]int{n}, m.NoiseShape()...)...),
 		tensors.FromValue(prompts))
 	if err != nil {
 		return nil, cost, err
 	}
 	return tensors.MustCopyFlatData[float32](x), cost, nil
 }
+
+// LoadFinetune loads the fine-tune baseline cached in a hypernetwork folder (written by `hypernoise
+// eval`) into pipeline p, whose model is m, and makes it p's fine-tuned generator.
+func LoadFinetune(p *infer.Pipeline, m *fashion.Model, dir string) error {
+	var cfg FinetuneConfig
+	path := filepath.Join(dir, FinetuneConfigFile)
+	if err := ckpt.ReadJSON(path, &cfg); err != nil {
+		return fmt.Errorf("no fine-tune baseline in %s (%v); `hypernoise eval --hypernet %s` trains and caches it", dir, err, dir)
+	}
+	if cfg.BaseHash != BaseHash(m) {
+		return fmt.Errorf("%s: the fine-tune was trained for other %s weights", path, m.Name())
+	}
+	ft, err := finetune.New(m, cfg.Rank, 0, "finetune")
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	err = p.Update(func(ctx *context.Context) error {
+		_, err := ckpt.Load(ctx, filepath.Join(dir, FinetuneFile))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("fine-tune baseline: %w", err)
+	}
+	p.SetFinetuned(ft)
+	return nil
+}
+
+// MethodList is the registered method names, comma-separated (for usage text).
+func MethodList() string { return strings.Join(hypernoise.MethodNames(), ", ") }

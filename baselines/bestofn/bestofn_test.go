@@ -34,7 +34,7 @@ func TestKeepsBest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Sample(tensors.FromFlatDataAndDimensions(flat, B, N, 2), tensors.FromFlatDataAndDimensions(make([]int32, B), B))
+	res, err := s.SampleCandidates(tensors.FromFlatDataAndDimensions(flat, B, N, 2), tensors.FromFlatDataAndDimensions(make([]int32, B), B))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,65 @@ func TestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := hypernet.NoiseTensor(1, 1, 3, []int{4, 2}) // N = 4, not 2
-	if _, err := s.Sample(bad, tensors.FromFlatDataAndDimensions(make([]int32, 3), 3)); err == nil {
+	if _, err := s.SampleCandidates(bad, tensors.FromFlatDataAndDimensions(make([]int32, 3), 3)); err == nil {
 		t.Error("wrong candidate count accepted")
+	}
+}
+
+// TestDerivedCandidates checks Sample against SampleCandidates on the candidates it documents
+// (candidate 0 = the given noise, then Candidates(eps_i)), and that the chunk size (rows per
+// compiled call) changes nothing.
+func TestDerivedCandidates(t *testing.T) {
+	b := testgen.Backend(t)
+	ctx := testgen.Seeded(1)
+	gen := testgen.MLP{}
+	const B, N = 7, 5
+	eps := hypernet.NoiseTensor(9, 1, B, []int{2})
+	flat := tensors.MustCopyFlatData[float32](eps)
+	prompts := tensors.FromFlatDataAndDimensions(make([]int32, B), B)
+	all := make([]float32, 0, B*N*2)
+	extra := make([]float32, (N-1)*2)
+	for i := range B {
+		Candidates(flat[2*i:2*i+2], extra)
+		all = append(all, flat[2*i:2*i+2]...)
+		all = append(all, extra...)
+	}
+	ref, err := New(b, ctx, gen, testgen.Linear(1, -2), N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Finalize()
+	want, err := ref.SampleCandidates(tensors.FromFlatDataAndDimensions(all, B, N, 2), prompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []int{1, 3, 64} {
+		s, err := NewShared(b, ctx, nil, chunk, gen, testgen.Linear(1, -2), N)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Sample(eps, prompts)
+		s.Finalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wx, gx := tensors.MustCopyFlatData[float32](want.X), tensors.MustCopyFlatData[float32](got.X)
+		for i := range wx {
+			if math.Abs(float64(wx[i]-gx[i])) > 1e-6 {
+				t.Fatalf("chunk %d: value %d is %g, want %g", chunk, i, gx[i], wx[i])
+			}
+		}
+		for i := range B {
+			if got.Reward[i] != want.Reward[i] {
+				t.Errorf("chunk %d: sample %d reward %g, want %g", chunk, i, got.Reward[i], want.Reward[i])
+			}
+		}
+	}
+	// Different noises give different candidates.
+	c1, c2 := make([]float32, 2), make([]float32, 2)
+	Candidates([]float32{0.1, 0.2}, c1)
+	Candidates([]float32{0.1, 0.20001}, c2)
+	if c1[0] == c2[0] && c1[1] == c2[1] {
+		t.Error("candidates do not depend on the noise")
 	}
 }

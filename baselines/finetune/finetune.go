@@ -89,3 +89,17 @@ func (m *Model) Problem(reward hypernoise.Reward) (*hypernet.Problem, error) {
 		},
 	}, nil
 }
+
+// Name is the fine-tune baseline's name in the method registry.
+const Name = "finetune"
+
+// Method is the registry entry of the fine-tune baseline: sampling from env.Finetuned (a Model
+// whose adapters were trained, e.g. by hypernet.Train on Model.Problem), one forward per sample.
+var Method = hypernoise.MethodInfo{
+	Name:    Name,
+	Summary: "LoRA fine-tune of the generator on the reward alone (no regularizer), then sampling",
+	Needs:   hypernoise.NeedsFinetuned,
+	New: func(env hypernoise.MethodEnv) (hypernoise.Method, error) {
+		return hypernet.NewSamplerMethod(env, Name, env.Finetuned, nil)
+	},
+}

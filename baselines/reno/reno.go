@@ -13,6 +13,7 @@ package reno
 import (
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -57,23 +58,32 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Optimizer runs ReNO for a generator and a reward; its graph is compiled once per batch shape.
+// Optimizer runs ReNO for a generator and a reward, in chunks of at most Chunk samples (each
+// optimized independently, so chunking changes nothing but memory); its graph is compiled once
+// per chunk shape. It is safe for concurrent use.
 type Optimizer struct {
-	gen  hypernoise.Generator
-	cfg  Config
-	exec *context.Exec
+	gen   hypernoise.Generator
+	cfg   Config
+	chunk int
+	exec  *hypernet.SharedExec
 }
 
-// New returns a ReNO optimizer over ctx (which holds the generator's and reward's variables).
-func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward hypernoise.Reward, cfg Config) (o *Optimizer, err error) {
+// New returns a ReNO optimizer over ctx (which holds the generator's and reward's variables),
+// with a private lock and hypernoise.DefaultChunk samples per call.
+func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward hypernoise.Reward, cfg Config) (*Optimizer, error) {
+	return NewShared(backend, ctx, nil, hypernoise.DefaultChunk, gen, reward, cfg)
+}
+
+// NewShared is New with the context's shared lock (see hypernet.SharedExec) and a chunk size.
+func NewShared(backend backends.Backend, ctx *context.Context, lock *sync.RWMutex, chunk int, gen hypernoise.Generator, reward hypernoise.Reward, cfg Config) (o *Optimizer, err error) {
 	if gen == nil || reward == nil {
 		return nil, fmt.Errorf("ReNO needs a generator and a reward")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o = &Optimizer{gen: gen, cfg: cfg}
-	o.exec, err = context.NewExec(backend, ctx, func(ctx *context.Context, eps, buf, prompts *Node) []*Node {
+	o = &Optimizer{gen: gen, cfg: cfg, chunk: max(chunk, 1)}
+	o.exec, err = hypernet.NewSharedExec(backend, ctx, lock, func(ctx *context.Context, eps, buf, prompts *Node) []*Node {
 		x := gen.Generate(ctx, eps, prompts)
 		r := reward.Score(ctx, x, prompts)
 		loss := Neg(r)
@@ -130,7 +140,46 @@ func (o *Optimizer) Run(eps, prompts *tensors.Tensor) (res Result, err error) {
 		return res, fmt.Errorf("ReNO: %w", err)
 	}
 	b := eps.Shape().Dim(0)
+	if b == 0 {
+		return res, fmt.Errorf("ReNO: empty batch")
+	}
 	t0 := time.Now()
+	flat := tensors.MustCopyFlatData[float32](eps)
+	ids := tensors.MustCopyFlatData[int32](prompts)
+	noise := eps.Shape().Dimensions[1:]
+	d := len(flat) / b
+	var xs, es []float32
+	var xDims []int
+	err = hypernet.Chunks(b, o.chunk, func(lo, hi int) error {
+		p := hypernet.PaddedRows(hi-lo, o.chunk)
+		r, err := o.runChunk(tensors.FromFlatDataAndDimensions(hypernet.PadRows(flat, d, lo, hi, p), append([]int{p}, noise...)...),
+			tensors.FromFlatDataAndDimensions(hypernet.PadRows(ids, 1, lo, hi, p), p))
+		if err != nil {
+			return err
+		}
+		n := hi - lo
+		xDims = r.X.Shape().Dimensions[1:]
+		dx := r.X.Shape().Size() / p
+		xs = append(xs, tensors.MustCopyFlatData[float32](r.X)[:n*dx]...)
+		es = append(es, tensors.MustCopyFlatData[float32](r.Eps)[:n*d]...)
+		res.Reward = append(res.Reward, r.Reward[:n]...)
+		res.InitialReward = append(res.InitialReward, r.InitialReward[:n]...)
+		res.BestStep = append(res.BestStep, r.BestStep[:n]...)
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	res.X = tensors.FromFlatDataAndDimensions(xs, append([]int{b}, xDims...)...)
+	res.Eps = tensors.FromFlatDataAndDimensions(es, eps.Shape().Dimensions...)
+	steps := float64(o.cfg.Steps)
+	res.Cost = hypernet.Cost{Forward: steps, Backward: steps, Seconds: time.Since(t0).Seconds() / float64(b)}
+	return res, nil
+}
+
+// runChunk optimizes one chunk of noises (all at once).
+func (o *Optimizer) runChunk(eps, prompts *tensors.Tensor) (res Result, err error) {
+	b := eps.Shape().Dim(0)
 	cur := eps
 	buf := tensors.FromShape(eps.Shape()) // zeros
 	var bestX, bestE []float32
@@ -166,8 +215,6 @@ func (o *Optimizer) Run(eps, prompts *tensors.Tensor) (res Result, err error) {
 	}
 	res.X = tensors.FromFlatDataAndDimensions(bestX, xDims...)
 	res.Eps = tensors.FromFlatDataAndDimensions(bestE, eps.Shape().Dimensions...)
-	steps := float64(o.cfg.Steps)
-	res.Cost = hypernet.Cost{Forward: steps, Backward: steps, Seconds: time.Since(t0).Seconds() / float64(b)}
 	return res, nil
 }
 

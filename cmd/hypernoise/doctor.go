@@ -19,7 +19,7 @@ func runDoctor(env *cli.Env, args []string) error {
 	fs := env.FlagSet("doctor", `Usage: hypernoise doctor [--json] [--backend NAME]
 
 Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST dataset is installed
-(and the apt command if not), whether the embedded models are present, and a quick matmul figure.`)
+(and the apt command if not), whether the embedded models are present, which matrix product runs\n(OpenBLAS or the slow pure-Go one, with the command that gets the fast one), and a quick matmul figure.`)
 	backendName := cli.BackendFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	size := fs.Int("matmul-size", 512, "side n of the n x n x n float32 matmul timed for the GFLOP/s figure")
@@ -53,6 +53,14 @@ Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST data
 		fmt.Fprintf(w, "embedded models: %d present (%.1f MB)\n", len(rep.Models.Names), float64(rep.Models.Bytes)/1e6)
 	} else {
 		fmt.Fprintf(w, "embedded models: missing (%s)\n", rep.Models.Problem)
+	}
+	switch mp := rep.MatrixPath; {
+	case mp.Fast && mp.Library != "":
+		fmt.Fprintf(w, "matrix path:    fast (%s)\n", mp.Library)
+	case mp.Fast:
+		fmt.Fprintf(w, "matrix path:    the %s backend's own\n", mp.Path)
+	default:
+		fmt.Fprintf(w, "matrix path:    SLOW, %s (%s)\n", mp.Path, mp.Reason)
 	}
 	fmt.Fprintf(w, "matmul %dx%dx%d: %.2f GFLOP/s (best of %d)\n", rep.Matmul.N, rep.Matmul.N, rep.Matmul.N, rep.Matmul.GFLOPS, rep.Matmul.Repeats)
 	return nil

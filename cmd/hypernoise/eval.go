@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/models/fashion"
@@ -39,7 +39,8 @@ diversity, network evaluations and seconds per image.
 	warm := fs.Int("warm-steps", def.WarmRenoSteps, "ReNO iterations after the hypernetwork (0: skip)")
 	smallN := fs.Int("small-n", def.SmallN, "N of the small best-of-N")
 	ftSteps := fs.Int("finetune-steps", -1, "fine-tune baseline steps (-1: as many as the hypernetwork; 0: skip)")
-	only := fs.String("methods", "", "comma-separated methods to run (default all): "+strings.Join(pipeline.MethodOrder, ","))
+	only := fs.String("methods", "", "comma-separated methods to run (default all): "+pipeline.MethodList())
+	beta := fs.Float64("beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
 	out := fs.String("out", "", "also write metrics.json, grids and index.html into this folder")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress output")
@@ -75,6 +76,9 @@ diversity, network evaluations and seconds per image.
 	if *dir == "" {
 		return cli.Usagef("eval: --hypernet DIR is required")
 	}
+	if err := checkBetaFlag(fs, *dir, *beta); err != nil {
+		return err
+	}
 	o := def
 	o.SeedsPerPrompt, o.Seed, o.RenoSteps, o.WarmRenoSteps, o.SmallN = *seeds, *seed, *renoSteps, *warm, *smallN
 	if err := o.Validate(); err != nil {
@@ -83,16 +87,19 @@ diversity, network evaluations and seconds per image.
 	if *only != "" {
 		for _, name := range strings.Split(*only, ",") {
 			name = strings.TrimSpace(name)
-			if !slices.Contains(pipeline.MethodOrder, name) && name != fmt.Sprintf("best_of_%d", o.SmallN) {
-				return cli.Usagef("eval: unknown method %q; methods: %s", name, strings.Join(pipeline.MethodOrder, ", "))
+			if _, err := hypernoise.LookupMethod(name); err != nil {
+				return cli.Usagef("eval: %v", err)
 			}
 			o.Methods = append(o.Methods, name)
 		}
 	}
-	hn, err := pipeline.LoadHypernet(backend, *dir, m)
+	p, err := pipeline.NewPipeline(backend, m, *dir)
 	if err != nil {
 		return err
 	}
+	defer p.Close()
+	hn := p.Hypernets()[0]
+	o.Beta = *beta
 	switch {
 	case *ftSteps < -1:
 		return cli.Usagef("eval: --finetune-steps must be >= -1, got %d", *ftSteps)
@@ -101,7 +108,7 @@ diversity, network evaluations and seconds per image.
 	default:
 		o.FinetuneSteps = *ftSteps
 	}
-	rep, err := pipeline.Evaluate(backend, hn, *dir, o, progress.New(env.Stderr, "eval", *quiet || *asJSON))
+	rep, err := pipeline.Evaluate(p, hn, *dir, o, progress.New(env.Stderr, "eval", *quiet || *asJSON))
 	if err != nil {
 		return err
 	}

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"os"
 	"strings"
 
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
@@ -34,13 +38,16 @@ func runSample(env *cli.Env, args []string) error {
 	fs := env.FlagSet("sample", `Usage: hypernoise sample --prompt NAME [--n 16] [--seed 7] [--out grid.png] [flags]
 
 Generates --n images of the prompt's class with the embedded one-step generator
-x = decoder(student(eps, prompt)), eps ~ N(0, I) drawn from --seed (the same seed gives the same PNG
-bytes), and writes them as a PNG grid. --teacher-steps K samples the multi-step teacher instead
+x = decoder(student(eps, prompt)), eps ~ N(0, I): image k uses noise k of --seed, the same noise in
+every command and method (eval's images of a prompt are sample's with --n = eval's --seeds), and
+writes them as a PNG grid. --teacher-steps K samples the multi-step teacher instead
 (K Euler steps of its guided flow ODE), for comparison. --prompt all draws --n images of every
 prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.
 
 --hypernet DIR samples with a trained noise hypernetwork, x = g(eps + f(eps, c), c), from the same
-noises; --method reno or best-of-n runs those baselines (on --reward, or the hypernetwork's reward).`)
+noises; --method picks any method: `+pipeline.MethodList()+`
+(best-of-n and reno use --reward, or the hypernetwork's reward; finetune uses the fine-tune cached
+in DIR by hypernoise eval).`)
 	var f sampleFlags
 	fs.StringVar(&f.prompt, "prompt", "", "class name, case-insensitive, or \"all\" (required)")
 	fs.IntVar(&f.n, "n", 16, "number of images (per prompt)")
@@ -53,25 +60,29 @@ noises; --method reno or best-of-n runs those baselines (on --reward, or the hyp
 	fs.Float64Var(&f.guidance, "guidance", fashion.DefaultGuidance, "classifier-free guidance scale of the teacher (with --teacher-steps)")
 	fs.StringVar(&f.weights, "weights", "", "load weights from this folder instead of the embedded ones")
 	fs.StringVar(&f.gen.HypernetDir, "hypernet", "", "hypernetwork folder from hypernoise train (default method: hypernoise)")
-	fs.StringVar(&f.gen.Method, "method", "", "generation method: "+strings.Join(pipeline.SampleMethods, ", ")+" (default base, or hypernoise with --hypernet)")
-	fs.StringVar(&f.gen.RewardSpec, "reward", "", "reward spec for reno and best-of-n (default: the hypernetwork's, else align=1)")
-	fs.IntVar(&f.gen.N, "best-of", 16, "candidates per image for --method best-of-n")
-	fs.IntVar(&f.gen.RenoSteps, "reno-steps", 50, "ReNO iterations for --method reno")
+	fs.StringVar(&f.gen.Method, "method", "", "generation method: "+pipeline.MethodList()+" (default base, or hypernoise with --hypernet)")
+	fs.StringVar(&f.gen.RewardSpec, "reward", "", "reward spec for reno and best-of-n (default: the hypernetwork's, else "+pipeline.DefaultReward+")")
+	fs.IntVar(&f.gen.N, "best-of", pipeline.DefaultBestOfN, "candidates per image for --method best-of-n")
+	fs.IntVar(&f.gen.Steps, "reno-steps", 0, fmt.Sprintf("ReNO iterations for --method reno (default %d) or hypernoise-reno (default %d)", pipeline.DefaultRenoSteps, pipeline.DefaultWarmSteps))
+	fs.Float64Var(&f.gen.Beta, "beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
 	if f.gen.Method == "" {
-		f.gen.Method = pipeline.SampleBase
+		f.gen.Method = hypernet.MethodBase
 		if f.gen.HypernetDir != "" {
-			f.gen.Method = pipeline.SampleHyperNoise
+			f.gen.Method = hypernet.MethodHyperNoise
 		}
 	}
 	if err := f.gen.Validate(); err != nil {
 		return cli.Usagef("%v", err)
 	}
-	if f.gen.Method != pipeline.SampleBase && f.teacherSteps > 0 {
+	if f.gen.Method != hypernet.MethodBase && f.teacherSteps > 0 {
 		return cli.Usagef("--teacher-steps samples the teacher; it cannot be combined with --method %s", f.gen.Method)
+	}
+	if err := checkBetaFlag(fs, f.gen.HypernetDir, f.gen.Beta); err != nil {
+		return err
 	}
 	if f.prompt == "" {
 		return cli.Usagef("--prompt is required; prompts: %s", strings.Join(fashion.Prompts, ", "))
@@ -129,15 +140,18 @@ noises; --method reno or best-of-n runs those baselines (on --reward, or the hyp
 	}
 	defer backend.Finalize()
 	total := f.n * len(ids)
-	eps := fashion.Noise(total, f.seed)
+	// Image k of every prompt uses noise k of the seed (hypernoise.Noise).
+	one := hypernoise.NoiseFlat(f.seed, f.n, m.NoiseShape())
+	eps := make([]float32, 0, total*fashion.LatentDim)
 	prompts := make([]int32, 0, total)
 	for _, id := range ids {
+		eps = append(eps, one...)
 		for range f.n {
 			prompts = append(prompts, int32(id))
 		}
 	}
 	var imgs []float32
-	if f.gen.Method == pipeline.SampleBase {
+	if f.teacherSteps > 0 {
 		imgs, err = fashion.GenerateImages(backend, m, eps, prompts, f.teacherSteps)
 	} else {
 		imgs, _, err = pipeline.Sample(backend, m, eps, prompts, f.gen)
@@ -156,7 +170,7 @@ noises; --method reno or best-of-n runs those baselines (on --reward, or the hyp
 		return err
 	}
 	what := "one-step student"
-	if f.gen.Method != pipeline.SampleBase {
+	if f.gen.Method != hypernet.MethodBase {
 		what = "one-step student, method " + f.gen.Method
 	}
 	if f.teacherSteps > 0 {
@@ -167,5 +181,29 @@ noises; --method reno or best-of-n runs those baselines (on --reward, or the hyp
 		name = "each prompt"
 	}
 	fmt.Fprintf(env.Stdout, "wrote %s: %d x %q (%s, seed %d)\n", f.out, f.n, name, what, f.seed)
+	return nil
+}
+
+// checkBetaFlag validates --beta (when given) against the hypernetwork folder's config: a usage
+// error naming a dial's trained range, or saying that the hypernetwork is not a dial.
+func checkBetaFlag(fs *flag.FlagSet, dir string, beta float64) error {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "beta" })
+	if !set {
+		return nil
+	}
+	if dir == "" {
+		return cli.Usagef("--beta needs --hypernet DIR (a tilt dial)")
+	}
+	if !(beta > 0) || math.IsInf(beta, 0) {
+		return cli.Usagef("--beta must be a positive number, got %g", beta)
+	}
+	cfg, err := infer.ReadConfig(dir)
+	if err != nil {
+		return err
+	}
+	if err := cfg.CheckBeta(beta); err != nil {
+		return cli.Usagef("%v", err)
+	}
 	return nil
 }

@@ -26,7 +26,8 @@ func runToy(env *cli.Env, args []string) error {
 Trains a one-step generator of 8 Gaussians on a ring (rectified flow, then distilled), computes
 the exact reward-tilted distribution p*(x) ∝ p(x) exp(r(x)/beta) by quadrature, runs base
 sampling, best-of-N, ReNO, LoRA fine-tuning and HyperNoise (LoRA modulator with the paper's
-surrogate, MLP modulator, LoRA with the exact KL), and scores each by KL(target || method), total
+surrogate, MLP modulator, LoRA with the exact KL, LoRA with the stochastic log-det KL, and a tilt
+dial: one MLP conditioned on beta, scored at beta 0.5, 1 and 2 against each exact target), and scores each by KL(target || method), total
 variation, mean reward and cost. Prints a table and writes a PNG of the densities, or one JSON
 object with --json. --quick finishes in under a minute on 2 cores.
 
@@ -46,6 +47,8 @@ Methods: `+strings.Join(toy2d.MethodNames(), ", "))
 	bestOf := fs.Int("best-of", def.BestOfN, "N of best-of-N")
 	renoSteps := fs.Int("reno-steps", def.ReNO.Steps, "ReNO optimization steps")
 	samples := fs.Int("samples", 0, "evaluation samples per method (default 20000, quick 6000)")
+	probes := fs.Int("probes", def.LogDet.Probes, "hypernoise_logdet and hypernoise_dial: Rademacher probes per sample")
+	terms := fs.Int("terms", def.LogDet.Terms, "hypernoise_logdet and hypernoise_dial: log-det series terms after the first")
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -58,6 +61,7 @@ Methods: `+strings.Join(toy2d.MethodNames(), ", "))
 	cfg.Beta, cfg.Reward, cfg.Seed = *beta, *reward, *seed
 	cfg.Train.BatchSize, cfg.Rank, cfg.BestOfN, cfg.ReNO.Steps = *batch, *rank, *bestOf, *renoSteps
 	cfg.Train.Seed, cfg.Toy.Seed = *seed, *seed
+	cfg.LogDet.Probes, cfg.LogDet.Terms = *probes, *terms
 	if set["steps"] {
 		cfg.Train.Steps = *steps
 	}

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
@@ -32,14 +34,17 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 `+imagerewards.Registry(nil).Help())
 	spec := fs.String("reward", def.RewardSpec, "reward spec")
 	out := fs.String("out", "", "output folder (required)")
-	kind := fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's) or mlp (standalone)")
+	kind := fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone) or dial (mlp conditioned on beta, a tilt dial)")
+	betaRange := fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
 	rank := fs.Int("rank", def.Modulator.Rank, "LoRA rank")
 	alpha := fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
 	hidden := fs.Int("hidden", 256, "MLP modulator hidden width")
 	layers := fs.Int("layers", 2, "MLP modulator hidden layers")
 	reg := fs.String("reg", string(def.Reg), fmt.Sprintf("regularizer: %v", hypernet.Regularizers()))
 	regWeight := fs.Float64("reg-weight", def.RegWeight, "weight of the mean-square or chi regularizer")
-	beta := fs.Float64("beta", 1, "tilt temperature for the kl regularizer")
+	beta := fs.Float64("beta", 1, "tilt temperature for the kl, exact-kl and logdet regularizers")
+	probes := fs.Int("probes", def.LogDet.Probes, "logdet: Rademacher probes per sample")
+	terms := fs.Int("terms", def.LogDet.Terms, "logdet: series terms after the first (k = 2..terms+1)")
 	steps := fs.Int("steps", def.Train.Steps, "optimizer steps")
 	batch := fs.Int("batch", def.Train.BatchSize, "samples per step")
 	opt := fs.String("optimizer", def.Train.Optimizer, "adamw (weight decay 1e-4) or sgd (momentum 0.9)")
@@ -61,9 +66,17 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	}
 	o := def
 	o.RewardSpec = *spec
-	o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Rank: *rank, Alpha: *alpha}
-	if *kind == pipeline.KindMLP {
-		o.Modulator = pipeline.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
+	o.Modulator = infer.ModulatorSpec{Kind: *kind, Rank: *rank, Alpha: *alpha}
+	if *kind == infer.KindMLP {
+		o.Modulator = infer.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
+	}
+	if *kind == infer.KindDial {
+		o.Modulator = infer.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
+		var lo, hi float64
+		if n, err := fmt.Sscanf(strings.ReplaceAll(*betaRange, ",", " "), "%g %g", &lo, &hi); err != nil || n != 2 {
+			return cli.Usagef("train: --beta-range must be lo,hi, got %q", *betaRange)
+		}
+		o.Modulator.BetaRange = [2]float64{lo, hi}
 	}
 	if err := o.Modulator.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
@@ -72,8 +85,12 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	if err != nil {
 		return cli.Usagef("train: %v", err)
 	}
+	if *kind == infer.KindDial && !r.Tempered() {
+		return cli.Usagef("train: the tilt dial is trained against r/beta and needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not %s", r)
+	}
 	o.Reg, o.RegWeight, o.Beta = r, *regWeight, *beta
-	if err := (hypernet.Objective{Reward: imagerewards.BrightnessReward(), Reg: r, Weight: *regWeight, Beta: *beta}).Validate([]int{7, 7, 4}); err != nil {
+	o.LogDet.Probes, o.LogDet.Terms = *probes, *terms
+	if err := (hypernet.Objective{Reward: imagerewards.BrightnessReward(), Reg: r, Weight: *regWeight, Beta: *beta, LogDet: o.LogDet}).Validate([]int{7, 7, 4}); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
 	nm, err := hypernet.ParseNoiseMode(*noise)
@@ -119,7 +136,10 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	fmt.Fprintf(env.Stdout, "trained %s hypernetwork for %q: %d steps (%d skipped) in %.1fs\n",
 		o.Modulator.Kind, o.RewardSpec, s.Steps, s.Skipped, res.Seconds)
 	fmt.Fprintf(env.Stdout, "batch reward: %.4f over the first 10%% of steps -> %.4f over the last 10%%\n", s.RewardFirst, s.RewardLast)
-	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, pipeline.WeightsFile),
-		filepath.Join(*out, pipeline.ConfigFile), filepath.Join(*out, pipeline.CurveFile))
+	if o.Reg == hypernet.RegLogDet {
+		fmt.Fprintf(env.Stdout, "logdet: %.2f%% of training samples had a diverging series (not trained on)\n", 100*s.Diverged)
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, infer.WeightsFile),
+		filepath.Join(*out, infer.ConfigFile), filepath.Join(*out, infer.CurveFile))
 	return nil
 }

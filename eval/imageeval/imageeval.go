@@ -29,14 +29,6 @@ import (
 	"github.com/hypernoise/hypernoise/progress"
 )
 
-// Method is one way of turning noise into images.
-type Method struct {
-	Name string
-	// Run maps noise eps [B, 7,7,4] and prompt ids [B] to images [B,28,28,1] in [0,1], with the
-	// method's cost per image.
-	Run func(eps, prompts *tensors.Tensor) (x *tensors.Tensor, cost hypernet.Cost, err error)
-}
-
 // Options selects the seed set.
 type Options struct {
 	SeedsPerPrompt int    // images per prompt
@@ -65,24 +57,31 @@ type Reference interface {
 	FD(feats [][]float64) (float64, error)
 }
 
-// EvalSet returns the evaluation noises and prompts: for each prompt p and k < perPrompt, image
-// p*perPrompt + k has prompt p; the noises are one seeded stream, so (seed, perPrompt) fixes the
-// set exactly.
+// EvalSet returns the evaluation noises and prompts: image p*perPrompt + k has prompt p and noise
+// k of the seed (hypernoise.Noise), so every prompt is generated from the same perPrompt noises,
+// and `hypernoise sample --prompt P --n perPrompt --seed S` draws exactly prompt P's images.
 func EvalSet(numPrompts, perPrompt int, seed uint64, noiseShape []int) (eps *tensors.Tensor, prompts *tensors.Tensor) {
 	n := numPrompts * perPrompt
 	ids := make([]int32, n)
 	for i := range ids {
 		ids[i] = int32(i / perPrompt)
 	}
-	eps = hypernet.NoiseTensor(int64(seed), 7001, n, noiseShape)
-	return eps, tensors.FromValue(ids)
+	one := hypernoise.NoiseFlat(seed, perPrompt, noiseShape)
+	flat := make([]float32, 0, n*len(one)/max(perPrompt, 1))
+	for range numPrompts {
+		flat = append(flat, one...)
+	}
+	return tensors.FromFlatDataAndDimensions(flat, append([]int{n}, noiseShape...)...), tensors.FromValue(ids)
 }
+
+// scoreChunk is the most images scored in one compiled call (bounds memory).
+const scoreChunk = 256
 
 // Evaluator scores images; it holds the compiled reward and held-out graphs.
 type Evaluator struct {
 	m      *fashion.Model
 	ref    Reference
-	scorer *context.Exec
+	scorer *hypernet.SharedExec
 }
 
 // NewEvaluator compiles the scoring graph for reward (the method's training reward) on m.
@@ -90,7 +89,7 @@ func NewEvaluator(backend backends.Backend, m *fashion.Model, reward hypernoise.
 	if err := m.Need(fashion.ScopeHeldOut); err != nil {
 		return nil, err
 	}
-	scorer, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, x, prompts *Node) []*Node {
+	scorer, err := hypernet.NewSharedExec(backend, m.Context().Reuse(), nil, func(ctx *context.Context, x, prompts *Node) []*Node {
 		r := reward.Score(ctx, x, prompts)
 		logits, feats := fashion.HeldOut(ctx, x)
 		return []*Node{r, logits, feats}
@@ -106,7 +105,7 @@ func (e *Evaluator) Finalize() { e.scorer.Finalize() }
 
 // Evaluate runs every method on the evaluation set and scores it. report gets one unit per
 // method and batch.
-func (e *Evaluator) Evaluate(methods []Method, opts Options, report progress.Func) (res map[string]*Result, err error) {
+func (e *Evaluator) Evaluate(methods []hypernoise.Method, opts Options, report progress.Func) (res map[string]*Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("evaluation: %v", r)
@@ -137,23 +136,23 @@ func (e *Evaluator) Evaluate(methods []Method, opts Options, report progress.Fun
 				append([]int{hi - lo}, e.m.NoiseShape()...)...)
 			bp := tensors.FromValue(append([]int32(nil), ids[lo:hi]...))
 			t0 := time.Now()
-			x, cost, err := meth.Run(be, bp)
+			x, cost, err := meth.Generate(be, bp)
 			if err != nil {
-				return nil, fmt.Errorf("method %s: %w", meth.Name, err)
+				return nil, fmt.Errorf("method %s: %w", meth.Name(), err)
 			}
 			seconds += time.Since(t0).Seconds()
 			nfe += cost.NFE() * float64(hi-lo)
 			images = append(images, tensors.MustCopyFlatData[float32](x)...)
 			done++
-			report.Report(done, total, meth.Name)
+			report.Report(done, total, meth.Name())
 		}
 		r, err := e.score(images, ids, opts)
 		if err != nil {
-			return nil, fmt.Errorf("scoring %s: %w", meth.Name, err)
+			return nil, fmt.Errorf("scoring %s: %w", meth.Name(), err)
 		}
 		r.SecondsPerImage = seconds / float64(n)
 		r.NFEPerImage = nfe / float64(n)
-		res[meth.Name] = r
+		res[meth.Name()] = r
 	}
 	return res, nil
 }
@@ -165,14 +164,23 @@ func (e *Evaluator) score(images []float32, ids []int32, opts Options) (*Result,
 	if len(images) != n*px {
 		return nil, fmt.Errorf("%d pixel values for %d images", len(images), n)
 	}
-	outs, err := e.scorer.Exec(tensors.FromFlatDataAndDimensions(images, n, fashion.Side, fashion.Side, 1),
-		tensors.FromValue(ids))
+	var rewards []float32
+	var logits, feats [][]float64
+	err := hypernet.Chunks(n, scoreChunk, func(lo, hi int) error {
+		p := hypernet.PaddedRows(hi-lo, scoreChunk)
+		outs, err := e.scorer.Exec(tensors.FromFlatDataAndDimensions(hypernet.PadRows(images, px, lo, hi, p), p, fashion.Side, fashion.Side, 1),
+			tensors.FromFlatDataAndDimensions(hypernet.PadRows(ids, 1, lo, hi, p), p))
+		if err != nil {
+			return err
+		}
+		rewards = append(rewards, tensors.MustCopyFlatData[float32](outs[0])[:hi-lo]...)
+		logits = append(logits, Rows(outs[1])[:hi-lo]...)
+		feats = append(feats, Rows(outs[2])[:hi-lo]...)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	rewards := tensors.MustCopyFlatData[float32](outs[0])
-	logits := Rows(outs[1])
-	feats := Rows(outs[2])
 	np := len(e.m.Prompts())
 	res := &Result{PerPromptAlignment: make([]float64, np)}
 	labels := make([]int, n)

@@ -29,6 +29,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,24 +45,34 @@ import (
 	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
+	_ "github.com/hypernoise/hypernoise/methods" // the method registry
 	"github.com/hypernoise/hypernoise/models/toy"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
-// Method names, in report order.
+// Method names, in report order: the registry's methods (one spelling everywhere) and variants
+// of HyperNoise that differ in how the hypernetwork is trained (hypernoise_<variant>).
 const (
-	MethodBase       = "base"
-	MethodBestOfN    = "best_of_n"
-	MethodReNO       = "reno"
-	MethodFinetune   = "finetune"
-	MethodHyperNoise = "hypernoise"          // LoRA modulator, paper's surrogate 1/2||f||^2
-	MethodMLP        = "hypernoise_mlp"      // standalone MLP modulator, surrogate
-	MethodExactKL    = "hypernoise_exact_kl" // LoRA modulator, exact KL(T#N||N)
+	MethodBase       = hypernet.MethodBase
+	MethodBestOfN    = bestofn.Name
+	MethodReNO       = reno.Name
+	MethodFinetune   = finetune.Name
+	MethodHyperNoise = hypernet.MethodHyperNoise // LoRA modulator, paper's surrogate 1/2||f||^2
+	MethodMLP        = "hypernoise_mlp"          // standalone MLP modulator, surrogate
+	MethodExactKL    = "hypernoise_exact_kl"     // LoRA modulator, exact KL(T#N||N)
+	MethodLogDet     = "hypernoise_logdet"       // LoRA modulator, stochastic log-det estimate of the KL
+	// MethodDial is one tilt dial (an MLP conditioned on beta, trained with the logdet KL over
+	// DialRange), scored at each of DialBetas against that beta's exact target; in the JSON it is
+	// an object keyed by beta under methods.hypernoise_dial.
+	MethodDial = "hypernoise_dial"
 )
+
+// toyChunk is the rows per compiled call of the toy's methods (2-D samples are tiny).
+const toyChunk = 4096
 
 // MethodNames lists every method, in report order.
 func MethodNames() []string {
-	return []string{MethodBase, MethodBestOfN, MethodReNO, MethodFinetune, MethodHyperNoise, MethodMLP, MethodExactKL}
+	return []string{MethodBase, MethodBestOfN, MethodReNO, MethodFinetune, MethodHyperNoise, MethodMLP, MethodExactKL, MethodLogDet, MethodDial}
 }
 
 // Config configures the benchmark.
@@ -82,9 +93,14 @@ type Config struct {
 
 	BestOfN int                  `json:"best_of_n"`
 	ReNO    reno.Config          `json:"reno"`
-	Train   hypernet.TrainConfig `json:"train"` // HyperNoise and fine-tune training
-	Rank    int                  `json:"rank"`  // LoRA rank of the modulator and of the fine-tune
-	MLP     struct {
+	Train   hypernet.TrainConfig `json:"train"`  // HyperNoise and fine-tune training
+	Rank    int                  `json:"rank"`   // LoRA rank of the modulator and of the fine-tune
+	LogDet  hypernet.LogDet      `json:"logdet"` // the stochastic log-det estimator (hypernoise_logdet)
+	// DialRange is the tilt dial's trained beta range, DialBetas the betas it is scored at.
+	DialRange [2]float64 `json:"dial_range"`
+	DialBetas []float64  `json:"dial_betas"`
+	DialSteps int        `json:"dial_steps"` // training steps of the dial (0: Train.Steps)
+	MLP       struct {
 		Hidden int `json:"hidden"`
 		Layers int `json:"layers"`
 	} `json:"mlp"`
@@ -100,7 +116,8 @@ type Config struct {
 func DefaultConfig() Config {
 	c := Config{Beta: 1, Reward: "right", Seed: 1, Toy: toy.DefaultConfig(),
 		Grid: 64, Extent: 3.5, Blur: 1, Smoothing: 1e-3, Samples: 20000, Quadrature: 500, QuadratureExtent: 6,
-		BestOfN: 4, ReNO: reno.DefaultConfig(), Rank: 16}
+		BestOfN: 4, ReNO: reno.DefaultConfig(), Rank: 16, LogDet: hypernet.DefaultLogDet(),
+		DialRange: [2]float64{0.4, 2.5}, DialBetas: []float64{0.5, 1, 2}}
 	c.Train = hypernet.DefaultAdamW()
 	c.Train.LR = 2e-3
 	c.Train.WeightDecay = 0
@@ -154,6 +171,20 @@ func (c Config) Validate() error {
 	if err := c.Train.Validate(); err != nil {
 		return err
 	}
+	if err := c.LogDet.Validate(); err != nil {
+		return err
+	}
+	if !(c.DialRange[0] > 0 && c.DialRange[1] > c.DialRange[0]) || math.IsInf(c.DialRange[1], 0) {
+		return fmt.Errorf("dial range must satisfy 0 < lo < hi, got %v", c.DialRange)
+	}
+	for _, b := range c.DialBetas {
+		if !(b >= c.DialRange[0] && b <= c.DialRange[1]) {
+			return fmt.Errorf("dial beta %g is outside the dial's range [%g, %g]", b, c.DialRange[0], c.DialRange[1])
+		}
+	}
+	if c.DialSteps < 0 {
+		return fmt.Errorf("dial steps must be >= 0, got %d", c.DialSteps)
+	}
 	for _, m := range c.Methods {
 		if !slices.Contains(MethodNames(), m) {
 			return fmt.Errorf("unknown method %q; allowed: %s", m, strings.Join(MethodNames(), ", "))
@@ -181,6 +212,9 @@ type MethodResult struct {
 	TrainSkipped int     `json:"train_skipped,omitempty"`
 	TrainSeconds float64 `json:"train_seconds,omitempty"`
 	TrainNFE     float64 `json:"train_nfe,omitempty"`
+	// TargetReward is E_{p*}[r] of this row's own target (tilt dial rows, whose beta differs from
+	// the report's).
+	TargetReward float64 `json:"target_reward,omitempty"`
 
 	density []float64
 }
@@ -218,7 +252,10 @@ type Report struct {
 	} `json:"grid"`
 	Toy     toy.TrainStats `json:"toy"`
 	Seconds float64        `json:"seconds"`
+	// Dial holds the tilt dial's scores keyed by beta ("0.5", "1", "2"); JSON: methods.hypernoise_dial.
+	Dial map[string]*MethodResult `json:"-"`
 
+	dialOrder     []string
 	order         []string
 	targetDensity []float64
 }
@@ -229,7 +266,6 @@ func (r *Report) Order() []string { return slices.Clone(r.order) }
 // Random streams of the benchmark (see hypernet.Normal).
 const (
 	streamEval   = 101
-	streamBoN    = 102
 	streamFloor  = 103
 	streamJitter = 104
 )
@@ -440,32 +476,39 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 	if err != nil {
 		return nil, err
 	}
-	logw := make([]float64, q*q)
-	maxLog := math.Inf(-1)
-	for k := range logw {
-		e1, e2 := float64(qeps[2*k]), float64(qeps[2*k+1])
-		logw[k] = -(e1*e1+e2*e2)/2 + float64(qr[k])/cfg.Beta
-		if !math.IsNaN(logw[k]) {
-			maxLog = math.Max(maxLog, logw[k])
+	// tilt returns the quadrature weights N(e) exp(r(g(e))/beta) (scaled) and E_{p*}[r].
+	tilt := func(beta float64) ([]float64, float64) {
+		logw := make([]float64, q*q)
+		maxLog := math.Inf(-1)
+		for k := range logw {
+			e1, e2 := float64(qeps[2*k]), float64(qeps[2*k+1])
+			logw[k] = -(e1*e1+e2*e2)/2 + float64(qr[k])/beta
+			if !math.IsNaN(logw[k]) {
+				maxLog = math.Max(maxLog, logw[k])
+			}
 		}
+		w := make([]float64, q*q)
+		var sum, rs float64
+		for k := range logw {
+			wt := math.Exp(logw[k] - maxLog)
+			if math.IsNaN(wt) {
+				wt = 0
+			}
+			w[k] = wt
+			sum += wt
+			rs += wt * float64(qr[k])
+		}
+		return w, rs / sum
 	}
-	wTilt := make([]float64, q*q)
-	wBase := make([]float64, q*q)
-	var sumT, sumB, rT, rB float64
-	for k := range logw {
+	wTilt, rT := tilt(cfg.Beta)
+	var sumB, rB float64
+	for k := range qr {
 		e1, e2 := float64(qeps[2*k]), float64(qeps[2*k+1])
 		wb := math.Exp(-(e1*e1 + e2*e2) / 2)
-		wt := math.Exp(logw[k] - maxLog)
-		if math.IsNaN(wt) {
-			wt = 0
-		}
-		wTilt[k], wBase[k] = wt, wb
-		sumT += wt
 		sumB += wb
-		rT += wt * float64(qr[k])
 		rB += wb * float64(qr[k])
 	}
-	rep.Target.Reward = rT / sumT
+	rep.Target.Reward = rT
 	rep.Target.BaseReward = rB / sumB
 	rep.targetDensity = gr.blurred(gr.histogram(qx, wTilt), cfg.Blur)
 
@@ -497,32 +540,41 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 	n := cfg.Samples
 	evalEps := hypernet.NoiseTensor(cfg.Seed, streamEval, n, []int{2})
 	prompts := tensors.FromFlatDataAndDimensions(make([]int32, n), n)
-	score := func(name string, x *tensors.Tensor, cost hypernet.Cost) (*MethodResult, error) {
+	scoreAgainst := func(target []float64, x *tensors.Tensor, cost hypernet.Cost) (*MethodResult, error) {
 		xs := tensors.MustCopyFlatData[float32](x)
 		rs, err := rewardOf(x)
 		if err != nil {
 			return nil, err
 		}
 		d := gr.blurred(gr.histogram(xs, nil), cfg.Blur)
-		res := &MethodResult{KL: KL(rep.targetDensity, d, cfg.Smoothing), TV: TV(rep.targetDensity, d),
+		res := &MethodResult{KL: KL(target, d, cfg.Smoothing), TV: TV(target, d),
 			OutsideGrid: d[len(d)-1], NFEPerSample: cost.NFE(), SecondsPerSample: cost.Seconds,
 			Forward: cost.Forward, Backward: cost.Backward, density: d}
 		for _, r := range rs {
 			res.Reward += float64(r)
 		}
 		res.Reward /= float64(len(rs))
+		return res, nil
+	}
+	score := func(name string, x *tensors.Tensor, cost hypernet.Cost) (*MethodResult, error) {
+		res, err := scoreAgainst(rep.targetDensity, x, cost)
+		if err != nil {
+			return nil, err
+		}
 		rep.Methods[name] = res
 		rep.order = append(rep.order, name)
 		return res, nil
 	}
-	sample := func(g hypernoise.Generator, mod hypernoise.Modulator) (*tensors.Tensor, hypernet.Cost, error) {
-		s, err := hypernet.NewSampler(backend, ctx, g, mod)
+	env := hypernoise.MethodEnv{Backend: backend, Context: ctx, Generator: gen, Reward: reward,
+		N: cfg.BestOfN, Steps: cfg.ReNO.Steps, Chunk: toyChunk}
+	// generate runs a registered method on the evaluation noises.
+	generate := func(name string, env hypernoise.MethodEnv) (*tensors.Tensor, hypernet.Cost, error) {
+		m, err := hypernoise.NewMethod(name, env)
 		if err != nil {
 			return nil, hypernet.Cost{}, err
 		}
-		defer s.Finalize()
-		x, _, cost, err := s.Sample(evalEps, prompts)
-		return x, cost, err
+		defer m.Close()
+		return m.Generate(evalEps, prompts)
 	}
 	trained := func(res *MethodResult, tr *hypernet.TrainResult) {
 		res.TrainSteps, res.TrainSkipped, res.TrainSeconds = tr.Steps, tr.Skipped, tr.Seconds
@@ -535,39 +587,12 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 		}
 		say(m)
 		switch m {
-		case MethodBase:
-			x, cost, err := sample(gen, nil)
+		case MethodBase, MethodBestOfN, MethodReNO:
+			x, cost, err := generate(m, env)
 			if err != nil {
 				return nil, err
 			}
 			if _, err := score(m, x, cost); err != nil {
-				return nil, err
-			}
-		case MethodBestOfN:
-			s, err := bestofn.New(backend, ctx, gen, reward, cfg.BestOfN)
-			if err != nil {
-				return nil, err
-			}
-			eps := hypernet.NoiseTensor(cfg.Seed, streamBoN, n, []int{cfg.BestOfN, 2})
-			res, err := s.Sample(eps, prompts)
-			s.Finalize()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := score(m, res.X, res.Cost); err != nil {
-				return nil, err
-			}
-		case MethodReNO:
-			o, err := reno.New(backend, ctx, gen, reward, cfg.ReNO)
-			if err != nil {
-				return nil, err
-			}
-			res, err := o.Run(evalEps, prompts)
-			o.Finalize()
-			if err != nil {
-				return nil, err
-			}
-			if _, err := score(m, res.X, res.Cost); err != nil {
 				return nil, err
 			}
 		case MethodFinetune:
@@ -583,7 +608,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 			if err != nil {
 				return nil, err
 			}
-			x, cost, err := sample(ft, nil)
+			fe := env
+			fe.Finetuned = ft
+			x, cost, err := generate(MethodFinetune, fe)
 			if err != nil {
 				return nil, err
 			}
@@ -592,9 +619,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 				return nil, err
 			}
 			trained(res, tr)
-		case MethodHyperNoise, MethodMLP, MethodExactKL:
+		case MethodHyperNoise, MethodMLP, MethodExactKL, MethodLogDet:
 			var mod hypernoise.Modulator
-			obj := hypernet.Objective{Reward: reward, Reg: hypernet.RegKL, Beta: cfg.Beta}
+			obj := hypernet.Objective{Reward: reward, Reg: hypernet.RegKL, Beta: cfg.Beta, LogDet: cfg.LogDet}
 			switch m {
 			case MethodHyperNoise:
 				mod, err = hypernet.NewLoRA(gen, cfg.Rank, 0, "hypernet")
@@ -603,6 +630,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 			case MethodExactKL:
 				mod, err = hypernet.NewLoRA(gen, cfg.Rank, 0, "hypernet_exact")
 				obj.Reg = hypernet.RegExactKL
+			case MethodLogDet:
+				mod, err = hypernet.NewLoRA(gen, cfg.Rank, 0, "hypernet_logdet")
+				obj.Reg = hypernet.RegLogDet
 			}
 			if err != nil {
 				return nil, err
@@ -615,7 +645,9 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 			if err != nil {
 				return nil, err
 			}
-			x, cost, err := sample(gen, mod)
+			he := env
+			he.Modulator = mod
+			x, cost, err := generate(MethodHyperNoise, he)
 			if err != nil {
 				return nil, err
 			}
@@ -624,6 +656,48 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 				return nil, err
 			}
 			trained(res, tr)
+		case MethodDial:
+			dial, err := hypernet.NewDialMLP(gen.NoiseShape(), 0, cfg.MLP.Hidden, cfg.MLP.Layers, cfg.DialRange[0], cfg.DialRange[1], "hypernet_dial")
+			if err != nil {
+				return nil, err
+			}
+			obj := hypernet.Objective{Reward: reward, Reg: hypernet.RegLogDet, Beta: cfg.DialRange[0], LogDet: cfg.LogDet}
+			p, err := hypernet.NewDialProblem(gen, dial, obj)
+			if err != nil {
+				return nil, err
+			}
+			tc := cfg.Train
+			if cfg.DialSteps > 0 {
+				tc.Steps = cfg.DialSteps
+			}
+			tr, err := hypernet.Train(backend, ctx, p, tc, nil)
+			if err != nil {
+				return nil, err
+			}
+			rep.Dial = map[string]*MethodResult{}
+			for _, beta := range cfg.DialBetas {
+				mod, err := hypernet.AtBeta(dial, beta)
+				if err != nil {
+					return nil, err
+				}
+				de := env
+				de.Modulator = mod
+				x, cost, err := generate(MethodHyperNoise, de)
+				if err != nil {
+					return nil, err
+				}
+				w, rt := tilt(beta)
+				res, err := scoreAgainst(gr.blurred(gr.histogram(qx, w), cfg.Blur), x, cost)
+				if err != nil {
+					return nil, err
+				}
+				trained(res, tr)
+				res.TrainNFE = tr.Cost.NFE() * float64(tc.BatchSize)
+				res.TargetReward = rt
+				key := strconv.FormatFloat(beta, 'g', -1, 64)
+				rep.Dial[key] = res
+				rep.dialOrder = append(rep.dialOrder, key)
+			}
 		}
 	}
 	rep.Checks = checks(rep)
@@ -676,7 +750,7 @@ func checks(r *Report) []Check {
 	if rn != nil {
 		add("reno_reward_above_target", rn.Reward > r.Target.Reward, "reward %.4g vs target %.4g", rn.Reward, r.Target.Reward)
 	}
-	for _, name := range []string{MethodHyperNoise, MethodExactKL} {
+	for _, name := range []string{MethodHyperNoise, MethodExactKL, MethodLogDet} {
 		hn := get(name)
 		if hn == nil {
 			continue
@@ -697,6 +771,16 @@ func checks(r *Report) []Check {
 	if ex, hn := get(MethodExactKL), get(MethodHyperNoise); ex != nil && hn != nil {
 		add("exact_kl_at_least_as_close_as_surrogate", ex.KL <= hn.KL, "KL %.4f vs surrogate %.4f", ex.KL, hn.KL)
 	}
+	if ld := get(MethodLogDet); ld != nil {
+		add("logdet_kl_at_most_0.15", ld.KL <= 0.15, "KL %.4f", ld.KL)
+		if ex := get(MethodExactKL); ex != nil {
+			add("logdet_kl_within_0.1_of_exact_kl", math.Abs(ld.KL-ex.KL) <= 0.1, "KL %.4f vs exact KL %.4f", ld.KL, ex.KL)
+		}
+	}
+	for _, k := range r.dialOrder {
+		d := r.Dial[k]
+		add("dial_beta_"+k+"_kl_at_most_0.2", d.KL <= 0.2, "KL %.4f, reward %.4f vs its target's %.4f", d.KL, d.Reward, d.TargetReward)
+	}
 	return out
 }
 
@@ -716,6 +800,11 @@ func (r *Report) Table() string {
 		fmt.Fprintf(&b, "%-20s %8.4f %7.4f %10.4g %8.4f %10.0f %10.2f %9s\n", m, res.KL, res.TV, res.Reward, res.OutsideGrid,
 			res.NFEPerSample, 1e6*res.SecondsPerSample, train)
 	}
+	for _, k := range r.dialOrder {
+		res := r.Dial[k]
+		fmt.Fprintf(&b, "%-20s %8.4f %7.4f %10.4g %8.4f %10.0f %10.2f %9.1f  (target reward %.3f)\n", MethodDial+" b="+k, res.KL, res.TV, res.Reward, res.OutsideGrid,
+			res.NFEPerSample, 1e6*res.SecondsPerSample, res.TrainSeconds, res.TargetReward)
+	}
 	for _, c := range r.Checks {
 		mark := "yes"
 		if !c.Holds {
@@ -724,4 +813,21 @@ func (r *Report) Table() string {
 		fmt.Fprintf(&b, "[%s] %s: %s\n", mark, c.Name, c.Detail)
 	}
 	return b.String()
+}
+
+// MarshalJSON writes the report with the tilt dial's rows as methods.hypernoise_dial, an object
+// keyed by beta.
+func (r *Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	methods := map[string]any{}
+	for k, v := range r.Methods {
+		methods[k] = v
+	}
+	if len(r.Dial) > 0 {
+		methods[MethodDial] = r.Dial
+	}
+	return json.Marshal(struct {
+		*plain
+		Methods map[string]any `json:"methods"`
+	}{(*plain)(r), methods})
 }

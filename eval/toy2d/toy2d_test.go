@@ -2,6 +2,7 @@ package toy2d
 
 import (
 	"bytes"
+	"encoding/json"
 	"image/png"
 	"math"
 	"strings"
@@ -67,7 +68,7 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Train.Steps = 0 }, "steps must be positive"},
 		{func(c *Config) { c.Train.BatchSize = 0 }, "batch size must be positive"},
 		{func(c *Config) { c.Reward = "left" }, "available rewards: bump, right, up"},
-		{func(c *Config) { c.Methods = []string{"base", "magic"} }, "allowed: base, best_of_n, reno, finetune, hypernoise"},
+		{func(c *Config) { c.Methods = []string{"base", "magic"} }, "allowed: base, best-of-n, reno, finetune, hypernoise"},
 		{func(c *Config) { c.ReNO.Steps = -3 }, "steps must be positive"},
 	} {
 		cfg := QuickConfig()
@@ -174,8 +175,8 @@ func TestQuickBenchmarkSurrogate(t *testing.T) {
 // TestQuickBenchmarkSanity checks properties that hold by construction.
 func TestQuickBenchmarkSanity(t *testing.T) {
 	rep := quickReport(t)
-	if len(rep.Methods) != len(MethodNames()) {
-		t.Fatalf("%d methods scored", len(rep.Methods))
+	if len(rep.Methods)+1 != len(MethodNames()) || len(rep.Dial) != len(QuickConfig().DialBetas) {
+		t.Fatalf("%d methods and %d dial betas scored", len(rep.Methods), len(rep.Dial))
 	}
 	base := rep.Methods[MethodBase]
 	// Base samples are draws from p_g: their mean reward is close to the quadrature's E_pg[r].
@@ -209,5 +210,54 @@ func TestQuickBenchmarkSanity(t *testing.T) {
 	}
 	if img.Bounds().Dx() < 400 || img.Bounds().Dy() < 200 {
 		t.Errorf("plot is %v", img.Bounds())
+	}
+}
+
+// TestQuickBenchmarkLogDetAndDial checks the stochastic log-det regularizer (LoRA modulator,
+// Hutchinson series, not the exact Jacobian) and the tilt dial on the quick benchmark: logdet KL
+// <= 0.15 and within 0.1 of the exact-KL row; the dial's KL <= 0.2 at each beta against that
+// beta's own target; and the JSON form methods.hypernoise_dial keyed by beta.
+func TestQuickBenchmarkLogDetAndDial(t *testing.T) {
+	rep := quickReport(t)
+	for _, name := range []string{"logdet_kl_at_most_0.15", "logdet_kl_within_0.1_of_exact_kl",
+		"dial_beta_0.5_kl_at_most_0.2", "dial_beta_1_kl_at_most_0.2", "dial_beta_2_kl_at_most_0.2"} {
+		if c := checkNamed(t, rep, name); !c.Holds {
+			t.Errorf("%s does not hold: %s", name, c.Detail)
+		}
+	}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js struct {
+		Methods map[string]json.RawMessage `json:"methods"`
+	}
+	if err := json.Unmarshal(data, &js); err != nil {
+		t.Fatal(err)
+	}
+	var ld MethodResult
+	if err := json.Unmarshal(js.Methods[MethodLogDet], &ld); err != nil || ld.KL != rep.Methods[MethodLogDet].KL {
+		t.Errorf("methods.%s in JSON: %s (%v)", MethodLogDet, js.Methods[MethodLogDet], err)
+	}
+	var dial map[string]map[string]float64
+	if err := json.Unmarshal(js.Methods[MethodDial], &dial); err != nil {
+		t.Fatalf("methods.%s in JSON: %v", MethodDial, err)
+	}
+	// The dial's targets differ by beta: a lower beta tilts more, so its target reward is higher.
+	prev := math.Inf(1)
+	for _, k := range []string{"0.5", "1", "2"} {
+		row, ok := dial[k]
+		if !ok {
+			t.Fatalf("methods.%s has no key %q: %v", MethodDial, k, dial)
+		}
+		for _, f := range []string{"kl", "tv", "reward"} {
+			if _, ok := row[f]; !ok {
+				t.Errorf("methods.%s[%q] lacks %q", MethodDial, k, f)
+			}
+		}
+		if !(row["target_reward"] < prev) {
+			t.Errorf("target reward at beta %s (%.3f) not below the previous beta's (%.3f)", k, row["target_reward"], prev)
+		}
+		prev = row["target_reward"]
 	}
 }

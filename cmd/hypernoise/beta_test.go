@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hypernoise/hypernoise/cli"
+)
+
+// TestBetaAndLogDetBadInput: --beta outside a dial's trained range, --beta on a hypernetwork that
+// is not a dial, probes or terms < 1, and a dial with a regularizer that has no beta are each one
+// line with exit code 2, before any work starts.
+func TestBetaAndLogDetBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, js string) string {
+		d := filepath.Join(dir, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "hypernet.json"), []byte(js), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	dial := write("dial", `{"format":1,"modulator":{"kind":"dial","hidden":8,"layers":1,"beta_range":[0.25,4]},"regularizer":"logdet","beta":1}`)
+	plain := write("plain", `{"format":1,"modulator":{"kind":"lora","rank":8},"regularizer":"kl","beta":0.2}`)
+	meansq := write("meansq", `{"format":1,"modulator":{"kind":"lora","rank":8},"regularizer":"mean-sq","reg_weight":0.5}`)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sample", "--hypernet", dial, "--prompt", "bag", "--beta", "10"}, "outside the range this tilt dial was trained on, [0.25, 4]"},
+		{[]string{"eval", "--hypernet", dial, "--beta", "0.1"}, "outside the range this tilt dial was trained on, [0.25, 4]"},
+		{[]string{"sample", "--hypernet", plain, "--prompt", "bag", "--beta", "1"}, "trained for beta 0.2 only; --beta needs a tilt dial"},
+		{[]string{"eval", "--hypernet", meansq, "--beta", "1"}, "mean-sq regularizer, which has no beta"},
+		{[]string{"sample", "--prompt", "bag", "--beta", "1"}, "--beta needs --hypernet"},
+		{[]string{"sample", "--hypernet", dial, "--prompt", "bag", "--beta", "-1"}, "--beta must be a positive number"},
+		{[]string{"train", "--out", dir, "--reg", "logdet", "--probes", "0"}, "probes must be >= 1"},
+		{[]string{"train", "--out", dir, "--reg", "logdet", "--terms", "0"}, "terms must be >= 1"},
+		{[]string{"train", "--out", dir, "--modulator", "dial"}, "needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not mean-sq"},
+		{[]string{"train", "--out", dir, "--modulator", "dial", "--reg", "kl", "--beta-range", "3,1"}, "beta range must satisfy 0 < lo < hi"},
+		{[]string{"train", "--out", dir, "--reg", "exact-kl"}, "exact KL regularizer needs noise of 1 or 2 elements"},
+		{[]string{"tilt", "--beta", "0,1"}, "--beta must be positive numbers"},
+		{[]string{"tilt", "--pool", "1"}, "--pool must be in"},
+	} {
+		var out, errw bytes.Buffer
+		code := cli.Main("hypernoise", about, commands, c.args, &out, &errw)
+		msg := errw.String()
+		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
+		}
+	}
+}

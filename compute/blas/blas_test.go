@@ -1,0 +1,156 @@
+package blas
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// naive computes C = op(A)·op(B) for row-major matrices, in float64.
+func naive(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int) []float64 {
+	c := make([]float64, m*n)
+	for i := range m {
+		for j := range n {
+			var s float64
+			for p := range k {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			c[i*n+j] = s
+		}
+	}
+	return c
+}
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(r.NormFloat64())
+	}
+	return out
+}
+
+// TestSgemmMatchesDefinition checks every transpose combination, padded leading dimensions, beta = 0
+// over NaN garbage and beta ≠ 0 against the definition C = alpha·op(A)·op(B) + beta·C.
+func TestSgemmMatchesDefinition(t *testing.T) {
+	lib, err := Default()
+	if err != nil {
+		t.Skipf("no BLAS library here: %v", err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct{ m, n, k int }{{1, 1, 1}, {3, 5, 7}, {33, 17, 65}, {1, 64, 9}} {
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				lda, ldb := tc.k+2, tc.n+1
+				ar, br := tc.m, tc.k
+				if ta {
+					lda, ar = tc.m+3, tc.k
+				}
+				if tb {
+					ldb, br = tc.k+1, tc.n
+				}
+				a, b := randSlice(r, ar*lda), randSlice(r, br*ldb)
+				want := naive(ta, tb, tc.m, tc.n, tc.k, a, lda, b, ldb)
+				c := make([]float32, tc.m*tc.n)
+				for i := range c {
+					c[i] = float32(math.NaN())
+				}
+				lib.Sgemm(ta, tb, tc.m, tc.n, tc.k, 1, a, lda, b, ldb, 0, c, tc.n)
+				for i := range c {
+					if d := math.Abs(float64(c[i]) - want[i]); !(d <= 1e-4*(1+math.Abs(want[i]))) {
+						t.Fatalf("%+v transA=%v transB=%v: C[%d]=%g, want %g", tc, ta, tb, i, c[i], want[i])
+					}
+				}
+				// beta = 0.5, alpha = 2: C = 2·AB + 0.5·C.
+				prev := append([]float32(nil), c...)
+				lib.Sgemm(ta, tb, tc.m, tc.n, tc.k, 2, a, lda, b, ldb, 0.5, c, tc.n)
+				for i := range c {
+					w := 2*want[i] + 0.5*float64(prev[i])
+					if d := math.Abs(float64(c[i]) - w); !(d <= 1e-4*(1+math.Abs(w))) {
+						t.Fatalf("%+v alpha/beta: C[%d]=%g, want %g", tc, i, c[i], w)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDgemm(t *testing.T) {
+	lib, err := Default()
+	if err != nil {
+		t.Skipf("no BLAS library here: %v", err)
+	}
+	a := []float64{1, 2, 3, 4, 5, 6} // 2x3
+	b := []float64{1, 0, 0, 1, 1, 1} // 3x2
+	c := make([]float64, 4)
+	lib.Dgemm(false, false, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2)
+	want := []float64{4, 5, 10, 11}
+	for i := range c {
+		if c[i] != want[i] {
+			t.Fatalf("Dgemm = %v, want %v", c, want)
+		}
+	}
+}
+
+func TestSgemmRejectsShortSlices(t *testing.T) {
+	lib, err := Default()
+	if err != nil {
+		t.Skipf("no BLAS library here: %v", err)
+	}
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatal("Sgemm with a 2-element A for a 2x2 product did not panic")
+		}
+	}()
+	lib.Sgemm(false, false, 2, 2, 2, 1, make([]float32, 2), 2, make([]float32, 4), 2, 0, make([]float32, 4), 2)
+}
+
+func TestOpenMissingFile(t *testing.T) {
+	_, err := Open("/nonexistent/libopenblas.so.0")
+	if err == nil {
+		t.Fatal("Open of a missing file succeeded")
+	}
+}
+
+func BenchmarkSgemm(b *testing.B) {
+	lib, err := Default()
+	if err != nil {
+		b.Skip(err)
+	}
+	for _, s := range []struct{ m, n, k int }{{32, 512, 512}, {1568, 64, 576}, {1024, 1024, 1024}, {32, 32, 32}, {4, 4, 4}} {
+		r := rand.New(rand.NewPCG(1, 2))
+		a, bb, c := randSlice(r, s.m*s.k), randSlice(r, s.k*s.n), make([]float32, s.m*s.n)
+		b.Run(fmtSize(s.m, s.n, s.k), func(b *testing.B) {
+			for b.Loop() {
+				lib.Sgemm(false, false, s.m, s.n, s.k, 1, a, s.k, bb, s.n, 0, c, s.n)
+			}
+			b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+func fmtSize(m, n, k int) string {
+	return itoa(m) + "x" + itoa(n) + "x" + itoa(k)
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	s := ""
+	for i > 0 {
+		s = string(rune('0'+i%10)) + s
+		i /= 10
+	}
+	return s
+}

@@ -1,0 +1,480 @@
+package compute
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	_ "unsafe" // for go:linkname
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+
+	"github.com/hypernoise/hypernoise/compute/blas"
+)
+
+// The fast matrix product.
+//
+// SimpleGo computes DotGeneral with scalar Go loops (about 4% of this machine's sgemm peak). On the
+// patched backend, every float32 and float64 DotGeneral runs instead on an optimized GEMM (OpenBLAS,
+// loaded at run time by package blas) when the library is installed:
+//
+//	C[b, i, j] = Σ_k A[b, i, k] · B[b, j, k]
+//
+// where b runs over the flattened batch axes, i over lhs's cross axes, j over rhs's cross axes and k over
+// the contracting axes, in the order SimpleGo's normalized output [batch, lhsCross, rhsCross] expects.
+// An operand whose axes are stored as [batch, cross, contracting] or [batch, contracting, cross] is
+// handed to the GEMM as it is (with a transpose flag); any other order is first copied into
+// [batch, cross, contracting]. So every layout runs on the GEMM; only other dtypes (integers, half
+// floats) take SimpleGo's own kernel, and those are counted (see MatmulStats).
+//
+// SimpleGo's executor table is unexported, so this reaches it with go:linkname, and reads DotGeneral's
+// parameters from the node by reflection. Both depend on GoMLX v0.26.0's internals: the first use checks
+// the parameters' layout, and the first patched backend runs a self-test (several layouts against
+// SimpleGo's own kernel); if either fails, the hook stays out and SimpleGo's kernel runs, and
+// MatmulPath says why. Backends other than the patched one ("go-stock") always run SimpleGo's kernel.
+
+// simplegoExecutor has the same underlying type as simplego's unexported nodeExecutor.
+type simplegoExecutor func(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+	inputsOwned []bool) (*simplego.Buffer, error)
+
+//go:linkname simplegoNodeExecutors github.com/gomlx/gomlx/backends/simplego.nodeExecutors
+var simplegoNodeExecutors [backends.OpTypeLast]simplegoExecutor
+
+var (
+	// stockDotGeneralExec is SimpleGo's own DotGeneral executor, saved before the hook replaces it.
+	stockDotGeneralExec simplegoExecutor
+
+	// fastBackends holds the *simplego.Backend values (inside patched backends) whose DotGeneral runs on
+	// the GEMM.
+	fastBackends sync.Map
+
+	hookOnce  sync.Once
+	hookState atomic.Pointer[matmulState]
+
+	statFast, statTransposed, statFallback atomic.Int64
+	fallbackMu                             sync.Mutex
+	fallbackReasons                        = map[string]int64{}
+)
+
+// matmulState is what MatmulPath reports.
+type matmulState struct {
+	lib    *blas.Library // nil when the fast path is off
+	reason string        // why it is off (empty when on)
+}
+
+// MatmulInfo says which matrix product the patched backend uses.
+type MatmulInfo struct {
+	// Fast is true when DotGeneral runs on an optimized GEMM.
+	Fast bool `json:"fast"`
+	// Path is "openblas" or "pure-go".
+	Path string `json:"path"`
+	// Library is the loaded library's file and configuration, when Fast.
+	Library string `json:"library,omitempty"`
+	// Reason says why the fast path is off, and how to get it.
+	Reason string `json:"reason,omitempty"`
+}
+
+// MatmulPath says which matrix product the patched ("go") backend runs, installing the fast path first if
+// it has not been tried yet.
+func MatmulPath() MatmulInfo {
+	installFastDot()
+	s := hookState.Load()
+	if s.lib != nil {
+		return MatmulInfo{Fast: true, Path: "openblas", Library: s.lib.String()}
+	}
+	return MatmulInfo{Path: "pure-go", Reason: s.reason}
+}
+
+// MatmulPathFor says which matrix product backend runs: MatmulPath's answer for a patched backend,
+// SimpleGo's own kernel for "go-stock" or a patched backend started with "blas=off", and the backend's
+// own name (Fast true) for any other backend, such as XLA, which brings its own.
+func MatmulPathFor(backend backends.Backend) MatmulInfo {
+	switch b := backend.(type) {
+	case *patchedBackend:
+		info := MatmulPath()
+		if _, on := fastBackends.Load(b.Backend); info.Fast && !on {
+			return MatmulInfo{Path: "pure-go", Reason: "turned off by the backend option blas=off"}
+		}
+		return info
+	case *simplego.Backend:
+		return MatmulInfo{Path: "pure-go", Reason: "the unpatched SimpleGo backend (" + StockName + ") always uses its own"}
+	case nil:
+		return MatmulInfo{Path: "none", Reason: "no backend"}
+	}
+	return MatmulInfo{Fast: true, Path: backend.Name()}
+}
+
+// MatmulCounters counts DotGeneral executions on patched backends since the process started.
+type MatmulCounters struct {
+	Fast       int64            `json:"fast"`       // run on the GEMM
+	Transposed int64            `json:"transposed"` // of those, operands first copied to another axis order
+	Fallback   int64            `json:"fallback"`   // run on SimpleGo's kernel
+	Reasons    map[string]int64 `json:"reasons,omitempty"`
+}
+
+// MatmulStats returns the DotGeneral counters.
+func MatmulStats() MatmulCounters {
+	fallbackMu.Lock()
+	defer fallbackMu.Unlock()
+	return MatmulCounters{Fast: statFast.Load(), Transposed: statTransposed.Load(), Fallback: statFallback.Load(),
+		Reasons: maps_clone(fallbackReasons)}
+}
+
+func maps_clone(m map[string]int64) map[string]int64 {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func countFallback(reason string) {
+	statFallback.Add(1)
+	fallbackMu.Lock()
+	fallbackReasons[reason]++
+	fallbackMu.Unlock()
+}
+
+// installFastDot loads the GEMM library, puts the hook into SimpleGo's executor table and runs the
+// self-test, once. On any failure it leaves SimpleGo's table as it was.
+func installFastDot() {
+	hookOnce.Do(func() {
+		lib, err := blas.Default()
+		if err != nil {
+			hookState.Store(&matmulState{reason: err.Error()})
+			return
+		}
+		stockDotGeneralExec = simplegoNodeExecutors[backends.OpTypeDotGeneral]
+		if stockDotGeneralExec == nil {
+			hookState.Store(&matmulState{reason: "SimpleGo's executor table is not laid out as in GoMLX v0.26.0 " +
+				"(no DotGeneral entry); using its own matrix product"})
+			return
+		}
+		gemm = lib
+		simplegoNodeExecutors[backends.OpTypeDotGeneral] = fastDotGeneral
+		if err := selfTestFastDot(); err != nil {
+			simplegoNodeExecutors[backends.OpTypeDotGeneral] = stockDotGeneralExec
+			hookState.Store(&matmulState{reason: "the OpenBLAS matrix product failed its start-up self-test (" +
+				err.Error() + "); using SimpleGo's own"})
+			return
+		}
+		hookState.Store(&matmulState{lib: lib})
+	})
+}
+
+// gemm is the loaded library the hook calls.
+var gemm *blas.Library
+
+// enableFastDot marks a SimpleGo backend (inside a patched one) as running DotGeneral on the GEMM, if
+// the fast path is installed. It reports whether it did.
+func enableFastDot(sb *simplego.Backend) bool {
+	installFastDot()
+	if hookState.Load().lib == nil {
+		return false
+	}
+	fastBackends.Store(sb, true)
+	return true
+}
+
+// dotParams are DotGeneral's static parameters, as SimpleGo stores them on the node.
+type dotParams struct {
+	lhsContracting, lhsBatch, rhsContracting, rhsBatch []int
+	batch, lhsCross, rhsCross, contracting             int
+}
+
+// dotParamsLayout caches where those parameters live, found by reflection on first use.
+var (
+	dotLayoutOnce sync.Once
+	dotLayoutErr  error
+	nodeDataIndex int
+	dotFieldIndex map[string]int
+	dotDataType   reflect.Type
+)
+
+// dotParamsFields are the fields of simplego's dotGeneralNodeData this code reads, with their kinds.
+var dotParamsFields = map[string]reflect.Kind{
+	"lhsContractingAxes": reflect.Slice, "lhsBatchAxes": reflect.Slice,
+	"rhsContractingAxes": reflect.Slice, "rhsBatchAxes": reflect.Slice,
+	"batchSize": reflect.Int, "lhsCrossSize": reflect.Int, "rhsCrossSize": reflect.Int, "contractingSize": reflect.Int,
+}
+
+// checkDotLayout verifies, from one DotGeneral node, that SimpleGo keeps its parameters where this code
+// reads them: the node's field "data" holds a pointer to a struct "dotGeneralNodeData" with the fields
+// of dotParamsFields.
+func checkDotLayout(node *simplego.Node) {
+	dotLayoutOnce.Do(func() {
+		nt := reflect.TypeOf(simplego.Node{})
+		f, ok := nt.FieldByName("data")
+		if !ok || f.Type.Kind() != reflect.Interface || len(f.Index) != 1 {
+			dotLayoutErr = fmt.Errorf("simplego.Node has no interface field \"data\"")
+			return
+		}
+		nodeDataIndex = f.Index[0]
+		data := reflect.ValueOf(node).Elem().Field(nodeDataIndex)
+		if data.IsNil() || data.Elem().Kind() != reflect.Pointer || data.Elem().Elem().Kind() != reflect.Struct {
+			dotLayoutErr = fmt.Errorf("DotGeneral node data is not a pointer to a struct")
+			return
+		}
+		dt := data.Elem().Elem().Type()
+		if dt.Name() != "dotGeneralNodeData" {
+			dotLayoutErr = fmt.Errorf("DotGeneral node data has type %s", dt)
+			return
+		}
+		dotFieldIndex = map[string]int{}
+		for name, kind := range dotParamsFields {
+			sf, ok := dt.FieldByName(name)
+			if !ok || sf.Type.Kind() != kind || (kind == reflect.Slice && sf.Type.Elem().Kind() != reflect.Int) {
+				dotLayoutErr = fmt.Errorf("dotGeneralNodeData.%s missing or of another type", name)
+				return
+			}
+			dotFieldIndex[name] = sf.Index[0]
+		}
+		dotDataType = dt
+	})
+}
+
+// readDotParams reads a DotGeneral node's parameters; ok is false if the layout is not the expected one.
+func readDotParams(node *simplego.Node) (p dotParams, ok bool) {
+	checkDotLayout(node)
+	if dotLayoutErr != nil {
+		return p, false
+	}
+	data := reflect.ValueOf(node).Elem().Field(nodeDataIndex)
+	if data.IsNil() {
+		return p, false
+	}
+	s := data.Elem()
+	if s.Kind() != reflect.Pointer || s.IsNil() || s.Elem().Type() != dotDataType {
+		return p, false
+	}
+	s = s.Elem()
+	ints := func(name string) []int {
+		f := s.Field(dotFieldIndex[name])
+		out := make([]int, f.Len())
+		for i := range out {
+			out[i] = int(f.Index(i).Int())
+		}
+		return out
+	}
+	p.lhsContracting, p.lhsBatch = ints("lhsContractingAxes"), ints("lhsBatchAxes")
+	p.rhsContracting, p.rhsBatch = ints("rhsContractingAxes"), ints("rhsBatchAxes")
+	p.batch = int(s.Field(dotFieldIndex["batchSize"]).Int())
+	p.lhsCross = int(s.Field(dotFieldIndex["lhsCrossSize"]).Int())
+	p.rhsCross = int(s.Field(dotFieldIndex["rhsCrossSize"]).Int())
+	p.contracting = int(s.Field(dotFieldIndex["contractingSize"]).Int())
+	return p, true
+}
+
+// fastDotGeneral replaces SimpleGo's DotGeneral executor. It runs SimpleGo's own unless the backend is a
+// patched one and the operands are float32 or float64.
+func fastDotGeneral(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+	inputsOwned []bool) (*simplego.Buffer, error) {
+	if _, ok := fastBackends.Load(backend); !ok {
+		return stockDotGeneralExec(backend, node, inputs, inputsOwned)
+	}
+	p, ok := readDotParams(node)
+	if !ok {
+		countFallback("SimpleGo's DotGeneral parameters are not laid out as expected")
+		return stockDotGeneralExec(backend, node, inputs, inputsOwned)
+	}
+	lhsShape, err1 := backend.BufferShape(inputs[0])
+	rhsShape, err2 := backend.BufferShape(inputs[1])
+	if err1 != nil || err2 != nil {
+		countFallback("unreadable operand shapes")
+		return stockDotGeneralExec(backend, node, inputs, inputsOwned)
+	}
+	switch lhsShape.DType {
+	case dtypes.Float32:
+		out, err := runGemm[float32](backend, p, inputs, lhsShape, rhsShape)
+		if err == nil {
+			statFast.Add(1)
+		}
+		return out, err
+	case dtypes.Float64:
+		out, err := runGemm[float64](backend, p, inputs, lhsShape, rhsShape)
+		if err == nil {
+			statFast.Add(1)
+		}
+		return out, err
+	}
+	countFallback("dtype " + lhsShape.DType.String())
+	return stockDotGeneralExec(backend, node, inputs, inputsOwned)
+}
+
+// operandOrder tells how an operand's stored axis order maps onto per-batch matrices: crossFirst means
+// [batch..., cross..., contracting...] (a [cross, contracting] matrix per batch entry), otherwise
+// [batch..., contracting..., cross...]; perm, when not nil, is the axis order to copy it into first
+// ([batch, cross, contracting]). Axes of size 1 do not constrain the order.
+func operandOrder(dims, batchAxes, contractingAxes []int) (crossFirst bool, perm []int) {
+	rank := len(dims)
+	cross := crossAxes(rank, contractingAxes, batchAxes)
+	bxc := slices.Concat(batchAxes, cross, contractingAxes)
+	bcx := slices.Concat(batchAxes, contractingAxes, cross)
+	nonUnit := func(order []int) []int {
+		out := make([]int, 0, len(order))
+		for _, a := range order {
+			if dims[a] != 1 {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	stored := nonUnit(iotaFrom(0, rank))
+	if slices.Equal(stored, nonUnit(bxc)) {
+		return true, nil
+	}
+	if slices.Equal(stored, nonUnit(bcx)) {
+		return false, nil
+	}
+	return true, bxc
+}
+
+type gemmFloat interface{ float32 | float64 }
+
+// runGemm computes the normalized DotGeneral output [batch, lhsCross, rhsCross] with one GEMM per batch
+// entry.
+func runGemm[T gemmFloat](backend *simplego.Backend, p dotParams, inputs []*simplego.Buffer,
+	lhsShape, rhsShape shapes.Shape) (*simplego.Buffer, error) {
+	lhsAny, err := backend.BufferData(inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	rhsAny, err := backend.BufferData(inputs[1])
+	if err != nil {
+		return nil, err
+	}
+	lhs, rhs := lhsAny.([]T), rhsAny.([]T)
+	m, n, k, nb := p.lhsCross, p.rhsCross, p.contracting, p.batch
+
+	var scratch []backends.Buffer
+	defer func() {
+		for _, s := range scratch {
+			_ = backend.BufferFinalize(s)
+		}
+	}()
+	prepare := func(flat []T, shape shapes.Shape, batchAxes, contractingAxes []int) ([]T, bool, error) {
+		crossFirst, perm := operandOrder(shape.Dimensions, batchAxes, contractingAxes)
+		if perm == nil {
+			return flat, crossFirst, nil
+		}
+		statTransposed.Add(1)
+		buf, dstAny, err := backend.NewSharedBuffer(0, shapes.Make(shape.DType, shape.Size()))
+		if err != nil {
+			return nil, false, err
+		}
+		scratch = append(scratch, buf)
+		dst := dstAny.([]T)
+		transposeInto(dst, flat, shape.Dimensions, perm)
+		return dst, true, nil
+	}
+	a, aCrossFirst, err := prepare(lhs, lhsShape, p.lhsBatch, p.lhsContracting)
+	if err != nil {
+		return nil, err
+	}
+	b, bCrossFirst, err := prepare(rhs, rhsShape, p.rhsBatch, p.rhsContracting)
+	if err != nil {
+		return nil, err
+	}
+	outBuf, outAny, err := backend.NewSharedBuffer(0, shapes.Make(lhsShape.DType, nb, m, n))
+	if err != nil {
+		return nil, err
+	}
+	c := outAny.([]T)
+	// lhs per batch: [m,k] (no transpose, lda=k) or [k,m] (transpose, lda=m).
+	transA, lda := !aCrossFirst, k
+	if transA {
+		lda = m
+	}
+	// rhs per batch: [n,k] (op(B)=Bᵀ, ldb=k) or [k,n] (no transpose, ldb=n).
+	transB, ldb := bCrossFirst, n
+	if transB {
+		ldb = k
+	}
+	for bi := range nb {
+		gemmCall(transA, transB, m, n, k, a[bi*m*k:(bi+1)*m*k], lda, b[bi*n*k:(bi+1)*n*k], ldb,
+			c[bi*m*n:(bi+1)*m*n], n)
+	}
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// gemmCall computes C = op(A)·op(B) (row-major, C's previous contents ignored).
+func gemmCall[T gemmFloat](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int) {
+	switch a := any(a).(type) {
+	case []float32:
+		gemm.Sgemm(transA, transB, m, n, k, 1, a, lda, any(b).([]float32), ldb, 0, any(c).([]float32), ldc)
+	case []float64:
+		gemm.Dgemm(transA, transB, m, n, k, 1, a, lda, any(b).([]float64), ldb, 0, any(c).([]float64), ldc)
+	}
+}
+
+// transposeInto writes dst = src with its axes permuted: dst's axis i is src's axis perm[i], both
+// row-major, dims being src's dimensions.
+func transposeInto[T any](dst, src []T, dims, perm []int) {
+	rank := len(dims)
+	srcStrides := make([]int, rank)
+	s := 1
+	for a := rank - 1; a >= 0; a-- {
+		srcStrides[a] = s
+		s *= dims[a]
+	}
+	if s == 0 {
+		return
+	}
+	dstDims := make([]int, rank)
+	strides := make([]int, rank) // src stride of each dst axis
+	for i, a := range perm {
+		dstDims[i], strides[i] = dims[a], srcStrides[a]
+	}
+	idx := make([]int, rank)
+	inner, innerStride := dstDims[rank-1], strides[rank-1]
+	base, o := 0, 0
+	for {
+		pos := base
+		for j := range inner {
+			dst[o+j] = src[pos]
+			pos += innerStride
+		}
+		o += inner
+		// Advance the odometer over the outer axes.
+		ax := rank - 2
+		for ; ax >= 0; ax-- {
+			idx[ax]++
+			base += strides[ax]
+			if idx[ax] < dstDims[ax] {
+				break
+			}
+			base -= strides[ax] * dstDims[ax]
+			idx[ax] = 0
+		}
+		if ax < 0 {
+			return
+		}
+	}
+}
+
+// fallbackSummary lists the fallback reasons, most frequent first, on one line.
+func fallbackSummary(c MatmulCounters) string {
+	type kv struct {
+		k string
+		v int64
+	}
+	var list []kv
+	for k, v := range c.Reasons {
+		list = append(list, kv{k, v})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].v > list[j].v })
+	parts := make([]string, len(list))
+	for i, e := range list {
+		parts[i] = fmt.Sprintf("%s: %d", e.k, e.v)
+	}
+	return strings.Join(parts, ", ")
+}

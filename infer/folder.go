@@ -1,0 +1,185 @@
+package infer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/hypernet"
+)
+
+// Files in a hypernetwork folder (written by pipeline.TrainHypernet).
+const (
+	WeightsFile = "hypernet.safetensors"
+	ConfigFile  = "hypernet.json"
+	CurveFile   = "curve.png"
+)
+
+// ConfigFormat is the version of hypernet.json this package reads and writes.
+const ConfigFormat = 1
+
+// SavedScope is the scope a hypernetwork's weights are saved under in hypernet.safetensors
+// (whatever scope it is loaded into).
+const SavedScope = "hypernet"
+
+// Modulator kinds.
+const (
+	KindLoRA = "lora" // LoRA copy of the generator's noise-shaped backbone (the paper's)
+	KindMLP  = "mlp"  // small standalone network on noise and prompt
+	KindDial = "dial" // tilt dial: the MLP conditioned on beta, trained over BetaRange
+)
+
+// ModulatorSpec describes the hypernetwork's architecture.
+type ModulatorSpec struct {
+	Kind   string  `json:"kind"`
+	Rank   int     `json:"rank,omitempty"`   // lora
+	Alpha  float64 `json:"alpha,omitempty"`  // lora (0: 2*rank)
+	Hidden int     `json:"hidden,omitempty"` // mlp
+	Layers int     `json:"layers,omitempty"` // mlp, dial
+	// BetaRange is the dial's trained range of beta [lo, hi].
+	BetaRange [2]float64 `json:"beta_range,omitzero"`
+}
+
+// Validate checks the spec; errors name what is allowed.
+func (s ModulatorSpec) Validate() error {
+	switch s.Kind {
+	case KindLoRA:
+		if s.Rank <= 0 {
+			return fmt.Errorf("LoRA rank must be positive, got %d", s.Rank)
+		}
+		if s.Alpha < 0 {
+			return fmt.Errorf("LoRA alpha must be >= 0 (0 means 2*rank), got %g", s.Alpha)
+		}
+	case KindMLP, KindDial:
+		if s.Hidden <= 0 || s.Layers <= 0 {
+			return fmt.Errorf("MLP hidden width and layers must be positive, got %d and %d", s.Hidden, s.Layers)
+		}
+		if lo, hi := s.BetaRange[0], s.BetaRange[1]; s.Kind == KindDial && !(lo > 0 && hi > lo && !math.IsInf(hi, 0)) {
+			return fmt.Errorf("the tilt dial's beta range must satisfy 0 < lo < hi, got [%g, %g]", lo, hi)
+		}
+	default:
+		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial)
+	}
+	return nil
+}
+
+// Build makes the modulator for gen with its variables under /scope (a single scope name).
+// A LoRA modulator needs a generator that implements hypernoise.Backbone; a dial is returned as
+// a hypernet.Dial (use hypernet.AtBeta for one beta).
+func (s ModulatorSpec) Build(gen hypernoise.Generator, scope string) (hypernoise.Modulator, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if s.Kind == KindLoRA {
+		bb, ok := gen.(hypernoise.Backbone)
+		if !ok {
+			return nil, fmt.Errorf("generator %s has no noise-shaped backbone for a LoRA modulator; use --modulator mlp", gen.Name())
+		}
+		return hypernet.NewLoRA(bb, s.Rank, s.Alpha, scope)
+	}
+	if s.Kind == KindDial {
+		return hypernet.NewDialMLP(gen.NoiseShape(), len(gen.Prompts()), s.Hidden, s.Layers, s.BetaRange[0], s.BetaRange[1], scope)
+	}
+	return hypernet.NewMLP(gen.NoiseShape(), len(gen.Prompts()), s.Hidden, s.Layers, scope)
+}
+
+// Config is the JSON saved beside a trained hypernetwork's weights.
+type Config struct {
+	Format     int                  `json:"format"`
+	Generator  string               `json:"generator"`
+	BaseHash   string               `json:"base_model_sha256"` // of the generator's weights
+	RewardSpec string               `json:"reward_spec"`
+	Modulator  ModulatorSpec        `json:"modulator"`
+	Reg        hypernet.Regularizer `json:"regularizer"`
+	RegWeight  float64              `json:"reg_weight"`
+	Beta       float64              `json:"beta,omitempty"`   // a dial's default beta (1 if in range)
+	LogDet     *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
+	Train      hypernet.TrainConfig `json:"train"`
+	Result     *TrainSummary        `json:"result,omitempty"`
+}
+
+// TrainSummary is what training reached.
+type TrainSummary struct {
+	Steps       int     `json:"steps"`
+	Skipped     int     `json:"skipped_steps"`
+	Seconds     float64 `json:"seconds"`
+	RewardFirst float64 `json:"reward_first_steps"` // mean batch reward over the first 10% of steps
+	RewardLast  float64 `json:"reward_last_steps"`  // ... and over the last 10%
+	// Diverged: for the logdet regularizer, the fraction of training samples whose series was
+	// detected as diverging (and so not trained on), over all steps.
+	Diverged       float64 `json:"logdet_diverged,omitempty"`
+	FinishedAtTime string  `json:"finished_at"`
+}
+
+// ReadConfig reads the config of a hypernetwork folder (without loading its weights).
+func ReadConfig(dir string) (Config, error) {
+	var cfg Config
+	if err := ckpt.ReadJSON(filepath.Join(dir, ConfigFile), &cfg); err != nil {
+		return cfg, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
+	}
+	return cfg, nil
+}
+
+// CheckBeta says whether the hypernetwork can sample at tilt temperature beta: a tilt dial
+// anywhere in its trained range, any other hypernetwork only at the beta it was trained for.
+func (c Config) CheckBeta(beta float64) error {
+	if c.Modulator.Kind == KindDial {
+		if lo, hi := c.Modulator.BetaRange[0], c.Modulator.BetaRange[1]; !(beta >= lo && beta <= hi) {
+			return fmt.Errorf("beta %g is outside the range this tilt dial was trained on, [%g, %g]", beta, lo, hi)
+		}
+		return nil
+	}
+	if c.Reg.Tempered() && beta == c.Beta {
+		return nil
+	}
+	if c.Reg.Tempered() {
+		return fmt.Errorf("this %s hypernetwork was trained for beta %g only; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Beta)
+	}
+	return fmt.Errorf("this %s hypernetwork was trained with the %s regularizer, which has no beta; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Reg)
+}
+
+// DialDefaultBeta is the beta a dial samples at without --beta: 1 if in [lo, hi], else sqrt(lo hi).
+func DialDefaultBeta(lo, hi float64) float64 {
+	if lo <= 1 && 1 <= hi {
+		return 1
+	}
+	return math.Sqrt(lo * hi)
+}
+
+// HashScopes is a SHA-256 over the variables of ctx under the given top-level scopes (names and
+// raw values, in name order): it identifies a generator's weights, so that a hypernetwork can
+// refuse a generator it was not trained for.
+func HashScopes(ctx *context.Context, scopes ...string) string {
+	h := sha256.New()
+	var names []string
+	vars := map[string]*context.Variable{}
+	for v := range ctx.IterVariables() {
+		for _, top := range scopes {
+			if inScope(v.Scope(), context.ScopeSeparator+strings.TrimPrefix(top, context.ScopeSeparator)) {
+				names = append(names, v.ScopeAndName())
+				vars[v.ScopeAndName()] = v
+				break
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		h.Write([]byte(n))
+		if t, err := vars[n].Value(); err == nil {
+			_ = t.ConstBytes(func(b []byte) { h.Write(b) })
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// inScope reports whether scope is root or below it.
+func inScope(scope, root string) bool {
+	return scope == root || strings.HasPrefix(scope, root+context.ScopeSeparator)
+}
