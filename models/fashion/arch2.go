@@ -45,7 +45,7 @@ func archOf(ctx *context.Context, part string) string {
 const (
 	aeWidth2   = 48 // decoder channels at 7x7
 	flowConv2  = 32 // U-Net channels at 7x7
-	flowDense2 = 512
+	flowDense2 = 384
 )
 
 // encoderNet2 maps images x [B,28,28,1] to raw latents [B,7,7,4]: space-to-depth, two 3x3 convs

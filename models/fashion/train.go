@@ -31,9 +31,9 @@ type TrainConfig struct {
 var DefaultConfigs = map[string]TrainConfig{
 	"classifier":    {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 101},
 	"heldout":       {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 202},
-	"autoencoder":   {Steps: 1200, Batch: 64, LR: 2e-3, Seed: 313},
-	"teacher":       {Steps: 3000, Batch: 256, LR: 1e-3, Seed: 414},
-	"student":       {Steps: 1500, Batch: 256, LR: 3e-4, Seed: 515},
+	"autoencoder":   {Steps: 800, Batch: 32, LR: 2e-3, Seed: 313},
+	"teacher":       {Steps: 1500, Batch: 256, LR: 1e-3, Seed: 414},
+	"student":       {Steps: 800, Batch: 256, LR: 3e-4, Seed: 515},
 	"discriminator": {Steps: 400, Batch: 64, LR: 1e-3, Seed: 606},
 }
 
@@ -46,8 +46,8 @@ var v1Configs = map[string]TrainConfig{
 
 // Distillation and evaluation settings.
 const (
-	DistillPairs        = 16384 // (eps, teacher endpoint) pairs the student regresses on
-	DistillTeacherSteps = 16    // Euler steps of the teacher when making the pairs
+	DistillPairs        = 8192 // (eps, teacher endpoint) pairs the student regresses on
+	DistillTeacherSteps = 16   // Euler steps of the teacher when making the pairs
 	// DistillGuidance is the teacher's guidance scale for the pairs. 1 is the plain conditional
 	// teacher (no extra guidance): it keeps the student's held-out alignment well under 100%
 	// (78% for the teacher vs 92% at w = 2, same FD), leaving room for a reward to improve it.
@@ -64,7 +64,7 @@ const (
 	// student's loss, next to the regression on the teacher's pairs.
 	studentAdversarial = 0.02
 	// criticLatents is the number of training-image latents the student's critic sees as real.
-	criticLatents = 20000
+	criticLatents = 10000
 )
 
 // ConfigFor is the default configuration of a part at an architecture version.
