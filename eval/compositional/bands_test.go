@@ -47,6 +47,9 @@ func TestPrintBands(t *testing.T) {
 		v := realStats(t, a.Stat)[c]
 		fmt.Printf("\t%q: %.4f,\n", bandKey(c, s.attr), quantile(v, a.Quantile))
 	}
+	for c, v := range realStats(t, Area) {
+		fmt.Printf("area floor %d: %.4f\n", c, quantile(v, 0.05))
+	}
 }
 
 // TestBandsMatchData checks that each band holds the stated fraction of the class's real test
@@ -71,6 +74,18 @@ func TestBandsMatchData(t *testing.T) {
 		got := float64(pass) / float64(len(v))
 		if math.Abs(got-want) > 0.02 {
 			t.Errorf("%s (%s): %.3f of real test images pass, want %.2f", p.Text, p.Band(), got, want)
+		}
+	}
+	// The area floor holds 95% of each class's real images.
+	for c, v := range realStats(t, Area) {
+		above := 0
+		for _, x := range v {
+			if x >= areaFloor[c] {
+				above++
+			}
+		}
+		if got := float64(above) / float64(len(v)); math.Abs(got-0.95) > 0.01 {
+			t.Errorf("class %d: %.3f of real images above the area floor, want 0.95", c, got)
 		}
 	}
 }

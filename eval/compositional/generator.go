@@ -91,17 +91,20 @@ const (
 // of penalty is): tone, area, width.
 var attrScale = [...]float64{Tone: 0.03, Area: 0.02, Width: 0.008}
 
-// AttributeReward is r(x, p) = -softplus(s (t_p - u_p) / scale) for prompt p's statistic t_p on the
-// soft ink mask (imagerewards.SoftInkStats), its band's threshold moved one scale inside the band,
-// u_p, and s = +1 for an upper bound ("dark", "small"), -1 for a lower bound ("bright", "wide"):
-// about 0 well inside the band, falling linearly (slope 1/scale) outside it.
+// AttributeReward is r(x, p) = -softplus(s (t_p - u_p) / scale) - softplus((a_p - area) / 0.02)
+// for prompt p's statistic t_p on the soft ink mask (imagerewards.SoftInkStats), its band's
+// threshold moved one scale inside the band, u_p, s = +1 for an upper bound ("dark", "small"),
+// -1 for a lower bound ("bright", "wide"), and a_p the area floor plus 0.02: about 0 well inside
+// the band at a realistic size, falling linearly (slope 1/scale) outside it.
 func (g *Generator) AttributeReward() hypernoise.Reward {
 	n := len(g.prompts)
 	stat := make([]int32, n)
 	sign := make([]float32, n)
 	target := make([]float32, n)
 	scale := make([]float32, n)
+	floor := make([]float32, n)
 	for i, p := range g.prompts {
+		floor[i] = float32(p.AreaFloor + attrScale[Area])
 		stat[i] = int32(p.Attr.Stat)
 		sc := attrScale[p.Attr.Stat]
 		scale[i] = float32(sc)
@@ -120,7 +123,11 @@ func (g *Generator) AttributeReward() hypernoise.Reward {
 		sg := ConvertDType(Gather(Const(gr, sign), ids), x.DType())
 		u := ConvertDType(Gather(Const(gr, target), ids), x.DType())
 		sc := ConvertDType(Gather(Const(gr, scale), ids), x.DType())
-		return Neg(Softplus(Div(Mul(sg, Sub(t, u)), sc)))
+		band := Softplus(Div(Mul(sg, Sub(t, u)), sc))
+		area := Slice(stats, AxisRange(), AxisElem(int(Area)))
+		f := ConvertDType(Gather(Const(gr, floor), ids), x.DType())
+		small := Softplus(DivScalar(Sub(f, Reshape(area, -1)), attrScale[Area]))
+		return Neg(Add(band, small))
 	}}
 }
 

@@ -62,12 +62,18 @@ var Attributes = map[string]Attribute{
 
 // Prompt is one compositional prompt: a class, an attribute and the attribute's band, a threshold
 // on the statistic (pass when stat <= Threshold for a Below attribute, stat >= Threshold otherwise).
+// The attribute check also asks for a garment of a realistic size, ink area >= AreaFloor (the
+// class's 5% area quantile), so that a faint smudge cannot pass as "dark" or "small".
 type Prompt struct {
 	Text      string
 	Class     int
 	Attr      Attribute
 	Threshold float64
+	AreaFloor float64
 }
+
+// AttrPass is the attribute check on an image's statistic and ink area.
+func (p Prompt) AttrPass(stat, area float64) bool { return p.Pass(stat) && area >= p.AreaFloor }
 
 // Pass reports whether a statistic value is in the prompt's band.
 func (p Prompt) Pass(stat float64) bool {
@@ -83,7 +89,7 @@ func (p Prompt) Band() string {
 	if p.Attr.Below {
 		op = "<="
 	}
-	return fmt.Sprintf("%s %s %.3f", p.Attr.Stat, op, p.Threshold)
+	return fmt.Sprintf("%s %s %.3f, area >= %.3f", p.Attr.Stat, op, p.Threshold, p.AreaFloor)
 }
 
 // bands are the thresholds: the Quantile of the statistic over the test images of the class
@@ -104,6 +110,10 @@ var bands = map[string]float64{
 	"shirt/dark":       0.4619,
 	"t-shirt/wide":     0.1797,
 }
+
+// areaFloor is each class's 5% quantile of the ink area over its test images (regenerate with
+// TestPrintBands).
+var areaFloor = [...]float64{0.2411, 0.2474, 0.3661, 0.2219, 0.3559, 0.1071, 0.2270, 0.1607, 0.3036, 0.3099}
 
 // promptSpecs are the prompts in benchmark order: every class appears, with one or two attributes.
 var promptSpecs = []struct {
@@ -131,7 +141,7 @@ func Prompts() []Prompt {
 		if !ok {
 			panic(fmt.Sprintf("compositional: no band for %s %s", s.attr, s.class))
 		}
-		out = append(out, Prompt{Text: "a " + s.attr + " " + s.class, Class: c, Attr: a, Threshold: th})
+		out = append(out, Prompt{Text: "a " + s.attr + " " + s.class, Class: c, Attr: a, Threshold: th, AreaFloor: areaFloor[c]})
 	}
 	return out
 }

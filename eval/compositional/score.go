@@ -19,7 +19,7 @@ type ImageCheck struct {
 	ClassOK   bool    // the held-out classifier's argmax is the prompt's class
 	ClassProb float64 // the held-out classifier's probability of the prompt's class
 	Stat      float64 // the attribute's statistic (hard ink mask)
-	AttrOK    bool    // Stat is in the prompt's band
+	AttrOK    bool    // Stat is in the prompt's band and the ink area is at least the floor
 }
 
 // Success is true when every part of the prompt checks true.
@@ -50,9 +50,10 @@ func CheckImages(prompts []Prompt, ids []int32, images, logits []float32) ([]Ima
 		for _, v := range row {
 			z += math.Exp(float64(v) - mx)
 		}
-		stat := Measure(p.Attr.Stat, images[i*px:(i+1)*px])
+		img := images[i*px : (i+1)*px]
+		stat := Measure(p.Attr.Stat, img)
 		out[i] = ImageCheck{Prompt: int(id), ClassOK: best == p.Class,
-			ClassProb: math.Exp(float64(row[p.Class])-mx) / z, Stat: stat, AttrOK: p.Pass(stat)}
+			ClassProb: math.Exp(float64(row[p.Class])-mx) / z, Stat: stat, AttrOK: p.AttrPass(stat, Measure(Area, img))}
 	}
 	return out, nil
 }
