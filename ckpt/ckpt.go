@@ -5,8 +5,12 @@
 package ckpt
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,13 +27,16 @@ import (
 // libraries disagree on shape [], so scalars are stored with shape [1]).
 const scalarKey = "hypernoise.scalars"
 
-// WriteFileAtomic writes data to path via a temporary file and a rename.
+// WriteFileAtomic writes data to path via a temporary file in the same folder, fsync and a rename,
+// then syncs the folder. Temporary files that an interrupted earlier write of the same path left
+// behind (".<name>.tmp*") are removed first: a path has one writer at a time.
 func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	RemoveStaleTemps(path)
+	f, err := os.CreateTemp(dir, tempPrefix(path)+"*")
 	if err != nil {
 		return err
 	}
@@ -51,7 +58,32 @@ func WriteFileAtomic(path string, data []byte) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the rename durable; not all file systems support it
+		_ = d.Close()
+	}
 	return nil
+}
+
+// tempPrefix is the name prefix of WriteFileAtomic's temporary files for path.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp" }
+
+// RemoveStaleTemps deletes the temporary files an interrupted WriteFileAtomic of path left behind,
+// and returns how many it removed.
+func RemoveStaleTemps(path string) int {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), globEscape(tempPrefix(path))+"*"))
+	n := 0
+	for _, m := range matches {
+		if os.Remove(m) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`)
+	return r.Replace(s)
 }
 
 // WriteJSON writes v as indented JSON to path, atomically.
@@ -96,6 +128,7 @@ func EncodeScopes(ctx *context.Context, scopes []string, metadata map[string]str
 		return nil, fmt.Errorf("no scopes to save")
 	}
 	views := map[string]safetensors.TensorView{}
+	raw := map[string]TensorData{}
 	var scalars []string
 	for v := range ctx.IterVariables() {
 		selected := false
@@ -117,6 +150,9 @@ func EncodeScopes(ctx *context.Context, scopes []string, metadata map[string]str
 		if err := t.ConstBytes(func(b []byte) { data = append([]byte(nil), b...) }); err != nil {
 			return nil, err
 		}
+		if bad := countNonFinite(t.DType(), data); bad > 0 {
+			return nil, fmt.Errorf("variable %s holds %d non-finite value(s) (NaN or Inf); refusing to write it", v.ScopeAndName(), bad)
+		}
 		dims := make([]uint64, 0, t.Rank())
 		for _, d := range t.Shape().Dimensions {
 			dims = append(dims, uint64(d))
@@ -130,6 +166,7 @@ func EncodeScopes(ctx *context.Context, scopes []string, metadata map[string]str
 			return nil, fmt.Errorf("variable %s: %w", v.ScopeAndName(), err)
 		}
 		views[v.ScopeAndName()] = view
+		raw[v.ScopeAndName()] = TensorData{DType: st, Dims: dims, Data: data}
 	}
 	if len(views) == 0 {
 		return nil, fmt.Errorf("no variables under scope %s to save", strings.Join(scopes, ", "))
@@ -140,6 +177,8 @@ func EncodeScopes(ctx *context.Context, scopes []string, metadata map[string]str
 	}
 	sort.Strings(scalars)
 	meta[scalarKey] = strings.Join(scalars, ",")
+	delete(meta, digestKey)
+	meta[digestKey] = Digest(meta, raw)
 	return safetensors.Serialize(views, meta)
 }
 
@@ -174,61 +213,243 @@ func Load(ctx *context.Context, path string) (map[string]string, error) {
 	return meta, nil
 }
 
-// Decode loads safetensors bytes into ctx: each tensor becomes (or overwrites) the variable at its
-// scope path. A variable that already exists with another shape or dtype is an error naming both.
-// It returns the file's metadata.
+// digestKey holds, in the safetensors metadata, the SHA-256 of the file's content (see Digest), so
+// a damaged file is detected on load.
+const digestKey = "hypernoise.sha256"
+
+// Digest is the SHA-256 (hex) over a checkpoint's content: the metadata entries (except the digest
+// itself) and the tensors, each by name in sorted order, with dtype, dimensions and raw bytes.
+func Digest(meta map[string]string, tensors map[string]TensorData) string {
+	h := sha256.New()
+	var b [8]byte
+	writeStr := func(s string) {
+		binary.LittleEndian.PutUint64(b[:], uint64(len(s)))
+		h.Write(b[:])
+		h.Write([]byte(s))
+	}
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		if k != digestKey {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		writeStr(k)
+		writeStr(meta[k])
+	}
+	names := make([]string, 0, len(tensors))
+	for n := range tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t := tensors[n]
+		writeStr(n)
+		writeStr(t.DType.String())
+		binary.LittleEndian.PutUint64(b[:], uint64(len(t.Dims)))
+		h.Write(b[:])
+		for _, d := range t.Dims {
+			binary.LittleEndian.PutUint64(b[:], d)
+			h.Write(b[:])
+		}
+		binary.LittleEndian.PutUint64(b[:], uint64(len(t.Data)))
+		h.Write(b[:])
+		h.Write(t.Data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TensorData is one tensor of a checkpoint as stored: safetensors dtype, dimensions and raw
+// little-endian bytes.
+type TensorData struct {
+	DType safetensors.DType
+	Dims  []uint64
+	Data  []byte
+}
+
+// FileSHA256 is the SHA-256 (hex) of a whole file's bytes.
+func FileSHA256(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+// LoadOptions restricts what Decode accepts. The zero value accepts any tensor (creating missing
+// variables) and checks the digest only when the file has one.
+type LoadOptions struct {
+	// Scopes, if set, are the only scopes (with everything below them) a tensor may belong to;
+	// any other tensor (e.g. a base-model weight inside a hypernetwork file) is an error.
+	Scopes []string
+	// Existing requires every tensor to match a variable already in ctx, with the same dtype and
+	// shape: the model is built first and the file may only fill it in.
+	Existing bool
+	// Complete requires every float/int variable of ctx under Scopes to be in the file.
+	Complete bool
+	// RequireDigest refuses a file without the content digest that Encode writes.
+	RequireDigest bool
+}
+
+// Decode loads safetensors bytes into ctx with the default LoadOptions; see DecodeWith.
 func Decode(ctx *context.Context, data []byte) (map[string]string, error) {
+	return DecodeWith(ctx, data, LoadOptions{})
+}
+
+// DecodeWith loads safetensors bytes into ctx: each tensor becomes (or overwrites) the variable at
+// its scope path. Everything is checked before any variable changes, so a refused file leaves ctx
+// as it was: the content digest (if present, or if opts require it), finite float values, sizes
+// consistent with shapes, a variable that already exists having the same shape and dtype, and
+// opts' scope and completeness rules. It returns the file's metadata. It never panics and
+// allocates no more than the input's size per tensor.
+func DecodeWith(ctx *context.Context, data []byte, opts LoadOptions) (meta map[string]string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			meta, err = nil, fmt.Errorf("not a valid safetensors file: %v", r)
+		}
+	}()
 	st, err := safetensors.Deserialize(data)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid safetensors file: %w", err)
 	}
 	_, md, err := safetensors.ReadMetadata(data)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("not a valid safetensors file: %w", err)
 	}
-	meta := md.Metadata()
+	meta = md.Metadata()
+	raw := map[string]TensorData{}
+	for _, nv := range st.Tensors() {
+		raw[nv.Name] = TensorData{DType: nv.TensorView.DType(), Dims: nv.TensorView.Shape(), Data: nv.TensorView.Data()}
+	}
+	if want, ok := meta[digestKey]; ok {
+		if got := Digest(meta, raw); got != want {
+			return nil, fmt.Errorf("content does not match its SHA-256 (file damaged or edited)")
+		}
+	} else if opts.RequireDigest {
+		return nil, fmt.Errorf("file has no content digest (%s); it was not written by this version of hypernoise", digestKey)
+	}
 	scalars := map[string]bool{}
 	for _, s := range strings.Split(meta[scalarKey], ",") {
 		if s != "" {
 			scalars[s] = true
 		}
 	}
-	for _, nv := range st.Tensors() {
-		scope, name := context.SplitScope(nv.Name)
-		if scope == "" || name == "" {
-			return nil, fmt.Errorf("tensor name %q is not a variable path like /scope/name", nv.Name)
+	type pending struct {
+		scope, name string
+		t           *tensors.Tensor
+		existing    *context.Variable
+	}
+	var todo []pending
+	names := make([]string, 0, len(raw))
+	for n := range raw {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, fullName := range names {
+		td := raw[fullName]
+		scope, name := context.SplitScope(fullName)
+		if scope == "" || name == "" || !strings.HasPrefix(fullName, context.ScopeSeparator) {
+			return nil, fmt.Errorf("tensor name %q is not a variable path like /scope/name", fullName)
 		}
-		dt, ok := fromSTDType(nv.TensorView.DType())
+		if len(opts.Scopes) > 0 && !inAnyScope(scope, opts.Scopes) {
+			return nil, fmt.Errorf("tensor %s is outside the scope this file may hold (%s)", fullName, strings.Join(opts.Scopes, ", "))
+		}
+		dt, ok := fromSTDType(td.DType)
 		if !ok {
-			return nil, fmt.Errorf("tensor %s has unsupported dtype %s", nv.Name, nv.TensorView.DType())
+			return nil, fmt.Errorf("tensor %s has unsupported dtype %s", fullName, td.DType)
 		}
 		var dims []int
-		if !scalars[nv.Name] {
-			for _, d := range nv.TensorView.Shape() {
+		elems := uint64(1)
+		if !scalars[fullName] {
+			if len(td.Dims) > 8 {
+				return nil, fmt.Errorf("tensor %s has rank %d (at most 8 supported)", fullName, len(td.Dims))
+			}
+			for _, d := range td.Dims {
+				if d > uint64(len(data)) && d > 1 { // a dimension can never exceed the file's size
+					return nil, fmt.Errorf("tensor %s: dimension %d is larger than the file", fullName, d)
+				}
+				elems *= d
+				if elems > uint64(len(data)) {
+					return nil, fmt.Errorf("tensor %s: shape %v is larger than the file", fullName, td.Dims)
+				}
 				dims = append(dims, int(d))
 			}
+		} else if len(td.Dims) != 1 || td.Dims[0] != 1 {
+			return nil, fmt.Errorf("scalar tensor %s stored with shape %v, want [1]", fullName, td.Dims)
+		}
+		if elems*uint64(dt.Size()) != uint64(len(td.Data)) {
+			return nil, fmt.Errorf("tensor %s: %d bytes for shape %v of %s", fullName, len(td.Data), dims, dt)
+		}
+		if bad := countNonFinite(dt, td.Data); bad > 0 {
+			return nil, fmt.Errorf("tensor %s holds %d non-finite value(s) (NaN or Inf)", fullName, bad)
 		}
 		shape := shapes.Make(dt, dims...)
-		if uint64(shape.Memory()) != nv.TensorView.DataLen() {
-			return nil, fmt.Errorf("tensor %s: %d bytes for shape %s", nv.Name, nv.TensorView.DataLen(), shape)
+		v := ctx.InspectVariable(scope, name)
+		if v != nil && !v.Shape().Equal(shape) {
+			return nil, fmt.Errorf("checkpoint tensor %s has shape %s but the model expects %s", fullName, shape, v.Shape())
+		}
+		if v == nil && opts.Existing {
+			return nil, fmt.Errorf("tensor %s is not a variable of this model (file from another architecture?)", fullName)
 		}
 		t := tensors.FromShape(shape)
-		if err := t.MutableBytes(func(b []byte) { copy(b, nv.TensorView.Data()) }); err != nil {
+		if err := t.MutableBytes(func(b []byte) { copy(b, td.Data) }); err != nil {
 			return nil, err
 		}
-		if v := ctx.InspectVariable(scope, name); v != nil {
-			if !v.Shape().Equal(shape) {
-				return nil, fmt.Errorf("checkpoint tensor %s has shape %s but the model expects %s",
-					nv.Name, shape, v.Shape())
+		todo = append(todo, pending{scope: scope, name: name, t: t, existing: v})
+	}
+	if opts.Complete {
+		var missing []string
+		for v := range ctx.IterVariables() {
+			if _, ok := toSTDType(v.DType()); ok && (len(opts.Scopes) == 0 || inAnyScope(v.Scope(), opts.Scopes)) {
+				if _, ok := raw[v.ScopeAndName()]; !ok {
+					missing = append(missing, v.ScopeAndName())
+				}
 			}
-			if err := v.SetValue(t); err != nil {
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			return nil, fmt.Errorf("checkpoint lacks %d variable(s) the model needs, e.g. %s", len(missing), missing[0])
+		}
+	}
+	for _, p := range todo {
+		if p.existing != nil {
+			if err := p.existing.SetValue(p.t); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		ctx.InAbsPath(scope).Checked(false).VariableWithValue(name, t)
+		ctx.InAbsPath(p.scope).Checked(false).VariableWithValue(p.name, p.t)
 	}
 	return meta, nil
+}
+
+func inAnyScope(varScope string, scopes []string) bool {
+	for _, s := range scopes {
+		if inScope(varScope, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// countNonFinite counts NaN and Inf values in little-endian float data (0 for integer dtypes).
+func countNonFinite(dt dtypes.DType, data []byte) int {
+	n := 0
+	switch dt {
+	case dtypes.Float32:
+		for i := 0; i+4 <= len(data); i += 4 {
+			f := float64(math.Float32frombits(binary.LittleEndian.Uint32(data[i:])))
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				n++
+			}
+		}
+	case dtypes.Float64:
+		for i := 0; i+8 <= len(data); i += 8 {
+			f := math.Float64frombits(binary.LittleEndian.Uint64(data[i:]))
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // CheckShapes compares the variables of ctx under scope with a checkpoint's tensors (the result of
@@ -282,4 +503,156 @@ func fromSTDType(dt safetensors.DType) (dtypes.DType, bool) {
 		return dtypes.Int64, true
 	}
 	return 0, false
+}
+
+// WeightsSHAKey is the key under which SaveWithConfig records the weights file's SHA-256 in the
+// JSON config beside it.
+const WeightsSHAKey = "weights_sha256"
+
+// configKey holds, in the weights file's metadata, the config it was saved with.
+const configKey = "config"
+
+// SaveWithConfig writes the variables under scope to path (a .safetensors file whose metadata
+// holds config and scope) and config as JSON to jsonPath, with the weights file's SHA-256 added
+// under WeightsSHAKey; config must encode as a JSON object. Both writes are atomic, the weights
+// first: a crash between them leaves a pair that LoadVerified refuses, never a mislabelled model.
+func SaveWithConfig(ctx *context.Context, scope, path, jsonPath string, config any) error {
+	js, err := json.Marshal(config)
+	if err != nil {
+		return fmt.Errorf("encoding the config: %w", err)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(js, &obj); err != nil || obj == nil {
+		return fmt.Errorf("the config must encode as a JSON object")
+	}
+	data, err := Encode(ctx, scope, map[string]string{configKey: string(js), "scope": scope})
+	if err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(path, data); err != nil {
+		return err
+	}
+	obj[WeightsSHAKey] = FileSHA256(data)
+	return WriteJSON(jsonPath, obj)
+}
+
+// ReadConfig reads a JSON config written by SaveWithConfig into config, strictly: unknown fields,
+// trailing data and a missing weights hash are errors. It returns the recorded weights SHA-256.
+func ReadConfig(jsonPath string, config any) (string, error) {
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return "", err
+	}
+	sha, err := ParseConfig(data, config)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	return sha, nil
+}
+
+// ParseConfig is ReadConfig on the file's bytes.
+func ParseConfig(data []byte, config any) (string, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return "", fmt.Errorf("not a valid JSON config: %w", err)
+	}
+	var sha string
+	raw, ok := obj[WeightsSHAKey]
+	if !ok {
+		return "", fmt.Errorf("config has no %s (the weights' integrity check)", WeightsSHAKey)
+	}
+	if err := json.Unmarshal(raw, &sha); err != nil || len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("config's %s is not a SHA-256 in hex", WeightsSHAKey)
+	}
+	delete(obj, WeightsSHAKey)
+	rest, err := json.Marshal(obj)
+	if err != nil {
+		return "", err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(rest)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(config); err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	return sha, nil
+}
+
+// LoadVerified loads the weights at path into ctx after checking them against the JSON config at
+// jsonPath (written by SaveWithConfig): the file's SHA-256 must be the one the config records, its
+// content digest must hold, and the config stored inside the weights must equal the JSON's (so an
+// edited JSON, e.g. another LoRA alpha, is refused, naming the field). opts restrict what tensors
+// are accepted (see LoadOptions; a digest is always required). Nothing is loaded on any refusal.
+func LoadVerified(ctx *context.Context, path, jsonPath string, opts LoadOptions) (map[string]string, error) {
+	js, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return nil, err
+	}
+	var cfgObj map[string]any
+	if err := json.Unmarshal(js, &cfgObj); err != nil {
+		return nil, fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	sha, _ := cfgObj[WeightsSHAKey].(string)
+	delete(cfgObj, WeightsSHAKey)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if got := FileSHA256(data); got != sha {
+		return nil, fmt.Errorf("%s does not match %s (SHA-256 %.12s, the config records %.12s): damaged, or from another run",
+			path, jsonPath, got, sha)
+	}
+	opts.RequireDigest = true
+	probe := context.New()
+	meta, err := DecodeWith(probe, data, LoadOptions{RequireDigest: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var stored map[string]any
+	if err := json.Unmarshal([]byte(meta[configKey]), &stored); err != nil {
+		return nil, fmt.Errorf("%s holds no valid config: %w", path, err)
+	}
+	if diff := jsonDiff("", stored, cfgObj); diff != "" {
+		return nil, fmt.Errorf("%s differs from the config saved with its weights (%s): edited or mixed up", jsonPath, diff)
+	}
+	if meta, err = DecodeWith(ctx, data, opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return meta, nil
+}
+
+// jsonDiff names the first few keys (dotted paths) whose values differ between two decoded JSON
+// values, as "key: a -> b".
+func jsonDiff(prefix string, a, b any) string {
+	ma, oka := a.(map[string]any)
+	mb, okb := b.(map[string]any)
+	if !oka || !okb {
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			return fmt.Sprintf("%s: %s -> %s", strings.TrimPrefix(prefix, "."), ja, jb)
+		}
+		return ""
+	}
+	keys := map[string]bool{}
+	for k := range ma {
+		keys[k] = true
+	}
+	for k := range mb {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	var diffs []string
+	for _, k := range sorted {
+		if d := jsonDiff(prefix+"."+k, ma[k], mb[k]); d != "" {
+			diffs = append(diffs, d)
+		}
+	}
+	if len(diffs) > 3 {
+		diffs = append(diffs[:3], "...")
+	}
+	return strings.Join(diffs, "; ")
 }

@@ -90,14 +90,42 @@ func (env *Env) Parse(fs *flag.FlagSet, args []string, allowArgs bool) error {
 	return nil
 }
 
-// BackendFlag registers --backend on fs; call Backend after parsing.
+// BackendFlag registers --backend on fs; call Backend after parsing. The list offered is
+// OfferedBackends.
 func BackendFlag(fs *flag.FlagSet) *string {
-	return fs.String("backend", "", "compute backend: "+strings.Join(compute.Available(), ", ")+
+	return fs.String("backend", "", "compute backend: "+strings.Join(OfferedBackends(), ", ")+
 		" (default: $HYPERNOISE_BACKEND, else $GOMLX_BACKEND, else go)")
 }
 
-// Backend starts the named backend; a failure is a usage error (exit 2) with one clear line.
+// OfferedBackends are the backends the commands accept: compute.Available without go-stock, the
+// unpatched SimpleGo kept for compute benchmarks, which cannot run the commands' graphs (it lacks
+// the Pad and Reverse operations their gradients and convolutions need).
+func OfferedBackends() []string {
+	var out []string
+	for _, n := range compute.Available() {
+		if n != compute.StockName {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Backend starts the named backend (or the one the environment names); a failure is a usage error
+// (exit 2) with one clear line. go-stock is refused (see OfferedBackends).
 func Backend(name string) (backends.Backend, error) {
+	effective, source := name, ""
+	if effective == "" {
+		if v := strings.TrimSpace(os.Getenv(compute.EnvBackend)); v != "" {
+			effective, source = v, " (from $"+compute.EnvBackend+")"
+		} else if v := strings.TrimSpace(os.Getenv(compute.EnvGoMLXBackend)); v != "" {
+			effective, source = v, " (from $"+compute.EnvGoMLXBackend+")"
+		}
+	}
+	if base, _, _ := strings.Cut(effective, ":"); base == compute.StockName {
+		return nil, Usagef("backend %q%s is the unpatched SimpleGo, kept for compute benchmarks only: it cannot run "+
+			"hypernoise's training and sampling graphs (no Pad/Reverse operations); use one of: %s",
+			compute.StockName, source, strings.Join(OfferedBackends(), ", "))
+	}
 	b, err := compute.NewBackend(name)
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
@@ -146,6 +174,8 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 		fmt.Fprintf(stderr, "%s: unknown command %q; commands: %s\n", name, args[0], strings.Join(names, ", "))
 		return ExitUsage
 	}
+	restore := limitRuntime()
+	defer restore()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "%s %s: internal error: %v\n", name, cmd.Name, firstLine(fmt.Sprint(r)))
@@ -175,4 +205,24 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// limitRuntime prepares the process for large work: the memory budget becomes the Go runtime's soft
+// memory limit (the collector works harder before the heap exceeds it), and, unless
+// $HYPERNOISE_DEBUG is set, a fatal runtime error (such as running out of memory) prints its
+// one-line cause without goroutine stack traces. It returns a function restoring the settings.
+func limitRuntime() func() {
+	prevLimit := int64(-1)
+	if b, err := MemBudget(); err == nil {
+		prevLimit = debug.SetMemoryLimit(b)
+	}
+	if os.Getenv("HYPERNOISE_DEBUG") == "" {
+		debug.SetTraceback("none")
+	}
+	return func() {
+		if prevLimit >= 0 {
+			debug.SetMemoryLimit(prevLimit)
+		}
+		debug.SetTraceback("single")
+	}
 }

@@ -24,8 +24,13 @@
 //   - Objective: the reward term plus one of the regularizers RegKL (paper, 1/2||f||^2 with an
 //     explicit beta), RegMeanSquare (the reference code's reg_weight*mean(f^2), equal to beta times
 //     the paper's loss for beta = 2*reg_weight/D), RegChi (ReNO's chi-norm prior), RegExactKL (the
-//     exact KL(T#N || N) through log|det(I + J_f)|, for 1- or 2-element noise), RegNone.
-//     KLSurrogate, MeanSquare, ChiPrior, JacobianRows, LogDetJacobian and ExactKL are the terms.
+//     exact KL(T#N || N) through log|det(I + J_f)|, for 1- or 2-element noise), RegLogDet (the
+//     exact KL at any noise dimension, estimated as 1/2||f||^2 + Σ_{k>=2} (-1)^k tr(J_f^k)/k with
+//     Hutchinson probes and vector-Jacobian products, a guard and divergence detection; LogDet,
+//     LogDetSeries), RegNone. KLSurrogate, MeanSquare, ChiPrior, JacobianRows, LogDetJacobian,
+//     ExactKL and LogDetSeries are the terms.
+//   - Tilt dial: a modulator conditioned on beta (Dial, DialMLP), trained over a range of beta by
+//     NewDialProblem; AtBeta turns it into an ordinary modulator for one beta.
 //   - Problem: what the trainer minimizes (a per-sample loss over the variables of one scope).
 //     NewProblem builds HyperNoise's; the fine-tune baseline builds its own.
 //   - Train: SGD with (Nesterov) momentum or AdamW, linear warm-up, gradient-norm clipping, steps

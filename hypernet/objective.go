@@ -2,7 +2,6 @@ package hypernet
 
 import (
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -86,8 +85,8 @@ func (o Objective) Validate(noiseShape []int) error {
 	}
 	switch o.Reg {
 	case RegKL, RegExactKL, RegLogDet:
-		if !(o.Beta > 0) || math.IsInf(o.Beta, 0) {
-			return fmt.Errorf("objective: beta must be a positive number, got %g", o.Beta)
+		if err := CheckRange("objective: beta", o.Beta, MinBeta, MaxBeta); err != nil {
+			return err
 		}
 		if o.Reg == RegLogDet {
 			if err := o.LogDet.Validate(); err != nil {
@@ -100,8 +99,8 @@ func (o Objective) Validate(noiseShape []int) error {
 			}
 		}
 	case RegMeanSquare, RegChi:
-		if !(o.Weight >= 0) || math.IsInf(o.Weight, 0) {
-			return fmt.Errorf("objective: regularizer weight must be a finite number >= 0, got %g", o.Weight)
+		if err := CheckRange("objective: regularizer weight", o.Weight, 0, MaxRegWeight); err != nil {
+			return err
 		}
 	case RegNone:
 	default:

@@ -236,10 +236,12 @@ func TestObjectiveValidate(t *testing.T) {
 		shape []int
 		want  string
 	}{
-		{Objective{Reward: r, Reg: RegKL, Beta: 0}, []int{2}, "beta must be a positive"},
-		{Objective{Reward: r, Reg: RegKL, Beta: -1}, []int{2}, "beta must be a positive"},
+		{Objective{Reward: r, Reg: RegKL, Beta: 0}, []int{2}, "beta must be in"},
+		{Objective{Reward: r, Reg: RegKL, Beta: -1}, []int{2}, "beta must be in"},
+		{Objective{Reward: r, Reg: RegKL, Beta: math.NaN()}, []int{2}, "beta must be a finite number"},
+		{Objective{Reward: r, Reg: RegMeanSquare, Weight: math.NaN()}, []int{2}, "weight must be a finite number"},
 		{Objective{Reward: r, Reg: RegExactKL, Beta: 1}, []int{7, 7, 4}, "1 or 2 elements"},
-		{Objective{Reward: r, Reg: RegMeanSquare, Weight: -1}, []int{2}, ">= 0"},
+		{Objective{Reward: r, Reg: RegMeanSquare, Weight: -1}, []int{2}, "weight must be in [0,"},
 		{Objective{Reward: r, Reg: "l3", Beta: 1}, []int{2}, "allowed: kl, exact-kl, logdet, mean-sq, chi, none"},
 		{Objective{Reg: RegKL, Beta: 1}, []int{2}, "no reward"},
 	} {

@@ -1,9 +1,6 @@
 package hypernet
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -16,31 +13,31 @@ func configPath(path string) string {
 }
 
 // SaveWeights writes the variables under scope (e.g. a trained modulator's Scope()) to path, a
-// .safetensors file, and config (any JSON-encodable description: architecture, objective, reward
-// spec, base-model name) to the .json beside it. Both writes are atomic; the config is also kept in
-// the safetensors metadata under "config".
+// .safetensors file, and config (any JSON object: architecture, objective, reward spec, base-model
+// name) to the .json beside it, with the weights file's SHA-256; see ckpt.SaveWithConfig. Weights
+// holding NaN or Inf are refused.
 func SaveWeights(ctx *context.Context, scope, path string, config any) error {
-	js, err := json.Marshal(config)
-	if err != nil {
-		return fmt.Errorf("encoding the config: %w", err)
-	}
-	if err := ckpt.Save(ctx, scope, path, map[string]string{"config": string(js), "scope": scope}); err != nil {
-		return err
-	}
-	return ckpt.WriteJSON(configPath(path), config)
+	return ckpt.SaveWithConfig(ctx, scope, path, configPath(path), config)
 }
 
-// LoadWeights loads weights written by SaveWeights into ctx (shapes are checked against existing
-// variables) and decodes the JSON config beside them into config (nil to skip).
+// ConfigPath is the JSON config SaveWeights writes beside the weights at path.
+func ConfigPath(path string) string { return configPath(path) }
+
+// LoadWeights loads weights written by SaveWeights into ctx and decodes the JSON config beside
+// them into config (nil to skip), after checking the pair's integrity (ckpt.LoadVerified). Nothing
+// is loaded if any check fails.
 func LoadWeights(ctx *context.Context, path string, config any) error {
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no weights at %s: %w", path, err)
-	}
-	if _, err := ckpt.Load(ctx, path); err != nil {
-		return err
-	}
+	return LoadWeightsWith(ctx, path, config, ckpt.LoadOptions{})
+}
+
+// LoadWeightsWith is LoadWeights with opts restricting which tensors are accepted (scopes,
+// existing variables with the expected shapes, completeness).
+func LoadWeightsWith(ctx *context.Context, path string, config any, opts ckpt.LoadOptions) error {
 	if config != nil {
-		return ckpt.ReadJSON(configPath(path), config)
+		if _, err := ckpt.ReadConfig(configPath(path), config); err != nil {
+			return err
+		}
 	}
-	return nil
+	_, err := ckpt.LoadVerified(ctx, path, configPath(path), opts)
+	return err
 }

@@ -1,14 +1,9 @@
 package hypernet
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +14,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
-	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
@@ -56,9 +50,19 @@ type TrainConfig struct {
 	// end): train.safetensors (trainable variables and optimizer state) and train.json.
 	CheckpointDir   string `json:"-"`
 	CheckpointEvery int    `json:"-"`
-	// Resume continues from the checkpoint in CheckpointDir if there is one (its step count and
-	// optimizer state); the run then matches an uninterrupted one.
+	// Resume continues from the checkpoint in CheckpointDir (its step count, optimizer state and
+	// history); the run then matches an uninterrupted one. A missing checkpoint is an error.
 	Resume bool `json:"-"`
+	// Force starts afresh in a CheckpointDir that holds a checkpoint (deleting it); without Resume
+	// or Force such a folder is refused, so a run is never silently discarded.
+	Force bool `json:"-"`
+	// Defines names what else defines the model and objective being trained (reward spec,
+	// regularizer, architecture, ...): it is stored in the checkpoint and a resume with any other
+	// value is refused, naming the difference.
+	Defines map[string]string `json:"-"`
+	// MaxNonFinite is how many consecutive skipped (non-finite) steps stop training with an error
+	// (0: DefaultMaxNonFinite).
+	MaxNonFinite int `json:"-"`
 }
 
 // DefaultSGD is the reference code's setting for the smaller model: SGD momentum 0.9, lr 1e-3,
@@ -82,31 +86,30 @@ func DefaultAdamW() TrainConfig {
 
 // Validate checks the configuration; errors name the field and what is allowed.
 func (c TrainConfig) Validate() error {
-	switch {
-	case c.Steps <= 0:
-		return fmt.Errorf("steps must be positive, got %d", c.Steps)
-	case c.BatchSize <= 0:
-		return fmt.Errorf("batch size must be positive, got %d", c.BatchSize)
-	case c.Optimizer != SGD && c.Optimizer != AdamW:
+	if c.Optimizer != SGD && c.Optimizer != AdamW {
 		return fmt.Errorf("unknown optimizer %q; allowed: %s, %s", c.Optimizer, SGD, AdamW)
-	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+	}
+	if !(c.LR > 0) {
 		return fmt.Errorf("learning rate must be positive, got %g", c.LR)
-	case c.Momentum < 0 || c.Momentum >= 1:
-		return fmt.Errorf("momentum must be in [0, 1), got %g", c.Momentum)
-	case c.WeightDecay < 0:
-		return fmt.Errorf("weight decay must be >= 0, got %g", c.WeightDecay)
-	case c.WarmupSteps < 0:
-		return fmt.Errorf("warm-up steps must be >= 0, got %d", c.WarmupSteps)
-	case c.ClipNorm < 0:
-		return fmt.Errorf("clip norm must be >= 0 (0 disables), got %g", c.ClipNorm)
-	case c.CheckpointEvery < 0:
-		return fmt.Errorf("checkpoint interval must be >= 0, got %d", c.CheckpointEvery)
-	case c.NoiseSetSize < 0:
-		return fmt.Errorf("noise set size must be >= 0, got %d", c.NoiseSetSize)
+	}
+	checks := []error{
+		CheckIntRange("steps", c.Steps, 1, MaxSteps),
+		CheckIntRange("batch size", c.BatchSize, 1, MaxBatchSize),
+		CheckRange("learning rate", c.LR, 0, MaxLR),
+		CheckRange("momentum", c.Momentum, 0, 0.999999),
+		CheckRange("weight decay", c.WeightDecay, 0, MaxWeightDecay),
+		CheckIntRange("warm-up steps", c.WarmupSteps, 0, MaxSteps),
+		CheckRange("clip norm (0 disables)", c.ClipNorm, 0, MaxClipNorm),
+		CheckIntRange("checkpoint interval", c.CheckpointEvery, 0, MaxSteps),
+		CheckIntRange("noise set size", c.NoiseSetSize, 0, MaxNoiseSet),
 	}
 	if c.Optimizer == AdamW {
-		if c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1 || !(c.AdamEps > 0) {
-			return fmt.Errorf("AdamW needs beta1, beta2 in [0, 1) and eps > 0, got %g, %g, %g", c.Beta1, c.Beta2, c.AdamEps)
+		checks = append(checks, CheckRange("AdamW beta1", c.Beta1, 0, 0.999999),
+			CheckRange("AdamW beta2", c.Beta2, 0, 0.999999), CheckRange("AdamW eps", c.AdamEps, 1e-12, 1))
+	}
+	for _, err := range checks {
+		if err != nil {
+			return err
 		}
 	}
 	if _, err := ParseNoiseMode(string(c.Noise)); err != nil {
@@ -114,6 +117,12 @@ func (c TrainConfig) Validate() error {
 	}
 	if c.Resume && c.CheckpointDir == "" {
 		return fmt.Errorf("resume needs a checkpoint directory")
+	}
+	if c.Resume && c.Force {
+		return fmt.Errorf("resume and force exclude each other")
+	}
+	if c.MaxNonFinite < 0 {
+		return fmt.Errorf("max non-finite steps must be >= 0, got %d", c.MaxNonFinite)
 	}
 	return nil
 }
@@ -127,35 +136,25 @@ func WarmupFactor(step, warmup int) float64 {
 	return math.Min(1, float64(step+1)/float64(warmup))
 }
 
-// TrainResult reports a training run.
+// TrainResult reports a training run. Loss, GradNorm and Metrics cover the whole run from step 0,
+// including the steps done before a resume (restored from the checkpoint).
 type TrainResult struct {
 	StartStep int       // first step of this run (> 0 after a resume)
 	Steps     int       // total steps done, including before the resume
 	Skipped   int       // steps whose loss or gradient was not finite (not applied), in total
-	Loss      []float64 // batch loss per step of this run
-	GradNorm  []float64 // gradient norm (before clipping) per step of this run
+	Loss      []float64 // batch loss per step (NaN where not finite)
+	GradNorm  []float64 // gradient norm (before clipping) per step
 	Metrics   map[string][]float64
 	Seconds   float64 // wall time of this run
+	// TotalSeconds: wall time of the whole run, across resumes.
+	TotalSeconds float64
 	// Cost: network evaluations of this run per training sample (StepCost * steps of this run,
 	// with Seconds the run's wall time divided by its samples).
 	Cost Cost
 }
 
-// Names of files in a checkpoint directory.
-const (
-	CheckpointWeights = "train.safetensors"
-	CheckpointJSON    = "train.json"
-)
-
-// checkpointState is the JSON beside the checkpoint weights.
-type checkpointState struct {
-	Problem    string      `json:"problem"`
-	Scope      string      `json:"scope"`
-	NoiseShape []int       `json:"noise_shape"`
-	Step       int         `json:"step"`
-	Skipped    int         `json:"skipped"`
-	Config     TrainConfig `json:"config"`
-}
+// DefaultMaxNonFinite is the default TrainConfig.MaxNonFinite.
+const DefaultMaxNonFinite = 25
 
 // optimizer state lives under this root, mirroring the trainable variables' scopes.
 const optimRoot = "/optimizer"
@@ -190,11 +189,27 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 	}
 	start, skipped := 0, 0
 	resumed := false
+	hist := newHistory()
+	var prevSeconds float64
+	if cfg.CheckpointDir != "" {
+		if err := prepareCheckpointDir(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Resume {
-		start, skipped, resumed, err = loadCheckpoint(ctx, p, cfg)
+		var st *checkpointState
+		st, err = loadCheckpoint(ctx, p, cfg)
 		if err != nil {
 			return nil, err
 		}
+		start, skipped, resumed, prevSeconds = st.Step, st.Skipped, true, st.Seconds
+		if st.History != nil {
+			hist = st.History
+		}
+	}
+	maxBad := cfg.MaxNonFinite
+	if maxBad == 0 {
+		maxBad = DefaultMaxNonFinite
 	}
 	if !resumed {
 		if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
@@ -219,8 +234,14 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 	}
 	defer exec.Finalize()
 
-	res = &TrainResult{StartStep: start, Steps: start, Skipped: skipped, Metrics: map[string][]float64{}}
+	res = &TrainResult{StartStep: start, Steps: start, Skipped: skipped}
 	t0 := time.Now()
+	defer func() {
+		res.Loss, res.GradNorm, res.Metrics = hist.Loss, hist.GradNorm, hist.Metrics
+		res.Seconds = time.Since(t0).Seconds()
+		res.TotalSeconds = prevSeconds + res.Seconds
+	}()
+	badRun := 0 // consecutive non-finite steps
 	for step := start; step < cfg.Steps; step++ {
 		epsFlat, promptIDs := TrainingBatch(cfg.Noise, cfg.Seed, step, cfg.BatchSize, cfg.NoiseSetSize, p.NoiseShape, p.NumPrompts)
 		epsT := tensors.FromFlatDataAndDimensions(epsFlat, append([]int{cfg.BatchSize}, p.NoiseShape...)...)
@@ -234,28 +255,36 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 		gn := float64(scalarOf(outs[1]))
 		if scalarOf(outs[2]) == 0 {
 			res.Skipped++
+			badRun++
+		} else {
+			badRun = 0
 		}
-		res.Loss = append(res.Loss, loss)
-		res.GradNorm = append(res.GradNorm, gn)
+		hist.Loss = append(hist.Loss, loss)
+		hist.GradNorm = append(hist.GradNorm, gn)
 		for i := 0; i < numMetrics; i++ {
-			res.Metrics[metricNames[i]] = append(res.Metrics[metricNames[i]], float64(scalarOf(outs[3+i])))
+			hist.Metrics[metricNames[i]] = append(hist.Metrics[metricNames[i]], float64(scalarOf(outs[3+i])))
 		}
 		res.Steps = step + 1
+		if badRun >= maxBad {
+			return res, fmt.Errorf("training %s stopped at step %d: the loss or gradient was not finite for %d consecutive steps "+
+				"(these steps were skipped; the weights are those of step %d, and nothing non-finite was written): "+
+				"lower the learning rate or the reward weights", p.Name, step+1, badRun, step+1-badRun)
+		}
 		if cfg.CheckpointDir != "" && cfg.CheckpointEvery > 0 && res.Steps%cfg.CheckpointEvery == 0 && res.Steps < cfg.Steps {
-			if err := saveCheckpoint(ctx, p, cfg, res.Steps, res.Skipped); err != nil {
+			if err := saveCheckpoint(ctx, p, cfg, res.Steps, res.Skipped, hist, prevSeconds+time.Since(t0).Seconds()); err != nil {
 				return res, err
 			}
 		}
 		report.Report(step+1, cfg.Steps, fmt.Sprintf("loss %.4g", loss))
 	}
-	res.Seconds = time.Since(t0).Seconds()
+	elapsed := time.Since(t0).Seconds()
 	ran := float64(res.Steps - start)
 	res.Cost = Cost{Forward: p.StepCost.Forward * ran, Backward: p.StepCost.Backward * ran}
 	if ran > 0 {
-		res.Cost.Seconds = res.Seconds / (ran * float64(cfg.BatchSize))
+		res.Cost.Seconds = elapsed / (ran * float64(cfg.BatchSize))
 	}
-	if cfg.CheckpointDir != "" {
-		if err := saveCheckpoint(ctx, p, cfg, res.Steps, res.Skipped); err != nil {
+	if cfg.CheckpointDir != "" && (ran > 0 || !resumed) {
+		if err := saveCheckpoint(ctx, p, cfg, res.Steps, res.Skipped, hist, prevSeconds+elapsed); err != nil {
 			return res, err
 		}
 	}
@@ -377,76 +406,4 @@ func buildStep(ctx *context.Context, p *Problem, cfg TrainConfig, eps, prompts, 
 	}
 	keep(countVar, newCount)
 	return loss, metrics, gnorm, finite
-}
-
-// saveCheckpoint writes the trainable variables and optimizer state (one safetensors file, with
-// step and skipped count in its metadata), then the JSON state; both atomically.
-func saveCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig, step, skipped int) error {
-	state := checkpointState{Problem: p.Name, Scope: p.Scope, NoiseShape: p.NoiseShape, Step: step, Skipped: skipped, Config: cfg}
-	js, err := json.Marshal(state)
-	if err != nil {
-		return err
-	}
-	meta := map[string]string{"step": strconv.Itoa(step), "skipped": strconv.Itoa(skipped), "state": string(js)}
-	if err := ckpt.SaveScopes(ctx, []string{p.Scope, optimRoot + p.Scope}, filepath.Join(cfg.CheckpointDir, CheckpointWeights), meta); err != nil {
-		return fmt.Errorf("saving checkpoint: %w", err)
-	}
-	return ckpt.WriteJSON(filepath.Join(cfg.CheckpointDir, CheckpointJSON), state)
-}
-
-// loadCheckpoint loads the checkpoint in cfg.CheckpointDir into ctx, if present. The step count is
-// taken from the weights file's own metadata (written in the same atomic write as the tensors).
-func loadCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig) (step, skipped int, ok bool, err error) {
-	path := filepath.Join(cfg.CheckpointDir, CheckpointWeights)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, 0, false, nil
-	}
-	if err != nil {
-		return 0, 0, false, err
-	}
-	meta, err := ckpt.Decode(ctx, data)
-	if err != nil {
-		return 0, 0, false, fmt.Errorf("%s: %w", path, err)
-	}
-	var state checkpointState
-	if err := json.Unmarshal([]byte(meta["state"]), &state); err != nil {
-		return 0, 0, false, fmt.Errorf("%s: no training state in metadata: %w", path, err)
-	}
-	if state.Scope != p.Scope || fmt.Sprint(state.NoiseShape) != fmt.Sprint(p.NoiseShape) {
-		return 0, 0, false, fmt.Errorf("%s: checkpoint is for %s (scope %s, noise %v), not %s (scope %s, noise %v)",
-			path, state.Problem, state.Scope, state.NoiseShape, p.Name, p.Scope, p.NoiseShape)
-	}
-	if diff := configDiff(state.Config, cfg); diff != "" {
-		return 0, 0, false, fmt.Errorf("%s: cannot resume with a different configuration (%s)", path, diff)
-	}
-	if state.Step > cfg.Steps {
-		return 0, 0, false, fmt.Errorf("%s: checkpoint is at step %d, beyond the %d steps asked for", path, state.Step, cfg.Steps)
-	}
-	return state.Step, state.Skipped, true, nil
-}
-
-// configDiff lists the fields (other than Steps) that differ between a checkpoint's config and
-// the resumed run's.
-func configDiff(a, b TrainConfig) string {
-	a.Steps, b.Steps = 0, 0
-	if a.NoiseSetSize == 0 {
-		a.NoiseSetSize = a.BatchSize
-	}
-	if b.NoiseSetSize == 0 {
-		b.NoiseSetSize = b.BatchSize
-	}
-	ja, _ := json.Marshal(a)
-	jb, _ := json.Marshal(b)
-	var ma, mb map[string]any
-	_ = json.Unmarshal(ja, &ma)
-	_ = json.Unmarshal(jb, &mb)
-	var diffs []string
-	for k, va := range ma {
-		if fmt.Sprint(va) != fmt.Sprint(mb[k]) {
-			diffs = append(diffs, fmt.Sprintf("%s: %v -> %v", k, va, mb[k]))
-		}
-	}
-	sort.Strings(diffs)
-	return strings.Join(diffs, "; ")
 }

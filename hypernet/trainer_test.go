@@ -23,7 +23,7 @@ func linearProblem(k float64, c, w0 []float32, extra func(eps *Node) *Node) *Pro
 	return &Problem{
 		Name: "linear", Scope: "/lin", NoiseShape: []int{2},
 		Loss: func(ctx *context.Context, eps, prompts *Node) (*Node, []Metric) {
-			w := ctx.InAbsPath("/lin").VariableWithValue("w", slices.Clone(w0)).ValueGraph(eps.Graph())
+			w := ctx.InAbsPath("/lin").Checked(false).VariableWithValue("w", slices.Clone(w0)).ValueGraph(eps.Graph())
 			l := MulScalar(ReduceAllSum(Mul(w, Const(eps.Graph(), c))), k)
 			perSample := Add(ZerosLike(ReduceSum(eps, -1)), l)
 			if extra != nil {
@@ -304,12 +304,15 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resC.StartStep != 6 || resC.Steps != 12 || len(resC.Loss) != 6 {
-		t.Fatalf("resumed run: start %d, steps %d, %d losses; want 6, 12, 6", resC.StartStep, resC.Steps, len(resC.Loss))
+	// The history covers the whole run, the steps before the resume included (issue 12 case 2:
+	// it covered only the resumed steps).
+	if resC.StartStep != 6 || resC.Steps != 12 || len(resC.Loss) != 12 || len(resC.Metrics["reward"]) != 12 {
+		t.Fatalf("resumed run: start %d, steps %d, %d losses, %d rewards; want 6, 12, 12, 12",
+			resC.StartStep, resC.Steps, len(resC.Loss), len(resC.Metrics["reward"]))
 	}
 	for i, l := range resC.Loss {
-		if math.Abs(l-resA.Loss[6+i]) > 1e-6*math.Max(1, math.Abs(l)) {
-			t.Errorf("step %d: resumed loss %g, uninterrupted %g", 6+i, l, resA.Loss[6+i])
+		if math.Abs(l-resA.Loss[i]) > 1e-6*math.Max(1, math.Abs(l)) {
+			t.Errorf("step %d: resumed run's loss %g, uninterrupted %g", i, l, resA.Loss[i])
 		}
 	}
 	va, vc := values(ctxA, pA.Scope), values(ctxC, pC.Scope)
@@ -380,6 +383,13 @@ func TestTrainConfigErrors(t *testing.T) {
 	}{
 		{func(c *TrainConfig) { c.Steps = 0 }, "steps must be positive"},
 		{func(c *TrainConfig) { c.BatchSize = -1 }, "batch size must be positive"},
+		// Issue 12 case 3: non-finite or absurd values trained, then failed writing JSON.
+		{func(c *TrainConfig) { c.LR = 1e300 }, "learning rate must be in"},
+		{func(c *TrainConfig) { c.LR = math.NaN() }, "learning rate must be positive"},
+		{func(c *TrainConfig) { c.ClipNorm = math.NaN() }, "clip norm (0 disables) must be a finite number"},
+		{func(c *TrainConfig) { c.Momentum = math.NaN() }, "momentum must be a finite number"},
+		{func(c *TrainConfig) { c.WeightDecay = math.Inf(1) }, "weight decay must be a finite number"},
+		{func(c *TrainConfig) { c.BatchSize = 100000 }, "batch size must be positive and at most 4096"},
 		{func(c *TrainConfig) { c.Optimizer = "lion" }, "allowed: sgd, adamw"},
 		{func(c *TrainConfig) { c.LR = 0 }, "learning rate must be positive"},
 		{func(c *TrainConfig) { c.Noise = "often" }, "allowed: fresh, one, multi, batch"},

@@ -67,7 +67,7 @@ func (s ModulatorSpec) Validate() error {
 	default:
 		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial)
 	}
-	return nil
+	return s.checkBounds()
 }
 
 // Build makes the modulator for gen with its variables under /scope (a single scope name).

@@ -160,12 +160,14 @@ func (p *Pipeline) LoadHypernet(dir string) (hn *Hypernet, err error) {
 		}
 	}()
 	name := filepath.Base(filepath.Clean(dir))
-	var cfg Config
-	if err := ckpt.ReadJSON(filepath.Join(dir, ConfigFile), &cfg); err != nil {
+	// The config is validated (ranges, finite values, a well-formed weights hash) before use.
+	cfgData, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
 		return nil, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
 	}
-	if cfg.Format != ConfigFormat {
-		return nil, fmt.Errorf("%s: unsupported format %d (want %d)", filepath.Join(dir, ConfigFile), cfg.Format, ConfigFormat)
+	cfg, _, err := ParseConfig(cfgData)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
 	}
 	gen := p.model.Generator
 	if cfg.Generator != gen.Name() {
@@ -182,16 +184,14 @@ func (p *Pipeline) LoadHypernet(dir string) (hn *Hypernet, err error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
 	}
 	wpath := filepath.Join(dir, WeightsFile)
-	data, err := os.ReadFile(wpath)
-	if err != nil {
+	// Decode into a scratch context first, after the integrity checks (the SHA-256 that
+	// hypernet.json records, the file's content digest, the config stored in the weights equal to
+	// hypernet.json, finite values): only tensors of the saved scope are accepted.
+	tmp := context.New()
+	saved := context.ScopeSeparator + SavedScope
+	if _, err := ckpt.LoadVerified(tmp, wpath, filepath.Join(dir, ConfigFile), ckpt.LoadOptions{Scopes: []string{saved}}); err != nil {
 		return nil, err
 	}
-	// Decode into a scratch context first: only tensors of the saved scope are accepted.
-	tmp := context.New()
-	if _, err := ckpt.Decode(tmp, data); err != nil {
-		return nil, fmt.Errorf("%s: %w", wpath, err)
-	}
-	saved := context.ScopeSeparator + SavedScope
 	var loaded []*context.Variable
 	for v := range tmp.IterVariables() {
 		if !inScope(v.Scope(), saved) {

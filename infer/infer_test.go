@@ -13,54 +13,27 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/internal/hntest"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
 
-var (
-	foldersOnce sync.Once
-	folders     [2]string
-	foldersErr  error
-)
-
-// trainedFolders trains two tiny hypernetworks (2 steps, different seeds and rewards) once per
-// test binary.
-func trainedFolders(t *testing.T) [2]string {
-	t.Helper()
-	foldersOnce.Do(func() {
-		root, err := os.MkdirTemp("", "infer-test")
-		if err != nil {
-			foldersErr = err
-			return
-		}
-		backend, err := compute.NewBackend("")
-		if err != nil {
-			foldersErr = err
-			return
-		}
-		for i, spec := range []string{"align=1", "brightness=1"} {
-			m, err := fashion.Default()
-			if err != nil {
-				foldersErr = err
-				return
-			}
-			o := pipeline.DefaultTrainOptions()
-			o.RewardSpec = spec
-			o.OutDir = filepath.Join(root, fmt.Sprintf("hn%d", i))
-			o.Train.Steps, o.Train.BatchSize, o.Train.WarmupSteps, o.Train.CheckpointEvery = 2, 4, 0, 0
-			o.Train.LR, o.Train.Seed = 0.05, int64(i+1)
-			if _, _, err := pipeline.TrainHypernet(backend, m, o, nil); err != nil {
-				foldersErr = err
-				return
-			}
-			folders[i] = o.OutDir
-		}
-	})
-	if foldersErr != nil {
-		t.Fatal(foldersErr)
+// trainedFolders writes two hypernetwork folders (random adapters, different seeds and rewards)
+// once per test binary.
+var trainedFolders = sync.OnceValue(func() [2]string {
+	root, err := os.MkdirTemp("", "infer-test")
+	if err != nil {
+		panic(err)
 	}
-	return folders
-}
+	return [2]string{hntest.Folder(panicTB{}, root, "hn0", "align=1", 1), hntest.Folder(panicTB{}, root, "hn1", "brightness=1", 2)}
+})
+
+// panicTB lets hntest.Folder run outside a test (inside sync.OnceValue).
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                           {}
+func (panicTB) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
+func (panicTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 
 func newPipeline(t *testing.T, dirs ...string) *infer.Pipeline {
 	t.Helper()
@@ -100,7 +73,7 @@ func maxDiff(a, b []float32) float64 {
 // TestSideBySide loads two hypernetworks into one pipeline: each must sample exactly what it
 // samples when loaded alone, and they must differ from each other and from the base.
 func TestSideBySide(t *testing.T) {
-	dirs := trainedFolders(t)
+	dirs := trainedFolders()
 	both := newPipeline(t, dirs[0], dirs[1])
 	if hs := both.Hypernets(); len(hs) != 2 || hs[0].Name != "hn0" || hs[1].Name != "hn1" || hs[0].Scope == hs[1].Scope {
 		t.Fatalf("loaded %+v", hs)
@@ -147,7 +120,7 @@ func TestSideBySide(t *testing.T) {
 // sizes that need new compiled shapes while others run); every result must equal the sequential
 // one. Run with -race to check the locking (see .ci/run).
 func TestConcurrent(t *testing.T) {
-	dirs := trainedFolders(t)
+	dirs := trainedFolders()
 	p := newPipeline(t, dirs[0], dirs[1])
 	reqs := []infer.Request{
 		{Method: "base"},

@@ -95,8 +95,32 @@ func loraOf(ctx *context.Context) loraState {
 	}
 }
 
-// LoRARank is the adapter rank of the LoRA context ctx belongs to (see WithLoRA); 0 outside one.
-func LoRARank(ctx *context.Context) int { return loraOf(ctx).rank }
+// Adapter is the LoRA configuration in effect in a context, for layers written outside this
+// package (for example an imported ONNX graph's convolutions and matrix products) that must behave
+// like Dense and Conv under WithLoRA. Rank is 0 when ctx is not a LoRA context.
+type Adapter struct {
+	Rank       int
+	Alpha      float64 // the adapter adds (Alpha/Rank) B A x
+	OutputOnly bool    // the network's output layer is replaced by its LoRA branch alone
+	// Base is the context (same scope) holding the frozen base weights; ctx itself when Rank is 0.
+	Base *context.Context
+}
+
+// AdapterOf returns the LoRA configuration in effect in ctx (see WithLoRA).
+func AdapterOf(ctx *context.Context) Adapter {
+	ls := loraOf(ctx)
+	return Adapter{Rank: ls.rank, Alpha: ls.alpha, OutputOnly: ls.outputOnly, Base: ls.baseCtx}
+}
+
+// Factors returns the adapter's two factors for a layer in ctx's scope, creating them if needed
+// with the package's initialization: A of shape aDims (its last axis must be Rank) drawn from
+// N(0, (1/Rank)^2), and B [Rank, out] zero. They are named "lora_a" and "lora_b", as in Dense/Conv.
+func (a Adapter) Factors(ctx *context.Context, g *Graph, dt dtypes.DType, aDims []int, out int) (A, B *Node) {
+	A = variable(ctx, "lora_a", shapes.Make(dt, aDims...),
+		initializers.RandomNormalFn(ctx, 1/float64(a.Rank))).ValueGraph(g)
+	B = variable(ctx, "lora_b", shapes.Make(dt, a.Rank, out), initializers.Zero).ValueGraph(g)
+	return A, B
+}
 
 // variable returns (creating if needed) a variable in ctx with the given initializer.
 func variable(ctx *context.Context, name string, shape shapes.Shape, init context.VariableInitializer) *context.Variable {

@@ -42,7 +42,7 @@ func LoadOrTrainFinetune(backend backends.Backend, m *fashion.Model, spec string
 	if err := ckpt.ReadJSON(filepath.Join(dir, FinetuneConfigFile), &have); err == nil &&
 		have.RewardSpec == want.RewardSpec && have.Rank == want.Rank && have.BaseHash == want.BaseHash &&
 		have.Train.Steps == cfg.Steps && have.Train.Seed == cfg.Seed {
-		if _, err := ckpt.Load(m.Context(), filepath.Join(dir, FinetuneFile)); err == nil {
+		if err := hypernet.LoadWeightsWith(m.Context(), filepath.Join(dir, FinetuneFile), nil, ckpt.LoadOptions{Scopes: []string{ft.Scope()}}); err == nil {
 			return ft, nil
 		}
 	}

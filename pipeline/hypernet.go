@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -32,7 +33,8 @@ type TrainOptions struct {
 	LogDet     hypernet.LogDet      // for the logdet regularizer
 	Train      hypernet.TrainConfig
 	OutDir     string // receives weights, config, curve, and resumable checkpoints
-	Resume     bool
+	Resume     bool   // continue the run checkpointed in OutDir (same definition and settings)
+	Force      bool   // start afresh in an OutDir that holds a run, discarding it
 }
 
 // BaseHash is a SHA-256 over the generator's weights (student and autoencoder variables, by name),
@@ -96,7 +98,31 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	}
 	cfg := opts.Train
 	cfg.CheckpointDir = opts.OutDir
-	cfg.Resume = opts.Resume
+	cfg.Resume, cfg.Force = opts.Resume, opts.Force
+	hcfg := infer.Config{
+		Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
+		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
+	}
+	if opts.Reg == hypernet.RegLogDet {
+		ld := opts.LogDet
+		hcfg.LogDet = &ld
+	}
+	// What defines the model is stored in the checkpoint; a resume with anything else is refused.
+	cfg.Defines = hcfg.Defines()
+	if err := CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
+		return nil, nil, err
+	}
+	if opts.Resume {
+		if hn, ok := finishedRun(opts.OutDir, m, mod, reward, hcfg); ok {
+			s := hn.Config.Result
+			return hn, &hypernet.TrainResult{StartStep: s.Steps, Steps: s.Steps, Skipped: s.Skipped}, nil
+		}
+	}
+	if opts.Force {
+		if err := clearRunFolder(opts.OutDir); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -104,15 +130,7 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	hcfg := infer.Config{
-		Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
-		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
-		Result: summarize(res),
-	}
-	if opts.Reg == hypernet.RegLogDet {
-		ld := opts.LogDet
-		hcfg.LogDet = &ld
-	}
+	hcfg.Result = summarize(res)
 	hn, err := infer.NewHypernet(filepath.Base(filepath.Clean(opts.OutDir)), opts.OutDir,
 		context.ScopeSeparator+infer.SavedScope, mod, reward, hcfg)
 	if err != nil {
@@ -139,7 +157,7 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 }
 
 func summarize(res *hypernet.TrainResult) *infer.TrainSummary {
-	s := &infer.TrainSummary{Steps: res.Steps, Skipped: res.Skipped, Seconds: res.Seconds,
+	s := &infer.TrainSummary{Steps: res.Steps, Skipped: res.Skipped, Seconds: max(res.Seconds, res.TotalSeconds),
 		FinishedAtTime: time.Now().UTC().Format(time.RFC3339)}
 	r := res.Metrics["reward"]
 	if n := len(r); n > 0 {
@@ -153,12 +171,21 @@ func summarize(res *hypernet.TrainResult) *infer.TrainSummary {
 	return s
 }
 
+// mean is the mean of the finite values of xs (0 if none): a skipped step's NaN reward does not
+// make the summary unwritable.
 func mean(xs []float64) float64 {
 	var s float64
+	n := 0
 	for _, x := range xs {
-		s += x
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			s += x
+			n++
+		}
 	}
-	return s / float64(len(xs))
+	if n == 0 {
+		return 0
+	}
+	return s / float64(n)
 }
 
 // saveHypernet writes the modulator's weights (hypernet.safetensors) and the config

@@ -42,6 +42,11 @@ func (o SampleOptions) Validate() error {
 	if (info.Needs.Has(hypernoise.NeedsModulator) || info.Needs.Has(hypernoise.NeedsFinetuned)) && o.HypernetDir == "" {
 		return fmt.Errorf("method %s needs --hypernet DIR", o.Method)
 	}
+	if o.RewardSpec != "" {
+		if err := CheckRewardSpec(o.RewardSpec); err != nil {
+			return err
+		}
+	}
 	if info.Needs.Has(hypernoise.NeedsN) && (o.N < 1 || o.N > MaxBestOfN) {
 		return fmt.Errorf("%s needs N in [1, %d], got %d", o.Method, MaxBestOfN, o.N)
 	}

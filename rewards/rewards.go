@@ -57,12 +57,28 @@ func NewSum(terms ...Term) (*Sum, error) {
 	return &Sum{terms: append([]Term(nil), terms...)}, nil
 }
 
-func checkWeight(name string, w float64) error {
+// Bounds on the magnitude of a reward weight. Weights multiply float32 rewards inside the graph,
+// so a weight must be a normal float32; beyond these bounds a weight is almost certainly a typo
+// (the weight acts as an inverse temperature of the tilt exp(r/beta)).
+const (
+	MinWeight = 1e-6
+	MaxWeight = 1e6
+)
+
+// CheckWeight reports whether w is usable as the weight of reward name: finite, non-zero and with
+// MinWeight <= |w| <= MaxWeight (so it is exactly a normal float32 magnitude, neither overflowing
+// nor vanishing in float32).
+func CheckWeight(name string, w float64) error {
 	if math.IsNaN(w) || math.IsInf(w, 0) || w == 0 {
 		return fmt.Errorf("reward %q: weight must be a finite non-zero number, got %g", name, w)
 	}
+	if a := math.Abs(w); a < MinWeight || a > MaxWeight {
+		return fmt.Errorf("reward %q: weight magnitude must be in [%g, %g], got %g", name, MinWeight, MaxWeight, w)
+	}
 	return nil
 }
+
+func checkWeight(name string, w float64) error { return CheckWeight(name, w) }
 
 // Terms returns a copy of the sum's terms, in spec order.
 func (s *Sum) Terms() []Term { return append([]Term(nil), s.terms...) }
@@ -113,8 +129,12 @@ type SpecTerm struct {
 
 // ParseSpec parses the syntax of a reward spec "name=weight,name2=weight2" (a bare name has weight
 // 1; spaces around names and weights are ignored). Weights must be finite and non-zero, names
-// distinct. It does not check that the names exist; Registry.Parse does.
+// distinct; names are non-empty and hold no '=' (see CheckWeight for the weights' range). It does not
+// check that the names exist; Registry.Parse does. Specs longer than MaxSpecLen are refused.
 func ParseSpec(spec string) ([]SpecTerm, error) {
+	if len(spec) > MaxSpecLen {
+		return nil, fmt.Errorf("reward spec is %d bytes long (at most %d)", len(spec), MaxSpecLen)
+	}
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
 		return nil, fmt.Errorf("empty reward spec; write it as name=weight[,name=weight...], e.g. align=1,realism=0.5")
@@ -128,6 +148,9 @@ func ParseSpec(spec string) ([]SpecTerm, error) {
 		}
 		name, wtext, hasWeight := strings.Cut(part, "=")
 		name = strings.TrimSpace(name)
+		if strings.Contains(wtext, "=") {
+			return nil, fmt.Errorf("reward spec %q: term %q has more than one '='", spec, part)
+		}
 		if name == "" {
 			return nil, fmt.Errorf("reward spec %q: term %q has no reward name", spec, part)
 		}
@@ -150,6 +173,9 @@ func ParseSpec(spec string) ([]SpecTerm, error) {
 	}
 	return terms, nil
 }
+
+// MaxSpecLen bounds the length of a reward spec in bytes.
+const MaxSpecLen = 4096
 
 // Constructor builds a reward (loading whatever it needs); it is called once per use in a spec.
 type Constructor func() (hypernoise.Reward, error)
@@ -202,6 +228,21 @@ func (r *Registry) Help() string {
 		fmt.Fprintf(&b, "  %-10s %s\n", n, r.entries[n].summary)
 	}
 	return b.String()
+}
+
+// Check validates spec without building anything: its syntax and weights (see ParseSpec) and that
+// every name is registered (the error lists the registered names).
+func (r *Registry) Check(spec string) error {
+	terms, err := ParseSpec(spec)
+	if err != nil {
+		return fmt.Errorf("%w (available rewards: %s)", err, strings.Join(r.Names(), ", "))
+	}
+	for _, t := range terms {
+		if _, ok := r.entries[t.Name]; !ok {
+			return fmt.Errorf("unknown reward %q in spec %q; available rewards: %s", t.Name, spec, strings.Join(r.Names(), ", "))
+		}
+	}
+	return nil
 }
 
 // Parse parses spec (see ParseSpec), builds each named reward and returns their weighted sum.

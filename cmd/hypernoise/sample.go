@@ -106,14 +106,17 @@ in DIR by hypernoise eval).`)
 		return cli.Usagef("--teacher-steps must be in [0, 1000], got %d", f.teacherSteps)
 	case f.scale < 1 || f.scale > 16:
 		return cli.Usagef("--scale must be in [1, 16], got %d", f.scale)
-	case f.cols < 0:
-		return cli.Usagef("--cols must be >= 0, got %d", f.cols)
+	case f.cols < 0 || f.cols > f.n*len(ids):
+		return cli.Usagef("--cols must be in [0, %d] (0: automatic), got %d", f.n*len(ids), f.cols)
 	case math.IsNaN(f.guidance) || math.IsInf(f.guidance, 0):
 		return cli.Usagef("--guidance must be a finite number")
 	case seed < 0:
 		return cli.Usagef("--seed must be >= 0, got %d", seed)
 	}
 	f.seed = uint64(seed)
+	if err := cli.CheckMemory("sample", pipeline.EstimateSampleBytes(f.n*len(ids))); err != nil {
+		return err
+	}
 	if f.cols == 0 {
 		f.cols = int(math.Ceil(math.Sqrt(float64(f.n))))
 		if len(ids) > 1 {

@@ -54,7 +54,8 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	noise := fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
 	seed := fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
 	every := fs.Int("checkpoint-every", def.Train.CheckpointEvery, "steps between checkpoints")
-	resume := fs.Bool("resume", false, "continue the run checkpointed in --out")
+	resume := fs.Bool("resume", false, "continue the run checkpointed in --out (same reward, model and settings; --steps may grow)")
+	force := fs.Bool("force", false, "discard the run in --out, if any, and start over")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	backendName := cli.BackendFlag(fs)
@@ -89,6 +90,9 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		return cli.Usagef("train: the tilt dial is trained against r/beta and needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not %s", r)
 	}
 	o.Reg, o.RegWeight, o.Beta = r, *regWeight, *beta
+	if err := infer.CheckObjective(r, *regWeight, *beta); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
 	o.LogDet.Probes, o.LogDet.Terms = *probes, *terms
 	if err := (hypernet.Objective{Reward: imagerewards.BrightnessReward(), Reg: r, Weight: *regWeight, Beta: *beta, LogDet: o.LogDet}).Validate([]int{7, 7, 4}); err != nil {
 		return cli.Usagef("train: %v", err)
@@ -112,7 +116,16 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	if err := o.Train.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	o.OutDir, o.Resume = *out, *resume
+	if err := pipeline.CheckRewardSpec(o.RewardSpec); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	o.OutDir, o.Resume, o.Force = *out, *resume, *force
+	if err := pipeline.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	if err := cli.CheckMemory("train", pipeline.EstimateTrainBytes(o)); err != nil {
+		return err
+	}
 	m, err := fashion.Default()
 	if err != nil {
 		return err
@@ -133,6 +146,10 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		return cli.WriteJSON(env.Stdout, hn.Config)
 	}
 	s := hn.Config.Result
+	if res.StartStep == res.Steps && o.Resume {
+		fmt.Fprintf(env.Stdout, "the run in %s is already finished (%d steps); nothing to do (raise --steps to continue it)\n", *out, s.Steps)
+		return nil
+	}
 	fmt.Fprintf(env.Stdout, "trained %s hypernetwork for %q: %d steps (%d skipped) in %.1fs\n",
 		o.Modulator.Kind, o.RewardSpec, s.Steps, s.Skipped, res.Seconds)
 	fmt.Fprintf(env.Stdout, "batch reward: %.4f over the first 10%% of steps -> %.4f over the last 10%%\n", s.RewardFirst, s.RewardLast)

@@ -191,12 +191,16 @@ func ReadIDX(r io.Reader) (dims []int, data []byte, err error) {
 		dims[i] = int(d)
 		total *= int(d)
 	}
-	data = make([]byte, total)
-	if n, err := io.ReadFull(src, data); err != nil {
-		return nil, nil, fmt.Errorf("IDX data truncated: header %v promises %d bytes, found %d (%v)", dims, total, n, cleanErr(err))
+	// Read what is there (at most one byte more than promised) rather than allocating what the
+	// header claims: memory stays bounded by the real input, whatever a damaged header says.
+	data, err = io.ReadAll(io.LimitReader(src, int64(total)+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading IDX data: %v", cleanErr(err))
 	}
-	var extra [1]byte
-	if n, _ := src.Read(extra[:]); n > 0 {
+	if len(data) < total {
+		return nil, nil, fmt.Errorf("IDX data truncated: header %v promises %d bytes, found %d", dims, total, len(data))
+	}
+	if len(data) > total {
 		return nil, nil, fmt.Errorf("IDX data longer than its header %v promises", dims)
 	}
 	return dims, data, nil

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -131,4 +132,55 @@ func TestInstalledDataset(t *testing.T) {
 			t.Errorf("class %d (%s) has %d test images, want 1000", k, ClassNames[k], c)
 		}
 	}
+}
+
+// TestReadIDXHeaderDoesNotAllocateClaim checks that a 16-byte header claiming 1 GiB of data makes the
+// reader fail without allocating what the header claims (before the fix it allocated 1 GiB).
+func TestReadIDXHeaderDoesNotAllocateClaim(t *testing.T) {
+	head := WriteIDX([]int{1 << 10, 1 << 10, 1 << 10}, nil) // claims 2^30 bytes, holds none
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, _, err := ReadIDX(bytes.NewReader(head))
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("err = %v, want a truncation error", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("reading a %d-byte header allocated %d bytes", len(head), grew)
+	}
+}
+
+// FuzzReadIDX feeds arbitrary bytes (raw and gzip-compressed) to the IDX reader: it must return
+// an error or data whose size is the product of its dimensions, never panic, and never allocate
+// much more than its input (ReadAll growth aside).
+func FuzzReadIDX(f *testing.F) {
+	f.Add(WriteIDX([]int{2, 3}, []byte{1, 2, 3, 4, 5, 6}))
+	f.Add(WriteIDX([]int{4}, []byte{0, 1, 2, 9}))
+	f.Add(WriteIDX([]int{1 << 10, 1 << 10, 1 << 10}, nil))
+	f.Add([]byte{0, 0, 8, 1, 0, 0, 0, 1, 7})
+	var zb bytes.Buffer
+	w := gzip.NewWriter(&zb)
+	_, _ = w.Write(WriteIDX([]int{1, 2, 2}, []byte{1, 2, 3, 4}))
+	_ = w.Close()
+	f.Add(zb.Bytes())
+	f.Fuzz(func(t *testing.T, in []byte) {
+		dims, data, err := ReadIDX(bytes.NewReader(in))
+		if err != nil {
+			if dims != nil || data != nil {
+				t.Fatalf("error %v with non-nil result", err)
+			}
+			return
+		}
+		n := 1
+		for _, d := range dims {
+			if d <= 0 {
+				t.Fatalf("accepted dimension %d", d)
+			}
+			n *= d
+		}
+		if n != len(data) {
+			t.Fatalf("dims %v but %d bytes", dims, len(data))
+		}
+	})
 }

@@ -70,7 +70,7 @@ func (g *Generator) Generate(ctx *context.Context, eps, prompts *Node) *Node {
 // Backbone implements hypernoise.Backbone: the student for each prompt's class; under LoRA its
 // noise input is shifted by the prompt's learned offset (see Generator).
 func (g *Generator) Backbone(ctx *context.Context, eps, prompts *Node) *Node {
-	if nn.LoRARank(ctx) > 0 {
+	if nn.AdapterOf(ctx).Rank > 0 {
 		b := eps.Shape().Dim(0)
 		onehot := OneHot(ConvertDType(prompts, dtypes.Int32), len(g.prompts), eps.DType())
 		shift := nn.ZeroDense(ctx.In("compositional_prompt"), onehot, fashion.LatentDim)

@@ -12,6 +12,7 @@
 package tilt
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -25,6 +26,10 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/models/fashion"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
 )
 
 // Resampler holds the pool of base samples and their rewards, per prompt.
@@ -164,6 +169,60 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 		}
 		return tensors.FromFlatDataAndDimensions(out, len(ids), fashion.Side, fashion.Side, 1), hypernet.Cost{}, nil
 	}}, nil
+}
+
+// Curve is one line of a plot against beta.
+type Curve struct {
+	Name string
+	Beta []float64 // x, > 0 (log axis)
+	Y    []float64
+}
+
+// PlotPNG draws the curves against beta (log axis), points joined by lines, one colour each, and
+// returns the PNG bytes.
+func PlotPNG(title, yLabel string, curves []Curve) ([]byte, error) {
+	if len(curves) == 0 {
+		return nil, fmt.Errorf("no curves to plot")
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "beta (tilt temperature)"
+	p.Y.Label.Text = yLabel
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	for i, c := range curves {
+		if len(c.Beta) != len(c.Y) || len(c.Beta) == 0 {
+			return nil, fmt.Errorf("curve %q: %d betas for %d values", c.Name, len(c.Beta), len(c.Y))
+		}
+		xys := make(plotter.XYs, len(c.Beta))
+		for j := range c.Beta {
+			if !(c.Beta[j] > 0) {
+				return nil, fmt.Errorf("curve %q: beta %g is not positive", c.Name, c.Beta[j])
+			}
+			xys[j] = plotter.XY{X: c.Beta[j], Y: c.Y[j]}
+		}
+		line, points, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, err
+		}
+		col := plotutil.Color(i)
+		line.Color, points.Color = col, col
+		points.Shape = plotutil.Shape(i)
+		line.Width = vg.Points(1.5)
+		p.Add(line, points)
+		p.Legend.Add(c.Name, line, points)
+	}
+	w, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // refMethod is the reference sampler as a hypernoise.Method.

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hypernoise/hypernoise/cli"
+)
+
+func TestServeBadInput(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-n", "0"}, "max n must be in [1, 1024]"},
+		{[]string{"--concurrency", "0"}, "concurrency must be in [1, 256]"},
+		{[]string{"--queue", "-1"}, "queue must be in [0, 10000]"},
+		{[]string{"--max-body", "10"}, "max body must be in [64, 1048576]"},
+		{[]string{"--timeout", "0s"}, "timeout must be positive"},
+		{[]string{"--hypernet", "/nonexistent/hn"}, "--hypernet /nonexistent/hn is not a folder"},
+		{[]string{"--nonsense"}, "flag provided but not defined"},
+	} {
+		var out, errw bytes.Buffer
+		code := cli.Main("hypernoise", about, commands, append([]string{"serve"}, c.args...), &out, &errw)
+		msg := errw.String()
+		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("serve %v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
+		}
+	}
+}
+
+// TestServeDrain starts `hypernoise serve`, sends a slow request (ReNO), then SIGTERM while it
+// runs: the request must still be answered, and the command must exit 0.
+func TestServeDrain(t *testing.T) {
+	pr, pw := io.Pipe()
+	var errw bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- cli.Main("hypernoise", about, commands, []string{"serve", "--addr", "127.0.0.1:0", "--reno-steps", "100"}, pw, &errw)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no start line: %v (stderr %s)", err, errw.String())
+	}
+	go io.Copy(io.Discard, pr)
+	i := strings.Index(line, "http://")
+	if i < 0 {
+		t.Fatalf("start line %q", line)
+	}
+	url := strings.TrimSpace(line[i:])
+	type answer struct {
+		status int
+		at     time.Time
+		err    error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := http.Post(url+"/v1/generate", "application/json", strings.NewReader(`{"prompt": "bag", "method": "reno", "n": 4, "seed": 1}`))
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- answer{status: resp.StatusCode, at: time.Now()}
+	}()
+	time.Sleep(500 * time.Millisecond)
+	killed := time.Now()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.err != nil || a.status != 200 {
+		t.Fatalf("request in flight at SIGTERM: status %d, err %v", a.status, a.err)
+	}
+	if !a.at.After(killed) {
+		t.Skip("the request finished before SIGTERM was sent; draining not exercised")
+	}
+	select {
+	case c := <-code:
+		if c != 0 || !strings.Contains(errw.String(), "draining") {
+			t.Errorf("exit %d, stderr %q", c, errw.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("serve did not exit after SIGTERM")
+	}
+}

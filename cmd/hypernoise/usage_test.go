@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/hypernet"
+)
+
+// TestUsageErrorsUpFront is issue 12 cases 3, 4 and 6: non-finite and out-of-range numbers,
+// reward weights outside float32, sizes that cannot fit in memory, a bad --reward in sample and
+// the go-stock backend are each one line on stderr and exit code 2, before any work starts.
+func TestUsageErrorsUpFront(t *testing.T) {
+	t.Setenv(cli.EnvMemBudget, "16GiB")
+	out := t.TempDir()
+	resumeDir := filepath.Join(t.TempDir(), "empty")
+	busy := t.TempDir()
+	if err := os.WriteFile(filepath.Join(busy, hypernet.CheckpointWeights), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	train := func(args ...string) []string { return append([]string{"train", "--out", out}, args...) }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		// case 3
+		{train("--lr", "1e300"), "learning rate must be in"},
+		{train("--lr", "NaN"), "learning rate must be positive"},
+		{train("--alpha", "NaN"), "LoRA alpha (0: 2*rank) must be a finite number"},
+		{train("--clip", "NaN"), "clip norm (0 disables) must be a finite number"},
+		{train("--beta", "NaN"), "beta must be a finite number"},
+		{train("--reg-weight", "Inf"), "regularizer weight must be a finite number"},
+		{train("--reward", "align=1e308"), "weight magnitude must be in"},
+		{train("--reward", "align=1e-320"), "weight magnitude must be in"},
+		{train("--reward", "0=1e100"), "weight magnitude must be in"},
+		// case 4
+		{train("--rank", "100000"), "LoRA rank must be positive and at most 512"},
+		{train("--batch", "100000"), "batch size must be positive and at most 4096"},
+		{train("--modulator", "mlp", "--hidden", "1000000"), "MLP hidden width must be positive and at most 8192"},
+		{train("--modulator", "mlp", "--hidden", "8192", "--layers", "16", "--batch", "4096"), "more than the budget of 16.0 GiB"},
+		{[]string{"sample", "--prompt", "all", "--n", "4096", "--method", "reno"}, "more than the budget"},
+		{[]string{"sample", "--prompt", "dress", "--n", "4", "--cols", "1000000000"}, "--cols must be in [0, 4]"},
+		// case 6
+		{[]string{"sample", "--prompt", "dress", "--method", "reno", "--reward", "nonsense=1"}, "unknown reward \"nonsense\""},
+		{[]string{"sample", "--prompt", "dress", "--method", "best-of-n", "--reward", "align=abc"}, "not a number"},
+		{[]string{"sample", "--prompt", "dress", "--backend", "go-stock"}, "compute benchmarks only"},
+		{train("--backend", "go-stock", "--steps", "1"), "compute benchmarks only"},
+		// case 2: folder rules
+		{[]string{"train", "--out", resumeDir, "--resume"}, "holds no checkpoint"},
+		{[]string{"train", "--out", busy}, "already holds a training run"},
+		{[]string{"train", "--out", busy, "--resume", "--force"}, "exclude each other"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := cli.Main("hypernoise", about, commands, c.args, &stdout, &stderr)
+		msg := stderr.String()
+		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
+		}
+	}
+}
+
+// TestGoStockNotOffered: the backend list in --help does not offer go-stock.
+func TestGoStockNotOffered(t *testing.T) {
+	for _, n := range cli.OfferedBackends() {
+		if n == "go-stock" {
+			t.Fatal("go-stock offered")
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	cli.Main("hypernoise", about, commands, []string{"sample", "--help"}, &stdout, &stderr)
+	if strings.Contains(stdout.String(), "go-stock") {
+		t.Errorf("sample --help offers go-stock:\n%s", stdout.String())
+	}
+}

@@ -1,0 +1,509 @@
+package shim
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	gonnx "github.com/gomlx/onnx-gomlx/onnx"
+	"github.com/hypernoise/hypernoise/nn"
+)
+
+// VarName is the GoMLX variable name of an ONNX initializer (scope separators replaced).
+func VarName(initializer string) string {
+	return strings.ReplaceAll(initializer, context.ScopeSeparator, "|")
+}
+
+// IsWeight reports whether an initializer becomes a context variable (floating-point tensors) rather
+// than a graph constant (integer and boolean tensors: shapes, axes, indices).
+func isWeight(t *tensors.Tensor) bool { return t.DType().IsFloat() }
+
+// CreateVariables creates, in ctx's current scope, one frozen (non-trainable) variable per
+// floating-point initializer, holding its value. Call it once per context before Call.
+func (g *Model) CreateVariables(ctx *context.Context) {
+	ctx = ctx.Checked(false)
+	for name, t := range g.inits {
+		if isWeight(t) {
+			c, err := t.LocalClone()
+			if err != nil {
+				panic(err)
+			}
+			ctx.VariableWithValue(VarName(name), c).SetTrainable(false)
+		}
+	}
+}
+
+// Call builds, in gr, the graph's tensors named outputs (any tensor of the graph, not only its
+// declared outputs) from inputs, a map from graph input names to nodes. The weights are read from ctx's
+// current scope (see CreateVariables). Only the nodes the outputs depend on are converted.
+//
+// Under nn.WithLoRA, every Conv (groups 1), Gemm and MatMul whose weight is an initializer gets a
+// low-rank adapter (nn.Adapter), its factors in ctx's scope under the weight's variable name; with
+// OutputOnly, the layer that produces each requested output (through reshapes, transposes and a
+// bias addition) is replaced by its LoRA branch alone, so those outputs are exactly zero until the
+// adapters train. Call panics (GoMLX style) on a graph it cannot build; see Check.
+func (g *Model) Call(ctx *context.Context, gr *Graph, inputs map[string]*Node, outputs ...string) []*Node {
+	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, consts: map[*Node]*tensors.Tensor{}, pendingOut: map[string]bool{}, adapter: nn.AdapterOf(ctx)}
+	for name, n := range inputs {
+		v, ok := g.Input(name)
+		if !ok {
+			panic(fmt.Errorf("%s: %q is not an input of the graph (inputs: %s)", g.Path, name, g.inputNames()))
+		}
+		if n.DType() != v.DType || n.Rank() != len(v.Dims) {
+			panic(fmt.Errorf("%s: input %q must be %s of rank %d, got %s", g.Path, name, v.DType, len(v.Dims), n.Shape()))
+		}
+		for i, d := range v.Dims {
+			if d > 0 && n.Shape().Dim(i) != d {
+				panic(fmt.Errorf("%s: input %q has dimensions %v, got %s", g.Path, name, v.Dims, n.Shape()))
+			}
+		}
+		b.vals[name] = n
+	}
+	for _, o := range outputs {
+		if !g.known[o] {
+			panic(fmt.Errorf("%s: no tensor named %q in the graph", g.Path, o))
+		}
+	}
+	if b.adapter.Rank > 0 && b.adapter.OutputOnly {
+		b.outputOnly = map[*node]bool{}
+		b.skipBias = map[*node]bool{}
+		for _, o := range outputs {
+			layer, biases, err := g.outputLayer(o)
+			if err != nil {
+				panic(err)
+			}
+			b.outputOnly[layer] = true
+			for _, n := range biases {
+				b.skipBias[n] = true
+			}
+		}
+	}
+	need := g.dependencies(outputs)
+	for _, n := range g.nodes {
+		if need[n] {
+			b.convert(n)
+		}
+	}
+	b.flush()
+	res := make([]*Node, len(outputs))
+	for i, o := range outputs {
+		res[i] = b.value(o)
+	}
+	return res
+}
+
+func (g *Model) inputNames() string {
+	var s []string
+	for _, v := range g.Inputs {
+		s = append(s, v.Name)
+	}
+	return strings.Join(s, ", ")
+}
+
+// dependencies returns the nodes the named tensors depend on.
+func (g *Model) dependencies(outputs []string) map[*node]bool {
+	need := map[*node]bool{}
+	var visit func(name string)
+	visit = func(name string) {
+		n := g.producer[name]
+		if n == nil || need[n] {
+			return
+		}
+		need[n] = true
+		for _, in := range n.in {
+			if in != "" {
+				visit(in)
+			}
+		}
+	}
+	for _, o := range outputs {
+		visit(o)
+	}
+	return need
+}
+
+// passThrough are ops that only move values around: the output layer is looked for through them.
+var passThrough = map[string]bool{"Identity": true, "Reshape": true, "Transpose": true, "Flatten": true,
+	"Squeeze": true, "Unsqueeze": true}
+
+// outputLayer finds the Conv, Gemm or MatMul (with an initializer weight) that produces output,
+// possibly through pass-through ops and additions of an initializer (a bias, returned in biases).
+func (g *Model) outputLayer(output string) (layer *node, biases []*node, err error) {
+	name := output
+	for range 64 {
+		n := g.producer[name]
+		if n == nil {
+			break
+		}
+		switch {
+		case g.adaptable(n):
+			return n, biases, nil
+		case passThrough[n.op]:
+			name = n.in[0]
+			continue
+		case n.op == "Add" && len(n.in) == 2:
+			if g.isWeightInit(n.in[1]) {
+				biases = append(biases, n)
+				name = n.in[0]
+				continue
+			}
+			if g.isWeightInit(n.in[0]) {
+				biases = append(biases, n)
+				name = n.in[1]
+				continue
+			}
+		}
+		return nil, nil, fmt.Errorf("%s: the LoRA hypernetwork needs %q to be the output of a Conv, Gemm or MatMul layer with stored weights (through reshapes and a bias), but it comes from %s; use the MLP modulator for this model", g.Path, output, n)
+	}
+	return nil, nil, fmt.Errorf("%s: %q is not produced by a Conv, Gemm or MatMul layer with stored weights; the LoRA hypernetwork cannot start at f = 0 on it; use the MLP modulator for this model", g.Path, output)
+}
+
+// CheckOutputLayer returns an error unless the LoRA output-only mode can be used for output.
+func (g *Model) CheckOutputLayer(output string) error {
+	_, _, err := g.outputLayer(output)
+	return err
+}
+
+func (g *Model) isWeightInit(name string) bool {
+	t, ok := g.inits[name]
+	return ok && isWeight(t)
+}
+
+// adaptable reports whether n gets a LoRA adapter: Conv with one group, Gemm, or MatMul whose
+// weight (second input) is a floating-point initializer (a rank-2 one for MatMul).
+func (g *Model) adaptable(n *node) bool {
+	if len(n.in) < 2 || !g.isWeightInit(n.in[1]) {
+		return false
+	}
+	switch n.op {
+	case "Conv":
+		return n.intAttr("group", 1) == 1
+	case "Gemm":
+		return true
+	case "MatMul":
+		return g.inits[n.in[1]].Rank() == 2
+	}
+	return false
+}
+
+// builder converts the nodes of one Call.
+type builder struct {
+	g          *Model
+	ctx        *context.Context
+	gr         *Graph // the graph being built
+	cur        *Graph // the graph the current op is built in (gr, or a constant-folding graph)
+	vals       map[string]*Node
+	adapter    nn.Adapter
+	outputOnly map[*node]bool
+	skipBias   map[*node]bool
+	consts     map[*Node]*tensors.Tensor // values of the constants we made (GoMLX keeps only small ones)
+	pending    []*node                   // delegated nodes not converted yet (see flush)
+	pendingOut map[string]bool           // their outputs
+}
+
+// value returns the node for a tensor name: a converted value, an initializer (variable or
+// constant), or nil for "" (an omitted optional input).
+func (b *builder) value(name string) *Node {
+	if name == "" {
+		return nil
+	}
+	if v, ok := b.vals[name]; ok {
+		return v
+	}
+	t, ok := b.g.inits[name]
+	if !ok {
+		panic(fmt.Errorf("%s: tensor %q used before it is computed", b.g.Path, name))
+	}
+	var v *Node
+	if isWeight(t) {
+		base := b.adapter.Base
+		if base == nil {
+			base = b.ctx
+		}
+		vr := base.GetVariable(VarName(name))
+		if vr == nil {
+			panic(fmt.Errorf("%s: weight %q is not in context scope %q (call CreateVariables first)", b.g.Path, name, base.Scope()))
+		}
+		v = vr.ValueGraph(b.gr)
+	} else {
+		v = b.mkConst(b.gr, t)
+	}
+	b.vals[name] = v
+	return v
+}
+
+// convert converts node n. Ops delegated to onnx-gomlx are queued and converted in batches (one
+// onnx-gomlx call per batch, see flush); our own ops are converted at once, folded to constants
+// when all their inputs are constants.
+func (b *builder) convert(n *node) {
+	_, isOurs := ours[n.op]
+	if !isOurs {
+		b.pending = append(b.pending, n)
+		for _, o := range n.out {
+			if o != "" {
+				b.pendingOut[o] = true
+			}
+		}
+		return
+	}
+	for _, name := range n.in {
+		if b.pendingOut[name] {
+			b.flush()
+			break
+		}
+	}
+	in := make([]*Node, len(n.in))
+	allConst := true
+	for i, name := range n.in {
+		in[i] = b.value(name)
+		if in[i] != nil && b.constTensor(in[i]) == nil {
+			allConst = false
+		}
+	}
+	var outs []*Node
+	if allConst && len(n.in) > 0 && !randomOps[n.op] {
+		outs = b.fold(n, in)
+	} else {
+		outs = b.apply(b.gr, n, in)
+	}
+	b.set(n, outs)
+}
+
+func (b *builder) set(n *node, outs []*Node) {
+	for i, o := range n.out {
+		if o == "" || i >= len(outs) || outs[i] == nil {
+			continue
+		}
+		b.vals[o] = outs[i]
+	}
+}
+
+// flush converts the queued delegated nodes: first those computable from constants alone, in a
+// throwaway graph whose results become constants here (so shape computations stay static), then
+// the others in the graph being built.
+func (b *builder) flush() {
+	if len(b.pending) == 0 {
+		return
+	}
+	pending := b.pending
+	b.pending, b.pendingOut = nil, map[string]bool{}
+	constOut := map[string]bool{}
+	var consts, rest []*node
+	for _, n := range pending {
+		isConst := !randomOps[n.op]
+		for _, name := range n.in {
+			if name == "" || constOut[name] {
+				continue
+			}
+			if v := b.peek(name); v == nil || b.constTensor(v) == nil {
+				isConst = false
+			}
+		}
+		if isConst {
+			consts = append(consts, n)
+			for _, o := range n.out {
+				constOut[o] = true
+			}
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	if len(consts) > 0 {
+		ext := b.externalInputs(consts)
+		vals := make(map[string]*tensors.Tensor, len(ext))
+		for _, name := range ext {
+			vals[name] = b.constTensor(b.value(name))
+		}
+		outNames := outputsOf(consts)
+		res := MustExecOnceN(b.gr.Backend(), func(g2 *Graph) []*Node {
+			in := map[string]*Node{}
+			for name, t := range vals {
+				in[name] = Const(g2, t)
+			}
+			return b.g.delegate(g2, in, outNames)
+		})
+		for i, o := range outNames {
+			b.vals[o] = b.mkConst(b.gr, local(res[i]))
+		}
+	}
+	if len(rest) > 0 {
+		in := map[string]*Node{}
+		for _, name := range b.externalInputs(rest) {
+			in[name] = b.value(name)
+		}
+		outNames := outputsOf(rest)
+		for i, v := range b.g.delegate(b.gr, in, outNames) {
+			b.vals[outNames[i]] = v
+		}
+	}
+}
+
+// peek returns the value of a tensor if it is already available (converted or an initializer).
+func (b *builder) peek(name string) *Node {
+	if v, ok := b.vals[name]; ok {
+		return v
+	}
+	if _, ok := b.g.inits[name]; ok {
+		return b.value(name)
+	}
+	return nil
+}
+
+// externalInputs lists the tensors the nodes read that none of them produces.
+func (b *builder) externalInputs(nodes []*node) []string {
+	produced := map[string]bool{}
+	for _, n := range nodes {
+		for _, o := range n.out {
+			produced[o] = true
+		}
+	}
+	seen := map[string]bool{}
+	var ext []string
+	for _, n := range nodes {
+		for _, name := range n.in {
+			if name == "" || produced[name] || seen[name] {
+				continue
+			}
+			seen[name] = true
+			ext = append(ext, name)
+		}
+	}
+	return ext
+}
+
+func outputsOf(nodes []*node) []string {
+	var out []string
+	for _, n := range nodes {
+		for _, o := range n.out {
+			if o != "" {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+// randomOps are never folded to constants.
+var randomOps = map[string]bool{"RandomNormal": true, "RandomNormalLike": true, "RandomUniform": true,
+	"RandomUniformLike": true, "Multinomial": true, "Bernoulli": true, "Dropout": true}
+
+// fold evaluates a node whose inputs are all constants (in a throwaway graph) and returns its
+// outputs as constants, so that shape computations (Shape, Gather, Concat, ...) reach ops like
+// Reshape as static values.
+func (b *builder) fold(n *node, in []*Node) []*Node {
+	vals := make([]*tensors.Tensor, len(in))
+	for i, x := range in {
+		if x != nil {
+			vals[i] = b.constTensor(x)
+		}
+	}
+	var present []bool
+	res := MustExecOnceN(b.gr.Backend(), func(g2 *Graph) []*Node {
+		in2 := make([]*Node, len(vals))
+		for i, v := range vals {
+			if v != nil {
+				in2[i] = b.mkConst(g2, v)
+			}
+		}
+		var outs []*Node
+		for _, o := range b.apply(g2, n, in2) {
+			present = append(present, o != nil)
+			if o != nil {
+				outs = append(outs, o)
+			}
+		}
+		return outs
+	})
+	outs := make([]*Node, len(present))
+	k := 0
+	for i, p := range present {
+		if p {
+			outs[i] = b.mkConst(b.gr, local(res[k]))
+			k++
+		}
+	}
+	return outs
+}
+
+// apply converts one of our own ops in graph gr with the given inputs.
+func (b *builder) apply(gr *Graph, n *node, in []*Node) []*Node {
+	saved := b.cur
+	b.cur = gr
+	defer func() { b.cur = saved }()
+	return ours[n.op].fn(b, n, in)
+}
+
+// delegate converts, with onnx-gomlx, the nodes producing outputs from inputs (tensor name ->
+// node in gr): the inputs are presented to onnx-gomlx as the graph's inputs, so that it converts
+// exactly the nodes between them and the outputs.
+func (g *Model) delegate(gr *Graph, inputs map[string]*Node, outputs []string) []*Node {
+	g.gmMu.Lock()
+	defer g.gmMu.Unlock()
+	names0, shapes0 := g.gm.InputsNames, g.gm.InputsShapes
+	defer func() { g.gm.InputsNames, g.gm.InputsShapes = names0, shapes0 }()
+	var names []string
+	var dshapes []gonnx.DynamicShape
+	for name, x := range inputs {
+		names = append(names, name)
+		dims := x.Shape().Dimensions
+		ds := gonnx.DynamicShape{DType: x.DType(), Dimensions: append([]int(nil), dims...)}
+		for _, d := range dims {
+			ds.Names = append(ds.Names, strconv.Itoa(d))
+		}
+		dshapes = append(dshapes, ds)
+	}
+	g.gm.InputsNames, g.gm.InputsShapes = names, dshapes
+	return g.gm.CallGraph(g.dummy, gr, inputs, outputs...)
+}
+
+var _ = dtypes.Float32
+
+// hasEvenKernel reports whether a Conv or ConvTranspose of the graph has an even kernel size.
+func (g *Model) hasEvenKernel() bool {
+	for _, n := range g.nodes {
+		if n.op != "Conv" && n.op != "ConvTranspose" {
+			continue
+		}
+		if t, ok := g.inits[n.in[1]]; ok {
+			for _, d := range t.Shape().Dimensions[2:] {
+				if d%2 == 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// local returns a host copy of a computed tensor, to be embedded as a constant in another graph
+// (the pure-Go backend's boolean results cannot be embedded directly).
+func local(t *tensors.Tensor) *tensors.Tensor {
+	c, err := t.LocalClone()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// mkConst makes a constant node in gr and remembers its value (GoMLX's Node.ConstantValue is nil
+// for all but small constants).
+func (b *builder) mkConst(gr *Graph, t *tensors.Tensor) *Node {
+	n := Const(gr, t)
+	b.consts[n] = t
+	return n
+}
+
+// constTensor returns the value of a constant node, or nil if n is not a constant we know.
+func (b *builder) constTensor(n *Node) *tensors.Tensor {
+	if t, ok := b.consts[n]; ok {
+		return t
+	}
+	if n.Type() == NodeTypeConstant {
+		return n.ConstantValue()
+	}
+	return nil
+}

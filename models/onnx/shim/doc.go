@@ -1,0 +1,44 @@
+// Package shim imports ONNX graphs into GoMLX: it is our op shim over onnx-gomlx v0.3.4's exported
+// API, not a fork of it.
+//
+// Load parses a file with onnx-gomlx (onnx.Parse), then reads the graph into its own node list and
+// decodes every initializer itself (raw or typed data, external data files relative to the model,
+// FLOAT16 and BFLOAT16 widened to float32). Every node is checked at load time against the ops
+// converted here and those delegated to onnx-gomlx, with per-op configuration checks (Resize modes,
+// Conv auto_pad, Pad modes, ...): everything unsupported is named in one *UnsupportedError, so a
+// model never fails at its first call.
+//
+// Model.Call converts the nodes an output needs, in topological order:
+//
+//   - our own ops (ours in ops.go, ops2.go, resize.go): those onnx-gomlx lacks (Sigmoid,
+//     InstanceNormalization, GroupNormalization, ConvTranspose, Resize, ReduceSum/Max/Min/L2,
+//     ArgMax/Min, Reciprocal, Softplus, LeakyRelu, Gelu), those it gets wrong (Gather with
+//     negative indices, Gemm's beta, Pow of mixed types, Clip with an omitted bound, Shape's
+//     start/end, Slice out of range or with negative steps, Reshape allowzero, GlobalAveragePool's
+//     axes, LayerNormalization's extra outputs), and Conv, Gemm and
+//     MatMul, whose stored weights take LoRA adapters (nn.AdapterOf) so that the paper's LoRA
+//     hypernetwork runs on an imported generator;
+//   - every other supported op is converted by onnx-gomlx: runs of such nodes are handed to
+//     onnx.Model.CallGraph with their inputs presented as the graph's inputs, so it converts
+//     exactly those nodes;
+//   - nodes whose inputs are all constants are evaluated at build time (constant folding), so shape
+//     arithmetic (Shape, Gather, Concat, ...) reaches Reshape, Resize and the reductions as static
+//     values, as GoMLX requires.
+//
+// Floating-point initializers become frozen context variables (CreateVariables), so the weights
+// are stored once, shared by every graph, and visible to LoRA; integer initializers are constants.
+//
+// Why a shim and not a vendored fork: the project copies no code from other projects; the shim is
+// small (the ops above), keeps onnx-gomlx's parser and its ~50 other op conversions, and picks up
+// upstream fixes by a version bump. What a fork would have made easier (an op registration hook)
+// is replaced by the per-node dispatch above, and every op we claim, ours or delegated, is checked
+// by the ONNX node conformance tests (Debian's libonnx-testdata, conformance_test.go) and the
+// fixtures' parity with PyTorch (parity_test.go). The cost: each delegated batch goes through
+// CallGraph, which runs the garbage collector three times, so building a graph takes a few hundred
+// milliseconds more than a direct conversion would.
+//
+// Limits: static shapes only (the batch size is fixed when a graph is built, as everywhere in
+// GoMLX); no control flow (If, Loop), no LSTM/GRU, no MaxPool or AveragePool (onnx-gomlx defaults their strides to the kernel size;
+// refused until written here), no quantized
+// ops; Resize without cubic mode or antialiasing; ConvTranspose with one group.
+package shim

@@ -1,0 +1,189 @@
+package shim
+
+import (
+	"fmt"
+	"math"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// loraFor returns the context holding node n's adapter factors, or nil when n gets no adapter.
+func (b *builder) loraFor(n *node) *context.Context {
+	if b.adapter.Rank <= 0 || !b.g.adaptable(n) {
+		return nil
+	}
+	return b.ctx.In(VarName(n.in[1]))
+}
+
+func checkResize(_ *Model, n *node) string {
+	switch m := n.strAttr("mode", "nearest"); m {
+	case "nearest", "linear", "bilinear":
+	default:
+		return "mode=" + m
+	}
+	switch c := n.strAttr("coordinate_transformation_mode", "half_pixel"); c {
+	case "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric":
+	default:
+		return "coordinate_transformation_mode=" + c
+	}
+	if n.intAttr("antialias", 0) != 0 {
+		return "antialias=1"
+	}
+	if p := n.strAttr("keep_aspect_ratio_policy", "stretch"); p != "stretch" {
+		return "keep_aspect_ratio_policy=" + p
+	}
+	return ""
+}
+
+// opResize resizes each axis independently (nearest or linear interpolation) by multiplying it with
+// an interpolation matrix M [in, out] computed when the graph is built: y = x ×_axis M. The source
+// coordinate of output index o is, with s = out/in (or the given scale):
+//
+//	half_pixel (o+0.5)/s-0.5; pytorch_half_pixel the same, or 0 when out = 1; asymmetric o/s;
+//	align_corners o (in-1)/(out-1); half_pixel_symmetric as half_pixel, centred.
+//
+// Linear mode weights the two neighbours floor(x), floor(x)+1 by 1-frac, frac with indices clamped
+// to the edge; nearest mode picks round(x) per nearest_mode, clamped.
+func opResize(b *builder, n *node, in []*Node) []*Node {
+	x := in[0]
+	r := x.Rank()
+	var scales []float64
+	var sizes []int
+	switch {
+	case len(in) == 2: // opset 10: X, scales
+		scales = b.constFloats(n, in[1], "scales")
+	default:
+		if len(in) > 2 && in[2] != nil && in[2].Shape().Size() > 0 {
+			scales = b.constFloats(n, in[2], "scales")
+		}
+		if len(in) > 3 && in[3] != nil && in[3].Shape().Size() > 0 {
+			sizes = b.constInts(n, in[3], "sizes")
+		}
+	}
+	axes := n.intsAttr("axes")
+	if len(axes) == 0 {
+		for i := range r {
+			axes = append(axes, i)
+		}
+	}
+	dims := x.Shape().Dimensions
+	outDims := append([]int(nil), dims...)
+	scaleOf := make([]float64, r)
+	for i := range scaleOf {
+		scaleOf[i] = 1
+	}
+	for j, a := range axes {
+		a = axis(n, a, r)
+		switch {
+		case sizes != nil:
+			if len(sizes) != len(axes) {
+				panicf("%s: %d sizes for %d axes", n, len(sizes), len(axes))
+			}
+			outDims[a] = sizes[j]
+			scaleOf[a] = float64(sizes[j]) / float64(dims[a])
+		case scales != nil:
+			if len(scales) != len(axes) {
+				panicf("%s: %d scales for %d axes", n, len(scales), len(axes))
+			}
+			scaleOf[a] = scales[j]
+			outDims[a] = int(math.Floor(float64(dims[a]) * scales[j]))
+		default:
+			panicf("%s: neither scales nor sizes given", n)
+		}
+	}
+	mode := n.strAttr("mode", "nearest")
+	ctm := n.strAttr("coordinate_transformation_mode", "half_pixel")
+	nm := n.strAttr("nearest_mode", "round_prefer_floor")
+	y := x
+	for a := range r {
+		if outDims[a] == dims[a] && scaleOf[a] == 1 {
+			continue
+		}
+		m := interpMatrix(dims[a], outDims[a], scaleOf[a], mode, ctm, nm, sizes == nil)
+		y = alongAxis(y, Const(x.Graph(), m), a)
+	}
+	if y.DType() != x.DType() {
+		y = ConvertDType(y, x.DType())
+	}
+	return one(y)
+}
+
+// interpMatrix returns M [in][out] with y[o] = sum_i x[i] M[i][o].
+// With scales given (fromScale), align_corners uses the unrounded output length in*scale, as ONNX does.
+func interpMatrix(in, out int, scale float64, mode, ctm, nm string, fromScale bool) [][]float32 {
+	m := make([][]float32, in)
+	for i := range m {
+		m[i] = make([]float32, out)
+	}
+	clamp := func(i int) int { return min(max(i, 0), in-1) }
+	for o := range out {
+		var x float64
+		switch ctm {
+		case "half_pixel":
+			x = (float64(o)+0.5)/scale - 0.5
+		case "pytorch_half_pixel":
+			if out > 1 {
+				x = (float64(o)+0.5)/scale - 0.5
+			}
+		case "align_corners":
+			outLen := float64(out)
+			if fromScale {
+				outLen = float64(in) * scale
+			}
+			if outLen > 1 {
+				x = float64(o) * float64(in-1) / (outLen - 1)
+			}
+		case "asymmetric":
+			x = float64(o) / scale
+		case "half_pixel_symmetric":
+			adj := float64(out) / (scale * float64(in))
+			center := float64(in) / 2
+			offset := center * (1 - adj)
+			x = offset + (float64(o)+0.5)/scale - 0.5
+		}
+		if mode == "nearest" {
+			var i int
+			switch nm {
+			case "floor":
+				i = int(math.Floor(x))
+			case "ceil":
+				i = int(math.Ceil(x))
+			case "round_prefer_ceil":
+				i = int(math.Floor(x + 0.5))
+			default: // round_prefer_floor
+				i = int(math.Ceil(x - 0.5))
+			}
+			m[clamp(i)][o] += 1
+			continue
+		}
+		i0 := int(math.Floor(x))
+		f := x - float64(i0)
+		m[clamp(i0)][o] += float32(1 - f)
+		m[clamp(i0+1)][o] += float32(f)
+	}
+	return m
+}
+
+// alongAxis contracts axis a of x with the first axis of m [in, out]; the result keeps x's axis order.
+func alongAxis(x, m *Node, a int) *Node {
+	if m.DType() != x.DType() {
+		m = ConvertDType(m, x.DType())
+	}
+	r := x.Rank()
+	y := DotGeneral(x, []int{a}, nil, m, []int{0}, nil) // [x axes without a..., out]
+	perm := make([]int, 0, r)
+	for i := range r {
+		switch {
+		case i < a:
+			perm = append(perm, i)
+		case i == a:
+			perm = append(perm, r-1)
+		default:
+			perm = append(perm, i-1)
+		}
+	}
+	return TransposeAllAxes(y, perm...)
+}
+
+var _ = fmt.Sprint

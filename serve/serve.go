@@ -1,0 +1,480 @@
+// Package serve is `hypernoise serve`: an HTTP JSON API and an embedded web page over one
+// inference pipeline (package infer), bounded in request size, images per request, time per
+// request and concurrent generations.
+//
+//	GET  /             the web page (embedded, no external resources)
+//	POST /v1/generate  {"prompt": "sneaker", "method": "hypernoise", "hypernet": "NAME", "n": 4, "seed": 7}
+//	                   -> {"images": ["<base64 PNG>", ...], "rewards": [...], "method": "...",
+//	                       "nfe_per_image": N, "seconds": S, ...}
+//	GET  /v1/models    the generator, its prompts, the methods, the hypernetworks with their rewards
+//	GET  /healthz      {"status": "ok"}
+//
+// Bad input (malformed JSON, unknown prompt, method or hypernetwork, n or seed out of range) is a
+// 400 with a JSON error naming what is allowed; a body over the size limit is a 413; when every
+// generation slot and queue place is taken the answer is 429. A request that waits or runs longer
+// than the timeout gets a 503 (its generation, if started, finishes in the background and keeps
+// its slot, so the concurrency bound holds).
+package serve
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/baselines/bestofn"
+	"github.com/hypernoise/hypernoise/baselines/reno"
+	"github.com/hypernoise/hypernoise/infer"
+)
+
+//go:embed index.html
+var indexHTML []byte
+
+// MaxSeed is the largest seed accepted: 2^53-1, the largest integer a JavaScript number holds exactly.
+const MaxSeed = 1<<53 - 1
+
+// Config holds the server's limits and method settings.
+type Config struct {
+	MaxN        int           `json:"max_n"`           // most images per request
+	MaxBody     int64         `json:"max_body_bytes"`  // largest request body
+	Timeout     time.Duration `json:"-"`               // per request, queueing included
+	Concurrency int           `json:"concurrency"`     // generations at once
+	Queue       int           `json:"queue"`           // requests waiting for a slot beyond those; more get 429
+	BestOfN     int           `json:"best_of_n"`       // N of best-of-n
+	RenoSteps   int           `json:"reno_steps"`      // iterations of reno
+	WarmSteps   int           `json:"warm_reno_steps"` // iterations of hypernoise-reno
+}
+
+// DefaultConfig: 16 images per request, 4 KiB bodies, 60 s per request, 2 generations at once
+// with 16 waiting, best-of-16, ReNO with 50 steps, 10 warm-start steps.
+func DefaultConfig() Config {
+	return Config{MaxN: 16, MaxBody: 4096, Timeout: 60 * time.Second, Concurrency: 2, Queue: 16,
+		BestOfN: 16, RenoSteps: 50, WarmSteps: 10}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxN < 1 || c.MaxN > 1024:
+		return fmt.Errorf("max n must be in [1, 1024], got %d", c.MaxN)
+	case c.MaxBody < 64 || c.MaxBody > 1<<20:
+		return fmt.Errorf("max body must be in [64, 1048576] bytes, got %d", c.MaxBody)
+	case c.Timeout <= 0:
+		return fmt.Errorf("timeout must be positive, got %s", c.Timeout)
+	case c.Concurrency < 1 || c.Concurrency > 256:
+		return fmt.Errorf("concurrency must be in [1, 256], got %d", c.Concurrency)
+	case c.Queue < 0 || c.Queue > 10000:
+		return fmt.Errorf("queue must be in [0, 10000], got %d", c.Queue)
+	case c.BestOfN < 1 || c.BestOfN > 1000:
+		return fmt.Errorf("best-of N must be in [1, 1000], got %d", c.BestOfN)
+	case c.RenoSteps < 1 || c.RenoSteps > 1000 || c.WarmSteps < 1 || c.WarmSteps > 1000:
+		return fmt.Errorf("ReNO steps must be in [1, 1000], got %d and %d", c.RenoSteps, c.WarmSteps)
+	}
+	return nil
+}
+
+// Server answers the API over a pipeline. It is safe for concurrent use.
+type Server struct {
+	p     *infer.Pipeline
+	cfg   Config
+	admit chan struct{} // capacity Concurrency+Queue: requests admitted (running or waiting)
+	run   chan struct{} // capacity Concurrency: generations running
+	mux   *http.ServeMux
+}
+
+// New returns a server over p (with its hypernetworks already loaded).
+func New(p *infer.Pipeline, cfg Config) (*Server, error) {
+	if p == nil {
+		return nil, fmt.Errorf("serve: nil pipeline")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{p: p, cfg: cfg, admit: make(chan struct{}, cfg.Concurrency+cfg.Queue),
+		run: make(chan struct{}, cfg.Concurrency), mux: http.NewServeMux()}
+	s.mux.HandleFunc("/", s.index)
+	s.mux.HandleFunc("/v1/generate", s.generate)
+	s.mux.HandleFunc("/v1/models", s.models)
+	s.mux.HandleFunc("/healthz", s.healthz)
+	return s, nil
+}
+
+// Handler is the server's HTTP handler; a panic in a handler is answered with a 500, never a crash.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				writeJSON(w, http.StatusInternalServerError, errorBody{Error: fmt.Sprintf("internal error: %v", v)})
+			}
+		}()
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+type errorBody struct {
+	Error   string   `json:"error"`
+	Allowed []string `json:"allowed,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var br *BadRequest
+	if errors.As(err, &br) {
+		writeJSON(w, br.Status, errorBody{Error: br.Msg, Allowed: br.Allowed})
+		return
+	}
+	writeJSON(w, http.StatusInternalServerError, errorBody{Error: err.Error()})
+}
+
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	if slices.Contains(methods, r.Method) {
+		return true
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, strings.Join(methods, " or ")), Allowed: methods})
+	return false
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no such path %q; paths: /, /v1/generate, /v1/models, /healthz", r.URL.Path),
+			Allowed: []string{"/", "/v1/generate", "/v1/models", "/healthz"}})
+		return
+	}
+	if !allow(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
+	_, _ = w.Write(indexHTML)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// MethodInfo describes a method the server offers.
+type MethodInfo struct {
+	Name          string `json:"name"`
+	Summary       string `json:"summary"`
+	NeedsHypernet bool   `json:"needs_hypernet"`
+}
+
+// HypernetInfo describes a loaded hypernetwork.
+type HypernetInfo struct {
+	Name       string     `json:"name"`
+	RewardSpec string     `json:"reward_spec"`
+	Modulator  string     `json:"modulator"`
+	Beta       float64    `json:"beta,omitempty"`
+	BetaRange  [2]float64 `json:"beta_range,omitzero"`
+}
+
+// Models is the answer of GET /v1/models.
+type Models struct {
+	Generator     string         `json:"generator"`
+	Prompts       []string       `json:"prompts"`
+	Methods       []MethodInfo   `json:"methods"`
+	Hypernets     []HypernetInfo `json:"hypernets"`
+	DefaultReward string         `json:"default_reward"`
+	Limits        Config         `json:"limits"`
+	TimeoutSec    float64        `json:"timeout_seconds"`
+	MaxSeed       int64          `json:"max_seed"`
+}
+
+// offered lists the methods the server can run: every registered method whose needs it can meet
+// (a fine-tuned generator is not served; hypernetwork methods need one loaded).
+func (s *Server) offered() []MethodInfo {
+	var out []MethodInfo
+	hasHN := len(s.p.Hypernets()) > 0
+	for _, name := range hypernoise.MethodNames() {
+		info, err := hypernoise.LookupMethod(name)
+		if err != nil || info.Needs.Has(hypernoise.NeedsFinetuned) {
+			continue
+		}
+		needs := info.Needs.Has(hypernoise.NeedsModulator)
+		if needs && !hasHN {
+			continue
+		}
+		out = append(out, MethodInfo{Name: name, Summary: info.Summary, NeedsHypernet: needs})
+	}
+	return out
+}
+
+// ModelsInfo is what GET /v1/models answers.
+func (s *Server) ModelsInfo() Models {
+	m := Models{Generator: s.p.Model().Generator.Name(), Prompts: s.p.Model().Generator.Prompts(),
+		Methods: s.offered(), DefaultReward: s.p.Model().DefaultReward, Limits: s.cfg,
+		TimeoutSec: s.cfg.Timeout.Seconds(), MaxSeed: MaxSeed, Hypernets: []HypernetInfo{}}
+	if m.Prompts == nil {
+		m.Prompts = []string{}
+	}
+	for _, h := range s.p.Hypernets() {
+		m.Hypernets = append(m.Hypernets, HypernetInfo{Name: h.Name, RewardSpec: h.Config.RewardSpec,
+			Modulator: h.Config.Modulator.Kind, Beta: h.Config.Beta, BetaRange: h.Config.Modulator.BetaRange})
+	}
+	return m
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet, http.MethodHead) {
+		return
+	}
+	writeJSON(w, http.StatusOK, s.ModelsInfo())
+}
+
+// job is a validated request.
+type job struct {
+	req     infer.Request
+	prompt  string
+	promptI int32
+	n       int
+	seed    uint64
+}
+
+// check validates a decoded request against the pipeline and the limits.
+func (s *Server) check(g GenerateRequest) (job, error) {
+	var j job
+	gen := s.p.Model().Generator
+	prompts := gen.Prompts()
+	if len(prompts) > 0 {
+		want := strings.ToLower(strings.Join(strings.Fields(g.Prompt), " "))
+		i := slices.IndexFunc(prompts, func(p string) bool { return strings.ToLower(p) == want })
+		if i < 0 {
+			if g.Prompt == "" {
+				return j, badf(prompts, "prompt is required; prompts: %s", strings.Join(prompts, ", "))
+			}
+			return j, badf(prompts, "unknown prompt %q; prompts: %s", g.Prompt, strings.Join(prompts, ", "))
+		}
+		j.prompt, j.promptI = prompts[i], int32(i)
+	} else if g.Prompt != "" {
+		return j, badf(nil, "generator %s is unconditional; omit the prompt", gen.Name())
+	}
+	var names []string
+	var info *MethodInfo
+	offered := s.offered()
+	for i, m := range offered {
+		names = append(names, m.Name)
+		if m.Name == g.Method {
+			info = &offered[i]
+		}
+	}
+	if info == nil {
+		if g.Method == "" {
+			return j, badf(names, "method is required; methods: %s", strings.Join(names, ", "))
+		}
+		return j, badf(names, "unknown method %q; methods: %s", g.Method, strings.Join(names, ", "))
+	}
+	j.req = infer.Request{Method: g.Method}
+	hns := s.p.Hypernets()
+	var hnNames []string
+	for _, h := range hns {
+		hnNames = append(hnNames, h.Name)
+	}
+	if g.Hypernet != "" || info.NeedsHypernet {
+		h, err := s.p.Hypernet(g.Hypernet)
+		if err != nil {
+			return j, badf(hnNames, "%v", err)
+		}
+		j.req.Hypernet = h.Name
+		if g.Beta != nil {
+			if !info.NeedsHypernet {
+				return j, badf(nil, "beta applies to the hypernetwork methods only, not %s", g.Method)
+			}
+			if b := *g.Beta; !(b > 0) || math.IsInf(b, 0) {
+				return j, badf(nil, "beta must be a positive number, got %g", b)
+			}
+			if err := h.Config.CheckBeta(*g.Beta); err != nil {
+				return j, badf(nil, "%v", err)
+			}
+			j.req.Beta = *g.Beta
+		}
+	} else if g.Beta != nil {
+		return j, badf(nil, "beta applies to the hypernetwork methods only, not %s", g.Method)
+	}
+	switch g.Method {
+	case bestofn.Name:
+		j.req.N = s.cfg.BestOfN
+	case reno.Name:
+		j.req.Steps = s.cfg.RenoSteps
+	case reno.WarmName:
+		j.req.Steps = s.cfg.WarmSteps
+	}
+	j.n = 1
+	if g.N != nil {
+		j.n = *g.N
+	}
+	if j.n < 1 || j.n > s.cfg.MaxN {
+		return j, badf(nil, "n must be in [1, %d], got %d", s.cfg.MaxN, j.n)
+	}
+	if g.Seed != nil {
+		if *g.Seed < 0 || *g.Seed > MaxSeed {
+			return j, badf(nil, "seed must be in [0, %d], got %d", int64(MaxSeed), *g.Seed)
+		}
+		j.seed = uint64(*g.Seed)
+	}
+	return j, nil
+}
+
+// GenerateResponse is the answer of POST /v1/generate.
+type GenerateResponse struct {
+	Method      string    `json:"method"` // the method's label, e.g. "best-of-16"
+	Hypernet    string    `json:"hypernet,omitempty"`
+	Prompt      string    `json:"prompt"`
+	Seed        uint64    `json:"seed"`
+	Images      []string  `json:"images"` // base64 PNGs
+	Rewards     []float32 `json:"rewards"`
+	RewardSpec  string    `json:"reward_spec"`
+	NFEPerImage float64   `json:"nfe_per_image"`
+	Seconds     float64   `json:"seconds"` // wall time of the generation (queueing excluded)
+}
+
+var errBusy = &BadRequest{Status: http.StatusTooManyRequests, Msg: "server busy: every generation slot and queue place is taken; retry later"}
+
+func (s *Server) generate(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	g, err := DecodeRequest(r.Body, s.cfg.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	j, err := s.check(g)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.Generate(r.Context(), j)
+	if err != nil {
+		if errors.Is(err, errBusy) {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// Generate runs a validated job within the server's limits.
+func (s *Server) Generate(ctx context.Context, j job) (*GenerateResponse, error) {
+	select {
+	case s.admit <- struct{}{}:
+	default:
+		return nil, errBusy
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	select {
+	case s.run <- struct{}{}:
+	case <-ctx.Done():
+		<-s.admit
+		return nil, &BadRequest{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("timed out after %s waiting for a generation slot", s.cfg.Timeout)}
+	}
+	type result struct {
+		out *infer.Output
+		sec float64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { <-s.run; <-s.admit }()
+		defer func() {
+			if v := recover(); v != nil {
+				done <- result{err: fmt.Errorf("generation failed: %v", v)}
+			}
+		}()
+		shape := s.p.Model().Generator.NoiseShape()
+		prompts := make([]int32, j.n)
+		for i := range prompts {
+			prompts[i] = j.promptI
+		}
+		t0 := time.Now()
+		out, err := s.p.Generate(j.req, hypernoise.Noise(j.seed, j.n, shape), tensors.FromValue(prompts))
+		done <- result{out, time.Since(t0).Seconds(), err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		return nil, &BadRequest{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("generation did not finish within %s", s.cfg.Timeout)}
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+	images, err := EncodePNGs(res.out.X)
+	if err != nil {
+		return nil, err
+	}
+	return &GenerateResponse{Method: res.out.Method, Hypernet: j.req.Hypernet, Prompt: j.prompt, Seed: j.seed,
+		Images: images, Rewards: res.out.Rewards, RewardSpec: res.out.RewardSpec,
+		NFEPerImage: res.out.Cost.NFE(), Seconds: res.sec}, nil
+}
+
+// EncodePNGs encodes samples x [B, H, W, C] (C = 1 grey or 3 RGB, values in [0, 1], clamped) as
+// base64 PNGs.
+func EncodePNGs(x *tensors.Tensor) ([]string, error) {
+	dims := x.Shape().Dimensions
+	if len(dims) != 4 || (dims[3] != 1 && dims[3] != 3) {
+		return nil, fmt.Errorf("the generator's samples %v are not images [B, H, W, 1 or 3]", dims)
+	}
+	flat, err := tensors.CopyFlatData[float32](x)
+	if err != nil {
+		return nil, err
+	}
+	b, h, wd, c := dims[0], dims[1], dims[2], dims[3]
+	out := make([]string, b)
+	px := func(v float32) uint8 {
+		if v != v || v <= 0 {
+			return 0
+		}
+		if v >= 1 {
+			return 255
+		}
+		return uint8(math.Round(float64(v) * 255))
+	}
+	for i := range b {
+		var img image.Image
+		base := flat[i*h*wd*c:]
+		if c == 1 {
+			g := image.NewGray(image.Rect(0, 0, wd, h))
+			for k := range h * wd {
+				g.Pix[k] = px(base[k])
+			}
+			img = g
+		} else {
+			rgb := image.NewRGBA(image.Rect(0, 0, wd, h))
+			for k := range h * wd {
+				rgb.SetRGBA(k%wd, k/wd, color.RGBA{px(base[3*k]), px(base[3*k+1]), px(base[3*k+2]), 255})
+			}
+			img = rgb
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			return nil, err
+		}
+		out[i] = base64.StdEncoding.EncodeToString(buf.Bytes())
+	}
+	return out, nil
+}
