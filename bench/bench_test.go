@@ -19,3 +19,22 @@ func BenchmarkHypernetStep(b *testing.B) {
 	}
 	b.ReportMetric(hn.stepMS, "ms/step")
 }
+
+// BenchmarkHypernetStepOps prints the time per op kind of the HyperNoise step (go test -bench StepOps -v).
+func BenchmarkHypernetStepOps(b *testing.B) {
+	compute.EnableOpTimes()
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer backend.Finalize()
+	compute.OpTimes()
+	hn, err := hypernetStep(backend, max(b.N, 5))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(hn.stepMS, "ms/step")
+	for _, o := range compute.OpTimes()[:15] {
+		b.Logf("%-22s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6, o.Count, o.Percent)
+	}
+}

@@ -42,7 +42,6 @@ func TestUsageErrorsUpFront(t *testing.T) {
 		{train("--batch", "100000"), "batch size must be positive and at most 4096"},
 		{train("--modulator", "mlp", "--hidden", "1000000"), "MLP hidden width must be positive and at most 8192"},
 		{train("--modulator", "mlp", "--hidden", "8192", "--layers", "16", "--batch", "4096"), "more than the budget of 16.0 GiB"},
-		{[]string{"sample", "--prompt", "all", "--n", "4096", "--method", "reno"}, "more than the budget"},
 		{[]string{"sample", "--prompt", "dress", "--n", "4", "--cols", "1000000000"}, "--cols must be in [0, 4]"},
 		// case 6
 		{[]string{"sample", "--prompt", "dress", "--method", "reno", "--reward", "nonsense=1"}, "unknown reward \"nonsense\""},
@@ -60,6 +59,14 @@ func TestUsageErrorsUpFront(t *testing.T) {
 		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
 		}
+	}
+	// Sampling runs in chunks (ReNO and best-of-N included), so only the kept images grow with
+	// --n: the largest request (40960 images) fits 16 GiB and is refused up front under 1 GiB.
+	t.Setenv(cli.EnvMemBudget, "1GiB")
+	var stdout, stderr bytes.Buffer
+	args := []string{"sample", "--prompt", "all", "--n", "4096", "--method", "reno"}
+	if code := cli.Main("hypernoise", about, commands, args, &stdout, &stderr); code != cli.ExitUsage || !strings.Contains(stderr.String(), "more than the budget") {
+		t.Errorf("%v under a 1 GiB budget: exit %d, stderr %q", args, code, stderr.String())
 	}
 }
 
