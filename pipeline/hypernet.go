@@ -166,6 +166,14 @@ func summarize(res *hypernet.TrainResult) *infer.TrainSummary {
 	if d := res.Metrics["logdet_diverged"]; len(d) > 0 {
 		s.Diverged = mean(d)
 	}
+	last := func(xs []float64) float64 {
+		if len(xs) == 0 {
+			return 0
+		}
+		return mean(xs[len(xs)-max(1, len(xs)/10):])
+	}
+	s.RegLast = last(res.Metrics["reg"])
+	s.SeriesLast = last(res.Metrics["logdet_series"])
 	return s
 }
 

@@ -254,8 +254,6 @@ func TestLoRAStartsAtZero(t *testing.T) {
 	}
 }
 
-var _ = context.New
-
 func loraCtx(t *testing.T, ctx *context.Context) *context.Context {
 	t.Helper()
 	l, err := nn.WithLoRA(ctx, "hypernet", nn.LoRA{Rank: 2, Alpha: 4, OutputOnly: true})
