@@ -42,7 +42,6 @@ func TestUsageErrorsUpFront(t *testing.T) {
 		{train("--batch", "100000"), "batch size must be positive and at most 4096"},
 		{train("--modulator", "mlp", "--hidden", "1000000"), "MLP hidden width must be positive and at most 8192"},
 		{train("--modulator", "mlp", "--hidden", "8192", "--layers", "16", "--batch", "4096"), "more than the budget of 16.0 GiB"},
-		{[]string{"sample", "--prompt", "all", "--n", "4096", "--method", "reno"}, "more than the budget"},
 		{[]string{"sample", "--prompt", "dress", "--n", "4", "--cols", "1000000000"}, "--cols must be in [0, 4]"},
 		// case 6
 		{[]string{"sample", "--prompt", "dress", "--method", "reno", "--reward", "nonsense=1"}, "unknown reward \"nonsense\""},
@@ -74,5 +73,22 @@ func TestGoStockNotOffered(t *testing.T) {
 	cli.Main("hypernoise", about, commands, []string{"sample", "--help"}, &stdout, &stderr)
 	if strings.Contains(stdout.String(), "go-stock") {
 		t.Errorf("sample --help offers go-stock:\n%s", stdout.String())
+	}
+}
+
+// TestSampleMemoryBudget: a sample request whose estimate exceeds $HYPERNOISE_MEM_BUDGET is a
+// usage error before any work.
+func TestSampleMemoryBudget(t *testing.T) {
+	t.Setenv(cli.EnvMemBudget, "100MiB")
+	var stdout, stderr bytes.Buffer
+	code := cli.Main("hypernoise", about, commands, []string{"sample", "--prompt", "all", "--n", "4096", "--method", "reno"}, &stdout, &stderr)
+	if code != cli.ExitUsage || !strings.Contains(stderr.String(), "more than the budget of 100 MiB") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+	t.Setenv(cli.EnvMemBudget, "lots")
+	stderr.Reset()
+	code = cli.Main("hypernoise", about, commands, []string{"sample", "--prompt", "dress"}, &stdout, &stderr)
+	if code != cli.ExitUsage || !strings.Contains(stderr.String(), "not a memory size") {
+		t.Errorf("bad budget: exit %d, stderr %q", code, stderr.String())
 	}
 }
