@@ -112,6 +112,11 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err := CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
 		return nil, nil, err
 	}
+	unlock, err := ckpt.LockDir(opts.OutDir) // one writer per run folder
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	if opts.Resume {
 		if hn, ok := finishedRun(opts.OutDir, m, mod, reward, hcfg); ok {
 			s := hn.Config.Result
