@@ -8,8 +8,8 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
 )
