@@ -46,6 +46,7 @@ func init() {
 // it in ordinary gradient graphs), and on this project's benchmarks sequential ops are as fast.
 func newPatched(config string) (backends.Backend, error) {
 	config, useBLAS := cutOption(config, "blas=off")
+	config, useFastOps := cutOption(config, "fastops=off")
 	if !strings.Contains(config, "ops_parallel") && !strings.Contains(config, "ops_sequential") {
 		if config != "" {
 			config += ","
@@ -62,6 +63,10 @@ func newPatched(config string) (backends.Backend, error) {
 	}
 	if useBLAS {
 		enableFastDot(sb)
+	}
+	if useFastOps {
+		installFastOps()
+		fastOpsBackends.Store(sb, true)
 	}
 	caps := sb.Capabilities().Clone()
 	caps.Operations[backends.OpTypePad] = true

@@ -114,7 +114,12 @@ type TrainSummary struct {
 	RewardLast  float64 `json:"reward_last_steps"`  // ... and over the last 10%
 	// Diverged: for the logdet regularizer, the fraction of training samples whose series was
 	// detected as diverging (and so not trained on), over all steps.
-	Diverged       float64 `json:"logdet_diverged,omitempty"`
+	Diverged float64 `json:"logdet_diverged,omitempty"`
+	// RegLast is the regularizer's batch mean over the last 10% of steps (for kl 1/2||f||^2, for
+	// logdet the KL estimate); SeriesLast, for logdet, the part of it beyond 1/2||f||^2
+	// (Σ_{k>=2} (-1)^k tr(J^k)/k, the volume term the surrogate drops).
+	RegLast        float64 `json:"reg_last_steps"`
+	SeriesLast     float64 `json:"logdet_series_last_steps,omitempty"`
 	FinishedAtTime string  `json:"finished_at"`
 }
 

@@ -33,20 +33,25 @@ type FinetuneConfig struct {
 // LoRA adapters of the given rank trained on -r alone (no regularizer), with the same optimizer
 // settings as the hypernetwork. The adapters are cached in dir (reloaded if their config matches).
 func LoadOrTrainFinetune(backend backends.Backend, m *fashion.Model, spec string, rank int, cfg hypernet.TrainConfig, dir string, prog progress.Func) (*finetune.Model, error) {
-	ft, err := finetune.New(m, rank, 0, "finetune")
+	return LoadOrTrainFinetuneModel(backend, FashionModel(m), spec, rank, cfg, dir, prog)
+}
+
+// LoadOrTrainFinetuneModel is LoadOrTrainFinetune for any model (its rewards, weights and hash).
+func LoadOrTrainFinetuneModel(backend backends.Backend, im *infer.Model, spec string, rank int, cfg hypernet.TrainConfig, dir string, prog progress.Func) (*finetune.Model, error) {
+	ft, err := finetune.New(im.Generator, rank, 0, "finetune")
 	if err != nil {
 		return nil, err
 	}
-	want := FinetuneConfig{RewardSpec: spec, Rank: rank, BaseHash: BaseHash(m), Train: cfg}
+	want := FinetuneConfig{RewardSpec: spec, Rank: rank, BaseHash: im.Hash, Train: cfg}
 	var have FinetuneConfig
 	if err := ckpt.ReadJSON(filepath.Join(dir, FinetuneConfigFile), &have); err == nil &&
 		have.RewardSpec == want.RewardSpec && have.Rank == want.Rank && have.BaseHash == want.BaseHash &&
 		have.Train.Steps == cfg.Steps && have.Train.Seed == cfg.Seed {
-		if err := hypernet.LoadWeightsWith(m.Context(), filepath.Join(dir, FinetuneFile), nil, ckpt.LoadOptions{Scopes: []string{ft.Scope()}}); err == nil {
+		if err := hypernet.LoadWeightsWith(im.Context, filepath.Join(dir, FinetuneFile), nil, ckpt.LoadOptions{Scopes: []string{ft.Scope()}}); err == nil {
 			return ft, nil
 		}
 	}
-	reward, err := ParseReward(m, spec)
+	reward, err := im.Rewards.Parse(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +60,7 @@ func LoadOrTrainFinetune(backend backends.Backend, m *fashion.Model, spec string
 		return nil, err
 	}
 	cfg.CheckpointDir, cfg.Resume = "", false
-	res, err := hypernet.Train(backend, m.Context(), prob, cfg, prog)
+	res, err := hypernet.Train(backend, im.Context, prob, cfg, prog)
 	if err != nil {
 		return nil, fmt.Errorf("fine-tune baseline: %w", err)
 	}
@@ -63,7 +68,7 @@ func LoadOrTrainFinetune(backend backends.Backend, m *fashion.Model, spec string
 		return nil, err
 	}
 	want.Result = summarize(res)
-	if err := hypernet.SaveWeights(m.Context(), ft.Scope(), filepath.Join(dir, FinetuneFile), want); err != nil {
+	if err := hypernet.SaveWeights(im.Context, ft.Scope(), filepath.Join(dir, FinetuneFile), want); err != nil {
 		return nil, err
 	}
 	return ft, nil

@@ -53,17 +53,7 @@ func FashionModel(m *fashion.Model) *infer.Model {
 // NewPipeline returns the inference pipeline over the embedded generator m, loading the
 // hypernetwork folders dirs (each under its folder's base name).
 func NewPipeline(backend backends.Backend, m *fashion.Model, dirs ...string) (*infer.Pipeline, error) {
-	p, err := infer.New(backend, FashionModel(m), DefaultChunk)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range dirs {
-		if _, err := p.LoadHypernet(d); err != nil {
-			p.Close()
-			return nil, err
-		}
-	}
-	return p, nil
+	return NewModelPipeline(backend, FashionModel(m), dirs...)
 }
 
 // ParseReward builds the reward for a spec over m's models.
@@ -71,13 +61,21 @@ func ParseReward(m *fashion.Model, spec string) (hypernoise.Reward, error) {
 	return imagerewards.Registry(m).Parse(spec)
 }
 
-// TrainHypernet trains a hypernetwork on m (which it modifies: the adapters live in m's context)
-// and writes it to opts.OutDir. A folder with a checkpoint and Resume set continues that run.
+// TrainHypernet trains a hypernetwork on the embedded generator m (which it modifies: the adapters
+// live in m's context) and writes it to opts.OutDir; see TrainModel.
 func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions, prog progress.Func) (*infer.Hypernet, *hypernet.TrainResult, error) {
+	return TrainModel(backend, FashionModel(m), opts, prog)
+}
+
+// TrainModel trains a hypernetwork for any generator (its adapters live in im.Context) with a reward
+// spec over im.Rewards, and writes it to opts.OutDir. A folder with a checkpoint and Resume set
+// continues that run.
+func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, prog progress.Func) (*infer.Hypernet, *hypernet.TrainResult, error) {
 	if opts.OutDir == "" {
 		return nil, nil, fmt.Errorf("no output folder")
 	}
-	reward, err := ParseReward(m, opts.RewardSpec)
+	m := im.Generator
+	reward, err := im.Rewards.Parse(opts.RewardSpec)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -100,7 +98,7 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	cfg.CheckpointDir = opts.OutDir
 	cfg.Resume, cfg.Force = opts.Resume, opts.Force
 	hcfg := infer.Config{
-		Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: BaseHash(m), RewardSpec: opts.RewardSpec,
+		Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: im.Hash, RewardSpec: opts.RewardSpec,
 		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
 	}
 	if opts.Reg == hypernet.RegLogDet {
@@ -118,7 +116,7 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	}
 	defer unlock()
 	if opts.Resume {
-		if hn, ok := finishedRun(opts.OutDir, m, mod, reward, hcfg); ok {
+		if hn, ok := finishedRun(opts.OutDir, im.Context, mod, reward, hcfg); ok {
 			s := hn.Config.Result
 			return hn, &hypernet.TrainResult{StartStep: s.Steps, Steps: s.Steps, Skipped: s.Skipped}, nil
 		}
@@ -131,7 +129,7 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	res, err := hypernet.Train(backend, m.Context(), prob, cfg, prog)
+	res, err := hypernet.Train(backend, im.Context, prob, cfg, prog)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -141,7 +139,7 @@ func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := saveHypernet(m, hn, opts.OutDir); err != nil {
+	if err := hypernet.SaveWeights(im.Context, hn.Scope, filepath.Join(opts.OutDir, infer.WeightsFile), hn.Config); err != nil {
 		return nil, nil, err
 	}
 	if len(res.Loss) > 1 {
@@ -173,6 +171,14 @@ func summarize(res *hypernet.TrainResult) *infer.TrainSummary {
 	if d := res.Metrics["logdet_diverged"]; len(d) > 0 {
 		s.Diverged = mean(d)
 	}
+	last := func(xs []float64) float64 {
+		if len(xs) == 0 {
+			return 0
+		}
+		return mean(xs[len(xs)-max(1, len(xs)/10):])
+	}
+	s.RegLast = last(res.Metrics["reg"])
+	s.SeriesLast = last(res.Metrics["logdet_series"])
 	return s
 }
 
@@ -191,10 +197,4 @@ func mean(xs []float64) float64 {
 		return 0
 	}
 	return s / float64(n)
-}
-
-// saveHypernet writes the modulator's weights (hypernet.safetensors) and the config
-// (hypernet.json) into dir, atomically, with hypernet.SaveWeights.
-func saveHypernet(m *fashion.Model, h *infer.Hypernet, dir string) error {
-	return hypernet.SaveWeights(m.Context(), h.Scope, filepath.Join(dir, infer.WeightsFile), h.Config)
 }

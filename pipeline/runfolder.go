@@ -12,7 +12,6 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
@@ -63,9 +62,9 @@ func clearRunFolder(dir string) error {
 
 // finishedRun reports whether dir holds the finished run that want describes (its hypernetwork
 // passes every integrity check, was trained for all of want's steps, with the same definition and
-// settings); it then loads its weights into m's context under mod's scope. Resuming a finished
+// settings); it then loads its weights into ctx under mod's scope. Resuming a finished
 // run thus changes nothing on disk.
-func finishedRun(dir string, m *fashion.Model, mod hypernoise.Modulator, reward hypernoise.Reward, want infer.Config) (*infer.Hypernet, bool) {
+func finishedRun(dir string, ctx *context.Context, mod hypernoise.Modulator, reward hypernoise.Reward, want infer.Config) (*infer.Hypernet, bool) {
 	data, err := os.ReadFile(filepath.Join(dir, infer.ConfigFile))
 	if err != nil {
 		return nil, false
@@ -82,7 +81,7 @@ func finishedRun(dir string, m *fashion.Model, mod hypernoise.Modulator, reward 
 		return nil, false
 	}
 	scope := context.ScopeSeparator + infer.SavedScope
-	if err := hypernet.LoadWeightsWith(m.Context(), filepath.Join(dir, infer.WeightsFile), nil,
+	if err := hypernet.LoadWeightsWith(ctx, filepath.Join(dir, infer.WeightsFile), nil,
 		ckpt.LoadOptions{Scopes: []string{scope}}); err != nil {
 		return nil, false
 	}

@@ -60,6 +60,11 @@ func (o SampleOptions) Validate() error {
 // prompt ids with the chosen method through the inference pipeline, and returns them with the
 // method's cost per image.
 func Sample(backend backends.Backend, m *fashion.Model, eps []float32, prompts []int32, o SampleOptions) ([]float32, hypernoise.Cost, error) {
+	return SampleModel(backend, FashionModel(m), eps, prompts, o)
+}
+
+// SampleModel is Sample for any model (e.g. one imported from ONNX).
+func SampleModel(backend backends.Backend, im *infer.Model, eps []float32, prompts []int32, o SampleOptions) ([]float32, hypernoise.Cost, error) {
 	if err := o.Validate(); err != nil {
 		return nil, hypernoise.Cost{}, err
 	}
@@ -67,7 +72,8 @@ func Sample(backend backends.Backend, m *fashion.Model, eps []float32, prompts [
 	if o.HypernetDir != "" {
 		dirs = append(dirs, o.HypernetDir)
 	}
-	p, err := NewPipeline(backend, m, dirs...)
+	m := im.Generator
+	p, err := NewModelPipeline(backend, im, dirs...)
 	if err != nil {
 		return nil, hypernoise.Cost{}, err
 	}
@@ -81,7 +87,7 @@ func Sample(backend backends.Backend, m *fashion.Model, eps []float32, prompts [
 	case o.Method == bestofn.Name && r.N == 0:
 		r.N = DefaultBestOfN
 	case o.Method == finetune.Name:
-		if err := LoadFinetune(p, m, o.HypernetDir); err != nil {
+		if err := loadFinetune(p, im, o.HypernetDir); err != nil {
 			return nil, hypernoise.Cost{}, err
 		}
 	}
@@ -101,12 +107,17 @@ func Sample(backend backends.Backend, m *fashion.Model, eps []float32, prompts [
 // LoadFinetune loads the fine-tune baseline cached in a hypernetwork folder (written by `hypernoise
 // eval`) into pipeline p, whose model is m, and makes it p's fine-tuned generator.
 func LoadFinetune(p *infer.Pipeline, m *fashion.Model, dir string) error {
+	return loadFinetune(p, FashionModel(m), dir)
+}
+
+func loadFinetune(p *infer.Pipeline, im *infer.Model, dir string) error {
+	m := im.Generator
 	var cfg FinetuneConfig
 	path := filepath.Join(dir, FinetuneConfigFile)
 	if err := ckpt.ReadJSON(path, &cfg); err != nil {
 		return fmt.Errorf("no fine-tune baseline in %s (%v); `hypernoise eval --hypernet %s` trains and caches it", dir, err, dir)
 	}
-	if cfg.BaseHash != BaseHash(m) {
+	if cfg.BaseHash != im.Hash {
 		return fmt.Errorf("%s: the fine-tune was trained for other %s weights", path, m.Name())
 	}
 	ft, err := finetune.New(m, cfg.Rank, 0, "finetune")

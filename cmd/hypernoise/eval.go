@@ -9,6 +9,7 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
@@ -46,20 +47,24 @@ diversity, network evaluations and seconds per image.
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	writeStats := fs.Bool("write-test-stats", false, "compute the held-out feature statistics of the test set into "+pipeline.TestStatsFile)
+	modelSpec := fs.String("model", "", modelFlagUsage+"; held-out metrics are then null")
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
+	}
+	if *modelSpec != "" && *writeStats {
+		return cli.Usagef("eval: --write-test-stats is for the embedded model, not --model")
 	}
 	backend, err := cli.Backend(*backendName)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
-	m, err := fashion.Default()
-	if err != nil {
-		return err
-	}
 	if *writeStats {
+		m, err := fashion.Default()
+		if err != nil {
+			return err
+		}
 		st, err := pipeline.ComputeTestStats(backend, m, "")
 		if err != nil {
 			return err
@@ -94,9 +99,25 @@ diversity, network evaluations and seconds per image.
 			o.Methods = append(o.Methods, name)
 		}
 	}
-	p, err := pipeline.NewPipeline(backend, m, *dir)
-	if err != nil {
-		return err
+	var p *infer.Pipeline
+	if *modelSpec != "" {
+		_, im, err := loadModel(*modelSpec, backend)
+		if err != nil {
+			return err
+		}
+		p, err = pipeline.NewModelPipeline(backend, im, *dir)
+		if err != nil {
+			return err
+		}
+	} else {
+		m, err := fashion.Default()
+		if err != nil {
+			return err
+		}
+		p, err = pipeline.NewPipeline(backend, m, *dir)
+		if err != nil {
+			return err
+		}
 	}
 	defer p.Close()
 	hn := p.Hypernets()[0]
@@ -108,6 +129,9 @@ diversity, network evaluations and seconds per image.
 		o.FinetuneSteps = hn.Config.Train.Steps
 	default:
 		o.FinetuneSteps = *ftSteps
+	}
+	if *modelSpec != "" {
+		return evalModel(env, p, hn, *dir, o, *out, *asJSON, *quiet)
 	}
 	rep, err := pipeline.Evaluate(p, hn, *dir, o, progress.New(env.Stderr, "eval", *quiet || *asJSON))
 	if err != nil {

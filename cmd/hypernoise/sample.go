@@ -65,6 +65,7 @@ in DIR by hypernoise eval).`)
 	fs.IntVar(&f.gen.N, "best-of", pipeline.DefaultBestOfN, "candidates per image for --method best-of-n")
 	fs.IntVar(&f.gen.Steps, "reno-steps", 0, fmt.Sprintf("ReNO iterations for --method reno (default %d) or hypernoise-reno (default %d)", pipeline.DefaultRenoSteps, pipeline.DefaultWarmSteps))
 	fs.Float64Var(&f.gen.Beta, "beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
+	modelSpec := fs.String("model", "", modelFlagUsage)
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -83,6 +84,12 @@ in DIR by hypernoise eval).`)
 	}
 	if err := checkBetaFlag(fs, f.gen.HypernetDir, f.gen.Beta); err != nil {
 		return err
+	}
+	if *modelSpec != "" {
+		if f.teacherSteps > 0 || f.weights != "" {
+			return cli.Usagef("--teacher-steps and --weights are for the embedded model, not --model")
+		}
+		return sampleModel(env, &f, seed, *modelSpec, *backendName)
 	}
 	if f.prompt == "" {
 		return cli.Usagef("--prompt is required; prompts: %s", strings.Join(fashion.Prompts, ", "))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/serve"
@@ -51,6 +52,7 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 	bestOf := fs.Int("best-of", def.BestOfN, "N of the best-of-n method")
 	renoSteps := fs.Int("reno-steps", def.RenoSteps, "iterations of the reno method")
 	warm := fs.Int("warm-steps", def.WarmSteps, "ReNO iterations of hypernoise-reno")
+	modelSpec := fs.String("model", "", modelFlagUsage)
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -70,13 +72,23 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 		return err
 	}
 	defer backend.Finalize()
-	m, err := fashion.Default()
-	if err != nil {
-		return err
-	}
-	p, err := pipeline.NewPipeline(backend, m, dirs...)
-	if err != nil {
-		return err
+	var p *infer.Pipeline
+	if *modelSpec != "" {
+		_, im, err := loadModel(*modelSpec, backend)
+		if err != nil {
+			return err
+		}
+		if p, err = pipeline.NewModelPipeline(backend, im, dirs...); err != nil {
+			return err
+		}
+	} else {
+		m, err := fashion.Default()
+		if err != nil {
+			return err
+		}
+		if p, err = pipeline.NewPipeline(backend, m, dirs...); err != nil {
+			return err
+		}
 	}
 	defer p.Close()
 	s, err := serve.New(p, cfg)
@@ -94,7 +106,7 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(env.Stdout, "serving %s with %d hypernetwork(s) on http://%s\n", m.Name(), len(dirs), ln.Addr())
+	fmt.Fprintf(env.Stdout, "serving %s with %d hypernetwork(s) on http://%s\n", p.Model().Generator.Name(), len(dirs), ln.Addr())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -58,6 +58,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	force := fs.Bool("force", false, "discard the run in --out, if any, and start over")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	modelSpec := fs.String("model", "", modelFlagUsage)
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -116,31 +117,59 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	if err := o.Train.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	if err := pipeline.CheckRewardSpec(o.RewardSpec); err != nil {
-		return cli.Usagef("train: %v", err)
+	if *modelSpec == "" {
+		if err := pipeline.CheckRewardSpec(o.RewardSpec); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
 	}
 	o.OutDir, o.Resume, o.Force = *out, *resume, *force
 	if err := pipeline.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	if err := cli.CheckMemory("train", pipeline.EstimateTrainBytes(o)); err != nil {
-		return err
-	}
-	m, err := fashion.Default()
-	if err != nil {
-		return err
-	}
-	if _, err := imagerewards.Registry(m).Parse(o.RewardSpec); err != nil {
-		return cli.Usagef("train: %v", err)
-	}
-	backend, err := cli.Backend(*backendName)
-	if err != nil {
-		return err
-	}
-	defer backend.Finalize()
-	hn, res, err := pipeline.TrainHypernet(backend, m, o, progress.New(env.Stderr, "train", *quiet || *asJSON))
-	if err != nil {
-		return err
+	prog := progress.New(env.Stderr, "train", *quiet || *asJSON)
+	var hn *infer.Hypernet
+	var res *hypernet.TrainResult
+	if *modelSpec != "" {
+		backend, err := cli.Backend(*backendName)
+		if err != nil {
+			return err
+		}
+		defer backend.Finalize()
+		m, im, err := loadModel(*modelSpec, backend)
+		if err != nil {
+			return err
+		}
+		if !flagSet(fs, "reward") {
+			o.RewardSpec = im.DefaultReward
+		}
+		if _, err := im.Rewards.Parse(o.RewardSpec); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
+		if err := checkModulator(m, o.Modulator.Kind); err != nil {
+			return err
+		}
+		if hn, res, err = pipeline.TrainModel(backend, im, o, prog); err != nil {
+			return err
+		}
+	} else {
+		if err := cli.CheckMemory("train", pipeline.EstimateTrainBytes(o)); err != nil {
+			return err
+		}
+		m, err := fashion.Default()
+		if err != nil {
+			return err
+		}
+		if _, err := imagerewards.Registry(m).Parse(o.RewardSpec); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
+		backend, err := cli.Backend(*backendName)
+		if err != nil {
+			return err
+		}
+		defer backend.Finalize()
+		if hn, res, err = pipeline.TrainHypernet(backend, m, o, prog); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return cli.WriteJSON(env.Stdout, hn.Config)

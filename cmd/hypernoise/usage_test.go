@@ -60,6 +60,14 @@ func TestUsageErrorsUpFront(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
 		}
 	}
+	// Sampling runs in chunks (ReNO and best-of-N included), so only the kept images grow with
+	// --n: the largest request (40960 images) fits 16 GiB and is refused up front under 1 GiB.
+	t.Setenv(cli.EnvMemBudget, "1GiB")
+	var stdout, stderr bytes.Buffer
+	args := []string{"sample", "--prompt", "all", "--n", "4096", "--method", "reno"}
+	if code := cli.Main("hypernoise", about, commands, args, &stdout, &stderr); code != cli.ExitUsage || !strings.Contains(stderr.String(), "more than the budget") {
+		t.Errorf("%v under a 1 GiB budget: exit %d, stderr %q", args, code, stderr.String())
+	}
 }
 
 // TestGoStockNotOffered: the backend list in --help does not offer go-stock.

@@ -31,12 +31,12 @@ const (
 
 // Model is an imported generator and its rewards, with all weights (frozen) in one context.
 type Model struct {
-	Spec     *Spec
-	SpecPath string
-	ctx      *context.Context
-	gen      *shim.Model
-	rewards  map[string]*shim.Model
-	imgDims  []int // one generated sample's dimensions, without the batch axis
+	Spec       *Spec
+	SpecPath   string
+	ctx        *context.Context
+	gen        *shim.Model
+	rewards    map[string]*shim.Model
+	nativeDims []int // one generated sample's dimensions in the generator's own layout
 }
 
 // Load reads a spec and its ONNX files and checks them against each other by building the
@@ -179,8 +179,8 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 	const b = 2
 	eps := Parameter(gr, "eps", shapes.Make(dtypes.Float32, append([]int{b}, g.NoiseShape...)...))
 	prompts := Parameter(gr, "prompts", shapes.Make(dtypes.Int32, b))
-	x := m.Generate(m.ctx, eps, prompts)
-	m.imgDims = x.Shape().Dimensions[1:]
+	x := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(eps, prompts), g.Output)[0]
+	m.nativeDims = x.Shape().Dimensions[1:]
 	if x.Shape().Dim(0) != b || x.DType() != dtypes.Float32 {
 		return m.specErr("generator.output", "%q is %s for a batch of %d, want float32 [batch, ...]", g.Output, x.Shape(), b)
 	}
@@ -188,16 +188,17 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 		return err
 	}
 	if g.BackboneOutput != "" {
-		bb := m.gen.Call(m.ctx.In(ScopeGenerator), eps.Graph(), m.feed(eps, prompts), g.BackboneOutput)[0]
+		bb := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(eps, prompts), g.BackboneOutput)[0]
 		if !slices.Equal(bb.Shape().Dimensions, eps.Shape().Dimensions) {
 			return m.specErr("generator.backbone_output", "%q is shaped %v for noise %v; the backbone output must have the noise's shape", g.BackboneOutput, bb.Shape().Dimensions, eps.Shape().Dimensions)
 		}
 	}
+	x = m.Generate(m.ctx, eps, prompts)
 	for _, rn := range m.Spec.RewardNames() {
 		rs := m.Spec.Rewards[rn]
 		v, _ := m.rewards[rn].Input(rs.ImageInput)
-		if !shapeFits(v.Dims, x.Shape().Dimensions[1:]) {
-			return m.specErr("rewards."+rn+".image_input", "input %q of %s is shaped %s, but the generator makes %v", rs.ImageInput, rs.ONNX, dimsString(v.Dims), x.Shape().Dimensions)
+		if !shapeFits(v.Dims, m.nativeDims) {
+			return m.specErr("rewards."+rn+".image_input", "input %q of %s is shaped %s, but the generator makes %v per sample", rs.ImageInput, rs.ONNX, dimsString(v.Dims), m.nativeDims)
 		}
 		phase, phaseFile = "rewards."+rn, rs.ONNX
 		s := m.score(m.ctx, rn, x, prompts, true)
@@ -287,9 +288,53 @@ func (m *Model) Prompts() []string {
 }
 
 // Generate implements hypernoise.Generator: the ONNX generator's output for noise eps
-// [B, noise_shape...] and prompt ids [B], in the model's own layout and range.
+// [B, noise_shape...] and prompt ids [B]. Images (a rank-4 output) are returned like the embedded
+// model's, [B, H, W, C] with values in [0, 1]: the spec's layout and range are undone here (an affine
+// map and a transpose, no clipping), and redone before the rewards see them, so every method, grid
+// writer and server handles imported images as it handles the embedded ones. Other outputs are
+// returned as they are.
 func (m *Model) Generate(ctx *context.Context, eps, prompts *Node) *Node {
-	return m.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), m.feed(eps, prompts), m.Spec.Generator.Output)[0]
+	x := m.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), m.feed(eps, prompts), m.Spec.Generator.Output)[0]
+	if !m.isImage() {
+		return x
+	}
+	if m.layout() == "NCHW" {
+		x = TransposeAllAxes(x, 0, 2, 3, 1)
+	}
+	if r := m.Spec.Generator.Range; r != nil {
+		x = MulScalar(AddScalar(x, -r[0]), 1/(r[1]-r[0]))
+	}
+	return x
+}
+
+// ImageDims returns [H, W, C] of Generate's images, or nil when the output is not an image batch.
+func (m *Model) ImageDims() []int {
+	if !m.isImage() {
+		return nil
+	}
+	d := m.nativeDims
+	if m.layout() == "NCHW" {
+		return []int{d[1], d[2], d[0]}
+	}
+	return slices.Clone(d)
+}
+
+// isImage reports whether the generator's output is an image batch (rank 4).
+func (m *Model) isImage() bool { return len(m.nativeDims) == 3 }
+
+// toNative maps Generate's images back to the generator's own layout and range (the rewards'
+// input format).
+func (m *Model) toNative(x *Node) *Node {
+	if !m.isImage() {
+		return x
+	}
+	if r := m.Spec.Generator.Range; r != nil {
+		x = AddScalar(MulScalar(x, r[1]-r[0]), r[0])
+	}
+	if m.layout() == "NCHW" {
+		x = TransposeAllAxes(x, 0, 3, 1, 2)
+	}
+	return x
 }
 
 // HasBackbone reports whether the spec names a noise-shaped backbone output (or the generator's
@@ -301,7 +346,7 @@ func (m *Model) backboneName() string {
 	if g.BackboneOutput != "" {
 		return g.BackboneOutput
 	}
-	if slices.Equal(m.imgDims, g.NoiseShape) {
+	if slices.Equal(m.nativeDims, g.NoiseShape) {
 		return g.Output
 	}
 	return ""
@@ -340,7 +385,7 @@ func (m *Model) CheckLoRA() error {
 func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, check bool) *Node {
 	rs := m.Spec.Rewards[rn]
 	rg := m.rewards[rn]
-	in := map[string]*Node{rs.ImageInput: x}
+	in := map[string]*Node{rs.ImageInput: m.toNative(x)}
 	if rs.PromptInput != "" {
 		v, _ := rg.Input(rs.PromptInput)
 		in[rs.PromptInput] = ConvertDType(prompts, v.DType)
@@ -378,19 +423,4 @@ func (m *Model) Registry() *rewards.Registry {
 		_ = r.Register(name, summary, func() (hypernoise.Reward, error) { return rw, nil })
 	}
 	return r
-}
-
-// Images maps generated samples x (the generator's layout and range) to images [B, H, W, C] with
-// values in [0, 1] (clipped), for writing grids.
-func (m *Model) Images(x *Node) *Node {
-	if x.Rank() != 4 {
-		panic(fmt.Errorf("model %q: samples are %s, not images", m.Name(), x.Shape()))
-	}
-	if m.layout() == "NCHW" {
-		x = TransposeAllAxes(x, 0, 2, 3, 1)
-	}
-	if r := m.Spec.Generator.Range; r != nil {
-		x = MulScalar(AddScalar(x, -r[0]), 1/(r[1]-r[0]))
-	}
-	return ClipScalar(x, 0, 1)
 }

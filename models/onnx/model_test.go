@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,21 +69,29 @@ func TestLoadFixture(t *testing.T) {
 	out := execIn(t, be, m.Context(), func(ctx *context.Context, eps, p *Node) []*Node {
 		x := gen.Generate(ctx, eps, p)
 		rw, _ := m.Reward("score")
-		return []*Node{x, m.Images(x), rw.Score(ctx, x, p)}
+		return []*Node{x, rw.Score(ctx, x, p)}
 	}, tensors.FromFlatDataAndDimensions(noise, 2, 4, 8, 8), prompts)
-	got := tensors.MustCopyFlatData[float32](out[0])
+	if d := out[0].Shape().Dimensions; !slices.Equal(d, []int{2, 32, 32, 3}) {
+		t.Fatalf("Generate gives %v, want images [2,32,32,3] (NHWC)", d)
+	}
+	got := tensors.MustCopyFlatData[float32](out[0]) // NHWC; PyTorch's reference is NCHW
 	want := ref.Outputs["image"].Data
 	worst := 0.0
-	for i := range want {
-		worst = math.Max(worst, math.Abs(float64(got[i])-want[i]))
+	for b := range 2 {
+		for c := range 3 {
+			for y := range 32 {
+				for x := range 32 {
+					g := got[((b*32+y)*32+x)*3+c]
+					w := want[((b*3+c)*32+y)*32+x]
+					worst = math.Max(worst, math.Abs(float64(g)-w))
+				}
+			}
+		}
 	}
 	if worst > 1e-5 {
 		t.Errorf("image differs from PyTorch's by %.3g", worst)
 	}
-	if d := out[1].Shape().Dimensions; len(d) != 4 || d[1] != 32 || d[3] != 3 {
-		t.Errorf("Images gives %v, want [2,32,32,3]", d)
-	}
-	if d := out[2].Shape().Dimensions; len(d) != 1 || d[0] != 2 {
+	if d := out[1].Shape().Dimensions; len(d) != 1 || d[0] != 2 {
 		t.Errorf("reward gives %v, want [2]", d)
 	}
 }
@@ -244,8 +253,6 @@ func TestLoRAStartsAtZero(t *testing.T) {
 		t.Fatal("the LoRA branch stays zero with non-zero B")
 	}
 }
-
-var _ = context.New
 
 func loraCtx(t *testing.T, ctx *context.Context) *context.Context {
 	t.Helper()

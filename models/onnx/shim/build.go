@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -18,7 +17,7 @@ func VarName(initializer string) string {
 	return strings.ReplaceAll(initializer, context.ScopeSeparator, "|")
 }
 
-// IsWeight reports whether an initializer becomes a context variable (floating-point tensors) rather
+// isWeight reports whether an initializer becomes a context variable (floating-point tensors) rather
 // than a graph constant (integer and boolean tensors: shapes, axes, indices).
 func isWeight(t *tensors.Tensor) bool { return t.DType().IsFloat() }
 
@@ -459,8 +458,6 @@ func (g *Model) delegate(gr *Graph, inputs map[string]*Node, outputs []string) [
 	g.gm.InputsNames, g.gm.InputsShapes = names, dshapes
 	return g.gm.CallGraph(g.dummy, gr, inputs, outputs...)
 }
-
-var _ = dtypes.Float32
 
 // hasEvenKernel reports whether a Conv or ConvTranspose of the graph has an even kernel size.
 func (g *Model) hasEvenKernel() bool {

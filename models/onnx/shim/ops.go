@@ -8,8 +8,6 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/shapes"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // op is one of our own conversions: fn builds the node's outputs; check (optional) returns why a
@@ -459,12 +457,10 @@ func opConvTranspose(_ *builder, n *node, in []*Node) []*Node {
 	for i := range k {
 		span := dil[i] * (kernel[i] - 1)
 		lo, hi := span-pads[i][0], span-pads[i][1]+outPad[i]
-		spec := AxisRange()
 		if lo < 0 || hi < 0 {
 			needCrop = true
 		}
 		cpads[i] = [2]int{max(lo, 0), max(hi, 0)}
-		_ = spec
 	}
 	// flip spatial axes, swap channel axes: [C, O, k...] -> [O, C, k...]
 	spatial := make([]int, k)
@@ -563,14 +559,13 @@ func reduceOp(kind string) func(*builder, *node, []*Node) []*Node {
 	return func(b *builder, n *node, in []*Node) []*Node {
 		x := in[0]
 		var axes []int
-		hasAxes := false
 		if len(in) > 1 && in[1] != nil {
-			axes, hasAxes = b.constInts(n, in[1], "axes"), true
-		} else if _, ok := n.attrs["axes"]; ok {
-			axes, hasAxes = n.intsAttr("axes"), true
+			axes = b.constInts(n, in[1], "axes")
+		} else {
+			axes = n.intsAttr("axes")
 		}
 		if len(axes) == 0 {
-			if hasAxes && n.intAttr("noop_with_empty_axes", 0) != 0 || !hasAxes && n.intAttr("noop_with_empty_axes", 0) != 0 {
+			if n.intAttr("noop_with_empty_axes", 0) != 0 {
 				return one(x)
 			}
 			axes = nil
@@ -628,6 +623,3 @@ func argOp(isMax bool) func(*builder, *node, []*Node) []*Node {
 		return one(y)
 	}
 }
-
-var _ = shapes.Make
-var _ = tensors.FromShape

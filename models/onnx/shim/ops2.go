@@ -210,16 +210,7 @@ func opSlice(b *builder, n *node, in []*Node) []*Node {
 	if len(reverse) > 0 {
 		x = Reverse(x, reverse...)
 	}
-	for a, sp := range specs {
-		_ = a
-		_ = sp
-	}
-	return one(sliceOrEmpty(x, specs))
-}
-
-// sliceOrEmpty slices x, producing an empty tensor where a range is empty.
-func sliceOrEmpty(x *Node, specs []SliceAxisSpec) *Node {
-	return Slice(x, specs...)
+	return one(Slice(x, specs...))
 }
 
 // opReshape: the target shape (constant); 0 copies the input's dimension unless allowzero=1, and

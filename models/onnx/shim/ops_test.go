@@ -12,6 +12,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/nn"
 )
 
 // TestUnsupportedAllAtOnce renames two op types in the fixture generator and checks that Load
@@ -139,5 +140,82 @@ func TestGelu(t *testing.T) {
 				t.Errorf("%s: gelu(%g) = %g, want %g", approx, f, got[i], want)
 			}
 		}
+	}
+}
+
+// TestLoRAOnGemmAndMatMul runs the fixture reward under nn.WithLoRA: every Gemm and MatMul with a
+// stored weight gets adapter factors, the outputs are unchanged at initialization (B = 0), and with
+// OutputOnly a Gemm output is replaced by its LoRA branch (zero at initialization); an output that
+// no layer produces is refused with a message naming the MLP modulator.
+func TestLoRAOnGemmAndMatMul(t *testing.T) {
+	be := testBackend(t)
+	m, err := Load(filepath.Join(testdata, "reward.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.New()
+	m.CreateVariables(ctx)
+	img := make([]float32, 2*3*32*32)
+	for i := range img {
+		img[i] = float32(i%17) / 17
+	}
+	const head = "/head/Gemm_output_0"
+	run := func(cfg nn.LoRA) []*tensors.Tensor {
+		e, err := context.NewExec(be, ctx, func(ctx *context.Context, x, p *Node) []*Node {
+			outs := m.Call(ctx, x.Graph(), map[string]*Node{"image": x, "prompt": p}, "score", head)
+			lctx, err := nn.WithLoRA(ctx, "lora", cfg)
+			if err != nil {
+				panic(err)
+			}
+			names := []string{"score", head}
+			if cfg.OutputOnly {
+				names = []string{head}
+			}
+			return append(outs, m.Call(lctx, x.Graph(), map[string]*Node{"image": x, "prompt": p}, names...)...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := e.Exec(tensors.FromFlatDataAndDimensions(img, 2, 3, 32, 32), []int64{0, 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := run(nn.LoRA{Rank: 2, Alpha: 4})
+	for i, name := range []string{"score", head} {
+		a, b := tensors.MustCopyFlatData[float32](out[i]), tensors.MustCopyFlatData[float32](out[2+i])
+		for k := range a {
+			if a[k] != b[k] {
+				t.Fatalf("%s under LoRA differs at initialization: %g vs %g", name, b[k], a[k])
+			}
+		}
+	}
+	adapted := map[string]bool{}
+	for v := range ctx.IterVariables() {
+		if v.Name() == "lora_b" {
+			adapted[v.Scope()] = true
+		}
+	}
+	ops := map[string]int{}
+	for _, n := range m.nodes {
+		if (n.op == "Gemm" || n.op == "MatMul") && m.adaptable(n) {
+			ops[n.op]++
+			if !adapted["/lora/"+VarName(n.in[1])] {
+				t.Errorf("%s has no adapter (adapters: %v)", n, adapted)
+			}
+		}
+	}
+	if ops["Gemm"] == 0 || ops["MatMul"] == 0 {
+		t.Fatalf("the fixture reward should have adaptable Gemm and MatMul nodes, found %v", ops)
+	}
+	out = run(nn.LoRA{Rank: 2, Alpha: 4, OutputOnly: true})
+	for _, v := range tensors.MustCopyFlatData[float32](out[2]) {
+		if v != 0 {
+			t.Fatalf("output-only LoRA of %s is not zero at initialization: %g", head, v)
+		}
+	}
+	if err := m.CheckOutputLayer("score"); err == nil || !strings.Contains(err.Error(), "MLP modulator") {
+		t.Errorf("score is a sum, not a layer output; want a refusal naming the MLP modulator, got %v", err)
 	}
 }

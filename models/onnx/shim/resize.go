@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"fmt"
 	"math"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -185,5 +184,3 @@ func alongAxis(x, m *Node, a int) *Node {
 	}
 	return TransposeAllAxes(y, perm...)
 }
-
-var _ = fmt.Sprint

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hypernoise/hypernoise/bench"
+	"github.com/hypernoise/hypernoise/cli"
+)
+
+func init() {
+	commands = append(commands, cli.Command{
+		Name:    "bench",
+		Summary: "time matmul, the HyperNoise step, ReNO and sampling, beside PyTorch when installed",
+		Run:     runBench,
+	})
+}
+
+func runBench(env *cli.Env, args []string) error {
+	fs := env.FlagSet("bench", `Usage: hypernoise bench [--json] [--backend NAME] [--torch-dir DIR | --no-torch]
+
+Times, on the selected backend: a 1024^3 float32 matmul (GFLOP/s), one HyperNoise training step on
+the embedded default (batch 32, LoRA rank 8, align reward, AdamW), one ReNO iteration and one
+HyperNoise sample (ms per image), and the MLP and conv-net training steps of the compute benchmarks.
+When /usr/bin/python3 has torch, the PyTorch scripts in ../shared/bench (or --torch-dir) time the same
+steps in the same run and each ratio is printed. Takes a few minutes.`)
+	backendName := cli.BackendFlag(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	torchDir := fs.String("torch-dir", "", "folder with the PyTorch scripts (default: ../shared/bench above the working directory)")
+	noTorch := fs.Bool("no-torch", false, "do not run the PyTorch scripts")
+	python := fs.String("python", bench.DefaultPython, "Python interpreter with torch")
+	steps := fs.Int("steps", 10, "timed steps per training benchmark")
+	if err := env.Parse(fs, args, false); err != nil {
+		return err
+	}
+	if *steps < 1 || *steps > 1000 {
+		return cli.Usagef("--steps must be in [1, 1000], got %d", *steps)
+	}
+	dir := *torchDir
+	if *noTorch {
+		if dir != "" {
+			return cli.Usagef("--torch-dir and --no-torch exclude each other")
+		}
+	} else if dir == "" {
+		dir = bench.FindTorchDir()
+	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return cli.Usagef("--torch-dir %q is not a folder", dir)
+	}
+	backend, err := cli.Backend(*backendName)
+	if err != nil {
+		return err
+	}
+	defer backend.Finalize()
+	opts := bench.Options{TorchDir: dir, Python: *python, Steps: *steps}
+	if !*asJSON {
+		opts.Log = func(line string) { fmt.Fprintln(env.Stderr, "bench: "+line) }
+	}
+	res, err := bench.Run(backend, opts)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return cli.WriteJSON(env.Stdout, res)
+	}
+	bench.WriteTable(env.Stdout, res)
+	if !*noTorch && res.Torch == nil {
+		why := res.TorchError
+		if dir == "" {
+			why = "no ../shared/bench folder found; pass --torch-dir"
+		}
+		fmt.Fprintf(env.Stdout, "PyTorch: not run (%s)\n", why)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package compute
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// TestFastOpsMatchStock compares the patched backend's Slice and broadcasting Add/Sub/Mul with
+// unpatched SimpleGo on layouts that exercise every branch: whole trailing axes, strided last axis,
+// strided middle axis, broadcasting on leading, middle and trailing axes, both operands broadcast.
+func TestFastOpsMatchStock(t *testing.T) {
+	fast := testBackend(t)
+	stock, err := NewBackend(StockName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stock.Finalize()
+	slice := func(specs ...graph.SliceAxisSpec) func(in []*graph.Node) *graph.Node {
+		return func(in []*graph.Node) *graph.Node { return graph.Slice(in[0], specs...) }
+	}
+	bin := func(f func(a, b *graph.Node) *graph.Node) func(in []*graph.Node) *graph.Node {
+		return func(in []*graph.Node) *graph.Node { return f(in[0], in[1]) }
+	}
+	cases := []gradCase{
+		{"slice/whole", slice(), [][]int{{3, 4}}},
+		{"slice/rows", slice(graph.AxisRange(1, 3)), [][]int{{4, 5, 2}}},
+		{"slice/last-axis-strided", slice(graph.AxisRange(), graph.AxisRange(1, 7).Stride(2)), [][]int{{3, 8}}},
+		{"slice/middle-strided", slice(graph.AxisRange(), graph.AxisRange(0, 5).Stride(2), graph.AxisRange(1, 3)), [][]int{{2, 6, 4, 3}}},
+		{"slice/im2col-like", slice(graph.AxisRange(), graph.AxisRange(1, 6).Stride(2), graph.AxisRange(2, 7).Stride(2), graph.AxisRange()), [][]int{{2, 8, 9, 3}}},
+		{"slice/single-element", slice(graph.AxisElem(1), graph.AxisElem(2)), [][]int{{3, 4}}},
+		{"add/bias", bin(graph.Add), [][]int{{4, 5}, {1, 5}}},
+		{"add/column", bin(graph.Add), [][]int{{4, 5}, {4, 1}}},
+		{"sub/middle", bin(graph.Sub), [][]int{{2, 1, 3}, {2, 4, 3}}},
+		{"mul/both-broadcast", bin(graph.Mul), [][]int{{3, 1, 5, 1}, {1, 4, 5, 2}}},
+		{"mul/groupnorm-like", bin(graph.Mul), [][]int{{2, 6, 3, 4}, {2, 1, 3, 1}}},
+		{"sub/lhs-broadcast", bin(graph.Sub), [][]int{{1, 5}, {3, 5}}},
+	}
+	before := statFastOps.Load()
+	for _, c := range cases {
+		for _, f32 := range []bool{true, false} {
+			in := func() []*tensors.Tensor {
+				in := c.inputs(9)
+				if f32 {
+					for i := range in {
+						in[i] = toFloat32(in[i])
+					}
+				}
+				return in
+			}
+			fn := func(nodes []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(nodes)} }
+			got := eval(t, fast, fn, in()...)[0]
+			want := eval(t, stock, fn, in()...)[0]
+			if len(got) != len(want) {
+				t.Fatalf("%s: %d values, SimpleGo gives %d", c.name, len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] && !(math.IsNaN(got[i]) && math.IsNaN(want[i])) {
+					t.Errorf("%s (float32 %v): entry %d = %g, SimpleGo gives %g", c.name, f32, i, got[i], want[i])
+					break
+				}
+			}
+		}
+	}
+	if ran := statFastOps.Load() - before; ran < int64(2*len(cases)-2) { // slice/whole may be elided
+		t.Errorf("only %d of %d ops ran on the fast kernels", ran, 2*len(cases))
+	}
+}
+
+// TestSliceCopy checks the run-copying slice against the definition on a rank-3 strided slice.
+func TestSliceCopy(t *testing.T) {
+	in := []int{4, 5, 6}
+	src := make([]int, 120)
+	for i := range src {
+		src[i] = i
+	}
+	starts, strides := []int{1, 0, 1}, []int{2, 2, 3}
+	out := []int{2, 3, 2}
+	dst := make([]int, 12)
+	sliceCopy(dst, src, in, out, starts, strides)
+	o := 0
+	for i := range out[0] {
+		for j := range out[1] {
+			for k := range out[2] {
+				want := (starts[0]+i*strides[0])*30 + (starts[1]+j*strides[1])*6 + starts[2] + k*strides[2]
+				if dst[o] != want {
+					t.Fatalf("dst[%d] = %d, want %d", o, dst[o], want)
+				}
+				o++
+			}
+		}
+	}
+}
