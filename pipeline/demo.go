@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/eval/compositional"
 	"github.com/hypernoise/hypernoise/eval/report"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
@@ -19,6 +20,8 @@ type DemoOptions struct {
 	Quick      bool
 	Seed       int64
 	Brightness bool // also train and show a brightness hypernetwork (base vs HyperNoise)
+	// Compositional also runs the compositional benchmark (eval/compositional).
+	Compositional bool
 }
 
 // DemoResult is the demo's metrics.json.
@@ -27,6 +30,8 @@ type DemoResult struct {
 	Seconds    float64     `json:"seconds"`
 	Align      *EvalReport `json:"align"`
 	Brightness *EvalReport `json:"brightness,omitempty"`
+	// Compositional is the compositional benchmark (class + attribute prompts, held-out checks).
+	Compositional *compositional.Result `json:"compositional,omitempty"`
 	// TrainSeconds of each hypernetwork.
 	TrainSeconds map[string]float64 `json:"train_seconds"`
 }
@@ -76,6 +81,16 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 			return nil, err
 		}
 	}
+	if opts.Compositional {
+		m, err := fashion.Default()
+		if err != nil {
+			return nil, err
+		}
+		co := CompositionalOptions(opts.Quick, opts.Seed)
+		if res.Compositional, err = compositional.Run(backend, m, co, log, progress.New(log, "compositional", quiet)); err != nil {
+			return nil, err
+		}
+	}
 	res.Seconds = time.Since(start).Seconds()
 	if err := WriteDemoReport(opts.OutDir, res); err != nil {
 		return nil, err
@@ -119,6 +134,14 @@ func WriteDemoReport(dir string, res *DemoResult) error {
 			return err
 		}
 		page.Images = append(page.Images, g...)
+	}
+	if res.Compositional != nil {
+		tables, imgs, err := res.Compositional.WriteReport(dir, "compositional_")
+		if err != nil {
+			return err
+		}
+		page.Tables = append(page.Tables, tables...)
+		page.Images = append(page.Images, imgs...)
 	}
 	html, err := report.HTML(page)
 	if err != nil {

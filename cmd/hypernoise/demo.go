@@ -21,12 +21,14 @@ func runDemo(env *cli.Env, args []string) error {
 
 On the embedded Fashion-MNIST generator, with no dataset and no download: trains a noise
 hypernetwork for prompt alignment, compares it with base sampling, best-of-N, ReNO, fine-tuning and
-HyperNoise+ReNO, trains a second one for brightness, and writes DIR/index.html with metrics.json,
+HyperNoise+ReNO, trains a second one for brightness, runs the compositional benchmark (class +
+attribute prompts such as "a dark sneaker", scored by held-out checks), and writes DIR/index.html with metrics.json,
 image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lower precision).`)
 	out := fs.String("out", "hypernoise-demo", "report folder")
 	quick := fs.Bool("quick", false, "fewer training steps and evaluation seeds")
 	seed := fs.Int64("seed", 1, "training seed")
 	noBright := fs.Bool("no-brightness", false, "skip the brightness hypernetwork")
+	noComp := fs.Bool("no-compositional", false, "skip the compositional benchmark")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print metrics.json to stdout")
 	backendName := cli.BackendFlag(fs)
@@ -39,7 +41,7 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	}
 	defer backend.Finalize()
 	log := env.Stderr
-	res, err := pipeline.Demo(backend, pipeline.DemoOptions{OutDir: *out, Quick: *quick, Seed: *seed, Brightness: !*noBright}, log, *quiet || *asJSON)
+	res, err := pipeline.Demo(backend, pipeline.DemoOptions{OutDir: *out, Quick: *quick, Seed: *seed, Brightness: !*noBright, Compositional: !*noComp}, log, *quiet || *asJSON)
 	if err != nil {
 		return err
 	}
@@ -49,6 +51,9 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	fmt.Fprint(env.Stdout, res.Align.Text())
 	if res.Brightness != nil {
 		fmt.Fprintf(env.Stdout, "\nbrightness reward:\n%s", res.Brightness.Text())
+	}
+	if res.Compositional != nil {
+		fmt.Fprintf(env.Stdout, "\ncompositional prompts:\n%s", res.Compositional.Text())
 	}
 	fmt.Fprintf(env.Stdout, "report: %s (%.0f s)\n", filepath.Join(*out, "index.html"), res.Seconds)
 	return nil

@@ -51,6 +51,7 @@ atomically every 100 steps in --state; running the same command again resumes an
 	steps := fs.Int("steps", 0, "training steps (0: the part's default)")
 	pairs := fs.Int("pairs", 0, "student: number of distillation pairs (0: the default)")
 	samples := fs.Int("eval-samples", 0, "generated images per evaluation (0: the default)")
+	arch := fs.String("arch", fashion.CurrentArch, "architecture of autoencoder, teacher and student: "+fashion.ArchV2+" (current) or "+fashion.ArchV1+" (the first default)")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	backendName := cli.BackendFlag(fs)
 	// Allow the part before or after the flags.
@@ -76,6 +77,9 @@ atomically every 100 steps in --state; running the same command again resumes an
 	if *pairs < 0 || *samples < 0 || (*samples > 0 && *samples < 10) {
 		return cli.Usagef("train: --pairs must be >= 0 and --eval-samples 0 or >= 10")
 	}
+	if *arch != fashion.ArchV1 && *arch != fashion.ArchV2 {
+		return cli.Usagef("train: --arch must be %s or %s, got %q", fashion.ArchV1, fashion.ArchV2, *arch)
+	}
 	if *steps < 0 {
 		return cli.Usagef("train: --steps must be >= 0, got %d", *steps)
 	}
@@ -88,9 +92,12 @@ atomically every 100 steps in --state; running the same command again resumes an
 		opt := fashion.TrainOptions{Out: *out, State: *state, DataDir: *data,
 			Command:  "hypernoise zoo train " + p,
 			Progress: progress.New(env.Stderr, "zoo train "+p, *quiet), Log: env.Stdout,
-			Pairs: *pairs, Samples: *samples}
+			Pairs: *pairs, Samples: *samples, Arch: *arch}
+		if *arch != fashion.CurrentArch {
+			opt.Command += " --arch " + *arch
+		}
 		if *steps > 0 {
-			c := fashion.DefaultConfigs[p]
+			c := fashion.ConfigFor(p, *arch)
 			c.Steps = *steps
 			opt.Config = &c
 			opt.Command += fmt.Sprintf(" --steps %d", *steps)

@@ -97,14 +97,8 @@ func flowNet(ctx *context.Context, x, t, c *Node) *Node {
 // space-to-depth input, SiLU and group norm, conv widths 32/64/64: a different network from
 // heldOutNet.)
 func classifierNet(ctx *context.Context, x *Node) *Node {
-	b := x.Shape().Dim(0)
-	h := spaceToDepth(x)                                                              // 14x14x4
-	h = silu(nn.GroupNorm(ctx.In("norm1"), nn.Conv(ctx.In("conv1"), h, 32, 3, 1), 8)) // 14x14x32
-	h = silu(nn.GroupNorm(ctx.In("norm2"), nn.Conv(ctx.In("conv2"), h, 64, 3, 2), 8)) // 7x7x64
-	h = silu(nn.GroupNorm(ctx.In("norm3"), nn.Conv(ctx.In("conv3"), h, 64, 3, 1), 8)) // 7x7x64
-	h = Reshape(h, b, -1)
-	h = silu(nn.Dense(ctx.In("dense"), h, 128))
-	return nn.OutputDense(ctx.In("out"), h, NumClasses)
+	_, logits := classifierActivations(ctx, x)
+	return logits
 }
 
 // heldOutNet is the held-out evaluator, a different architecture from classifierNet (strided

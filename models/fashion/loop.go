@@ -22,8 +22,8 @@ import (
 // of the peak learning rate, a periodic atomic checkpoint of all the training state (weights,
 // optimizer moments, step) and resumption from that checkpoint.
 type loop struct {
-	name      string // for progress lines
-	scope     string // the trained variables' scope, e.g. "teacher"
+	name      string   // for progress lines
+	scopes    []string // the trained variables' scopes, e.g. "teacher"
 	steps     int
 	lr        float64
 	warmup    int
@@ -41,12 +41,16 @@ func seedContext(ctx *context.Context, seed int64) {
 	}
 }
 
-// freezeOutside marks trainable exactly the float variables under /scope.
-func freezeOutside(ctx *context.Context, scope string) {
-	prefix := context.ScopeSeparator + scope
+// freezeOutside marks trainable exactly the variables under one of the scopes /scope.
+func freezeOutside(ctx *context.Context, scopes ...string) {
 	for v := range ctx.IterVariables() {
 		s := v.Scope()
-		v.SetTrainable(s == prefix || strings.HasPrefix(s, prefix+context.ScopeSeparator))
+		train := false
+		for _, scope := range scopes {
+			prefix := context.ScopeSeparator + scope
+			train = train || s == prefix || strings.HasPrefix(s, prefix+context.ScopeSeparator)
+		}
+		v.SetTrainable(train)
 	}
 }
 
@@ -81,7 +85,7 @@ func (l *loop) run(backend backends.Backend, ctx *context.Context,
 			}
 		}
 	}
-	freezeOutside(ctx, l.scope)
+	freezeOutside(ctx, l.scopes...)
 	opt := optimizers.Adam().LearningRate(l.lr).Done()
 	lrVar := optimizers.LearningRateVar(ctx, dtypes.Float32, l.lr)
 	exec, err := context.NewExec(backend, ctx, func(ctx *context.Context, in []*Node) *Node {

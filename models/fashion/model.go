@@ -110,8 +110,18 @@ func LoadFS(fsys fs.FS) (m *Model, err error) {
 		if err != nil {
 			continue
 		}
-		if _, err := ckpt.Decode(m.ctx, data); err != nil {
+		meta, err := ckpt.Decode(m.ctx, data)
+		if err != nil {
 			return nil, fmt.Errorf("fashion %s weights: %w", part, err)
+		}
+		if versioned[part] {
+			arch := meta["arch"]
+			if arch == "" {
+				arch = ArchV1
+			}
+			if err := SetArch(m.ctx, part, arch); err != nil {
+				return nil, fmt.Errorf("fashion %s weights: %w", part, err)
+			}
 		}
 		m.parts[part] = true
 	}
@@ -136,6 +146,15 @@ func LoadFS(fsys fs.FS) (m *Model, err error) {
 
 // Context is the root context holding the (frozen) weights; build graphs with it or a child.
 func (m *Model) Context() *context.Context { return m.ctx }
+
+// Arch is the architecture version (ArchV1, ArchV2) of a part's loaded weights; "" for a part
+// that has a single architecture or is not loaded.
+func (m *Model) Arch(part string) string {
+	if !versioned[part] || !m.parts[part] {
+		return ""
+	}
+	return archOf(m.ctx, part)
+}
 
 // Has reports whether a part's weights were loaded.
 func (m *Model) Has(part string) bool { return m.parts[part] }
@@ -190,7 +209,7 @@ const studentTime = 1.0
 func Student(ctx *context.Context, eps, prompts *Node) *Node {
 	b := eps.Shape().Dim(0)
 	t := Ones(eps.Graph(), shapes.Make(dtypes.Float32, b))
-	return flowNet(ctx.In(ScopeStudent), eps, MulScalar(t, studentTime), prompts)
+	return flow(ctx.In(ScopeStudent), "student", eps, MulScalar(t, studentTime), prompts)
 }
 
 // latentStats returns the per-channel mean and standard deviation [4] of the raw latents.
@@ -206,19 +225,19 @@ func latentStats(ctx *context.Context, g *Graph) (mu, sd *Node) {
 // Encode maps images x [B,28,28,1] in [0,1] to standardized latents (z_raw - mu) / sd, [B,7,7,4].
 func Encode(ctx *context.Context, x *Node) *Node {
 	mu, sd := latentStats(ctx, x.Graph())
-	return Div(Sub(encoderNet(ctx.In(ScopeAutoencoder), x), mu), sd)
+	return Div(Sub(encoder(ctx.In(ScopeAutoencoder), x), mu), sd)
 }
 
 // Decode maps standardized latents z [B,7,7,4] to images sigmoid(decoder(z sd + mu)) [B,28,28,1].
 func Decode(ctx *context.Context, z *Node) *Node {
 	mu, sd := latentStats(ctx, z.Graph())
-	return Sigmoid(decoderLogits(ctx.In(ScopeAutoencoder), Add(Mul(z, sd), mu)))
+	return Sigmoid(decoder(ctx.In(ScopeAutoencoder), Add(Mul(z, sd), mu)))
 }
 
 // TeacherVelocity is the teacher's velocity field v(x_t, t, c) for the straight path
 // x_t = (1-t) z + t eps (so v ≈ eps - z); c = NullClass gives the unconditional field.
 func TeacherVelocity(ctx *context.Context, x, t, c *Node) *Node {
-	return flowNet(ctx.In(ScopeTeacher), x, t, c)
+	return flow(ctx.In(ScopeTeacher), "teacher", x, t, c)
 }
 
 // TeacherSample integrates the teacher's guided ODE dx/dt = v_u + w (v_c - v_u) from t = 1 (x = eps)
@@ -233,6 +252,15 @@ func TeacherSample(ctx *context.Context, eps, prompts *Node, steps int, guidance
 	cc := Concatenate([]*Node{ConvertDType(prompts, dtypes.Int32), null}, 0)
 	x := eps
 	dt := 1.0 / float64(steps)
+	if guidance == 1 {
+		// v_u + 1 (v_c - v_u) = v_c: the unconditional field is not needed.
+		c := ConvertDType(prompts, dtypes.Int32)
+		for k := steps; k >= 1; k-- {
+			tt := BroadcastToDims(Scalar(g, dtypes.Float32, float64(k)*dt), b)
+			x = Sub(x, MulScalar(TeacherVelocity(ctx, x, tt, c), dt))
+		}
+		return x
+	}
 	for k := steps; k >= 1; k-- {
 		t := Scalar(g, dtypes.Float32, float64(k)*dt)
 		tt := BroadcastToDims(t, 2*b)

@@ -27,20 +27,27 @@ type TrainConfig struct {
 	Seed  int64
 }
 
-// DefaultConfigs are the configurations the shipped weights were trained with.
+// DefaultConfigs are the configurations the current architecture (CurrentArch) trains with.
 var DefaultConfigs = map[string]TrainConfig{
 	"classifier":    {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 101},
 	"heldout":       {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 202},
-	"autoencoder":   {Steps: 700, Batch: 32, LR: 2e-3, Seed: 303},
-	"teacher":       {Steps: 2000, Batch: 256, LR: 1e-3, Seed: 404},
-	"student":       {Steps: 1000, Batch: 256, LR: 3e-4, Seed: 505},
+	"autoencoder":   {Steps: 800, Batch: 32, LR: 2e-3, Seed: 313},
+	"teacher":       {Steps: 1500, Batch: 256, LR: 1e-3, Seed: 414},
+	"student":       {Steps: 800, Batch: 256, LR: 3e-4, Seed: 515},
 	"discriminator": {Steps: 400, Batch: 64, LR: 1e-3, Seed: 606},
+}
+
+// v1Configs are the configurations of the ArchV1 parts (the first embedded default).
+var v1Configs = map[string]TrainConfig{
+	"autoencoder": {Steps: 700, Batch: 32, LR: 2e-3, Seed: 303},
+	"teacher":     {Steps: 2000, Batch: 256, LR: 1e-3, Seed: 404},
+	"student":     {Steps: 1000, Batch: 256, LR: 3e-4, Seed: 505},
 }
 
 // Distillation and evaluation settings.
 const (
-	DistillPairs        = 16384 // (eps, teacher endpoint) pairs the student regresses on
-	DistillTeacherSteps = 16    // Euler steps of the teacher when making the pairs
+	DistillPairs        = 8192 // (eps, teacher endpoint) pairs the student regresses on
+	DistillTeacherSteps = 16   // Euler steps of the teacher when making the pairs
 	// DistillGuidance is the teacher's guidance scale for the pairs. 1 is the plain conditional
 	// teacher (no extra guidance): it keeps the student's held-out alignment well under 100%
 	// (78% for the teacher vs 92% at w = 2, same FD), leaving room for a reward to improve it.
@@ -50,7 +57,23 @@ const (
 	labelDropout    = 0.1   // probability of training the teacher on the null class
 	aeLatentNoise   = 0.05  // std of the noise added to raw latents while training the autoencoder
 	aeLatentPenalty = 1e-3  // weight of mean(z^2) in the autoencoder loss
+	// aePerceptual is the weight of the perceptual loss (reward-classifier features) in the v2
+	// autoencoder's loss.
+	aePerceptual = 0.25
+	// studentAdversarial is the weight of the non-saturating GAN loss (a latent critic) in the v2
+	// student's loss, next to the regression on the teacher's pairs.
+	studentAdversarial = 0.02
+	// criticLatents is the number of training-image latents the student's critic sees as real.
+	criticLatents = 10000
 )
+
+// ConfigFor is the default configuration of a part at an architecture version.
+func ConfigFor(part, arch string) TrainConfig {
+	if c, ok := v1Configs[part]; ok && arch == ArchV1 {
+		return c
+	}
+	return DefaultConfigs[part]
+}
 
 // TrainOptions say where a training run reads and writes.
 type TrainOptions struct {
@@ -60,6 +83,7 @@ type TrainOptions struct {
 	Config   *TrainConfig  // nil: DefaultConfigs[part]
 	Pairs    int           // student only: distillation pairs (0: DistillPairs)
 	Samples  int           // generated images per evaluation (0: EvalSamples)
+	Arch     string        // architecture version of autoencoder, teacher, student ("": CurrentArch)
 	Command  string        // the command line recorded in the figures
 	Progress progress.Func // may be nil
 	Log      io.Writer     // summary lines; may be nil
@@ -85,6 +109,10 @@ func Train(backend backends.Backend, part string, o TrainOptions) (fig *PartFigu
 	if !ok {
 		return nil, fmt.Errorf("unknown part %q; parts: %v", part, Parts)
 	}
+	if o.Arch == "" {
+		o.Arch = CurrentArch
+	}
+	cfg = ConfigFor(part, o.Arch)
 	if o.Config != nil {
 		cfg = *o.Config
 	}
@@ -103,6 +131,13 @@ func Train(backend backends.Backend, part string, o TrainOptions) (fig *PartFigu
 	start := time.Now()
 	ctx := context.New()
 	seedContext(ctx, cfg.Seed)
+	meta := map[string]string{"part": part}
+	if versioned[part] {
+		if err := SetArch(ctx, part, o.Arch); err != nil {
+			return nil, err
+		}
+		meta["arch"] = o.Arch
+	}
 	t := &trainer{backend: backend, cfg: cfg, o: o, part: part, ctx: ctx,
 		statePath: filepath.Join(o.State, part+".state.safetensors")}
 	var metrics map[string]float64
@@ -123,7 +158,7 @@ func Train(backend backends.Backend, part string, o TrainOptions) (fig *PartFigu
 	}
 	scope := "/" + partScope[part]
 	path := weightsPath(o.Out, part)
-	if err := ckpt.Save(ctx, scope, path, map[string]string{"part": part}); err != nil {
+	if err := ckpt.Save(ctx, scope, path, meta); err != nil {
 		return nil, err
 	}
 	st, err := os.Stat(path)
@@ -191,7 +226,7 @@ func (t *trainer) logf(format string, args ...any) {
 }
 
 func (t *trainer) loop() *loop {
-	return &loop{name: t.part, scope: partScope[t.part], steps: t.cfg.Steps, lr: t.cfg.LR,
+	return &loop{name: t.part, scopes: []string{partScope[t.part]}, steps: t.cfg.Steps, lr: t.cfg.LR,
 		warmup: min(100, t.cfg.Steps/10+1), statePath: t.statePath, every: 100, progress: t.o.Progress, log: t.logf}
 }
 
@@ -332,7 +367,7 @@ func argmaxAccuracy(logits []float32, labels []int32) float64 {
 }
 
 // autoencoder trains encoder and decoder with a pixel cross-entropy, noise on the latents and a
-// small latent penalty, then records the latents' per-channel mean and standard deviation.
+// small latent penalty (v2: plus a perceptual loss on the reward classifier's features), then records the latents' per-channel mean and standard deviation.
 func (t *trainer) autoencoder() (map[string]float64, error) {
 	train, err := t.load(fashionmnist.Train)
 	if err != nil {
@@ -342,14 +377,29 @@ func (t *trainer) autoencoder() (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	v2 := t.o.Arch == ArchV2
+	if v2 {
+		// The perceptual loss reads the reward classifier's features.
+		m, err := t.upstream("classifier")
+		if err != nil {
+			return nil, err
+		}
+		if err := copyScope(m.ctx, t.ctx, ScopeClassifier, ScopeClassifier); err != nil {
+			return nil, err
+		}
+	}
 	b := t.cfg.Batch
 	loss, wall, err := t.loop().run(t.backend, t.ctx, func(ctx *context.Context, in []*Node) *Node {
 		x, n := in[0], in[1]
 		a := ctx.In(ScopeAutoencoder)
-		z := encoderNet(a, x)
-		logits := decoderLogits(a, Add(z, MulScalar(n, aeLatentNoise)))
+		z := encoder(a, x)
+		logits := decoder(a, Add(z, MulScalar(n, aeLatentNoise)))
 		bce := ReduceAllMean(Sub(Softplus(logits), Mul(x, logits)))
-		return Add(bce, MulScalar(ReduceAllMean(Square(z)), aeLatentPenalty))
+		loss := Add(bce, MulScalar(ReduceAllMean(Square(z)), aeLatentPenalty))
+		if v2 {
+			loss = Add(loss, MulScalar(perceptualLoss(ctx.InAbsPath(context.ScopeSeparator), Sigmoid(logits), x), aePerceptual))
+		}
+		return loss
 	}, func(step int) []any {
 		r := t.rng(step)
 		x, _ := imageBatch(train, r, b)
@@ -360,7 +410,7 @@ func (t *trainer) autoencoder() (map[string]float64, error) {
 	}
 	// Latent statistics over the first 10000 training images.
 	enc, err := context.NewExec(t.backend, t.ctx, func(ctx *context.Context, x *Node) *Node {
-		return encoderNet(ctx.In(ScopeAutoencoder), x)
+		return encoder(ctx.In(ScopeAutoencoder), x)
 	})
 	if err != nil {
 		return nil, err
@@ -394,7 +444,52 @@ func (t *trainer) autoencoder() (map[string]float64, error) {
 	mse /= float64(test.N)
 	t.logf("autoencoder: final loss %.4f, test reconstruction MSE %.5f (pixels in [0,1], %d test images), latent std %v, training %.0fs",
 		loss, mse, test.N, sd, wall.Seconds())
-	return map[string]float64{"train_loss": loss, "test_mse": mse, "test_images": float64(test.N)}, nil
+	metrics := map[string]float64{"train_loss": loss, "test_mse": mse, "test_images": float64(test.N)}
+	if err := t.reconstructionFD(test, metrics); err != nil {
+		return nil, err
+	}
+	return metrics, nil
+}
+
+// reconstructionFD adds to metrics the Fréchet distance, in the held-out feature space, between the
+// reconstructions of the first n test images and the whole test set (n = the evaluation sample
+// count): the floor that any generator decoding through this autoencoder starts from. It needs the
+// held-out classifier in the output folder and does nothing without it.
+func (t *trainer) reconstructionFD(test *fashionmnist.Set, metrics map[string]float64) error {
+	m, err := Load(t.o.Out)
+	if err != nil || !m.Has("heldout") {
+		return nil
+	}
+	if err := copyScope(t.ctx, m.ctx, ScopeAutoencoder, ScopeAutoencoder); err != nil {
+		return err
+	}
+	if err := SetArch(m.ctx, "autoencoder", t.o.Arch); err != nil {
+		return err
+	}
+	m.parts["autoencoder"] = true
+	ev, err := NewEvaluator(t.backend, m, t.o.DataDir)
+	if err != nil {
+		return err
+	}
+	n := min(t.evalSamples(), test.N)
+	rec, err := context.NewExec(t.backend, m.ctx, func(ctx *context.Context, x *Node) *Node { return Decode(ctx, Encode(ctx, x)) })
+	if err != nil {
+		return err
+	}
+	defer rec.Finalize()
+	outs, err := forward(rec, n, 500, func(idx []int) []any { return []any{imagesTensor(test, idx)} })
+	if err != nil {
+		return err
+	}
+	res, err := ev.Score(outs[0], test.Labels[:n])
+	if err != nil {
+		return err
+	}
+	metrics["fd_heldout_reconstruction"] = res.FD
+	metrics["fd_real_reference"] = ev.RealFD
+	metrics["eval_samples"] = float64(n)
+	t.logf("autoencoder: reconstructions of %d test images: FD %.2f in the held-out feature space (real-vs-real %.2f)", n, res.FD, ev.RealFD)
+	return nil
 }
 
 // channelStats returns the mean and standard deviation of each of c interleaved channels.
@@ -514,6 +609,9 @@ func (t *trainer) teacher() (map[string]float64, error) {
 		if err := copyScope(t.ctx, m.ctx, ScopeTeacher, ScopeTeacher); err != nil {
 			return nil, err
 		}
+		if err := SetArch(m.ctx, "teacher", t.o.Arch); err != nil {
+			return nil, err
+		}
 		m.parts["teacher"] = true
 		ev, err := NewEvaluator(t.backend, m, t.o.DataDir)
 		if err != nil {
@@ -563,11 +661,17 @@ func copyScope(src, dst *context.Context, from, to string) error {
 }
 
 // student distils the guided teacher into one step: it regresses s(eps, c) on the endpoints of the
-// teacher's ODE started at eps, starting from the teacher's weights (with t fixed to 1).
+// teacher's ODE started at eps, starting from the teacher's weights (with t fixed to 1). The v2
+// student adds an adversarial term: a latent critic, trained at the same time, tells the latents
+// of real training images from the student's (see adversarialLoss).
 func (t *trainer) student() (map[string]float64, error) {
 	m, err := t.upstream("autoencoder", "teacher")
 	if err != nil {
 		return nil, err
+	}
+	if a := m.Arch("teacher"); a != t.o.Arch {
+		return nil, fmt.Errorf("the teacher in %s has architecture %s but the student is %s: train the teacher first (hypernoise zoo train teacher)",
+			t.o.Out, a, t.o.Arch)
 	}
 	n := DistillPairs
 	if t.o.Pairs > 0 {
@@ -612,15 +716,58 @@ func (t *trainer) student() (map[string]float64, error) {
 		}
 	}
 	b := t.cfg.Batch
-	loss, wall, err := t.loop().run(t.backend, t.ctx, func(ctx *context.Context, in []*Node) *Node {
-		return ReduceAllMean(Square(Sub(Student(ctx, in[0], in[1]), in[2])))
+	adversarial := t.o.Arch == ArchV2
+	var realLatents []float32
+	nReal := 0
+	if adversarial {
+		train, err := t.load(fashionmnist.Train)
+		if err != nil {
+			return nil, err
+		}
+		nReal = min(criticLatents, train.N)
+		realLatents, err = t.cachedFloats("latents", nReal*LatentDim, func() ([]float32, error) {
+			enc, err := context.NewExec(t.backend, m.ctx, Encode)
+			if err != nil {
+				return nil, err
+			}
+			defer enc.Finalize()
+			t.logf("student: encoding %d training images for the critic", nReal)
+			outs, err := forward(enc, nReal, 500, func(idx []int) []any { return []any{imagesTensor(train, idx)} })
+			if err != nil {
+				return nil, err
+			}
+			return outs[0], nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	lp := t.loop()
+	if adversarial {
+		lp.scopes = append(lp.scopes, scopeCritic)
+	}
+	loss, wall, err := lp.run(t.backend, t.ctx, func(ctx *context.Context, in []*Node) *Node {
+		fake := Student(ctx, in[0], in[1])
+		loss := ReduceAllMean(Square(Sub(fake, in[2])))
+		if adversarial {
+			loss = Add(loss, adversarialLoss(ctx, fake, in[3], studentAdversarial))
+		}
+		return loss
 	}, func(step int) []any {
 		r := t.rng(step)
 		idx := make([]int, b)
 		for i := range idx {
 			idx[i] = r.IntN(n)
 		}
-		return []any{rows(eps, idx), tensors.FromFlatDataAndDimensions(gatherRows(labels, 1, idx), b), rows(ends, idx)}
+		in := []any{rows(eps, idx), tensors.FromFlatDataAndDimensions(gatherRows(labels, 1, idx), b), rows(ends, idx)}
+		if adversarial {
+			ridx := make([]int, b)
+			for i := range ridx {
+				ridx[i] = r.IntN(nReal)
+			}
+			in = append(in, rows(realLatents, ridx))
+		}
+		return in
 	})
 	if err != nil {
 		return nil, err
@@ -630,6 +777,9 @@ func (t *trainer) student() (map[string]float64, error) {
 	t.logf("student: final regression loss %.4f, training %.0fs", loss, wall.Seconds())
 	if m.Has("heldout") {
 		if err := copyScope(t.ctx, m.ctx, ScopeStudent, ScopeStudent); err != nil {
+			return nil, err
+		}
+		if err := SetArch(m.ctx, "student", t.o.Arch); err != nil {
 			return nil, err
 		}
 		m.parts["student"] = true
@@ -655,4 +805,26 @@ func (t *trainer) student() (map[string]float64, error) {
 			100*st.Alignment, st.FD, DistillTeacherSteps, DistillGuidance, 100*te.Alignment, te.FD, ev.RealFD, t.evalSamples())
 	}
 	return metrics, nil
+}
+
+// scopeCritic is the scope of the student's latent critic (trained with the student, not shipped).
+const scopeCritic = "student_critic"
+
+// adversarialLoss is the critic's and the generator's non-saturating GAN losses in one scalar, for
+// one optimizer over both: with D the critic, fake the student's latents and sg the stop-gradient,
+//
+//	L = mean softplus(-D(real)) + mean softplus(D(sg fake))           (the critic's loss)
+//	  + w [mean softplus(-D(fake)) - mean softplus(-D(sg fake))]       (the generator's)
+//
+// The bracket is zero in value; its gradient reaches the student through fake, and its gradients
+// for the critic's weights cancel exactly (the two terms are the same function of them), so the
+// critic only minimizes its own loss.
+func adversarialLoss(ctx *context.Context, fake, real *Node, w float64) *Node {
+	c := ctx.InAbsPath(context.ScopeSeparator + scopeCritic)
+	dReal := criticNet(c, real)
+	dFakeSG := criticNet(c, StopGradient(fake))
+	dFake := criticNet(c, fake)
+	critic := Add(ReduceAllMean(Softplus(Neg(dReal))), ReduceAllMean(Softplus(dFakeSG)))
+	gen := Sub(ReduceAllMean(Softplus(Neg(dFake))), ReduceAllMean(Softplus(Neg(dFakeSG))))
+	return Add(critic, MulScalar(gen, w))
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/models/fashion"
@@ -46,6 +47,35 @@ func ContrastReward() hypernoise.Reward {
 		d := Sub(f, ReduceAndKeep(f, ReduceMean, -1))
 		return Sqrt(AddScalar(ReduceMean(Square(d), -1), 1e-6))
 	}}
+}
+
+// SoftInkWidth is the temperature of the soft ink mask sigmoid((x - level)/SoftInkWidth).
+const SoftInkWidth = 0.02
+
+// SoftInkStats computes, for images x [B,28,28,1] and an ink level, three differentiable image
+// statistics [B,3] on the soft ink mask m = sigmoid((x - level)/SoftInkWidth):
+//
+//	tone   Σ x m / (Σ m + 1e-3)                        the mean value of the ink
+//	area   mean m                                       the fraction of the image that is ink
+//	width  sqrt(Σ m (j - j̄)^2 / (Σ m + 1e-3) + 1e-6) / W  the ink's horizontal spread, j the
+//	       column index, j̄ = Σ m j / (Σ m + 1e-3), W the image width
+//
+// They are the smooth counterparts of hard-mask statistics (x > level), for rewards.
+func SoftInkStats(x *Node, level float64) *Node {
+	b := x.Shape().Dim(0)
+	w := x.Shape().Dim(2)
+	img := Reshape(x, b, x.Shape().Dim(1), w)
+	m := Sigmoid(DivScalar(AddScalar(img, -level), SoftInkWidth))
+	mass := AddScalar(ReduceSum(m, 1, 2), 1e-3)
+	tone := Div(ReduceSum(Mul(img, m), 1, 2), mass)
+	area := ReduceMean(m, 1, 2)
+	colMass := ReduceSum(m, 1) // [B,W]
+	cols2 := Iota(x.Graph(), shapes.Make(x.DType(), 1, w), 1)
+	mean := Div(ReduceSum(Mul(colMass, cols2), 1), mass)
+	d := Sub(cols2, ExpandAxes(mean, -1))
+	variance := Div(ReduceSum(Mul(colMass, Square(d)), 1), mass)
+	width := DivScalar(Sqrt(AddScalar(variance, 1e-6)), float64(w))
+	return Stack([]*Node{tone, area, width}, -1)
 }
 
 // root is ctx at the root scope, where the fashion models' weights live; the rewards must be

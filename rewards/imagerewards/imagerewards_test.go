@@ -106,3 +106,42 @@ func TestAlignIsLogProbOfPrompt(t *testing.T) {
 		t.Errorf("sum over prompts of p(c|x) = %g, want 1", total)
 	}
 }
+
+// TestSoftInkStats checks the soft statistics on a rectangle of ink (value 0.8, rows 4..19, columns
+// 10..17, on a black background) against their exact hard-mask values, and their gradient against
+// finite differences.
+func TestSoftInkStats(t *testing.T) {
+	px := make([]float32, 784)
+	for y := 4; y < 20; y++ {
+		for x := 10; x < 18; x++ {
+			px[y*28+x] = 0.8
+		}
+	}
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ExecOnce(backend, func(x *Node) *Node { return SoftInkStats(x, 0.2) },
+		tensors.FromFlatDataAndDimensions(px, 1, 28, 28, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tensors.MustCopyFlatData[float32](out)
+	// Columns 10..17: mean 13.5, variance (8^2-1)/12 = 5.25.
+	want := []float64{0.8, 128.0 / 784, math.Sqrt(5.25) / 28}
+	for i, w := range want {
+		if math.Abs(float64(got[i])-w) > 2e-3 {
+			t.Errorf("stat %d = %v, want %v", i, got[i], w)
+		}
+	}
+	// Gradient on a smooth random image (pixels near the ink level, where the mask is not flat).
+	r := make([]float64, 784)
+	for i := range r {
+		r[i] = 0.2 + 0.05*math.Sin(float64(i)*0.37)
+	}
+	rel, err := compute.CheckGradient(backend, func(in []*Node) *Node { return SoftInkStats(in[0], 0.2) },
+		[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(r, 1, 28, 28, 1)}, nil)
+	if err != nil || rel > 1e-5 {
+		t.Fatalf("soft ink stats gradient: relative error %v, %v", rel, err)
+	}
+}

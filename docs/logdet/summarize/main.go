@@ -158,8 +158,9 @@ func main() {
 	for _, p := range []struct {
 		file, y string
 		cs      []tilt.Curve
-	}{{"reward_vs_beta.png", "mean reward log p(c|x)", rc}, {"fd_vs_beta.png", "FD to the test set (lower is closer)", fc}} {
-		png, err := tilt.PlotPNG("align reward, embedded Fashion default", p.y, p.cs)
+		top     bool
+	}{{"reward_vs_beta.png", "mean reward log p(c|x)", rc, false}, {"fd_vs_beta.png", "FD to the test set (lower is closer)", fc, true}} {
+		png, err := tilt.PlotPNG("align reward, embedded Fashion default", p.y, p.cs, p.top)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/hypernoise/hypernoise/cli"
+)
+
+// TestZooAndCompositionalBadInput: bad input is one line with exit code 2, before any work starts.
+func TestZooAndCompositionalBadInput(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"zoo", "train", "teacher", "--arch", "v3"}, "--arch must be v1 or v2"},
+		{[]string{"zoo", "train", "wings"}, "unknown part"},
+		{[]string{"zoo", "info", "--weights", "/nonexistent/folder"}, "--weights"},
+		{[]string{"compositional", "--weights", "/nonexistent/folder"}, "--weights"},
+		{[]string{"compositional", "--nonsense"}, "flag provided but not defined"},
+	} {
+		var out, errw bytes.Buffer
+		code := cli.Main("hypernoise", about, commands, c.args, &out, &errw)
+		msg := errw.String()
+		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
+		}
+	}
+}
+
+// TestZooInfoJSONKeepsFDs: zoo info --json gives the student's and the teacher's held-out FD.
+func TestZooInfoJSONKeepsFDs(t *testing.T) {
+	var out, errw bytes.Buffer
+	if code := cli.Main("hypernoise", about, commands, []string{"zoo", "info", "--json"}, &out, &errw); code != 0 {
+		t.Fatalf("exit %d: %s", code, errw.String())
+	}
+	s := out.String()
+	for _, key := range []string{`"student"`, `"teacher"`, `"fd_heldout"`, `"teacher_fd_heldout"`} {
+		if !strings.Contains(s, key) {
+			t.Errorf("zoo info --json lacks %s", key)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package compositional
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/models/fashion"
+	"github.com/hypernoise/hypernoise/nn"
+	"github.com/hypernoise/hypernoise/rewards"
+	"github.com/hypernoise/hypernoise/rewards/imagerewards"
+)
+
+// Generator is the embedded default seen through the compositional prompts: its prompt ids index
+// Prompts(), and the frozen generator receives only each prompt's class. Under a LoRA context (the
+// LoRA hypernetwork's copy of the backbone) the backbone also sees the whole prompt: a learned,
+// low-rank, zero-initialized offset per prompt is added to its noise input, so the modulator can
+// tell "a dark sneaker" from "a bright sneaker" while f_phi = 0 still holds at initialization.
+type Generator struct {
+	M       *fashion.Model
+	prompts []Prompt
+	classes []int32
+}
+
+var _ hypernoise.Backbone = (*Generator)(nil)
+
+// NewGenerator wraps the fashion model m (which needs its autoencoder and student).
+func NewGenerator(m *fashion.Model) (*Generator, error) {
+	if err := m.Need("autoencoder", "student"); err != nil {
+		return nil, err
+	}
+	g := &Generator{M: m, prompts: Prompts()}
+	for _, p := range g.prompts {
+		g.classes = append(g.classes, int32(p.Class))
+	}
+	return g, nil
+}
+
+// Name implements hypernoise.Generator.
+func (g *Generator) Name() string { return "fashion-compositional" }
+
+// NoiseShape implements hypernoise.Generator (the fashion model's).
+func (g *Generator) NoiseShape() []int { return g.M.NoiseShape() }
+
+// Prompts implements hypernoise.Generator: the compositional prompts' texts.
+func (g *Generator) Prompts() []string {
+	out := make([]string, len(g.prompts))
+	for i, p := range g.prompts {
+		out[i] = p.Text
+	}
+	return out
+}
+
+// Benchmark returns the prompts with their classes and bands.
+func (g *Generator) Benchmark() []Prompt { return append([]Prompt(nil), g.prompts...) }
+
+// Classes maps prompt ids [B] to class ids [B].
+func (g *Generator) Classes(prompts *Node) *Node {
+	table := Const(prompts.Graph(), g.classes)
+	return Gather(table, ExpandAxes(ConvertDType(prompts, dtypes.Int32), -1))
+}
+
+// Generate implements hypernoise.Generator: the fashion generator for each prompt's class.
+func (g *Generator) Generate(ctx *context.Context, eps, prompts *Node) *Node {
+	return fashion.Decode(ctx, g.Backbone(ctx, eps, prompts))
+}
+
+// Backbone implements hypernoise.Backbone: the student for each prompt's class; under LoRA its
+// noise input is shifted by the prompt's learned offset (see Generator).
+func (g *Generator) Backbone(ctx *context.Context, eps, prompts *Node) *Node {
+	if nn.AdapterOf(ctx).Rank > 0 {
+		b := eps.Shape().Dim(0)
+		onehot := OneHot(ConvertDType(prompts, dtypes.Int32), len(g.prompts), eps.DType())
+		shift := nn.ZeroDense(ctx.In("compositional_prompt"), onehot, fashion.LatentDim)
+		eps = Add(eps, Reshape(shift, append([]int{b}, eps.Shape().Dimensions[1:]...)...))
+	}
+	return fashion.Student(ctx, eps, g.Classes(prompts))
+}
+
+// Reward names.
+const (
+	// RewardName is the compositional reward: class alignment plus the attribute penalty.
+	RewardName = "compositional"
+	// AttrRewardName is the attribute penalty alone.
+	AttrRewardName = "attribute"
+)
+
+// attrScale is the statistic's scale in the attribute penalty (how far outside the band one unit
+// of penalty is): tone, area, width.
+var attrScale = [...]float64{Tone: 0.03, Area: 0.02, Width: 0.008}
+
+// AttributeReward is r(x, p) = -softplus(s (t_p - u_p) / scale) - softplus((a_p - area) / 0.02)
+// for prompt p's statistic t_p on the soft ink mask (imagerewards.SoftInkStats), its band's
+// threshold moved one scale inside the band, u_p, s = +1 for an upper bound ("dark", "small"),
+// -1 for a lower bound ("bright", "wide"), and a_p the area floor plus 0.02: about 0 well inside
+// the band at a realistic size, falling linearly (slope 1/scale) outside it.
+func (g *Generator) AttributeReward() hypernoise.Reward {
+	n := len(g.prompts)
+	stat := make([]int32, n)
+	sign := make([]float32, n)
+	target := make([]float32, n)
+	scale := make([]float32, n)
+	floor := make([]float32, n)
+	for i, p := range g.prompts {
+		floor[i] = float32(p.AreaFloor + attrScale[Area])
+		stat[i] = int32(p.Attr.Stat)
+		sc := attrScale[p.Attr.Stat]
+		scale[i] = float32(sc)
+		if p.Attr.Below {
+			sign[i], target[i] = 1, float32(p.Threshold-sc)
+		} else {
+			sign[i], target[i] = -1, float32(p.Threshold+sc)
+		}
+	}
+	return rewards.Func{RewardName: AttrRewardName, Fn: func(_ *context.Context, x, prompts *Node) *Node {
+		gr := x.Graph()
+		ids := ExpandAxes(ConvertDType(prompts, dtypes.Int32), -1)
+		stats := imagerewards.SoftInkStats(x, InkLevel) // [B,3]
+		pick := OneHot(Gather(Const(gr, stat), ids), 3, x.DType())
+		t := ReduceSum(Mul(stats, pick), -1)
+		sg := ConvertDType(Gather(Const(gr, sign), ids), x.DType())
+		u := ConvertDType(Gather(Const(gr, target), ids), x.DType())
+		sc := ConvertDType(Gather(Const(gr, scale), ids), x.DType())
+		band := Softplus(Div(Mul(sg, Sub(t, u)), sc))
+		area := Slice(stats, AxisRange(), AxisElem(int(Area)))
+		f := ConvertDType(Gather(Const(gr, floor), ids), x.DType())
+		small := Softplus(DivScalar(Sub(f, Reshape(area, -1)), attrScale[Area]))
+		return Neg(Add(band, small))
+	}}
+}
+
+// Reward is the compositional training reward r(x, p) = log p_cls(class(p) | x) + attribute(x, p):
+// the reward classifier's log-probability of the prompt's class plus AttributeReward.
+func (g *Generator) Reward() (hypernoise.Reward, error) {
+	align, err := imagerewards.AlignReward(g.M)
+	if err != nil {
+		return nil, err
+	}
+	attr := g.AttributeReward()
+	return rewards.Func{RewardName: RewardName, Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		return Add(align.Score(ctx, x, g.Classes(prompts)), attr.Score(ctx, x, prompts))
+	}}, nil
+}
+
+// Registry returns the rewards for the compositional prompts: "compositional" (class + attribute),
+// "attribute", and the image rewards that do not depend on the prompt (realism, brightness,
+// contrast); "align" reads the class of each prompt.
+func (g *Generator) Registry() *rewards.Registry {
+	r := rewards.NewRegistry()
+	must := func(err error) {
+		if err != nil {
+			panic(fmt.Sprintf("compositional: %v", err)) // programming error: fixed names
+		}
+	}
+	must(r.Register(RewardName, "class log-probability plus the attribute's band penalty",
+		func() (hypernoise.Reward, error) { return g.Reward() }))
+	must(r.Register(AttrRewardName, "the attribute's band penalty (0 inside the band)",
+		func() (hypernoise.Reward, error) { return g.AttributeReward(), nil }))
+	must(r.Register(imagerewards.Align, "log-probability of the prompt's class under the reward classifier",
+		func() (hypernoise.Reward, error) {
+			a, err := imagerewards.AlignReward(g.M)
+			if err != nil {
+				return nil, err
+			}
+			return rewards.Func{RewardName: imagerewards.Align, Fn: func(ctx *context.Context, x, p *Node) *Node {
+				return a.Score(ctx, x, g.Classes(p))
+			}}, nil
+		}))
+	must(r.Register(imagerewards.Realism, "log-probability that the image is real under the discriminator",
+		func() (hypernoise.Reward, error) { return imagerewards.RealismReward(g.M) }))
+	must(r.Register(imagerewards.Brightness, "mean pixel value in [0,1]",
+		func() (hypernoise.Reward, error) { return imagerewards.BrightnessReward(), nil }))
+	must(r.Register(imagerewards.Contrast, "standard deviation of the pixels",
+		func() (hypernoise.Reward, error) { return imagerewards.ContrastReward(), nil }))
+	return r
+}
