@@ -459,23 +459,6 @@ func (g *Model) delegate(gr *Graph, inputs map[string]*Node, outputs []string) [
 	return g.gm.CallGraph(g.dummy, gr, inputs, outputs...)
 }
 
-// hasEvenKernel reports whether a Conv or ConvTranspose of the graph has an even kernel size.
-func (g *Model) hasEvenKernel() bool {
-	for _, n := range g.nodes {
-		if n.op != "Conv" && n.op != "ConvTranspose" {
-			continue
-		}
-		if t, ok := g.inits[n.in[1]]; ok {
-			for _, d := range t.Shape().Dimensions[2:] {
-				if d%2 == 0 {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
 // local returns a host copy of a computed tensor, to be embedded as a constant in another graph
 // (the pure-Go backend's boolean results cannot be embedded directly).
 func local(t *tensors.Tensor) *tensors.Tensor {
