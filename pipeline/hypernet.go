@@ -110,6 +110,11 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 	if err := CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
 		return nil, nil, err
 	}
+	unlock, err := ckpt.LockDir(opts.OutDir) // one writer per run folder
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	if opts.Resume {
 		if hn, ok := finishedRun(opts.OutDir, im.Context, mod, reward, hcfg); ok {
 			s := hn.Config.Result
