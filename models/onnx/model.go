@@ -141,6 +141,9 @@ func (m *Model) checkInput(g *shim.Model, field, name string, isFloat bool) erro
 	if !isFloat && !v.DType.IsInt() {
 		return m.specErr(field, "input %q of %s is %s, want int64 prompt ids", name, filepath.Base(g.Path), v.DType)
 	}
+	if len(v.Dims) > 0 && v.Dims[0] > 0 {
+		return &FileError{Path: g.Path, Err: fmt.Errorf("input %q has a fixed batch size %d; export it with a dynamic batch axis, e.g. torch.onnx.export(..., dynamic_axes={%q: {0: \"batch\"}, ...})", name, v.Dims[0], name)}
+	}
 	if !isFloat && len(v.Dims) != 1 {
 		return m.specErr(field, "input %q of %s has rank %d, want prompt ids of shape [batch]", name, filepath.Base(g.Path), len(v.Dims))
 	}

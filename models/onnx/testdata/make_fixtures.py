@@ -20,6 +20,7 @@ Writes, next to this script:
   spec.json         the model spec the tests and docs use.
   gen_uncond.onnx, reward_uncond.onnx, spec_uncond.json   the same models with the prompt fixed to id 0
                     and no prompt input: an unconditional generator and reward.
+  gen_static.onnx   gen_uncond.onnx exported without dynamic_axes (batch fixed to 2): refused at load.
   reference.json    inputs, forward outputs and input gradients (of sum(w*y) for fixed weights w) from
                     PyTorch for each file, in float64 lists.
 Everything is seeded, so rerunning reproduces the same files.
@@ -104,10 +105,10 @@ class Unconditional(nn.Module):
         return self.inner(x, torch.zeros(x.shape[0], dtype=torch.int64))
 
 
-def export(model, args, path, input_names, output_names):
+def export(model, args, path, input_names, output_names, dynamic=True):
+    axes = {n: {0: "batch"} for n in input_names + output_names} if dynamic else None
     torch.onnx.export(model, args, path, opset_version=OPSET, input_names=input_names,
-                      output_names=output_names, dynamic_axes={n: {0: "batch"} for n in input_names + output_names},
-                      do_constant_folding=True)
+                      output_names=output_names, dynamic_axes=axes, do_constant_folding=True)
 
 
 def flat(t):
@@ -284,6 +285,8 @@ def main():
     export(gen_odd, (noise, prompt), os.path.join(HERE, "gen_odd.onnx"), ["noise", "prompt"], ["image", "latent"])
     export(rew_odd, (image, prompt), os.path.join(HERE, "reward_odd.onnx"), ["image", "prompt"], ["score"])
 
+    export(Unconditional(gen).eval(), (noise,), os.path.join(HERE, "gen_static.onnx"), ["noise"], ["image", "latent"],
+           dynamic=False)
     export(Unconditional(gen).eval(), (noise,), os.path.join(HERE, "gen_uncond.onnx"), ["noise"], ["image", "latent"])
     export(Unconditional(rew).eval(), (image,), os.path.join(HERE, "reward_uncond.onnx"), ["image"], ["score"])
     with open(os.path.join(HERE, "spec_uncond.json"), "w") as f:
