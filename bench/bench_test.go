@@ -18,6 +18,7 @@ func BenchmarkHypernetStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(hn.stepMS, "ms/step")
+	b.ReportMetric(hn.cpuMS, "cpu-ms/step")
 }
 
 // BenchmarkHypernetStepOps prints the time per op kind of the HyperNoise step (go test -bench StepOps -v).

@@ -94,13 +94,23 @@ func im2colKernel[T float32 | float64](out, x []T, xDims []int, p *im2colNodeDat
 		st *= xDims[1+i]
 	}
 	batchStride := st
-	// Offset of each kernel position u within x.
+	// Offset of each kernel position u within x. When the last kernel axis has dilation 1, its k
+	// positions are k·C consecutive values of x (and of P), copied as one run.
 	positions := kernelPositions(p.k)
-	offU := make([]int, len(positions))
-	for pi, u := range positions {
-		for i := range n {
-			offU[pi] += u[i] * p.dil[i] * xStrides[i]
+	run := c
+	if p.dil[n-1] == 1 {
+		run = p.k[n-1] * c
+	}
+	var offU []int
+	for _, u := range positions {
+		if run != c && u[n-1] != 0 {
+			continue // covered by the run starting at u[n-1] = 0
 		}
+		off := 0
+		for i := range n {
+			off += u[i] * p.dil[i] * xStrides[i]
+		}
+		offU = append(offU, off)
 	}
 	// Output positions o: odometer; step of the base offset per output index on each axis.
 	stepO := make([]int, n)
@@ -119,15 +129,18 @@ func im2colKernel[T float32 | float64](out, x []T, xDims []int, p *im2colNodeDat
 			idx[i] = 0
 		}
 		for range numO {
-			if c == 1 {
+			if run <= 16 {
 				for _, off := range offU {
-					out[w] = x[base+off]
-					w++
+					src, dst := x[base+off:base+off+run], out[w:w+run]
+					for j, v := range src {
+						dst[j] = v
+					}
+					w += run
 				}
 			} else {
 				for _, off := range offU {
-					copy(out[w:w+c], x[base+off:base+off+c])
-					w += c
+					copy(out[w:w+run], x[base+off:base+off+run])
+					w += run
 				}
 			}
 			for i := n - 1; i >= 0; i-- {
