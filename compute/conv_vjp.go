@@ -247,7 +247,22 @@ func convGeneralVJP(node, v *graph.Node) []*graph.Node {
 	canon := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: n + 1, InputSpatial: iotaFrom(1, n),
 		KernelInputChannels: n, KernelOutputChannels: n + 1, KernelSpatial: iotaFrom(0, n),
 		OutputBatch: 0, OutputChannels: n + 1, OutputSpatial: iotaFrom(1, n)}
-	dx := graph.ConvGeneral(vc, kt, canon, ones(n), vpads, p.strides, p.kernelDil, g, 1)
+	// Negative paddings (crops) are applied to the result instead, so every backend sees ordinary
+	// non-negative convolution padding: the output then starts max(lo,0)-lo entries later.
+	clamped := make([][2]int, n)
+	crop := make([]graph.SliceAxisSpec, n+2)
+	crop[0], crop[n+1] = graph.AxisRange(), graph.AxisRange()
+	needCrop := false
+	for i := range n {
+		clamped[i] = [2]int{max(vpads[i][0], 0), max(vpads[i][1], 0)}
+		start := clamped[i][0] - vpads[i][0]
+		crop[1+i] = graph.AxisRange(start, start+l.in[i])
+		needCrop = needCrop || clamped[i] != vpads[i]
+	}
+	dx := graph.ConvGeneral(vc, kt, canon, ones(n), clamped, p.strides, p.kernelDil, g, 1)
+	if needCrop {
+		dx = graph.Slice(dx, crop...)
+	}
 	dx = transposeTo(dx, inversePerm(l.xPerm))
 	return []*graph.Node{dx, dK}
 }

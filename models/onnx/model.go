@@ -383,9 +383,10 @@ func (m *Model) CheckLoRA() error {
 	return m.gen.CheckOutputLayer(name)
 }
 
-// score builds reward rn for x and prompt ids; strict=false reshapes [B,1] to [B] and panics on
-// other shapes.
-func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, check bool) *Node {
+// score builds reward rn, r(x, c) [B], for images x (Generate's format) and prompt ids: the reward
+// graph's output, [B, 1] reshaped to [B]. Other shapes panic, unless dryRun (Load then reports them
+// as a spec error).
+func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, dryRun bool) *Node {
 	rs := m.Spec.Rewards[rn]
 	rg := m.rewards[rn]
 	in := map[string]*Node{rs.ImageInput: m.toNative(x)}
@@ -397,7 +398,7 @@ func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, check b
 	if s.Rank() == 2 && s.Shape().Dim(1) == 1 {
 		s = Reshape(s, s.Shape().Dim(0))
 	}
-	if !check && s.Rank() != 1 {
+	if !dryRun && s.Rank() != 1 {
 		panic(fmt.Errorf("reward %q: output %q is %s, want [batch]", rn, rs.Output, s.Shape()))
 	}
 	if s.DType() != x.DType() {
