@@ -116,6 +116,9 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 	}
 	defer unlock()
 	if opts.Resume {
+		if err := hypernet.CheckResume(prob, cfg); err != nil {
+			return nil, nil, &runFolderError{err.Error()}
+		}
 		if hn, ok := finishedRun(opts.OutDir, im.Context, mod, reward, hcfg); ok {
 			s := hn.Config.Result
 			return hn, &hypernet.TrainResult{StartStep: s.Steps, Steps: s.Steps, Skipped: s.Skipped}, nil

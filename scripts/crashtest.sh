@@ -40,7 +40,7 @@ while (( kills < KILLS )); do
   sleep $((RANDOM % 3))
   if kill -9 "$pid" 2> /dev/null; then
     wait "$pid" 2> /dev/null
-    kills=$((kills + 1))
+    kills=$((kills + 1)) stuck=0
   else
     wait "$pid"; rc=$?
     # The run ended before the kill: it must have succeeded (or refused cleanly).
@@ -48,6 +48,10 @@ while (( kills < KILLS )); do
       fail "train exited $rc: $(cat "$WORK/train.err")"
     fi
     [[ $rc == 0 ]] && break
+    # A clean refusal to resume must not repeat: the folder would be stuck.
+    stuck=$((${stuck:-0} + 1))
+    (( stuck > 3 )) && fail "train keeps refusing to resume: $(cat "$WORK/train.err")"
+    continue
   fi
   # The folder loads or refuses cleanly.
   if [[ -f $RUN/hypernet.json || -f $RUN/hypernet.safetensors ]]; then
