@@ -27,7 +27,8 @@ type TrainConfig struct {
 	Seed  int64
 }
 
-// DefaultConfigs are the configurations the current architecture (CurrentArch) trains with.
+// DefaultConfigs are the training configurations of the parts; for the versioned parts
+// (autoencoder, teacher, student) they are v2's, and v1Configs holds v1's (see ConfigFor).
 var DefaultConfigs = map[string]TrainConfig{
 	"classifier":    {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 101},
 	"heldout":       {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 202},
@@ -37,7 +38,7 @@ var DefaultConfigs = map[string]TrainConfig{
 	"discriminator": {Steps: 400, Batch: 64, LR: 1e-3, Seed: 606},
 }
 
-// v1Configs are the configurations of the ArchV1 parts (the first embedded default).
+// v1Configs are the configurations of the ArchV1 parts (the shipped default).
 var v1Configs = map[string]TrainConfig{
 	"autoencoder": {Steps: 700, Batch: 32, LR: 2e-3, Seed: 303},
 	"teacher":     {Steps: 2000, Batch: 256, LR: 1e-3, Seed: 404},
