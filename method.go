@@ -169,25 +169,41 @@ func NewMethod(name string, env MethodEnv) (Method, error) {
 	return info.New(env)
 }
 
-// noiseStream is the PCG stream of the toolkit's sampling noise.
-const noiseStream = 0x5eed_0000_7001
+// noiseStream is the PCG stream of the toolkit's sampling noise (the evaluation's stream since
+// the first release, so evaluation figures are unchanged by the unification).
+const noiseStream = 7001 ^ 0x9e3779b97f4a7c15
 
 // Noise is the toolkit's one noise scheme: the first n noises (each of the given shape) of the
-// N(0, I) stream of seed, as a [n, shape...] float32 tensor. Noise k of a seed is the same in every
-// command and method (sample, eval, demo, serve: image k of each prompt uses noise k), so a seed
-// fixes the images; methods that need more randomness (best-of-N's candidates) derive it from the
-// noise they are given.
+// N(0, I) stream of seed, as a [n, shape...] float32 tensor. Every command and method draws from
+// it (see PromptNoise for how prompts share it), so a seed fixes the images; methods that need
+// more randomness (best-of-N's candidates) derive it from the noise they are given.
 func Noise(seed uint64, n int, shape []int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(NoiseFlat(seed, n, shape), append([]int{n}, shape...)...)
 }
 
 // NoiseFlat is Noise as a flat slice of n*prod(shape) values.
 func NoiseFlat(seed uint64, n int, shape []int) []float32 {
+	return noiseRange(seed, 0, n, shape)
+}
+
+// PromptNoise is the noise of n images of prompt id p: noises p*n .. p*n+n-1 of the seed's stream
+// (flat). An evaluation with n seeds per prompt lays its prompts out the same way (image k of
+// prompt p is noise p*n+k), so `sample --prompt P --n N --seed S`, `eval --seeds N --seed S` and
+// the server draw the same images of P; every image of an evaluation has its own noise.
+func PromptNoise(seed uint64, p, n int, shape []int) []float32 {
+	return noiseRange(seed, p*n, n, shape)
+}
+
+// noiseRange returns noises [start, start+n) of the seed's stream.
+func noiseRange(seed uint64, start, n int, shape []int) []float32 {
 	d := 1
 	for _, s := range shape {
 		d *= s
 	}
 	r := rand.New(rand.NewPCG(seed, noiseStream))
+	for range start * d {
+		r.NormFloat64()
+	}
 	out := make([]float32, n*d)
 	for i := range out {
 		out[i] = float32(r.NormFloat64())

@@ -18,6 +18,7 @@ func BenchmarkHypernetStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(hn.stepMS, "ms/step")
+	b.ReportMetric(hn.cpuMS, "cpu-ms/step")
 }
 
 // BenchmarkHypernetStepOps prints the time per op kind of the HyperNoise step (go test -bench StepOps -v).
@@ -37,4 +38,48 @@ func BenchmarkHypernetStepOps(b *testing.B) {
 	for _, o := range compute.OpTimes()[:15] {
 		b.Logf("%-22s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6, o.Count, o.Percent)
 	}
+}
+
+// BenchmarkConvStepOps prints the time per op kind of the conv-net step.
+func BenchmarkConvStepOps(b *testing.B) {
+	compute.EnableOpTimes()
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer backend.Finalize()
+	compute.OpTimes()
+	ms, err := convStepTime(backend, max(b.N, 3))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(ms, "ms/step")
+	for _, o := range compute.OpTimes()[:12] {
+		b.Logf("%-22s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6, o.Count, o.Percent)
+	}
+}
+
+// BenchmarkHypernetStepBeforeAfter times the HyperNoise step with the compute fast paths off
+// ("go:blas=off,fastops=off": SimpleGo's kernels plus the patched gradients) and on, alternating
+// in one process, and reports both and their ratio.
+func BenchmarkHypernetStepBeforeAfter(b *testing.B) {
+	var ms [2][]float64
+	for range max(b.N, 1) {
+		for i, name := range []string{"go:blas=off,fastops=off", "go"} {
+			backend, err := compute.NewBackend(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hn, err := hypernetStep(backend, 5)
+			backend.Finalize()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ms[i] = append(ms[i], hn.stepMS)
+		}
+	}
+	before, after := median(ms[0]), median(ms[1])
+	b.ReportMetric(before, "ms/step-before")
+	b.ReportMetric(after, "ms/step-after")
+	b.ReportMetric(before/after, "x-speedup")
 }

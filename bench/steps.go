@@ -35,6 +35,7 @@ type hypernetBench struct {
 	mod    hypernoise.Modulator
 	reward hypernoise.Reward
 	stepMS float64
+	cpuMS  float64 // process CPU time per timed step (0 where not measured)
 }
 
 // hypernetStep trains the default LoRA hypernetwork (rank 8, align reward, AdamW) for warmSteps+steps
@@ -60,18 +61,24 @@ func hypernetStep(backend backends.Backend, steps int) (*hypernetBench, error) {
 	cfg := opts.Train
 	cfg.Steps, cfg.BatchSize, cfg.CheckpointEvery = warmSteps+steps, hnBatch, 0
 	var times []float64
+	var cpuStart, cpuEnd float64
 	last := time.Now()
 	report := func(done, _ int, _ string) {
 		now := time.Now()
 		if done > warmSteps {
 			times = append(times, float64(now.Sub(last))/1e6)
 		}
+		if done == warmSteps {
+			cpuStart = processCPUSeconds()
+		}
+		cpuEnd = processCPUSeconds()
 		last = now
 	}
 	if _, err := hypernet.Train(backend, m.Context(), prob, cfg, report); err != nil {
 		return nil, err
 	}
-	return &hypernetBench{model: m, mod: mod, reward: reward, stepMS: median(times)}, nil
+	return &hypernetBench{model: m, mod: mod, reward: reward, stepMS: median(times),
+		cpuMS: (cpuEnd - cpuStart) * 1e3 / float64(steps)}, nil
 }
 
 // benchNoise is a seeded batch of noises and prompts for the fashion model.

@@ -216,3 +216,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestLockDir: a second lock on the same folder fails at once, naming it; after unlock it works.
+func TestLockDir(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockDir(dir); err == nil || !strings.Contains(err.Error(), "another process is writing") {
+		t.Fatalf("second lock: %v", err)
+	}
+	unlock()
+	u2, err := LockDir(dir)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	u2()
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // convVariant is one graph.Convolve configuration.
@@ -102,4 +103,73 @@ func ExampleCheckGradient_conv() {
 	e, _ := CheckGradient(backend, c.fn, gradCase{dims: [][]int{c.x, c.k}}.inputs(3), nil)
 	fmt.Println(e < 1e-6)
 	// Output: true
+}
+
+// TestConvLoweringMatchesStock compares the patched backend's im2col ConvGeneral with SimpleGo's own
+// direct convolution on every variant, in float64.
+func TestConvLoweringMatchesStock(t *testing.T) {
+	fast := testBackend(t)
+	stock, err := NewBackend(StockName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stock.Finalize()
+	before := statConvLowered.Load()
+	for _, c := range convVariants {
+		if c.dil == nil { // SimpleGo takes nil dilations as 0
+			c.dil = ones(len(c.x) - 2)
+		}
+		fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(in)} }
+		in := func() []*tensors.Tensor { return gradCase{dims: [][]int{c.x, c.k}}.inputs(4) }
+		got := eval(t, fast, fn, in()...)[0]
+		want := eval(t, stock, fn, in()...)[0]
+		if d := maxAbsDiff(got, want); d > 1e-9 {
+			t.Errorf("%s: max difference %g from SimpleGo's convolution", c.name, d)
+		}
+	}
+	if n := statConvLowered.Load() - before; n < int64(len(convVariants)) {
+		t.Errorf("only %d of %d convolutions were built as im2col", n, len(convVariants))
+	}
+}
+
+// TestDilatedConvLowering compares a correlation with input dilation (built as GEMM + col2im) with the
+// same correlation of the explicitly dilated input (interior zero padding), including negative
+// paddings (cropping) and channel groups.
+func TestDilatedConvLowering(t *testing.T) {
+	backend := testBackend(t)
+	for _, c := range []struct {
+		name   string
+		x, k   []int
+		inDil  []int
+		pads   [][2]int
+		dil    []int
+		groups int
+	}{
+		{"s2/k3/pad2", []int{2, 4, 5, 3}, []int{3, 3, 3, 2}, []int{2, 2}, [][2]int{{2, 2}, {2, 1}}, []int{1, 1}, 1},
+		{"s3/k2/negative-pad", []int{1, 4, 3, 2}, []int{2, 2, 2, 3}, []int{3, 2}, [][2]int{{-1, 1}, {1, -1}}, []int{1, 1}, 1},
+		{"s2/dil2/groups2", []int{1, 3, 4, 4}, []int{3, 2, 2, 4}, []int{2, 2}, [][2]int{{2, 1}, {1, 2}}, []int{2, 1}, 2},
+	} {
+		axes := backends.ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+			KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+			OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2}}
+		lowered := func(in []*graph.Node) []*graph.Node {
+			return []*graph.Node{graph.ConvGeneral(in[0], in[1], axes, []int{1, 1}, c.pads, c.inDil, c.dil, c.groups, 1)}
+		}
+		explicit := func(in []*graph.Node) []*graph.Node {
+			zero := graph.ScalarZero(in[0].Graph(), in[0].DType())
+			xd := graph.Pad(in[0], zero, graph.PadAxis{}, graph.PadAxis{Interior: c.inDil[0] - 1},
+				graph.PadAxis{Interior: c.inDil[1] - 1}, graph.PadAxis{})
+			return []*graph.Node{graph.ConvGeneral(xd, in[1], axes, []int{1, 1}, c.pads, nil, c.dil, c.groups, 1)}
+		}
+		in := func() []*tensors.Tensor { return gradCase{dims: [][]int{c.x, c.k}}.inputs(8) }
+		before := statConvLowered.Load()
+		got := eval(t, backend, lowered, in()...)[0]
+		if statConvLowered.Load() == before {
+			t.Errorf("%s: not lowered", c.name)
+		}
+		want := eval(t, backend, explicit, in()...)[0]
+		if d := maxAbsDiff(got, want); d > 1e-9 {
+			t.Errorf("%s: max difference %g (%d vs %d values)", c.name, d, len(got), len(want))
+		}
+	}
 }

@@ -23,13 +23,13 @@ import (
 // so, with v = ∂L/∂y,
 //
 //	∂L/∂K[u,c,f] = Σ_{b,o} P[b,o,u,c] · v[b,o,f]           (one matrix product Pᵀv)
-//	∂L/∂P[b,o,u,c] = Σ_f v[b,o,f] · K[u,c,f]               (one matrix product vKᵀ)
-//	∂L/∂x̃[b,t,c] = Σ_{u,o: s⊙o+d⊙u = t} ∂L/∂P[b,o,u,c]    (each kernel position's slice, scattered back
-//	                                                         by Pad with interior s-1 and start d⊙u)
+//	∂L/∂x[b,h,c] = Σ_{u,o: s⊙o + d⊙u = h + lo} Σ_f v[b,o,f] · K[u,c,f]
 //
-// and ∂L/∂x is ∂L/∂x̃ with the padding cropped off (negative padding, which crops the input, gives
-// zeros back). Channel groups (channelGroupCount G) are a batch axis of both products. Batch grouping
-// and input dilation keep GoMLX's own rule.
+// and the second is itself a correlation: of v dilated by s (s-1 zeros between entries) and padded by
+// d(K-1)-lo before and H+lo-s(O-1)-1 after (negative values crop), with the kernel flipped in space
+// and its input/output channels swapped, dilation d, stride 1. Channel groups (channelGroupCount G)
+// are a batch axis of the product and the groups of that correlation. Batch grouping and input
+// dilation keep GoMLX's own rule.
 
 var stockConvVJP = graph.VJPRegistration[graph.NodeTypeConvGeneral]
 
@@ -222,7 +222,6 @@ func convGeneralVJP(node, v *graph.Node) []*graph.Node {
 	kpos := len(positions)
 	p4 := graph.Reshape(patches, rows, kpos, g, cg)
 	v3 := graph.Reshape(vc, rows, g, coutg)
-	k4 := graph.Reshape(kc, kpos, cg, g, coutg)
 
 	// ∂L/∂K = Pᵀv per group: [G, Kpos, Cg, Coutg] -> [Kpos, Cg, G, Coutg] -> kernel layout.
 	dK := graph.DotGeneral(p4, []int{0}, []int{2}, v3, []int{0}, []int{1})
@@ -230,38 +229,40 @@ func convGeneralVJP(node, v *graph.Node) []*graph.Node {
 	dK = graph.Reshape(dK, slices.Concat(l.k, []int{cg, l.cout})...)
 	dK = transposeTo(dK, inversePerm(l.kPerm))
 
-	// ∂L/∂P = vKᵀ per group: [G, N, Kpos, Cg] -> [B, O..., Kpos, Cin].
-	dP := graph.DotGeneral(v3, []int{2}, []int{1}, k4, []int{3}, []int{2})
-	dP = graph.TransposeAllAxes(dP, 1, 2, 0, 3)
-	dP = graph.Reshape(dP, slices.Concat([]int{l.b}, l.out, []int{kpos, l.cin})...)
-
-	// Scatter each kernel position's slice back onto the padded input, then crop the padding.
-	var dxp *graph.Node
-	for pi, u := range positions {
-		ranges := make([]graph.SliceAxisSpec, n+3)
-		for a := range ranges {
-			ranges[a] = graph.AxisRange()
-		}
-		ranges[n+1] = graph.AxisElem(pi)
-		slice := graph.Reshape(graph.Slice(dP, ranges...), slices.Concat([]int{l.b}, l.out, []int{l.cin})...)
-		cfg := make([]graph.PadAxis, n+2)
-		for i := range n {
-			start := u[i] * p.kernelDil[i]
-			end := padded[i] - (start + (l.out[i]-1)*p.strides[i] + 1)
-			cfg[1+i] = graph.PadAxis{Start: start, End: end, Interior: p.strides[i] - 1}
-		}
-		term := graph.Pad(slice, zero, cfg...)
-		if dxp == nil {
-			dxp = term
-		} else {
-			dxp = graph.Add(dxp, term)
-		}
-	}
-	crop := make([]graph.PadAxis, n+2)
+	// ∂L/∂x as a convolution (the adjoint of the strided, dilated, padded correlation): v dilated by
+	// the stride (input dilation s), padded by d(K-1)-lo before and H+lo-s(O-1)-1 after (negative
+	// values crop), correlated with the kernel flipped in space and with its channel roles swapped,
+	// dilation d, stride 1. The patched backend runs it as GEMM + col2im (no zeros materialised) when
+	// s > 1, as im2col + GEMM when s = 1; XLA runs it as its own transposed convolution.
+	vpads := make([][2]int, n)
 	for i := range n {
-		crop[1+i] = graph.PadAxis{Start: -p.paddings[i][0], End: -p.paddings[i][1]}
+		vpads[i] = [2]int{p.kernelDil[i]*(l.k[i]-1) - p.paddings[i][0],
+			l.in[i] + p.paddings[i][0] - p.strides[i]*(l.out[i]-1) - 1}
 	}
-	dx := graph.Pad(dxp, zero, crop...)
+	kt := graph.Reshape(kc, slices.Concat(l.k, []int{cg, g, coutg})...)
+	kperm := slices.Concat(iotaFrom(0, n), []int{n + 2, n + 1, n}) // [K..., Coutg, G, Cg]
+	kt = graph.TransposeAllAxes(kt, kperm...)
+	kt = graph.Reshape(kt, slices.Concat(l.k, []int{coutg, l.cin})...)
+	kt = graph.Reverse(kt, iotaFrom(0, n)...)
+	canon := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: n + 1, InputSpatial: iotaFrom(1, n),
+		KernelInputChannels: n, KernelOutputChannels: n + 1, KernelSpatial: iotaFrom(0, n),
+		OutputBatch: 0, OutputChannels: n + 1, OutputSpatial: iotaFrom(1, n)}
+	// Negative paddings (crops) are applied to the result instead, so every backend sees ordinary
+	// non-negative convolution padding: the output then starts max(lo,0)-lo entries later.
+	clamped := make([][2]int, n)
+	crop := make([]graph.SliceAxisSpec, n+2)
+	crop[0], crop[n+1] = graph.AxisRange(), graph.AxisRange()
+	needCrop := false
+	for i := range n {
+		clamped[i] = [2]int{max(vpads[i][0], 0), max(vpads[i][1], 0)}
+		start := clamped[i][0] - vpads[i][0]
+		crop[1+i] = graph.AxisRange(start, start+l.in[i])
+		needCrop = needCrop || clamped[i] != vpads[i]
+	}
+	dx := graph.ConvGeneral(vc, kt, canon, ones(n), clamped, p.strides, p.kernelDil, g, 1)
+	if needCrop {
+		dx = graph.Slice(dx, crop...)
+	}
 	dx = transposeTo(dx, inversePerm(l.xPerm))
 	return []*graph.Node{dx, dK}
 }

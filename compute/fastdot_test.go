@@ -15,7 +15,11 @@ import (
 // blasInstalled reports whether a BLAS library file this package would load is on the machine.
 func blasInstalled() bool {
 	if v := os.Getenv(blas.EnvLibrary); v != "" {
-		return !strings.EqualFold(v, "off")
+		if strings.EqualFold(v, "off") {
+			return false
+		}
+		_, err := os.Stat(v)
+		return err == nil
 	}
 	for _, p := range blas.Candidates {
 		if _, err := os.Stat(p); err == nil {

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,15 @@ import (
 //
 //   - Slice copies whole contiguous runs (the trailing axes a slice keeps whole, times the last
 //     partial axis when its stride is 1) with copy();
+//   - BroadcastInDim merges adjacent axes the same way and copies or fills whole runs;
+//   - Transpose walks the output in order with one strided inner loop (no per-element index
+//     iterator);
+//   - ReduceSum merges adjacent axes that are all reduced or all kept and adds whole runs (in the same
+//     order as SimpleGo, so the sums are bit-identical);
+//   - Sign of float32 without branches (ReLU's gradient takes the sign of random-signed tensors,
+//     where SimpleGo's branches mispredict half the time);
+//   - Logistic (σ(x) = 1/(1+e^-x), the same formula as SimpleGo's) runs on two goroutines for large
+//     tensors;
 //   - Add, Sub, Mul with broadcasting merge adjacent axes with the same broadcast pattern and run
 //     the innermost merged axis as a tight loop over a contiguous or constant operand.
 //
@@ -40,14 +50,28 @@ var (
 // GEMM hook, whether or not the GEMM library loaded: these kernels need no library.
 func installFastOps() {
 	opsHooked.Do(func() {
-		for _, op := range []backends.OpType{backends.OpTypeSlice, backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul} {
-			stockExec[op] = simplegoNodeExecutors[op]
-			if stockExec[op] == nil {
-				continue // table not as expected: leave this op alone
-			}
+		for _, op := range []backends.OpType{backends.OpTypeSlice, backends.OpTypeAdd, backends.OpTypeSub,
+			backends.OpTypeMul, backends.OpTypeBroadcastInDim, backends.OpTypeLogistic, backends.OpTypeTranspose,
+			backends.OpTypeSign, backends.OpTypeReduceSum} {
+			stockExec[op] = simplegoNodeExecutors[op] // nil if the table is not as expected: op left alone
 		}
 		if stockExec[backends.OpTypeSlice] != nil {
 			simplegoNodeExecutors[backends.OpTypeSlice] = fastSlice
+		}
+		if stockExec[backends.OpTypeBroadcastInDim] != nil {
+			simplegoNodeExecutors[backends.OpTypeBroadcastInDim] = fastBroadcastInDim
+		}
+		if stockExec[backends.OpTypeTranspose] != nil {
+			simplegoNodeExecutors[backends.OpTypeTranspose] = fastTranspose
+		}
+		if stockExec[backends.OpTypeReduceSum] != nil {
+			simplegoNodeExecutors[backends.OpTypeReduceSum] = fastReduceSum
+		}
+		if stockExec[backends.OpTypeSign] != nil {
+			simplegoNodeExecutors[backends.OpTypeSign] = fastSign
+		}
+		if stockExec[backends.OpTypeLogistic] != nil {
+			simplegoNodeExecutors[backends.OpTypeLogistic] = fastLogistic
 		}
 		for _, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul} {
 			if stockExec[op] != nil {
@@ -429,4 +453,369 @@ func binOp[T float32 | float64](op backends.OpType, a, b T) T {
 		return a - b
 	}
 	return a * b
+}
+
+// fastBroadcastInDim replaces SimpleGo's BroadcastInDim executor on patched backends for float32/float64
+// operands whose axes map, in increasing order, onto the output's.
+func fastBroadcastInDim(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+	owned []bool) (*simplego.Buffer, error) {
+	stock := stockExec[backends.OpTypeBroadcastInDim]
+	if _, ok := fastOpsBackends.Load(backend); !ok {
+		return stock(backend, node, inputs, owned)
+	}
+	data, ok := nodeData(node)
+	if !ok || data.Kind() != reflect.Slice || data.Type().Elem().Kind() != reflect.Int {
+		return stock(backend, node, inputs, owned)
+	}
+	outShape, ok := simplegoNodeShape(node)
+	xs, err := backend.BufferShape(inputs[0])
+	if !ok || err != nil || xs.DType != outShape.DType || data.Len() != xs.Rank() {
+		return stock(backend, node, inputs, owned)
+	}
+	xDims := make([]int, outShape.Rank())
+	for a := range xDims {
+		xDims[a] = 1
+	}
+	prev := -1
+	for i := range data.Len() {
+		a := int(data.Index(i).Int())
+		if a <= prev || a >= outShape.Rank() || (xs.Dimensions[i] != 1 && xs.Dimensions[i] != outShape.Dimensions[a]) {
+			return stock(backend, node, inputs, owned)
+		}
+		xDims[a], prev = xs.Dimensions[i], a
+	}
+	xf, _ := backend.BufferData(inputs[0])
+	outBuf, outFlat, err := backend.NewSharedBuffer(0, outShape)
+	if err != nil {
+		return nil, err
+	}
+	switch out := outFlat.(type) {
+	case []float32:
+		broadcastCopy(out, xf.([]float32), xDims, outShape.Dimensions)
+	case []float64:
+		broadcastCopy(out, xf.([]float64), xDims, outShape.Dimensions)
+	default:
+		_ = backend.BufferFinalize(outBuf)
+		return stock(backend, node, inputs, owned)
+	}
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// broadcastCopy writes out = x broadcast to outDims (x has the same rank, with 1 on broadcast axes).
+func broadcastCopy[T any](out, x []T, xDims, outDims []int) {
+	if len(out) == 0 {
+		return
+	}
+	if len(x) == 1 {
+		v := x[0]
+		for i := range out {
+			out[i] = v
+		}
+		return
+	}
+	// Groups of adjacent axes, innermost first: size and x's stride (0 where broadcast).
+	var groups []bgroup
+	stride := 1
+	for a := len(outDims) - 1; a >= 0; a-- {
+		n := outDims[a]
+		if n == 1 {
+			continue
+		}
+		b := xDims[a] == 1
+		if k := len(groups) - 1; k >= 0 && (groups[k].ls == 0) == b {
+			groups[k].size *= n
+		} else if b {
+			groups = append(groups, bgroup{size: n})
+		} else {
+			groups = append(groups, bgroup{size: n, ls: stride})
+		}
+		if !b {
+			stride *= n
+		}
+	}
+	inner, outer := groups[0], groups[1:]
+	idx := make([]int, len(outer))
+	xp, o := 0, 0
+	for {
+		n := inner.size
+		if inner.ls != 0 {
+			copy(out[o:o+n], x[xp:xp+n])
+		} else {
+			v, oo := x[xp], out[o:o+n]
+			for i := range oo {
+				oo[i] = v
+			}
+		}
+		o += n
+		if o >= len(out) {
+			return
+		}
+		g := 0
+		for ; g < len(outer); g++ {
+			idx[g]++
+			xp += outer[g].ls
+			if idx[g] < outer[g].size {
+				break
+			}
+			xp -= outer[g].ls * idx[g]
+			idx[g] = 0
+		}
+		if g == len(outer) {
+			return
+		}
+	}
+}
+
+// logisticParallelMin is the smallest tensor whose logistic is split over two goroutines.
+const logisticParallelMin = 1 << 15
+
+// fastLogistic replaces SimpleGo's Logistic executor on patched backends for large float32 tensors:
+// the same formula, split over two goroutines.
+func fastLogistic(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+	owned []bool) (*simplego.Buffer, error) {
+	stock := stockExec[backends.OpTypeLogistic]
+	if _, ok := fastOpsBackends.Load(backend); !ok {
+		return stock(backend, node, inputs, owned)
+	}
+	xs, err := backend.BufferShape(inputs[0])
+	if err != nil || xs.DType != dtypes.Float32 || xs.Size() < logisticParallelMin {
+		return stock(backend, node, inputs, owned)
+	}
+	xf, _ := backend.BufferData(inputs[0])
+	x := xf.([]float32)
+	var outBuf backends.Buffer
+	var out []float32
+	if owned[0] {
+		outBuf, out = inputs[0], x
+		inputs[0] = nil
+	} else {
+		b, f, err := backend.NewSharedBuffer(0, xs)
+		if err != nil {
+			return nil, err
+		}
+		outBuf, out = b, f.([]float32)
+	}
+	half := len(x) / 2
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		logistic32(out[half:], x[half:])
+	}()
+	logistic32(out[:half], x[:half])
+	wg.Wait()
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// logistic32 computes out = σ(x) as SimpleGo does (in float64, branching on the sign for stability).
+func logistic32(out, x []float32) {
+	for i, v := range x {
+		if v >= 0 {
+			out[i] = float32(1 / (1 + math.Exp(-float64(v))))
+		} else {
+			e := math.Exp(float64(v))
+			out[i] = float32(e / (1 + e))
+		}
+	}
+}
+
+// fastTranspose replaces SimpleGo's Transpose executor on patched backends (float32, float64, int32).
+func fastTranspose(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+	owned []bool) (*simplego.Buffer, error) {
+	stock := stockExec[backends.OpTypeTranspose]
+	if _, ok := fastOpsBackends.Load(backend); !ok {
+		return stock(backend, node, inputs, owned)
+	}
+	data, ok := nodeData(node)
+	xs, err := backend.BufferShape(inputs[0])
+	if !ok || err != nil || data.Kind() != reflect.Slice || data.Type().Elem().Kind() != reflect.Int ||
+		data.Len() != xs.Rank() || xs.Rank() == 0 {
+		return stock(backend, node, inputs, owned)
+	}
+	perm := make([]int, xs.Rank())
+	seen := make([]bool, xs.Rank())
+	outDims := make([]int, xs.Rank())
+	for i := range perm {
+		p := int(data.Index(i).Int())
+		if p < 0 || p >= len(perm) || seen[p] {
+			return stock(backend, node, inputs, owned)
+		}
+		perm[i], seen[p], outDims[i] = p, true, xs.Dimensions[p]
+	}
+	xf, _ := backend.BufferData(inputs[0])
+	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, outDims...))
+	if err != nil {
+		return nil, err
+	}
+	switch out := outFlat.(type) {
+	case []float32:
+		transposeInto(out, xf.([]float32), xs.Dimensions, perm)
+	case []float64:
+		transposeInto(out, xf.([]float64), xs.Dimensions, perm)
+	case []int32:
+		transposeInto(out, xf.([]int32), xs.Dimensions, perm)
+	default:
+		_ = backend.BufferFinalize(outBuf)
+		return stock(backend, node, inputs, owned)
+	}
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// fastSign replaces SimpleGo's Sign executor on patched backends for float32: sign(x) ∈ {-1, 0, 1},
+// and 0 for NaN, as SimpleGo gives.
+func fastSign(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+	owned []bool) (*simplego.Buffer, error) {
+	stock := stockExec[backends.OpTypeSign]
+	if _, ok := fastOpsBackends.Load(backend); !ok {
+		return stock(backend, node, inputs, owned)
+	}
+	xs, err := backend.BufferShape(inputs[0])
+	if err != nil || xs.DType != dtypes.Float32 {
+		return stock(backend, node, inputs, owned)
+	}
+	xf, _ := backend.BufferData(inputs[0])
+	x := xf.([]float32)
+	var outBuf backends.Buffer
+	var out []float32
+	if owned[0] {
+		outBuf, out = inputs[0], x
+		inputs[0] = nil
+	} else {
+		b, f, err := backend.NewSharedBuffer(0, xs)
+		if err != nil {
+			return nil, err
+		}
+		outBuf, out = b, f.([]float32)
+	}
+	signBits32(out, x)
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// signBits32 sets out[i] = sign(x[i]) from the bits: ±1 keeps x's sign bit; zeros and NaNs give +0.
+func signBits32(out, x []float32) {
+	for i, v := range x {
+		b := math.Float32bits(v)
+		abs := b & 0x7fffffff
+		var r uint32
+		if abs-1 < 0x7f800000 { // nonzero and not NaN (infinities included)
+			r = 0x3f800000 | (b & 0x80000000)
+		}
+		out[i] = math.Float32frombits(r)
+	}
+}
+
+// fastReduceSum replaces SimpleGo's ReduceSum executor on patched backends for float32/float64.
+func fastReduceSum(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+	owned []bool) (*simplego.Buffer, error) {
+	stock := stockExec[backends.OpTypeReduceSum]
+	if _, ok := fastOpsBackends.Load(backend); !ok {
+		return stock(backend, node, inputs, owned)
+	}
+	data, ok := nodeData(node)
+	xs, err := backend.BufferShape(inputs[0])
+	if !ok || err != nil || data.Kind() != reflect.Slice || data.Type().Elem().Kind() != reflect.Int ||
+		data.Len() == 0 || xs.Rank() == 0 || (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) {
+		return stock(backend, node, inputs, owned)
+	}
+	reduced := make([]bool, xs.Rank())
+	var outDims []int
+	for i := range data.Len() {
+		a := int(data.Index(i).Int())
+		if a < 0 || a >= xs.Rank() {
+			return stock(backend, node, inputs, owned)
+		}
+		reduced[a] = true
+	}
+	for a, d := range xs.Dimensions {
+		if !reduced[a] {
+			outDims = append(outDims, d)
+		}
+	}
+	xf, _ := backend.BufferData(inputs[0])
+	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, outDims...))
+	if err != nil {
+		return nil, err
+	}
+	switch out := outFlat.(type) {
+	case []float32:
+		reduceSumKernel(out, xf.([]float32), xs.Dimensions, reduced)
+	case []float64:
+		reduceSumKernel(out, xf.([]float64), xs.Dimensions, reduced)
+	}
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// reduceSumKernel computes out = Σ over the reduced axes of x, visiting x in row-major order and
+// adding each entry into its output entry (SimpleGo's order).
+func reduceSumKernel[T float32 | float64](out, x []T, dims []int, reduced []bool) {
+	for i := range out {
+		out[i] = 0
+	}
+	if len(x) == 0 {
+		return
+	}
+	// Groups of adjacent axes, innermost first: size and output stride (0 for reduced axes).
+	var groups []bgroup
+	stride := 1
+	for a := len(dims) - 1; a >= 0; a-- {
+		n := dims[a]
+		if n == 1 {
+			continue
+		}
+		if k := len(groups) - 1; k >= 0 && (groups[k].ls == 0) == reduced[a] {
+			groups[k].size *= n
+		} else if reduced[a] {
+			groups = append(groups, bgroup{size: n})
+		} else {
+			groups = append(groups, bgroup{size: n, ls: stride})
+		}
+		if !reduced[a] {
+			stride *= n
+		}
+	}
+	if len(groups) == 0 {
+		out[0] += x[0]
+		return
+	}
+	inner, outer := groups[0], groups[1:]
+	idx := make([]int, len(outer))
+	op, xp := 0, 0
+	for {
+		n := inner.size
+		run := x[xp : xp+n]
+		if inner.ls == 0 {
+			acc := out[op]
+			for _, v := range run {
+				acc += v
+			}
+			out[op] = acc
+		} else {
+			o := out[op : op+n]
+			for i, v := range run {
+				o[i] += v
+			}
+		}
+		xp += n
+		if xp >= len(x) {
+			return
+		}
+		g := 0
+		for ; g < len(outer); g++ {
+			idx[g]++
+			op += outer[g].ls
+			if idx[g] < outer[g].size {
+				break
+			}
+			op -= outer[g].ls * idx[g]
+			idx[g] = 0
+		}
+		if g == len(outer) {
+			return
+		}
+	}
 }

@@ -37,6 +37,19 @@ func TestFastOpsMatchStock(t *testing.T) {
 		{"mul/both-broadcast", bin(graph.Mul), [][]int{{3, 1, 5, 1}, {1, 4, 5, 2}}},
 		{"mul/groupnorm-like", bin(graph.Mul), [][]int{{2, 6, 3, 4}, {2, 1, 3, 1}}},
 		{"sub/lhs-broadcast", bin(graph.Sub), [][]int{{1, 5}, {3, 5}}},
+		{"broadcast/rows", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 4, 5) }, [][]int{{1, 5}}},
+		{"broadcast/columns", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 4, 5, 3) }, [][]int{{4, 1, 3}}},
+		{"broadcast/prefix", func(in []*graph.Node) *graph.Node { return graph.BroadcastPrefix(in[0], 3, 2) }, [][]int{{4, 2}}},
+		{"broadcast/scalar", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(graph.Reshape(in[0]), 3, 4) }, [][]int{{1}}},
+		{"transpose/3d", func(in []*graph.Node) *graph.Node { return graph.TransposeAllAxes(in[0], 2, 0, 1) }, [][]int{{3, 4, 5}}},
+		{"transpose/pixel-shuffle", func(in []*graph.Node) *graph.Node { return graph.TransposeAllAxes(in[0], 0, 1, 3, 2, 4, 5) }, [][]int{{2, 3, 2, 3, 2, 2}}},
+		{"reduce/leading", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 0) }, [][]int{{5, 7}}},
+		{"reduce/trailing", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], -1) }, [][]int{{5, 7}}},
+		{"reduce/alternating", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 0, 2) }, [][]int{{3, 4, 5, 2}}},
+		{"reduce/groupnorm-like", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 1, 3) }, [][]int{{2, 6, 3, 4}}},
+		{"reduce/all", func(in []*graph.Node) *graph.Node { return graph.ReduceAllSum(in[0]) }, [][]int{{3, 1, 4}}},
+		{"sign", func(in []*graph.Node) *graph.Node { return graph.Sign(in[0]) }, [][]int{{7, 9}}},
+		{"logistic/large", func(in []*graph.Node) *graph.Node { return graph.Logistic(in[0]) }, [][]int{{3, 20000}}},
 	}
 	before := statFastOps.Load()
 	for _, c := range cases {
@@ -90,6 +103,42 @@ func TestSliceCopy(t *testing.T) {
 				}
 				o++
 			}
+		}
+	}
+}
+
+// TestPadNodeInUse fails when the patched backend builds Pad from pieces instead of its single node
+// (a changed GoMLX internal or a failed self-test), and checks the node against the definition.
+func TestPadNodeInUse(t *testing.T) {
+	testBackend(t)
+	if !padNodeOn.Load() {
+		t.Fatalf("the Pad node is not in use: %s", padNodeWhy)
+	}
+	before := statFastOps.Load()
+	x := tensors.FromFlatDataAndDimensions([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	got := eval(t, testBackend(t), func(in []*graph.Node) []*graph.Node {
+		return []*graph.Node{graph.Pad(in[0], graph.Scalar(in[0].Graph(), in[0].DType(), 9),
+			graph.PadAxis{Start: 1}, graph.PadAxis{Start: -1, End: 1, Interior: 1})}
+	}, x)[0]
+	// Axis 1: interior 1 gives [1,9,2,9,3], start -1 crops the first entry, end 1 appends a fill;
+	// axis 0: one fill row first.
+	want := []float64{9, 9, 9, 9, 9, 9, 2, 9, 3, 9, 9, 5, 9, 6, 9}
+	if maxAbsDiff(got, want) != 0 {
+		t.Fatalf("Pad = %v, want %v", got, want)
+	}
+	if statFastOps.Load() == before {
+		t.Fatal("the Pad did not run on the Pad node")
+	}
+}
+
+func TestSignBits(t *testing.T) {
+	x := []float32{-2, -0.0, 0, 3, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-40, -1e-40}
+	want := []float32{-1, 0, 0, 1, 1, -1, 0, 1, -1}
+	out := make([]float32, len(x))
+	signBits32(out, x)
+	for i := range x {
+		if out[i] != want[i] {
+			t.Errorf("sign(%g) = %g, want %g", x[i], out[i], want[i])
 		}
 	}
 }

@@ -42,19 +42,17 @@ func panicf(format string, args ...any) { panic(fmt.Errorf(format, args...)) }
 // for x [B,H,W,Cin] (NHWC), kernel [kh,kw,Cin,Cout] with odd kh, kw, and stride s ≥ 1, giving
 // y [B, ceil(H/s), ceil(W/s), Cout] — the same values as graph.Convolve(x, k).Strides(s).PadSame().
 //
-// It is computed as im2col: the kh·kw shifted (and strided) slices of the zero-padded input are
-// concatenated on the channel axis into patches P [B·H'·W', kh·kw·Cin] and multiplied by the kernel
-// reshaped to [kh·kw·Cin, Cout]: y = P·K, one matrix product. Gradients flow through those ordinary ops
-// (Pad, Slice, Concatenate, Reshape, Dot), so it differentiates on any backend; on the pure-Go backend it
-// is several times faster than the direct convolution, forward and backward.
+// It is one graph.ConvGeneral: XLA runs it natively; the patched pure-Go backend runs it as im2col (one
+// patch-extraction node, then one matrix product on the GEMM), and its gradient is this package's
+// corrected rule (conv_vjp.go), whose input gradient is again such a convolution.
 func Conv2D(x, kernel *graph.Node, stride int) *graph.Node {
 	if x.Rank() != 4 || kernel.Rank() != 4 {
 		panicf("compute.Conv2D: x must be [B,H,W,Cin] and kernel [kh,kw,Cin,Cout], got %s and %s",
 			x.Shape(), kernel.Shape())
 	}
 	dims, kdims := x.Shape().Dimensions, kernel.Shape().Dimensions
-	batch, h, w, cin := dims[0], dims[1], dims[2], dims[3]
-	kh, kw, kcin, cout := kdims[0], kdims[1], kdims[2], kdims[3]
+	cin := dims[3]
+	kh, kw, kcin := kdims[0], kdims[1], kdims[2]
 	switch {
 	case kcin != cin:
 		panicf("compute.Conv2D: kernel %s expects %d input channels, x %s has %d",
@@ -66,33 +64,12 @@ func Conv2D(x, kernel *graph.Node, stride int) *graph.Node {
 	case x.DType() != kernel.DType():
 		panicf("compute.Conv2D: x dtype %s != kernel dtype %s", x.DType(), kernel.DType())
 	}
-	ho, wo := (h+stride-1)/stride, (w+stride-1)/stride
 	ph, pw := (kh-1)/2, (kw-1)/2
-
-	padded := x
-	if ph > 0 || pw > 0 {
-		padded = graph.Pad(x, graph.ScalarZero(x.Graph(), x.DType()),
-			graph.PadAxis{}, graph.PadAxis{Start: ph, End: ph}, graph.PadAxis{Start: pw, End: pw})
-	}
-	patches := make([]*graph.Node, 0, kh*kw)
-	for u := range kh {
-		for v := range kw {
-			p := padded
-			if kh*kw > 1 || stride > 1 || ph > 0 || pw > 0 {
-				p = graph.Slice(padded, graph.AxisRange(),
-					graph.AxisRange(u, u+(ho-1)*stride+1).Stride(stride),
-					graph.AxisRange(v, v+(wo-1)*stride+1).Stride(stride))
-			}
-			patches = append(patches, p)
-		}
-	}
-	cols := patches[0]
-	if len(patches) > 1 {
-		cols = graph.Concatenate(patches, -1) // [B,H',W',kh·kw·Cin], index (u·kw+v)·Cin+c
-	}
-	cols = graph.Reshape(cols, batch*ho*wo, kh*kw*cin)
-	k := graph.Reshape(kernel, kh*kw*cin, cout)
-	return graph.Reshape(graph.Dot(cols, k), batch, ho, wo, cout)
+	axes := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+		KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+		OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2}}
+	return graph.ConvGeneral(x, kernel, axes, []int{stride, stride}, [][2]int{{ph, ph}, {pw, pw}},
+		[]int{1, 1}, []int{1, 1}, 1, 1)
 }
 
 // GroupNorm normalises x [B, ..., C] (channels last, C divisible by groups) per batch entry and per group

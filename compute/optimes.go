@@ -29,6 +29,7 @@ var (
 func EnableOpTimes() {
 	installFastDot()
 	installFastOps()
+	installPadNode()
 	opTimesOnce.Do(func() {
 		for op := range simplegoNodeExecutors {
 			ex := simplegoNodeExecutors[op]

@@ -66,6 +66,7 @@ func newPatched(config string) (backends.Backend, error) {
 	}
 	if useFastOps {
 		installFastOps()
+		installPadNode()
 		fastOpsBackends.Store(sb, true)
 	}
 	caps := sb.Capabilities().Clone()
@@ -96,12 +97,14 @@ func (b *patchedBackend) Builder(name string) backends.Builder {
 	if !ok {
 		return inner
 	}
-	return &patchedBuilder{Builder: sb}
+	_, fast := fastOpsBackends.Load(b.Backend)
+	return &patchedBuilder{Builder: sb, fastPad: fast}
 }
 
 // patchedBuilder embeds SimpleGo's builder: every op it creates is a SimpleGo op of the inner builder.
 type patchedBuilder struct {
 	*simplego.Builder
+	fastPad bool // build Pad as one node (see fastpad.go)
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)
@@ -147,10 +150,13 @@ func (b *patchedBuilder) Pad(x, fill backends.Op, axesConfig ...backends.PadAxis
 	if !fillShape.IsScalar() || fillShape.DType != shape.DType {
 		return nil, fmt.Errorf("Pad: fill value must be a scalar of dtype %s, got %s", shape.DType, fillShape)
 	}
-	shape = shape.Clone() // Dimensions are updated below; never alias the op's own shape.
 	if len(axesConfig) > shape.Rank() {
 		return nil, fmt.Errorf("Pad: %d axes configured for an operand of shape %s", len(axesConfig), shape)
 	}
+	if node, ok, err := b.padNode(x, fill, axesConfig); err != nil || ok {
+		return node, err
+	}
+	shape = shape.Clone() // Dimensions are updated below; never alias the op's own shape.
 	for axis, cfg := range axesConfig {
 		if cfg.Interior < 0 {
 			return nil, fmt.Errorf("Pad: negative interior padding %d on axis %d", cfg.Interior, axis)
@@ -323,6 +329,10 @@ func (b *patchedBuilder) ConvGeneral(input, kernel backends.Op, axes backends.Co
 		return v
 	}
 	strides, kernelDilations, inputDilations = fill(strides), fill(kernelDilations), fill(inputDilations)
+	if y, ok, err := b.lowerDilatedConv(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
+		channelGroupCount, batchGroupCount); err != nil || ok {
+		return y, err
+	}
 	if slices.ContainsFunc(inputDilations, func(d int) bool { return d > 1 }) {
 		shape, err := b.OpShape(input)
 		if err != nil {
@@ -341,6 +351,10 @@ func (b *patchedBuilder) ConvGeneral(input, kernel backends.Op, axes backends.Co
 			return nil, err
 		}
 		inputDilations = ones(nSpatial)
+	}
+	if y, ok, err := b.lowerConv(input, kernel, axes, strides, paddings, kernelDilations,
+		channelGroupCount, batchGroupCount); err != nil || ok {
+		return y, err
 	}
 	return b.Builder.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
 		channelGroupCount, batchGroupCount)

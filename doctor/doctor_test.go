@@ -33,9 +33,36 @@ func TestCheckReportsAMeasuredMatmul(t *testing.T) {
 	if err := json.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"backend", "cores", "dataset", "models", "matmul"} {
+	for _, k := range []string{"backend", "cores", "dataset", "models", "matmul", "matrix_path"} {
 		if _, ok := back[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
+		}
+	}
+}
+
+// TestMatrixPath: the patched backend's matrix path is the one compute reports; the unpatched one and
+// a patched one with blas=off are the slow path with a reason.
+func TestMatrixPath(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		wantFast bool
+	}{
+		{"go", compute.MatmulPath().Fast},
+		{"go-stock", false},
+		{"go:blas=off", false},
+	} {
+		backend, err := compute.NewBackend(c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Check(backend, 32)
+		backend.Finalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mp := rep.MatrixPath
+		if mp.Fast != c.wantFast || (!mp.Fast && mp.Reason == "") {
+			t.Errorf("%s: matrix path %+v, want fast=%v (and a reason when slow)", c.name, mp, c.wantFast)
 		}
 	}
 }

@@ -156,20 +156,44 @@ func loadCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig) (*checkpo
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if state.Scope != p.Scope || fmt.Sprint(state.NoiseShape) != fmt.Sprint(p.NoiseShape) {
-		return nil, fmt.Errorf("%s: checkpoint is for %s (scope %s, noise %v), not %s (scope %s, noise %v)",
-			path, state.Problem, state.Scope, state.NoiseShape, p.Name, p.Scope, p.NoiseShape)
-	}
-	if diff := configDiff(state.Config, cfg, state.Defines, cfg.Defines); diff != "" {
-		return nil, fmt.Errorf("%s: cannot resume with a different configuration (%s); start a new run in another folder, or force a fresh start here", path, diff)
-	}
-	if state.Step > cfg.Steps {
-		return nil, fmt.Errorf("%s: checkpoint is at step %d, beyond the %d steps asked for", path, state.Step, cfg.Steps)
+	if err := state.compatible(path, p, cfg); err != nil {
+		return nil, err
 	}
 	if _, err := ckpt.DecodeWith(ctx, data, ckpt.LoadOptions{Scopes: []string{p.Scope, optimRoot + p.Scope}, RequireDigest: true}); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return state, nil
+}
+
+// CheckResume reports whether the checkpoint in cfg.CheckpointDir can be resumed by problem p
+// with cfg (same scope, noise shape, configuration and Defines, at most cfg.Steps done), without
+// loading anything; the error names each difference.
+func CheckResume(p *Problem, cfg TrainConfig) error {
+	path := filepath.Join(cfg.CheckpointDir, CheckpointWeights)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot resume: %w", err)
+	}
+	state, err := checkpointStateOf(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return state.compatible(path, p, cfg)
+}
+
+// compatible is the resume check of loadCheckpoint and CheckResume.
+func (state *checkpointState) compatible(path string, p *Problem, cfg TrainConfig) error {
+	if state.Scope != p.Scope || fmt.Sprint(state.NoiseShape) != fmt.Sprint(p.NoiseShape) {
+		return fmt.Errorf("%s: checkpoint is for %s (scope %s, noise %v), not %s (scope %s, noise %v)",
+			path, state.Problem, state.Scope, state.NoiseShape, p.Name, p.Scope, p.NoiseShape)
+	}
+	if diff := configDiff(state.Config, cfg, state.Defines, cfg.Defines); diff != "" {
+		return fmt.Errorf("%s: cannot resume with a different configuration (%s); start a new run in another folder, or force a fresh start here", path, diff)
+	}
+	if state.Step > cfg.Steps {
+		return fmt.Errorf("%s: checkpoint is at step %d, beyond the %d steps asked for", path, state.Step, cfg.Steps)
+	}
+	return nil
 }
 
 // checkpointStateOf reads and validates the training state in a checkpoint file's metadata

@@ -98,12 +98,20 @@ type Pipeline struct {
 	scorers   map[string]*hypernet.SharedExec
 	finetuned hypernoise.Generator
 	closed    bool
+	uses      int64
 }
 
+// MaxCachedMethods bounds the methods Generate keeps built: beyond it, the least recently used
+// one that no call is using is closed (methods returned by Method are kept until Close).
+const MaxCachedMethods = 32
+
 type methodEntry struct {
-	once sync.Once
-	m    hypernoise.Method
-	err  error
+	once   sync.Once
+	m      hypernoise.Method
+	err    error
+	users  int   // Generate calls using it now
+	pinned bool  // handed out by Method: never evicted
+	last   int64 // use counter at the last acquire
 }
 
 // New returns a pipeline over model; chunk is the most rows a method runs at once (0: the default).
@@ -376,8 +384,23 @@ func (p *Pipeline) resolve(r Request) (Request, hypernoise.MethodInfo, hypernois
 }
 
 // Method returns the method a request describes, built on first use and kept (with its compiled
-// graphs) until Close: one method per distinct resolved request, so keep N and Steps to a small set.
+// graphs) until Close.
 func (p *Pipeline) Method(r Request) (hypernoise.Method, error) {
+	e, err := p.acquire(r)
+	if e == nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	e.pinned = true
+	e.users--
+	p.mu.Unlock()
+	return e.m, err
+}
+
+// acquire returns the built method entry of a request with its user count raised (release it).
+// Entries beyond MaxCachedMethods that nobody uses are closed, least recently used first, so a
+// stream of distinct requests (e.g. many betas of a tilt dial) does not grow memory.
+func (p *Pipeline) acquire(r Request) (*methodEntry, error) {
 	r, info, env, err := p.resolve(r)
 	if err != nil {
 		return nil, err
@@ -393,9 +416,45 @@ func (p *Pipeline) Method(r Request) (hypernoise.Method, error) {
 		e = &methodEntry{}
 		p.methods[key] = e
 	}
+	p.uses++
+	e.users++
+	e.last = p.uses
+	for len(p.methods) > MaxCachedMethods {
+		var oldKey string
+		var old *methodEntry
+		for k, c := range p.methods {
+			if c.users == 0 && !c.pinned && (old == nil || c.last < old.last) {
+				oldKey, old = k, c
+			}
+		}
+		if old == nil {
+			break
+		}
+		delete(p.methods, oldKey)
+		if old.m != nil {
+			old.m.Close()
+		}
+	}
 	p.mu.Unlock()
 	e.once.Do(func() { e.m, e.err = info.New(env) })
-	return e.m, e.err
+	if e.err != nil {
+		p.release(e)
+		return nil, e.err
+	}
+	return e, nil
+}
+
+// Cached is the number of methods the pipeline keeps built.
+func (p *Pipeline) Cached() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.methods)
+}
+
+func (p *Pipeline) release(e *methodEntry) {
+	p.mu.Lock()
+	e.users--
+	p.mu.Unlock()
 }
 
 // Score computes the reward of a spec ("" = the model's default) for samples x [B, ...] and
@@ -458,10 +517,12 @@ type Output struct {
 // request names one, else the model's default), so methods compared on the same noises are scored
 // alike.
 func (p *Pipeline) Generate(r Request, eps, prompts *tensors.Tensor) (*Output, error) {
-	m, err := p.Method(r)
+	e, err := p.acquire(r)
 	if err != nil {
 		return nil, err
 	}
+	defer p.release(e)
+	m := e.m
 	x, cost, err := m.Generate(eps, prompts)
 	if err != nil {
 		return nil, err

@@ -164,3 +164,20 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheBounded: Generate with more distinct requests than MaxCachedMethods keeps at most that
+// many methods built, and an evicted method rebuilt later gives the same samples.
+func TestCacheBounded(t *testing.T) {
+	p := newPipeline(t)
+	prompts := []int32{3}
+	first := generate(t, p, infer.Request{Method: "best-of-n", N: 1}, 4, prompts)
+	for n := 2; n <= infer.MaxCachedMethods+4; n++ {
+		generate(t, p, infer.Request{Method: "best-of-n", N: n}, 4, prompts)
+		if c := p.Cached(); c > infer.MaxCachedMethods {
+			t.Fatalf("%d methods kept built, more than %d", c, infer.MaxCachedMethods)
+		}
+	}
+	if again := generate(t, p, infer.Request{Method: "best-of-n", N: 1}, 4, prompts); maxDiff(first, again) != 0 {
+		t.Error("a rebuilt method samples differently")
+	}
+}

@@ -110,7 +110,15 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 	if err := CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
 		return nil, nil, err
 	}
+	unlock, err := ckpt.LockDir(opts.OutDir) // one writer per run folder
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	if opts.Resume {
+		if err := hypernet.CheckResume(prob, cfg); err != nil {
+			return nil, nil, &runFolderError{err.Error()}
+		}
 		if hn, ok := finishedRun(opts.OutDir, im.Context, mod, reward, hcfg); ok {
 			s := hn.Config.Result
 			return hn, &hypernet.TrainResult{StartStep: s.Steps, Steps: s.Steps, Skipped: s.Skipped}, nil

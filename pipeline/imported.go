@@ -193,7 +193,6 @@ func EvaluateModel(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalO
 		res.Brightness = sum / pixels
 		rep.Methods[meth.Name()] = res
 		rep.Order = append(rep.Order, meth.Name())
-		meth.Close()
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil

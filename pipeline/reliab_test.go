@@ -168,8 +168,8 @@ func TestResumeRules(t *testing.T) {
 		r := o
 		r.Resume, r.Train.Steps = true, 6
 		c.mod(&r)
-		if _, _, err := TrainHypernet(backend, fresh(), r, nil); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("resume: err = %v, want one naming %q", err, c.want)
+		if _, _, err := TrainHypernet(backend, fresh(), r, nil); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrRunFolder) {
+			t.Errorf("resume: err = %v, want a run-folder refusal naming %q", err, c.want)
 		}
 	}
 	// Resuming the finished run leaves it intact.

@@ -15,7 +15,7 @@ type GenerateRequest struct {
 	Method   string `json:"method"`
 	Hypernet string `json:"hypernet,omitempty"` // needed only when several hypernetworks are loaded
 	N        *int   `json:"n,omitempty"`        // images (default 1)
-	Seed     *int64 `json:"seed,omitempty"`     // noise seed (default 0): image k uses noise k of the seed
+	Seed     *int64 `json:"seed,omitempty"`     // noise seed (default 0), as `hypernoise sample --seed`
 	// Beta is the tilt temperature of a tilt-dial hypernetwork (omitted: its own).
 	Beta *float64 `json:"beta,omitempty"`
 }

@@ -411,7 +411,8 @@ func (s *Server) Generate(ctx context.Context, j job) (*GenerateResponse, error)
 			prompts[i] = j.promptI
 		}
 		t0 := time.Now()
-		out, err := s.p.Generate(j.req, hypernoise.Noise(j.seed, j.n, shape), tensors.FromValue(prompts))
+		eps := hypernoise.PromptNoise(j.seed, int(j.promptI), j.n, shape)
+		out, err := s.p.Generate(j.req, tensors.FromFlatDataAndDimensions(eps, append([]int{j.n}, shape...)...), tensors.FromValue(prompts))
 		done <- result{out, time.Since(t0).Seconds(), err}
 	}()
 	var res result

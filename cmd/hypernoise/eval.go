@@ -8,6 +8,7 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
@@ -122,8 +123,8 @@ diversity, network evaluations and seconds per image.
 	hn := p.Hypernets()[0]
 	o.Beta = *beta
 	switch {
-	case *ftSteps < -1:
-		return cli.Usagef("eval: --finetune-steps must be >= -1, got %d", *ftSteps)
+	case *ftSteps < -1 || *ftSteps > hypernet.MaxSteps:
+		return cli.Usagef("eval: --finetune-steps must be in [-1, %d], got %d", hypernet.MaxSteps, *ftSteps)
 	case *ftSteps == -1:
 		o.FinetuneSteps = hn.Config.Train.Steps
 	default:

@@ -14,5 +14,9 @@ const about = `hypernoise: reward-aligned generation with one-step generators an
 var commands []cli.Command
 
 func main() {
-	os.Exit(cli.Main("hypernoise", about, commands, os.Args[1:], os.Stdout, os.Stderr))
+	// The work runs in a supervised child process, so that even an out-of-memory fatal error or a
+	// kill by the system ends in one clear line (see cli.Supervise).
+	os.Exit(cli.Supervise("hypernoise", os.Args[1:], os.Stderr, func() int {
+		return cli.Main("hypernoise", about, commands, os.Args[1:], os.Stdout, os.Stderr)
+	}))
 }

@@ -116,3 +116,23 @@ func TestModelTrainSampleEval(t *testing.T) {
 		}
 	}
 }
+
+// TestModelUnconditional: a generator and reward without prompt inputs: sample needs no --prompt,
+// the MLP hypernetwork trains and eval runs.
+func TestModelUnconditional(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few seconds")
+	}
+	spec := filepath.Join(fixtureDir, "spec_uncond.json")
+	dir := t.TempDir()
+	if code, out, msg := run("sample", "--model", spec, "--n", "3", "--out", filepath.Join(dir, "g.png")); code != 0 || !strings.Contains(out, "unconditional") {
+		t.Fatalf("sample: exit %d: %s %s", code, out, msg)
+	}
+	hn := filepath.Join(dir, "hn")
+	if code, _, msg := run("train", "--model", spec, "--modulator", "mlp", "--out", hn, "--steps", "2", "--batch", "4", "--quiet"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, msg)
+	}
+	if code, out, msg := run("eval", "--model", spec, "--hypernet", hn, "--seeds", "2", "--methods", "base,hypernoise", "--quiet"); code != 0 || !strings.Contains(out, "hypernoise") {
+		t.Fatalf("eval: exit %d: %s %s", code, out, msg)
+	}
+}

@@ -38,9 +38,9 @@ func runSample(env *cli.Env, args []string) error {
 	fs := env.FlagSet("sample", `Usage: hypernoise sample --prompt NAME [--n 16] [--seed 7] [--out grid.png] [flags]
 
 Generates --n images of the prompt's class with the embedded one-step generator
-x = decoder(student(eps, prompt)), eps ~ N(0, I): image k uses noise k of --seed, the same noise in
-every command and method (eval's images of a prompt are sample's with --n = eval's --seeds), and
-writes them as a PNG grid. --teacher-steps K samples the multi-step teacher instead
+x = decoder(student(eps, prompt)), eps ~ N(0, I): image k of prompt p uses noise p*n+k of --seed,
+the same noise in every command and method (eval's images of a prompt are sample's with --n =
+eval's --seeds), and writes them as a PNG grid. --teacher-steps K samples the multi-step teacher instead
 (K Euler steps of its guided flow ODE), for comparison. --prompt all draws --n images of every
 prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.
 
@@ -150,12 +150,11 @@ in DIR by hypernoise eval).`)
 	}
 	defer backend.Finalize()
 	total := f.n * len(ids)
-	// Image k of every prompt uses noise k of the seed (hypernoise.Noise).
-	one := hypernoise.NoiseFlat(f.seed, f.n, m.NoiseShape())
+	// Image k of prompt p uses noise p*n+k of the seed (hypernoise.PromptNoise), as in eval.
 	eps := make([]float32, 0, total*fashion.LatentDim)
 	prompts := make([]int32, 0, total)
 	for _, id := range ids {
-		eps = append(eps, one...)
+		eps = append(eps, hypernoise.PromptNoise(f.seed, id, f.n, m.NoiseShape())...)
 		for range f.n {
 			prompts = append(prompts, int32(id))
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -149,7 +150,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 			return err
 		}
 		if hn, res, err = pipeline.TrainModel(backend, im, o, prog); err != nil {
-			return err
+			return runFolderUsage(err)
 		}
 	} else {
 		if err := cli.CheckMemory("train", pipeline.EstimateTrainBytes(o)); err != nil {
@@ -168,7 +169,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		}
 		defer backend.Finalize()
 		if hn, res, err = pipeline.TrainHypernet(backend, m, o, prog); err != nil {
-			return err
+			return runFolderUsage(err)
 		}
 	}
 	if *asJSON {
@@ -188,4 +189,13 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, infer.WeightsFile),
 		filepath.Join(*out, infer.ConfigFile), filepath.Join(*out, infer.CurveFile))
 	return nil
+}
+
+// runFolderUsage makes a refusal of the run folder's rules (resume with other settings, ...) a
+// usage error: the user must change the flags.
+func runFolderUsage(err error) error {
+	if errors.Is(err, pipeline.ErrRunFolder) {
+		return cli.Usagef("train: %v", err)
+	}
+	return err
 }

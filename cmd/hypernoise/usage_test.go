@@ -83,3 +83,20 @@ func TestGoStockNotOffered(t *testing.T) {
 		t.Errorf("sample --help offers go-stock:\n%s", stdout.String())
 	}
 }
+
+// TestSampleMemoryBudget: a sample request whose estimate exceeds $HYPERNOISE_MEM_BUDGET is a
+// usage error before any work.
+func TestSampleMemoryBudget(t *testing.T) {
+	t.Setenv(cli.EnvMemBudget, "100MiB")
+	var stdout, stderr bytes.Buffer
+	code := cli.Main("hypernoise", about, commands, []string{"sample", "--prompt", "all", "--n", "4096", "--method", "reno"}, &stdout, &stderr)
+	if code != cli.ExitUsage || !strings.Contains(stderr.String(), "more than the budget of 100 MiB") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+	t.Setenv(cli.EnvMemBudget, "lots")
+	stderr.Reset()
+	code = cli.Main("hypernoise", about, commands, []string{"sample", "--prompt", "dress"}, &stdout, &stderr)
+	if code != cli.ExitUsage || !strings.Contains(stderr.String(), "not a memory size") {
+		t.Errorf("bad budget: exit %d, stderr %q", code, stderr.String())
+	}
+}

@@ -77,6 +77,10 @@ func Default() (*Library, error) {
 				return
 			}
 			defaultLib, defaultErr = Open(v)
+			if defaultErr != nil {
+				defaultErr = fmt.Errorf("%w (from $%s; unset it to search the usual places, or install with: %s)",
+					defaultErr, EnvLibrary, InstallHint)
+			}
 			return
 		}
 		var tried []string

@@ -1,6 +1,7 @@
 package blas
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -130,27 +131,11 @@ func BenchmarkSgemm(b *testing.B) {
 	for _, s := range []struct{ m, n, k int }{{32, 512, 512}, {1568, 64, 576}, {1024, 1024, 1024}, {32, 32, 32}, {4, 4, 4}} {
 		r := rand.New(rand.NewPCG(1, 2))
 		a, bb, c := randSlice(r, s.m*s.k), randSlice(r, s.k*s.n), make([]float32, s.m*s.n)
-		b.Run(fmtSize(s.m, s.n, s.k), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%dx%dx%d", s.m, s.n, s.k), func(b *testing.B) {
 			for b.Loop() {
 				lib.Sgemm(false, false, s.m, s.n, s.k, 1, a, s.k, bb, s.n, 0, c, s.n)
 			}
 			b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
-}
-
-func fmtSize(m, n, k int) string {
-	return itoa(m) + "x" + itoa(n) + "x" + itoa(k)
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	s := ""
-	for i > 0 {
-		s = string(rune('0'+i%10)) + s
-		i /= 10
-	}
-	return s
 }

@@ -2,8 +2,9 @@
 # Issue 11's image experiment on the embedded Fashion default (reward align=1, LoRA rank 8,
 # 300 AdamW steps of batch 32 each): the paper's surrogate (kl) against the stochastic log-det KL
 # (logdet) at three betas, a tilt dial (MLP conditioned on beta, logdet, beta in [0.05, 1]) scored
-# at five betas, the self-normalized importance-sampling reference of each tilt, and the step cost
-# of both regularizers. Usage: HN=path/to/hypernoise OUT=folder sh docs/logdet/images.sh
+# at five betas, and the self-normalized importance-sampling reference of each tilt. The step
+# cost is measured by go run ./docs/logdet/stepcost (the two objectives alternated in one
+# process). Usage: HN=path/to/hypernoise OUT=folder sh docs/logdet/images.sh
 set -e
 HN=${HN:-hypernoise}
 OUT=${OUT:-logdet-images}
@@ -18,12 +19,6 @@ done
 $HN train --reward align=1 --modulator dial --reg logdet --beta-range 0.05,1 --steps 600 --out "$OUT/dial" --quiet --json > "$OUT/dial.train.json"
 for beta in 0.05 0.1 0.2 0.5 1; do
   $HN eval --hypernet "$OUT/dial" --beta $beta $EVAL > "$OUT/dial-$beta.eval.json"
-done
-# Step cost: (seconds of 80 steps - seconds of 20 steps) / 60, so that graph compilation cancels.
-for reg in kl logdet; do
-  for n in 20 80; do
-    $HN train --reward align=1 --reg $reg --beta 0.2 --steps $n --checkpoint-every 0 --out "$OUT/cost-$reg-$n" --quiet --json > "$OUT/cost-$reg-$n.json"
-  done
 done
 # The learning-free reference of each tilt (importance resampling of 2048 base samples per prompt),
 # on the same 320 evaluation seeds.

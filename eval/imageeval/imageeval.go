@@ -58,20 +58,15 @@ type Reference interface {
 }
 
 // EvalSet returns the evaluation noises and prompts: image p*perPrompt + k has prompt p and noise
-// k of the seed (hypernoise.Noise), so every prompt is generated from the same perPrompt noises,
-// and `hypernoise sample --prompt P --n perPrompt --seed S` draws exactly prompt P's images.
+// p*perPrompt + k of the seed (hypernoise.PromptNoise), so every image has its own noise and
+// `hypernoise sample --prompt P --n perPrompt --seed S` draws exactly prompt P's images.
 func EvalSet(numPrompts, perPrompt int, seed uint64, noiseShape []int) (eps *tensors.Tensor, prompts *tensors.Tensor) {
 	n := numPrompts * perPrompt
 	ids := make([]int32, n)
 	for i := range ids {
 		ids[i] = int32(i / perPrompt)
 	}
-	one := hypernoise.NoiseFlat(seed, perPrompt, noiseShape)
-	flat := make([]float32, 0, n*len(one)/max(perPrompt, 1))
-	for range numPrompts {
-		flat = append(flat, one...)
-	}
-	return tensors.FromFlatDataAndDimensions(flat, append([]int{n}, noiseShape...)...), tensors.FromValue(ids)
+	return hypernoise.Noise(seed, n, noiseShape), tensors.FromValue(ids)
 }
 
 // scoreChunk is the most images scored in one compiled call (bounds memory).

@@ -178,9 +178,9 @@ type Curve struct {
 	Y    []float64
 }
 
-// PlotPNG draws the curves against beta (log axis), points joined by lines, one colour each, and
-// returns the PNG bytes.
-func PlotPNG(title, yLabel string, curves []Curve) ([]byte, error) {
+// PlotPNG draws the curves against beta (log axis), points joined by lines, one colour each, with
+// the legend in the left corner (top or bottom), and returns the PNG bytes.
+func PlotPNG(title, yLabel string, curves []Curve, legendTop bool) ([]byte, error) {
 	if len(curves) == 0 {
 		return nil, fmt.Errorf("no curves to plot")
 	}
@@ -191,7 +191,11 @@ func PlotPNG(title, yLabel string, curves []Curve) ([]byte, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = legendTop, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(8), vg.Points(4)
+	if legendTop {
+		p.Legend.YOffs = -vg.Points(4)
+	}
 	for i, c := range curves {
 		if len(c.Beta) != len(c.Y) || len(c.Beta) == 0 {
 			return nil, fmt.Errorf("curve %q: %d betas for %d values", c.Name, len(c.Beta), len(c.Y))

@@ -17,7 +17,8 @@ import (
 )
 
 // PNG renders the densities on the grid: the target first, then one panel per method, each
-// titled with its KL and mean reward. Every panel uses the same colour scale,
+// titled with its KL and mean reward, then the tilt dial at each of its betas (KL to that beta's
+// own target). Every panel uses the same colour scale,
 // sqrt(p / max p_target) clipped at 1, so heights compare across panels.
 func (r *Report) PNG() ([]byte, error) {
 	if r.targetDensity == nil {
@@ -31,7 +32,7 @@ func (r *Report) PNG() ([]byte, error) {
 	)
 	n := r.Grid.Cells
 	side := n * cell
-	panels := 1 + len(r.order)
+	panels := 1 + len(r.order) + len(r.dialOrder)
 	rows := (panels + cols - 1) / cols
 	w := cols*(side+margin) + margin
 	h := rows*(side+title+margin) + margin
@@ -70,6 +71,11 @@ func (r *Report) PNG() ([]byte, error) {
 	for k, m := range r.order {
 		res := r.Methods[m]
 		panel(k+1, m, fmt.Sprintf("KL %.3f  reward %.3g", res.KL, res.Reward), res.density)
+	}
+	// The tilt dial's panels: each scored against its own beta's target (not the one drawn first).
+	for k, b := range r.dialOrder {
+		res := r.Dial[b]
+		panel(1+len(r.order)+k, "dial at beta "+b, fmt.Sprintf("KL %.3f (own target)", res.KL), res.density)
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {

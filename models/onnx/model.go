@@ -141,6 +141,9 @@ func (m *Model) checkInput(g *shim.Model, field, name string, isFloat bool) erro
 	if !isFloat && !v.DType.IsInt() {
 		return m.specErr(field, "input %q of %s is %s, want int64 prompt ids", name, filepath.Base(g.Path), v.DType)
 	}
+	if len(v.Dims) > 0 && v.Dims[0] > 0 {
+		return &FileError{Path: g.Path, Err: fmt.Errorf("input %q has a fixed batch size %d; export it with a dynamic batch axis, e.g. torch.onnx.export(..., dynamic_axes={%q: {0: \"batch\"}, ...})", name, v.Dims[0], name)}
+	}
 	if !isFloat && len(v.Dims) != 1 {
 		return m.specErr(field, "input %q of %s has rank %d, want prompt ids of shape [batch]", name, filepath.Base(g.Path), len(v.Dims))
 	}
@@ -380,9 +383,10 @@ func (m *Model) CheckLoRA() error {
 	return m.gen.CheckOutputLayer(name)
 }
 
-// score builds reward rn for x and prompt ids; strict=false reshapes [B,1] to [B] and panics on
-// other shapes.
-func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, check bool) *Node {
+// score builds reward rn, r(x, c) [B], for images x (Generate's format) and prompt ids: the reward
+// graph's output, [B, 1] reshaped to [B]. Other shapes panic, unless dryRun (Load then reports them
+// as a spec error).
+func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, dryRun bool) *Node {
 	rs := m.Spec.Rewards[rn]
 	rg := m.rewards[rn]
 	in := map[string]*Node{rs.ImageInput: m.toNative(x)}
@@ -394,7 +398,7 @@ func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, check b
 	if s.Rank() == 2 && s.Shape().Dim(1) == 1 {
 		s = Reshape(s, s.Shape().Dim(0))
 	}
-	if !check && s.Rank() != 1 {
+	if !dryRun && s.Rank() != 1 {
 		panic(fmt.Errorf("reward %q: output %q is %s, want [batch]", rn, rs.Output, s.Shape()))
 	}
 	if s.DType() != x.DType() {

@@ -165,6 +165,11 @@ func TestBadInput(t *testing.T) {
 		{"not ONNX", func(s map[string]any, dir string) {
 			_ = os.WriteFile(filepath.Join(dir, "gen.onnx"), []byte("hello, I am a text file\n"), 0o644)
 		}, false, "not a valid ONNX model"},
+		{"fixed batch size", func(s map[string]any, dir string) {
+			data, _ := os.ReadFile(filepath.Join("testdata", "gen_static.onnx"))
+			_ = os.WriteFile(filepath.Join(dir, "gen.onnx"), data, 0o644)
+			delete(gen(s), "prompt_input")
+		}, false, `input "noise" has a fixed batch size 2; export it with a dynamic batch axis`},
 		{"empty file", func(s map[string]any, dir string) {
 			_ = os.WriteFile(filepath.Join(dir, "gen.onnx"), nil, 0o644)
 		}, false, "empty file"},

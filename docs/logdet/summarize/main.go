@@ -136,16 +136,6 @@ func main() {
 	if read(filepath.Join(out, "dial.train.json"), &dtr) {
 		fmt.Printf("\ntilt dial: %d steps in %.0f s, %.2f%% diverging series\n", dtr.Result.Steps, dtr.Result.Seconds, 100*dtr.Result.Diverged)
 	}
-	var per [2]float64
-	for i, reg := range []string{"kl", "logdet"} {
-		var a, c trainFile
-		if read(filepath.Join(out, "cost-"+reg+"-20.json"), &a) && read(filepath.Join(out, "cost-"+reg+"-80.json"), &c) {
-			per[i] = (c.Result.Seconds - a.Result.Seconds) / 60
-		}
-	}
-	if per[0] > 0 {
-		fmt.Printf("\nstep time (batch 32, (t80 - t20)/60): kl %.3f s, logdet %.3f s, ratio %.2f\n", per[0], per[1], per[1]/per[0])
-	}
 	var rc, fc []tilt.Curve
 	for _, name := range []string{"LoRA, kl", "LoRA, logdet", "tilt dial", "exact tilt (resampled)"} {
 		if c, ok := curves[name]; ok {
@@ -158,8 +148,9 @@ func main() {
 	for _, p := range []struct {
 		file, y string
 		cs      []tilt.Curve
-	}{{"reward_vs_beta.png", "mean reward log p(c|x)", rc}, {"fd_vs_beta.png", "FD to the test set (lower is closer)", fc}} {
-		png, err := tilt.PlotPNG("align reward, embedded Fashion default", p.y, p.cs)
+		top     bool
+	}{{"reward_vs_beta.png", "mean reward log p(c|x)", rc, false}, {"fd_vs_beta.png", "FD to the test set (lower is closer)", fc, true}} {
+		png, err := tilt.PlotPNG("align reward, embedded Fashion default", p.y, p.cs, p.top)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

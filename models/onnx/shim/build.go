@@ -44,7 +44,8 @@ func (g *Model) CreateVariables(ctx *context.Context) {
 // low-rank adapter (nn.Adapter), its factors in ctx's scope under the weight's variable name; with
 // OutputOnly, the layer that produces each requested output (through reshapes, transposes and a
 // bias addition) is replaced by its LoRA branch alone, so those outputs are exactly zero until the
-// adapters train. Call panics (GoMLX style) on a graph it cannot build; see Check.
+// adapters train. Call panics (GoMLX style) on a graph it cannot build (models/onnx.Load builds
+// each graph once to turn such failures into errors).
 func (g *Model) Call(ctx *context.Context, gr *Graph, inputs map[string]*Node, outputs ...string) []*Node {
 	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, consts: map[*Node]*tensors.Tensor{}, pendingOut: map[string]bool{}, adapter: nn.AdapterOf(ctx)}
 	for name, n := range inputs {
@@ -457,23 +458,6 @@ func (g *Model) delegate(gr *Graph, inputs map[string]*Node, outputs []string) [
 	}
 	g.gm.InputsNames, g.gm.InputsShapes = names, dshapes
 	return g.gm.CallGraph(g.dummy, gr, inputs, outputs...)
-}
-
-// hasEvenKernel reports whether a Conv or ConvTranspose of the graph has an even kernel size.
-func (g *Model) hasEvenKernel() bool {
-	for _, n := range g.nodes {
-		if n.op != "Conv" && n.op != "ConvTranspose" {
-			continue
-		}
-		if t, ok := g.inits[n.in[1]]; ok {
-			for _, d := range t.Shape().Dimensions[2:] {
-				if d%2 == 0 {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 // local returns a host copy of a computed tensor, to be embedded as a constant in another graph

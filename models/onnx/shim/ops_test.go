@@ -219,3 +219,20 @@ func TestLoRAOnGemmAndMatMul(t *testing.T) {
 		t.Errorf("score is a sum, not a layer output; want a refusal naming the MLP modulator, got %v", err)
 	}
 }
+
+// TestExternalDataMissing: a model whose external weights file is absent is a *FileError naming it.
+func TestExternalDataMissing(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testdata, "gen_ext.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "gen_ext.onnx")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(p)
+	var fe *FileError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "gen_ext.onnx.data") {
+		t.Fatalf("want a FileError naming gen_ext.onnx.data, got %v", err)
+	}
+}

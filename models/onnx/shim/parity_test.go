@@ -197,3 +197,20 @@ func evenKernelGradBug(t *testing.T, be backends.Backend) string {
 	}
 	return ""
 }
+
+// hasEvenKernel reports whether a Conv or ConvTranspose of the graph has an even kernel size.
+func (g *Model) hasEvenKernel() bool {
+	for _, n := range g.nodes {
+		if n.op != "Conv" && n.op != "ConvTranspose" {
+			continue
+		}
+		if t, ok := g.inits[n.in[1]]; ok {
+			for _, d := range t.Shape().Dimensions[2:] {
+				if d%2 == 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -288,6 +288,9 @@ func (rt *rawTensor) toTensor(dir string) (*tensors.Tensor, error) {
 		if d < 0 {
 			return nil, fmt.Errorf("negative dimension in %v", rt.dims)
 		}
+		if d > 0 && n > maxElements/d {
+			return nil, fmt.Errorf("dimensions %v hold more than %d values", rt.dims, maxElements)
+		}
 		n *= d
 	}
 	raw := rt.raw
@@ -295,6 +298,9 @@ func (rt *rawTensor) toTensor(dir string) (*tensors.Tensor, error) {
 		if raw, err = rt.readExternal(dir); err != nil {
 			return nil, err
 		}
+	}
+	if have := rt.count(raw); have != n {
+		return nil, fmt.Errorf("%s tensor of shape %v holds %d values, want %d", typeName(rt.dataType), rt.dims, have, n)
 	}
 	t := tensors.FromShape(shapes.Make(dt, rt.dims...))
 	var fillErr error
@@ -395,6 +401,33 @@ func (rt *rawTensor) toTensor(dir string) (*tensors.Tensor, error) {
 		return nil, fillErr
 	}
 	return t, nil
+}
+
+// maxElements bounds a tensor's size (2^34 values, 64 GiB of float32), so that a corrupt shape is an
+// error rather than an allocation failure.
+const maxElements = 1 << 34
+
+// count is the number of values the tensor's data holds (raw bytes, or the typed field in use).
+func (rt *rawTensor) count(raw []byte) int {
+	if raw != nil {
+		width := map[int]int{onnxFloat: 4, onnxUint8: 1, onnxInt8: 1, onnxUint16: 2, onnxInt16: 2, onnxInt32: 4,
+			onnxInt64: 8, onnxBool: 1, onnxFloat16: 2, onnxDouble: 8, onnxUint32: 4, onnxUint64: 8, onnxBfloat16: 2}[rt.dataType]
+		if width == 0 {
+			return -1
+		}
+		return len(raw) / width
+	}
+	switch rt.dataType {
+	case onnxFloat:
+		return len(rt.floats)
+	case onnxDouble:
+		return len(rt.doubles)
+	case onnxInt64:
+		return len(rt.int64s)
+	case onnxUint32, onnxUint64:
+		return len(rt.uint64s)
+	}
+	return len(rt.int32s)
 }
 
 // fillInts fills out from little-endian raw bytes of the given width, or else from int32_data.

@@ -18,6 +18,9 @@ Writes, next to this script:
                     of the even-kernel convolution gradient.
   gen_fp16.onnx     gen.onnx with every float initializer stored as FLOAT16 (and gen_bf16.onnx, BFLOAT16).
   spec.json         the model spec the tests and docs use.
+  gen_uncond.onnx, reward_uncond.onnx, spec_uncond.json   the same models with the prompt fixed to id 0
+                    and no prompt input: an unconditional generator and reward.
+  gen_static.onnx   gen_uncond.onnx exported without dynamic_axes (batch fixed to 2): refused at load.
   reference.json    inputs, forward outputs and input gradients (of sum(w*y) for fixed weights w) from
                     PyTorch for each file, in float64 lists.
 Everything is seeded, so rerunning reproduces the same files.
@@ -91,10 +94,21 @@ class Reward(nn.Module):
         return (pooled * self.prompt(prompt)).sum(dim=1) + 4.0 * redness  # [B]
 
 
-def export(model, args, path, input_names, output_names):
+class Unconditional(nn.Module):
+    """A conditional model with its prompt fixed to id 0: the unconditional fixtures."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x, torch.zeros(x.shape[0], dtype=torch.int64))
+
+
+def export(model, args, path, input_names, output_names, dynamic=True):
+    axes = {n: {0: "batch"} for n in input_names + output_names} if dynamic else None
     torch.onnx.export(model, args, path, opset_version=OPSET, input_names=input_names,
-                      output_names=output_names, dynamic_axes={n: {0: "batch"} for n in input_names + output_names},
-                      do_constant_folding=True)
+                      output_names=output_names, dynamic_axes=axes, do_constant_folding=True)
 
 
 def flat(t):
@@ -270,6 +284,18 @@ def main():
     export(rew, (image, prompt), os.path.join(HERE, "reward.onnx"), ["image", "prompt"], ["score"])
     export(gen_odd, (noise, prompt), os.path.join(HERE, "gen_odd.onnx"), ["noise", "prompt"], ["image", "latent"])
     export(rew_odd, (image, prompt), os.path.join(HERE, "reward_odd.onnx"), ["image", "prompt"], ["score"])
+
+    export(Unconditional(gen).eval(), (noise,), os.path.join(HERE, "gen_static.onnx"), ["noise"], ["image", "latent"],
+           dynamic=False)
+    export(Unconditional(gen).eval(), (noise,), os.path.join(HERE, "gen_uncond.onnx"), ["noise"], ["image", "latent"])
+    export(Unconditional(rew).eval(), (image,), os.path.join(HERE, "reward_uncond.onnx"), ["image"], ["score"])
+    with open(os.path.join(HERE, "spec_uncond.json"), "w") as f:
+        json.dump({"name": "fixture-uncond",
+                   "generator": {"onnx": "gen_uncond.onnx", "noise_input": "noise", "noise_shape": [4, 8, 8],
+                                 "output": "image", "backbone_output": "latent"},
+                   "rewards": {"score": {"onnx": "reward_uncond.onnx", "image_input": "image", "output": "score"}}},
+                  f, indent=2)
+        f.write("\n")
 
     gen_bytes = open(os.path.join(HERE, "gen.onnx"), "rb").read()
     blob = bytearray()

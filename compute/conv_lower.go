@@ -1,0 +1,257 @@
+package compute
+
+import (
+	"slices"
+	"sync/atomic"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+)
+
+// Convolution forward pass on the GEMM.
+//
+// SimpleGo's ConvGeneral is a direct loop (about 0.45 GFLOP/s). The patched builder writes every float
+// ConvGeneral (without batch grouping) as im2col instead, from operations that have fast kernels here:
+// with x̃ the input in [B, S..., Cin] order, zero-padded,
+//
+//	P[b,o,u,c] = x̃[b, s⊙o + d⊙u, c]          (one im2col node, see im2col.go)
+//	y[b,o,(g,f)] = Σ_{u,c∈g} P[b,o,u,c] · K[u,c,(g,f)]   (one DotGeneral, channel groups g as its batch)
+//
+// then y is transposed to the requested output layout. Input dilation has already been rewritten as
+// interior padding (see ConvGeneral in patched.go).
+
+// lowerConv builds the im2col form, or returns ok=false to leave the convolution to SimpleGo. It only
+// composes builder operations, so it also runs when the fast kernels are off (then the patches are
+// Kpos strided Slices and a Concatenate instead of the im2col node).
+func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
+	strides []int, paddings [][2]int, kernelDil []int, groups, batchGroups int) (y backends.Op, ok bool, err error) {
+	if batchGroups > 1 || groups < 1 {
+		return nil, false, nil
+	}
+	xs, err := b.OpShape(input)
+	if err != nil {
+		return nil, false, err
+	}
+	ks, err := b.OpShape(kernel)
+	if err != nil {
+		return nil, false, err
+	}
+	if (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) || ks.DType != xs.DType {
+		return nil, false, nil
+	}
+	n := len(axes.InputSpatial)
+	if len(axes.KernelSpatial) != n || len(axes.OutputSpatial) != n || len(strides) != n || len(kernelDil) != n ||
+		xs.Rank() != n+2 || ks.Rank() != n+2 {
+		return nil, false, nil
+	}
+	pads := make([][2]int, n)
+	copy(pads, paddings)
+	l := newConvLayout(axes, xs.Dimensions, ks.Dimensions, groups)
+	l.outSizes(strides, kernelDil, pads)
+	if l.cin%groups != 0 || l.cout%groups != 0 || ks.Dimensions[axes.KernelInputChannels]*groups != l.cin {
+		return nil, false, nil
+	}
+	for _, o := range l.out {
+		if o <= 0 {
+			return nil, false, nil
+		}
+	}
+	g, cg, coutg := groups, l.cin/groups, l.cout/groups
+
+	xc, err := b.transposeIfNeeded(input, l.xPerm)
+	if err != nil {
+		return nil, false, err
+	}
+	padCfg := make([]backends.PadAxis, n+2)
+	padded := slices.Clone(l.in)
+	anyPad := false
+	for i := range n {
+		padCfg[1+i] = backends.PadAxis{Start: pads[i][0], End: pads[i][1]}
+		padded[i] += pads[i][0] + pads[i][1]
+		anyPad = anyPad || pads[i] != [2]int{}
+	}
+	if anyPad {
+		zero, err := b.zeroScalar(xs)
+		if err != nil {
+			return nil, false, err
+		}
+		if xc, err = b.Pad(xc, zero, padCfg...); err != nil {
+			return nil, false, err
+		}
+	}
+	positions := kernelPositions(l.k)
+	patches, isNode, err := b.im2colNode(xc, l.k, strides, kernelDil, l.out) // [B, O..., Kpos, Cin]
+	if err != nil {
+		return nil, false, err
+	}
+	if !isNode {
+		sliceOut := slices.Concat([]int{l.b}, l.out, []int{1, l.cin})
+		parts := make([]backends.Op, len(positions))
+		for pi, u := range positions {
+			starts := make([]int, n+2)
+			limits := slices.Concat([]int{l.b}, padded, []int{l.cin})
+			st := ones(n + 2)
+			for i := range n {
+				starts[1+i] = u[i] * kernelDil[i]
+				limits[1+i] = starts[1+i] + (l.out[i]-1)*strides[i] + 1
+				st[1+i] = strides[i]
+			}
+			p, err := b.Builder.Slice(xc, starts, limits, st)
+			if err != nil {
+				return nil, false, err
+			}
+			if parts[pi], err = b.Builder.Reshape(p, sliceOut...); err != nil {
+				return nil, false, err
+			}
+		}
+		patches = parts[0]
+		if len(parts) > 1 {
+			if patches, err = b.Builder.Concatenate(n+1, parts...); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	rows := l.b
+	for _, o := range l.out {
+		rows *= o
+	}
+	kpos := len(positions)
+	p4, err := b.Builder.Reshape(patches, rows, kpos, g, cg)
+	if err != nil {
+		return nil, false, err
+	}
+	kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+	if err != nil {
+		return nil, false, err
+	}
+	k4, err := b.Builder.Reshape(kc, kpos, cg, g, coutg)
+	if err != nil {
+		return nil, false, err
+	}
+	yc, err := b.Builder.DotGeneral(p4, []int{1, 3}, []int{2}, k4, []int{0, 1}, []int{2}) // [G, N, Coutg]
+	if err != nil {
+		return nil, false, err
+	}
+	if g > 1 {
+		if yc, err = b.Builder.Transpose(yc, 1, 0, 2); err != nil {
+			return nil, false, err
+		}
+	}
+	if yc, err = b.Builder.Reshape(yc, slices.Concat([]int{l.b}, l.out, []int{l.cout})...); err != nil {
+		return nil, false, err
+	}
+	if yc, err = b.transposeIfNeeded(yc, inversePerm(l.yPerm)); err != nil {
+		return nil, false, err
+	}
+	statConvLowered.Add(1)
+	return yc, true, nil
+}
+
+// statConvLowered counts convolutions built as im2col (for tests).
+var statConvLowered atomic.Int64
+
+// transposeIfNeeded applies Transpose(x, perm) unless perm is the identity.
+func (b *patchedBuilder) transposeIfNeeded(x backends.Op, perm []int) (backends.Op, error) {
+	for i, p := range perm {
+		if i != p {
+			return b.Builder.Transpose(x, perm...)
+		}
+	}
+	return x, nil
+}
+
+// lowerDilatedConv builds a stride-1 correlation of an input dilated by s (the transposed convolution
+// that a strided convolution's input gradient is) without materialising the zeros: x[i] meets kernel
+// entry u at output h = s⊙i + lo - d⊙u, so with the undilated input as rows,
+//
+//	Q[b,i,u,(g,f)] = Σ_{c∈g} x[b,i,c] · K[u,c,(g,f)]        (one DotGeneral)
+//	y[b,h,:] = Σ_{i,u: s⊙i - d⊙u + lo = h} Q[b,i,u,:]        (one col2im node)
+//
+// It returns ok=false (leaving the rewrite as interior padding to ConvGeneral) unless some input
+// dilation exceeds 1, every stride is 1 and the custom nodes are on.
+func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
+	strides []int, paddings [][2]int, inDil, kernelDil []int, groups, batchGroups int) (backends.Op, bool, error) {
+	if !b.fastPad || !padNodeOn.Load() || batchGroups > 1 || groups < 1 ||
+		!slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) ||
+		slices.ContainsFunc(strides, func(s int) bool { return s != 1 }) {
+		return nil, false, nil
+	}
+	xs, err := b.OpShape(input)
+	if err != nil {
+		return nil, false, err
+	}
+	ks, err := b.OpShape(kernel)
+	if err != nil {
+		return nil, false, err
+	}
+	if (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) || ks.DType != xs.DType {
+		return nil, false, nil
+	}
+	n := len(axes.InputSpatial)
+	if len(axes.KernelSpatial) != n || len(axes.OutputSpatial) != n || len(inDil) != n || len(kernelDil) != n ||
+		xs.Rank() != n+2 || ks.Rank() != n+2 {
+		return nil, false, nil
+	}
+	pads := make([][2]int, n)
+	copy(pads, paddings)
+	l := newConvLayout(axes, xs.Dimensions, ks.Dimensions, groups)
+	if l.cin%groups != 0 || l.cout%groups != 0 || ks.Dimensions[axes.KernelInputChannels]*groups != l.cin {
+		return nil, false, nil
+	}
+	out := make([]int, n)
+	negDil := make([]int, n)
+	off := make([]int, n)
+	for i := range n {
+		out[i] = inDil[i]*(l.in[i]-1) + 1 + pads[i][0] + pads[i][1] - kernelDil[i]*(l.k[i]-1)
+		if out[i] <= 0 {
+			return nil, false, nil
+		}
+		negDil[i], off[i] = -kernelDil[i], pads[i][0]
+	}
+	g, cg, coutg := groups, l.cin/groups, l.cout/groups
+	rows := l.b
+	for _, d := range l.in {
+		rows *= d
+	}
+	kpos := 1
+	for _, k := range l.k {
+		kpos *= k
+	}
+	xc, err := b.transposeIfNeeded(input, l.xPerm)
+	if err != nil {
+		return nil, false, err
+	}
+	x3, err := b.Builder.Reshape(xc, rows, g, cg)
+	if err != nil {
+		return nil, false, err
+	}
+	kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+	if err != nil {
+		return nil, false, err
+	}
+	k4, err := b.Builder.Reshape(kc, kpos, cg, g, coutg)
+	if err != nil {
+		return nil, false, err
+	}
+	q, err := b.Builder.DotGeneral(x3, []int{2}, []int{1}, k4, []int{1}, []int{2}) // [G, N, Kpos, Coutg]
+	if err != nil {
+		return nil, false, err
+	}
+	if g > 1 {
+		if q, err = b.Builder.Transpose(q, 1, 2, 0, 3); err != nil {
+			return nil, false, err
+		}
+	}
+	if q, err = b.Builder.Reshape(q, slices.Concat([]int{l.b}, l.in, []int{kpos, l.cout})...); err != nil {
+		return nil, false, err
+	}
+	y, ok, err := b.col2imNode(q, l.k, inDil, negDil, off, out)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if y, err = b.transposeIfNeeded(y, inversePerm(l.yPerm)); err != nil {
+		return nil, false, err
+	}
+	statConvLowered.Add(1)
+	return y, true, nil
+}
