@@ -139,3 +139,24 @@ func BenchmarkSgemm(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSgemmThreads compares 1 and 2 threads of the threaded OpenBLAS on 1024^3, if installed.
+func BenchmarkSgemmThreads(b *testing.B) {
+	lib, err := Open("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0")
+	if err != nil {
+		b.Skip(err)
+	}
+	const n = 1024
+	r := rand.New(rand.NewPCG(1, 2))
+	a, bb, c := randSlice(r, n*n), randSlice(r, n*n), make([]float32, n*n)
+	for _, th := range []int{1, 2} {
+		b.Run(fmt.Sprintf("threads=%d", th), func(b *testing.B) {
+			lib.SetThreads(th)
+			for b.Loop() {
+				lib.Sgemm(false, false, n, n, n, 1, a, n, bb, n, 0, c, n)
+			}
+			b.ReportMetric(2*float64(n*n*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+	lib.SetThreads(1)
+}
