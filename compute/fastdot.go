@@ -2,10 +2,9 @@ package compute
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	_ "unsafe" // for go:linkname
@@ -123,18 +122,7 @@ func MatmulStats() MatmulCounters {
 	fallbackMu.Lock()
 	defer fallbackMu.Unlock()
 	return MatmulCounters{Fast: statFast.Load(), Transposed: statTransposed.Load(), Fallback: statFallback.Load(),
-		Reasons: maps_clone(fallbackReasons)}
-}
-
-func maps_clone(m map[string]int64) map[string]int64 {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]int64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+		Reasons: maps.Clone(fallbackReasons)}
 }
 
 func countFallback(reason string) {
@@ -459,22 +447,4 @@ func transposeInto[T any](dst, src []T, dims, perm []int) {
 			return
 		}
 	}
-}
-
-// fallbackSummary lists the fallback reasons, most frequent first, on one line.
-func fallbackSummary(c MatmulCounters) string {
-	type kv struct {
-		k string
-		v int64
-	}
-	var list []kv
-	for k, v := range c.Reasons {
-		list = append(list, kv{k, v})
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].v > list[j].v })
-	parts := make([]string, len(list))
-	for i, e := range list {
-		parts[i] = fmt.Sprintf("%s: %d", e.k, e.v)
-	}
-	return strings.Join(parts, ", ")
 }

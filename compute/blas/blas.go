@@ -47,6 +47,8 @@ type Library struct {
 
 	sgemm func(order, transA, transB, m, n, k int32, alpha float32, a *float32, lda int32,
 		b *float32, ldb int32, beta float32, c *float32, ldc int32)
+	setThreads func(int32) // nil when the library has no openblas_set_num_threads
+
 	dgemm func(order, transA, transB, m, n, k int32, alpha float64, a *float64, lda int32,
 		b *float64, ldb int32, beta float64, c *float64, ldc int32)
 }
@@ -212,4 +214,12 @@ func (l *Library) String() string {
 		s += " (" + l.Config + ")"
 	}
 	return s
+}
+
+// SetThreads asks the library to use n threads per call (a no-op for a single-threaded build or a
+// library without openblas_set_num_threads) and records what it reports.
+func (l *Library) SetThreads(n int) {
+	if l.setThreads != nil && n >= 1 {
+		l.setThreads(int32(n))
+	}
 }

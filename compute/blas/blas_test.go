@@ -1,6 +1,7 @@
 package blas
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -130,7 +131,7 @@ func BenchmarkSgemm(b *testing.B) {
 	for _, s := range []struct{ m, n, k int }{{32, 512, 512}, {1568, 64, 576}, {1024, 1024, 1024}, {32, 32, 32}, {4, 4, 4}} {
 		r := rand.New(rand.NewPCG(1, 2))
 		a, bb, c := randSlice(r, s.m*s.k), randSlice(r, s.k*s.n), make([]float32, s.m*s.n)
-		b.Run(fmtSize(s.m, s.n, s.k), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%dx%dx%d", s.m, s.n, s.k), func(b *testing.B) {
 			for b.Loop() {
 				lib.Sgemm(false, false, s.m, s.n, s.k, 1, a, s.k, bb, s.n, 0, c, s.n)
 			}
@@ -139,18 +140,23 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 }
 
-func fmtSize(m, n, k int) string {
-	return itoa(m) + "x" + itoa(n) + "x" + itoa(k)
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
+// BenchmarkSgemmThreads compares 1 and 2 threads of the threaded OpenBLAS on 1024^3, if installed.
+func BenchmarkSgemmThreads(b *testing.B) {
+	lib, err := Open("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0")
+	if err != nil {
+		b.Skip(err)
 	}
-	s := ""
-	for i > 0 {
-		s = string(rune('0'+i%10)) + s
-		i /= 10
+	const n = 1024
+	r := rand.New(rand.NewPCG(1, 2))
+	a, bb, c := randSlice(r, n*n), randSlice(r, n*n), make([]float32, n*n)
+	for _, th := range []int{1, 2} {
+		b.Run(fmt.Sprintf("threads=%d", th), func(b *testing.B) {
+			lib.SetThreads(th)
+			for b.Loop() {
+				lib.Sgemm(false, false, n, n, n, 1, a, n, bb, n, 0, c, n)
+			}
+			b.ReportMetric(2*float64(n*n*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
 	}
-	return s
+	lib.SetThreads(1)
 }

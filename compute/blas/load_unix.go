@@ -32,9 +32,8 @@ func Open(path string) (lib *Library, err error) {
 	purego.RegisterLibFunc(&lib.sgemm, handle, "cblas_sgemm")
 	purego.RegisterLibFunc(&lib.dgemm, handle, "cblas_dgemm")
 	if _, err := purego.Dlsym(handle, "openblas_set_num_threads"); err == nil {
-		var setThreads func(int32)
-		purego.RegisterLibFunc(&setThreads, handle, "openblas_set_num_threads")
-		setThreads(1)
+		purego.RegisterLibFunc(&lib.setThreads, handle, "openblas_set_num_threads")
+		lib.setThreads(1)
 	}
 	if _, err := purego.Dlsym(handle, "openblas_get_num_threads"); err == nil {
 		var getThreads func() int32

@@ -126,7 +126,7 @@ func TestTrainV2Tiny(t *testing.T) {
 	for _, part := range []string{"autoencoder", "teacher", "student"} {
 		cfg := DefaultConfigs[part]
 		cfg.Steps, cfg.Batch = 3, 8
-		fig, err := Train(be, part, TrainOptions{Out: dir, State: filepath.Join(dir, "state"), Config: &cfg, Pairs: 16, DataDir: dataDir})
+		fig, err := Train(be, part, TrainOptions{Out: dir, State: filepath.Join(dir, "state"), Config: &cfg, Pairs: 16, DataDir: dataDir, Arch: ArchV2})
 		if err != nil {
 			t.Fatalf("%s: %v", part, err)
 		}
@@ -166,7 +166,7 @@ func TestTrainV2Tiny(t *testing.T) {
 	}
 	scfg := DefaultConfigs["student"]
 	scfg.Steps, scfg.Batch = 2, 8
-	_, err = Train(be, "student", TrainOptions{Out: v1, State: filepath.Join(dir, "state1"), Config: &scfg, Pairs: 16, DataDir: dataDir})
+	_, err = Train(be, "student", TrainOptions{Out: v1, State: filepath.Join(dir, "state1"), Config: &scfg, Pairs: 16, DataDir: dataDir, Arch: ArchV2})
 	if err == nil || !strings.Contains(err.Error(), "train the teacher first") {
 		t.Fatalf("v2 student from a v1 teacher: err = %v", err)
 	}

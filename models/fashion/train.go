@@ -27,17 +27,18 @@ type TrainConfig struct {
 	Seed  int64
 }
 
-// DefaultConfigs are the configurations the current architecture (CurrentArch) trains with.
+// DefaultConfigs are the training configurations of the parts; for the versioned parts
+// (autoencoder, teacher, student) they are v2's, and v1Configs holds v1's (see ConfigFor).
 var DefaultConfigs = map[string]TrainConfig{
 	"classifier":    {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 101},
 	"heldout":       {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 202},
 	"autoencoder":   {Steps: 800, Batch: 32, LR: 2e-3, Seed: 313},
-	"teacher":       {Steps: 1500, Batch: 256, LR: 1e-3, Seed: 414},
-	"student":       {Steps: 800, Batch: 256, LR: 3e-4, Seed: 515},
+	"teacher":       {Steps: 500, Batch: 256, LR: 1e-3, Seed: 414},
+	"student":       {Steps: 250, Batch: 256, LR: 3e-4, Seed: 515},
 	"discriminator": {Steps: 400, Batch: 64, LR: 1e-3, Seed: 606},
 }
 
-// v1Configs are the configurations of the ArchV1 parts (the first embedded default).
+// v1Configs are the configurations of the ArchV1 parts (the shipped default).
 var v1Configs = map[string]TrainConfig{
 	"autoencoder": {Steps: 700, Batch: 32, LR: 2e-3, Seed: 303},
 	"teacher":     {Steps: 2000, Batch: 256, LR: 1e-3, Seed: 404},
@@ -46,8 +47,9 @@ var v1Configs = map[string]TrainConfig{
 
 // Distillation and evaluation settings.
 const (
-	DistillPairs        = 8192 // (eps, teacher endpoint) pairs the student regresses on
-	DistillTeacherSteps = 16   // Euler steps of the teacher when making the pairs
+	DistillPairs        = 16384 // (eps, teacher endpoint) pairs the v1 student regresses on
+	distillPairsV2      = 4096  // ... and the v2 student
+	DistillTeacherSteps = 16    // Euler steps of the teacher when making the pairs
 	// DistillGuidance is the teacher's guidance scale for the pairs. 1 is the plain conditional
 	// teacher (no extra guidance): it keeps the student's held-out alignment well under 100%
 	// (78% for the teacher vs 92% at w = 2, same FD), leaving room for a reward to improve it.
@@ -64,7 +66,10 @@ const (
 	// student's loss, next to the regression on the teacher's pairs.
 	studentAdversarial = 0.02
 	// criticLatents is the number of training-image latents the student's critic sees as real.
-	criticLatents = 10000
+	criticLatents = 5000
+	// teacherImagesV2 is the number of training images (the first ones) whose latents the v2
+	// teacher trains on (v1: all 60000).
+	teacherImagesV2 = 30000
 )
 
 // ConfigFor is the default configuration of a part at an architecture version.
@@ -558,14 +563,18 @@ func (t *trainer) teacher() (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	latents, err := t.cachedFloats("latents", train.N*LatentDim, func() ([]float32, error) {
+	nImg := train.N
+	if t.o.Arch == ArchV2 {
+		nImg = min(teacherImagesV2, train.N)
+	}
+	latents, err := t.cachedFloats("latents", nImg*LatentDim, func() ([]float32, error) {
 		enc, err := context.NewExec(t.backend, m.ctx, Encode)
 		if err != nil {
 			return nil, err
 		}
 		defer enc.Finalize()
-		t.logf("teacher: encoding %d training images", train.N)
-		outs, err := forward(enc, train.N, 500, func(idx []int) []any { return []any{imagesTensor(train, idx)} })
+		t.logf("teacher: encoding %d training images", nImg)
+		outs, err := forward(enc, nImg, 500, func(idx []int) []any { return []any{imagesTensor(train, idx)} })
 		if err != nil {
 			return nil, err
 		}
@@ -587,7 +596,7 @@ func (t *trainer) teacher() (map[string]float64, error) {
 		ts := make([]float32, b)
 		cs := make([]int32, b)
 		for i := range idx {
-			idx[i] = r.IntN(train.N)
+			idx[i] = r.IntN(nImg)
 			ts[i] = r.Float32()
 			cs[i] = train.Labels[idx[i]]
 			if r.Float64() < labelDropout {
@@ -674,6 +683,9 @@ func (t *trainer) student() (map[string]float64, error) {
 			t.o.Out, a, t.o.Arch)
 	}
 	n := DistillPairs
+	if t.o.Arch == ArchV2 {
+		n = distillPairsV2
+	}
 	if t.o.Pairs > 0 {
 		n = t.o.Pairs
 	}
