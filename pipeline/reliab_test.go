@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/ckpt"
@@ -128,6 +129,30 @@ func TestDamagedWeightsRefused(t *testing.T) {
 	ctx.InAbsPath(student.Scope()).VariableWithValue(student.Name(), zeros)
 	if err := ckpt.SaveWithConfig(ctx, "/", weights(d), cfgPath(d), cfg); err != nil {
 		t.Fatal(err)
+	}
+	// A consistent pair whose tensor has another shape than the architecture's.
+	d2 := copyDir(t, dir)
+	ctx2 := context.New()
+	if _, err := ckpt.Decode(ctx2, raw); err != nil {
+		t.Fatal(err)
+	}
+	var victim *context.Variable
+	for v := range ctx2.IterVariables() {
+		if v.Shape().Rank() == 2 {
+			victim = v
+			break
+		}
+	}
+	dims := append([]int(nil), victim.Shape().Dimensions...)
+	dims[0]++
+	victim.MustSetValue(tensors.FromShape(shapes.Make(victim.DType(), dims...)))
+	if err := ckpt.SaveWithConfig(ctx2, "/", weights(d2), cfgPath(d2), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load(d2); err == nil || !strings.Contains(err.Error(), "shape") {
+		t.Errorf("wrong-shaped tensor %s: err = %v", victim.ScopeAndName(), err)
+	} else {
+		t.Logf("wrong-shaped tensor: %v", err)
 	}
 	m2, err := load(d)
 	if err == nil || !strings.Contains(err.Error(), student.ScopeAndName()) {
