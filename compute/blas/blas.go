@@ -23,8 +23,9 @@ import (
 // library exporting cblas_sgemm, or "off" to run without one.
 const EnvLibrary = "HYPERNOISE_BLAS"
 
-// InstallHint is the one command that installs the library on Debian or Ubuntu.
-const InstallHint = "sudo apt-get install libopenblas0-serial"
+// InstallHint is the one command that installs the library on Debian or Ubuntu (the build that large
+// products may call from several cores at once).
+const InstallHint = "sudo apt-get install libopenblas0-pthread"
 
 // Candidates lists, in order of preference, the library files tried when $HYPERNOISE_BLAS is unset.
 // The threaded OpenBLAS (safe to call from several threads at once, limited to one thread per call)
