@@ -423,11 +423,16 @@ func runGemm[T gemmFloat](backend *simplego.Backend, p dotParams, inputs []*simp
 	return outBuf.(*simplego.Buffer), nil
 }
 
-// splitMinPartMNK is the least m·n·k of each part of a float32 product spread over several cores. It is
-// above OpenBLAS 0.3.21's small-matrix cutoff (m·n·k ≤ 10⁶ runs other kernels on AVX-512 machines), so a
-// part runs the same kernels as the whole and the result is the same bit for bit; and at this size
-// (2 MFLOP, some 20 µs on one core) a goroutine's start is already a small cost (BenchmarkGemmSplit).
-const splitMinPartMNK = 1 << 20
+// bitSafeMinMNK is the least m·n·k for which OpenBLAS 0.3.21 runs its general GEMM kernels: at or
+// below 10⁶ it takes small-matrix kernels on AVX-512 machines, which round differently. A band of C
+// at least this large is computed with the same kernels, so the same bits, as the whole product.
+const bitSafeMinMNK = 1 << 20
+
+// splitMinPartMNK is the least m·n·k of each part of a float32 product spread over several cores:
+// 4·2²⁰ (8 MFLOP). On this project's 2-core machine, quiet, one 32x512x512 product (8 MFLOP per half)
+// was as fast cut in two as whole, 64x256x256 was 1.3x slower cut, 128x512x512 1.4x faster and
+// 1024³ 1.7x faster (BenchmarkGemmSplit). It is above bitSafeMinMNK.
+const splitMinPartMNK = 4 * bitSafeMinMNK
 
 // gemmParts is the number of goroutines a DotGeneral of nb products of m×k by k×n runs on. It is one
 // for float64 (OpenBLAS's dgemm kernels round differently when C is cut, and float64 serves the exact

@@ -148,8 +148,8 @@ func requireConcurrentGemm(t *testing.T) {
 	}
 }
 
-// TestGemmSplitBitIdentical checks that a float32 product cut into bands of rows or columns of C as
-// gemmParts allows, computed on several goroutines, equals the single call bit for bit, for every
+// TestGemmSplitBitIdentical checks that a float32 product cut into bands of rows or columns of C, each
+// band at least bitSafeMinMNK (gemmParts cuts only into larger ones), computed on several goroutines, equals the single call bit for bit, for every
 // transpose combination and sizes that do not divide evenly. float64 (which the backend does not cut:
 // OpenBLAS's dgemm rounds differently on a band) is checked to 1e-13 relative.
 func TestGemmSplitBitIdentical(t *testing.T) {
@@ -163,8 +163,8 @@ func TestGemmSplitBitIdentical(t *testing.T) {
 	checked := 0
 	for _, s := range sizes {
 		for _, parts := range []int{2, 3} {
-			if minBand(max(s.m, s.n), parts, splitAlign)*min(s.m, s.n)*s.k < splitMinPartMNK {
-				continue // gemmParts never cuts this product this way
+			if minBand(max(s.m, s.n), parts, splitAlign)*min(s.m, s.n)*s.k < bitSafeMinMNK {
+				continue // gemmParts never cuts this product this way (it needs splitMinPartMNK >= this)
 			}
 			checked++
 			for _, ta := range []bool{false, true} {
@@ -226,7 +226,7 @@ func TestSplitPathInUse(t *testing.T) {
 		nb, m, n, k int
 	}{
 		{"dense", []int{320, 384}, []int{384, 256}, 1, 320, 256, 384},
-		{"batched", []int{6, 64, 128}, []int{6, 128, 96}, 6, 64, 96, 128},
+		{"batched", []int{6, 128, 256}, []int{6, 256, 96}, 6, 128, 96, 256},
 	} {
 		x, y := toFloat32(randTensor(1, tc.lhs...)), toFloat32(randTensor(2, tc.rhs...))
 		a, b := tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](y)
