@@ -55,8 +55,9 @@ type Result struct {
 	BLAS              string             `json:"blas"`      // the matrix product in use
 	Fallbacks         int64              `json:"fallbacks"` // DotGeneral runs that did not take the fast path
 	FallbackWhy       map[string]int64   `json:"fallback_reasons,omitempty"`
-	FastMatmuls       int64              `json:"fast_matmuls"` // DotGeneral runs on the fast path
-	Seconds           float64            `json:"seconds"`      // wall time of the whole run
+	FastMatmuls       int64              `json:"fast_matmuls"`  // DotGeneral runs on the fast path
+	SplitMatmuls      int64              `json:"split_matmuls"` // of those, spread over several cores
+	Seconds           float64            `json:"seconds"`       // wall time of the whole run
 }
 
 // Options configures Run.
@@ -137,6 +138,7 @@ func Run(backend backends.Backend, opts Options) (*Result, error) {
 
 	after := compute.MatmulStats()
 	res.FastMatmuls = after.Fast - before.Fast
+	res.SplitMatmuls = after.Split - before.Split
 	res.Fallbacks = after.Fallback - before.Fallback
 	for k, v := range after.Reasons {
 		if d := v - before.Reasons[k]; d > 0 {
@@ -199,7 +201,8 @@ func WriteTable(w io.Writer, r *Result) {
 	if r.HypernetStepCPUMS > 0 {
 		fmt.Fprintf(w, "HyperNoise step CPU time: %.1f ms (all threads)\n", r.HypernetStepCPUMS)
 	}
-	fmt.Fprintf(w, "DotGeneral runs: %d on the fast path, %d fallbacks", r.FastMatmuls, r.Fallbacks)
+	fmt.Fprintf(w, "DotGeneral runs: %d on the fast path (%d over several cores), %d fallbacks", r.FastMatmuls,
+		r.SplitMatmuls, r.Fallbacks)
 	if len(r.FallbackWhy) > 0 {
 		keys := make([]string, 0, len(r.FallbackWhy))
 		for k := range r.FallbackWhy {

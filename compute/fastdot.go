@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -56,9 +57,9 @@ var (
 	hookOnce  sync.Once
 	hookState atomic.Pointer[matmulState]
 
-	statFast, statTransposed, statFallback atomic.Int64
-	fallbackMu                             sync.Mutex
-	fallbackReasons                        = map[string]int64{}
+	statFast, statTransposed, statFallback, statSplit atomic.Int64
+	fallbackMu                                        sync.Mutex
+	fallbackReasons                                   = map[string]int64{}
 )
 
 // matmulState is what MatmulPath reports.
@@ -75,6 +76,9 @@ type MatmulInfo struct {
 	Path string `json:"path"`
 	// Library is the loaded library's file and configuration, when Fast.
 	Library string `json:"library,omitempty"`
+	// Cores is how many goroutines (so cores) one large float32 product is spread over: GOMAXPROCS
+	// with a library that may be called from several threads at once, else 1.
+	Cores int `json:"cores,omitempty"`
 	// Reason says why the fast path is off, and how to get it.
 	Reason string `json:"reason,omitempty"`
 }
@@ -85,7 +89,11 @@ func MatmulPath() MatmulInfo {
 	installFastDot()
 	s := hookState.Load()
 	if s.lib != nil {
-		return MatmulInfo{Fast: true, Path: "openblas", Library: s.lib.String()}
+		cores := 1
+		if s.lib.Concurrent {
+			cores = runtime.GOMAXPROCS(0)
+		}
+		return MatmulInfo{Fast: true, Path: "openblas", Library: s.lib.String(), Cores: cores}
 	}
 	return MatmulInfo{Path: "pure-go", Reason: s.reason}
 }
@@ -114,6 +122,7 @@ type MatmulCounters struct {
 	Fast       int64            `json:"fast"`       // run on the GEMM
 	Transposed int64            `json:"transposed"` // of those, operands first copied to another axis order
 	Fallback   int64            `json:"fallback"`   // run on SimpleGo's kernel
+	Split      int64            `json:"split"`      // of the fast ones, spread over several cores
 	Reasons    map[string]int64 `json:"reasons,omitempty"`
 }
 
@@ -122,7 +131,7 @@ func MatmulStats() MatmulCounters {
 	fallbackMu.Lock()
 	defer fallbackMu.Unlock()
 	return MatmulCounters{Fast: statFast.Load(), Transposed: statTransposed.Load(), Fallback: statFallback.Load(),
-		Reasons: maps.Clone(fallbackReasons)}
+		Split: statSplit.Load(), Reasons: maps.Clone(fallbackReasons)}
 }
 
 func countFallback(reason string) {
@@ -387,11 +396,138 @@ func runGemm[T gemmFloat](backend *simplego.Backend, p dotParams, inputs []*simp
 	if transB {
 		ldb = k
 	}
-	for bi := range nb {
+	one := func(bi int) {
 		gemmCall(transA, transB, m, n, k, a[bi*m*k:(bi+1)*m*k], lda, b[bi*n*k:(bi+1)*n*k], ldb,
 			c[bi*m*n:(bi+1)*m*n], n)
 	}
+	parts := gemmParts[T](nb, m, n, k)
+	switch {
+	case parts <= 1:
+		for bi := range nb {
+			one(bi)
+		}
+	case nb >= parts: // whole batch entries per goroutine
+		statSplit.Add(1)
+		parallelRanges(nb, parts, 1, func(lo, hi int) {
+			for bi := lo; bi < hi; bi++ {
+				one(bi)
+			}
+		})
+	default: // each product split by rows or columns of C
+		statSplit.Add(1)
+		for bi := range nb {
+			gemmSplit(parts, transA, transB, m, n, k, a[bi*m*k:(bi+1)*m*k], lda, b[bi*n*k:(bi+1)*n*k], ldb,
+				c[bi*m*n:(bi+1)*m*n], n)
+		}
+	}
 	return outBuf.(*simplego.Buffer), nil
+}
+
+// splitMinPartMNK is the least m·n·k of each part of a float32 product spread over several cores. It is
+// above OpenBLAS 0.3.21's small-matrix cutoff (m·n·k ≤ 10⁶ runs other kernels on AVX-512 machines), so a
+// part runs the same kernels as the whole and the result is the same bit for bit; and at this size
+// (2 MFLOP, some 20 µs on one core) a goroutine's start is already a small cost (BenchmarkGemmSplit).
+const splitMinPartMNK = 1 << 20
+
+// gemmParts is the number of goroutines a DotGeneral of nb products of m×k by k×n runs on. It is one
+// for float64 (OpenBLAS's dgemm kernels round differently when C is cut, and float64 serves the exact
+// gradient checks), when the library may not be called from several threads at once (the serial
+// OpenBLAS), when GOMAXPROCS is 1, or when the product is too small; otherwise as many as GOMAXPROCS
+// allows with at least splitMinPartMNK per part and, when the products themselves are cut, at least
+// splitAlign rows or columns per part.
+func gemmParts[T gemmFloat](nb, m, n, k int) int {
+	if _, f32 := any(T(0)).(float32); !f32 || gemm == nil || !gemm.Concurrent {
+		return 1
+	}
+	parts := min(runtime.GOMAXPROCS(0), nb*m*n*k/splitMinPartMNK)
+	if nb >= parts {
+		return max(parts, 1)
+	}
+	// Cut each product along the longer of C's sides: the smallest band must keep splitMinPartMNK.
+	side, other := max(m, n), min(m, n)*k
+	for ; parts > 1; parts-- {
+		if minBand(side, parts, splitAlign)*other >= splitMinPartMNK {
+			return parts
+		}
+	}
+	return 1
+}
+
+// bandEdge is the end of band p of [0, total) cut into parts bands, on a multiple of align.
+func bandEdge(total, parts, align, p int) int {
+	if p >= parts-1 {
+		return total
+	}
+	return min(total, (total*(p+1)/parts+align/2)/align*align)
+}
+
+// minBand is the size of the smallest non-empty band of [0, total) cut into parts bands (0 if none).
+func minBand(total, parts, align int) int {
+	smallest, lo := 0, 0
+	for p := range parts {
+		hi := bandEdge(total, parts, align, p)
+		if hi > lo && (smallest == 0 || hi-lo < smallest) {
+			smallest = hi - lo
+		}
+		lo = max(lo, hi)
+	}
+	return smallest
+}
+
+// splitAlign is the granularity, in rows or columns of C, of a split product: a multiple of the GEMM
+// kernels' register blocks, so each part runs the same kernels on the same elements as the whole.
+const splitAlign = 16
+
+// gemmSplit computes C = op(A)·op(B) (row-major, C's previous contents ignored) as parts GEMMs on
+// separate goroutines, each on a band of rows of C (when m >= n) or of columns, band edges on
+// multiples of splitAlign. Each element of C is still one dot product over the same k terms.
+func gemmSplit[T gemmFloat](parts int, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int,
+	c []T, ldc int) {
+	if m >= n {
+		parallelRanges(m, parts, splitAlign, func(lo, hi int) {
+			var aPart []T
+			if transA {
+				aPart = a[lo:] // columns lo.. of A stored [k, m]
+			} else {
+				aPart = a[lo*lda:] // rows lo.. of A stored [m, k]
+			}
+			gemmCall(transA, transB, hi-lo, n, k, aPart, lda, b, ldb, c[lo*ldc:], ldc)
+		})
+		return
+	}
+	parallelRanges(n, parts, splitAlign, func(lo, hi int) {
+		var bPart []T
+		if transB {
+			bPart = b[lo*ldb:] // rows lo.. of B stored [n, k]
+		} else {
+			bPart = b[lo:] // columns lo.. of B stored [k, n]
+		}
+		gemmCall(transA, transB, m, hi-lo, k, a, lda, bPart, ldb, c[lo:], ldc)
+	})
+}
+
+// parallelRanges cuts [0, total) into parts contiguous ranges, their edges on multiples of align, and
+// calls fn on each, all but the last on new goroutines, returning when all are done.
+func parallelRanges(total, parts, align int, fn func(lo, hi int)) {
+	var wg sync.WaitGroup
+	lo := 0
+	for p := range parts {
+		hi := bandEdge(total, parts, align, p)
+		if hi <= lo {
+			continue
+		}
+		if p == parts-1 {
+			fn(lo, hi)
+		} else {
+			wg.Add(1)
+			go func(lo, hi int) {
+				defer wg.Done()
+				fn(lo, hi)
+			}(lo, hi)
+		}
+		lo = hi
+	}
+	wg.Wait()
 }
 
 // gemmCall computes C = op(A)·op(B) (row-major, C's previous contents ignored).

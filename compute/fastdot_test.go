@@ -1,8 +1,11 @@
 package compute
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -129,6 +132,159 @@ func TestTransposeInto(t *testing.T) {
 					t.Fatalf("dst[%d,%d,%d] = %d, want %d", k, i, j, got, want)
 				}
 			}
+		}
+	}
+}
+
+// requireConcurrentGemm skips unless the fast path is on with a library that may be called from several
+// threads at once (what the split products need).
+func requireConcurrentGemm(t *testing.T) {
+	t.Helper()
+	if !MatmulPath().Fast {
+		t.Skip("no OpenBLAS: products run on SimpleGo's kernel")
+	}
+	if !gemm.Concurrent {
+		t.Skipf("%s may not be called from several threads; products are not split", gemm)
+	}
+}
+
+// TestGemmSplitBitIdentical checks that a float32 product cut into bands of rows or columns of C as
+// gemmParts allows, computed on several goroutines, equals the single call bit for bit, for every
+// transpose combination and sizes that do not divide evenly. float64 (which the backend does not cut:
+// OpenBLAS's dgemm rounds differently on a band) is checked to 1e-13 relative.
+func TestGemmSplitBitIdentical(t *testing.T) {
+	requireConcurrentGemm(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	sizes := []struct{ m, n, k int }{{256, 96, 300}, {33, 700, 129}, {517, 515, 64}, {40, 48, 1000},
+		{32, 512, 512}, {1568, 64, 576}, {32, 288, 256}, {64, 256, 128}}
+	for range 12 { // random sizes around the cutoffs of OpenBLAS's small and direct kernels
+		sizes = append(sizes, struct{ m, n, k int }{8 + r.IntN(600), 8 + r.IntN(600), 8 + r.IntN(400)})
+	}
+	checked := 0
+	for _, s := range sizes {
+		for _, parts := range []int{2, 3} {
+			if minBand(max(s.m, s.n), parts, splitAlign)*min(s.m, s.n)*s.k < splitMinPartMNK {
+				continue // gemmParts never cuts this product this way
+			}
+			checked++
+			for _, ta := range []bool{false, true} {
+				for _, tb := range []bool{false, true} {
+					lda, ldb := s.k, s.n
+					if ta {
+						lda = s.m
+					}
+					if tb {
+						ldb = s.k
+					}
+					a32, b32 := make([]float32, s.m*s.k), make([]float32, s.k*s.n)
+					a64, b64 := make([]float64, s.m*s.k), make([]float64, s.k*s.n)
+					for i := range a32 {
+						a32[i] = float32(r.NormFloat64())
+						a64[i] = float64(a32[i])
+					}
+					for i := range b32 {
+						b32[i] = float32(r.NormFloat64())
+						b64[i] = float64(b32[i])
+					}
+					one32, split32 := make([]float32, s.m*s.n), make([]float32, s.m*s.n)
+					gemmCall(ta, tb, s.m, s.n, s.k, a32, lda, b32, ldb, one32, s.n)
+					gemmSplit(parts, ta, tb, s.m, s.n, s.k, a32, lda, b32, ldb, split32, s.n)
+					one64, split64 := make([]float64, s.m*s.n), make([]float64, s.m*s.n)
+					gemmCall(ta, tb, s.m, s.n, s.k, a64, lda, b64, ldb, one64, s.n)
+					gemmSplit(parts, ta, tb, s.m, s.n, s.k, a64, lda, b64, ldb, split64, s.n)
+					for i := range one32 {
+						if math.Float32bits(one32[i]) != math.Float32bits(split32[i]) {
+							t.Errorf("f32 %dx%dx%d transA=%v transB=%v parts=%d: entry %d: split %g, single call %g",
+								s.m, s.n, s.k, ta, tb, parts, i, split32[i], one32[i])
+							break
+						}
+					}
+					for i := range one64 {
+						if d := math.Abs(one64[i] - split64[i]); d > 1e-13*(1+math.Abs(one64[i])) {
+							t.Errorf("f64 %dx%dx%d transA=%v transB=%v parts=%d: entry %d: split %g, single call %g",
+								s.m, s.n, s.k, ta, tb, parts, i, split64[i], one64[i])
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d size/part combinations large enough to cut", checked)
+	}
+}
+
+// TestSplitPathInUse runs a large dense product and a large batched one on the patched backend and
+// checks that they were spread over goroutines (when GOMAXPROCS > 1) and equal, bit for bit, one GEMM
+// call per batch entry on one core.
+func TestSplitPathInUse(t *testing.T) {
+	requireConcurrentGemm(t)
+	for _, tc := range []struct {
+		name        string
+		lhs, rhs    []int
+		nb, m, n, k int
+	}{
+		{"dense", []int{320, 384}, []int{384, 256}, 1, 320, 256, 384},
+		{"batched", []int{6, 64, 128}, []int{6, 128, 96}, 6, 64, 96, 128},
+	} {
+		x, y := toFloat32(randTensor(1, tc.lhs...)), toFloat32(randTensor(2, tc.rhs...))
+		a, b := tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](y)
+		before := MatmulStats()
+		got := eval(t, testBackend(t), func(in []*graph.Node) []*graph.Node {
+			if tc.nb == 1 {
+				return []*graph.Node{graph.Dot(in[0], in[1])}
+			}
+			return []*graph.Node{graph.DotGeneral(in[0], []int{2}, []int{0}, in[1], []int{1}, []int{0})}
+		}, x, y)[0]
+		after := MatmulStats()
+		wantSplit := int64(0)
+		if gemmParts[float32](tc.nb, tc.m, tc.n, tc.k) > 1 {
+			wantSplit = 1
+		}
+		if runtime.GOMAXPROCS(0) > 1 && wantSplit == 0 {
+			t.Errorf("%s: a %d-MFLOP product is not split with GOMAXPROCS %d", tc.name,
+				2*tc.nb*tc.m*tc.n*tc.k>>20, runtime.GOMAXPROCS(0))
+		}
+		if after.Split-before.Split != wantSplit || after.Fast-before.Fast != 1 {
+			t.Errorf("%s: counters %+v -> %+v, want one fast product, %d split", tc.name, before, after, wantSplit)
+		}
+		want := make([]float32, tc.nb*tc.m*tc.n)
+		for bi := range tc.nb {
+			gemmCall(false, false, tc.m, tc.n, tc.k, a[bi*tc.m*tc.k:], tc.k, b[bi*tc.k*tc.n:], tc.n,
+				want[bi*tc.m*tc.n:], tc.n)
+		}
+		for i := range want {
+			if float32(got[i]) != want[i] {
+				t.Fatalf("%s: entry %d = %g, one call per batch entry gives %g", tc.name, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// BenchmarkGemmSplit times products of the sizes around splitMinFlops on one core (parts=1) and split
+// over GOMAXPROCS goroutines, to place the threshold.
+func BenchmarkGemmSplit(b *testing.B) {
+	if !MatmulPath().Fast || !gemm.Concurrent {
+		b.Skip("needs a concurrent OpenBLAS")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, s := range []struct{ m, n, k int }{{32, 64, 64}, {32, 128, 128}, {32, 256, 256}, {64, 256, 256},
+		{32, 512, 512}, {128, 512, 512}, {1024, 1024, 1024}} {
+		a, bb, c := make([]float32, s.m*s.k), make([]float32, s.k*s.n), make([]float32, s.m*s.n)
+		for i := range a {
+			a[i] = float32(r.NormFloat64())
+		}
+		for i := range bb {
+			bb[i] = float32(r.NormFloat64())
+		}
+		for _, parts := range []int{1, runtime.GOMAXPROCS(0)} {
+			b.Run(fmt.Sprintf("%dx%dx%d/parts=%d", s.m, s.n, s.k, parts), func(b *testing.B) {
+				for b.Loop() {
+					gemmSplit(parts, false, false, s.m, s.n, s.k, a, s.k, bb, s.n, c, s.n)
+				}
+				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
 		}
 	}
 }

@@ -31,7 +31,8 @@ import (
 //   - Logistic (σ(x) = 1/(1+e^-x), the same formula as SimpleGo's) runs on two goroutines for large
 //     tensors;
 //   - Add, Sub, Mul with broadcasting merge adjacent axes with the same broadcast pattern and run
-//     the innermost merged axis as a tight loop over a contiguous or constant operand.
+//     the innermost merged axis as a tight loop over a contiguous or constant operand; large ones,
+//     with or without broadcasting, run on several goroutines (parallel.go).
 //
 // They use the same hook as the GEMM (SimpleGo's executor table, reached with go:linkname) and the
 // same guard: backends other than the patched one, and dtypes or parameters these kernels do not
@@ -280,7 +281,7 @@ func fastBinary(op backends.OpType, backend *simplego.Backend, node *simplego.No
 	ls, err1 := backend.BufferShape(inputs[0])
 	rs, err2 := backend.BufferShape(inputs[1])
 	if err1 != nil || err2 != nil || ls.DType != rs.DType || (ls.DType != dtypes.Float32 && ls.DType != dtypes.Float64) ||
-		ls.Size() == 1 || rs.Size() == 1 || ls.Equal(rs) || ls.Rank() != rs.Rank() {
+		ls.Size() == 1 || rs.Size() == 1 || (ls.Equal(rs) && ls.Size() < 2*elemParallelMin) || ls.Rank() != rs.Rank() {
 		return stock(backend, node, inputs, owned)
 	}
 	outDims := make([]int, ls.Rank())
@@ -315,9 +316,9 @@ func fastBinary(op backends.OpType, backend *simplego.Backend, node *simplego.No
 	}
 	switch out := outFlat.(type) {
 	case []float32:
-		broadcastBinary(op, out, lf.([]float32), rf.([]float32), ls.Dimensions, rs.Dimensions, outDims)
+		broadcastBinaryParallel(op, out, lf.([]float32), rf.([]float32), ls.Dimensions, rs.Dimensions, outDims)
 	case []float64:
-		broadcastBinary(op, out, lf.([]float64), rf.([]float64), ls.Dimensions, rs.Dimensions, outDims)
+		broadcastBinaryParallel(op, out, lf.([]float64), rf.([]float64), ls.Dimensions, rs.Dimensions, outDims)
 	}
 	statFastOps.Add(1)
 	return outBuf.(*simplego.Buffer), nil

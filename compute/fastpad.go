@@ -165,9 +165,9 @@ func execPad(backend *simplego.Backend, data *padNodeData, inputs []*simplego.Bu
 	}
 	switch out := outFlat.(type) {
 	case []float32:
-		padKernel(out, xf.([]float32), ff.([]float32)[0], xs.Dimensions, data.cfg, outDims)
+		padParallel(out, xf.([]float32), ff.([]float32)[0], xs.Dimensions, data.cfg, outDims)
 	case []float64:
-		padKernel(out, xf.([]float64), ff.([]float64)[0], xs.Dimensions, data.cfg, outDims)
+		padParallel(out, xf.([]float64), ff.([]float64)[0], xs.Dimensions, data.cfg, outDims)
 	default:
 		_ = backend.BufferFinalize(outBuf)
 		return nil, fmt.Errorf("compute: Pad node of dtype %s", xs.DType)

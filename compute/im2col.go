@@ -71,9 +71,9 @@ func execIm2col(backend *simplego.Backend, data *im2colNodeData, inputs []*simpl
 	}
 	switch out := outFlat.(type) {
 	case []float32:
-		im2colKernel(out, xf.([]float32), xs.Dimensions, data)
+		im2colParallel(out, xf.([]float32), xs.Dimensions, data)
 	case []float64:
-		im2colKernel(out, xf.([]float64), xs.Dimensions, data)
+		im2colParallel(out, xf.([]float64), xs.Dimensions, data)
 	default:
 		_ = backend.BufferFinalize(outBuf)
 		return nil, fmt.Errorf("compute: im2col of dtype %s", xs.DType)
@@ -208,9 +208,9 @@ func execCol2im(backend *simplego.Backend, data *col2imNodeData, inputs []*simpl
 	}
 	switch out := outFlat.(type) {
 	case []float32:
-		col2imKernel(out, qf.([]float32), qs.Dimensions, data)
+		col2imParallel(out, qf.([]float32), qs.Dimensions, data)
 	case []float64:
-		col2imKernel(out, qf.([]float64), qs.Dimensions, data)
+		col2imParallel(out, qf.([]float64), qs.Dimensions, data)
 	default:
 		_ = backend.BufferFinalize(outBuf)
 		return nil, fmt.Errorf("compute: col2im of dtype %s", qs.DType)

@@ -56,7 +56,7 @@ Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST data
 	}
 	switch mp := rep.MatrixPath; {
 	case mp.Fast && mp.Library != "":
-		fmt.Fprintf(w, "matrix path:    fast (%s)\n", mp.Library)
+		fmt.Fprintf(w, "matrix path:    fast (%s), large products on %d core(s)\n", mp.Library, mp.Cores)
 	case mp.Fast:
 		fmt.Fprintf(w, "matrix path:    the %s backend's own\n", mp.Path)
 	default:

@@ -3,8 +3,11 @@
 // so that `go build` needs no C headers and a machine without the library still builds and runs.
 //
 // Default finds the library once: the file named by $HYPERNOISE_BLAS if set ("off" disables it), else
-// the first of Candidates that loads. Debian and Ubuntu ship it as libopenblas0-serial (one thread per
-// call, which is what we want: the caller decides how many products run at once).
+// the first of Candidates that loads. The caller decides how many products run at once, so a library is
+// always set to one thread per call. Debian and Ubuntu ship two builds: libopenblas0-pthread (the
+// default) and libopenblas0-serial. The pthread build is preferred: OpenBLAS 0.3.21's serial build has
+// no lock around its work-buffer allocator, so two threads calling it at once may share a buffer and
+// compute wrong results; the pthread build locks it. Library.Concurrent says which kind was loaded.
 package blas
 
 import (
@@ -20,20 +23,22 @@ import (
 // library exporting cblas_sgemm, or "off" to run without one.
 const EnvLibrary = "HYPERNOISE_BLAS"
 
-// InstallHint is the one command that installs the library on Debian or Ubuntu.
-const InstallHint = "sudo apt-get install libopenblas0-serial"
+// InstallHint is the one command that installs the library on Debian or Ubuntu (the build that large
+// products may call from several cores at once).
+const InstallHint = "sudo apt-get install libopenblas0-pthread"
 
 // Candidates lists, in order of preference, the library files tried when $HYPERNOISE_BLAS is unset.
-// The serial (single-threaded) OpenBLAS comes first; a threaded one is limited to one thread per call.
+// The threaded OpenBLAS (safe to call from several threads at once, limited to one thread per call)
+// comes first, then the system's default, then the serial build (one call at a time only).
 var Candidates = []string{
-	"/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0",
-	"/usr/lib/aarch64-linux-gnu/openblas-serial/libopenblas.so.0",
+	"/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+	"/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
 	"/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
 	"/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
 	"/usr/lib64/libopenblas.so.0",
 	"/usr/lib/libopenblas.so.0",
-	"/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
-	"/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
+	"/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0",
+	"/usr/lib/aarch64-linux-gnu/openblas-serial/libopenblas.so.0",
 	"/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
 	"/usr/local/opt/openblas/lib/libopenblas.dylib",
 	"libopenblas.so.0", // the dynamic loader's own search path
@@ -44,6 +49,10 @@ type Library struct {
 	Path    string // the file that was loaded
 	Config  string // what openblas_get_config reports (version, kernel, threading), if it exports it
 	Threads int    // threads per call (1 unless the library ignores openblas_set_num_threads)
+	// Concurrent is true when several threads may call the library at once: an OpenBLAS whose
+	// configuration says it was built with threads or with locking. False for the serial build
+	// (SINGLE_THREADED without USE_LOCKING) and for a library that does not report its configuration.
+	Concurrent bool
 
 	sgemm func(order, transA, transB, m, n, k int32, alpha float32, a *float32, lda int32,
 		b *float32, ldb int32, beta float32, c *float32, ldc int32)
@@ -205,6 +214,18 @@ func checkGemm(transA, transB bool, m, n, k, lenA, lda, lenB, ldb, lenC, ldc int
 	case !fits(m, n, ldc, lenC):
 		panic(fmt.Sprintf("blas: gemm C (%dx%d, ldc %d) does not fit %d elements", m, n, ldc, lenC))
 	}
+}
+
+// concurrentConfig says whether an OpenBLAS configuration string (openblas_get_config) describes a
+// build that several threads may call at once: one with threading, or a single-threaded one built with
+// locking (newer releases print USE_LOCKING). An empty string (not OpenBLAS, or no such routine) is
+// treated as unsafe.
+func concurrentConfig(config string) bool {
+	if strings.TrimSpace(config) == "" {
+		return false
+	}
+	up := strings.ToUpper(config)
+	return !strings.Contains(up, "SINGLE_THREADED") || strings.Contains(up, "LOCKING")
 }
 
 // String describes the library on one line.

@@ -160,3 +160,45 @@ func BenchmarkSgemmThreads(b *testing.B) {
 	}
 	lib.SetThreads(1)
 }
+
+// TestConcurrentConfig checks which OpenBLAS configurations count as safe to call from several threads.
+func TestConcurrentConfig(t *testing.T) {
+	for _, tc := range []struct {
+		config string
+		want   bool
+	}{
+		{"OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64", true},
+		{"OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY SkylakeX SINGLE_THREADED", false},
+		{"OpenBLAS 0.3.28 DYNAMIC_ARCH NO_AFFINITY Haswell SINGLE_THREADED USE_LOCKING", true},
+		{"", false},
+	} {
+		if got := concurrentConfig(tc.config); got != tc.want {
+			t.Errorf("concurrentConfig(%q) = %v, want %v", tc.config, got, tc.want)
+		}
+	}
+}
+
+// TestInstalledBuildsConcurrency loads Debian's two OpenBLAS builds, where present, and checks that the
+// pthread one is reported safe for concurrent calls and the serial one is not.
+func TestInstalledBuildsConcurrency(t *testing.T) {
+	found := false
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{
+		{"/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0", true},
+		{"/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0", false},
+	} {
+		lib, err := Open(tc.path)
+		if err != nil {
+			continue
+		}
+		found = true
+		if lib.Concurrent != tc.want || lib.Threads != 1 {
+			t.Errorf("%s (%s): Concurrent %v, Threads %d; want %v, 1", tc.path, lib.Config, lib.Concurrent, lib.Threads, tc.want)
+		}
+	}
+	if !found {
+		t.Skip("neither Debian OpenBLAS build is installed")
+	}
+}

@@ -45,5 +45,6 @@ func Open(path string) (lib *Library, err error) {
 		purego.RegisterLibFunc(&getConfig, handle, "openblas_get_config")
 		lib.Config = strings.TrimSpace(getConfig())
 	}
+	lib.Concurrent = concurrentConfig(lib.Config)
 	return lib, nil
 }
