@@ -104,49 +104,9 @@ func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOption
 	if err != nil {
 		return nil, err
 	}
-	want := func(name string) bool {
-		return name == MethodBase || len(opts.Methods) == 0 || contains(opts.Methods, name)
-	}
-	var reqs []infer.Request
-	for _, name := range hypernoise.MethodNames() {
-		if !want(name) {
-			continue
-		}
-		r := infer.Request{Method: name, Hypernet: hn.Name, Reward: hn.Config.RewardSpec, Beta: opts.Beta}
-		switch name {
-		case bestofn.Name:
-			small, matched := r, r
-			small.N, matched.N = opts.SmallN, 2*opts.RenoSteps
-			reqs = append(reqs, small)
-			if matched.N != small.N {
-				reqs = append(reqs, matched)
-			}
-			continue
-		case reno.Name:
-			r.Steps = opts.RenoSteps
-		case reno.WarmName:
-			if opts.WarmRenoSteps == 0 {
-				continue
-			}
-			r.Steps = opts.WarmRenoSteps
-		case finetune.Name:
-			if opts.FinetuneSteps == 0 {
-				continue
-			}
-			cfg := hn.Config.Train
-			cfg.Steps = opts.FinetuneSteps
-			err := p.Update(func(*context.Context) error {
-				ft, err := LoadOrTrainFinetune(p.Backend(), m, hn.Config.RewardSpec, opts.FinetuneRank, cfg, dir, prog)
-				if err == nil {
-					p.SetFinetuned(ft)
-				}
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		reqs = append(reqs, r)
+	reqs, err := evalRequests(p, hn, dir, opts, prog)
+	if err != nil {
+		return nil, err
 	}
 	var methods []hypernoise.Method
 	var order []string
@@ -261,4 +221,56 @@ func (r *EvalReport) Points() []report.Point {
 		pts = append(pts, report.Point{Name: name, X: x.SecondsPerImage, Y: x.Reward})
 	}
 	return pts
+}
+
+// evalRequests lists the requests an evaluation runs, in registry order: base, best-of-N with
+// N = SmallN and with N = 2*RenoSteps (ReNO's network evaluations), ReNO, fine-tune (trained, or
+// reloaded, in dir and installed in p), HyperNoise, HyperNoise + WarmRenoSteps ReNO steps; only
+// those in opts.Methods when it is set (base always).
+func evalRequests(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOptions, prog progress.Func) ([]infer.Request, error) {
+	want := func(name string) bool {
+		return name == MethodBase || len(opts.Methods) == 0 || contains(opts.Methods, name)
+	}
+	var reqs []infer.Request
+	for _, name := range hypernoise.MethodNames() {
+		if !want(name) {
+			continue
+		}
+		r := infer.Request{Method: name, Hypernet: hn.Name, Reward: hn.Config.RewardSpec, Beta: opts.Beta}
+		switch name {
+		case bestofn.Name:
+			small, matched := r, r
+			small.N, matched.N = opts.SmallN, 2*opts.RenoSteps
+			reqs = append(reqs, small)
+			if matched.N != small.N {
+				reqs = append(reqs, matched)
+			}
+			continue
+		case reno.Name:
+			r.Steps = opts.RenoSteps
+		case reno.WarmName:
+			if opts.WarmRenoSteps == 0 {
+				continue
+			}
+			r.Steps = opts.WarmRenoSteps
+		case finetune.Name:
+			if opts.FinetuneSteps == 0 {
+				continue
+			}
+			cfg := hn.Config.Train
+			cfg.Steps = opts.FinetuneSteps
+			err := p.Update(func(*context.Context) error {
+				ft, err := LoadOrTrainFinetuneModel(p.Backend(), p.Model(), hn.Config.RewardSpec, opts.FinetuneRank, cfg, dir, prog)
+				if err == nil {
+					p.SetFinetuned(ft)
+				}
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		reqs = append(reqs, r)
+	}
+	return reqs, nil
 }

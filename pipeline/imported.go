@@ -6,11 +6,6 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/baselines/bestofn"
-	"github.com/hypernoise/hypernoise/baselines/finetune"
-	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
 	"github.com/hypernoise/hypernoise/eval/metrics"
 	"github.com/hypernoise/hypernoise/infer"
@@ -87,49 +82,9 @@ func EvaluateModel(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalO
 	start := time.Now()
 	im := p.Model()
 	gen := im.Generator
-	want := func(name string) bool {
-		return name == MethodBase || len(opts.Methods) == 0 || contains(opts.Methods, name)
-	}
-	var reqs []infer.Request
-	for _, name := range hypernoise.MethodNames() {
-		if !want(name) {
-			continue
-		}
-		r := infer.Request{Method: name, Hypernet: hn.Name, Reward: hn.Config.RewardSpec, Beta: opts.Beta}
-		switch name {
-		case bestofn.Name:
-			small, matched := r, r
-			small.N, matched.N = opts.SmallN, 2*opts.RenoSteps
-			reqs = append(reqs, small)
-			if matched.N != small.N {
-				reqs = append(reqs, matched)
-			}
-			continue
-		case reno.Name:
-			r.Steps = opts.RenoSteps
-		case reno.WarmName:
-			if opts.WarmRenoSteps == 0 {
-				continue
-			}
-			r.Steps = opts.WarmRenoSteps
-		case finetune.Name:
-			if opts.FinetuneSteps == 0 {
-				continue
-			}
-			cfg := hn.Config.Train
-			cfg.Steps = opts.FinetuneSteps
-			err := p.Update(func(*context.Context) error {
-				ft, err := LoadOrTrainFinetuneModel(p.Backend(), im, hn.Config.RewardSpec, opts.FinetuneRank, cfg, dir, prog)
-				if err == nil {
-					p.SetFinetuned(ft)
-				}
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		reqs = append(reqs, r)
+	reqs, err := evalRequests(p, hn, dir, opts, prog)
+	if err != nil {
+		return nil, err
 	}
 	np := len(gen.Prompts())
 	if np == 0 {

@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/hn-crashtest.XXXXXX)
 BIN=$WORK/hypernoise
 STCMP=$WORK/stcmp
-TRAIN=(train --steps 300 --batch 4 --warmup 5 --checkpoint-every 3 --seed 5 --quiet)
+TRAIN=(train --steps 3000 --batch 4 --warmup 5 --checkpoint-every 10 --seed 5 --quiet)
 RANDOM=$SEED
 fail() { echo "FAIL: $*"; echo "work folder kept: $WORK"; exit 1; }
 
@@ -35,9 +35,10 @@ while (( kills < KILLS )); do
   [[ -f $RUN/train.safetensors ]] && { args+=(--resume); resumes=$((resumes + 1)); }
   "$BIN" "${args[@]}" > "$WORK/train.out" 2> "$WORK/train.err" &
   pid=$!
-  # Random moment: 0.2 to 3.0 s after the start (start-up, steps, checkpoint and final writes).
-  sleep "$(printf '0.%03d' $((RANDOM % 1000)))"
-  sleep $((RANDOM % 3))
+  # Random moment: 0.1 to 2.1 s after the start (start-up, steps, checkpoint writes). The run
+  # is long enough (3000 steps) that KILLS kills come before it ends.
+  sleep "$(printf '0.%03d' $((100 + RANDOM % 900)))"
+  sleep $((RANDOM % 2))
   if kill -9 "$pid" 2> /dev/null; then
     wait "$pid" 2> /dev/null
     kills=$((kills + 1)) stuck=0
@@ -61,6 +62,7 @@ while (( kills < KILLS )); do
     else fail "sample after kill $kills exited $rc: $(cat "$WORK/s.err")"; fi
   fi
 done
+(( kills == KILLS )) || fail "the run finished after only $kills kills; raise --steps"
 echo "killed $kills times ($resumes resumes); after a kill the hypernetwork loaded $loads times, was refused cleanly $refusals times"
 leftover=$(find "$RUN" -name '.*.tmp*' | wc -l)
 echo "temporary files left by the kills: $leftover (removed by the next write of the same file)"
@@ -73,6 +75,6 @@ left=$(find "$RUN" -name '.*.tmp*' | wc -l)
 [[ $left == 0 ]] || fail "$left temporary files left after the final run"
 cmp=$("$STCMP" "$WORK/ref/hypernet.safetensors" "$RUN/hypernet.safetensors") || fail "final weights differ from the uninterrupted run: $cmp"
 echo "final weights vs uninterrupted run: $cmp"
-grep -q '"steps": 300' "$RUN/hypernet.json" || fail "result does not cover the 300 steps"
+grep -q '"steps": 3000' "$RUN/hypernet.json" || fail "result does not cover the 3000 steps"
 echo "PASS"
 rm -rf "$WORK"

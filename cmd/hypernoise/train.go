@@ -176,7 +176,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		return cli.WriteJSON(env.Stdout, hn.Config)
 	}
 	s := hn.Config.Result
-	if res.StartStep == res.Steps && o.Resume {
+	if res.StartStep == res.Steps && o.Resume && len(res.Loss) == 0 { // finished before: nothing was written
 		fmt.Fprintf(env.Stdout, "the run in %s is already finished (%d steps); nothing to do (raise --steps to continue it)\n", *out, s.Steps)
 		return nil
 	}
