@@ -54,6 +54,10 @@ type Library struct {
 	// (SINGLE_THREADED without USE_LOCKING) and for a library that does not report its configuration.
 	Concurrent bool
 
+	// serial is held around every call into a library that is not Concurrent, so that two graph
+	// executions in different goroutines (the server runs several) never enter it at once.
+	serial sync.Mutex
+
 	sgemm func(order, transA, transB, m, n, k int32, alpha float32, a *float32, lda int32,
 		b *float32, ldb int32, beta float32, c *float32, ldc int32)
 	setThreads func(int32) // nil when the library has no openblas_set_num_threads
@@ -145,6 +149,10 @@ func (l *Library) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 		}
 		return
 	}
+	if !l.Concurrent {
+		l.serial.Lock()
+		defer l.serial.Unlock()
+	}
 	l.sgemm(rowMajor, flag(transA), flag(transB), int32(m), int32(n), int32(k), alpha, &a[0], int32(lda),
 		&b[0], int32(ldb), beta, &c[0], int32(ldc))
 	runtime.KeepAlive(a)
@@ -171,6 +179,10 @@ func (l *Library) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []flo
 			}
 		}
 		return
+	}
+	if !l.Concurrent {
+		l.serial.Lock()
+		defer l.serial.Unlock()
 	}
 	l.dgemm(rowMajor, flag(transA), flag(transB), int32(m), int32(n), int32(k), alpha, &a[0], int32(lda),
 		&b[0], int32(ldb), beta, &c[0], int32(ldc))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -200,5 +201,46 @@ func TestInstalledBuildsConcurrency(t *testing.T) {
 	}
 	if !found {
 		t.Skip("neither Debian OpenBLAS build is installed")
+	}
+}
+
+// TestSerialBuildConcurrentCallers calls the serial OpenBLAS build (whose buffer allocator takes no
+// lock) from several goroutines at once, as concurrent graph executions do, and requires every
+// product to equal the one computed alone: Library serializes calls into a non-Concurrent library.
+func TestSerialBuildConcurrentCallers(t *testing.T) {
+	lib, err := Open("/usr/lib/x86_64-linux-gnu/openblas-serial/libopenblas.so.0")
+	if err != nil {
+		t.Skip("Debian's serial OpenBLAS is not installed:", err)
+	}
+	if lib.Concurrent {
+		t.Fatalf("serial build reported as concurrent (%s)", lib.Config)
+	}
+	const n, workers, reps = 400, 8, 6
+	r := rand.New(rand.NewPCG(3, 4))
+	a, b := randSlice(r, n*n), randSlice(r, n*n)
+	want := make([]float32, n*n)
+	lib.Sgemm(false, true, n, n, n, 1, a, n, b, n, 0, want, n)
+	errs := make(chan string, workers*reps)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := make([]float32, n*n)
+			for i := range reps {
+				lib.Sgemm(false, true, n, n, n, 1, a, n, b, n, 0, c, n)
+				for j := range c {
+					if c[j] != want[j] {
+						errs <- fmt.Sprintf("worker %d rep %d: C[%d] = %g, alone %g", w, i, j, c[j], want[j])
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
