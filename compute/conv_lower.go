@@ -6,6 +6,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
 // Convolution forward pass on the GEMM.
@@ -28,29 +29,12 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 	if batchGroups > 1 || groups < 1 {
 		return nil, false, nil
 	}
-	xs, err := b.OpShape(input)
-	if err != nil {
+	xs, l, pads, ok, err := b.convOperands(input, kernel, axes, paddings, groups, strides, kernelDil)
+	if !ok || err != nil {
 		return nil, false, err
-	}
-	ks, err := b.OpShape(kernel)
-	if err != nil {
-		return nil, false, err
-	}
-	if (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) || ks.DType != xs.DType {
-		return nil, false, nil
 	}
 	n := len(axes.InputSpatial)
-	if len(axes.KernelSpatial) != n || len(axes.OutputSpatial) != n || len(strides) != n || len(kernelDil) != n ||
-		xs.Rank() != n+2 || ks.Rank() != n+2 {
-		return nil, false, nil
-	}
-	pads := make([][2]int, n)
-	copy(pads, paddings)
-	l := newConvLayout(axes, xs.Dimensions, ks.Dimensions, groups)
 	l.outSizes(strides, kernelDil, pads)
-	if l.cin%groups != 0 || l.cout%groups != 0 || ks.Dimensions[axes.KernelInputChannels]*groups != l.cin {
-		return nil, false, nil
-	}
 	for _, o := range l.out {
 		if o <= 0 {
 			return nil, false, nil
@@ -176,28 +160,11 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 		slices.ContainsFunc(strides, func(s int) bool { return s != 1 }) {
 		return nil, false, nil
 	}
-	xs, err := b.OpShape(input)
-	if err != nil {
+	_, l, pads, ok, err := b.convOperands(input, kernel, axes, paddings, groups, inDil, kernelDil)
+	if !ok || err != nil {
 		return nil, false, err
-	}
-	ks, err := b.OpShape(kernel)
-	if err != nil {
-		return nil, false, err
-	}
-	if (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) || ks.DType != xs.DType {
-		return nil, false, nil
 	}
 	n := len(axes.InputSpatial)
-	if len(axes.KernelSpatial) != n || len(axes.OutputSpatial) != n || len(inDil) != n || len(kernelDil) != n ||
-		xs.Rank() != n+2 || ks.Rank() != n+2 {
-		return nil, false, nil
-	}
-	pads := make([][2]int, n)
-	copy(pads, paddings)
-	l := newConvLayout(axes, xs.Dimensions, ks.Dimensions, groups)
-	if l.cin%groups != 0 || l.cout%groups != 0 || ks.Dimensions[axes.KernelInputChannels]*groups != l.cin {
-		return nil, false, nil
-	}
 	out := make([]int, n)
 	negDil := make([]int, n)
 	off := make([]int, n)
@@ -254,4 +221,39 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 	}
 	statConvLowered.Add(1)
 	return y, true, nil
+}
+
+// convOperands reads the shapes of a convolution's input and kernel, copies its paddings and builds
+// its layout, for the im2col lowerings. ok is false (with a nil error) when they do not apply: a dtype
+// other than float32 and float64, a rank or a per-axis list (spatial: the caller's strides or
+// dilations) that does not match the number of spatial axes, or channel counts the groups do not
+// divide.
+func (b *patchedBuilder) convOperands(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
+	paddings [][2]int, groups int, spatial ...[]int) (xs shapes.Shape, l convLayout, pads [][2]int, ok bool, err error) {
+	if xs, err = b.OpShape(input); err != nil {
+		return xs, l, nil, false, err
+	}
+	ks, err := b.OpShape(kernel)
+	if err != nil {
+		return xs, l, nil, false, err
+	}
+	if (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) || ks.DType != xs.DType {
+		return xs, l, nil, false, nil
+	}
+	n := len(axes.InputSpatial)
+	if len(axes.KernelSpatial) != n || len(axes.OutputSpatial) != n || xs.Rank() != n+2 || ks.Rank() != n+2 {
+		return xs, l, nil, false, nil
+	}
+	for _, list := range spatial {
+		if len(list) != n {
+			return xs, l, nil, false, nil
+		}
+	}
+	pads = make([][2]int, n)
+	copy(pads, paddings)
+	l = newConvLayout(axes, xs.Dimensions, ks.Dimensions, groups)
+	if l.cin%groups != 0 || l.cout%groups != 0 || ks.Dimensions[axes.KernelInputChannels]*groups != l.cin {
+		return xs, l, nil, false, nil
+	}
+	return xs, l, pads, true, nil
 }
