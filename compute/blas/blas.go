@@ -137,16 +137,7 @@ func (l *Library) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 		return
 	}
 	if k == 0 { // the library may not touch a, b; keep the definition C = beta·C
-		for i := range m {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				if beta == 0 {
-					row[j] = 0
-				} else {
-					row[j] *= beta
-				}
-			}
-		}
+		scaleRows(c, m, n, ldc, beta)
 		return
 	}
 	if !l.Concurrent {
@@ -168,16 +159,7 @@ func (l *Library) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []flo
 		return
 	}
 	if k == 0 {
-		for i := range m {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				if beta == 0 {
-					row[j] = 0
-				} else {
-					row[j] *= beta
-				}
-			}
-		}
+		scaleRows(c, m, n, ldc, beta)
 		return
 	}
 	if !l.Concurrent {
@@ -189,6 +171,21 @@ func (l *Library) Dgemm(transA, transB bool, m, n, k int, alpha float64, a []flo
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(b)
 	runtime.KeepAlive(c)
+}
+
+// scaleRows sets C = beta·C for the m×n matrix C stored with row stride ldc; beta = 0 writes zeros
+// (so NaNs in C do not survive), as GEMM's definition requires.
+func scaleRows[T float32 | float64](c []T, m, n, ldc int, beta T) {
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		for j := range row {
+			if beta == 0 {
+				row[j] = 0
+			} else {
+				row[j] *= beta
+			}
+		}
+	}
 }
 
 func flag(t bool) int32 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -242,5 +243,25 @@ func TestSerialBuildConcurrentCallers(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestGemmEmptyInnerDimension checks C = beta·C when k = 0 (the library is not called): beta = 0
+// clears C, NaNs included, and beta = 2 doubles it, leaving the padding of a strided C untouched.
+func TestGemmEmptyInnerDimension(t *testing.T) {
+	lib, err := Default()
+	if err != nil {
+		t.Skip("no OpenBLAS:", err)
+	}
+	nan := float32(math.NaN())
+	c := []float32{nan, 1, 9, 2, 3, 9} // 2x2 with row stride 3
+	lib.Sgemm(false, false, 2, 2, 0, 1, nil, 1, nil, 2, 0, c, 3)
+	if want := []float32{0, 0, 9, 0, 0, 9}; !slices.Equal(c, want) {
+		t.Errorf("beta 0: C = %v, want %v", c, want)
+	}
+	d := []float64{1, 2, 9, 3, 4, 9}
+	lib.Dgemm(false, false, 2, 2, 0, 1, nil, 1, nil, 2, 2, d, 3)
+	if want := []float64{2, 4, 9, 6, 8, 9}; !slices.Equal(d, want) {
+		t.Errorf("beta 2: C = %v, want %v", d, want)
 	}
 }
