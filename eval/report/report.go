@@ -58,15 +58,7 @@ func ScatterPNG(title, xLabel, yLabel string, pts []Point) ([]byte, error) {
 	p.Add(sc, lb)
 	// Leave room for the labels on the right of the last point.
 	p.X.Min, p.X.Max = minX/2, maxX*4
-	w, err := p.WriterTo(7*vg.Inch, 4.5*vg.Inch, "png")
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if _, err := w.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return PlotPNG(p, 7*vg.Inch, 4.5*vg.Inch)
 }
 
 // Table is a table of figures: one row per method, one column per metric.
@@ -191,7 +183,12 @@ func CurvesPNG(title, xLabel, yLabel string, series []Series, smooth int) ([]byt
 		p.Add(line)
 		p.Legend.Add(s.Name, line)
 	}
-	w, err := p.WriterTo(7*vg.Inch, 4*vg.Inch, "png")
+	return PlotPNG(p, 7*vg.Inch, 4*vg.Inch)
+}
+
+// PlotPNG renders p as a PNG image of the given size.
+func PlotPNG(p *plot.Plot, width, height vg.Length) ([]byte, error) {
+	w, err := p.WriterTo(width, height, "png")
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@
 package tilt
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -24,6 +23,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/eval/report"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"gonum.org/v1/plot"
@@ -218,15 +218,7 @@ func PlotPNG(title, yLabel string, curves []Curve, legendTop bool) ([]byte, erro
 		p.Add(line, points)
 		p.Legend.Add(c.Name, line, points)
 	}
-	w, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if _, err := w.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return report.PlotPNG(p, 6*vg.Inch, 4*vg.Inch)
 }
 
 // refMethod is the reference sampler as a hypernoise.Method.
