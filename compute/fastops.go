@@ -328,6 +328,24 @@ func fastBinary(op backends.OpType, backend *simplego.Backend, node *simplego.No
 // stride (0 where the operand is broadcast).
 type bgroup struct{ size, ls, rs int }
 
+// advance steps the multi-index idx over groups, innermost first, like an odometer, moving the
+// positions *lp and *rp by each group's strides ls and rs (and back when a digit wraps). It returns
+// false when every digit wrapped, that is after the last run.
+func advance(idx []int, groups []bgroup, lp, rp *int) bool {
+	for g := range groups {
+		idx[g]++
+		*lp += groups[g].ls
+		*rp += groups[g].rs
+		if idx[g] < groups[g].size {
+			return true
+		}
+		*lp -= groups[g].ls * idx[g]
+		*rp -= groups[g].rs * idx[g]
+		idx[g] = 0
+	}
+	return false
+}
+
 // broadcastBinary computes out = l op r with numpy-style broadcasting of equal-rank operands.
 func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDims, rDims, outDims []int) {
 	rank := len(outDims)
@@ -428,19 +446,7 @@ func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDi
 		// Advance the odometer over the outer groups (innermost first). Group strides are per step of
 		// the group's innermost axis, so a group of size n advances by n·(inner extents) in the output
 		// implicitly through o; the operands move by their group stride.
-		g := 0
-		for ; g < len(outerGroups); g++ {
-			idx[g]++
-			lp += outerGroups[g].ls
-			rp += outerGroups[g].rs
-			if idx[g] < outerGroups[g].size {
-				break
-			}
-			lp -= outerGroups[g].ls * idx[g]
-			rp -= outerGroups[g].rs * idx[g]
-			idx[g] = 0
-		}
-		if g == len(outerGroups) {
+		if !advance(idx, outerGroups, &lp, &rp) {
 			return
 		}
 	}
@@ -552,17 +558,7 @@ func broadcastCopy[T any](out, x []T, xDims, outDims []int) {
 		if o >= len(out) {
 			return
 		}
-		g := 0
-		for ; g < len(outer); g++ {
-			idx[g]++
-			xp += outer[g].ls
-			if idx[g] < outer[g].size {
-				break
-			}
-			xp -= outer[g].ls * idx[g]
-			idx[g] = 0
-		}
-		if g == len(outer) {
+		if !advance(idx, outer, &xp, new(int)) {
 			return
 		}
 	}
@@ -805,17 +801,7 @@ func reduceSumKernel[T float32 | float64](out, x []T, dims []int, reduced []bool
 		if xp >= len(x) {
 			return
 		}
-		g := 0
-		for ; g < len(outer); g++ {
-			idx[g]++
-			op += outer[g].ls
-			if idx[g] < outer[g].size {
-				break
-			}
-			op -= outer[g].ls * idx[g]
-			idx[g] = 0
-		}
-		if g == len(outer) {
+		if !advance(idx, outer, &op, new(int)) {
 			return
 		}
 	}
