@@ -131,8 +131,9 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 	return yc, true, nil
 }
 
-// statConvLowered counts convolutions built as im2col (for tests).
-var statConvLowered atomic.Int64
+// statConvLowered counts convolutions built on the GEMM (im2col or scatter form), statConvScatter those
+// built as GEMM + col2im (for tests).
+var statConvLowered, statConvScatter atomic.Int64
 
 // transposeIfNeeded applies Transpose(x, perm) unless perm is the identity.
 func (b *patchedBuilder) transposeIfNeeded(x backends.Op, perm []int) (backends.Op, error) {
@@ -151,18 +152,28 @@ func (b *patchedBuilder) transposeIfNeeded(x backends.Op, perm []int) (backends.
 //	Q[b,i,u,(g,f)] = Σ_{c∈g} x[b,i,c] · K[u,c,(g,f)]        (one DotGeneral)
 //	y[b,h,:] = Σ_{i,u: s⊙i - d⊙u + lo = h} Q[b,i,u,:]        (one col2im node)
 //
-// It returns ok=false (leaving the rewrite as interior padding to ConvGeneral) unless some input
-// dilation exceeds 1, every stride is 1 and the custom nodes are on.
+// The same form also serves an ordinary stride-1 convolution (s = 1) with fewer output than input
+// channels per group: the im2col form copies Kpos·Cin values per output position (after a zero-padded
+// copy of the input) and multiplies by a Cout-column kernel, while this one multiplies by a
+// Kpos·Cout-column kernel and scatters Kpos·Cout values per input position, so it moves less data and
+// gives the GEMM a wider right-hand side (OpenBLAS runs a 6272×288×4 product at about a quarter of
+// the speed of the 6272×32×36 one with the same work).
+//
+// It returns ok=false (leaving the convolution to lowerConv, or the rewrite as interior padding to
+// ConvGeneral) unless every stride is 1, the custom nodes are on, and either some input dilation
+// exceeds 1 or there is no input dilation and fewer output than input channels per group.
 func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
 	strides []int, paddings [][2]int, inDil, kernelDil []int, groups, batchGroups int) (backends.Op, bool, error) {
 	if !b.fastPad || !padNodeOn.Load() || batchGroups > 1 || groups < 1 ||
-		!slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) ||
 		slices.ContainsFunc(strides, func(s int) bool { return s != 1 }) {
 		return nil, false, nil
 	}
 	_, l, pads, ok, err := b.convOperands(input, kernel, axes, paddings, groups, inDil, kernelDil)
 	if !ok || err != nil {
 		return nil, false, err
+	}
+	if !slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) && l.cout >= l.cin {
+		return nil, false, nil
 	}
 	n := len(axes.InputSpatial)
 	out := make([]int, n)
@@ -220,6 +231,7 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 		return nil, false, err
 	}
 	statConvLowered.Add(1)
+	statConvScatter.Add(1)
 	return y, true, nil
 }
 
