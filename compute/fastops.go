@@ -541,20 +541,32 @@ func broadcastCopy[T any](out, x []T, xDims, outDims []int) {
 			stride *= n
 		}
 	}
-	inner, outer := groups[0], groups[1:]
+	// The two innermost groups run as a double loop, the rest as an odometer.
+	inner := groups[0]
+	second := bgroup{size: 1}
+	outer := groups[1:]
+	if len(groups) > 1 {
+		second, outer = groups[1], groups[2:]
+	}
 	idx := make([]int, len(outer))
 	xp, o := 0, 0
+	n := inner.size
 	for {
-		n := inner.size
-		if inner.ls != 0 {
-			copy(out[o:o+n], x[xp:xp+n])
-		} else {
-			v, oo := x[xp], out[o:o+n]
-			for i := range oo {
-				oo[i] = v
+		if inner.ls != 0 { // inner axes copied, second broadcast: the same run second.size times
+			src := x[xp : xp+n]
+			for range second.size {
+				copy(out[o:o+n], src)
+				o += n
+			}
+		} else { // inner axes broadcast, second copied: runs of one value each
+			for j := range second.size {
+				v, oo := x[xp+j*second.ls], out[o:o+n]
+				for i := range oo {
+					oo[i] = v
+				}
+				o += n
 			}
 		}
-		o += n
 		if o >= len(out) {
 			return
 		}
@@ -771,25 +783,40 @@ func reduceSumKernel[T float32 | float64](out, x []T, dims []int, reduced []bool
 		out[0] += x[0]
 		return
 	}
-	inner, outer := groups[0], groups[1:]
+	// The two innermost groups run as a double loop (one reduced, one kept: in GroupNorm's [B, HW, G,
+	// C/G] sums the inner run is only C/G long), the rest as an odometer; the visiting order is the
+	// same row-major one.
+	inner := groups[0]
+	second := bgroup{size: 1}
+	outer := groups[1:]
+	if len(groups) > 1 {
+		second, outer = groups[1], groups[2:]
+	}
 	idx := make([]int, len(outer))
 	op, xp := 0, 0
+	n := inner.size
 	for {
-		n := inner.size
-		run := x[xp : xp+n]
-		if inner.ls == 0 {
-			acc := out[op]
-			for _, v := range run {
-				acc += v
+		if inner.ls == 0 { // inner axes reduced, second kept: one output per run
+			o := out[op : op+(second.size-1)*second.ls+1]
+			for j := range second.size {
+				run := x[xp : xp+n]
+				acc := o[j*second.ls]
+				for _, v := range run {
+					acc += v
+				}
+				o[j*second.ls] = acc
+				xp += n
 			}
-			out[op] = acc
-		} else {
+		} else { // inner axes kept, second reduced: every run adds into the same outputs
 			o := out[op : op+n]
-			for i, v := range run {
-				o[i] += v
+			for range second.size {
+				run := x[xp : xp+n]
+				for i, v := range run {
+					o[i] += v
+				}
+				xp += n
 			}
 		}
-		xp += n
 		if xp >= len(x) {
 			return
 		}
