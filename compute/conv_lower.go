@@ -15,7 +15,7 @@ import (
 // ConvGeneral (without batch grouping) as im2col instead, from operations that have fast kernels here:
 // with x̃ the input in [B, S..., Cin] order, zero-padded,
 //
-//	P[b,o,u,c] = x̃[b, s⊙o + d⊙u, c]          (one im2col node, see im2col.go)
+//	P[b,o,u,c] = x̃[b, s⊙o + d⊙u, c]          (one im2col node, which also pads, see im2col.go)
 //	y[b,o,(g,f)] = Σ_{u,c∈g} P[b,o,u,c] · K[u,c,(g,f)]   (one DotGeneral, channel groups g as its batch)
 //
 // then y is transposed to the requested output layout. Input dilation has already been rewritten as
@@ -48,13 +48,22 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 	}
 	padCfg := make([]backends.PadAxis, n+2)
 	padded := slices.Clone(l.in)
-	anyPad := false
+	anyPad, negPad := false, false
 	for i := range n {
 		padCfg[1+i] = backends.PadAxis{Start: pads[i][0], End: pads[i][1]}
 		padded[i] += pads[i][0] + pads[i][1]
 		anyPad = anyPad || pads[i] != [2]int{}
+		negPad = negPad || pads[i][0] < 0 || pads[i][1] < 0
 	}
-	if anyPad {
+	positions := kernelPositions(l.k)
+	var patches backends.Op
+	isNode := false
+	if !negPad { // the im2col node pads with zeros itself
+		if patches, isNode, err = b.im2colNode(xc, l.k, strides, kernelDil, l.out, pads); err != nil {
+			return nil, false, err
+		}
+	}
+	if !isNode && anyPad {
 		zero, err := b.zeroScalar(xs)
 		if err != nil {
 			return nil, false, err
@@ -62,11 +71,9 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 		if xc, err = b.Pad(xc, zero, padCfg...); err != nil {
 			return nil, false, err
 		}
-	}
-	positions := kernelPositions(l.k)
-	patches, isNode, err := b.im2colNode(xc, l.k, strides, kernelDil, l.out) // [B, O..., Kpos, Cin]
-	if err != nil {
-		return nil, false, err
+		if patches, isNode, err = b.im2colNode(xc, l.k, strides, kernelDil, l.out, nil); err != nil {
+			return nil, false, err
+		}
 	}
 	if !isNode {
 		sliceOut := slices.Concat([]int{l.b}, l.out, []int{1, l.cin})

@@ -124,7 +124,7 @@ func TestConvLoweringMatchesStock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stock.Finalize()
-	before, beforeScatter := statConvLowered.Load(), statConvScatter.Load()
+	before, beforeScatter, beforePadded := statConvLowered.Load(), statConvScatter.Load(), statIm2colPadded.Load()
 	narrow := 0
 	for _, c := range convVariants {
 		if strings.HasPrefix(c.name, "narrow/") {
@@ -146,6 +146,9 @@ func TestConvLoweringMatchesStock(t *testing.T) {
 	}
 	if n := statConvScatter.Load() - beforeScatter; n != int64(narrow) {
 		t.Errorf("%d convolutions were built as GEMM + col2im, want the %d narrow ones", n, narrow)
+	}
+	if statIm2colPadded.Load() == beforePadded {
+		t.Error("no padded convolution ran on the im2col node's own padding")
 	}
 }
 
