@@ -348,6 +348,20 @@ func col2imKernel[T float32 | float64](y, q []T, qDims []int, p *col2imNodeData)
 	for _, d := range in {
 		numI *= d
 	}
+	// Offset in y of each kernel position (relative to the input position's own, s⊙i + off), and the
+	// span of d·u on each axis: an input position whose every kernel position lands inside y skips
+	// the per-axis checks.
+	offU := make([]int, len(positions))
+	for pi, u := range positions {
+		for a := range n {
+			offU[pi] += p.dil[a] * u[a] * yStrides[a]
+		}
+	}
+	spanLo, spanHi := make([]int, n), make([]int, n)
+	for a := range n {
+		e := p.dil[a] * (p.k[a] - 1)
+		spanLo[a], spanHi[a] = min(0, e), max(0, e)
+	}
 	idx := make([]int, n)
 	r := 0 // read position in q
 	for b := range qDims[0] {
@@ -355,23 +369,39 @@ func col2imKernel[T float32 | float64](y, q []T, qDims []int, p *col2imNodeData)
 			idx[i] = 0
 		}
 		for range numI {
-			for _, u := range positions {
-				pos, inside := b*yBatch, true
-				for a := range n {
-					h := p.strides[a]*idx[a] + p.dil[a]*u[a] + p.off[a]
-					if h < 0 || h >= p.out[a] {
-						inside = false
-						break
-					}
-					pos += h * yStrides[a]
-				}
-				if inside {
-					dst, src := y[pos:pos+c], q[r:r+c]
+			base, interior := b*yBatch, true
+			for a := range n {
+				h := p.strides[a]*idx[a] + p.off[a]
+				base += h * yStrides[a]
+				interior = interior && h+spanLo[a] >= 0 && h+spanHi[a] < p.out[a]
+			}
+			if interior {
+				for _, off := range offU {
+					dst, src := y[base+off:base+off+c], q[r:r+c]
 					for j, v := range src {
 						dst[j] += v
 					}
+					r += c
 				}
-				r += c
+			} else {
+				for _, u := range positions {
+					pos, inside := b*yBatch, true
+					for a := range n {
+						h := p.strides[a]*idx[a] + p.dil[a]*u[a] + p.off[a]
+						if h < 0 || h >= p.out[a] {
+							inside = false
+							break
+						}
+						pos += h * yStrides[a]
+					}
+					if inside {
+						dst, src := y[pos:pos+c], q[r:r+c]
+						for j, v := range src {
+							dst[j] += v
+						}
+					}
+					r += c
+				}
 			}
 			for a := n - 1; a >= 0; a-- {
 				idx[a]++
