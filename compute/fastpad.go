@@ -139,7 +139,9 @@ func (b *patchedBuilder) padNode(x, fill backends.Op, cfg []backends.PadAxis) (b
 func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	switch data := getNodeData(node).(type) {
 	case *sigmoidGradNodeData:
-		return execSigmoidGrad(backend, inputs, owned)
+		return execSigmoidGrad(backend, data, inputs, owned)
+	case *siluGradNodeData:
+		return execSiluGrad(backend, data, inputs, owned)
 	case *padNodeData:
 		return execPad(backend, data, inputs)
 	case *im2colNodeData:

@@ -21,28 +21,49 @@ import (
 //
 // in one pass, with the same float operations in the same order, so the same values. The Sub and the
 // inner Mul are then unused (SimpleGo skips unused nodes) unless something else reads them.
+//
+// A SiLU y = x·σ(x) gets one step further: its gradient is the sum of the product rule's two terms,
+// v·σ and (v·x)·(σ·(1-σ)) (the second through the node above), four passes; the Add of exactly those
+// two terms (either order) is built as one node with inputs v, x and σ computing the same expression.
 
 // fuseKind says what a builder op was made from.
 type fuseKind int
 
 const (
-	fuseOne       fuseKind = iota + 1 // the scalar constant 1
-	fuseLogistic                      // Logistic(x)
-	fuseOneMinus                      // Sub(1, σ) of a Logistic σ
-	fuseSigmoidDx                     // Mul(σ, 1-σ) or Mul(1-σ, σ)
+	fuseOne        fuseKind = iota + 1 // the scalar constant 1
+	fuseLogistic                       // Logistic(x)
+	fuseOneMinus                       // Sub(1, σ) of a Logistic σ
+	fuseSigmoidDx                      // Mul(σ, 1-σ) or Mul(1-σ, σ)
+	fuseProduct                        // Mul(a, b) of any other operands
+	fuseVSigma                         // Mul(v, σ) or Mul(σ, v) of a Logistic σ
+	fuseSiluSecond                     // the fused node for (v·x)·(σ·(1-σ)), x being σ's input
 )
 
-// fuseTag is a builder op's origin: its kind and, past fuseLogistic, the Logistic it derives from.
+// fuseTag is a builder op's origin: its kind, the Logistic it derives from (sigma, from fuseLogistic
+// on; for fuseLogistic itself, x is its input) and the operands involved (a, b of a product; v; x).
 type fuseTag struct {
-	kind  fuseKind
-	sigma *simplego.Node
+	kind     fuseKind
+	sigma    *simplego.Node
+	a, b     *simplego.Node
+	v, x     *simplego.Node
+	vxIsLeft bool // fuseSiluSecond: v·x was the Mul's left operand
 }
 
-// sigmoidGradNodeData is the data of a fused logistic-gradient node (inputs v, σ).
-type sigmoidGradNodeData struct{}
+// sigmoidGradNodeData is the data of a fused logistic-gradient node (inputs v, σ). vRight: σ·(1-σ) was
+// the Mul's left operand (the product is computed in the original operand order).
+type sigmoidGradNodeData struct{ vRight bool }
 
-// statSigmoidGradFused counts fused logistic-gradient nodes built (for tests).
-var statSigmoidGradFused atomic.Int64
+// siluGradNodeData is the data of a fused SiLU-gradient node (inputs v, x, σ), computing
+// v·σ + (v·x)·(σ·(1-σ)) with each product and the sum in the original operand order.
+type siluGradNodeData struct {
+	sigmaLeft   bool // the first term was σ·v
+	xLeft       bool // the product was x·v
+	vxLeft      bool // the second term was (v·x)·(σ·(1-σ)) (else (σ·(1-σ))·(v·x))
+	secondFirst bool // the sum was second + first
+}
+
+// statSigmoidGradFused and statSiluGradFused count the fused nodes built (for tests).
+var statSigmoidGradFused, statSiluGradFused atomic.Int64
 
 // tag records op's origin.
 func (b *patchedBuilder) tag(op backends.Op, t fuseTag) {
@@ -80,15 +101,33 @@ func (b *patchedBuilder) Constant(flat any, dims ...int) (backends.Op, error) {
 	return op, err
 }
 
-// Logistic implements backends.Builder, remembering its output.
+// Logistic implements backends.Builder, remembering its output and input.
 func (b *patchedBuilder) Logistic(x backends.Op) (backends.Op, error) {
 	op, err := b.Builder.Logistic(x)
 	if err == nil {
-		if n, ok := op.(*simplego.Node); ok {
-			b.tag(op, fuseTag{kind: fuseLogistic, sigma: n})
+		n, ok1 := op.(*simplego.Node)
+		xn, ok2 := x.(*simplego.Node)
+		if ok1 && ok2 {
+			b.tag(op, fuseTag{kind: fuseLogistic, sigma: n, x: xn})
 		}
 	}
 	return op, err
+}
+
+// Add implements backends.Builder: v·σ + (v·x)·(σ·(1-σ)) (either order) of a SiLU's σ = σ(x) is built
+// as one node.
+func (b *patchedBuilder) Add(lhs, rhs backends.Op) (backends.Op, error) {
+	lt, rt := b.tagOf(lhs), b.tagOf(rhs)
+	first, second, secondFirst := lt, rt, false
+	if lt.kind == fuseSiluSecond {
+		first, second, secondFirst = rt, lt, true
+	}
+	if first.kind == fuseVSigma && second.kind == fuseSiluSecond && first.sigma == second.sigma && first.v == second.v {
+		if op, ok, err := b.siluGradNode(first, second, secondFirst); err != nil || ok {
+			return op, err
+		}
+	}
+	return b.Builder.Add(lhs, rhs)
 }
 
 // Sub implements backends.Builder, remembering 1 - σ.
@@ -114,21 +153,37 @@ func (b *patchedBuilder) Mul(lhs, rhs backends.Op) (backends.Op, error) {
 		}
 		return op, err
 	}
-	v, dx := lhs, rt
+	v, dx, vRight := lhs, rt, false
 	if lt.kind == fuseSigmoidDx {
-		v, dx = rhs, lt
+		v, dx, vRight = rhs, lt, true
 	}
 	if dx.kind == fuseSigmoidDx {
-		if op, ok, err := b.sigmoidGradNode(v, dx.sigma); err != nil || ok {
+		if op, ok, err := b.sigmoidGradNode(v, dx.sigma, vRight); err != nil || ok {
 			return op, err
 		}
 	}
-	return b.Builder.Mul(lhs, rhs)
+	op, err := b.Builder.Mul(lhs, rhs)
+	if err != nil {
+		return op, err
+	}
+	ln, ok1 := lhs.(*simplego.Node)
+	rn, ok2 := rhs.(*simplego.Node)
+	switch {
+	case !ok1 || !ok2:
+	case rt.kind == fuseLogistic && lt.kind != fuseLogistic:
+		b.tag(op, fuseTag{kind: fuseVSigma, sigma: rt.sigma, v: ln, a: ln, b: rn})
+	case lt.kind == fuseLogistic && rt.kind != fuseLogistic:
+		b.tag(op, fuseTag{kind: fuseVSigma, sigma: lt.sigma, v: rn, a: ln, b: rn})
+	default:
+		b.tag(op, fuseTag{kind: fuseProduct, a: ln, b: rn})
+	}
+	return op, nil
 }
 
-// sigmoidGradNode builds the fused node for v·(σ·(1-σ)), or returns ok=false when the custom nodes
-// are off or v and σ differ in shape or are not float32/float64.
-func (b *patchedBuilder) sigmoidGradNode(v backends.Op, sigma *simplego.Node) (backends.Op, bool, error) {
+// sigmoidGradNode builds the fused node for v·(σ·(1-σ)) ((σ·(1-σ))·v if vRight), or returns ok=false
+// when the custom nodes are off or v and σ differ in shape or are not float32/float64. When v is the
+// product of σ's input x with some w, it tags the node as a SiLU's second gradient term.
+func (b *patchedBuilder) sigmoidGradNode(v backends.Op, sigma *simplego.Node, vRight bool) (backends.Op, bool, error) {
 	if !b.fastPad || !padNodeOn.Load() {
 		return nil, false, nil
 	}
@@ -148,15 +203,49 @@ func (b *patchedBuilder) sigmoidGradNode(v backends.Op, sigma *simplego.Node) (b
 		return nil, false, nil
 	}
 	node := simplegoNewNode(b.Builder, backends.OpTypePad, vs.Clone(), vn, sigma)
-	if !setNodeData(node, &sigmoidGradNodeData{}) {
+	if !setNodeData(node, &sigmoidGradNodeData{vRight: vRight}) {
 		return nil, false, nil
 	}
 	statSigmoidGradFused.Add(1)
+	if vt, st := b.tags[vn], b.tags[sigma]; vt.kind == fuseProduct && st.kind == fuseLogistic && !vRight {
+		switch st.x {
+		case vt.b: // (w·x)·(σ·(1-σ))
+			b.tag(node, fuseTag{kind: fuseSiluSecond, sigma: sigma, v: vt.a, x: st.x, vxIsLeft: false})
+		case vt.a: // (x·w)·(σ·(1-σ))
+			b.tag(node, fuseTag{kind: fuseSiluSecond, sigma: sigma, v: vt.b, x: st.x, vxIsLeft: true})
+		}
+	}
+	return node, true, nil
+}
+
+// siluGradNode builds the fused node for first + second (second + first if secondFirst), first being
+// v·σ or σ·v and second (v·x)·(σ·(1-σ)) or (x·v)·(σ·(1-σ)), or returns ok=false.
+func (b *patchedBuilder) siluGradNode(first, second fuseTag, secondFirst bool) (backends.Op, bool, error) {
+	vs, err := b.OpShape(first.v)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, n := range []*simplego.Node{second.x, first.sigma} {
+		s, err := b.OpShape(n)
+		if err != nil {
+			return nil, false, err
+		}
+		if !s.Equal(vs) {
+			return nil, false, nil
+		}
+	}
+	data := &siluGradNodeData{sigmaLeft: first.a == first.sigma, xLeft: second.vxIsLeft, vxLeft: true,
+		secondFirst: secondFirst}
+	node := simplegoNewNode(b.Builder, backends.OpTypePad, vs.Clone(), first.v, second.x, first.sigma)
+	if !setNodeData(node, data) {
+		return nil, false, nil
+	}
+	statSiluGradFused.Add(1)
 	return node, true, nil
 }
 
 // execSigmoidGrad runs a fused logistic-gradient node, writing into v's buffer when it is v's last use.
-func execSigmoidGrad(backend *simplego.Backend, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+func execSigmoidGrad(backend *simplego.Backend, data *sigmoidGradNodeData, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	vs, err := backend.BufferShape(inputs[0])
 	if err != nil {
 		return nil, err
@@ -174,11 +263,11 @@ func execSigmoidGrad(backend *simplego.Backend, inputs []*simplego.Buffer, owned
 	switch out := outFlat.(type) {
 	case []float32:
 		parallelAxis(len(out), len(out), func(lo, hi int) {
-			sigmoidGrad(out[lo:hi], vf.([]float32)[lo:hi], sf.([]float32)[lo:hi])
+			sigmoidGrad(out[lo:hi], vf.([]float32)[lo:hi], sf.([]float32)[lo:hi], data.vRight)
 		})
 	case []float64:
 		parallelAxis(len(out), len(out), func(lo, hi int) {
-			sigmoidGrad(out[lo:hi], vf.([]float64)[lo:hi], sf.([]float64)[lo:hi])
+			sigmoidGrad(out[lo:hi], vf.([]float64)[lo:hi], sf.([]float64)[lo:hi], data.vRight)
 		})
 	default:
 		_ = backend.BufferFinalize(outBuf)
@@ -188,11 +277,78 @@ func execSigmoidGrad(backend *simplego.Backend, inputs []*simplego.Buffer, owned
 	return outBuf.(*simplego.Buffer), nil
 }
 
-// sigmoidGrad writes out = v·(σ·(1-σ)) (out may be v).
-func sigmoidGrad[T float32 | float64](out, v, s []T) {
+// sigmoidGrad writes out = v·(σ·(1-σ)), or (σ·(1-σ))·v if vRight (out may be v).
+func sigmoidGrad[T float32 | float64](out, v, s []T, vRight bool) {
 	s = s[:len(out)]
 	v = v[:len(out)]
+	if vRight {
+		for i, si := range s {
+			out[i] = (si * (1 - si)) * v[i]
+		}
+		return
+	}
 	for i, si := range s {
 		out[i] = v[i] * (si * (1 - si))
+	}
+}
+
+// execSiluGrad runs a fused SiLU-gradient node (inputs v, x, σ), writing into v's buffer when it is
+// v's last use.
+func execSiluGrad(backend *simplego.Backend, data *siluGradNodeData, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	vs, err := backend.BufferShape(inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	vf, _ := backend.BufferData(inputs[0])
+	xf, _ := backend.BufferData(inputs[1])
+	sf, _ := backend.BufferData(inputs[2])
+	var outBuf backends.Buffer
+	outFlat := vf
+	if len(owned) > 0 && owned[0] {
+		outBuf = inputs[0]
+		inputs[0] = nil
+	} else if outBuf, outFlat, err = backend.NewSharedBuffer(0, shapes.Make(vs.DType, vs.Dimensions...)); err != nil {
+		return nil, err
+	}
+	switch out := outFlat.(type) {
+	case []float32:
+		parallelAxis(len(out), len(out), func(lo, hi int) {
+			siluGrad(out[lo:hi], vf.([]float32)[lo:hi], xf.([]float32)[lo:hi], sf.([]float32)[lo:hi], data)
+		})
+	case []float64:
+		parallelAxis(len(out), len(out), func(lo, hi int) {
+			siluGrad(out[lo:hi], vf.([]float64)[lo:hi], xf.([]float64)[lo:hi], sf.([]float64)[lo:hi], data)
+		})
+	default:
+		_ = backend.BufferFinalize(outBuf)
+		return nil, fmt.Errorf("compute: SiLU gradient of dtype %s", vs.DType)
+	}
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// siluGrad writes out = v·σ + (v·x)·(σ·(1-σ)), each product and the sum in the operand order that
+// data records (out may be v).
+func siluGrad[T float32 | float64](out, v, x, s []T, data *siluGradNodeData) {
+	v, x, s = v[:len(out)], x[:len(out)], s[:len(out)]
+	for i := range out {
+		vi, xi, si := v[i], x[i], s[i]
+		first := vi * si
+		if data.sigmaLeft {
+			first = si * vi
+		}
+		vx := vi * xi
+		if data.xLeft {
+			vx = xi * vi
+		}
+		second := vx * (si * (1 - si))
+		if !data.vxLeft {
+			second = (si * (1 - si)) * vx
+		}
+		if data.secondFirst {
+			out[i] = second + first
+		} else {
+			out[i] = first + second
+		}
 	}
 }

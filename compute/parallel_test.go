@@ -130,7 +130,7 @@ func TestIm2colPaddingMatchesPad(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, c := range []struct {
 		x, k, s, d []int
-		pads        [][2]int
+		pads       [][2]int
 	}{
 		{[]int{2, 5, 6, 3}, []int{3, 3}, []int{1, 1}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}},
 		{[]int{2, 7, 6, 2}, []int{4, 4}, []int{2, 2}, []int{1, 1}, [][2]int{{1, 2}, {0, 1}}},
