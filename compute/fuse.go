@@ -22,6 +22,11 @@ import (
 // in one pass, with the same float operations in the same order, so the same values. The Sub and the
 // inner Mul are then unused (SimpleGo skips unused nodes) unless something else reads them.
 //
+// Add, Sub and Mul of a tensor with a BroadcastInDim that only repeats its operand a along a's unit
+// axes (or a scalar), as GoMLX's gradients write them (the product rule broadcasts the smaller factor
+// first), are built on a itself: the binary kernels broadcast as they go, with the same values, and
+// the copy is skipped when nothing else reads it.
+//
 // A SiLU y = x·σ(x) gets one step further: its gradient is the sum of the product rule's two terms,
 // v·σ and (v·x)·(σ·(1-σ)) (the second through the node above), four passes; the Add of exactly those
 // two terms (either order) is built as one node with inputs v, x and σ computing the same expression.
@@ -37,6 +42,7 @@ const (
 	fuseProduct                        // Mul(a, b) of any other operands
 	fuseVSigma                         // Mul(v, σ) or Mul(σ, v) of a Logistic σ
 	fuseSiluSecond                     // the fused node for (v·x)·(σ·(1-σ)), x being σ's input
+	fuseBroadcast                      // BroadcastInDim of a, repeating it along its unit axes (or a scalar)
 )
 
 // fuseTag is a builder op's origin: its kind, the Logistic it derives from (sigma, from fuseLogistic
@@ -114,9 +120,68 @@ func (b *patchedBuilder) Logistic(x backends.Op) (backends.Op, error) {
 	return op, err
 }
 
+// BroadcastInDim implements backends.Builder, remembering a broadcast that only repeats its operand
+// along the operand's unit axes, or a scalar.
+func (b *patchedBuilder) BroadcastInDim(x backends.Op, shape shapes.Shape, axes []int) (backends.Op, error) {
+	op, err := b.Builder.BroadcastInDim(x, shape, axes)
+	if err != nil {
+		return op, err
+	}
+	xn, ok := x.(*simplego.Node)
+	xs, err2 := b.OpShape(x)
+	if !ok || err2 != nil || (xs.Rank() != 0 && xs.Rank() != shape.Rank()) {
+		return op, nil
+	}
+	for i, a := range axes {
+		if a != i || (xs.Dimensions[i] != 1 && xs.Dimensions[i] != shape.Dimensions[i]) {
+			return op, nil
+		}
+	}
+	b.tag(op, fuseTag{kind: fuseBroadcast, a: xn})
+	return op, nil
+}
+
+// unbroadcast replaces one operand of a binary op that is a fuseBroadcast by its source, when the
+// other operand already has the broadcast's (so the result's) shape.
+func (b *patchedBuilder) unbroadcast(lhs, rhs backends.Op) (backends.Op, backends.Op) {
+	if !b.fastPad {
+		return lhs, rhs
+	}
+	same := func(x, y backends.Op) bool {
+		xs, err1 := b.OpShape(x)
+		ys, err2 := b.OpShape(y)
+		return err1 == nil && err2 == nil && xs.Equal(ys)
+	}
+	if t := b.tagOf(lhs); t.kind == fuseBroadcast && same(lhs, rhs) {
+		statUnbroadcast.Add(1)
+		return t.a, rhs
+	}
+	if t := b.tagOf(rhs); t.kind == fuseBroadcast && same(lhs, rhs) {
+		statUnbroadcast.Add(1)
+		return lhs, t.a
+	}
+	return lhs, rhs
+}
+
+// statUnbroadcast counts binary ops built on a broadcast's source (for tests).
+var statUnbroadcast atomic.Int64
+
+// Sub implements backends.Builder, remembering 1 - σ and skipping broadcasts (see unbroadcast).
+func (b *patchedBuilder) Sub(lhs, rhs backends.Op) (backends.Op, error) {
+	lhs, rhs = b.unbroadcast(lhs, rhs)
+	op, err := b.Builder.Sub(lhs, rhs)
+	if err == nil && b.tagOf(lhs).kind == fuseOne {
+		if t := b.tagOf(rhs); t.kind == fuseLogistic {
+			b.tag(op, fuseTag{kind: fuseOneMinus, sigma: t.sigma})
+		}
+	}
+	return op, err
+}
+
 // Add implements backends.Builder: v·σ + (v·x)·(σ·(1-σ)) (either order) of a SiLU's σ = σ(x) is built
-// as one node.
+// as one node; broadcasts are skipped (see unbroadcast).
 func (b *patchedBuilder) Add(lhs, rhs backends.Op) (backends.Op, error) {
+	lhs, rhs = b.unbroadcast(lhs, rhs)
 	lt, rt := b.tagOf(lhs), b.tagOf(rhs)
 	first, second, secondFirst := lt, rt, false
 	if lt.kind == fuseSiluSecond {
@@ -130,20 +195,10 @@ func (b *patchedBuilder) Add(lhs, rhs backends.Op) (backends.Op, error) {
 	return b.Builder.Add(lhs, rhs)
 }
 
-// Sub implements backends.Builder, remembering 1 - σ.
-func (b *patchedBuilder) Sub(lhs, rhs backends.Op) (backends.Op, error) {
-	op, err := b.Builder.Sub(lhs, rhs)
-	if err == nil && b.tagOf(lhs).kind == fuseOne {
-		if t := b.tagOf(rhs); t.kind == fuseLogistic {
-			b.tag(op, fuseTag{kind: fuseOneMinus, sigma: t.sigma})
-		}
-	}
-	return op, err
-}
-
 // Mul implements backends.Builder: it remembers σ·(1-σ), and builds v·(σ·(1-σ)) (either order) as
-// one node.
+// one node; broadcasts are skipped (see unbroadcast).
 func (b *patchedBuilder) Mul(lhs, rhs backends.Op) (backends.Op, error) {
+	lhs, rhs = b.unbroadcast(lhs, rhs)
 	lt, rt := b.tagOf(lhs), b.tagOf(rhs)
 	if (lt.kind == fuseLogistic && rt.kind == fuseOneMinus && rt.sigma == lt.sigma) ||
 		(rt.kind == fuseLogistic && lt.kind == fuseOneMinus && lt.sigma == rt.sigma) {

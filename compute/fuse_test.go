@@ -80,3 +80,62 @@ func TestSigmoidGradFused(t *testing.T) {
 		}
 	}
 }
+
+// TestUnbroadcast: Add, Sub and Mul with an explicitly broadcast operand (unit axes, a scalar, on
+// either side, also read by a ReduceSum) and the gradient of compute.GroupNorm (whose product rule
+// broadcasts) equal SimpleGo's bit for bit, and the binary ops are built on the broadcasts' sources.
+func TestUnbroadcast(t *testing.T) {
+	fast := testBackend(t)
+	stock, err := NewBackend(StockName + ":ops_sequential")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stock.Finalize()
+	for _, c := range []struct {
+		name string
+		fn   func(in []*graph.Node) []*graph.Node
+		dims [][]int
+	}{
+		{"mul/unit-axes", func(in []*graph.Node) []*graph.Node {
+			return []*graph.Node{graph.Mul(in[0], graph.BroadcastToDims(in[1], 3, 5, 4, 2))}
+		}, [][]int{{3, 5, 4, 2}, {3, 1, 4, 1}}},
+		{"sub/broadcast-left", func(in []*graph.Node) []*graph.Node {
+			return []*graph.Node{graph.Sub(graph.BroadcastToDims(in[1], 3, 5, 4, 2), in[0])}
+		}, [][]int{{3, 5, 4, 2}, {1, 5, 1, 2}}},
+		{"add/scalar-and-reduce", func(in []*graph.Node) []*graph.Node {
+			b := graph.BroadcastToDims(graph.Reshape(in[1]), 6, 7)
+			return []*graph.Node{graph.Add(in[0], b), graph.ReduceSum(b, 0)}
+		}, [][]int{{6, 7}, {1}}},
+		{"groupnorm-gradient", func(in []*graph.Node) []*graph.Node {
+			y := GroupNorm(in[0], 2, 1e-5)
+			return graph.Gradient(graph.ReduceAllSum(graph.Mul(y, in[1])), in[0])
+		}, [][]int{{2, 3, 5, 4}, {2, 3, 5, 4}}},
+	} {
+		for _, f32 := range []bool{true, false} {
+			in := func() []*tensors.Tensor {
+				out := make([]*tensors.Tensor, len(c.dims))
+				for i, d := range c.dims {
+					out[i] = randTensor(uint64(7+i), d...)
+					if f32 {
+						out[i] = toFloat32(out[i])
+					}
+				}
+				return out
+			}
+			before := statUnbroadcast.Load()
+			got := eval(t, fast, c.fn, in()...)
+			if statUnbroadcast.Load() == before {
+				t.Errorf("%s float32 %v: no binary op was built on a broadcast's source", c.name, f32)
+			}
+			want := eval(t, stock, c.fn, in()...)
+			for k := range want {
+				for i := range want[k] {
+					if math.Float64bits(got[k][i]) != math.Float64bits(want[k][i]) {
+						t.Errorf("%s float32 %v: output %d entry %d = %g, SimpleGo gives %g", c.name, f32, k, i, got[k][i], want[k][i])
+						break
+					}
+				}
+			}
+		}
+	}
+}
