@@ -382,64 +382,63 @@ func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDi
 		out[0] = binOp(op, l[0], r[0])
 		return
 	}
+	// The two innermost groups run as a double loop when the inner runs are short (GroupNorm's [B, HW,
+	// G, C/G] by [B, 1, G, 1] has runs of C/G = 4 or 8), the rest as an odometer.
 	inner := groups[0]
+	second := bgroup{size: 1}
 	outerGroups := groups[1:] // innermost first
-	idx := make([]int, len(outerGroups))
+	if len(groups) > 1 && inner.size < 64 {
+		second, outerGroups = groups[1], groups[2:]
+	}
 	lp, rp, o := 0, 0, 0
-	for {
-		n := inner.size
-		lo, ro, oo := l[lp:], r[rp:], out[o:o+n]
-		switch {
-		case inner.ls != 0 && inner.rs != 0:
-			lo, ro = lo[:n], ro[:n]
-			switch op {
-			case backends.OpTypeAdd:
-				for i := range oo {
-					oo[i] = lo[i] + ro[i]
-				}
-			case backends.OpTypeSub:
-				for i := range oo {
-					oo[i] = lo[i] - ro[i]
-				}
-			default:
-				for i := range oo {
-					oo[i] = lo[i] * ro[i]
-				}
-			}
-		case inner.ls == 0:
-			c, ro := lo[0], ro[:n]
-			switch op {
-			case backends.OpTypeAdd:
-				for i := range oo {
-					oo[i] = c + ro[i]
-				}
-			case backends.OpTypeSub:
-				for i := range oo {
-					oo[i] = c - ro[i]
-				}
-			default:
-				for i := range oo {
-					oo[i] = c * ro[i]
-				}
-			}
-		default:
-			lo, c := lo[:n], ro[0]
-			switch op {
-			case backends.OpTypeAdd:
-				for i := range oo {
-					oo[i] = lo[i] + c
-				}
-			case backends.OpTypeSub:
-				for i := range oo {
-					oo[i] = lo[i] - c
-				}
-			default:
-				for i := range oo {
-					oo[i] = lo[i] * c
-				}
+	n := inner.size
+	// When one operand's block is contiguous and the other's is a short run repeated (GroupNorm's
+	// statistics), the repeated one is written out once per block position and the block runs as one
+	// equal-length loop.
+	bn := n * second.size
+	var expanded []T
+	expandedAt := -1
+	lExp := inner.ls == 0 && inner.rs == 1 && second.rs == n
+	rExp := inner.rs == 0 && inner.ls == 1 && second.ls == n
+	reps := 1 // blocks per step when the next group repeats the expanded block too
+	if len(groups) > 1 && n < 64 && (lExp || rExp) {
+		expanded = make([]T, bn)
+		if len(outerGroups) > 0 {
+			if g := outerGroups[0]; (rExp && g.ls == bn && g.rs == 0) || (lExp && g.rs == bn && g.ls == 0) {
+				reps, outerGroups = g.size, outerGroups[1:]
 			}
 		}
-		o += n
+	}
+	idx := make([]int, len(outerGroups))
+	for {
+		switch {
+		case expanded != nil && rExp:
+			if rp != expandedAt {
+				for j := range second.size {
+					v, e := r[rp+j*second.rs], expanded[j*n:j*n+n]
+					for i := range e {
+						e[i] = v
+					}
+				}
+				expandedAt = rp
+			}
+			binaryBlock(op, out[o:o+bn*reps], l[lp:lp+bn*reps], expanded, bn, reps, bn, 0, true, true)
+		case expanded != nil && lExp:
+			if lp != expandedAt {
+				for j := range second.size {
+					v, e := l[lp+j*second.ls], expanded[j*n:j*n+n]
+					for i := range e {
+						e[i] = v
+					}
+				}
+				expandedAt = lp
+			}
+			binaryBlock(op, out[o:o+bn*reps], expanded, r[rp:rp+bn*reps], bn, reps, 0, bn, true, true)
+		default:
+			binaryBlock(op, out[o:o+bn], l[lp:], r[rp:], n, second.size, second.ls, second.rs,
+				inner.ls != 0, inner.rs != 0)
+		}
+		o += bn * reps
 		if o >= len(out) {
 			return
 		}
@@ -448,6 +447,103 @@ func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDi
 		// implicitly through o; the operands move by their group stride.
 		if !advance(idx, outerGroups, &lp, &rp) {
 			return
+		}
+	}
+}
+
+// binaryBlock writes m runs of n values, out[j·n + i] = l[j·sl + i] op r[j·sr + i], an operand
+// whose run is not strided (lRun or rRun false) giving its first value to the whole run; the loops are
+// written out per op and pattern so that short runs cost no call each.
+func binaryBlock[T float32 | float64](op backends.OpType, out, l, r []T, n, m, sl, sr int, lRun, rRun bool) {
+	switch {
+	case lRun && rRun:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range m {
+				lo, ro := l[j*sl:j*sl+n], r[j*sr:j*sr+n]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = lo[i] + ro[i]
+				}
+			}
+		case backends.OpTypeSub:
+			for j := range m {
+				lo, ro := l[j*sl:j*sl+n], r[j*sr:j*sr+n]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = lo[i] - ro[i]
+				}
+			}
+		default:
+			for j := range m {
+				lo, ro := l[j*sl:j*sl+n], r[j*sr:j*sr+n]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = lo[i] * ro[i]
+				}
+			}
+		}
+	case lRun:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range m {
+				lo, c := l[j*sl:j*sl+n], r[j*sr]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = lo[i] + c
+				}
+			}
+		case backends.OpTypeSub:
+			for j := range m {
+				lo, c := l[j*sl:j*sl+n], r[j*sr]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = lo[i] - c
+				}
+			}
+		default:
+			for j := range m {
+				lo, c := l[j*sl:j*sl+n], r[j*sr]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = lo[i] * c
+				}
+			}
+		}
+	case rRun:
+		switch op {
+		case backends.OpTypeAdd:
+			for j := range m {
+				c, ro := l[j*sl], r[j*sr:j*sr+n]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = c + ro[i]
+				}
+			}
+		case backends.OpTypeSub:
+			for j := range m {
+				c, ro := l[j*sl], r[j*sr:j*sr+n]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = c - ro[i]
+				}
+			}
+		default:
+			for j := range m {
+				c, ro := l[j*sl], r[j*sr:j*sr+n]
+				oo := out[j*n : j*n+n]
+				for i := range oo {
+					oo[i] = c * ro[i]
+				}
+			}
+		}
+	default: // both operands broadcast along the run
+		for j := range m {
+			v := binOp(op, l[j*sl], r[j*sr])
+			oo := out[j*n : j*n+n]
+			for i := range oo {
+				oo[i] = v
+			}
 		}
 	}
 }
