@@ -25,6 +25,9 @@ type TrainConfig struct {
 	Batch int
 	LR    float64
 	Seed  int64
+	// EMA, when > 0, is the decay of the exponential moving average of the weights that is
+	// shipped instead of the last step's weights (0: the last step's).
+	EMA float64
 }
 
 // DefaultConfigs are the training configurations of the parts; for the versioned parts
@@ -33,7 +36,7 @@ var DefaultConfigs = map[string]TrainConfig{
 	"classifier":    {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 101},
 	"heldout":       {Steps: 2500, Batch: 64, LR: 2e-3, Seed: 202},
 	"autoencoder":   {Steps: 800, Batch: 32, LR: 2e-3, Seed: 313},
-	"teacher":       {Steps: 500, Batch: 256, LR: 1e-3, Seed: 414},
+	"teacher":       {Steps: 3000, Batch: 256, LR: 1e-3, Seed: 414, EMA: 0.999},
 	"student":       {Steps: 250, Batch: 256, LR: 3e-4, Seed: 515},
 	"discriminator": {Steps: 400, Batch: 64, LR: 1e-3, Seed: 606},
 }
@@ -67,9 +70,6 @@ const (
 	studentAdversarial = 0.02
 	// criticLatents is the number of training-image latents the student's critic sees as real.
 	criticLatents = 5000
-	// teacherImagesV2 is the number of training images (the first ones) whose latents the v2
-	// teacher trains on (v1: all 60000).
-	teacherImagesV2 = 30000
 )
 
 // ConfigFor is the default configuration of a part at an architecture version.
@@ -232,7 +232,7 @@ func (t *trainer) logf(format string, args ...any) {
 
 func (t *trainer) loop() *loop {
 	return &loop{name: t.part, scopes: []string{partScope[t.part]}, steps: t.cfg.Steps, lr: t.cfg.LR,
-		warmup: min(100, t.cfg.Steps/10+1), statePath: t.statePath, every: 100, progress: t.o.Progress, log: t.logf}
+		warmup: min(100, t.cfg.Steps/10+1), ema: t.cfg.EMA, emaScopes: []string{partScope[t.part]}, statePath: t.statePath, every: 100, progress: t.o.Progress, log: t.logf}
 }
 
 // rng is the host random stream of a training step (a pure function of the seed and the step).
@@ -564,9 +564,6 @@ func (t *trainer) teacher() (map[string]float64, error) {
 		return nil, err
 	}
 	nImg := train.N
-	if t.o.Arch == ArchV2 {
-		nImg = min(teacherImagesV2, train.N)
-	}
 	latents, err := t.cachedFloats("latents", nImg*LatentDim, func() ([]float32, error) {
 		enc, err := context.NewExec(t.backend, m.ctx, Encode)
 		if err != nil {
