@@ -21,8 +21,8 @@ func runDemo(env *cli.Env, args []string) error {
 
 On the embedded Fashion-MNIST generator, with no dataset and no download: trains a noise
 hypernetwork for prompt alignment, compares it with base sampling, best-of-N, ReNO, fine-tuning and
-HyperNoise+ReNO, trains a second one for brightness, runs the compositional benchmark (class +
-attribute prompts such as "a dark sneaker", scored by held-out checks), and writes DIR/index.html with metrics.json,
+HyperNoise+ReNO, trains a second one for brightness, runs the compositional benchmark (a class and
+one to three attributes, such as "a small dark bag", scored by held-out checks), and writes DIR/index.html with metrics.json,
 image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lower precision).`)
 	out := fs.String("out", "hypernoise-demo", "report folder")
 	quick := fs.Bool("quick", false, "fewer training steps and evaluation seeds")

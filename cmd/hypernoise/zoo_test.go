@@ -19,6 +19,8 @@ func TestZooAndCompositionalBadInput(t *testing.T) {
 		{[]string{"zoo", "info", "--weights", "/nonexistent/folder"}, "--weights"},
 		{[]string{"compositional", "--weights", "/nonexistent/folder"}, "--weights"},
 		{[]string{"compositional", "--nonsense"}, "flag provided but not defined"},
+		{[]string{"compositional", "extra"}, `unexpected argument "extra"`},
+		{[]string{"compositional", "--seed", "x"}, `invalid value "x" for flag -seed`},
 	} {
 		var out, errw bytes.Buffer
 		code := cli.Main("hypernoise", about, commands, c.args, &out, &errw)

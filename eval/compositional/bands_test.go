@@ -11,8 +11,8 @@ import (
 	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
-// realStats returns, per class, the sorted values of a statistic over the test images.
-func realStats(t *testing.T, s Stat) [][]float64 {
+// realImages returns, per class, the statistics of each test image (indexed by Stat).
+func realImages(t *testing.T) [][][NumStats]float64 {
 	if ok, why := fashionmnist.Installed(fashionmnist.DefaultDir); !ok {
 		t.Skipf("Fashion-MNIST not installed (%s); install with: %s", why, fashionmnist.InstallHint)
 	}
@@ -20,15 +20,22 @@ func realStats(t *testing.T, s Stat) [][]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([][]float64, fashion.NumClasses)
+	out := make([][][NumStats]float64, fashion.NumClasses)
 	for i := range test.N {
 		c := test.Labels[i]
-		out[c] = append(out[c], Measure(s, test.Image(i)))
-	}
-	for _, v := range out {
-		sort.Float64s(v)
+		out[c] = append(out[c], MeasureAll(test.Image(i)))
 	}
 	return out
+}
+
+// sortedStat is the sorted values of statistic s over images.
+func sortedStat(images [][NumStats]float64, s Stat) []float64 {
+	v := make([]float64, len(images))
+	for i, x := range images {
+		v[i] = x[s]
+	}
+	sort.Float64s(v)
+	return v
 }
 
 // quantile is the q-quantile of sorted values (lower empirical quantile).
@@ -36,55 +43,80 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[int(math.Floor(q*float64(len(sorted)-1)))]
 }
 
-// TestPrintBands prints the bands table from the test set (HN_PRINT_BANDS=1).
+// realAttrPass is the fraction of images whose statistics pass every band of p (and its floor).
+func realAttrPass(p Prompt, images [][NumStats]float64) float64 {
+	n := 0
+	for _, x := range images {
+		if p.AttrPass(x[:]) {
+			n++
+		}
+	}
+	return float64(n) / float64(len(images))
+}
+
+// TestPrintBands prints the band, real-pass and area-floor tables from the test set
+// (HN_PRINT_BANDS=1).
 func TestPrintBands(t *testing.T) {
 	if os.Getenv("HN_PRINT_BANDS") == "" {
-		t.Skip("set HN_PRINT_BANDS=1 to print the bands table")
+		t.Skip("set HN_PRINT_BANDS=1 to print the tables")
 	}
-	for _, s := range promptSpecs {
-		a := Attributes[s.attr]
-		c, _ := fashion.PromptID(s.class)
-		v := realStats(t, a.Stat)[c]
-		fmt.Printf("\t%q: %.4f,\n", bandKey(c, s.attr), quantile(v, a.Quantile))
+	real := realImages(t)
+	seen := map[string]bool{}
+	for _, s := range Specs {
+		c, _ := fashion.PromptID(s.Class)
+		for _, w := range s.Attrs {
+			if k := bandKey(c, w); !seen[k] {
+				seen[k] = true
+				a := Attributes[w]
+				fmt.Printf("\t%q: %.4f,\n", k, quantile(sortedStat(real[c], a.Stat), a.Quantile()))
+			}
+		}
 	}
-	for c, v := range realStats(t, Area) {
-		fmt.Printf("area floor %d: %.4f\n", c, quantile(v, 0.05))
+	for _, p := range Prompts() {
+		fmt.Printf("\t%q: %.4f,\n", p.Text, realAttrPass(p, real[p.Class]))
+	}
+	for c := range real {
+		fmt.Printf("area floor %d: %.4f\n", c, quantile(sortedStat(real[c], Area), 0.05))
 	}
 }
 
-// TestBandsMatchData checks that each band holds the stated fraction of the class's real test
-// images (the attribute's Quantile, or 1 - Quantile for an above-band), within 2 points.
+// TestBandsMatchData checks the tables against the real test images: each attribute's band holds
+// its Quantile of the class's images (1 - Quantile for an upper band) within 2 points, each
+// prompt's RealPass is the fraction of the class's images that pass all its bands (within half a
+// point) and at least one image in 1000 does (the attributes are compatible in the data), and the
+// area floor holds 95% of each class's images.
 func TestBandsMatchData(t *testing.T) {
-	cache := map[Stat][][]float64{}
+	real := realImages(t)
 	for _, p := range Prompts() {
-		if cache[p.Attr.Stat] == nil {
-			cache[p.Attr.Stat] = realStats(t, p.Attr.Stat)
-		}
-		v := cache[p.Attr.Stat][p.Class]
-		pass := 0
-		for _, x := range v {
-			if p.Pass(x) {
-				pass++
+		imgs := real[p.Class]
+		for _, c := range p.Conds {
+			pass := 0
+			for _, x := range imgs {
+				if c.Pass(x[c.Attr.Stat]) {
+					pass++
+				}
+			}
+			want := c.Attr.Quantile()
+			if !c.Attr.Below {
+				want = 1 - want
+			}
+			if got := float64(pass) / float64(len(imgs)); math.Abs(got-want) > 0.02 {
+				t.Errorf("%s, %s (%s): %.3f of real test images pass, want %.2f", p.Text, c.Attr.Word, c.Band(), got, want)
 			}
 		}
-		want := p.Attr.Quantile
-		if !p.Attr.Below {
-			want = 1 - p.Attr.Quantile
-		}
-		got := float64(pass) / float64(len(v))
-		if math.Abs(got-want) > 0.02 {
-			t.Errorf("%s (%s): %.3f of real test images pass, want %.2f", p.Text, p.Band(), got, want)
+		got := realAttrPass(p, imgs)
+		if math.Abs(got-p.RealPass) > 0.005 || got < 0.001 {
+			t.Errorf("%s: %.4f of the real test images pass every band, table says %.4f (want >= 0.001)", p.Text, got, p.RealPass)
 		}
 	}
-	// The area floor holds 95% of each class's real images.
-	for c, v := range realStats(t, Area) {
+	for c, imgs := range real {
 		above := 0
-		for _, x := range v {
-			if x >= areaFloor[c] {
+		for _, x := range imgs {
+			if x[Area] >= areaFloor[c] {
 				above++
 			}
 		}
-		if got := float64(above) / float64(len(v)); math.Abs(got-0.95) > 0.01 {
+		if got := float64(above) / float64(len(imgs)); math.Abs(got-0.95) > 0.01 {
 			t.Errorf("class %d: %.3f of real images above the area floor, want 0.95", c, got)
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // Prompts(), and the frozen generator receives only each prompt's class. Under a LoRA context (the
 // LoRA hypernetwork's copy of the backbone) the backbone also sees the whole prompt: a learned,
 // low-rank, zero-initialized offset per prompt is added to its noise input, so the modulator can
-// tell "a dark sneaker" from "a bright sneaker" while f_phi = 0 still holds at initialization.
+// tell "a dark sneaker" from "a small dark sneaker" while f_phi = 0 still holds at initialization.
 type Generator struct {
 	M       *fashion.Model
 	prompts []Prompt
@@ -26,12 +26,19 @@ type Generator struct {
 
 var _ hypernoise.Backbone = (*Generator)(nil)
 
-// NewGenerator wraps the fashion model m (which needs its autoencoder and student).
-func NewGenerator(m *fashion.Model) (*Generator, error) {
+// NewGenerator wraps the fashion model m (which needs its autoencoder and student) for the
+// benchmark's prompts.
+func NewGenerator(m *fashion.Model) (*Generator, error) { return NewGeneratorFor(m, Prompts()) }
+
+// NewGeneratorFor wraps the fashion model m for the given prompts.
+func NewGeneratorFor(m *fashion.Model, prompts []Prompt) (*Generator, error) {
 	if err := m.Need("autoencoder", "student"); err != nil {
 		return nil, err
 	}
-	g := &Generator{M: m, prompts: Prompts()}
+	if len(prompts) == 0 {
+		return nil, fmt.Errorf("compositional: no prompts")
+	}
+	g := &Generator{M: m, prompts: append([]Prompt(nil), prompts...)}
 	for _, p := range g.prompts {
 		g.classes = append(g.classes, int32(p.Class))
 	}
@@ -89,45 +96,53 @@ const (
 
 // attrScale is the statistic's scale in the attribute penalty (how far outside the band one unit
 // of penalty is): tone, area, width.
-var attrScale = [...]float64{Tone: 0.03, Area: 0.02, Width: 0.008}
+var attrScale = [NumStats]float64{Tone: 0.03, Area: 0.02, Width: 0.008}
 
-// AttributeReward is r(x, p) = -softplus(s (t_p - u_p) / scale) - softplus((a_p - area) / 0.02)
-// for prompt p's statistic t_p on the soft ink mask (imagerewards.SoftInkStats), its band's
-// threshold moved one scale inside the band, u_p, s = +1 for an upper bound ("dark", "small"),
-// -1 for a lower bound ("bright", "wide"), and a_p the area floor plus 0.02: about 0 well inside
-// the band at a realistic size, falling linearly (slope 1/scale) outside it.
+// AttributeReward is r(x, p) = -sum_{a in p} softplus(s_a (t_a - u_a) / scale_a) -
+// softplus((f_p - area) / 0.02), summed over the attributes a of prompt p: t_a is a's statistic on
+// the soft ink mask (imagerewards.SoftInkStats), u_a its band's threshold moved one scale inside
+// the band, s_a = +1 for an upper bound ("dark", "small", "narrow"), -1 for a lower bound
+// ("bright", "large", "wide"), and f_p the area floor plus 0.02. It is about 0 when every
+// statistic is well inside its band at a realistic size, and falls linearly (slope 1/scale)
+// outside each band.
 func (g *Generator) AttributeReward() hypernoise.Reward {
 	n := len(g.prompts)
-	stat := make([]int32, n)
-	sign := make([]float32, n)
-	target := make([]float32, n)
-	scale := make([]float32, n)
+	// Per prompt and statistic (row-major [n, NumStats]): whether the prompt bounds it, the sign
+	// and the target of the bound, the statistic's scale.
+	active := make([]float32, n*int(NumStats))
+	sign := make([]float32, n*int(NumStats))
+	target := make([]float32, n*int(NumStats))
+	scale := make([]float32, n*int(NumStats))
 	floor := make([]float32, n)
 	for i, p := range g.prompts {
 		floor[i] = float32(p.AreaFloor + attrScale[Area])
-		stat[i] = int32(p.Attr.Stat)
-		sc := attrScale[p.Attr.Stat]
-		scale[i] = float32(sc)
-		if p.Attr.Below {
-			sign[i], target[i] = 1, float32(p.Threshold-sc)
-		} else {
-			sign[i], target[i] = -1, float32(p.Threshold+sc)
+		for s := range NumStats {
+			scale[i*int(NumStats)+int(s)] = float32(attrScale[s])
+		}
+		for _, c := range p.Conds {
+			k := i*int(NumStats) + int(c.Attr.Stat)
+			sc := attrScale[c.Attr.Stat]
+			active[k] = 1
+			if c.Attr.Below {
+				sign[k], target[k] = 1, float32(c.Threshold-sc)
+			} else {
+				sign[k], target[k] = -1, float32(c.Threshold+sc)
+			}
 		}
 	}
 	return rewards.Func{RewardName: AttrRewardName, Fn: func(_ *context.Context, x, prompts *Node) *Node {
 		gr := x.Graph()
 		ids := ExpandAxes(ConvertDType(prompts, dtypes.Int32), -1)
-		stats := imagerewards.SoftInkStats(x, InkLevel) // [B,3]
-		pick := OneHot(Gather(Const(gr, stat), ids), 3, x.DType())
-		t := ReduceSum(Mul(stats, pick), -1)
-		sg := ConvertDType(Gather(Const(gr, sign), ids), x.DType())
-		u := ConvertDType(Gather(Const(gr, target), ids), x.DType())
-		sc := ConvertDType(Gather(Const(gr, scale), ids), x.DType())
-		band := Softplus(Div(Mul(sg, Sub(t, u)), sc))
+		shape := []int{n, int(NumStats)}
+		stats := imagerewards.SoftInkStats(x, InkLevel) // [B, NumStats]
+		get := func(v []float32) *Node {                // the rows of prompts: [B, NumStats]
+			return ConvertDType(Gather(Reshape(Const(gr, v), shape...), ids), x.DType())
+		}
+		band := Mul(get(active), Softplus(Div(Mul(get(sign), Sub(stats, get(target))), get(scale))))
 		area := Slice(stats, AxisRange(), AxisElem(int(Area)))
-		f := ConvertDType(Gather(Const(gr, floor), ids), x.DType())
+		f := ConvertDType(Gather(Const(gr, floor), ids), x.DType()) // [B]
 		small := Softplus(DivScalar(Sub(f, Reshape(area, -1)), attrScale[Area]))
-		return Neg(Add(band, small))
+		return Neg(Add(ReduceSum(band, -1), small))
 	}}
 }
 

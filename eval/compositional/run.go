@@ -13,6 +13,7 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/baselines/bestofn"
 	"github.com/hypernoise/hypernoise/baselines/reno"
+	"github.com/hypernoise/hypernoise/data/fashionmnist"
 	"github.com/hypernoise/hypernoise/hypernet"
 	_ "github.com/hypernoise/hypernoise/methods" // the method registry
 	"github.com/hypernoise/hypernoise/models/fashion"
@@ -33,6 +34,8 @@ type Options struct {
 	LargeN    int                  `json:"large_n"`         // best-of-N with a large N (0: no row)
 	GridSeeds int                  `json:"grid_seeds"`      // images per prompt and method in the grids
 	Chunk     int                  `json:"chunk"`           // rows per compiled call (0: the default)
+	// Prompts replaces the benchmark's prompts (nil: Prompts()).
+	Prompts []Prompt `json:"-"`
 }
 
 // Validate checks the options.
@@ -50,28 +53,33 @@ func (o Options) Validate() error {
 
 // PromptInfo describes one prompt in a Result.
 type PromptInfo struct {
-	Text  string `json:"text"`
-	Class string `json:"class"`
-	Band  string `json:"band"`
+	Text     string `json:"text"`
+	Category string `json:"category"`
+	Class    string `json:"class"`
+	Band     string `json:"band"`
+	// RealPass: the fraction of the class's real test images whose statistics pass every band.
+	RealPass float64 `json:"real_attribute_pass"`
 }
 
 // MethodResult is one method's figures. Every rate has its 95% bootstrap interval; GainRatio is
 // (method - base) / (reno - base) of each figure.
 type MethodResult struct {
-	Images             int                `json:"images"`
-	Success            float64            `json:"success"`
-	SuccessCI          [2]float64         `json:"success_ci"`
-	HeldoutAlignment   float64            `json:"heldout_alignment"`
-	HeldoutAlignmentCI [2]float64         `json:"heldout_alignment_ci"`
-	ClassProb          float64            `json:"heldout_class_prob"`
-	ClassProbCI        [2]float64         `json:"heldout_class_prob_ci"`
-	AttributePass      float64            `json:"attribute_pass"`
-	AttributePassCI    [2]float64         `json:"attribute_pass_ci"`
-	Reward             float64            `json:"reward"` // mean training reward
-	SecondsPerImage    float64            `json:"seconds_per_image"`
-	NFEPerImage        float64            `json:"nfe_per_image"`
-	PerPromptSuccess   []float64          `json:"per_prompt_success"`
-	GainRatio          map[string]float64 `json:"gain_ratio_vs_reno,omitempty"`
+	Images             int        `json:"images"`
+	Success            float64    `json:"success"`
+	SuccessCI          [2]float64 `json:"success_ci"`
+	HeldoutAlignment   float64    `json:"heldout_alignment"`
+	HeldoutAlignmentCI [2]float64 `json:"heldout_alignment_ci"`
+	ClassProb          float64    `json:"heldout_class_prob"`
+	ClassProbCI        [2]float64 `json:"heldout_class_prob_ci"`
+	AttributePass      float64    `json:"attribute_pass"`
+	AttributePassCI    [2]float64 `json:"attribute_pass_ci"`
+	Reward             float64    `json:"reward"` // mean training reward
+	SecondsPerImage    float64    `json:"seconds_per_image"`
+	NFEPerImage        float64    `json:"nfe_per_image"`
+	PerPromptSuccess   []float64  `json:"per_prompt_success"`
+	// CategorySuccess: the success rate of each prompt category with its interval.
+	CategorySuccess map[string]Estimate `json:"category_success"`
+	GainRatio       map[string]float64  `json:"gain_ratio_vs_reno,omitempty"`
 	// Grid: the first GridSeeds images of every prompt, prompt-major.
 	Grid []float32 `json:"-"`
 }
@@ -87,6 +95,9 @@ type Result struct {
 	TrainSeconds  float64                  `json:"hypernet_train_seconds"`
 	Seconds       float64                  `json:"seconds"`
 	GeneratorArch string                   `json:"generator_arch"`
+	Categories    []string                 `json:"categories"`
+	// Real is the held-out checks on the real test images (absent without Fashion-MNIST).
+	Real *RealResult `json:"real_test_images,omitempty"`
 }
 
 // Run trains a LoRA hypernetwork on the compositional reward (in m's context, which it modifies),
@@ -103,7 +114,11 @@ func Run(backend backends.Backend, m *fashion.Model, opts Options, log io.Writer
 		return nil, err
 	}
 	start := time.Now()
-	gen, err := NewGenerator(m)
+	ps := opts.Prompts
+	if ps == nil {
+		ps = Prompts()
+	}
+	gen, err := NewGeneratorFor(m, ps)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +126,7 @@ func Run(backend backends.Backend, m *fashion.Model, opts Options, log io.Writer
 	if err != nil {
 		return nil, err
 	}
-	checker, err := NewChecker(backend, m)
+	checker, err := NewChecker(backend, m, ps)
 	if err != nil {
 		return nil, err
 	}
@@ -181,8 +196,28 @@ func Run(backend backends.Backend, m *fashion.Model, opts Options, log io.Writer
 
 	res = &Result{Images: n, Options: opts, Reward: RewardName, Methods: map[string]*MethodResult{},
 		TrainSeconds: trainSeconds, GeneratorArch: m.Arch("student")}
+	seenCat := map[string]bool{}
 	for _, p := range prompts {
-		res.Prompts = append(res.Prompts, PromptInfo{Text: p.Text, Class: fashion.Prompts[p.Class], Band: p.Band()})
+		res.Prompts = append(res.Prompts, PromptInfo{Text: p.Text, Category: p.Category, Class: fashion.Prompts[p.Class],
+			Band: p.Band(), RealPass: p.RealPass})
+		if !seenCat[p.Category] {
+			seenCat[p.Category] = true
+			res.Categories = append(res.Categories, p.Category)
+		}
+	}
+	if ok, why := fashionmnist.Installed(fashionmnist.DefaultDir); ok {
+		set, err := fashionmnist.Load("", fashionmnist.Test)
+		if err != nil {
+			return nil, err
+		}
+		if res.Real, err = checker.CheckReal(set, opts.Seed+1000); err != nil {
+			return nil, err
+		}
+		if log != nil {
+			fmt.Fprintf(log, "[compositional] real test images: success %.3f, ceiling %.3f\n", res.Real.Success.Value, res.Real.Ceiling)
+		}
+	} else if log != nil {
+		fmt.Fprintf(log, "[compositional] no real-data reference: %s\n", why)
 	}
 	for k, r := range rows {
 		meth, err := hypernoise.NewMethod(r.name, r.env)
@@ -207,12 +242,13 @@ func Run(backend backends.Backend, m *fashion.Model, opts Options, log io.Writer
 		if err != nil {
 			return nil, err
 		}
-		s := Summarize(checks, np, opts.Seed+uint64(k)*16)
+		s := Summarize(checks, prompts, opts.Seed+uint64(k)*16)
 		mr := &MethodResult{Images: n, Success: s.Success.Value, SuccessCI: s.Success.CI,
 			HeldoutAlignment: s.HeldoutAlignment.Value, HeldoutAlignmentCI: s.HeldoutAlignment.CI,
 			ClassProb: s.ClassProb.Value, ClassProbCI: s.ClassProb.CI,
 			AttributePass: s.AttributePass.Value, AttributePassCI: s.AttributePass.CI,
-			Reward: rw, SecondsPerImage: secs / float64(n), NFEPerImage: cost.NFE(), PerPromptSuccess: s.PerPromptSuccess}
+			Reward: rw, SecondsPerImage: secs / float64(n), NFEPerImage: cost.NFE(), PerPromptSuccess: s.PerPromptSuccess,
+			CategorySuccess: s.CategorySuccess}
 		if opts.GridSeeds > 0 {
 			mr.Grid = gridImages(tensors.MustCopyFlatData[float32](x), np, opts.SeedsPerPrompt, min(opts.GridSeeds, opts.SeedsPerPrompt))
 		}

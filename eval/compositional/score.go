@@ -18,8 +18,10 @@ type ImageCheck struct {
 	Prompt    int     // prompt id
 	ClassOK   bool    // the held-out classifier's argmax is the prompt's class
 	ClassProb float64 // the held-out classifier's probability of the prompt's class
-	Stat      float64 // the attribute's statistic (hard ink mask)
-	AttrOK    bool    // Stat is in the prompt's band and the ink area is at least the floor
+	// Stats are the image's statistics on the hard ink mask, indexed by Stat.
+	Stats [NumStats]float64
+	// AttrOK: every attribute's statistic is in its band and the ink area is at least the floor.
+	AttrOK bool
 }
 
 // Success is true when every part of the prompt checks true.
@@ -50,10 +52,9 @@ func CheckImages(prompts []Prompt, ids []int32, images, logits []float32) ([]Ima
 		for _, v := range row {
 			z += math.Exp(float64(v) - mx)
 		}
-		img := images[i*px : (i+1)*px]
-		stat := Measure(p.Attr.Stat, img)
+		stats := MeasureAll(images[i*px : (i+1)*px])
 		out[i] = ImageCheck{Prompt: int(id), ClassOK: best == p.Class,
-			ClassProb: math.Exp(float64(row[p.Class])-mx) / z, Stat: stat, AttrOK: p.AttrPass(stat, Measure(Area, img))}
+			ClassProb: math.Exp(float64(row[p.Class])-mx) / z, Stats: stats, AttrOK: p.AttrPass(stats[:])}
 	}
 	return out, nil
 }
@@ -64,8 +65,9 @@ type Checker struct {
 	exec    *context.Exec
 }
 
-// NewChecker compiles the held-out classifier of m (which needs its held-out part).
-func NewChecker(backend backends.Backend, m *fashion.Model) (*Checker, error) {
+// NewChecker compiles the held-out classifier of m (which needs its held-out part) to judge images
+// made for prompts.
+func NewChecker(backend backends.Backend, m *fashion.Model, prompts []Prompt) (*Checker, error) {
 	if err := m.Need(fashion.ScopeHeldOut); err != nil {
 		return nil, err
 	}
@@ -76,14 +78,23 @@ func NewChecker(backend backends.Backend, m *fashion.Model) (*Checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Checker{prompts: Prompts(), exec: exec}, nil
+	return &Checker{prompts: prompts, exec: exec}, nil
 }
 
 // Finalize releases the compiled graph.
 func (c *Checker) Finalize() { c.exec.Finalize() }
 
 // Check judges images x [n,28,28,1] made for prompt ids [n].
-func (c *Checker) Check(x, ids *tensors.Tensor) (checks []ImageCheck, err error) {
+func (c *Checker) Check(x, ids *tensors.Tensor) ([]ImageCheck, error) {
+	logits, err := c.Logits(x)
+	if err != nil {
+		return nil, err
+	}
+	return CheckImages(c.prompts, tensors.MustCopyFlatData[int32](ids), tensors.MustCopyFlatData[float32](x), logits)
+}
+
+// Logits returns the held-out classifier's logits (n*10) for images x [n,28,28,1].
+func (c *Checker) Logits(x *tensors.Tensor) (logits []float32, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("compositional check: %v", r)
@@ -93,9 +104,8 @@ func (c *Checker) Check(x, ids *tensors.Tensor) (checks []ImageCheck, err error)
 	if err != nil {
 		return nil, err
 	}
-	logits := tensors.MustCopyFlatData[float32](out[0])
-	out[0].FinalizeAll()
-	return CheckImages(c.prompts, tensors.MustCopyFlatData[int32](ids), tensors.MustCopyFlatData[float32](x), logits)
+	defer out[0].FinalizeAll()
+	return tensors.MustCopyFlatData[float32](out[0]), nil
 }
 
 // Estimate is a mean with its 95% bootstrap percentile interval.
@@ -136,24 +146,27 @@ const Resamples = 2000
 // Summary is one method's figures on the benchmark.
 type Summary struct {
 	Images int `json:"images"`
-	// Success: fraction of images whose class and attribute both check true.
+	// Success: fraction of images whose class and attributes all check true.
 	Success Estimate `json:"success_estimate"`
 	// HeldoutAlignment: fraction the held-out classifier assigns to the prompt's class.
 	HeldoutAlignment Estimate `json:"heldout_alignment_estimate"`
 	// ClassProb: mean held-out probability of the prompt's class.
 	ClassProb Estimate `json:"class_prob_estimate"`
-	// AttributePass: fraction whose attribute statistic is in the band.
+	// AttributePass: fraction whose attribute statistics are all in their bands.
 	AttributePass Estimate `json:"attribute_pass_estimate"`
+	// CategorySuccess: the success of the images of each prompt category.
+	CategorySuccess map[string]Estimate `json:"category_success"`
 	// PerPromptSuccess: success rate per prompt, in prompt order.
 	PerPromptSuccess []float64 `json:"per_prompt_success"`
 }
 
-// Summarize computes the figures of a method's checks (numPrompts prompts) with bootstrap
+// Summarize computes the figures of a method's checks of images made for prompts, with bootstrap
 // intervals seeded by seed.
-func Summarize(checks []ImageCheck, numPrompts int, seed uint64) Summary {
-	n := len(checks)
+func Summarize(checks []ImageCheck, prompts []Prompt, seed uint64) Summary {
+	n, np := len(checks), len(prompts)
 	succ, align, prob, attr := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
-	hit, count := make([]float64, numPrompts), make([]float64, numPrompts)
+	hit, count := make([]float64, np), make([]float64, np)
+	byCat := map[string][]float64{}
 	b2f := func(b bool) float64 {
 		if b {
 			return 1
@@ -162,23 +175,40 @@ func Summarize(checks []ImageCheck, numPrompts int, seed uint64) Summary {
 	}
 	for i, c := range checks {
 		succ[i], align[i], prob[i], attr[i] = b2f(c.Success()), b2f(c.ClassOK), c.ClassProb, b2f(c.AttrOK)
-		if c.Prompt >= 0 && c.Prompt < numPrompts {
+		if c.Prompt >= 0 && c.Prompt < np {
 			hit[c.Prompt] += succ[i]
 			count[c.Prompt]++
+			cat := prompts[c.Prompt].Category
+			byCat[cat] = append(byCat[cat], succ[i])
 		}
 	}
-	per := make([]float64, numPrompts)
+	per := make([]float64, np)
 	for p := range per {
 		if count[p] > 0 {
 			per[p] = hit[p] / count[p]
 		}
+	}
+	cats := map[string]Estimate{}
+	for k, name := range sortedKeys(byCat) {
+		cats[name] = Bootstrap(byCat[name], Resamples, seed+4+uint64(k))
 	}
 	return Summary{Images: n,
 		Success:          Bootstrap(succ, Resamples, seed),
 		HeldoutAlignment: Bootstrap(align, Resamples, seed+1),
 		ClassProb:        Bootstrap(prob, Resamples, seed+2),
 		AttributePass:    Bootstrap(attr, Resamples, seed+3),
+		CategorySuccess:  cats,
 		PerPromptSuccess: per}
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // GainRatio is (method - base) / (reference - base): the share of the reference method's gain over

@@ -50,3 +50,12 @@ func Measure(s Stat, img []float32) float64 {
 	}
 	panic("compositional: unknown statistic")
 }
+
+// MeasureAll computes every statistic of one image, indexed by Stat.
+func MeasureAll(img []float32) [NumStats]float64 {
+	var out [NumStats]float64
+	for s := range NumStats {
+		out[s] = Measure(s, img)
+	}
+	return out
+}
