@@ -2,6 +2,7 @@ package compute
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
@@ -57,6 +58,15 @@ var convVariants = []convVariant{
 	{"depthwise3x3/s2", []int{1, 6, 6, 3}, []int{3, 3, 1, 3}, []int{2, 2}, [][2]int{{1, 1}, {1, 1}}, nil, 3, false},
 	{"1d/k4/s2", []int{2, 9, 3}, []int{4, 3, 2}, []int{2}, [][2]int{{1, 2}}, nil, 1, false},
 	{"channels-first/3x2/s2", []int{2, 3, 6, 5}, []int{2, 3, 3, 2}, []int{2, 2}, [][2]int{{1, 1}, {0, 1}}, nil, 1, true},
+	// Stride 1 with fewer output than input channels: built as GEMM + col2im (see lowerDilatedConv).
+	{"narrow/3x3/s1/pad1", []int{2, 5, 6, 6}, []int{3, 3, 6, 2}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false},
+	{"narrow/3x3/s1/valid", []int{2, 5, 6, 4}, []int{3, 3, 4, 3}, []int{1, 1}, nil, nil, 1, false},
+	{"narrow/2x3/s1/pad(0,2)(1,0)", []int{1, 5, 4, 5}, []int{2, 3, 5, 1}, []int{1, 1}, [][2]int{{0, 2}, {1, 0}}, nil, 1, false},
+	{"narrow/3x3/pad3(large)", []int{1, 4, 4, 3}, []int{3, 3, 3, 1}, []int{1, 1}, [][2]int{{3, 3}, {3, 2}}, nil, 1, false},
+	{"narrow/3x3/dil2/pad(2,1)", []int{1, 7, 6, 5}, []int{3, 3, 5, 2}, []int{1, 1}, [][2]int{{2, 1}, {2, 2}}, []int{2, 2}, 1, false},
+	{"narrow/3x3/groups2", []int{2, 5, 5, 6}, []int{3, 3, 3, 2}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 2, false},
+	{"narrow/1d/k3/pad(2,0)", []int{2, 9, 4}, []int{3, 4, 1}, []int{1}, [][2]int{{2, 0}}, nil, 1, false},
+	{"narrow/channels-first/3x3", []int{2, 5, 6, 5}, []int{2, 5, 3, 3}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, true},
 }
 
 // TestConvGradient checks the registered ConvGeneral rule against finite differences on every variant.
@@ -114,8 +124,12 @@ func TestConvLoweringMatchesStock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stock.Finalize()
-	before := statConvLowered.Load()
+	before, beforeScatter, beforePadded := statConvLowered.Load(), statConvScatter.Load(), statIm2colPadded.Load()
+	narrow := 0
 	for _, c := range convVariants {
+		if strings.HasPrefix(c.name, "narrow/") {
+			narrow++
+		}
 		if c.dil == nil { // SimpleGo takes nil dilations as 0
 			c.dil = ones(len(c.x) - 2)
 		}
@@ -129,6 +143,12 @@ func TestConvLoweringMatchesStock(t *testing.T) {
 	}
 	if n := statConvLowered.Load() - before; n < int64(len(convVariants)) {
 		t.Errorf("only %d of %d convolutions were built as im2col", n, len(convVariants))
+	}
+	if n := statConvScatter.Load() - beforeScatter; n != int64(narrow) {
+		t.Errorf("%d convolutions were built as GEMM + col2im, want the %d narrow ones", n, narrow)
+	}
+	if statIm2colPadded.Load() == beforePadded {
+		t.Error("no padded convolution ran on the im2col node's own padding")
 	}
 }
 

@@ -546,7 +546,9 @@ func gemmCall[T gemmFloat](transA, transB bool, m, n, k int, a []T, lda int, b [
 }
 
 // transposeInto writes dst = src with its axes permuted: dst's axis i is src's axis perm[i], both
-// row-major, dims being src's dimensions.
+// row-major, dims being src's dimensions. Axes of size 1 are dropped and dst-adjacent axes that are
+// also adjacent, in the same order, in src are merged first, so that a transpose that keeps its last
+// axes together copies whole runs.
 func transposeInto[T any](dst, src []T, dims, perm []int) {
 	rank := len(dims)
 	srcStrides := make([]int, rank)
@@ -558,19 +560,36 @@ func transposeInto[T any](dst, src []T, dims, perm []int) {
 	if s == 0 {
 		return
 	}
-	dstDims := make([]int, rank)
-	strides := make([]int, rank) // src stride of each dst axis
-	for i, a := range perm {
-		dstDims[i], strides[i] = dims[a], srcStrides[a]
+	var dstDims, strides []int // dst's (merged) axes and the src stride of each
+	for _, a := range perm {
+		d, st := dims[a], srcStrides[a]
+		if d == 1 {
+			continue
+		}
+		if k := len(dstDims) - 1; k >= 0 && strides[k] == st*d {
+			dstDims[k] *= d
+			strides[k] = st
+			continue
+		}
+		dstDims, strides = append(dstDims, d), append(strides, st)
 	}
+	if len(dstDims) == 0 {
+		dst[0] = src[0]
+		return
+	}
+	rank = len(dstDims)
 	idx := make([]int, rank)
 	inner, innerStride := dstDims[rank-1], strides[rank-1]
 	base, o := 0, 0
 	for {
-		pos := base
-		for j := range inner {
-			dst[o+j] = src[pos]
-			pos += innerStride
+		if innerStride == 1 {
+			copy(dst[o:o+inner], src[base:base+inner])
+		} else {
+			pos := base
+			for j := range inner {
+				dst[o+j] = src[pos]
+				pos += innerStride
+			}
 		}
 		o += inner
 		// Advance the odometer over the outer axes.

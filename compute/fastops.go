@@ -541,20 +541,32 @@ func broadcastCopy[T any](out, x []T, xDims, outDims []int) {
 			stride *= n
 		}
 	}
-	inner, outer := groups[0], groups[1:]
+	// The two innermost groups run as a double loop, the rest as an odometer.
+	inner := groups[0]
+	second := bgroup{size: 1}
+	outer := groups[1:]
+	if len(groups) > 1 {
+		second, outer = groups[1], groups[2:]
+	}
 	idx := make([]int, len(outer))
 	xp, o := 0, 0
+	n := inner.size
 	for {
-		n := inner.size
-		if inner.ls != 0 {
-			copy(out[o:o+n], x[xp:xp+n])
-		} else {
-			v, oo := x[xp], out[o:o+n]
-			for i := range oo {
-				oo[i] = v
+		if inner.ls != 0 { // inner axes copied, second broadcast: the same run second.size times
+			src := x[xp : xp+n]
+			for range second.size {
+				copy(out[o:o+n], src)
+				o += n
+			}
+		} else { // inner axes broadcast, second copied: runs of one value each
+			for j := range second.size {
+				v, oo := x[xp+j*second.ls], out[o:o+n]
+				for i := range oo {
+					oo[i] = v
+				}
+				o += n
 			}
 		}
-		o += n
 		if o >= len(out) {
 			return
 		}
@@ -565,10 +577,10 @@ func broadcastCopy[T any](out, x []T, xDims, outDims []int) {
 }
 
 // logisticParallelMin is the smallest tensor whose logistic is split over two goroutines.
-const logisticParallelMin = 1 << 15
+const logisticParallelMin = 1 << 16
 
-// fastLogistic replaces SimpleGo's Logistic executor on patched backends for large float32 tensors:
-// the same formula, split over two goroutines.
+// fastLogistic replaces SimpleGo's Logistic executor on patched backends for float32 tensors: the same
+// values (see sigmoid32), four at a time with AVX2, large tensors split over two goroutines.
 func fastLogistic(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
 	owned []bool) (*simplego.Buffer, error) {
 	stock := stockExec[backends.OpTypeLogistic]
@@ -576,7 +588,7 @@ func fastLogistic(backend *simplego.Backend, node *simplego.Node, inputs []*simp
 		return stock(backend, node, inputs, owned)
 	}
 	xs, err := backend.BufferShape(inputs[0])
-	if err != nil || xs.DType != dtypes.Float32 || xs.Size() < logisticParallelMin {
+	if err != nil || xs.DType != dtypes.Float32 {
 		return stock(backend, node, inputs, owned)
 	}
 	xf, _ := backend.BufferData(inputs[0])
@@ -593,29 +605,21 @@ func fastLogistic(backend *simplego.Backend, node *simplego.Node, inputs []*simp
 		}
 		outBuf, out = b, f.([]float32)
 	}
-	half := len(x) / 2
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		logistic32(out[half:], x[half:])
-	}()
-	logistic32(out[:half], x[:half])
-	wg.Wait()
+	if len(x) < logisticParallelMin {
+		sigmoid32(out, x)
+	} else {
+		half := len(x) / 2 &^ 3
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sigmoid32(out[half:], x[half:])
+		}()
+		sigmoid32(out[:half], x[:half])
+		wg.Wait()
+	}
 	statFastOps.Add(1)
 	return outBuf.(*simplego.Buffer), nil
-}
-
-// logistic32 computes out = σ(x) as SimpleGo does (in float64, branching on the sign for stability).
-func logistic32(out, x []float32) {
-	for i, v := range x {
-		if v >= 0 {
-			out[i] = float32(1 / (1 + math.Exp(-float64(v))))
-		} else {
-			e := math.Exp(float64(v))
-			out[i] = float32(e / (1 + e))
-		}
-	}
 }
 
 // fastTranspose replaces SimpleGo's Transpose executor on patched backends (float32, float64, int32).
@@ -779,25 +783,40 @@ func reduceSumKernel[T float32 | float64](out, x []T, dims []int, reduced []bool
 		out[0] += x[0]
 		return
 	}
-	inner, outer := groups[0], groups[1:]
+	// The two innermost groups run as a double loop (one reduced, one kept: in GroupNorm's [B, HW, G,
+	// C/G] sums the inner run is only C/G long), the rest as an odometer; the visiting order is the
+	// same row-major one.
+	inner := groups[0]
+	second := bgroup{size: 1}
+	outer := groups[1:]
+	if len(groups) > 1 {
+		second, outer = groups[1], groups[2:]
+	}
 	idx := make([]int, len(outer))
 	op, xp := 0, 0
+	n := inner.size
 	for {
-		n := inner.size
-		run := x[xp : xp+n]
-		if inner.ls == 0 {
-			acc := out[op]
-			for _, v := range run {
-				acc += v
+		if inner.ls == 0 { // inner axes reduced, second kept: one output per run
+			o := out[op : op+(second.size-1)*second.ls+1]
+			for j := range second.size {
+				run := x[xp : xp+n]
+				acc := o[j*second.ls]
+				for _, v := range run {
+					acc += v
+				}
+				o[j*second.ls] = acc
+				xp += n
 			}
-			out[op] = acc
-		} else {
+		} else { // inner axes kept, second reduced: every run adds into the same outputs
 			o := out[op : op+n]
-			for i, v := range run {
-				o[i] += v
+			for range second.size {
+				run := x[xp : xp+n]
+				for i, v := range run {
+					o[i] += v
+				}
+				xp += n
 			}
 		}
-		xp += n
 		if xp >= len(x) {
 			return
 		}

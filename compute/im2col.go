@@ -3,24 +3,28 @@ package compute
 import (
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
-// im2col as one node: from x̃ [B, S..., C] (already padded) it writes the patches
+// im2col as one node: from x [B, S..., C] it writes the patches of x̃, x zero-padded by lo entries
+// before (and enough after) each spatial axis,
 //
-//	P[b, o, u, c] = x̃[b, s⊙o + d⊙u, c]      P: [B, O..., Kpos, C]
+//	P[b, o, u, c] = x̃[b, s⊙o + d⊙u, c] = x[b, s⊙o + d⊙u - lo, c] (0 outside x)      P: [B, O..., Kpos, C]
 //
-// in one pass, instead of Kpos strided Slices and a Concatenate. It is a node of this package (see
-// fastpad.go), built by the patched builder's convolution lowering.
+// in one pass, instead of a Pad, Kpos strided Slices and a Concatenate. It is a node of this package
+// (see fastpad.go), built by the patched builder's convolution lowering.
 type im2colNodeData struct {
 	k, strides, dil, out []int // kernel spatial sizes, strides, kernel dilations, output spatial sizes
+	lo                   []int // zero padding before each spatial axis (nil: none)
 }
 
-// im2colNode builds the node, or returns ok=false when the custom nodes are off.
-func (b *patchedBuilder) im2colNode(xp backends.Op, k, strides, dil, out []int) (backends.Op, bool, error) {
+// im2colNode builds the node for x padded by pads (non-negative) on its spatial axes, or returns
+// ok=false when the custom nodes are off.
+func (b *patchedBuilder) im2colNode(xp backends.Op, k, strides, dil, out []int, pads [][2]int) (backends.Op, bool, error) {
 	if !b.fastPad || !padNodeOn.Load() {
 		return nil, false, nil
 	}
@@ -37,16 +41,30 @@ func (b *patchedBuilder) im2colNode(xp backends.Op, k, strides, dil, out []int) 
 		return nil, false, fmt.Errorf("im2col: input %s for a %d-D kernel", xs, n)
 	}
 	kpos := 1
+	var lo []int
 	for i := range n {
 		kpos *= k[i]
-		if last := (out[i]-1)*strides[i] + (k[i]-1)*dil[i]; last >= xs.Dimensions[1+i] {
-			return nil, false, fmt.Errorf("im2col: window reaches %d on axis %d of %s", last, 1+i, xs)
+		var p [2]int
+		if i < len(pads) {
+			p = pads[i]
+		}
+		if p[0] < 0 || p[1] < 0 {
+			return nil, false, fmt.Errorf("im2col: negative padding %v on axis %d", p, 1+i)
+		}
+		if last := (out[i]-1)*strides[i] + (k[i]-1)*dil[i]; last >= xs.Dimensions[1+i]+p[0]+p[1] {
+			return nil, false, fmt.Errorf("im2col: window reaches %d on axis %d of %s padded by %v", last, 1+i, xs, p)
+		}
+		if p[0] > 0 || p[1] > 0 {
+			if lo == nil {
+				lo = make([]int, n)
+			}
+			lo[i] = p[0]
 		}
 	}
 	dims := slices.Concat([]int{xs.Dimensions[0]}, out, []int{kpos, xs.Dimensions[n+1]})
 	node := simplegoNewNode(b.Builder, backends.OpTypePad, shapes.Make(xs.DType, dims...), xn)
 	if !setNodeData(node, &im2colNodeData{k: slices.Clone(k), strides: slices.Clone(strides),
-		dil: slices.Clone(dil), out: slices.Clone(out)}) {
+		dil: slices.Clone(dil), out: slices.Clone(out), lo: lo}) {
 		return nil, false, nil
 	}
 	return node, true, nil
@@ -79,11 +97,22 @@ func execIm2col(backend *simplego.Backend, data *im2colNodeData, inputs []*simpl
 		return nil, fmt.Errorf("compute: im2col of dtype %s", xs.DType)
 	}
 	statFastOps.Add(1)
+	if data.lo != nil {
+		statIm2colPadded.Add(1)
+	}
 	return outBuf.(*simplego.Buffer), nil
 }
 
-// im2colKernel writes P[b, o, u, :] = x[b, s⊙o + d⊙u, :] for x of dimensions xDims = [B, S..., C].
+// statIm2colPadded counts im2col nodes run with their own zero padding (for tests).
+var statIm2colPadded atomic.Int64
+
+// im2colKernel writes P[b, o, u, :] = x[b, s⊙o + d⊙u - lo, :] (0 outside x) for x of dimensions
+// xDims = [B, S..., C].
 func im2colKernel[T float32 | float64](out, x []T, xDims []int, p *im2colNodeData) {
+	if p.lo != nil {
+		im2colPaddedKernel(out, x, xDims, p)
+		return
+	}
 	n := len(p.k)
 	c := xDims[n+1]
 	// Strides of x in elements for its spatial axes.
@@ -151,6 +180,85 @@ func im2colKernel[T float32 | float64](out, x []T, xDims []int, p *im2colNodeDat
 				}
 				base -= idx[i] * stepO[i]
 				idx[i] = 0
+			}
+		}
+	}
+}
+
+// im2colPaddedKernel is im2colKernel with zero padding: every kernel position's coordinates are
+// checked against x's extent; on the last axis, with dilation 1, the k·C values of a run are cut into
+// zeros, a copied middle and zeros.
+func im2colPaddedKernel[T float32 | float64](out, x []T, xDims []int, p *im2colNodeData) {
+	n := len(p.k)
+	c := xDims[n+1]
+	in := xDims[1 : n+1]
+	xStrides := make([]int, n)
+	st := c
+	for i := n - 1; i >= 0; i-- {
+		xStrides[i] = st
+		st *= in[i]
+	}
+	batchStride := st
+	last := n - 1
+	kl, dl, sl, lol := p.k[last], p.dil[last], p.strides[last], p.lo[last]
+	// Kernel positions over the leading axes (the last axis is walked inside).
+	lead := kernelPositions(p.k[:last])
+	numO := 1
+	for _, o := range p.out {
+		numO *= o
+	}
+	o := make([]int, n)
+	w := 0
+	for b := range xDims[0] {
+		xb := x[b*batchStride : (b+1)*batchStride]
+		for i := range o {
+			o[i] = 0
+		}
+		for range numO {
+			h0 := sl*o[last] - lol // coordinate of u = 0 on the last axis
+			for _, u := range lead {
+				row, inside := 0, true
+				for i := range last {
+					h := p.strides[i]*o[i] + p.dil[i]*u[i] - p.lo[i]
+					if h < 0 || h >= in[i] {
+						inside = false
+						break
+					}
+					row += h * xStrides[i]
+				}
+				dst := out[w : w+kl*c]
+				w += kl * c
+				if !inside {
+					clear(dst)
+					continue
+				}
+				if dl == 1 {
+					// u in [ua, ub) lands inside x on the last axis.
+					ua, ub := max(0, -h0), min(kl, in[last]-h0)
+					if ub <= ua {
+						clear(dst)
+						continue
+					}
+					clear(dst[:ua*c])
+					copy(dst[ua*c:ub*c], xb[row+(h0+ua)*c:row+(h0+ub)*c])
+					clear(dst[ub*c:])
+					continue
+				}
+				for ul := range kl {
+					d := dst[ul*c : (ul+1)*c]
+					if h := h0 + dl*ul; h >= 0 && h < in[last] {
+						copy(d, xb[row+h*c:row+(h+1)*c])
+					} else {
+						clear(d)
+					}
+				}
+			}
+			for i := last; i >= 0; i-- {
+				o[i]++
+				if o[i] < p.out[i] {
+					break
+				}
+				o[i] = 0
 			}
 		}
 	}
@@ -240,6 +348,20 @@ func col2imKernel[T float32 | float64](y, q []T, qDims []int, p *col2imNodeData)
 	for _, d := range in {
 		numI *= d
 	}
+	// Offset in y of each kernel position (relative to the input position's own, s⊙i + off), and the
+	// span of d·u on each axis: an input position whose every kernel position lands inside y skips
+	// the per-axis checks.
+	offU := make([]int, len(positions))
+	for pi, u := range positions {
+		for a := range n {
+			offU[pi] += p.dil[a] * u[a] * yStrides[a]
+		}
+	}
+	spanLo, spanHi := make([]int, n), make([]int, n)
+	for a := range n {
+		e := p.dil[a] * (p.k[a] - 1)
+		spanLo[a], spanHi[a] = min(0, e), max(0, e)
+	}
 	idx := make([]int, n)
 	r := 0 // read position in q
 	for b := range qDims[0] {
@@ -247,23 +369,39 @@ func col2imKernel[T float32 | float64](y, q []T, qDims []int, p *col2imNodeData)
 			idx[i] = 0
 		}
 		for range numI {
-			for _, u := range positions {
-				pos, inside := b*yBatch, true
-				for a := range n {
-					h := p.strides[a]*idx[a] + p.dil[a]*u[a] + p.off[a]
-					if h < 0 || h >= p.out[a] {
-						inside = false
-						break
-					}
-					pos += h * yStrides[a]
-				}
-				if inside {
-					dst, src := y[pos:pos+c], q[r:r+c]
+			base, interior := b*yBatch, true
+			for a := range n {
+				h := p.strides[a]*idx[a] + p.off[a]
+				base += h * yStrides[a]
+				interior = interior && h+spanLo[a] >= 0 && h+spanHi[a] < p.out[a]
+			}
+			if interior {
+				for _, off := range offU {
+					dst, src := y[base+off:base+off+c], q[r:r+c]
 					for j, v := range src {
 						dst[j] += v
 					}
+					r += c
 				}
-				r += c
+			} else {
+				for _, u := range positions {
+					pos, inside := b*yBatch, true
+					for a := range n {
+						h := p.strides[a]*idx[a] + p.dil[a]*u[a] + p.off[a]
+						if h < 0 || h >= p.out[a] {
+							inside = false
+							break
+						}
+						pos += h * yStrides[a]
+					}
+					if inside {
+						dst, src := y[pos:pos+c], q[r:r+c]
+						for j, v := range src {
+							dst[j] += v
+						}
+					}
+					r += c
+				}
 			}
 			for a := n - 1; a >= 0; a-- {
 				idx[a]++

@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -118,6 +119,65 @@ func TestLargeBinaryMatchesStock(t *testing.T) {
 		want := eval(t, stock, fn, in()...)[0]
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: differs from SimpleGo", c.name)
+		}
+	}
+}
+
+// TestIm2colPaddingMatchesPad: the im2col node's own zero padding equals padding first (padKernel) and
+// then the unpadded im2col, bit for bit, on 1-D, 2-D and 3-D inputs with strides, dilations, padding
+// wider than the kernel and windows that end before the padded edge.
+func TestIm2colPaddingMatchesPad(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, c := range []struct {
+		x, k, s, d []int
+		pads       [][2]int
+	}{
+		{[]int{2, 5, 6, 3}, []int{3, 3}, []int{1, 1}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}},
+		{[]int{2, 7, 6, 2}, []int{4, 4}, []int{2, 2}, []int{1, 1}, [][2]int{{1, 2}, {0, 1}}},
+		{[]int{1, 4, 4, 2}, []int{3, 3}, []int{1, 1}, []int{1, 1}, [][2]int{{3, 3}, {3, 2}}},
+		{[]int{1, 7, 7, 2}, []int{3, 3}, []int{1, 2}, []int{2, 2}, [][2]int{{2, 2}, {2, 1}}},
+		{[]int{3, 9, 4}, []int{4}, []int{2}, []int{1}, [][2]int{{1, 2}}},
+		{[]int{2, 8, 3}, []int{3}, []int{1}, []int{3}, [][2]int{{4, 0}}},
+		{[]int{1, 3, 4, 5, 2}, []int{2, 3, 2}, []int{1, 2, 1}, []int{1, 1, 2}, [][2]int{{1, 0}, {1, 1}, {0, 2}}},
+		{[]int{2, 5, 5, 1}, []int{1, 1}, []int{1, 1}, []int{1, 1}, [][2]int{{0, 0}, {2, 0}}},
+	} {
+		n := len(c.k)
+		padDims := slices.Clone(c.x)
+		cfg := make([]backends.PadAxis, n+2)
+		out := make([]int, n)
+		kpos := 1
+		for i := range n {
+			padDims[1+i] += c.pads[i][0] + c.pads[i][1]
+			cfg[1+i] = backends.PadAxis{Start: c.pads[i][0], End: c.pads[i][1]}
+			out[i] = (padDims[1+i]-(c.k[i]-1)*c.d[i]-1)/c.s[i] + 1
+			kpos *= c.k[i]
+		}
+		size := func(d []int) int {
+			s := 1
+			for _, v := range d {
+				s *= v
+			}
+			return s
+		}
+		x := randF32(r, size(c.x))
+		xp := make([]float32, size(padDims))
+		padKernel(xp, x, 0, c.x, cfg, padDims)
+		pDims := slices.Concat(c.x[:1], out, []int{kpos, c.x[n+1]})
+		want, got := make([]float32, size(pDims)), make([]float32, size(pDims))
+		for i := range got {
+			got[i] = float32(math.NaN()) // every entry must be written
+		}
+		im2colKernel(want, xp, padDims, &im2colNodeData{k: c.k, strides: c.s, dil: c.d, out: out})
+		lo := make([]int, n)
+		for i := range n {
+			lo[i] = c.pads[i][0]
+		}
+		im2colParallel(got, x, c.x, &im2colNodeData{k: c.k, strides: c.s, dil: c.d, out: out, lo: lo})
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Errorf("x %v k %v s %v d %v pads %v: entry %d = %g, pad then im2col gives %g", c.x, c.k, c.s, c.d, c.pads, i, got[i], want[i])
+				break
+			}
 		}
 	}
 }

@@ -104,7 +104,8 @@ func (b *patchedBackend) Builder(name string) backends.Builder {
 // patchedBuilder embeds SimpleGo's builder: every op it creates is a SimpleGo op of the inner builder.
 type patchedBuilder struct {
 	*simplego.Builder
-	fastPad bool // build Pad as one node (see fastpad.go)
+	fastPad bool                       // build Pad as one node (see fastpad.go), and the fused nodes
+	tags    map[*simplego.Node]fuseTag // origins of ops, for fusing (see fuse.go)
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)
