@@ -47,17 +47,20 @@ type Result struct {
 	Figures
 	// HypernetStepCPUMS is the process CPU time per HyperNoise step (all threads): on a busy machine
 	// it says what the step costs better than the wall time does. 0 where not measured.
-	HypernetStepCPUMS float64            `json:"hypernet_step_cpu_ms"`
-	Torch             *Figures           `json:"torch"`
-	TorchError        string             `json:"torch_error,omitempty"` // why there are no PyTorch figures
-	Ratios            map[string]float64 `json:"ratios,omitempty"`
-	Backend           string             `json:"backend"`
-	BLAS              string             `json:"blas"`      // the matrix product in use
-	Fallbacks         int64              `json:"fallbacks"` // DotGeneral runs that did not take the fast path
-	FallbackWhy       map[string]int64   `json:"fallback_reasons,omitempty"`
-	FastMatmuls       int64              `json:"fast_matmuls"`  // DotGeneral runs on the fast path
-	SplitMatmuls      int64              `json:"split_matmuls"` // of those, spread over several cores
-	Seconds           float64            `json:"seconds"`       // wall time of the whole run
+	HypernetStepCPUMS float64 `json:"hypernet_step_cpu_ms"`
+	// HypernetArch is the embedded student's architecture the HyperNoise step ran on (and
+	// PyTorch's twin of it): "v2" today, "v1" for the earlier default.
+	HypernetArch string             `json:"hypernet_arch"`
+	Torch        *Figures           `json:"torch"`
+	TorchError   string             `json:"torch_error,omitempty"` // why there are no PyTorch figures
+	Ratios       map[string]float64 `json:"ratios,omitempty"`
+	Backend      string             `json:"backend"`
+	BLAS         string             `json:"blas"`      // the matrix product in use
+	Fallbacks    int64              `json:"fallbacks"` // DotGeneral runs that did not take the fast path
+	FallbackWhy  map[string]int64   `json:"fallback_reasons,omitempty"`
+	FastMatmuls  int64              `json:"fast_matmuls"`  // DotGeneral runs on the fast path
+	SplitMatmuls int64              `json:"split_matmuls"` // of those, spread over several cores
+	Seconds      float64            `json:"seconds"`       // wall time of the whole run
 }
 
 // Options configures Run.
@@ -106,6 +109,7 @@ func Run(backend backends.Backend, opts Options) (*Result, error) {
 	}
 	res.HypernetStepMS = &hn.stepMS
 	res.HypernetStepCPUMS = hn.cpuMS
+	res.HypernetArch = hn.model.Arch("student")
 	logf("HyperNoise training step (batch %d): %.1f ms (%.1f ms of CPU)", hnBatch, hn.stepMS, hn.cpuMS)
 
 	renoMS, err := renoStep(backend, hn)
@@ -150,7 +154,7 @@ func Run(backend backends.Backend, opts Options) (*Result, error) {
 	}
 
 	if opts.TorchDir != "" {
-		tf, err := RunTorch(opts.TorchDir, opts.Python)
+		tf, err := RunTorch(opts.TorchDir, opts.Python, res.HypernetArch)
 		if err != nil {
 			res.TorchError = err.Error()
 			logf("PyTorch: %v", err)

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
 // DefaultPython is the interpreter the PyTorch scripts run with (Debian's python3-torch lives there).
@@ -21,6 +24,31 @@ const (
 	TorchStepsScript    = "torch_steps.py"
 	TorchHypernetScript = "torch_hypernoise_step.py"
 )
+
+// torchHypernetV2 is the PyTorch twin of the HyperNoise step on the v2 embedded default (the shared
+// folder's TorchHypernetScript times v1's MLP student); the bench runs it from a temporary file.
+//
+//go:embed torch/torch_hypernoise_step_v2.py
+var torchHypernetV2 []byte
+
+// hypernetScript returns the path of the PyTorch HyperNoise-step script for the student
+// architecture arch ("v1": the folder's TorchHypernetScript; "v2": the embedded twin, written to a
+// temporary file that cleanup removes).
+func hypernetScript(dir, arch string) (path string, cleanup func(), err error) {
+	if arch != fashion.ArchV2 {
+		return filepath.Join(dir, TorchHypernetScript), func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "hypernoise-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	path = filepath.Join(tmp, "torch_hypernoise_step_v2.py")
+	if err := os.WriteFile(path, torchHypernetV2, 0o644); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, err
+	}
+	return path, func() { os.RemoveAll(tmp) }, nil
+}
 
 // FindTorchDir returns the PyTorch scripts' folder: ../shared/bench next to the repository holding the
 // working directory (or next to any folder above it), or "" when there is none.
@@ -49,13 +77,17 @@ func FindTorchDir() string {
 const torchTimeout = 10 * time.Minute
 
 // RunTorch runs the PyTorch scripts in dir with python (DefaultPython if empty) and parses their
-// figures. The error says what is missing (the folder, the interpreter, torch) or which output did not
-// parse.
-func RunTorch(dir, python string) (*Figures, error) {
+// figures; the HyperNoise step is timed on the student architecture arch (see hypernetScript). The
+// error says what is missing (the folder, the interpreter, torch) or which output did not parse.
+func RunTorch(dir, python, arch string) (*Figures, error) {
 	if python == "" {
 		python = DefaultPython
 	}
-	for _, s := range []string{TorchStepsScript, TorchHypernetScript} {
+	need := []string{TorchStepsScript}
+	if arch != fashion.ArchV2 {
+		need = append(need, TorchHypernetScript)
+	}
+	for _, s := range need {
 		if _, err := os.Stat(filepath.Join(dir, s)); err != nil {
 			return nil, fmt.Errorf("PyTorch script %s not found in %s", s, dir)
 		}
@@ -77,7 +109,12 @@ func RunTorch(dir, python string) (*Figures, error) {
 	if f.ConvStepMS, err = parseFloat(out, `conv net [^:]*: ([0-9.]+) ms`); err != nil {
 		return nil, fmt.Errorf("%s: %w", TorchStepsScript, err)
 	}
-	out, err = runPython(python, filepath.Join(dir, TorchHypernetScript), strconv.Itoa(hnBatch), "2")
+	script, cleanup, err := hypernetScript(dir, arch)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	out, err = runPython(python, script, strconv.Itoa(hnBatch), "2")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", TorchHypernetScript, firstLine(out, err))
 	}

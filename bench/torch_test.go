@@ -32,7 +32,7 @@ func TestParseTorchOutput(t *testing.T) {
 // TestRunTorchErrors: a folder without the scripts, or an interpreter without torch, is a clear error.
 func TestRunTorchErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := RunTorch(dir, ""); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := RunTorch(dir, "", "v1"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("empty folder: %v", err)
 	}
 	for _, s := range []string{TorchStepsScript, TorchHypernetScript} {
@@ -40,7 +40,7 @@ func TestRunTorchErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := RunTorch(dir, "/nonexistent/python3"); err == nil || !strings.Contains(err.Error(), "cannot import torch") {
+	if _, err := RunTorch(dir, "/nonexistent/python3", "v1"); err == nil || !strings.Contains(err.Error(), "cannot import torch") {
 		t.Errorf("missing interpreter: %v", err)
 	}
 }
@@ -51,5 +51,28 @@ func TestMedian(t *testing.T) {
 	}
 	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
 		t.Errorf("median(4,1,2,3) = %g", m)
+	}
+}
+
+// TestHypernetScript: v1 runs the folder's script; v2 the embedded twin, from a temporary file that
+// cleanup removes.
+func TestHypernetScript(t *testing.T) {
+	dir := t.TempDir()
+	p, cleanup, err := hypernetScript(dir, "v1")
+	if err != nil || p != filepath.Join(dir, TorchHypernetScript) {
+		t.Fatalf("v1: %q, %v", p, err)
+	}
+	cleanup()
+	p, cleanup, err = hypernetScript(dir, "v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || string(got) != string(torchHypernetV2) || !strings.Contains(string(got), "class Flow2") {
+		t.Fatalf("v2 script at %s: %v (%d bytes)", p, err, len(got))
+	}
+	cleanup()
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Errorf("%s still there after cleanup: %v", p, err)
 	}
 }

@@ -100,7 +100,7 @@ func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOption
 	if !ok {
 		return nil, fmt.Errorf("evaluation needs the embedded fashion generator, not %s", p.Model().Generator.Name())
 	}
-	stats, err := DefaultTestStats()
+	stats, err := TestStatsFor(p.Backend(), m, "")
 	if err != nil {
 		return nil, err
 	}

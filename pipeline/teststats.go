@@ -29,7 +29,13 @@ type TestStats struct {
 	N    int // number of test images they were computed from
 	Mean []float64
 	Cov  *mat.SymDense
+	// HeldOutSHA256 names the held-out classifier whose features they are (its weights file's
+	// SHA-256); statistics of another classifier's features would give a meaningless FD.
+	HeldOutSHA256 string
 }
+
+// heldOutKey is the metadata entry holding TestStats.HeldOutSHA256.
+const heldOutKey = "heldout_sha256"
 
 // HeldOutFeatures computes the held-out classifier's logits [n,10] and features [n,FeatureDim] of
 // images (n*28*28 floats in [0,1]), in batches.
@@ -80,7 +86,7 @@ func ComputeTestStats(backend backends.Backend, m *fashion.Model, dataDir string
 	if err != nil {
 		return nil, err
 	}
-	return &TestStats{N: set.N, Mean: mean, Cov: cov}, nil
+	return &TestStats{N: set.N, Mean: mean, Cov: cov, HeldOutSHA256: m.WeightsSHA256(fashion.ScopeHeldOut)}, nil
 }
 
 // Encode serializes the statistics as safetensors (float64 mean [d] and covariance [d,d]).
@@ -97,7 +103,7 @@ func (s *TestStats) Encode() ([]byte, error) {
 	sc.VariableWithValue("mean", tensors.FromFlatDataAndDimensions(append([]float64(nil), s.Mean...), d))
 	sc.VariableWithValue("cov", tensors.FromFlatDataAndDimensions(cov, d, d))
 	sc.VariableWithValue("n", tensors.FromFlatDataAndDimensions([]int64{int64(s.N)}, 1))
-	return ckpt.Encode(ctx, "/teststats", map[string]string{"features": "fashion held-out classifier"})
+	return ckpt.Encode(ctx, "/teststats", map[string]string{"features": "fashion held-out classifier", heldOutKey: s.HeldOutSHA256})
 }
 
 // DecodeTestStats reads statistics written by Encode.
@@ -106,7 +112,8 @@ func DecodeTestStats(data []byte) (*TestStats, error) {
 		return nil, fmt.Errorf("no test-set statistics embedded; build them with: hypernoise eval --write-test-stats")
 	}
 	ctx := context.New()
-	if _, err := ckpt.Decode(ctx, data); err != nil {
+	meta, err := ckpt.Decode(ctx, data)
+	if err != nil {
 		return nil, fmt.Errorf("test-set statistics: %w", err)
 	}
 	get := func(name string) (*tensors.Tensor, error) {
@@ -134,11 +141,28 @@ func DecodeTestStats(data []byte) (*TestStats, error) {
 		return nil, fmt.Errorf("test-set statistics: covariance %s does not match mean [%d]", ct.Shape(), d)
 	}
 	cov := mat.NewSymDense(d, tensors.MustCopyFlatData[float64](ct))
-	return &TestStats{N: int(tensors.MustCopyFlatData[int64](nt)[0]), Mean: mean, Cov: cov}, nil
+	return &TestStats{N: int(tensors.MustCopyFlatData[int64](nt)[0]), Mean: mean, Cov: cov, HeldOutSHA256: meta[heldOutKey]}, nil
 }
 
 // DefaultTestStats returns the statistics embedded in the binary.
 func DefaultTestStats() (*TestStats, error) { return DecodeTestStats(embeddedTestStats) }
+
+// TestStatsFor returns the test set's statistics in m's held-out feature space: the embedded ones
+// when they were computed with m's held-out classifier, otherwise computed from the installed
+// test set (dataDir "" = the default), otherwise an error that says how to get them. (Statistics
+// of another classifier's features would make every FD meaningless, silently.)
+func TestStatsFor(backend backends.Backend, m *fashion.Model, dataDir string) (*TestStats, error) {
+	want := m.WeightsSHA256(fashion.ScopeHeldOut)
+	if st, err := DefaultTestStats(); err == nil && st.HeldOutSHA256 != "" && st.HeldOutSHA256 == want {
+		return st, nil
+	}
+	st, err := ComputeTestStats(backend, m, dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("the embedded test-set statistics are not for this held-out classifier (weights %.12s), and computing them failed: %w "+
+			"(install dataset-fashion-mnist, or for the embedded weights rebuild them with: hypernoise eval --write-test-stats)", want, err)
+	}
+	return st, nil
+}
 
 // FD is the Fréchet distance between the features' Gaussian and the test set's.
 func (s *TestStats) FD(feats [][]float64) (float64, error) {

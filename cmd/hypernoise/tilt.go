@@ -87,7 +87,7 @@ Rewards: `+imagerewards.Registry(nil).Help())
 	if err != nil {
 		return err
 	}
-	ref, err := pipeline.DefaultTestStats()
+	ref, err := pipeline.TestStatsFor(backend, m, "")
 	if err != nil {
 		return err
 	}

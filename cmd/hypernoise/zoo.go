@@ -51,7 +51,7 @@ atomically every 100 steps in --state; running the same command again resumes an
 	steps := fs.Int("steps", 0, "training steps (0: the part's default)")
 	pairs := fs.Int("pairs", 0, "student: number of distillation pairs (0: the default)")
 	samples := fs.Int("eval-samples", 0, "generated images per evaluation (0: the default)")
-	arch := fs.String("arch", fashion.CurrentArch, "architecture of autoencoder, teacher and student: "+fashion.ArchV1+" (the shipped weights') or "+fashion.ArchV2+" (residual autoencoder with a perceptual loss, U-Net flow, adversarial student)")
+	arch := fs.String("arch", fashion.CurrentArch, "architecture of autoencoder, teacher and student: "+fashion.ArchV2+" (the shipped weights': residual autoencoder with a perceptual loss, U-Net flow, adversarial student) or "+fashion.ArchV1+" (the earlier default: MLP flow, regression-only student)")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	backendName := cli.BackendFlag(fs)
 	// Allow the part before or after the flags.

@@ -261,6 +261,46 @@ func TestAttributeReward(t *testing.T) {
 	}
 }
 
+// TestAttributeRewardCoversEveryAttribute checks that each of the three attributes of a prompt
+// counts: an image that fails any one band scores well below one that passes all three.
+func TestAttributeRewardCoversEveryAttribute(t *testing.T) {
+	m, err := fashion.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGenerator(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := PromptID("a very large very bright very wide pullover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := [][]float32{
+		rect(0.95, 0, 28, 1, 27), // large, bright, wide
+		rect(0.6, 0, 28, 1, 27),  // not bright
+		rect(0.95, 6, 20, 1, 27), // not large (above the area floor)
+		rect(0.95, 0, 28, 3, 24), // not wide (21 columns)
+	}
+	var flat []float32
+	ids := make([]int32, len(imgs))
+	for i, im := range imgs {
+		flat = append(flat, im...)
+		ids[i] = int32(id)
+	}
+	for i, st := range [][NumStats]float64{MeasureAll(imgs[0]), MeasureAll(imgs[1]), MeasureAll(imgs[2]), MeasureAll(imgs[3])} {
+		if pass := Prompts()[id].AttrPass(st[:]); pass != (i == 0) {
+			t.Fatalf("image %d (%v): attribute check %v", i, st, pass)
+		}
+	}
+	v := attrReward(t, g, flat, ids)
+	for i := 1; i < len(v); i++ {
+		if !(v[i] < v[0]-1) {
+			t.Errorf("image %d fails one band but scores %v against %v for the image that passes all", i, v[i], v[0])
+		}
+	}
+}
+
 // TestAttributeRewardGradient checks the gradient of the attribute reward with respect to the
 // pixels against central finite differences, for a two- and a three-attribute prompt.
 func TestAttributeRewardGradient(t *testing.T) {

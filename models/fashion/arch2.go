@@ -17,9 +17,9 @@ const (
 	// 7x7 latent around a dense, global bottleneck).
 	ArchV2 = "v2"
 	// CurrentArch is the version of the shipped (embedded) weights, and the one training writes
-	// unless told otherwise (TrainOptions.Arch, zoo train --arch). v2 is trained on request; its
-	// measured figures are in MODEL_CARD.md ("Architecture v2").
-	CurrentArch = ArchV1
+	// unless told otherwise (TrainOptions.Arch, zoo train --arch). v1, the earlier default, is
+	// trained on request; MODEL_CARD.md compares the two.
+	CurrentArch = ArchV2
 )
 
 // versioned lists the parts whose architecture depends on the version.

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
@@ -19,14 +20,19 @@ import (
 )
 
 // loop is one training run of a single part: Adam with a linear warm-up and a cosine decay to 10%
-// of the peak learning rate, a periodic atomic checkpoint of all the training state (weights,
-// optimizer moments, step) and resumption from that checkpoint.
+// of the peak learning rate, optionally an exponential moving average of the weights, a periodic
+// atomic checkpoint of all the training state (weights, averages, optimizer moments, step) and
+// resumption from that checkpoint.
 type loop struct {
-	name      string   // for progress lines
-	scopes    []string // the trained variables' scopes, e.g. "teacher"
-	steps     int
-	lr        float64
-	warmup    int
+	name   string   // for progress lines
+	scopes []string // the trained variables' scopes, e.g. "teacher"
+	steps  int
+	lr     float64
+	warmup int
+	// ema, when > 0, is the decay of an exponential moving average of the weights under
+	// emaScopes (default: scopes), which replaces them when the run ends (see emaDecayAt).
+	ema       float64
+	emaScopes []string
 	statePath string // checkpoint for resuming; "" disables checkpoints
 	every     int    // checkpoint period in steps
 	progress  progress.Func
@@ -63,6 +69,71 @@ func (l *loop) lrAt(s int) float64 {
 	return l.lr * (0.1 + 0.9*0.5*(1+math.Cos(math.Pi*p)))
 }
 
+// emaScope is the root scope under which the moving averages of the weights live during training
+// (the average of /teacher/x/w is /_ema/teacher/x/w); it is in the resumable state, never shipped.
+const emaScope = "_ema"
+
+// emaDecayAt is the decay of the weights' moving average after step s (0-based): with d = l.ema,
+// min(d, s/(s+10)), so the average starts as the weights themselves (decay 0 at step 0) and
+// forgets its early, poor values quickly before settling at d:
+//
+//	avg_s = decay_s * avg_{s-1} + (1 - decay_s) * w_s
+func (l *loop) emaDecayAt(s int) float64 {
+	return min(l.ema, float64(s)/float64(s+10))
+}
+
+// averaged lists the trainable variables whose moving average the loop keeps.
+func (l *loop) averaged(ctx *context.Context) []*context.Variable {
+	scopes := l.emaScopes
+	if len(scopes) == 0 {
+		scopes = l.scopes
+	}
+	var vs []*context.Variable
+	for v := range ctx.IterVariables() {
+		for _, scope := range scopes {
+			if v.Trainable && inScope(v.Scope(), context.ScopeSeparator+scope) {
+				vs = append(vs, v)
+				break
+			}
+		}
+	}
+	return vs
+}
+
+// emaOf is the moving-average variable of v (loaded from a resumed state, or created zero-filled),
+// not trainable.
+func emaOf(ctx *context.Context, v *context.Variable) *context.Variable {
+	scope := context.ScopeSeparator + emaScope + v.Scope()
+	if e := ctx.GetVariableByScopeAndName(scope, v.Name()); e != nil { // resumed from the state
+		return e.SetTrainable(false)
+	}
+	ec := ctx.InAbsPath(scope).WithInitializer(
+		func(g *Graph, shape shapes.Shape) *Node { return Zeros(g, shape) })
+	return ec.VariableWithShape(v.Name(), v.Shape()).SetTrainable(false)
+}
+
+// useAverages replaces the averaged weights by their moving averages.
+func (l *loop) useAverages(ctx *context.Context) error {
+	for _, v := range l.averaged(ctx) {
+		e := ctx.GetVariableByScopeAndName(context.ScopeSeparator+emaScope+v.Scope(), v.Name())
+		if e == nil {
+			return fmt.Errorf("%s: no moving average of %s", l.name, v.ScopeAndName())
+		}
+		val, err := e.Value()
+		if err != nil {
+			return err
+		}
+		c, err := val.Clone()
+		if err != nil {
+			return err
+		}
+		if err := v.SetValue(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // run trains: lossFn builds the scalar loss from the batch inputs, batch(step) returns them (host
 // tensors or Go slices) and must be a pure function of step so that a resumed run sees the same
 // batches. It returns the mean loss over the last 50 steps and the wall time spent in this call.
@@ -88,9 +159,25 @@ func (l *loop) run(backend backends.Backend, ctx *context.Context,
 	freezeOutside(ctx, l.scopes...)
 	opt := optimizers.Adam().LearningRate(l.lr).Done()
 	lrVar := optimizers.LearningRateVar(ctx, dtypes.Float32, l.lr)
+	var decayVar *context.Variable
+	if l.ema > 0 {
+		// A resumed run has it already (loaded from the state).
+		if decayVar = ctx.GetVariableByScopeAndName(context.ScopeSeparator+emaScope, "decay"); decayVar == nil {
+			decayVar = ctx.InAbsPath(context.ScopeSeparator+emaScope).VariableWithValue("decay", float32(0))
+		}
+		decayVar.SetTrainable(false)
+	}
 	exec, err := context.NewExec(backend, ctx, func(ctx *context.Context, in []*Node) *Node {
 		loss := lossFn(ctx, in)
-		opt.UpdateGraph(ctx, loss.Graph(), loss)
+		g := loss.Graph()
+		opt.UpdateGraph(ctx, g, loss)
+		if decayVar != nil {
+			d := decayVar.ValueGraph(g)
+			for _, v := range l.averaged(ctx) {
+				e := emaOf(ctx, v)
+				e.SetValueGraph(Add(Mul(d, e.ValueGraph(g)), Mul(OneMinus(d), v.ValueGraph(g))))
+			}
+		}
 		return loss
 	})
 	if err != nil {
@@ -107,6 +194,11 @@ func (l *loop) run(backend backends.Backend, ctx *context.Context,
 	for s := first; s < l.steps; s++ {
 		if err := lrVar.SetValue(tensors.FromScalar(float32(l.lrAt(s)))); err != nil {
 			return 0, 0, err
+		}
+		if decayVar != nil {
+			if err := decayVar.SetValue(tensors.FromScalar(float32(l.emaDecayAt(s)))); err != nil {
+				return 0, 0, err
+			}
 		}
 		out, err := exec.Exec(batch(s)...)
 		if err != nil {
@@ -130,6 +222,11 @@ func (l *loop) run(backend backends.Backend, ctx *context.Context,
 	}
 	if err := save(l.steps); err != nil {
 		return 0, 0, err
+	}
+	if l.ema > 0 {
+		if err := l.useAverages(ctx); err != nil {
+			return 0, 0, err
+		}
 	}
 	if len(recent) == 0 {
 		return math.NaN(), time.Since(start), nil

@@ -73,6 +73,7 @@ func PromptID(prompt string) (int, error) {
 type Model struct {
 	ctx      *context.Context
 	parts    map[string]bool
+	digests  map[string]string // SHA-256 (hex) of each part's weights file as loaded
 	figures  Figures
 	Guidance float64 // classifier-free guidance scale of the teacher sampler (TeacherSample)
 }
@@ -104,7 +105,7 @@ func LoadFS(fsys fs.FS) (m *Model, err error) {
 			err = fmt.Errorf("loading the fashion weights: %v", r)
 		}
 	}()
-	m = &Model{ctx: context.New(), parts: map[string]bool{}, Guidance: DefaultGuidance}
+	m = &Model{ctx: context.New(), parts: map[string]bool{}, digests: map[string]string{}, Guidance: DefaultGuidance}
 	for _, part := range Parts {
 		data, err := fs.ReadFile(fsys, WeightsFile(part))
 		if err != nil {
@@ -124,6 +125,7 @@ func LoadFS(fsys fs.FS) (m *Model, err error) {
 			}
 		}
 		m.parts[part] = true
+		m.digests[part] = ckpt.FileSHA256(data)
 	}
 	if len(m.parts) == 0 {
 		return nil, fmt.Errorf("no fashion weights found (expected files like %s); train them with: hypernoise zoo train all",
@@ -146,6 +148,10 @@ func LoadFS(fsys fs.FS) (m *Model, err error) {
 
 // Context is the root context holding the (frozen) weights; build graphs with it or a child.
 func (m *Model) Context() *context.Context { return m.ctx }
+
+// WeightsSHA256 is the SHA-256 (hex) of the weights file a part was loaded from ("" if not loaded):
+// what was computed from those weights (the test set's held-out statistics) can name them.
+func (m *Model) WeightsSHA256(part string) string { return m.digests[part] }
 
 // Arch is the architecture version (ArchV1, ArchV2) of a part's loaded weights; "" for a part
 // that has a single architecture or is not loaded.
