@@ -168,7 +168,8 @@ func (b *patchedBuilder) transposeIfNeeded(x backends.Op, perm []int) (backends.
 //
 // It returns ok=false (leaving the convolution to lowerConv, or the rewrite as interior padding to
 // ConvGeneral) unless every stride is 1, the custom nodes are on, and either some input dilation
-// exceeds 1 or there is no input dilation and fewer output than input channels per group.
+// exceeds 1 or there is no input dilation and the scatter moves fewer values (input positions times
+// output channels) than im2col would copy (output positions times input channels).
 func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
 	strides []int, paddings [][2]int, inDil, kernelDil []int, groups, batchGroups int) (backends.Op, bool, error) {
 	if !b.fastPad || !padNodeOn.Load() || batchGroups > 1 || groups < 1 ||
@@ -178,9 +179,6 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 	_, l, pads, ok, err := b.convOperands(input, kernel, axes, paddings, groups, inDil, kernelDil)
 	if !ok || err != nil {
 		return nil, false, err
-	}
-	if !slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) && l.cout >= l.cin {
-		return nil, false, nil
 	}
 	n := len(axes.InputSpatial)
 	out := make([]int, n)
@@ -192,6 +190,17 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 			return nil, false, nil
 		}
 		negDil[i], off[i] = -kernelDil[i], pads[i][0]
+	}
+	if !slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) {
+		// Without input dilation, only when the scatter moves fewer values than im2col would copy:
+		// input positions x Cout against output positions x Cin (per batch entry and kernel position).
+		inPos, outPos := 1, 1
+		for i := range n {
+			inPos, outPos = inPos*l.in[i], outPos*out[i]
+		}
+		if inPos*l.cout >= outPos*l.cin {
+			return nil, false, nil
+		}
 	}
 	g, cg, coutg := groups, l.cin/groups, l.cout/groups
 	rows := l.b

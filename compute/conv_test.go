@@ -72,6 +72,12 @@ var convVariants = []convVariant{
 // TestConvGradient checks the registered ConvGeneral rule against finite differences on every variant.
 func TestConvGradient(t *testing.T) {
 	backend := testBackend(t)
+	before := statKernelGradConv.Load()
+	defer func() {
+		if statKernelGradConv.Load() == before {
+			t.Error("no kernel gradient was built as a convolution")
+		}
+	}()
 	for _, c := range convVariants {
 		t.Run(c.name, func(t *testing.T) {
 			e, err := CheckGradient(backend, c.fn, gradCase{dims: [][]int{c.x, c.k}}.inputs(3), nil)

@@ -3,6 +3,7 @@ package compute
 import (
 	"reflect"
 	"slices"
+	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -191,42 +192,10 @@ func convGeneralVJP(node, v *graph.Node) []*graph.Node {
 	kc := transposeTo(kernel, l.kPerm) // [K..., Cg, Cout]
 	vc := transposeTo(v, l.yPerm)      // [B, O..., Cout]
 
-	// Zero-padded input and its patches.
-	padCfg := make([]graph.PadAxis, n+2)
-	padded := make([]int, n)
-	for i := range n {
-		padCfg[1+i] = graph.PadAxis{Start: p.paddings[i][0], End: p.paddings[i][1]}
-		padded[i] = l.in[i] + p.paddings[i][0] + p.paddings[i][1]
+	dK := kernelGradAsConv(xc, vc, l, p)
+	if dK == nil {
+		dK = kernelGradByPatches(xc, vc, l, p)
 	}
-	zero := graph.ScalarZero(x.Graph(), x.DType())
-	xp := graph.Pad(xc, zero, padCfg...)
-	positions := kernelPositions(l.k)
-	parts := make([]*graph.Node, len(positions))
-	for pi, u := range positions {
-		ranges := make([]graph.SliceAxisSpec, n+2)
-		ranges[0], ranges[n+1] = graph.AxisRange(), graph.AxisRange()
-		for i := range n {
-			start := u[i] * p.kernelDil[i]
-			ranges[1+i] = graph.AxisRange(start, start+(l.out[i]-1)*p.strides[i]+1).Stride(p.strides[i])
-		}
-		parts[pi] = graph.InsertAxes(graph.Slice(xp, ranges...), n+1) // [B, O..., 1, Cin]
-	}
-	patches := parts[0]
-	if len(parts) > 1 {
-		patches = graph.Concatenate(parts, n+1) // [B, O..., Kpos, Cin]
-	}
-	rows := l.b
-	for _, o := range l.out {
-		rows *= o
-	}
-	kpos := len(positions)
-	p4 := graph.Reshape(patches, rows, kpos, g, cg)
-	v3 := graph.Reshape(vc, rows, g, coutg)
-
-	// ∂L/∂K = Pᵀv per group: [G, Kpos, Cg, Coutg] -> [Kpos, Cg, G, Coutg] -> kernel layout.
-	dK := graph.DotGeneral(p4, []int{0}, []int{2}, v3, []int{0}, []int{1})
-	dK = graph.TransposeAllAxes(dK, 1, 2, 0, 3)
-	dK = graph.Reshape(dK, slices.Concat(l.k, []int{cg, l.cout})...)
 	dK = transposeTo(dK, inversePerm(l.kPerm))
 
 	// ∂L/∂x as a convolution (the adjoint of the strided, dilated, padded correlation): v dilated by
@@ -266,3 +235,93 @@ func convGeneralVJP(node, v *graph.Node) []*graph.Node {
 	dx = transposeTo(dx, inversePerm(l.xPerm))
 	return []*graph.Node{dx, dK}
 }
+
+// kernelGradByPatches is ∂L/∂K = Pᵀv in the kernel's canonical layout [K..., Cg, Cout], from the
+// patches written out as strided slices of the zero-padded input (any channel grouping).
+func kernelGradByPatches(xc, vc *graph.Node, l convLayout, p convParams) *graph.Node {
+	n := len(l.in)
+	g, cg, coutg := l.g, l.cin/l.g, l.cout/l.g
+	// Zero-padded input and its patches.
+	padCfg := make([]graph.PadAxis, n+2)
+	padded := make([]int, n)
+	for i := range n {
+		padCfg[1+i] = graph.PadAxis{Start: p.paddings[i][0], End: p.paddings[i][1]}
+		padded[i] = l.in[i] + p.paddings[i][0] + p.paddings[i][1]
+	}
+	zero := graph.ScalarZero(xc.Graph(), xc.DType())
+	xp := graph.Pad(xc, zero, padCfg...)
+	positions := kernelPositions(l.k)
+	parts := make([]*graph.Node, len(positions))
+	for pi, u := range positions {
+		ranges := make([]graph.SliceAxisSpec, n+2)
+		ranges[0], ranges[n+1] = graph.AxisRange(), graph.AxisRange()
+		for i := range n {
+			start := u[i] * p.kernelDil[i]
+			ranges[1+i] = graph.AxisRange(start, start+(l.out[i]-1)*p.strides[i]+1).Stride(p.strides[i])
+		}
+		parts[pi] = graph.InsertAxes(graph.Slice(xp, ranges...), n+1) // [B, O..., 1, Cin]
+	}
+	patches := parts[0]
+	if len(parts) > 1 {
+		patches = graph.Concatenate(parts, n+1) // [B, O..., Kpos, Cin]
+	}
+	rows := l.b
+	for _, o := range l.out {
+		rows *= o
+	}
+	kpos := len(positions)
+	p4 := graph.Reshape(patches, rows, kpos, g, cg)
+	v3 := graph.Reshape(vc, rows, g, coutg)
+
+	// ∂L/∂K = Pᵀv per group: [G, Kpos, Cg, Coutg] -> [Kpos, Cg, G, Coutg] -> kernel layout.
+	dK := graph.DotGeneral(p4, []int{0}, []int{2}, v3, []int{0}, []int{1})
+	dK = graph.TransposeAllAxes(dK, 1, 2, 0, 3)
+	dK = graph.Reshape(dK, slices.Concat(l.k, []int{cg, l.cout})...)
+	return dK
+}
+
+// kernelGradAsConv is ∂L/∂K[u,c,f] = Σ_{b,o} x̃[b, s⊙o + d⊙u, c] · v[b,o,f] written as one
+// convolution, so that a backend runs it as its own convolution (the patched one as one im2col node
+// and one product instead of Kpos slices and a concatenation): x with its channels as the batch and
+// its batch as the channels, correlated with v as the kernel (its output positions as the kernel's
+// spatial axes, its batch as input channels), window stride d, kernel dilation s, the same leading
+// padding and a trailing one that makes the output K long; the result is [C, K..., F]. It returns
+// nil (use kernelGradByPatches) with channel groups or negative leading padding.
+func kernelGradAsConv(xc, vc *graph.Node, l convLayout, p convParams) *graph.Node {
+	n := len(l.in)
+	if l.g != 1 {
+		return nil
+	}
+	pads := make([][2]int, n)
+	crop := make([]graph.SliceAxisSpec, n+2)
+	crop[0], crop[n+1] = graph.AxisRange(), graph.AxisRange()
+	needCrop := false
+	for i := range n {
+		lo := p.paddings[i][0]
+		if lo < 0 {
+			return nil
+		}
+		// The last input entry read is s(O-1) + d(K-1) - lo; padding after it up to there.
+		last := p.strides[i]*(l.out[i]-1) + p.kernelDil[i]*(l.k[i]-1) - lo
+		hi := last + 1 - l.in[i]
+		crop[1+i] = graph.AxisRange()
+		if hi < 0 { // entries past the last one read: cut them off instead of padding negatively
+			crop[1+i] = graph.AxisRange(0, last+1)
+			needCrop, hi = true, 0
+		}
+		pads[i] = [2]int{lo, hi}
+	}
+	x := xc
+	if needCrop {
+		x = graph.Slice(xc, crop...)
+	}
+	axes := graph.ConvolveAxesConfig{InputBatch: n + 1, InputChannels: 0, InputSpatial: iotaFrom(1, n),
+		KernelInputChannels: 0, KernelOutputChannels: n + 1, KernelSpatial: iotaFrom(1, n),
+		OutputBatch: 0, OutputChannels: n + 1, OutputSpatial: iotaFrom(1, n)}
+	dK := graph.ConvGeneral(x, vc, axes, p.kernelDil, pads, nil, p.strides, 1, 1) // [C, K..., F]
+	statKernelGradConv.Add(1)
+	return graph.TransposeAllAxes(dK, slices.Concat(iotaFrom(1, n), []int{0, n + 1})...)
+}
+
+// statKernelGradConv counts kernel gradients built as a convolution (for tests).
+var statKernelGradConv atomic.Int64
