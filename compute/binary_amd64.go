@@ -1,0 +1,21 @@
+//go:build amd64 && !purego
+
+package compute
+
+import "golang.org/x/sys/cpu"
+
+// binaryVector is true when the AVX2 kernels below may run.
+var binaryVector = cpu.X86.HasAVX2
+
+// The element-wise float32 Add, Sub and Mul of equal-length runs, eight values at a time (AVX2,
+// binary_amd64.s); len(a) must be a positive multiple of 8 and len(out), len(b) >= len(a). Each value
+// is one IEEE single-precision operation, as in Go, so the results equal the scalar loop's.
+
+//go:noescape
+func addF32AVX2(out, a, b []float32)
+
+//go:noescape
+func subF32AVX2(out, a, b []float32)
+
+//go:noescape
+func mulF32AVX2(out, a, b []float32)
