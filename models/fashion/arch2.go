@@ -100,8 +100,8 @@ func flowCond(ctx *context.Context, t, c *Node) *Node {
 }
 
 // flowNet2 is the v2 teacher/student network, a small U-Net on the 7x7 latent: a 3x3 conv (32) and
-// a conditioned residual block (the skip), a dense bottleneck over the whole latent (1568 -> 512,
-// two conditioned residual dense layers, 512 -> 1568) that gives every position a global view,
+// a conditioned residual block (the skip), a dense bottleneck over the whole latent (1568 -> 384,
+// two conditioned residual dense layers, 384 -> 1568) that gives every position a global view,
 // added to the skip, another conditioned residual block, and a 3x3 output conv to 4 channels
 // (nn.OutputConv, so LoRA OutputOnly works).
 func flowNet2(ctx *context.Context, x, t, c *Node) *Node {
