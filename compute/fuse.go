@@ -383,22 +383,24 @@ func execSiluGrad(backend *simplego.Backend, data *siluGradNodeData, inputs []*s
 }
 
 // siluGrad writes out = v·σ + (v·x)·(σ·(1-σ)), each product and the sum in the operand order that
-// data records (out may be v).
+// data records (out may be v). The conversions round every product, so that a compiler targeting
+// FMA (GOAMD64=v3) does not fuse a product into the sum, as the separate ops could not.
 func siluGrad[T float32 | float64](out, v, x, s []T, data *siluGradNodeData) {
 	v, x, s = v[:len(out)], x[:len(out)], s[:len(out)]
 	for i := range out {
 		vi, xi, si := v[i], x[i], s[i]
-		first := vi * si
+		first := T(vi * si)
 		if data.sigmaLeft {
-			first = si * vi
+			first = T(si * vi)
 		}
-		vx := vi * xi
+		vx := T(vi * xi)
 		if data.xLeft {
-			vx = xi * vi
+			vx = T(xi * vi)
 		}
-		second := vx * (si * (1 - si))
+		dsig := T(si * (1 - si))
+		second := T(vx * dsig)
 		if !data.vxLeft {
-			second = (si * (1 - si)) * vx
+			second = T(dsig * vx)
 		}
 		if data.secondFirst {
 			out[i] = second + first
