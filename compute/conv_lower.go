@@ -19,7 +19,9 @@ import (
 //	y[b,o,(g,f)] = Σ_{u,c∈g} P[b,o,u,c] · K[u,c,(g,f)]   (one DotGeneral, channel groups g as its batch)
 //
 // then y is transposed to the requested output layout. Input dilation has already been rewritten as
-// interior padding (see ConvGeneral in patched.go).
+// interior padding (see ConvGeneral in patched.go). Without channel groups, when products run on the
+// GEMM library, the im2col node and the DotGeneral are one node that never holds all of P at once
+// (see convgemm.go).
 
 // lowerConv builds the im2col form, or returns ok=false to leave the convolution to SimpleGo. It only
 // composes builder operations, so it also runs when the fast kernels are off (then the patches are
@@ -56,6 +58,28 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 		negPad = negPad || pads[i][0] < 0 || pads[i][1] < 0
 	}
 	positions := kernelPositions(l.k)
+	if g == 1 {
+		// im2col and the product fused in one node (see convgemm.go).
+		kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+		if err != nil {
+			return nil, false, err
+		}
+		km, err := b.Builder.Reshape(kc, len(positions)*l.cin, l.cout)
+		if err != nil {
+			return nil, false, err
+		}
+		yc, fused, err := b.convGemmNode(xc, km, l.k, strides, kernelDil, l.out, pads, l.cout)
+		if err != nil {
+			return nil, false, err
+		}
+		if fused {
+			if yc, err = b.transposeIfNeeded(yc, inversePerm(l.yPerm)); err != nil {
+				return nil, false, err
+			}
+			statConvLowered.Add(1)
+			return yc, true, nil
+		}
+	}
 	var patches backends.Op
 	isNode := false
 	if !negPad { // the im2col node pads with zeros itself

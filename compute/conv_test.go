@@ -131,6 +131,7 @@ func TestConvLoweringMatchesStock(t *testing.T) {
 	}
 	defer stock.Finalize()
 	before, beforeScatter, beforePadded := statConvLowered.Load(), statConvScatter.Load(), statIm2colPadded.Load()
+	beforeFused := statConvFused.Load()
 	narrow := 0
 	for _, c := range convVariants {
 		if strings.HasPrefix(c.name, "narrow/") {
@@ -152,6 +153,11 @@ func TestConvLoweringMatchesStock(t *testing.T) {
 	}
 	if n := statConvScatter.Load() - beforeScatter; n != int64(narrow) {
 		t.Errorf("%d convolutions were built as GEMM + col2im, want the %d narrow ones", n, narrow)
+	}
+	// Without channel groups and without input dilation, the im2col form is the fused node (float64
+	// too: one im2col and one GEMM, as unfused).
+	if MatmulPath().Fast && statConvFused.Load() == beforeFused {
+		t.Error("no convolution ran as the fused im2col + GEMM node")
 	}
 	if statIm2colPadded.Load() == beforePadded {
 		t.Error("no padded convolution ran on the im2col node's own padding")

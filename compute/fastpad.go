@@ -148,6 +148,8 @@ func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simpl
 		return execIm2col(backend, data, inputs)
 	case *col2imNodeData:
 		return execCol2im(backend, data, inputs)
+	case *convGemmNodeData:
+		return execConvGemm(backend, data, inputs)
 	}
 	return nil, fmt.Errorf("compute: node of type Pad without a configuration")
 }

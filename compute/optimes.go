@@ -20,8 +20,8 @@ type OpTime struct {
 var (
 	opTimesOnce sync.Once
 	opTimesMu   sync.Mutex
-	opTimes     [backends.OpTypeLast]time.Duration
-	opCounts    [backends.OpTypeLast]int
+	opTimes     = map[string]time.Duration{}
+	opCounts    = map[string]int{}
 )
 
 // EnableOpTimes makes every pure-Go backend (patched or not) time each op it executes, from now on, for
@@ -40,9 +40,10 @@ func EnableOpTimes() {
 				start := time.Now()
 				out, err := ex(b, n, in, owned)
 				d := time.Since(start)
+				name := opName(backends.OpType(op), n)
 				opTimesMu.Lock()
-				opTimes[op] += d
-				opCounts[op]++
+				opTimes[name] += d
+				opCounts[name]++
 				opTimesMu.Unlock()
 				return out, err
 			}
@@ -58,10 +59,11 @@ func OpTimes() []OpTime {
 	var out []OpTime
 	for op, d := range opTimes {
 		if opCounts[op] > 0 {
-			out = append(out, OpTime{Op: backends.OpType(op).String(), Time: d, Count: opCounts[op]})
+			out = append(out, OpTime{Op: op, Time: d, Count: opCounts[op]})
 			total += d
 		}
-		opTimes[op], opCounts[op] = 0, 0
+		delete(opTimes, op)
+		delete(opCounts, op)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time > out[j].Time })
 	for i := range out {
@@ -70,4 +72,25 @@ func OpTimes() []OpTime {
 		}
 	}
 	return out
+}
+
+// opName is the op kind's name; this package's own nodes, which all carry OpTypePad (see fastpad.go),
+// are named by what they compute.
+func opName(op backends.OpType, n *simplego.Node) string {
+	if op != backends.OpTypePad {
+		return op.String()
+	}
+	switch getNodeData(n).(type) {
+	case *im2colNodeData:
+		return "Pad:im2col"
+	case *col2imNodeData:
+		return "Pad:col2im"
+	case *convGemmNodeData:
+		return "Pad:conv(im2col+GEMM)"
+	case *sigmoidGradNodeData:
+		return "Pad:LogisticGrad"
+	case *siluGradNodeData:
+		return "Pad:SiLUGrad"
+	}
+	return "Pad"
 }

@@ -98,14 +98,16 @@ func (b *patchedBackend) Builder(name string) backends.Builder {
 		return inner
 	}
 	_, fast := fastOpsBackends.Load(b.Backend)
-	return &patchedBuilder{Builder: sb, fastPad: fast}
+	_, fastGemm := fastBackends.Load(b.Backend)
+	return &patchedBuilder{Builder: sb, fastPad: fast, fastGemm: fastGemm}
 }
 
 // patchedBuilder embeds SimpleGo's builder: every op it creates is a SimpleGo op of the inner builder.
 type patchedBuilder struct {
 	*simplego.Builder
-	fastPad bool                       // build Pad as one node (see fastpad.go), and the fused nodes
-	tags    map[*simplego.Node]fuseTag // origins of ops, for fusing (see fuse.go)
+	fastPad  bool                       // build Pad as one node (see fastpad.go), and the fused nodes
+	fastGemm bool                       // the backend runs products on the GEMM library (see fastdot.go)
+	tags     map[*simplego.Node]fuseTag // origins of ops, for fusing (see fuse.go)
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)

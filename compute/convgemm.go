@@ -1,0 +1,190 @@
+package compute
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+)
+
+// A convolution without channel groups as one node: im2col and the GEMM fused, chunk by chunk.
+//
+// With x [B, S..., Cin] and the kernel as a matrix K [Kpos·Cin, Cout], the node computes
+//
+//	y[b, o, :] = P[b, o, :] · K,      P[b, o, (u, c)] = x̃[b, s⊙o + d⊙u, c]      y: [B, O..., Cout]
+//
+// the same product as the im2col node followed by one DotGeneral (see lowerConv), but P is never
+// materialized whole: a few batch entries at a time are extracted into a cache-sized scratch matrix and
+// multiplied at once, and when the work is large enough the batch is cut in contiguous bands, one per
+// core, each running its own im2col and GEMM. Each output row is still one dot product of a patch row
+// with a column of K over the same Kpos·Cin terms.
+type convGemmNodeData struct {
+	patches im2colNodeData // the patch extraction (its lo pads x with zeros)
+	cout    int
+}
+
+// convChunkElems is the size, in values, of the scratch patch matrix of one chunk (256 KiB of float32):
+// it and the GEMM's packed blocks stay in a core's L2 cache.
+const convChunkElems = 1 << 16
+
+// convFuseOn switches the fused node on (tests compare it with the unfused lowering).
+var convFuseOn atomic.Bool
+
+func init() { convFuseOn.Store(true) }
+
+// statConvFused counts fused convolutions built; statConvFusedSplit those run on several goroutines.
+var statConvFused, statConvFusedSplit atomic.Int64
+
+// convGemmNode builds the fused node from xc [B, S..., Cin] and km [Kpos·Cin, Cout], or returns
+// ok=false when it does not apply (custom nodes off, no GEMM library on this backend, negative padding).
+func (b *patchedBuilder) convGemmNode(xc, km backends.Op, k, strides, dil, out []int, pads [][2]int, cout int) (backends.Op, bool, error) {
+	if !b.fastPad || !b.fastGemm || !padNodeOn.Load() || !convFuseOn.Load() {
+		return nil, false, nil
+	}
+	xn, ok1 := xc.(*simplego.Node)
+	kn, ok2 := km.(*simplego.Node)
+	if !ok1 || !ok2 {
+		return nil, false, nil
+	}
+	xs, err := b.OpShape(xc)
+	if err != nil {
+		return nil, false, err
+	}
+	n := len(k)
+	if xs.Rank() != n+2 || (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) {
+		return nil, false, nil
+	}
+	kpos := 1
+	var lo []int
+	for i := range n {
+		kpos *= k[i]
+		var p [2]int
+		if i < len(pads) {
+			p = pads[i]
+		}
+		if p[0] < 0 || p[1] < 0 {
+			return nil, false, nil
+		}
+		if last := (out[i]-1)*strides[i] + (k[i]-1)*dil[i]; last >= xs.Dimensions[1+i]+p[0]+p[1] {
+			return nil, false, fmt.Errorf("conv: window reaches %d on axis %d of %s padded by %v", last, 1+i, xs, p)
+		}
+		if p[0] > 0 || p[1] > 0 {
+			if lo == nil {
+				lo = make([]int, n)
+			}
+			lo[i] = p[0]
+		}
+	}
+	ks, err := b.OpShape(km)
+	if err != nil {
+		return nil, false, err
+	}
+	if !slices.Equal(ks.Dimensions, []int{kpos * xs.Dimensions[n+1], cout}) || ks.DType != xs.DType {
+		return nil, false, fmt.Errorf("conv: kernel matrix %s for input %s and %d kernel positions", ks, xs, kpos)
+	}
+	dims := slices.Concat([]int{xs.Dimensions[0]}, out, []int{cout})
+	node := simplegoNewNode(b.Builder, backends.OpTypePad, shapes.Make(xs.DType, dims...), xn, kn)
+	data := &convGemmNodeData{patches: im2colNodeData{k: slices.Clone(k), strides: slices.Clone(strides),
+		dil: slices.Clone(dil), out: slices.Clone(out), lo: lo}, cout: cout}
+	if !setNodeData(node, data) {
+		return nil, false, nil
+	}
+	statConvFused.Add(1)
+	return node, true, nil
+}
+
+// execConvGemm runs a fused convolution node.
+func execConvGemm(backend *simplego.Backend, data *convGemmNodeData, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
+	if gemm == nil {
+		return nil, fmt.Errorf("compute: fused convolution without a GEMM library")
+	}
+	xs, err := backend.BufferShape(inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	xf, _ := backend.BufferData(inputs[0])
+	kf, _ := backend.BufferData(inputs[1])
+	dims := slices.Concat([]int{xs.Dimensions[0]}, data.patches.out, []int{data.cout})
+	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, dims...))
+	if err != nil {
+		return nil, err
+	}
+	switch y := outFlat.(type) {
+	case []float32:
+		convGemmRun(y, xf.([]float32), kf.([]float32), xs.Dimensions, data)
+	case []float64:
+		convGemmRun(y, xf.([]float64), kf.([]float64), xs.Dimensions, data)
+	default:
+		_ = backend.BufferFinalize(outBuf)
+		return nil, fmt.Errorf("compute: fused convolution of dtype %s", xs.DType)
+	}
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// convScratch holds scratch patch matrices between runs.
+var convScratch sync.Pool
+
+// convGemmParts is the number of goroutines a fused convolution of nb batch entries runs on: as for a
+// DotGeneral (see gemmParts), one for float64 and for a library that may not be called concurrently,
+// else up to GOMAXPROCS with at least splitMinPartMNK multiply-adds per part.
+var convGemmParts = func(f32 bool, nb, mnk int) int {
+	if !f32 || gemm == nil || !gemm.Concurrent {
+		return 1
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), nb, mnk/splitMinPartMNK))
+}
+
+// convGemmRun computes y = im2col(x)·K. float32 runs in chunks of whole batch entries of about
+// convChunkElems patch values, split over cores (convGemmParts); float64 runs as one im2col and one
+// GEMM, exactly the unfused lowering.
+func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
+	nb := xDims[0]
+	if nb == 0 || len(y) == 0 {
+		return
+	}
+	numO := 1
+	for _, o := range d.patches.out {
+		numO *= o
+	}
+	kk := len(k) / d.cout // Kpos·Cin
+	perB := numO * kk     // patch values per batch entry
+	xb, yb := len(x)/nb, numO*d.cout
+	_, f32 := any(T(0)).(float32)
+	chunk := nb
+	if f32 {
+		chunk = max(1, convChunkElems/perB)
+	}
+	band := func(lo, hi int) {
+		c0 := min(chunk, hi-lo)
+		var scratch []T
+		sp, _ := convScratch.Get().(*[]T)
+		if sp != nil && cap(*sp) >= c0*perB {
+			scratch = (*sp)[:c0*perB]
+		} else {
+			scratch = make([]T, c0*perB)
+			sp = &scratch
+		}
+		for b := lo; b < hi; b += chunk {
+			c := min(chunk, hi-b)
+			p := scratch[:c*perB]
+			im2colKernel(p, x[b*xb:(b+c)*xb], withDim0(xDims, c), &d.patches)
+			gemmCall(false, false, c*numO, d.cout, kk, p, kk, k, d.cout, y[b*yb:(b+c)*yb], d.cout)
+		}
+		*sp = scratch
+		convScratch.Put(sp)
+	}
+	parts := convGemmParts(f32, nb, nb*numO*kk*d.cout)
+	if parts <= 1 {
+		band(0, nb)
+		return
+	}
+	statConvFusedSplit.Add(1)
+	parallelRanges(nb, parts, 1, band)
+}
