@@ -239,6 +239,35 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 	if err != nil {
 		return nil, false, err
 	}
+	if g == 1 {
+		// The product and the scatter fused in one node (see convgemm.go), the kernel as [Cin, Kpos·Cout].
+		kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+		if err != nil {
+			return nil, false, err
+		}
+		km, err := b.Builder.Reshape(kc, kpos, l.cin, l.cout)
+		if err != nil {
+			return nil, false, err
+		}
+		if km, err = b.Builder.Transpose(km, 1, 0, 2); err != nil {
+			return nil, false, err
+		}
+		if km, err = b.Builder.Reshape(km, l.cin, kpos*l.cout); err != nil {
+			return nil, false, err
+		}
+		y, fused, err := b.convScatterNode(xc, km, l.k, inDil, negDil, off, out, l.cout)
+		if err != nil {
+			return nil, false, err
+		}
+		if fused {
+			if y, err = b.transposeIfNeeded(y, inversePerm(l.yPerm)); err != nil {
+				return nil, false, err
+			}
+			statConvLowered.Add(1)
+			statConvScatter.Add(1)
+			return y, true, nil
+		}
+	}
 	x3, err := b.Builder.Reshape(xc, rows, g, cg)
 	if err != nil {
 		return nil, false, err

@@ -156,6 +156,16 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 	kk := len(k) / d.cout // Kpos·Cin
 	perB := numO * kk     // patch values per batch entry
 	xb, yb := len(x)/nb, numO*d.cout
+	convChunks(nb, perB, nb*numO*kk*d.cout, func(p []T, b, c int) {
+		im2colKernel(p, x[b*xb:(b+c)*xb], withDim0(xDims, c), &d.patches)
+		gemmCall(false, false, c*numO, d.cout, kk, p, kk, k, d.cout, y[b*yb:(b+c)*yb], d.cout)
+	})
+}
+
+// convChunks calls step(scratch, b, c) on consecutive chunks [b, b+c) of [0, nb), scratch holding
+// c·perB values: for float32, chunks of about convChunkElems values, on convGemmParts goroutines (for
+// mnk multiply-adds in all), each with its own scratch; for float64, one chunk.
+func convChunks[T gemmFloat](nb, perB, mnk int, step func(scratch []T, b, c int)) {
 	_, f32 := any(T(0)).(float32)
 	chunk := nb
 	if f32 {
@@ -173,18 +183,117 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 		}
 		for b := lo; b < hi; b += chunk {
 			c := min(chunk, hi-b)
-			p := scratch[:c*perB]
-			im2colKernel(p, x[b*xb:(b+c)*xb], withDim0(xDims, c), &d.patches)
-			gemmCall(false, false, c*numO, d.cout, kk, p, kk, k, d.cout, y[b*yb:(b+c)*yb], d.cout)
+			step(scratch[:c*perB], b, c)
 		}
 		*sp = scratch
 		convScratch.Put(sp)
 	}
-	parts := convGemmParts(f32, nb, nb*numO*kk*d.cout)
+	parts := convGemmParts(f32, nb, mnk)
 	if parts <= 1 {
 		band(0, nb)
 		return
 	}
 	statConvFusedSplit.Add(1)
 	parallelRanges(nb, parts, 1, band)
+}
+
+// A stride-1 convolution in the scatter form of lowerDilatedConv, fused the same way: with x
+// [B, I..., Cin] and the kernel as a matrix K [Cin, Kpos·Cout], chunk by chunk of batch entries,
+//
+//	Q[b, i, (u, f)] = x[b, i, :] · K[:, (u, f)]       y[b, h, f] = Σ_{i,u: s⊙i + d⊙u + off = h} Q[b, i, u, f]
+//
+// the DotGeneral and the col2im node of the unfused form, without holding all of Q.
+type convScatterNodeData struct {
+	scatter    col2imNodeData
+	kpos, cout int
+}
+
+// convScatterNode builds the fused node from xc [B, I..., Cin] and km [Cin, Kpos·Cout], or returns
+// ok=false when it does not apply.
+func (b *patchedBuilder) convScatterNode(xc, km backends.Op, k, strides, dil, off, out []int, cout int) (backends.Op, bool, error) {
+	if !b.fastPad || !b.fastGemm || !padNodeOn.Load() || !convFuseOn.Load() {
+		return nil, false, nil
+	}
+	xn, ok1 := xc.(*simplego.Node)
+	kn, ok2 := km.(*simplego.Node)
+	if !ok1 || !ok2 {
+		return nil, false, nil
+	}
+	xs, err := b.OpShape(xc)
+	if err != nil {
+		return nil, false, err
+	}
+	n := len(k)
+	if xs.Rank() != n+2 || (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) {
+		return nil, false, nil
+	}
+	kpos := 1
+	for _, v := range k {
+		kpos *= v
+	}
+	ks, err := b.OpShape(km)
+	if err != nil {
+		return nil, false, err
+	}
+	if !slices.Equal(ks.Dimensions, []int{xs.Dimensions[n+1], kpos * cout}) || ks.DType != xs.DType {
+		return nil, false, fmt.Errorf("conv: kernel matrix %s for input %s and %d kernel positions", ks, xs, kpos)
+	}
+	dims := slices.Concat([]int{xs.Dimensions[0]}, out, []int{cout})
+	node := simplegoNewNode(b.Builder, backends.OpTypePad, shapes.Make(xs.DType, dims...), xn, kn)
+	data := &convScatterNodeData{scatter: col2imNodeData{k: slices.Clone(k), strides: slices.Clone(strides),
+		dil: slices.Clone(dil), off: slices.Clone(off), out: slices.Clone(out)}, kpos: kpos, cout: cout}
+	if !setNodeData(node, data) {
+		return nil, false, nil
+	}
+	statConvFused.Add(1)
+	return node, true, nil
+}
+
+// execConvScatter runs a fused scatter-form convolution node.
+func execConvScatter(backend *simplego.Backend, data *convScatterNodeData, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
+	if gemm == nil {
+		return nil, fmt.Errorf("compute: fused convolution without a GEMM library")
+	}
+	xs, err := backend.BufferShape(inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	xf, _ := backend.BufferData(inputs[0])
+	kf, _ := backend.BufferData(inputs[1])
+	dims := slices.Concat([]int{xs.Dimensions[0]}, data.scatter.out, []int{data.cout})
+	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, dims...))
+	if err != nil {
+		return nil, err
+	}
+	switch y := outFlat.(type) {
+	case []float32:
+		convScatterRun(y, xf.([]float32), kf.([]float32), xs.Dimensions, data)
+	case []float64:
+		convScatterRun(y, xf.([]float64), kf.([]float64), xs.Dimensions, data)
+	default:
+		_ = backend.BufferFinalize(outBuf)
+		return nil, fmt.Errorf("compute: fused convolution of dtype %s", xs.DType)
+	}
+	statFastOps.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// convScatterRun computes y = col2im(x·K), chunk by chunk (see convChunks).
+func convScatterRun[T gemmFloat](y, x, k []T, xDims []int, d *convScatterNodeData) {
+	nb := xDims[0]
+	if nb == 0 || len(y) == 0 {
+		return
+	}
+	n := len(d.scatter.k)
+	numI := 1
+	for _, v := range xDims[1 : n+1] {
+		numI *= v
+	}
+	cin, w := xDims[n+1], d.kpos*d.cout
+	xb, yb := len(x)/nb, len(y)/nb
+	qDims := slices.Concat(xDims[:n+1], []int{d.kpos, d.cout})
+	convChunks(nb, numI*w, nb*numI*cin*w, func(q []T, b, c int) {
+		gemmCall(false, false, c*numI, w, cin, x[b*xb:(b+c)*xb], cin, k, w, q, w)
+		col2imKernel(y[b*yb:(b+c)*yb], q, withDim0(qDims, c), &d.scatter)
+	})
 }

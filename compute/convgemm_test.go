@@ -2,8 +2,10 @@ package compute
 
 import (
 	"math"
+	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
@@ -33,6 +35,11 @@ func TestConvGemmFused(t *testing.T) {
 		{"4x4/s4/patch", []int{5, 12, 8, 3}, []int{4, 4, 3, 17}, []int{4, 4}, nil, nil, 1, false},
 		{"1d/k5/pad2", []int{9, 31, 6}, []int{5, 6, 11}, []int{1}, [][2]int{{2, 2}}, nil, 1, false},
 		{"channels-first/3x3", []int{6, 5, 9, 8}, []int{8, 5, 3, 3}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, true},
+		// Fewer output than input channels, stride 1: the scatter form (GEMM + col2im), fused.
+		{"narrow/3x3/pad1/b32x14x14x32", []int{32, 14, 14, 32}, []int{3, 3, 32, 4}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false},
+		{"narrow/2x3/pad(0,2)(1,0)/odd", []int{9, 7, 5, 13}, []int{2, 3, 13, 3}, []int{1, 1}, [][2]int{{0, 2}, {1, 0}}, nil, 1, false},
+		{"narrow/3x3/dil2/pad(2,1)", []int{7, 9, 8, 11}, []int{3, 3, 11, 5}, []int{1, 1}, [][2]int{{2, 1}, {2, 2}}, []int{2, 2}, 1, false},
+		{"narrow/channels-first/3x3", []int{10, 9, 6, 7}, []int{2, 9, 3, 3}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, true},
 	}
 	for _, parts := range []int{1, 2, 3} {
 		convGemmParts = func(f32 bool, nb, mnk int) int {
@@ -48,11 +55,14 @@ func TestConvGemmFused(t *testing.T) {
 			fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(in)} }
 			x := func() *tensors.Tensor { return randFloat32(7, c.x...) }
 			k := func() *tensors.Tensor { return randFloat32(8, c.k...) }
-			before, beforeSplit := statConvFused.Load(), statConvFusedSplit.Load()
+			before, beforeSplit, beforeScatter := statConvFused.Load(), statConvFusedSplit.Load(), statConvScatter.Load()
 			convFuseOn.Store(true)
 			got := eval(t, fast, fn, x(), k())[0]
 			if statConvFused.Load() == before {
 				t.Fatalf("%s: the fused convolution node was not built", c.name)
+			}
+			if narrow := strings.HasPrefix(c.name, "narrow/"); narrow != (statConvScatter.Load() != beforeScatter) {
+				t.Errorf("%s: built in the scatter form: %v, want %v", c.name, !narrow, narrow)
 			}
 			if parts > 1 && statConvFusedSplit.Load() == beforeSplit {
 				t.Errorf("%s: the fused convolution did not run on %d goroutines", c.name, parts)
@@ -73,6 +83,61 @@ func TestConvGemmFused(t *testing.T) {
 			if d := maxAbsDiff(got, unfused); d > tol || math.IsNaN(d) {
 				t.Errorf("%s, %d part(s): max difference %g from the unfused lowering (tolerance %g)", c.name, parts, d, tol)
 			}
+		}
+	}
+}
+
+// TestConvScatterFusedInputDilation compares float32 correlations of a dilated input (a strided
+// convolution's input gradient), run as the fused scatter node in several chunks and over several
+// goroutines, with the same correlation of the explicitly dilated input (interior zero padding) run
+// unfused.
+func TestConvScatterFusedInputDilation(t *testing.T) {
+	if !MatmulPath().Fast {
+		t.Skip("no GEMM library: the fused convolution is not built")
+	}
+	backend := testBackend(t)
+	saved := convGemmParts
+	defer func() { convGemmParts = saved; convFuseOn.Store(true) }()
+	convGemmParts = func(f32 bool, nb, mnk int) int { return min(2, nb) }
+	axes := backends.ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+		KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+		OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2}}
+	for _, c := range []struct {
+		name  string
+		x, k  []int
+		inDil []int
+		pads  [][2]int
+		dil   []int
+	}{
+		{"s2/k3/pad2", []int{32, 7, 7, 16}, []int{3, 3, 16, 24}, []int{2, 2}, [][2]int{{2, 2}, {2, 1}}, []int{1, 1}},
+		{"s3/k2/negative-pad", []int{11, 5, 4, 6}, []int{2, 2, 6, 5}, []int{3, 2}, [][2]int{{-1, 1}, {1, -1}}, []int{1, 1}},
+		{"s2/dil2", []int{9, 6, 5, 7}, []int{3, 2, 7, 3}, []int{2, 2}, [][2]int{{2, 1}, {1, 2}}, []int{2, 1}},
+	} {
+		lowered := func(in []*graph.Node) []*graph.Node {
+			return []*graph.Node{graph.ConvGeneral(in[0], in[1], axes, []int{1, 1}, c.pads, c.inDil, c.dil, 1, 1)}
+		}
+		explicit := func(in []*graph.Node) []*graph.Node {
+			zero := graph.ScalarZero(in[0].Graph(), in[0].DType())
+			xd := graph.Pad(in[0], zero, graph.PadAxis{}, graph.PadAxis{Interior: c.inDil[0] - 1},
+				graph.PadAxis{Interior: c.inDil[1] - 1}, graph.PadAxis{})
+			return []*graph.Node{graph.ConvGeneral(xd, in[1], axes, []int{1, 1}, c.pads, nil, c.dil, 1, 1)}
+		}
+		x := func() *tensors.Tensor { return randFloat32(3, c.x...) }
+		k := func() *tensors.Tensor { return randFloat32(4, c.k...) }
+		before, beforeSplit := statConvFused.Load(), statConvFusedSplit.Load()
+		got := eval(t, backend, lowered, x(), k())[0]
+		if statConvFused.Load() == before || statConvFusedSplit.Load() == beforeSplit {
+			t.Fatalf("%s: not run as the fused scatter node on 2 goroutines", c.name)
+		}
+		convFuseOn.Store(false)
+		want := eval(t, backend, explicit, x(), k())[0]
+		convFuseOn.Store(true)
+		scale := 0.0
+		for _, v := range want {
+			scale = max(scale, math.Abs(v))
+		}
+		if d := maxAbsDiff(got, want); d > 1e-5*scale || math.IsNaN(d) {
+			t.Errorf("%s: max difference %g (%d vs %d values)", c.name, d, len(got), len(want))
 		}
 	}
 }

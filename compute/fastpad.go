@@ -150,6 +150,8 @@ func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simpl
 		return execCol2im(backend, data, inputs)
 	case *convGemmNodeData:
 		return execConvGemm(backend, data, inputs)
+	case *convScatterNodeData:
+		return execConvScatter(backend, data, inputs)
 	}
 	return nil, fmt.Errorf("compute: node of type Pad without a configuration")
 }

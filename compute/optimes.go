@@ -87,6 +87,8 @@ func opName(op backends.OpType, n *simplego.Node) string {
 		return "Pad:col2im"
 	case *convGemmNodeData:
 		return "Pad:conv(im2col+GEMM)"
+	case *convScatterNodeData:
+		return "Pad:conv(GEMM+col2im)"
 	case *sigmoidGradNodeData:
 		return "Pad:LogisticGrad"
 	case *siluGradNodeData:
