@@ -163,19 +163,7 @@ func (r *EvalReport) Table() report.Table {
 // Text is the report as a plain-text table.
 func (r *EvalReport) Text() string {
 	var b strings.Builder
-	t := r.Table()
-	fmt.Fprintf(&b, "%-16s", "method")
-	for _, c := range t.Columns {
-		fmt.Fprintf(&b, " %14s", c)
-	}
-	b.WriteString("\n")
-	for _, row := range t.Rows {
-		fmt.Fprintf(&b, "%-16s", row.Name)
-		for _, v := range row.Values {
-			fmt.Fprintf(&b, " %14.4g", v)
-		}
-		b.WriteString("\n")
-	}
+	r.Table().WriteText(&b, "method", 16, 14, "%.4g")
 	fmt.Fprintf(&b, "reward %q, %d images per method (%d prompts x %d seeds)", r.RewardSpec, r.Images,
 		len(r.Prompts), r.Options.SeedsPerPrompt)
 	if r.Methods[MethodReno] != nil && r.Methods[MethodHyperNoise] != nil {

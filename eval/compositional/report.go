@@ -71,19 +71,7 @@ func (r *Result) Text() string {
 	}
 	fmt.Fprintf(&b, "%d compositional prompts x %d seeds = %d images per method\n", len(r.Prompts), r.Options.SeedsPerPrompt, r.Images)
 	b.WriteString("success per category:\n")
-	ct := r.CategoryTable()
-	fmt.Fprintf(&b, "%-18s", "")
-	for _, c := range ct.Columns {
-		fmt.Fprintf(&b, " %22s", c)
-	}
-	b.WriteString("\n")
-	for _, row := range ct.Rows {
-		fmt.Fprintf(&b, "%-18s", row.Name)
-		for _, v := range row.Values {
-			fmt.Fprintf(&b, " %22.3f", v)
-		}
-		b.WriteString("\n")
-	}
+	r.CategoryTable().WriteText(&b, "", 18, 22, "%.3f")
 	if r.Real != nil {
 		fmt.Fprintf(&b, "real test images: every prompt paired with each test image of its class (%d pairs); ceiling: the class check's pass rate among the pairs whose attributes pass\n", r.Real.Pairs)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -65,6 +66,23 @@ func ScatterPNG(title, xLabel, yLabel string, pts []Point) ([]byte, error) {
 type Table struct {
 	Columns []string
 	Rows    []Row
+}
+
+// WriteText writes t as aligned plain text: a header with the columns, then one line per row, the
+// names in nameWidth characters and each value in colWidth with the fmt verb (e.g. "%.3f").
+func (t Table) WriteText(b *strings.Builder, corner string, nameWidth, colWidth int, verb string) {
+	fmt.Fprintf(b, "%-*s", nameWidth, corner)
+	for _, c := range t.Columns {
+		fmt.Fprintf(b, " %*s", colWidth, c)
+	}
+	b.WriteString("\n")
+	for _, row := range t.Rows {
+		fmt.Fprintf(b, "%-*s", nameWidth, row.Name)
+		for _, v := range row.Values {
+			fmt.Fprintf(b, " %*s", colWidth, fmt.Sprintf(verb, v))
+		}
+		b.WriteString("\n")
+	}
 }
 
 // Row is one method's figures, in the order of Table.Columns.

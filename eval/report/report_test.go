@@ -57,3 +57,14 @@ func TestCurvesPNG(t *testing.T) {
 		t.Error("no series should be an error")
 	}
 }
+
+// TestTableWriteText: a header, then one line per row, names left-aligned, values right-aligned.
+func TestTableWriteText(t *testing.T) {
+	tb := Table{Columns: []string{"a", "bb"}, Rows: []Row{{Name: "base", Values: []float64{0.5, 12.25}}, {Name: "reno", Values: []float64{1, -0.125}}}}
+	var b strings.Builder
+	tb.WriteText(&b, "method", 7, 6, "%.2f")
+	want := "method       a     bb\nbase      0.50  12.25\nreno      1.00  -0.12\n"
+	if b.String() != want {
+		t.Fatalf("got\n%q\nwant\n%q", b.String(), want)
+	}
+}
