@@ -29,9 +29,16 @@ type convGemmNodeData struct {
 	cout    int
 }
 
-// convChunkElems is the size, in values, of the scratch patch matrix of one chunk (256 KiB of float32):
-// it and the GEMM's packed blocks stay in a core's L2 cache.
-const convChunkElems = 1 << 16
+// convChunkElems is the size, in values, of the scratch patch matrix of one chunk (128 KiB of float32):
+// it and the GEMM's packed blocks stay in a core's L2 cache. convPartMinMNK is the least number of
+// multiply-adds per goroutine of a fused convolution. In one locked session on this project's 2-core
+// machine (06:01, the v2 HyperNoise step, 20 steps, three rounds alternated), 2^15 values with 2^20
+// gave 37.2, 35.4, 37.3 ms a step against 37.9, 39.5, 39.5 ms for 2^16 and 4·2^20 (the DotGeneral
+// split's floor); 2^17 values and 2·2^20 were in between.
+const (
+	convChunkElems = 1 << 15
+	convPartMinMNK = 1 << 20
+)
 
 // convFuseOn switches the fused node on (tests compare it with the unfused lowering).
 var convFuseOn atomic.Bool
@@ -133,12 +140,13 @@ var convScratch sync.Pool
 
 // convGemmParts is the number of goroutines a fused convolution of nb batch entries runs on: as for a
 // DotGeneral (see gemmParts), one for float64 and for a library that may not be called concurrently,
-// else up to GOMAXPROCS with at least splitMinPartMNK multiply-adds per part.
+// else up to GOMAXPROCS with at least convPartMinMNK multiply-adds per part. The cut is between whole
+// batch entries.
 var convGemmParts = func(f32 bool, nb, mnk int) int {
 	if !f32 || gemm == nil || !gemm.Concurrent {
 		return 1
 	}
-	return max(1, min(runtime.GOMAXPROCS(0), nb, mnk/splitMinPartMNK))
+	return max(1, min(runtime.GOMAXPROCS(0), nb, mnk/convPartMinMNK))
 }
 
 // convGemmRun computes y = im2col(x)·K. float32 runs in chunks of whole batch entries of about
