@@ -1,9 +1,12 @@
 #!/bin/sh
-HN=/tmp/hn-cur; OUT=/tmp/ld-br
+set -e
+HN=${HN:-hypernoise}; OUT=${OUT:-logdet-brightness}; mkdir -p "$OUT"
 EVAL="--methods base,hypernoise --finetune-steps 0 --seeds 32 --json --quiet"
+for beta in 0.01 0.03 0.1; do
 for reg in kl logdet; do
-  $HN train --reward brightness=1 --reg $reg --beta 0.01 --steps 300 --out $OUT/bright-$reg --quiet --json > $OUT/bright-$reg.train.json
-  $HN eval --hypernet $OUT/bright-$reg $EVAL > $OUT/bright-$reg.eval.json
+  $HN train --reward brightness=1 --reg $reg --beta $beta --steps 300 --out $OUT/bright-$reg-$beta --quiet --json > $OUT/bright-$reg-$beta.train.json
+  $HN eval --hypernet $OUT/bright-$reg-$beta $EVAL > $OUT/bright-$reg-$beta.eval.json
 done
-$HN tilt --reward brightness=1 --beta 0.01 --pool 1024 --seeds 32 --json --quiet > $OUT/bright-tilt.json
+done
+$HN tilt --reward brightness=1 --beta 0.01,0.03,0.1 --pool 2048 --seeds 32 --json --quiet > $OUT/bright-tilt.json
 echo done
