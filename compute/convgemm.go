@@ -108,6 +108,16 @@ func (b *patchedBuilder) convGemmNode(xc, km backends.Op, k, strides, dil, out [
 
 // execConvGemm runs a fused convolution node.
 func execConvGemm(backend *simplego.Backend, data *convGemmNodeData, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
+	return execConvNode(backend, inputs, data.patches.out, data.cout,
+		func(y, x, k []float32, xDims []int) { convGemmRun(y, x, k, xDims, data) },
+		func(y, x, k []float64, xDims []int) { convGemmRun(y, x, k, xDims, data) })
+}
+
+// execConvNode runs a fused convolution node of either form: it allocates the output [batch,
+// out..., cout] for the input x (inputs[0]) and kernel matrix (inputs[1]) and fills it with run32
+// or run64 by dtype.
+func execConvNode(backend *simplego.Backend, inputs []*simplego.Buffer, out []int, cout int,
+	run32 func(y, x, k []float32, xDims []int), run64 func(y, x, k []float64, xDims []int)) (*simplego.Buffer, error) {
 	if gemm == nil {
 		return nil, fmt.Errorf("compute: fused convolution without a GEMM library")
 	}
@@ -117,16 +127,16 @@ func execConvGemm(backend *simplego.Backend, data *convGemmNodeData, inputs []*s
 	}
 	xf, _ := backend.BufferData(inputs[0])
 	kf, _ := backend.BufferData(inputs[1])
-	dims := slices.Concat([]int{xs.Dimensions[0]}, data.patches.out, []int{data.cout})
+	dims := slices.Concat([]int{xs.Dimensions[0]}, out, []int{cout})
 	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, dims...))
 	if err != nil {
 		return nil, err
 	}
 	switch y := outFlat.(type) {
 	case []float32:
-		convGemmRun(y, xf.([]float32), kf.([]float32), xs.Dimensions, data)
+		run32(y, xf.([]float32), kf.([]float32), xs.Dimensions)
 	case []float64:
-		convGemmRun(y, xf.([]float64), kf.([]float64), xs.Dimensions, data)
+		run64(y, xf.([]float64), kf.([]float64), xs.Dimensions)
 	default:
 		_ = backend.BufferFinalize(outBuf)
 		return nil, fmt.Errorf("compute: fused convolution of dtype %s", xs.DType)
@@ -259,31 +269,9 @@ func (b *patchedBuilder) convScatterNode(xc, km backends.Op, k, strides, dil, of
 
 // execConvScatter runs a fused scatter-form convolution node.
 func execConvScatter(backend *simplego.Backend, data *convScatterNodeData, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
-	if gemm == nil {
-		return nil, fmt.Errorf("compute: fused convolution without a GEMM library")
-	}
-	xs, err := backend.BufferShape(inputs[0])
-	if err != nil {
-		return nil, err
-	}
-	xf, _ := backend.BufferData(inputs[0])
-	kf, _ := backend.BufferData(inputs[1])
-	dims := slices.Concat([]int{xs.Dimensions[0]}, data.scatter.out, []int{data.cout})
-	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, dims...))
-	if err != nil {
-		return nil, err
-	}
-	switch y := outFlat.(type) {
-	case []float32:
-		convScatterRun(y, xf.([]float32), kf.([]float32), xs.Dimensions, data)
-	case []float64:
-		convScatterRun(y, xf.([]float64), kf.([]float64), xs.Dimensions, data)
-	default:
-		_ = backend.BufferFinalize(outBuf)
-		return nil, fmt.Errorf("compute: fused convolution of dtype %s", xs.DType)
-	}
-	statFastOps.Add(1)
-	return outBuf.(*simplego.Buffer), nil
+	return execConvNode(backend, inputs, data.scatter.out, data.cout,
+		func(y, x, k []float32, xDims []int) { convScatterRun(y, x, k, xDims, data) },
+		func(y, x, k []float64, xDims []int) { convScatterRun(y, x, k, xDims, data) })
 }
 
 // convScatterRun computes y = col2im(x·K), chunk by chunk (see convChunks).

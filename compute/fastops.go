@@ -718,6 +718,23 @@ func broadcastCopy[T any](out, x []T, xDims, outDims []int) {
 	}
 }
 
+// outputBuffer returns the buffer an element-wise op writes its result of the given shape into,
+// with its data: input 0's own buffer when the executor hands it over (owned[0], its last use;
+// inputs[0] is then cleared so that the executor does not free it), else a new buffer. The result
+// may thus alias input 0, which the op's kernel must allow (out[i] computed from x[i] alone).
+func outputBuffer(backend *simplego.Backend, inputs []*simplego.Buffer, owned []bool, shape shapes.Shape) (backends.Buffer, any, error) {
+	if len(owned) > 0 && owned[0] {
+		buf := inputs[0]
+		flat, err := backend.BufferData(buf)
+		if err != nil {
+			return nil, nil, err
+		}
+		inputs[0] = nil
+		return buf, flat, nil
+	}
+	return backend.NewSharedBuffer(0, shape)
+}
+
 // logisticParallelMin is the smallest tensor whose logistic is split over two goroutines.
 const logisticParallelMin = 1 << 16
 
@@ -735,18 +752,11 @@ func fastLogistic(backend *simplego.Backend, node *simplego.Node, inputs []*simp
 	}
 	xf, _ := backend.BufferData(inputs[0])
 	x := xf.([]float32)
-	var outBuf backends.Buffer
-	var out []float32
-	if owned[0] {
-		outBuf, out = inputs[0], x
-		inputs[0] = nil
-	} else {
-		b, f, err := backend.NewSharedBuffer(0, xs)
-		if err != nil {
-			return nil, err
-		}
-		outBuf, out = b, f.([]float32)
+	outBuf, of, err := outputBuffer(backend, inputs, owned, xs)
+	if err != nil {
+		return nil, err
 	}
+	out := of.([]float32)
 	if len(x) < logisticParallelMin {
 		sigmoid32(out, x)
 	} else {
@@ -821,18 +831,11 @@ func fastSign(backend *simplego.Backend, node *simplego.Node, inputs []*simplego
 	}
 	xf, _ := backend.BufferData(inputs[0])
 	x := xf.([]float32)
-	var outBuf backends.Buffer
-	var out []float32
-	if owned[0] {
-		outBuf, out = inputs[0], x
-		inputs[0] = nil
-	} else {
-		b, f, err := backend.NewSharedBuffer(0, xs)
-		if err != nil {
-			return nil, err
-		}
-		outBuf, out = b, f.([]float32)
+	outBuf, of, err := outputBuffer(backend, inputs, owned, xs)
+	if err != nil {
+		return nil, err
 	}
+	out := of.([]float32)
 	signBits32(out, x)
 	statFastOps.Add(1)
 	return outBuf.(*simplego.Buffer), nil

@@ -307,12 +307,8 @@ func execSigmoidGrad(backend *simplego.Backend, data *sigmoidGradNodeData, input
 	}
 	vf, _ := backend.BufferData(inputs[0])
 	sf, _ := backend.BufferData(inputs[1])
-	var outBuf backends.Buffer
-	outFlat := vf
-	if len(owned) > 0 && owned[0] {
-		outBuf = inputs[0]
-		inputs[0] = nil // the input buffer became the output
-	} else if outBuf, outFlat, err = backend.NewSharedBuffer(0, shapes.Make(vs.DType, vs.Dimensions...)); err != nil {
+	outBuf, outFlat, err := outputBuffer(backend, inputs, owned, vs)
+	if err != nil {
 		return nil, err
 	}
 	switch out := outFlat.(type) {
@@ -357,12 +353,8 @@ func execSiluGrad(backend *simplego.Backend, data *siluGradNodeData, inputs []*s
 	vf, _ := backend.BufferData(inputs[0])
 	xf, _ := backend.BufferData(inputs[1])
 	sf, _ := backend.BufferData(inputs[2])
-	var outBuf backends.Buffer
-	outFlat := vf
-	if len(owned) > 0 && owned[0] {
-		outBuf = inputs[0]
-		inputs[0] = nil
-	} else if outBuf, outFlat, err = backend.NewSharedBuffer(0, shapes.Make(vs.DType, vs.Dimensions...)); err != nil {
+	outBuf, outFlat, err := outputBuffer(backend, inputs, owned, vs)
+	if err != nil {
 		return nil, err
 	}
 	switch out := outFlat.(type) {
