@@ -69,10 +69,11 @@ func installFastOps() {
 			simplegoNodeExecutors[backends.OpTypeReduceSum] = fastReduceSum
 		}
 		if stockExec[backends.OpTypeSign] != nil {
-			simplegoNodeExecutors[backends.OpTypeSign] = fastSign
+			// sign(x) in {-1, 0, 1}, and 0 for NaN, as SimpleGo gives.
+			simplegoNodeExecutors[backends.OpTypeSign] = fastUnary32(backends.OpTypeSign, signBits32)
 		}
 		if stockExec[backends.OpTypeLogistic] != nil {
-			simplegoNodeExecutors[backends.OpTypeLogistic] = fastLogistic
+			simplegoNodeExecutors[backends.OpTypeLogistic] = fastUnary32(backends.OpTypeLogistic, logistic32)
 		}
 		for _, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul} {
 			if stockExec[op] != nil {
@@ -738,40 +739,47 @@ func outputBuffer(backend *simplego.Backend, inputs []*simplego.Buffer, owned []
 // logisticParallelMin is the smallest tensor whose logistic is split over two goroutines.
 const logisticParallelMin = 1 << 16
 
-// fastLogistic replaces SimpleGo's Logistic executor on patched backends for float32 tensors: the same
-// values (see sigmoid32), four at a time with AVX2, large tensors split over two goroutines.
-func fastLogistic(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
-	owned []bool) (*simplego.Buffer, error) {
-	stock := stockExec[backends.OpTypeLogistic]
-	if _, ok := fastOpsBackends.Load(backend); !ok {
-		return stock(backend, node, inputs, owned)
+// fastUnary32 returns an executor replacing SimpleGo's for the element-wise op on patched backends:
+// float32 tensors run kernel(out, x) (out may be x's own buffer, see outputBuffer); other dtypes and
+// unpatched backends run SimpleGo's executor.
+func fastUnary32(op backends.OpType, kernel func(out, x []float32)) simplegoExecutor {
+	return func(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
+		owned []bool) (*simplego.Buffer, error) {
+		stock := stockExec[op]
+		if _, ok := fastOpsBackends.Load(backend); !ok {
+			return stock(backend, node, inputs, owned)
+		}
+		xs, err := backend.BufferShape(inputs[0])
+		if err != nil || xs.DType != dtypes.Float32 {
+			return stock(backend, node, inputs, owned)
+		}
+		xf, _ := backend.BufferData(inputs[0])
+		outBuf, of, err := outputBuffer(backend, inputs, owned, xs)
+		if err != nil {
+			return nil, err
+		}
+		kernel(of.([]float32), xf.([]float32))
+		statFastOps.Add(1)
+		return outBuf.(*simplego.Buffer), nil
 	}
-	xs, err := backend.BufferShape(inputs[0])
-	if err != nil || xs.DType != dtypes.Float32 {
-		return stock(backend, node, inputs, owned)
-	}
-	xf, _ := backend.BufferData(inputs[0])
-	x := xf.([]float32)
-	outBuf, of, err := outputBuffer(backend, inputs, owned, xs)
-	if err != nil {
-		return nil, err
-	}
-	out := of.([]float32)
+}
+
+// logistic32 is SimpleGo's float32 Logistic with the same values (see sigmoid32), four at a time
+// with AVX2, large tensors split over two goroutines.
+func logistic32(out, x []float32) {
 	if len(x) < logisticParallelMin {
 		sigmoid32(out, x)
-	} else {
-		half := len(x) / 2 &^ 3
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sigmoid32(out[half:], x[half:])
-		}()
-		sigmoid32(out[:half], x[:half])
-		wg.Wait()
+		return
 	}
-	statFastOps.Add(1)
-	return outBuf.(*simplego.Buffer), nil
+	half := len(x) / 2 &^ 3
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sigmoid32(out[half:], x[half:])
+	}()
+	sigmoid32(out[:half], x[:half])
+	wg.Wait()
 }
 
 // fastTranspose replaces SimpleGo's Transpose executor on patched backends (float32, float64, int32).
@@ -813,30 +821,6 @@ func fastTranspose(backend *simplego.Backend, node *simplego.Node, inputs []*sim
 		_ = backend.BufferFinalize(outBuf)
 		return stock(backend, node, inputs, owned)
 	}
-	statFastOps.Add(1)
-	return outBuf.(*simplego.Buffer), nil
-}
-
-// fastSign replaces SimpleGo's Sign executor on patched backends for float32: sign(x) ∈ {-1, 0, 1},
-// and 0 for NaN, as SimpleGo gives.
-func fastSign(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer,
-	owned []bool) (*simplego.Buffer, error) {
-	stock := stockExec[backends.OpTypeSign]
-	if _, ok := fastOpsBackends.Load(backend); !ok {
-		return stock(backend, node, inputs, owned)
-	}
-	xs, err := backend.BufferShape(inputs[0])
-	if err != nil || xs.DType != dtypes.Float32 {
-		return stock(backend, node, inputs, owned)
-	}
-	xf, _ := backend.BufferData(inputs[0])
-	x := xf.([]float32)
-	outBuf, of, err := outputBuffer(backend, inputs, owned, xs)
-	if err != nil {
-		return nil, err
-	}
-	out := of.([]float32)
-	signBits32(out, x)
 	statFastOps.Add(1)
 	return outBuf.(*simplego.Buffer), nil
 }
