@@ -51,22 +51,11 @@ var statConvFused, statConvFusedSplit atomic.Int64
 // convGemmNode builds the fused node from xc [B, S..., Cin] and km [Kpos·Cin, Cout], or returns
 // ok=false when it does not apply (custom nodes off, no GEMM library on this backend, negative padding).
 func (b *patchedBuilder) convGemmNode(xc, km backends.Op, k, strides, dil, out []int, pads [][2]int, cout int) (backends.Op, bool, error) {
-	if !b.fastPad || !b.fastGemm || !padNodeOn.Load() || !convFuseOn.Load() {
-		return nil, false, nil
-	}
-	xn, ok1 := xc.(*simplego.Node)
-	kn, ok2 := km.(*simplego.Node)
-	if !ok1 || !ok2 {
-		return nil, false, nil
-	}
-	xs, err := b.OpShape(xc)
-	if err != nil {
+	xs, ok, err := b.convFusable(xc, km, len(k))
+	if !ok || err != nil {
 		return nil, false, err
 	}
 	n := len(k)
-	if xs.Rank() != n+2 || (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) {
-		return nil, false, nil
-	}
 	kpos := 1
 	var lo []int
 	for i := range n {
@@ -95,10 +84,38 @@ func (b *patchedBuilder) convGemmNode(xc, km backends.Op, k, strides, dil, out [
 	if !slices.Equal(ks.Dimensions, []int{kpos * xs.Dimensions[n+1], cout}) || ks.DType != xs.DType {
 		return nil, false, fmt.Errorf("conv: kernel matrix %s for input %s and %d kernel positions", ks, xs, kpos)
 	}
+	return b.convFusedNode(xc, km, xs, out, cout, &convGemmNodeData{patches: im2colNodeData{k: slices.Clone(k),
+		strides: slices.Clone(strides), dil: slices.Clone(dil), out: slices.Clone(out), lo: lo}, cout: cout})
+}
+
+// convFusable reports whether a fused convolution node applies to xc [B, S..., Cin] (n spatial
+// axes) and km: custom nodes and the GEMM library on for this backend, both operands SimpleGo nodes,
+// float32 or float64. It returns xc's shape.
+func (b *patchedBuilder) convFusable(xc, km backends.Op, n int) (shapes.Shape, bool, error) {
+	if !b.fastPad || !b.fastGemm || !padNodeOn.Load() || !convFuseOn.Load() {
+		return shapes.Shape{}, false, nil
+	}
+	_, ok1 := xc.(*simplego.Node)
+	_, ok2 := km.(*simplego.Node)
+	if !ok1 || !ok2 {
+		return shapes.Shape{}, false, nil
+	}
+	xs, err := b.OpShape(xc)
+	if err != nil {
+		return shapes.Shape{}, false, err
+	}
+	if xs.Rank() != n+2 || (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) {
+		return shapes.Shape{}, false, nil
+	}
+	return xs, true, nil
+}
+
+// convFusedNode builds a fused convolution node (either form, by data) from xc (shape xs) and km,
+// with output [B, out..., cout].
+func (b *patchedBuilder) convFusedNode(xc, km backends.Op, xs shapes.Shape, out []int, cout int, data any) (backends.Op, bool, error) {
 	dims := slices.Concat([]int{xs.Dimensions[0]}, out, []int{cout})
-	node := simplegoNewNode(b.Builder, backends.OpTypePad, shapes.Make(xs.DType, dims...), xn, kn)
-	data := &convGemmNodeData{patches: im2colNodeData{k: slices.Clone(k), strides: slices.Clone(strides),
-		dil: slices.Clone(dil), out: slices.Clone(out), lo: lo}, cout: cout}
+	node := simplegoNewNode(b.Builder, backends.OpTypePad, shapes.Make(xs.DType, dims...),
+		xc.(*simplego.Node), km.(*simplego.Node))
 	if !setNodeData(node, data) {
 		return nil, false, nil
 	}
@@ -229,22 +246,11 @@ type convScatterNodeData struct {
 // convScatterNode builds the fused node from xc [B, I..., Cin] and km [Cin, Kpos·Cout], or returns
 // ok=false when it does not apply.
 func (b *patchedBuilder) convScatterNode(xc, km backends.Op, k, strides, dil, off, out []int, cout int) (backends.Op, bool, error) {
-	if !b.fastPad || !b.fastGemm || !padNodeOn.Load() || !convFuseOn.Load() {
-		return nil, false, nil
-	}
-	xn, ok1 := xc.(*simplego.Node)
-	kn, ok2 := km.(*simplego.Node)
-	if !ok1 || !ok2 {
-		return nil, false, nil
-	}
-	xs, err := b.OpShape(xc)
-	if err != nil {
+	xs, ok, err := b.convFusable(xc, km, len(k))
+	if !ok || err != nil {
 		return nil, false, err
 	}
 	n := len(k)
-	if xs.Rank() != n+2 || (xs.DType != dtypes.Float32 && xs.DType != dtypes.Float64) {
-		return nil, false, nil
-	}
 	kpos := 1
 	for _, v := range k {
 		kpos *= v
@@ -256,15 +262,9 @@ func (b *patchedBuilder) convScatterNode(xc, km backends.Op, k, strides, dil, of
 	if !slices.Equal(ks.Dimensions, []int{xs.Dimensions[n+1], kpos * cout}) || ks.DType != xs.DType {
 		return nil, false, fmt.Errorf("conv: kernel matrix %s for input %s and %d kernel positions", ks, xs, kpos)
 	}
-	dims := slices.Concat([]int{xs.Dimensions[0]}, out, []int{cout})
-	node := simplegoNewNode(b.Builder, backends.OpTypePad, shapes.Make(xs.DType, dims...), xn, kn)
-	data := &convScatterNodeData{scatter: col2imNodeData{k: slices.Clone(k), strides: slices.Clone(strides),
-		dil: slices.Clone(dil), off: slices.Clone(off), out: slices.Clone(out)}, kpos: kpos, cout: cout}
-	if !setNodeData(node, data) {
-		return nil, false, nil
-	}
-	statConvFused.Add(1)
-	return node, true, nil
+	return b.convFusedNode(xc, km, xs, out, cout, &convScatterNodeData{scatter: col2imNodeData{k: slices.Clone(k),
+		strides: slices.Clone(strides), dil: slices.Clone(dil), off: slices.Clone(off), out: slices.Clone(out)},
+		kpos: kpos, cout: cout})
 }
 
 // execConvScatter runs a fused scatter-form convolution node.
