@@ -3,6 +3,8 @@ package bench
 import (
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
+
 	"github.com/hypernoise/hypernoise/compute"
 )
 
@@ -23,38 +25,37 @@ func BenchmarkHypernetStep(b *testing.B) {
 
 // BenchmarkHypernetStepOps prints the time per op kind of the HyperNoise step (go test -bench StepOps -v).
 func BenchmarkHypernetStepOps(b *testing.B) {
-	compute.EnableOpTimes()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer backend.Finalize()
-	compute.OpTimes()
-	hn, err := hypernetStep(backend, max(b.N, 5))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(hn.stepMS, "ms/step")
-	for _, o := range compute.OpTimes()[:15] {
-		b.Logf("%-22s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6, o.Count, o.Percent)
-	}
+	opProfile(b, 15, func(backend backends.Backend) (float64, error) {
+		hn, err := hypernetStep(backend, max(b.N, 5))
+		if err != nil {
+			return 0, err
+		}
+		return hn.stepMS, nil
+	})
 }
 
 // BenchmarkConvStepOps prints the time per op kind of the conv-net step.
 func BenchmarkConvStepOps(b *testing.B) {
+	opProfile(b, 12, func(backend backends.Backend) (float64, error) { return convStepTime(backend, max(b.N, 3)) })
+}
+
+// opProfile runs step (which returns ms per step) with the per-op timers on and logs the rows
+// op kinds that took the most time.
+func opProfile(b *testing.B, rows int, step func(backends.Backend) (float64, error)) {
 	compute.EnableOpTimes()
 	backend, err := compute.NewBackend("")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer backend.Finalize()
-	compute.OpTimes()
-	ms, err := convStepTime(backend, max(b.N, 3))
+	compute.OpTimes() // reset
+	ms, err := step(backend)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(ms, "ms/step")
-	for _, o := range compute.OpTimes()[:12] {
+	ops := compute.OpTimes()
+	for _, o := range ops[:min(rows, len(ops))] {
 		b.Logf("%-22s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6, o.Count, o.Percent)
 	}
 }
