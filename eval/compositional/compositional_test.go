@@ -231,14 +231,7 @@ func attrReward(t *testing.T, g *Generator, imgs []float32, ids []int32) []float
 // every attribute of the prompt is well inside its band, negative when one is outside, lower when
 // both are, and lower the farther out.
 func TestAttributeReward(t *testing.T) {
-	m, err := fashion.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGenerator(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, g := newTestGenerator(t)
 	dark, _ := PromptID("a dark sneaker")       // tone <= 0.58
 	both, _ := PromptID("a small dark sneaker") // 0.16 <= area <= 0.22, tone <= 0.58
 	small := rect(0.3, 8, 15, 3, 25)            // area 0.196, tone 0.3
@@ -264,14 +257,7 @@ func TestAttributeReward(t *testing.T) {
 // TestAttributeRewardCoversEveryAttribute checks that each of the three attributes of a prompt
 // counts: an image that fails any one band scores well below one that passes all three.
 func TestAttributeRewardCoversEveryAttribute(t *testing.T) {
-	m, err := fashion.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGenerator(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, g := newTestGenerator(t)
 	id, err := PromptID("a very large very bright very wide pullover")
 	if err != nil {
 		t.Fatal(err)
@@ -304,14 +290,7 @@ func TestAttributeRewardCoversEveryAttribute(t *testing.T) {
 // TestAttributeRewardGradient checks the gradient of the attribute reward with respect to the
 // pixels against central finite differences, for a two- and a three-attribute prompt.
 func TestAttributeRewardGradient(t *testing.T) {
-	m, err := fashion.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGenerator(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, g := newTestGenerator(t)
 	two, _ := PromptID("a large wide bag")
 	three, _ := PromptID("a very small very dark very narrow dress")
 	r := g.AttributeReward()
@@ -369,14 +348,7 @@ func TestAttributeRewardGradient(t *testing.T) {
 // "a small dark sneaker" the sneaker image for the same noise, and that its LoRA backbone is zero at
 // initialization (the hypernetwork's contract).
 func TestGeneratorSeesClass(t *testing.T) {
-	m, err := fashion.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGenerator(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, g := newTestGenerator(t)
 	mod, err := hypernet.NewLoRA(g, 4, 0, "comp_test")
 	if err != nil {
 		t.Fatal(err)
@@ -484,4 +456,18 @@ func TestReportFiles(t *testing.T) {
 	if txt := r.Text(); !strings.Contains(txt, "0.750") || !strings.Contains(txt, "real-data ceiling") || !strings.Contains(txt, "0.900") {
 		t.Errorf("text:\n%s", r.Text())
 	}
+}
+
+// newTestGenerator is the benchmark's generator over the embedded default.
+func newTestGenerator(t *testing.T) (*fashion.Model, *Generator) {
+	t.Helper()
+	m, err := fashion.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGenerator(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, g
 }
