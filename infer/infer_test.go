@@ -11,11 +11,8 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/internal/hntest"
-	"github.com/hypernoise/hypernoise/models/fashion"
-	"github.com/hypernoise/hypernoise/pipeline"
 )
 
 // trainedFolders writes two hypernetwork folders (random adapters, different seeds and rewards)
@@ -35,23 +32,6 @@ func (panicTB) Helper()                           {}
 func (panicTB) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
 func (panicTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 
-func newPipeline(t *testing.T, dirs ...string) *infer.Pipeline {
-	t.Helper()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fashion.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.NewPipeline(backend, m, dirs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
-}
 
 func generate(t *testing.T, p *infer.Pipeline, r infer.Request, seed uint64, prompts []int32) []float32 {
 	t.Helper()
@@ -74,7 +54,7 @@ func maxDiff(a, b []float32) float64 {
 // samples when loaded alone, and they must differ from each other and from the base.
 func TestSideBySide(t *testing.T) {
 	dirs := trainedFolders()
-	both := newPipeline(t, dirs[0], dirs[1])
+	both := hntest.Pipeline(t, dirs[0], dirs[1])
 	if hs := both.Hypernets(); len(hs) != 2 || hs[0].Name != "hn0" || hs[1].Name != "hn1" || hs[0].Scope == hs[1].Scope {
 		t.Fatalf("loaded %+v", hs)
 	}
@@ -82,7 +62,7 @@ func TestSideBySide(t *testing.T) {
 	base := generate(t, both, infer.Request{Method: "base"}, 5, prompts)
 	var got [2][]float32
 	for i, d := range dirs {
-		alone := newPipeline(t, d)
+		alone := hntest.Pipeline(t, d)
 		want := generate(t, alone, infer.Request{Method: "hypernoise"}, 5, prompts)
 		got[i] = generate(t, both, infer.Request{Method: "hypernoise", Hypernet: filepath.Base(d)}, 5, prompts)
 		if dd := maxDiff(want, got[i]); dd > 1e-6 {
@@ -121,7 +101,7 @@ func TestSideBySide(t *testing.T) {
 // one. Run with -race to check the locking (see .ci/run).
 func TestConcurrent(t *testing.T) {
 	dirs := trainedFolders()
-	p := newPipeline(t, dirs[0], dirs[1])
+	p := hntest.Pipeline(t, dirs[0], dirs[1])
 	reqs := []infer.Request{
 		{Method: "base"},
 		{Method: "hypernoise", Hypernet: "hn0"},
@@ -168,7 +148,7 @@ func TestConcurrent(t *testing.T) {
 // TestCacheBounded: Generate with more distinct requests than MaxCachedMethods keeps at most that
 // many methods built, and an evicted method rebuilt later gives the same samples.
 func TestCacheBounded(t *testing.T) {
-	p := newPipeline(t)
+	p := hntest.Pipeline(t)
 	prompts := []int32{3}
 	first := generate(t, p, infer.Request{Method: "best-of-n", N: 1}, 4, prompts)
 	for n := 2; n <= infer.MaxCachedMethods+4; n++ {

@@ -15,11 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/internal/hntest"
 	"github.com/hypernoise/hypernoise/models/fashion"
-	"github.com/hypernoise/hypernoise/pipeline"
 )
 
 var folders = sync.OnceValues(func() ([]string, error) {
@@ -53,20 +51,7 @@ func newServer(t *testing.T, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fashion.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.NewPipeline(backend, m, dirs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	s, err := New(p, cfg)
+	s, err := New(hntest.Pipeline(t, dirs...), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,3 +69,23 @@ func Folder(t testing.TB, dir, name, spec string, seed uint64) string {
 	}
 	return out
 }
+
+// Pipeline is an inference pipeline on the embedded generator (pure-Go backend) with the
+// hypernetwork folders dirs loaded; it is closed when the test ends.
+func Pipeline(t testing.TB, dirs ...string) *infer.Pipeline {
+	t.Helper()
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fashion.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.NewPipeline(backend, m, dirs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
