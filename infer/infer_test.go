@@ -32,7 +32,6 @@ func (panicTB) Helper()                           {}
 func (panicTB) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
 func (panicTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 
-
 func generate(t *testing.T, p *infer.Pipeline, r infer.Request, seed uint64, prompts []int32) []float32 {
 	t.Helper()
 	out, err := p.Generate(r, hypernoise.Noise(seed, len(prompts), p.Model().Generator.NoiseShape()), tensors.FromValue(prompts))
