@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
@@ -25,7 +27,7 @@ func BenchmarkHypernetStep(b *testing.B) {
 
 // BenchmarkHypernetStepOps prints the time per op kind of the HyperNoise step (go test -bench StepOps -v).
 func BenchmarkHypernetStepOps(b *testing.B) {
-	opProfile(b, 15, func(backend backends.Backend) (float64, error) {
+	opProfile(b, benchRows(15), func(backend backends.Backend) (float64, error) {
 		hn, err := hypernetStep(backend, max(b.N, 5))
 		if err != nil {
 			return 0, err
@@ -83,4 +85,12 @@ func BenchmarkHypernetStepBeforeAfter(b *testing.B) {
 	b.ReportMetric(before, "ms/step-before")
 	b.ReportMetric(after, "ms/step-after")
 	b.ReportMetric(before/after, "x-speedup")
+}
+
+// benchRows is how many rows the per-op profiles print: n, or HN_OPTIMES_ROWS when set.
+func benchRows(n int) int {
+	if v, err := strconv.Atoi(os.Getenv("HN_OPTIMES_ROWS")); err == nil && v > 0 {
+		return v
+	}
+	return n
 }

@@ -512,27 +512,18 @@ func gemmSplit[T gemmFloat](parts int, transA, transB bool, m, n, k int, a []T, 
 }
 
 // parallelRanges cuts [0, total) into parts contiguous ranges, their edges on multiples of align, and
-// calls fn on each, all but the last on new goroutines, returning when all are done.
+// calls fn on each, on the calling goroutine and the idle helpers (see runBands), returning when all
+// are done.
 func parallelRanges(total, parts, align int, fn func(lo, hi int)) {
-	var wg sync.WaitGroup
-	lo := 0
-	for p := range parts {
-		hi := bandEdge(total, parts, align, p)
-		if hi <= lo {
-			continue
+	runBands(parts, func(p int) {
+		lo, hi := 0, bandEdge(total, parts, align, p)
+		if p > 0 {
+			lo = bandEdge(total, parts, align, p-1)
 		}
-		if p == parts-1 {
+		if hi > lo {
 			fn(lo, hi)
-		} else {
-			wg.Add(1)
-			go func(lo, hi int) {
-				defer wg.Done()
-				fn(lo, hi)
-			}(lo, hi)
 		}
-		lo = hi
-	}
-	wg.Wait()
+	})
 }
 
 // gemmCall computes C = op(A)·op(B) (row-major, C's previous contents ignored).

@@ -737,7 +737,7 @@ func outputBuffer(backend *simplego.Backend, inputs []*simplego.Buffer, owned []
 }
 
 // logisticParallelMin is the smallest tensor whose logistic is split over two goroutines.
-const logisticParallelMin = 1 << 16
+const logisticParallelMin = 2 * elemParallelMin
 
 // fastUnary32 returns an executor replacing SimpleGo's for the element-wise op on patched backends:
 // float32 tensors run kernel(out, x) (out may be x's own buffer, see outputBuffer); other dtypes and
@@ -771,15 +771,7 @@ func logistic32(out, x []float32) {
 		sigmoid32(out, x)
 		return
 	}
-	half := len(x) / 2 &^ 3
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sigmoid32(out[half:], x[half:])
-	}()
-	sigmoid32(out[:half], x[:half])
-	wg.Wait()
+	parallelRanges(len(x), 2, 4, func(lo, hi int) { sigmoid32(out[lo:hi], x[lo:hi]) })
 }
 
 // fastTranspose replaces SimpleGo's Transpose executor on patched backends (float32, float64, int32).

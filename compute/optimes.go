@@ -1,7 +1,10 @@
 package compute
 
 import (
+	"fmt"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +44,9 @@ func EnableOpTimes() {
 				out, err := ex(b, n, in, owned)
 				d := time.Since(start)
 				name := opName(backends.OpType(op), n)
+				if opTimesShapes {
+					name += " " + shapeKey(b, in, out)
+				}
 				opTimesMu.Lock()
 				opTimes[name] += d
 				opCounts[name]++
@@ -49,6 +55,30 @@ func EnableOpTimes() {
 			}
 		}
 	})
+}
+
+// opTimesShapes (environment HN_OPTIMES_SHAPES=1) splits OpTimes' rows by the op's operand and
+// output shapes.
+var opTimesShapes = os.Getenv("HN_OPTIMES_SHAPES") == "1"
+
+// shapeKey is "in1,in2->out" with each shape's dimensions, for the per-shape profile.
+func shapeKey(b *simplego.Backend, in []*simplego.Buffer, out *simplego.Buffer) string {
+	var sb strings.Builder
+	for i, x := range append(in, out) {
+		if i == len(in) {
+			sb.WriteString("->")
+		} else if i > 0 {
+			sb.WriteString(",")
+		}
+		if x == nil {
+			sb.WriteString("?")
+			continue
+		}
+		if s, err := b.BufferShape(x); err == nil {
+			sb.WriteString(fmt.Sprint(s.Dimensions))
+		}
+	}
+	return sb.String()
 }
 
 // OpTimes returns the time per op kind since EnableOpTimes, largest first, and resets the counters.

@@ -15,9 +15,11 @@ import (
 // bands, one goroutine each, gives the same values as one pass. They are cut when each band has at
 // least elemParallelMin output entries, into at most GOMAXPROCS bands.
 
-// elemParallelMin is the least number of output entries per goroutine of a cut kernel: a 256 KiB
-// float32 copy, some tens of µs, against a few µs to start and join a goroutine.
-const elemParallelMin = 1 << 16
+// elemParallelMin is the least number of output entries per band of a cut kernel: a 64 KiB float32
+// band, some µs, against well under a µs to hand it to an awake helper (see workers.go). In one
+// locked session (the v2 HyperNoise step, 20 steps, two rounds alternated) 2^14 gave 25.4, 26.5 ms a
+// step against 28.6, 28.2 for 2^16 and 25.4, 27.2 for 2^12.
+const elemParallelMin = 1 << 14
 
 // statParallelOps counts kernel runs that were cut over several goroutines.
 var statParallelOps atomic.Int64
