@@ -170,7 +170,7 @@ var convScratch sync.Pool
 // else up to GOMAXPROCS with at least convPartMinMNK multiply-adds per part. The cut is between whole
 // batch entries.
 var convGemmParts = func(f32 bool, nb, mnk int) int {
-	if !f32 || gemm == nil || !gemm.Concurrent {
+	if !f32 || gemm == nil || !gemm.Concurrent32() {
 		return 1
 	}
 	return max(1, min(runtime.GOMAXPROCS(0), nb, mnk/convPartMinMNK))

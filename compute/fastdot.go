@@ -72,7 +72,8 @@ type matmulState struct {
 type MatmulInfo struct {
 	// Fast is true when DotGeneral runs on an optimized GEMM.
 	Fast bool `json:"fast"`
-	// Path is "openblas" or "pure-go".
+	// Path is "onednn+openblas" (float32 products on oneDNN, float64 on OpenBLAS), "openblas" or
+	// "pure-go".
 	Path string `json:"path"`
 	// Library is the loaded library's file and configuration, when Fast.
 	Library string `json:"library,omitempty"`
@@ -81,6 +82,9 @@ type MatmulInfo struct {
 	Cores int `json:"cores,omitempty"`
 	// Reason says why the fast path is off, and how to get it.
 	Reason string `json:"reason,omitempty"`
+	// Faster, on the fast path without oneDNN, says why float32 products are not on oneDNN and how
+	// to get it.
+	Faster string `json:"faster,omitempty"`
 }
 
 // MatmulPath says which matrix product the patched ("go") backend runs, installing the fast path first if
@@ -90,10 +94,14 @@ func MatmulPath() MatmulInfo {
 	s := hookState.Load()
 	if s.lib != nil {
 		cores := 1
-		if s.lib.Concurrent {
+		if s.lib.Concurrent32() {
 			cores = runtime.GOMAXPROCS(0)
 		}
-		return MatmulInfo{Fast: true, Path: "openblas", Library: s.lib.String(), Cores: cores}
+		path := "openblas"
+		if s.lib.DNNL() {
+			path = "onednn+openblas"
+		}
+		return MatmulInfo{Fast: true, Path: path, Library: s.lib.String(), Cores: cores, Faster: s.lib.DNNLWhy}
 	}
 	return MatmulInfo{Path: "pure-go", Reason: s.reason}
 }
@@ -441,7 +449,7 @@ const splitMinPartMNK = 4 * bitSafeMinMNK
 // allows with at least splitMinPartMNK per part and, when the products themselves are cut, at least
 // splitAlign rows or columns per part.
 func gemmParts[T gemmFloat](nb, m, n, k int) int {
-	if _, f32 := any(T(0)).(float32); !f32 || gemm == nil || !gemm.Concurrent {
+	if _, f32 := any(T(0)).(float32); !f32 || gemm == nil || !gemm.Concurrent32() {
 		return 1
 	}
 	parts := min(runtime.GOMAXPROCS(0), nb*m*n*k/splitMinPartMNK)

@@ -25,7 +25,7 @@ const EnvLibrary = "HYPERNOISE_BLAS"
 
 // InstallHint is the one command that installs the library on Debian or Ubuntu (the build that large
 // products may call from several cores at once).
-const InstallHint = "sudo apt-get install libopenblas0-pthread"
+const InstallHint = "sudo apt-get install libopenblas0-pthread libdnnl2"
 
 // Candidates lists, in order of preference, the library files tried when $HYPERNOISE_BLAS is unset.
 // The threaded OpenBLAS (safe to call from several threads at once, limited to one thread per call)
@@ -62,6 +62,10 @@ type Library struct {
 		b *float32, ldb int32, beta float32, c *float32, ldc int32)
 	setThreads func(int32) // nil when the library has no openblas_set_num_threads
 
+	// dnnl, when set, computes the float32 products (see dnnl.go); DNNLWhy says why it is not.
+	dnnl    *dnnlLib
+	DNNLWhy string
+
 	dgemm func(order, transA, transB, m, n, k int32, alpha float64, a *float64, lda int32,
 		b *float64, ldb int32, beta float64, c *float64, ldc int32)
 }
@@ -92,6 +96,9 @@ func Default() (*Library, error) {
 				return
 			}
 			defaultLib, defaultErr = Open(v)
+			if defaultErr == nil {
+				defaultLib.dnnl, defaultLib.DNNLWhy = findDNNL()
+			}
 			if defaultErr != nil {
 				defaultErr = fmt.Errorf("%w (from $%s; unset it to search the usual places, or install with: %s)",
 					defaultErr, EnvLibrary, InstallHint)
@@ -107,6 +114,7 @@ func Default() (*Library, error) {
 			}
 			lib, err := Open(path)
 			if err == nil {
+				lib.dnnl, lib.DNNLWhy = findDNNL()
 				defaultLib = lib
 				return
 			}
@@ -138,6 +146,13 @@ func (l *Library) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 	}
 	if k == 0 { // the library may not touch a, b; keep the definition C = beta·C
 		scaleRows(c, m, n, ldc, beta)
+		return
+	}
+	if l.dnnl != nil {
+		l.dnnl.call(transA, transB, m, n, k, alpha, &a[0], lda, &b[0], ldb, beta, &c[0], ldc)
+		runtime.KeepAlive(a)
+		runtime.KeepAlive(b)
+		runtime.KeepAlive(c)
 		return
 	}
 	if !l.Concurrent {
@@ -243,8 +258,17 @@ func (l *Library) String() string {
 	if l.Config != "" {
 		s += " (" + l.Config + ")"
 	}
+	if l.dnnl != nil {
+		s = "oneDNN " + l.dnnl.path + " (" + l.dnnl.version + ") for float32, " + s
+	}
 	return s
 }
+
+// DNNL reports whether float32 products run on oneDNN's dnnl_sgemm (see dnnl.go).
+func (l *Library) DNNL() bool { return l.dnnl != nil }
+
+// Concurrent32 is true when several threads may call Sgemm at once: oneDNN always, else Concurrent.
+func (l *Library) Concurrent32() bool { return l.dnnl != nil || l.Concurrent }
 
 // SetThreads asks the library to use n threads per call (a no-op for a single-threaded build or a
 // library without openblas_set_num_threads) and records what it reports.

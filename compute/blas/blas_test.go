@@ -50,6 +50,12 @@ func TestSgemmMatchesDefinition(t *testing.T) {
 	if err != nil {
 		t.Skipf("no BLAS library here: %v", err)
 	}
+	checkSgemmDefinition(t, lib)
+}
+
+// checkSgemmDefinition is TestSgemmMatchesDefinition's check on lib.
+func checkSgemmDefinition(t *testing.T, lib *Library) {
+	t.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct{ m, n, k int }{{1, 1, 1}, {3, 5, 7}, {33, 17, 65}, {1, 64, 9}} {
 		for _, ta := range []bool{false, true} {

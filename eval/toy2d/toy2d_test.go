@@ -215,11 +215,11 @@ func TestQuickBenchmarkSanity(t *testing.T) {
 
 // TestQuickBenchmarkLogDetAndDial checks the stochastic log-det regularizer (LoRA modulator,
 // Hutchinson series, not the exact Jacobian) and the tilt dial on the quick benchmark: logdet KL
-// <= 0.15 and within 0.1 of the exact-KL row; the dial's KL <= 0.2 at each beta against that
+// <= 0.15 and at most 0.1 above the exact-KL row; the dial's KL <= 0.2 at each beta against that
 // beta's own target; and the JSON form methods.hypernoise_dial keyed by beta.
 func TestQuickBenchmarkLogDetAndDial(t *testing.T) {
 	rep := quickReport(t)
-	for _, name := range []string{"logdet_kl_at_most_0.15", "logdet_kl_within_0.1_of_exact_kl",
+	for _, name := range []string{"logdet_kl_at_most_0.15", "logdet_kl_at_most_exact_kl_plus_0.1",
 		"dial_beta_0.5_kl_at_most_0.2", "dial_beta_1_kl_at_most_0.2", "dial_beta_2_kl_at_most_0.2"} {
 		if c := checkNamed(t, rep, name); !c.Holds {
 			t.Errorf("%s does not hold: %s", name, c.Detail)

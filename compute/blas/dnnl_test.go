@@ -1,0 +1,120 @@
+//go:build linux || darwin || freebsd
+
+package blas
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ebitengine/purego"
+)
+
+// dnnlOrSkip returns OpenBLAS with oneDNN attached, skipping when either is not installed (CI installs
+// both) and failing when oneDNN's file is there but does not load.
+func dnnlOrSkip(t *testing.T) *Library {
+	t.Helper()
+	lib, err := Default()
+	if err != nil {
+		t.Skip("no OpenBLAS:", err)
+	}
+	present := false
+	for _, p := range DNNLCandidates {
+		if _, err := os.Stat(p); err == nil {
+			present = true
+		}
+	}
+	if !present {
+		t.Skip("oneDNN (libdnnl2) is not installed")
+	}
+	if os.Getenv(EnvDNNL) != "" {
+		t.Skipf("$%s is set", EnvDNNL)
+	}
+	if !lib.DNNL() {
+		t.Fatalf("libdnnl is installed but float32 products are not on it: %s", lib.DNNLWhy)
+	}
+	return lib
+}
+
+// TestDNNLInUse checks that with oneDNN installed the default library runs float32 products on it
+// (and says so) and that they match the definition, every transpose, stride, alpha and beta.
+func TestDNNLInUse(t *testing.T) {
+	lib := dnnlOrSkip(t)
+	if !strings.Contains(lib.String(), "oneDNN") || !lib.Concurrent32() {
+		t.Errorf("library %q, Concurrent32 %v: want oneDNN named and concurrent float32 calls", lib, lib.Concurrent32())
+	}
+	checkSgemmDefinition(t, lib)
+}
+
+// TestDNNLOneThreadPerCall checks that a call leaves OpenMP's thread count at one on the OS thread it
+// ran on (the caller spreads products over cores itself), and that concurrent callers each get the
+// product computed alone.
+func TestDNNLOneThreadPerCall(t *testing.T) {
+	lib := dnnlOrSkip(t)
+	if lib.dnnl.ompThreads == nil {
+		t.Skip("oneDNN build without OpenMP")
+	}
+	h, err := purego.Dlopen(lib.dnnl.path, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxThreads func() int32
+	purego.RegisterLibFunc(&maxThreads, h, "omp_get_max_threads")
+	const n = 200
+	r := rand.New(rand.NewPCG(5, 6))
+	a, b := randSlice(r, n*n), randSlice(r, n*n)
+	want := make([]float32, n*n)
+	lib.Sgemm(false, false, n, n, n, 1, a, n, b, n, 0, want, n)
+
+	errs := make(chan string, 64)
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c := make([]float32, n*n)
+			for rep := range 5 {
+				lib.Sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+				if got := maxThreads(); got != 1 {
+					errs <- fmt.Sprintf("worker %d: omp_get_max_threads() = %d after a call, want 1", w, got)
+				}
+				for j := range c {
+					if c[j] != want[j] {
+						errs <- fmt.Sprintf("worker %d rep %d: C[%d] = %g, alone %g", w, rep, j, c[j], want[j])
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+// TestDNNLOffAndMissing checks $HYPERNOISE_DNNL: "off" keeps float32 on OpenBLAS with that reason, and
+// a path that does not load is named in the reason.
+func TestDNNLOffAndMissing(t *testing.T) {
+	t.Setenv(EnvDNNL, "off")
+	if d, why := findDNNL(); d != nil || !strings.Contains(why, "off") {
+		t.Errorf("off: got %v, %q", d, why)
+	}
+	t.Setenv(EnvDNNL, "/nonexistent/libdnnl.so.2")
+	if d, why := findDNNL(); d != nil || !strings.Contains(why, "/nonexistent/libdnnl.so.2") {
+		t.Errorf("missing file: got %v, %q", d, why)
+	}
+	t.Setenv(EnvDNNL, "/usr/lib/x86_64-linux-gnu/libm.so.6") // loads, but is not oneDNN
+	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/libm.so.6"); err == nil {
+		if d, why := findDNNL(); d != nil || !strings.Contains(why, "does not export dnnl_sgemm") {
+			t.Errorf("not oneDNN: got %v, %q", d, why)
+		}
+	}
+}
