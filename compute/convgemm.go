@@ -29,14 +29,15 @@ type convGemmNodeData struct {
 	cout    int
 }
 
-// convChunkElems is the size, in values, of the scratch patch matrix of one chunk (128 KiB of float32):
-// it and the GEMM's packed blocks stay in a core's L2 cache. convPartMinMNK is the least number of
-// multiply-adds per goroutine of a fused convolution. In one locked session on this project's 2-core
-// machine (06:01, the v2 HyperNoise step, 20 steps, three rounds alternated), 2^15 values with 2^20
-// gave 37.2, 35.4, 37.3 ms a step against 37.9, 39.5, 39.5 ms for 2^16 and 4·2^20 (the DotGeneral
-// split's floor); 2^17 values and 2·2^20 were in between.
+// convChunkElems is the size, in values, of the scratch patch matrix of one chunk (512 KiB of float32):
+// it and the GEMM's packed blocks stay in a core's L2 cache (4 MiB here). convPartMinMNK is the least
+// number of multiply-adds per goroutine of a fused convolution. With OpenBLAS and a new goroutine per
+// band (06:01, the v2 HyperNoise step, three rounds alternated), 2^15 values gave 37.2, 35.4, 37.3 ms
+// a step against 37.9, 39.5, 39.5 for 2^16 and 4·2^20 (the DotGeneral split's floor). With oneDNN and
+// the awake helpers (06:47, same step, 20 steps, three rounds alternated) 2^17 gave 25.4, 24.5, 25.4
+// ms against 26.4, 25.9, 27.0 for 2^15.
 const (
-	convChunkElems = 1 << 15
+	convChunkElems = 1 << 17
 	convPartMinMNK = 1 << 20
 )
 
