@@ -547,7 +547,9 @@ func gemmCall[T gemmFloat](transA, transB bool, m, n, k int, a []T, lda int, b [
 // transposeInto writes dst = src with its axes permuted: dst's axis i is src's axis perm[i], both
 // row-major, dims being src's dimensions. Axes of size 1 are dropped and dst-adjacent axes that are
 // also adjacent, in the same order, in src are merged first, so that a transpose that keeps its last
-// axes together copies whole runs.
+// axes together copies whole runs. One that moves src's last axis away from dst's last (a
+// [B, H, W, C] -> [C, H, W, B] swap) is copied in square tiles, reading and writing whole cache lines;
+// large transposes are cut along dst's first axis over the cores.
 func transposeInto[T any](dst, src []T, dims, perm []int) {
 	rank := len(dims)
 	srcStrides := make([]int, rank)
@@ -576,9 +578,82 @@ func transposeInto[T any](dst, src []T, dims, perm []int) {
 		dst[0] = src[0]
 		return
 	}
-	rank = len(dstDims)
+	n0 := dstDims[0]
+	d0 := s / n0 // dst entries per index of dst's first axis
+	parallelAxis(n0, s, func(lo, hi int) {
+		dd := slices.Clone(dstDims)
+		dd[0] = hi - lo
+		transposeMerged(dst[lo*d0:hi*d0], src[lo*strides[0]:], dd, strides)
+	})
+}
+
+// transposeTile is the side of the square tiles of transposeMerged (16 float32 values: a cache line).
+const transposeTile = 16
+
+// transposeMerged writes dst[i_0, ..., i_{r-1}] = src[Σ i_a·strides[a]] for dst of dimensions dims,
+// row-major (the merged form of transposeInto).
+func transposeMerged[T any](dst, src []T, dims, strides []int) {
+	rank := len(dims)
+	inner, innerStride := dims[rank-1], strides[rank-1]
+	// The axis whose src stride is 1, when it is not dst's last: tile it against the last.
+	p := -1
+	if innerStride != 1 {
+		for a := range rank - 1 {
+			if strides[a] == 1 {
+				p = a
+			}
+		}
+	}
+	if p >= 0 && inner >= transposeTile && dims[p] >= transposeTile {
+		dstStrides := make([]int, rank)
+		ds := 1
+		for a := rank - 1; a >= 0; a-- {
+			dstStrides[a] = ds
+			ds *= dims[a]
+		}
+		np, dp := dims[p], dstStrides[p]
+		// Odometer over the axes other than p and the last.
+		var odims, ostr, odst []int
+		for a := range rank - 1 {
+			if a != p {
+				odims, ostr, odst = append(odims, dims[a]), append(ostr, strides[a]), append(odst, dstStrides[a])
+			}
+		}
+		idx := make([]int, len(odims))
+		base, o := 0, 0
+		for {
+			for i0 := 0; i0 < np; i0 += transposeTile {
+				i1 := min(i0+transposeTile, np)
+				for j0 := 0; j0 < inner; j0 += transposeTile {
+					j1 := min(j0+transposeTile, inner)
+					for i := i0; i < i1; i++ {
+						row := dst[o+i*dp+j0 : o+i*dp+j1]
+						pos := base + i + j0*innerStride
+						for j := range row {
+							row[j] = src[pos]
+							pos += innerStride
+						}
+					}
+				}
+			}
+			a := len(odims) - 1
+			for ; a >= 0; a-- {
+				idx[a]++
+				base += ostr[a]
+				o += odst[a]
+				if idx[a] < odims[a] {
+					break
+				}
+				base -= ostr[a] * odims[a]
+				o -= odst[a] * odims[a]
+				idx[a] = 0
+			}
+			if a < 0 {
+				return
+			}
+		}
+	}
 	idx := make([]int, rank)
-	inner, innerStride := dstDims[rank-1], strides[rank-1]
 	base, o := 0, 0
 	for {
 		if innerStride == 1 {
@@ -596,10 +671,10 @@ func transposeInto[T any](dst, src []T, dims, perm []int) {
 		for ; ax >= 0; ax-- {
 			idx[ax]++
 			base += strides[ax]
-			if idx[ax] < dstDims[ax] {
+			if idx[ax] < dims[ax] {
 				break
 			}
-			base -= strides[ax] * dstDims[ax]
+			base -= strides[ax] * dims[ax]
 			idx[ax] = 0
 		}
 		if ax < 0 {

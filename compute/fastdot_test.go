@@ -136,6 +136,56 @@ func TestTransposeInto(t *testing.T) {
 	}
 }
 
+// TestTransposeTiled checks transposeInto against the definition on transposes that take the tiled
+// path (src's last axis moved away from dst's last, both at least a tile long), with sizes that are
+// not multiples of the tile, leading axes, unit axes and sizes large enough to be cut over the cores.
+func TestTransposeTiled(t *testing.T) {
+	cases := []struct{ dims, perm []int }{
+		{[]int{32, 7, 7, 32}, []int{3, 1, 2, 0}}, // a conv kernel gradient's channel/batch swap
+		{[]int{17, 33}, []int{1, 0}},
+		{[]int{3, 40, 1, 19}, []int{0, 3, 2, 1}},
+		{[]int{5, 18, 4, 21}, []int{2, 3, 0, 1}},
+		{[]int{2, 3, 20, 5, 16}, []int{4, 1, 0, 3, 2}},
+		{[]int{300, 260}, []int{1, 0}}, // cut over the cores
+	}
+	for _, c := range cases {
+		n := 1
+		for _, d := range c.dims {
+			n *= d
+		}
+		src := make([]int32, n)
+		for i := range src {
+			src[i] = int32(i)
+		}
+		dst := make([]int32, n)
+		transposeInto(dst, src, c.dims, c.perm)
+		rank := len(c.dims)
+		srcStrides := make([]int, rank)
+		st := 1
+		for a := rank - 1; a >= 0; a-- {
+			srcStrides[a] = st
+			st *= c.dims[a]
+		}
+		idx := make([]int, rank) // dst multi-index
+		for o := range n {
+			pos := 0
+			for i, a := range c.perm {
+				pos += idx[i] * srcStrides[a]
+			}
+			if dst[o] != src[pos] {
+				t.Fatalf("dims %v perm %v: dst entry %d (index %v) = %d, want %d", c.dims, c.perm, o, idx, dst[o], src[pos])
+			}
+			for a := rank - 1; a >= 0; a-- {
+				idx[a]++
+				if idx[a] < c.dims[c.perm[a]] {
+					break
+				}
+				idx[a] = 0
+			}
+		}
+	}
+}
+
 // requireConcurrentGemm skips unless the fast path is on with a library that may be called from several
 // threads at once (what the split products need).
 func requireConcurrentGemm(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -864,12 +865,29 @@ func fastReduceSum(backend *simplego.Backend, node *simplego.Node, inputs []*sim
 	}
 	switch out := outFlat.(type) {
 	case []float32:
-		reduceSumKernel(out, xf.([]float32), xs.Dimensions, reduced)
+		reduceSumParallel(out, xf.([]float32), xs.Dimensions, reduced)
 	case []float64:
-		reduceSumKernel(out, xf.([]float64), xs.Dimensions, reduced)
+		reduceSumParallel(out, xf.([]float64), xs.Dimensions, reduced)
 	}
 	statFastOps.Add(1)
 	return outBuf.(*simplego.Buffer), nil
+}
+
+// reduceSumParallel is reduceSumKernel cut along x's first axis longer than 1 when that axis is kept
+// (each band sums its own output entries, in the same order).
+func reduceSumParallel[T float32 | float64](out, x []T, dims []int, reduced []bool) {
+	a := slices.IndexFunc(dims, func(d int) bool { return d > 1 })
+	if a < 0 || reduced[a] || len(out) == 0 {
+		reduceSumKernel(out, x, dims, reduced)
+		return
+	}
+	n := dims[a]
+	ob, xb := len(out)/n, len(x)/n
+	parallelAxis(n, len(x), func(lo, hi int) {
+		d := slices.Clone(dims)
+		d[a] = hi - lo
+		reduceSumKernel(out[lo*ob:hi*ob], x[lo*xb:hi*xb], d, reduced)
+	})
 }
 
 // reduceSumKernel computes out = Σ over the reduced axes of x, visiting x in row-major order and
@@ -913,29 +931,38 @@ func reduceSumKernel[T float32 | float64](out, x []T, dims []int, reduced []bool
 	if len(groups) > 1 {
 		second, outer = groups[1], groups[2:]
 	}
+	// A reduced third group repeats the double loop in place (its output stride is 0), so the
+	// odometer only steps over the groups beyond it: once per [HW, G, C/G] block instead of once per
+	// G·C/G values in GroupNorm's sums.
+	rep := 1
+	if len(outer) > 0 && outer[0].ls == 0 {
+		rep, outer = outer[0].size, outer[1:]
+	}
 	idx := make([]int, len(outer))
 	op, xp := 0, 0
 	n := inner.size
 	for {
-		if inner.ls == 0 { // inner axes reduced, second kept: one output per run
-			o := out[op : op+(second.size-1)*second.ls+1]
-			for j := range second.size {
-				run := x[xp : xp+n]
-				acc := o[j*second.ls]
-				for _, v := range run {
-					acc += v
+		for range rep {
+			if inner.ls == 0 { // inner axes reduced, second kept: one output per run
+				o := out[op : op+(second.size-1)*second.ls+1]
+				for j := range second.size {
+					run := x[xp : xp+n]
+					acc := o[j*second.ls]
+					for _, v := range run {
+						acc += v
+					}
+					o[j*second.ls] = acc
+					xp += n
 				}
-				o[j*second.ls] = acc
-				xp += n
-			}
-		} else { // inner axes kept, second reduced: every run adds into the same outputs
-			o := out[op : op+n]
-			for range second.size {
-				run := x[xp : xp+n]
-				for i, v := range run {
-					o[i] += v
+			} else { // inner axes kept, second reduced: every run adds into the same outputs
+				o := out[op : op+n]
+				for range second.size {
+					run := x[xp : xp+n]
+					for i, v := range run {
+						o[i] += v
+					}
+					xp += n
 				}
-				xp += n
 			}
 		}
 		if xp >= len(x) {

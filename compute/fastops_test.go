@@ -64,6 +64,10 @@ func TestFastOpsMatchStock(t *testing.T) {
 		{"reduce/groupnorm-like", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 1, 3) }, [][]int{{2, 6, 3, 4}}},
 		{"reduce/five-axes", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 0, 2, 4) }, [][]int{{3, 2, 4, 2, 3}}},
 		{"reduce/kept-inner", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 1) }, [][]int{{3, 5, 2, 4}}},
+		// Large enough to be cut over the cores (along the kept first axis), and one with a leading
+		// unit axis and a reduced group beyond the third.
+		{"reduce/groupnorm-large", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 1, 3) }, [][]int{{5, 196, 8, 8}}},
+		{"reduce/unit-lead-deep", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 2, 4, 5) }, [][]int{{1, 3, 50, 2, 3, 70}}},
 		{"broadcast/groupnorm-like", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 2, 5, 3, 4) }, [][]int{{2, 1, 3, 1}}},
 		{"broadcast/inner-and-outer", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 2, 4, 5, 3) }, [][]int{{1, 4, 1, 3}}},
 		{"reduce/all", func(in []*graph.Node) *graph.Node { return graph.ReduceAllSum(in[0]) }, [][]int{{3, 1, 4}}},
