@@ -161,3 +161,81 @@ loop:
 	JNZ loop
 	VZEROUPPER
 	RET
+
+// func sigmoid32AVX512(out, x []float32)
+// len(x) is a positive multiple of 8 and len(out) >= len(x). sigmoid32AVX2's operations, in the same
+// order, on eight float64 lanes; the constants are broadcast once into Z16-Z31.
+TEXT ·sigmoid32AVX512(SB), NOSPLIT, $0-48
+	MOVQ out_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	VBROADCASTSD sigMax<>(SB), Z15
+	VBROADCASTSD sigOne<>(SB), Z14
+	VBROADCASTSD sigMagic<>(SB), Z13
+	VBROADCASTSD sigAbs<>(SB), Z12
+	VBROADCASTSD sigNegLog2e<>(SB), Z16
+	VBROADCASTSD sigSign<>(SB), Z17
+	VBROADCASTSD sigLn2hi<>(SB), Z18
+	VBROADCASTSD sigLn2lo<>(SB), Z19
+	VBROADCASTSD sigC6<>(SB), Z20
+	VBROADCASTSD sigC2<>(SB), Z21
+	VBROADCASTSD sigC5040<>(SB), Z22
+	VBROADCASTSD sigC720<>(SB), Z23
+	VBROADCASTSD sigC120<>(SB), Z24
+	VBROADCASTSD sigC24<>(SB), Z25
+	VBROADCASTSD sigC39916800<>(SB), Z26
+	VBROADCASTSD sigC3628800<>(SB), Z27
+	VBROADCASTSD sigC362880<>(SB), Z28
+	VBROADCASTSD sigC40320<>(SB), Z29
+	VPBROADCASTQ sigBias<>(SB), Z30
+
+loop512:
+	VCVTPS2PD (SI), Z0       // x
+	VANDPD Z12, Z0, Z1       // a = |x|
+	VMINPD Z1, Z15, Z1       // a = min(110, a); a when a is NaN
+	VMULPD Z16, Z1, Z2       // -a·log2(e)
+	VADDPD Z13, Z2, Z2       // t
+	VSUBPD Z13, Z2, Z3       // nf
+	VXORPD Z17, Z1, Z4       // -a
+	VMULPD Z18, Z3, Z5
+	VSUBPD Z5, Z4, Z4
+	VMULPD Z19, Z3, Z5
+	VSUBPD Z5, Z4, Z4        // r
+	VMULPD Z4, Z4, Z5        // r²
+	VMULPD Z20, Z4, Z6
+	VADDPD Z21, Z6, Z6
+	VMULPD Z6, Z5, Z6
+	VADDPD Z14, Z4, Z7
+	VADDPD Z6, Z7, Z7        // p0
+	VMULPD Z22, Z4, Z8
+	VADDPD Z23, Z8, Z8
+	VMULPD Z8, Z5, Z8
+	VMULPD Z24, Z4, Z9
+	VADDPD Z25, Z9, Z9
+	VADDPD Z8, Z9, Z9        // p1
+	VMULPD Z26, Z4, Z8
+	VADDPD Z27, Z8, Z8
+	VMULPD Z8, Z5, Z8
+	VMULPD Z28, Z4, Z10
+	VADDPD Z29, Z10, Z10
+	VADDPD Z8, Z10, Z10      // p2
+	VMULPD Z5, Z5, Z5        // r⁴
+	VMULPD Z10, Z5, Z10
+	VADDPD Z10, Z9, Z9
+	VMULPD Z9, Z5, Z9
+	VADDPD Z9, Z7, Z7        // p ≈ e^r
+	VPADDQ Z30, Z2, Z2
+	VPSLLQ $52, Z2, Z2       // 2^n
+	VMULPD Z2, Z7, Z7        // e = e^-a
+	VPMOVQ2M Z0, K1          // sign bits of x
+	VBLENDMPD Z7, Z14, K1, Z8 // x < 0: e, else 1
+	VADDPD Z14, Z7, Z9       // 1 + e
+	VDIVPD Z9, Z8, Z8
+	VCVTPD2PS Z8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ loop512
+	VZEROUPPER
+	RET

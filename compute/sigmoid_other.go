@@ -2,6 +2,10 @@
 
 package compute
 
-const sigmoidVector = false
+const (
+	sigmoidVector    = false
+	sigmoidVector512 = false
+)
 
-func sigmoid32AVX2(out, x []float32) { sigmoid32Scalar(out, x) }
+func sigmoid32AVX2(out, x []float32)   { sigmoid32Scalar(out, x) }
+func sigmoid32AVX512(out, x []float32) { sigmoid32Scalar(out, x) }

@@ -46,16 +46,37 @@ func sigmoidInputs() []float32 {
 	return x
 }
 
-// TestSigmoidMatchesStock: sigmoid32 (the AVX2 kernel where the CPU has it) and its scalar version
+// TestSigmoidMatchesStock: sigmoid32 (the AVX-512 or AVX2 kernel where the CPU has it), each vector
+// kernel on its own, and the scalar version
 // give SimpleGo's float32 logistic bit for bit (NaN for NaN) on about 4 million inputs.
 func TestSigmoidMatchesStock(t *testing.T) {
 	x := sigmoidInputs()
 	want := make([]float32, len(x))
 	stockSigmoid32(want, x)
-	for _, k := range []struct {
+	kernels := []struct {
 		name string
 		fn   func(out, x []float32)
-	}{{"sigmoid32", sigmoid32}, {"scalar", sigmoid32Scalar}} {
+	}{{"sigmoid32", sigmoid32}, {"scalar", sigmoid32Scalar}}
+	vector := func(kernel func(out, x []float32), width int) func(out, x []float32) {
+		return func(out, x []float32) {
+			v := len(x) / width * width
+			kernel(out[:v], x[:v])
+			sigmoid32Scalar(out[v:], x[v:])
+		}
+	}
+	if sigmoidVector {
+		kernels = append(kernels, struct {
+			name string
+			fn   func(out, x []float32)
+		}{"avx2", vector(sigmoid32AVX2, 4)})
+	}
+	if sigmoidVector512 {
+		kernels = append(kernels, struct {
+			name string
+			fn   func(out, x []float32)
+		}{"avx512", vector(sigmoid32AVX512, 8)})
+	}
+	for _, k := range kernels {
 		got := make([]float32, len(x))
 		k.fn(got, x)
 		bad := 0
@@ -71,7 +92,7 @@ func TestSigmoidMatchesStock(t *testing.T) {
 			t.Errorf("%s: %d of %d values differ", k.name, bad, len(x))
 		}
 	}
-	t.Logf("AVX2 kernel in use: %v", sigmoidVector)
+	t.Logf("AVX2 kernel: %v, AVX-512 kernel: %v", sigmoidVector, sigmoidVector512)
 }
 
 // TestLogisticKernelInUse: a float32 Logistic on the patched backend of every size (below and above
