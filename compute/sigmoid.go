@@ -12,8 +12,8 @@ import "math"
 // result is within a few units of 2^-52 of SimpleGo's, so both round to the same float32 except when
 // the exact value lies within about 1e-15 relative of a float32 rounding boundary (about one value in
 // 10^7 by that estimate; then they differ by one float32 unit in the last place).
-// TestSigmoidMatchesStock finds no difference on millions of inputs. |x| is capped at 110, where σ(-x) already rounds to 0 in
-// float32 and σ(x) to 1; NaN stays NaN. Without branches on the sign, so that it runs eight values at
+// TestSigmoidMatchesStock finds no difference on millions of inputs. |x| is capped at 110, where
+// σ(-x) already rounds to 0 in float32 and σ(x) to 1; NaN stays NaN. Without branches on the sign, so that it runs eight values at
 // a time in AVX-512 or four in AVX2 (sigmoid_amd64.s, the same operations in the same order) and a
 // mixed-sign input does not stall on mispredictions. The float64 divisions bound the AVX-512 kernel:
 // 1.13 ns a value against the AVX2 kernel's 1.4 on this project's machine.
