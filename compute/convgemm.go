@@ -192,7 +192,11 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 	kk := len(k) / d.cout // Kpos·Cin
 	perB := numO * kk     // patch values per batch entry
 	xb, yb := len(x)/nb, numO*d.cout
-	convChunks(nb, perB, nb*numO*kk*d.cout, func(p []T, b, c int) {
+	var fast func(lo, hi int) bool
+	if y32, ok := any(y).([]float32); ok {
+		fast = convDNNLBand(y32, any(x).([]float32), any(k).([]float32), xDims, d)
+	}
+	convChunks(nb, perB, nb*numO*kk*d.cout, fast, func(p []T, b, c int) {
 		im2colKernel(p, x[b*xb:(b+c)*xb], withDim0(xDims, c), &d.patches)
 		gemmCall(false, false, c*numO, d.cout, kk, p, kk, k, d.cout, y[b*yb:(b+c)*yb], d.cout)
 	})
@@ -200,14 +204,19 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 
 // convChunks calls step(scratch, b, c) on consecutive chunks [b, b+c) of [0, nb), scratch holding
 // c·perB values: for float32, chunks of about convChunkElems values, on convGemmParts goroutines (for
-// mnk multiply-adds in all), each with its own scratch; for float64, one chunk.
-func convChunks[T gemmFloat](nb, perB, mnk int, step func(scratch []T, b, c int)) {
+// mnk multiply-adds in all), each with its own scratch; for float64, one chunk. When fast is not nil
+// each goroutine first offers its whole band [lo, hi) to fast, and runs the chunks only if it
+// returns false.
+func convChunks[T gemmFloat](nb, perB, mnk int, fast func(lo, hi int) bool, step func(scratch []T, b, c int)) {
 	_, f32 := any(T(0)).(float32)
 	chunk := nb
 	if f32 {
 		chunk = max(1, convChunkElems/perB)
 	}
 	band := func(lo, hi int) {
+		if fast != nil && fast(lo, hi) {
+			return
+		}
 		c0 := min(chunk, hi-lo)
 		var scratch []T
 		sp, _ := convScratch.Get().(*[]T)
@@ -289,7 +298,7 @@ func convScatterRun[T gemmFloat](y, x, k []T, xDims []int, d *convScatterNodeDat
 	cin, w := xDims[n+1], d.kpos*d.cout
 	xb, yb := len(x)/nb, len(y)/nb
 	qDims := slices.Concat(xDims[:n+1], []int{d.kpos, d.cout})
-	convChunks(nb, numI*w, nb*numI*cin*w, func(q []T, b, c int) {
+	convChunks(nb, numI*w, nb*numI*cin*w, nil, func(q []T, b, c int) {
 		gemmCall(false, false, c*numI, w, cin, x[b*xb:(b+c)*xb], cin, k, w, q, w)
 		col2imKernel(y[b*yb:(b+c)*yb], q, withDim0(qDims, c), &d.scatter)
 	})

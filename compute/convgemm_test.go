@@ -14,7 +14,8 @@ import (
 // convgemm.go) with the unfused lowering (im2col node, then one DotGeneral) and with SimpleGo's own
 // convolution, on odd shapes, strides, paddings and dilations, with batches large enough to be cut into
 // several chunks and, with the per-part floor lowered, over several goroutines; and checks that the
-// fused node is the one that ran.
+// fused node is the one that ran. Where oneDNN is loaded, the im2col-form cases run twice: on
+// oneDNN's convolution primitive (checked to be the one that ran) and on im2col and a product.
 func TestConvGemmFused(t *testing.T) {
 	if !MatmulPath().Fast {
 		t.Skip("no GEMM library: the fused convolution is not built")
@@ -26,7 +27,11 @@ func TestConvGemmFused(t *testing.T) {
 	}
 	defer stock.Finalize()
 	saved := convGemmParts
-	defer func() { convGemmParts = saved; convFuseOn.Store(true) }()
+	defer func() { convGemmParts = saved; convFuseOn.Store(true); convDNNLOn.Store(true) }()
+	dnnlModes := []bool{false}
+	if convDNNLLib() != nil {
+		dnnlModes = append(dnnlModes, true)
+	}
 	cases := []convVariant{
 		{"3x3/s1/pad1/b32x7x7x32", []int{32, 7, 7, 32}, []int{3, 3, 32, 32}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false},
 		{"3x3/s1/pad1/b13x14x14x4", []int{13, 14, 14, 4}, []int{3, 3, 4, 33}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false},
@@ -41,47 +46,57 @@ func TestConvGemmFused(t *testing.T) {
 		{"narrow/3x3/dil2/pad(2,1)", []int{7, 9, 8, 11}, []int{3, 3, 11, 5}, []int{1, 1}, [][2]int{{2, 1}, {2, 2}}, []int{2, 2}, 1, false},
 		{"narrow/channels-first/3x3", []int{10, 9, 6, 7}, []int{2, 9, 3, 3}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, true},
 	}
-	for _, parts := range []int{1, 2, 3} {
-		convGemmParts = func(f32 bool, nb, mnk int) int {
-			if !f32 {
-				return 1
+	for _, dnnlOn := range dnnlModes {
+		convDNNLOn.Store(dnnlOn)
+		for _, parts := range []int{1, 2, 3} {
+			convGemmParts = func(f32 bool, nb, mnk int) int {
+				if !f32 {
+					return 1
+				}
+				return min(parts, nb)
 			}
-			return min(parts, nb)
-		}
-		for _, c := range cases {
-			if c.dil == nil {
-				c.dil = ones(len(c.x) - 2)
-			}
-			fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(in)} }
-			x := func() *tensors.Tensor { return randFloat32(7, c.x...) }
-			k := func() *tensors.Tensor { return randFloat32(8, c.k...) }
-			before, beforeSplit, beforeScatter := statConvFused.Load(), statConvFusedSplit.Load(), statConvScatter.Load()
-			convFuseOn.Store(true)
-			got := eval(t, fast, fn, x(), k())[0]
-			if statConvFused.Load() == before {
-				t.Fatalf("%s: the fused convolution node was not built", c.name)
-			}
-			if narrow := strings.HasPrefix(c.name, "narrow/"); narrow != (statConvScatter.Load() != beforeScatter) {
-				t.Errorf("%s: built in the scatter form: %v, want %v", c.name, !narrow, narrow)
-			}
-			if parts > 1 && statConvFusedSplit.Load() == beforeSplit {
-				t.Errorf("%s: the fused convolution did not run on %d goroutines", c.name, parts)
-			}
-			convFuseOn.Store(false)
-			unfused := eval(t, fast, fn, x(), k())[0]
-			convFuseOn.Store(true)
-			want := eval(t, stock, fn, x(), k())[0]
-			scale := 0.0
-			for _, v := range want {
-				scale = max(scale, math.Abs(v))
-			}
-			// float32 sums of up to a few hundred terms in another order: a few ulps of the largest value.
-			tol := 1e-5 * scale
-			if d := maxAbsDiff(got, want); d > tol || math.IsNaN(d) {
-				t.Errorf("%s, %d part(s): max difference %g from SimpleGo's convolution (tolerance %g)", c.name, parts, d, tol)
-			}
-			if d := maxAbsDiff(got, unfused); d > tol || math.IsNaN(d) {
-				t.Errorf("%s, %d part(s): max difference %g from the unfused lowering (tolerance %g)", c.name, parts, d, tol)
+			for _, c := range cases {
+				if c.dil == nil {
+					c.dil = ones(len(c.x) - 2)
+				}
+				fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(in)} }
+				x := func() *tensors.Tensor { return randFloat32(7, c.x...) }
+				k := func() *tensors.Tensor { return randFloat32(8, c.k...) }
+				before, beforeSplit, beforeScatter := statConvFused.Load(), statConvFusedSplit.Load(), statConvScatter.Load()
+				beforeDNNL, beforeRefused := ConvDNNLStats()
+				convFuseOn.Store(true)
+				got := eval(t, fast, fn, x(), k())[0]
+				ranDNNL, refused := ConvDNNLStats()
+				wantDNNL := dnnlOn && !strings.HasPrefix(c.name, "narrow/")
+				if (ranDNNL > beforeDNNL) != wantDNNL || refused != beforeRefused {
+					t.Errorf("%s, oneDNN on: %v: %d bands ran on oneDNN's convolution, %d refused", c.name, dnnlOn,
+						ranDNNL-beforeDNNL, refused-beforeRefused)
+				}
+				if statConvFused.Load() == before {
+					t.Fatalf("%s: the fused convolution node was not built", c.name)
+				}
+				if narrow := strings.HasPrefix(c.name, "narrow/"); narrow != (statConvScatter.Load() != beforeScatter) {
+					t.Errorf("%s: built in the scatter form: %v, want %v", c.name, !narrow, narrow)
+				}
+				if parts > 1 && statConvFusedSplit.Load() == beforeSplit {
+					t.Errorf("%s: the fused convolution did not run on %d goroutines", c.name, parts)
+				}
+				convFuseOn.Store(false)
+				unfused := eval(t, fast, fn, x(), k())[0]
+				convFuseOn.Store(true)
+				want := eval(t, stock, fn, x(), k())[0]
+				scale := 0.0
+				for _, v := range want {
+					scale = max(scale, math.Abs(v))
+				}
+				// float32 sums of up to a few hundred terms in another order: a few ulps of the largest value.
+				tol := 1e-5 * scale
+				if d := maxAbsDiff(got, want); d > tol || math.IsNaN(d) {
+					t.Errorf("%s, %d part(s): max difference %g from SimpleGo's convolution (tolerance %g)", c.name, parts, d, tol)
+				}
+				if d := maxAbsDiff(got, unfused); d > tol || math.IsNaN(d) {
+					t.Errorf("%s, %d part(s): max difference %g from the unfused lowering (tolerance %g)", c.name, parts, d, tol)
+				}
 			}
 		}
 	}

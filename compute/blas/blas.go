@@ -13,6 +13,7 @@ package blas
 import (
 	"errors"
 	"fmt"
+	"github.com/hypernoise/hypernoise/compute/dnnl"
 	"os"
 	"runtime"
 	"strings"
@@ -63,7 +64,7 @@ type Library struct {
 	setThreads func(int32) // nil when the library has no openblas_set_num_threads
 
 	// dnnl, when set, computes the float32 products (see dnnl.go); DNNLWhy says why it is not.
-	dnnl    *dnnlLib
+	dnnl    *dnnl.Lib
 	DNNLWhy string
 
 	dgemm func(order, transA, transB, m, n, k int32, alpha float64, a *float64, lda int32,
@@ -97,7 +98,7 @@ func Default() (*Library, error) {
 			}
 			defaultLib, defaultErr = Open(v)
 			if defaultErr == nil {
-				defaultLib.dnnl, defaultLib.DNNLWhy = findDNNL()
+				defaultLib.attachDNNL()
 			}
 			if defaultErr != nil {
 				defaultErr = fmt.Errorf("%w (from $%s; unset it to search the usual places, or install with: %s)",
@@ -114,7 +115,7 @@ func Default() (*Library, error) {
 			}
 			lib, err := Open(path)
 			if err == nil {
-				lib.dnnl, lib.DNNLWhy = findDNNL()
+				lib.attachDNNL()
 				defaultLib = lib
 				return
 			}
@@ -149,7 +150,7 @@ func (l *Library) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 		return
 	}
 	if l.dnnl != nil {
-		l.dnnl.call(transA, transB, m, n, k, alpha, &a[0], lda, &b[0], ldb, beta, &c[0], ldc)
+		l.dnnl.Sgemm(transA, transB, m, n, k, alpha, &a[0], lda, &b[0], ldb, beta, &c[0], ldc)
 		runtime.KeepAlive(a)
 		runtime.KeepAlive(b)
 		runtime.KeepAlive(c)
@@ -259,7 +260,7 @@ func (l *Library) String() string {
 		s += " (" + l.Config + ")"
 	}
 	if l.dnnl != nil {
-		s = "oneDNN " + l.dnnl.path + " (" + l.dnnl.version + ") for float32, " + s
+		s = l.dnnl.String() + " for float32, " + s
 	}
 	return s
 }

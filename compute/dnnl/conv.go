@@ -1,0 +1,268 @@
+package dnnl
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// ConvSpec describes a 2-D convolution of x [N, H, W, C] (NHWC, row-major) with the kernel k
+// [KH, KW, C, O] (HWIO) into y [N, OH, OW, O] (NHWC):
+//
+//	y[n, i, j, o] = Σ_{u, v, c} x[n, i·SH + u·DH - PT, j·SW + v·DW - PL, c] · k[u, v, c, o]
+//
+// with x taken as 0 outside its extent (strides SH, SW ≥ 1, kernel dilations DH, DW ≥ 1, padding
+// PT, PL ≥ 0 before each axis; the padding after follows from OH and OW).
+type ConvSpec struct {
+	N, H, W, C, KH, KW, O, OH, OW int
+	SH, SW, DH, DW, PT, PL        int
+}
+
+// maxConvs bounds the cached convolution primitives (one per ConvSpec); shapes beyond it are
+// reported as unsupported, so the caller's own path runs them.
+const maxConvs = 512
+
+// convPrim is a convolution primitive for one ConvSpec, with the reorder that brings a HWIO kernel
+// into the layout the convolution chose.
+type convPrim struct {
+	pd, prim, rpd, reorder    uintptr
+	srcMD, dstMD, userWMD     []byte  // memory descriptors in Go memory
+	wMD, spMD, rspMD          uintptr // owned by pd and rpd
+	wBytes, spBytes, rspBytes int
+	impl                      string
+}
+
+// pads returns the padding after each spatial axis implied by OH and OW, ok=false when that would
+// be negative (windows that stop short of x's end by a stride or more).
+func (s ConvSpec) pads() (pb, pr int, ok bool) {
+	after := func(in, out, k, stride, dil, before int) (int, bool) {
+		p := (out-1)*stride + (k-1)*dil + 1 - in - before
+		if p < 0 && -p < stride { // the windows stop short of the end: no padding gives the same count
+			p = 0
+		}
+		return p, p >= 0 // oneDNN 2.6 refuses padding that crops x's end
+	}
+	pb, ok1 := after(s.H, s.OH, s.KH, s.SH, s.DH, s.PT)
+	pr, ok2 := after(s.W, s.OW, s.KW, s.SW, s.DW, s.PL)
+	return pb, pr, ok1 && ok2
+}
+
+func (s ConvSpec) valid() bool {
+	return s.N > 0 && s.H > 0 && s.W > 0 && s.C > 0 && s.KH > 0 && s.KW > 0 && s.O > 0 && s.OH > 0 && s.OW > 0 &&
+		s.SH > 0 && s.SW > 0 && s.DH > 0 && s.DW > 0 && s.PT >= 0 && s.PL >= 0
+}
+
+// ConvImpl names the oneDNN kernel that runs s ("" when oneDNN does not run it).
+func (l *Lib) ConvImpl(s ConvSpec) string {
+	if p := l.conv(s); p != nil {
+		return p.impl
+	}
+	return ""
+}
+
+// conv returns the cached primitive for s, creating it on first use; nil when oneDNN does not run s.
+func (l *Lib) conv(s ConvSpec) *convPrim {
+	l.convMu.Lock()
+	defer l.convMu.Unlock()
+	if p, ok := l.convs[s]; ok {
+		return p
+	}
+	if len(l.convs) >= maxConvs {
+		return nil
+	}
+	p, err := l.newConv(s)
+	if err != nil {
+		p = nil
+	}
+	l.convs[s] = p
+	return p
+}
+
+func statusErr(what string, st int32) error {
+	if st == 0 {
+		return nil
+	}
+	return fmt.Errorf("dnnl: %s returned status %d", what, st)
+}
+
+// newConv creates the primitives for s.
+func (l *Lib) newConv(s ConvSpec) (*convPrim, error) {
+	if !s.valid() {
+		return nil, fmt.Errorf("dnnl: invalid convolution %+v", s)
+	}
+	pb, pr, ok := s.pads()
+	if !ok {
+		return nil, fmt.Errorf("dnnl: %+v would need negative padding", s)
+	}
+	a := l.api
+	p := &convPrim{srcMD: make([]byte, memoryDescBytes), dstMD: make([]byte, memoryDescBytes),
+		userWMD: make([]byte, memoryDescBytes)}
+	anyWMD := make([]byte, memoryDescBytes)
+	src, wgt, dst := dims{int64(s.N), int64(s.C), int64(s.H), int64(s.W)},
+		dims{int64(s.O), int64(s.C), int64(s.KH), int64(s.KW)}, dims{int64(s.N), int64(s.O), int64(s.OH), int64(s.OW)}
+	for _, d := range []struct {
+		md   []byte
+		dims *dims
+		tag  int32
+	}{{p.srcMD, &src, tagNHWC}, {p.userWMD, &wgt, tagHWIO}, {anyWMD, &wgt, tagAny}, {p.dstMD, &dst, tagNHWC}} {
+		if err := statusErr("dnnl_memory_desc_init_by_tag", a.memoryDescInitByTag(unsafe.Pointer(&d.md[0]), 4, d.dims, dataF32, d.tag)); err != nil {
+			return nil, err
+		}
+	}
+	desc := make([]byte, convDescBytes)
+	strides, dil := dims{int64(s.SH), int64(s.SW)}, dims{int64(s.DH - 1), int64(s.DW - 1)}
+	padL, padR := dims{int64(s.PT), int64(s.PL)}, dims{int64(pb), int64(pr)}
+	if err := statusErr("dnnl_dilated_convolution_forward_desc_init", a.dilatedConvFwdInit(unsafe.Pointer(&desc[0]),
+		propForwardInfer, convDirect, unsafe.Pointer(&p.srcMD[0]), unsafe.Pointer(&anyWMD[0]), nil,
+		unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)); err != nil {
+		return nil, err
+	}
+	var attr uintptr
+	if err := statusErr("dnnl_primitive_attr_create", a.attrCreate(&attr)); err != nil {
+		return nil, err
+	}
+	defer a.attrDestroy(attr)
+	// Scratchpads are passed in on each call, so that one primitive may run on several threads at once.
+	if err := statusErr("dnnl_primitive_attr_set_scratchpad_mode", a.attrSetScratchpadMode(attr, scratchpadUser)); err != nil {
+		return nil, err
+	}
+	if err := statusErr("dnnl_primitive_desc_create", a.primitiveDescCreate(&p.pd, unsafe.Pointer(&desc[0]), attr, l.engine, 0)); err != nil {
+		return nil, err
+	}
+	runtime.KeepAlive(anyWMD)
+	var impl *byte
+	if a.primitiveDescQueryImpl(p.pd, queryImplInfoStr, 0, &impl) == 0 && impl != nil {
+		p.impl = cString(impl)
+	}
+	p.wMD = a.primitiveDescQueryMD(p.pd, queryWeightsMD, 0)
+	p.spMD = a.primitiveDescQueryMD(p.pd, queryScratchpadMD, 0)
+	if p.wMD == 0 || p.spMD == 0 {
+		a.primitiveDescDestroy(p.pd)
+		return nil, fmt.Errorf("dnnl: convolution %+v: no weights or scratchpad descriptor", s)
+	}
+	p.wBytes, p.spBytes = int(a.memoryDescGetSize(p.wMD)), int(a.memoryDescGetSize(p.spMD))
+	if err := statusErr("dnnl_primitive_create", a.primitiveCreate(&p.prim, p.pd)); err != nil {
+		a.primitiveDescDestroy(p.pd)
+		return nil, err
+	}
+	if err := statusErr("dnnl_reorder_primitive_desc_create", a.reorderDescCreate(&p.rpd,
+		unsafe.Pointer(&p.userWMD[0]), l.engine, p.wMD, l.engine, attr)); err != nil {
+		return nil, err // the convolution primitive stays allocated: at most maxConvs of them
+	}
+	p.rspMD = a.primitiveDescQueryMD(p.rpd, queryScratchpadMD, 0)
+	if p.rspMD != 0 {
+		p.rspBytes = int(a.memoryDescGetSize(p.rspMD))
+	}
+	if err := statusErr("dnnl_primitive_create (reorder)", a.primitiveCreate(&p.reorder, p.rpd)); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// cString copies a NUL-terminated C string.
+func cString(p *byte) string {
+	var b []byte
+	for q := unsafe.Pointer(p); *(*byte)(q) != 0; q = unsafe.Add(q, 1) {
+		b = append(b, *(*byte)(q))
+	}
+	return string(b)
+}
+
+// scratchPool holds byte buffers for the reordered kernel and the scratchpads.
+var scratchPool sync.Pool
+
+// aligned64 returns n bytes of buf starting at a 64-byte boundary (buf must have n+63 bytes).
+func aligned64(buf []byte, n int) []byte {
+	off := int((64 - uintptr(unsafe.Pointer(&buf[0]))%64) % 64)
+	return buf[off : off+n]
+}
+
+// Conv2D computes y = conv(x, k) as described by s (see ConvSpec) on the calling thread, on one core.
+// It returns false without touching y when oneDNN does not run s (the caller computes it another
+// way), and an error when a slice is too short or oneDNN fails.
+func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {
+	if !s.valid() || len(x) < s.N*s.H*s.W*s.C || len(k) < s.KH*s.KW*s.C*s.O || len(y) < s.N*s.OH*s.OW*s.O {
+		return false, fmt.Errorf("dnnl: convolution %+v with slices of %d, %d, %d values", s, len(x), len(k), len(y))
+	}
+	p := l.conv(s)
+	if p == nil {
+		return false, nil
+	}
+	// One buffer for the reordered kernel and the two scratchpads, each part 64-byte aligned.
+	parts := []int{p.wBytes, p.spBytes, p.rspBytes}
+	total := 0
+	for _, n := range parts {
+		total += (n+63)/64*64 + 64
+	}
+	bp, _ := scratchPool.Get().(*[]byte)
+	if bp == nil || cap(*bp) < total {
+		b := make([]byte, total)
+		bp = &b
+	}
+	buf := (*bp)[:total]
+	var region [3]unsafe.Pointer
+	off := 0
+	for i, n := range parts {
+		if n > 0 {
+			region[i] = unsafe.Pointer(&aligned64(buf[off:], n)[0])
+		}
+		off += (n+63)/64*64 + 64
+	}
+	stream, err := l.stream()
+	if err != nil {
+		return false, err
+	}
+	a := l.api
+	l.oneThread(func() {
+		var mx, my, mk, mkb, msp, mrsp uintptr
+		defer func() {
+			for _, m := range []uintptr{mx, my, mk, mkb, msp, mrsp} {
+				if m != 0 {
+					a.memoryDestroy(m)
+				}
+			}
+		}()
+		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&mx, unsafe.Pointer(&p.srcMD[0]), l.engine, unsafe.Pointer(&x[0]))); err != nil {
+			return
+		}
+		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&my, unsafe.Pointer(&p.dstMD[0]), l.engine, unsafe.Pointer(&y[0]))); err != nil {
+			return
+		}
+		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&mk, unsafe.Pointer(&p.userWMD[0]), l.engine, unsafe.Pointer(&k[0]))); err != nil {
+			return
+		}
+		if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mkb, p.wMD, l.engine, region[0])); err != nil {
+			return
+		}
+		reorderArgs := []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}
+		if p.rspBytes > 0 {
+			if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mrsp, p.rspMD, l.engine, region[2])); err != nil {
+				return
+			}
+			reorderArgs = append(reorderArgs, execArg{arg: argScratchpad, mem: mrsp})
+		}
+		if err = statusErr("dnnl_primitive_execute (kernel reorder)", a.primitiveExecute(p.reorder, stream,
+			int32(len(reorderArgs)), unsafe.Pointer(&reorderArgs[0]))); err != nil {
+			return
+		}
+		convArgs := []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}
+		if p.spBytes > 0 {
+			if err = statusErr("dnnl_memory_create", a.memoryCreateC(&msp, p.spMD, l.engine, region[1])); err != nil {
+				return
+			}
+			convArgs = append(convArgs, execArg{arg: argScratchpad, mem: msp})
+		}
+		err = statusErr("dnnl_primitive_execute (convolution)", a.primitiveExecute(p.prim, stream,
+			int32(len(convArgs)), unsafe.Pointer(&convArgs[0])))
+	})
+	l.putStream(stream)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(y)
+	runtime.KeepAlive(k)
+	scratchPool.Put(bp)
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}

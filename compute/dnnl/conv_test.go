@@ -1,0 +1,170 @@
+package dnnl
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// libOrSkip returns the default oneDNN, skipping when it is not installed (CI installs libdnnl2) and
+// failing when its file is there but does not load.
+func libOrSkip(t *testing.T) *Lib {
+	t.Helper()
+	lib, err := Default()
+	if err == nil {
+		return lib
+	}
+	for _, p := range Candidates {
+		if _, e := os.Stat(p); e == nil && os.Getenv(EnvLibrary) == "" {
+			t.Fatalf("%s is installed but does not load: %v", p, err)
+		}
+	}
+	t.Skip("oneDNN is not installed:", err)
+	return nil
+}
+
+// naiveConv is ConvSpec's definition, in float64.
+func naiveConv(s ConvSpec, x, k []float32) []float64 {
+	y := make([]float64, s.N*s.OH*s.OW*s.O)
+	for n := range s.N {
+		for i := range s.OH {
+			for j := range s.OW {
+				for o := range s.O {
+					var acc float64
+					for u := range s.KH {
+						for v := range s.KW {
+							h, w := i*s.SH+u*s.DH-s.PT, j*s.SW+v*s.DW-s.PL
+							if h < 0 || h >= s.H || w < 0 || w >= s.W {
+								continue
+							}
+							for c := range s.C {
+								acc += float64(x[((n*s.H+h)*s.W+w)*s.C+c]) * float64(k[((u*s.KW+v)*s.C+c)*s.O+o])
+							}
+						}
+					}
+					y[((n*s.OH+i)*s.OW+j)*s.O+o] = acc
+				}
+			}
+		}
+	}
+	return y
+}
+
+func randF32(r *rand.Rand, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(r.NormFloat64())
+	}
+	return out
+}
+
+// convCases are the embedded models' shapes (3x3 same convolutions, a strided one, a 1x1, the
+// kernel gradient's form with a 7x7 "kernel") and odd ones: asymmetric padding, dilation, windows
+// that stop short of the end, non-square sizes.
+var convCases = []ConvSpec{
+	{N: 4, H: 7, W: 7, C: 32, KH: 3, KW: 3, O: 32, OH: 7, OW: 7, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1},
+	{N: 3, H: 14, W: 14, C: 32, KH: 3, KW: 3, O: 64, OH: 7, OW: 7, SH: 2, SW: 2, DH: 1, DW: 1, PT: 1, PL: 1},
+	{N: 2, H: 7, W: 7, C: 48, KH: 1, KW: 1, O: 128, OH: 7, OW: 7, SH: 1, SW: 1, DH: 1, DW: 1},
+	{N: 5, H: 7, W: 7, C: 6, KH: 7, KW: 7, O: 8, OH: 3, OW: 3, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1},
+	{N: 2, H: 9, W: 6, C: 5, KH: 3, KW: 2, O: 7, OH: 8, OW: 5, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 0},
+	{N: 2, H: 11, W: 10, C: 3, KH: 3, KW: 3, O: 4, OH: 9, OW: 8, SH: 1, SW: 1, DH: 2, DW: 2, PT: 1, PL: 1},
+	{N: 1, H: 8, W: 9, C: 4, KH: 3, KW: 3, O: 5, OH: 3, OW: 4, SH: 3, SW: 2, DH: 1, DW: 1, PT: 0, PL: 0},
+	{N: 3, H: 14, W: 14, C: 4, KH: 3, KW: 3, O: 32, OH: 14, OW: 14, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1},
+}
+
+// TestConv2DMatchesDefinition checks the convolution against its definition on every case.
+func TestConv2DMatchesDefinition(t *testing.T) {
+	lib := libOrSkip(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, s := range convCases {
+		x, k := randF32(r, s.N*s.H*s.W*s.C), randF32(r, s.KH*s.KW*s.C*s.O)
+		y := make([]float32, s.N*s.OH*s.OW*s.O)
+		for i := range y {
+			y[i] = float32(math.NaN())
+		}
+		ran, err := lib.Conv2D(s, y, x, k)
+		if err != nil || !ran {
+			t.Fatalf("%+v: ran %v, err %v", s, ran, err)
+		}
+		want := naiveConv(s, x, k)
+		terms := float64(s.KH * s.KW * s.C)
+		for i := range want {
+			if d := math.Abs(float64(y[i]) - want[i]); !(d <= 1e-5*math.Sqrt(terms)*(1+math.Abs(want[i]))) {
+				t.Fatalf("%+v: y[%d] = %g, want %g", s, i, y[i], want[i])
+			}
+		}
+		t.Logf("%dx%d %d->%d k%dx%d s%d d%d: %s", s.H, s.W, s.C, s.O, s.KH, s.KW, s.SH, s.DH, lib.ConvImpl(s))
+	}
+}
+
+// TestConv2DConcurrent runs one shape from several goroutines at once (the primitives are shared,
+// the scratchpads are not) and requires each result to equal the one computed alone.
+func TestConv2DConcurrent(t *testing.T) {
+	lib := libOrSkip(t)
+	s := convCases[0]
+	r := rand.New(rand.NewPCG(3, 4))
+	x, k := randF32(r, s.N*s.H*s.W*s.C), randF32(r, s.KH*s.KW*s.C*s.O)
+	want := make([]float32, s.N*s.OH*s.OW*s.O)
+	if ran, err := lib.Conv2D(s, want, x, k); !ran || err != nil {
+		t.Fatal(ran, err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			y := make([]float32, len(want))
+			for range 20 {
+				if _, err := lib.Conv2D(s, y, x, k); err != nil {
+					errs <- err.Error()
+					return
+				}
+				for i := range y {
+					if y[i] != want[i] {
+						errs <- "a concurrent result differs from the one computed alone"
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+// TestConv2DRefusals: a spec whose windows stop short of x's end (it would need negative padding) is
+// not run (false, y untouched), and slices too short for the spec are an error.
+func TestConv2DRefusals(t *testing.T) {
+	lib := libOrSkip(t)
+	s := ConvSpec{N: 2, H: 11, W: 10, C: 3, KH: 3, KW: 3, O: 4, OH: 7, OW: 6, SH: 1, SW: 1, DH: 2, DW: 2, PT: 1, PL: 1}
+	y := make([]float32, s.N*s.OH*s.OW*s.O)
+	y[0] = 42
+	if ran, err := lib.Conv2D(s, y, make([]float32, s.N*s.H*s.W*s.C), make([]float32, 9*s.C*s.O)); ran || err != nil || y[0] != 42 {
+		t.Errorf("windows short of the end: ran %v, err %v, y[0] %g", ran, err, y[0])
+	}
+	if _, err := lib.Conv2D(convCases[0], make([]float32, 3), make([]float32, 3), make([]float32, 3)); err == nil {
+		t.Error("short slices: no error")
+	}
+}
+
+// TestOpenRefusals: a path that does not load, and a library that is not oneDNN, are errors that
+// name the file.
+func TestOpenRefusals(t *testing.T) {
+	if _, err := Open("/nonexistent/libdnnl.so.2"); err == nil || !strings.Contains(err.Error(), "/nonexistent/libdnnl.so.2") {
+		t.Errorf("missing file: %v", err)
+	}
+	libm := "/usr/lib/x86_64-linux-gnu/libm.so.6"
+	if _, err := os.Stat(libm); err != nil {
+		t.Skip("no libm at", libm)
+	}
+	if _, err := Open(libm); err == nil || !strings.Contains(err.Error(), "does not export dnnl_version") {
+		t.Errorf("not oneDNN: %v", err)
+	}
+}
