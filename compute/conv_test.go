@@ -2,6 +2,7 @@ package compute
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -203,5 +204,41 @@ func TestDilatedConvLowering(t *testing.T) {
 		if d := maxAbsDiff(got, want); d > 1e-9 {
 			t.Errorf("%s: max difference %g (%d vs %d values)", c.name, d, len(got), len(want))
 		}
+	}
+}
+
+// TestConvGradientOnDNNL checks the float32 convolution gradients (both operands, every variant)
+// computed with the oneDNN convolutions against the same gradients computed on im2col/col2im and the
+// GEMM (checked against finite differences in float64 above), and that oneDNN ran some of them.
+func TestConvGradientOnDNNL(t *testing.T) {
+	backend := testBackend(t)
+	if convDNNLLib() == nil {
+		t.Skip("oneDNN is not in use here")
+	}
+	defer convDNNLOn.Store(true)
+	before, _ := ConvDNNLStats()
+	for _, c := range convVariants {
+		grads := func(in []*graph.Node) []*graph.Node {
+			y := c.fn(in[:2])
+			loss := graph.ReduceAllSum(graph.Mul(y, graph.Sin(graph.Iota(y.Graph(), y.Shape(), 0))))
+			return graph.Gradient(loss, in[0], in[1])
+		}
+		in := func() []*tensors.Tensor { return []*tensors.Tensor{randFloat32(5, c.x...), randFloat32(6, c.k...)} }
+		convDNNLOn.Store(true)
+		got := eval(t, backend, grads, in()...)
+		convDNNLOn.Store(false)
+		want := eval(t, backend, grads, in()...)
+		for i := range want {
+			scale := 0.0
+			for _, v := range want[i] {
+				scale = max(scale, math.Abs(v))
+			}
+			if d := maxAbsDiff(got[i], want[i]); d > 1e-5*scale || math.IsNaN(d) {
+				t.Errorf("%s: gradient %d differs by %g (scale %g) from the im2col path", c.name, i, d, scale)
+			}
+		}
+	}
+	if after, _ := ConvDNNLStats(); after == before {
+		t.Error("no convolution gradient ran on oneDNN")
 	}
 }

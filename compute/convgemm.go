@@ -298,7 +298,11 @@ func convScatterRun[T gemmFloat](y, x, k []T, xDims []int, d *convScatterNodeDat
 	cin, w := xDims[n+1], d.kpos*d.cout
 	xb, yb := len(x)/nb, len(y)/nb
 	qDims := slices.Concat(xDims[:n+1], []int{d.kpos, d.cout})
-	convChunks(nb, numI*w, nb*numI*cin*w, nil, func(q []T, b, c int) {
+	var fast func(lo, hi int) bool
+	if y32, ok := any(y).([]float32); ok {
+		fast = convDNNLScatterBand(y32, any(x).([]float32), any(k).([]float32), xDims, d)
+	}
+	convChunks(nb, numI*w, nb*numI*cin*w, fast, func(q []T, b, c int) {
 		gemmCall(false, false, c*numI, w, cin, x[b*xb:(b+c)*xb], cin, k, w, q, w)
 		col2imKernel(y[b*yb:(b+c)*yb], q, withDim0(qDims, c), &d.scatter)
 	})

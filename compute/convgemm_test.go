@@ -67,8 +67,12 @@ func TestConvGemmFused(t *testing.T) {
 				convFuseOn.Store(true)
 				got := eval(t, fast, fn, x(), k())[0]
 				ranDNNL, refused := ConvDNNLStats()
-				wantDNNL := dnnlOn && !strings.HasPrefix(c.name, "narrow/")
-				if (ranDNNL > beforeDNNL) != wantDNNL || refused != beforeRefused {
+				// The bottom padding of narrow/2x3/pad(0,2)(1,0) exceeds the kernel's reach, so as a
+				// transposed convolution it would need negative padding, which oneDNN refuses: that
+				// one runs on col2im (counted as refused).
+				refuse := strings.Contains(c.name, "pad(0,2)(1,0)")
+				wantDNNL := dnnlOn && !refuse
+				if (ranDNNL > beforeDNNL) != wantDNNL || (refused != beforeRefused) != (dnnlOn && refuse) {
 					t.Errorf("%s, oneDNN on: %v: %d bands ran on oneDNN's convolution, %d refused", c.name, dnnlOn,
 						ranDNNL-beforeDNNL, refused-beforeRefused)
 				}

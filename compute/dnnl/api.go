@@ -17,6 +17,8 @@ type api struct {
 	memoryDescGetSize   func(md uintptr) uint64
 	dilatedConvFwdInit  func(desc unsafe.Pointer, prop, alg int32, src, weights, bias, dst unsafe.Pointer,
 		strides, dilates, padL, padR *dims) int32
+	dilatedConvBwdDataInit func(desc unsafe.Pointer, alg int32, diffSrc, weights, diffDst unsafe.Pointer,
+		strides, dilates, padL, padR *dims) int32
 
 	attrCreate             func(attr *uintptr) int32
 	attrDestroy            func(attr uintptr) int32
@@ -58,7 +60,9 @@ const (
 	tagAny             = 1   // dnnl_format_tag_any
 	tagNHWC            = 20  // dnnl_nhwc
 	tagHWIO            = 30  // dnnl_hwio
+	tagOHWI            = 20  // dnnl_ohwi (the same layout as dnnl_nhwc)
 	propForwardInfer   = 96  // dnnl_forward_inference
+	propForwardTrain   = 64  // dnnl_forward_training (the hint a backward primitive needs)
 	convDirect         = 1   // dnnl_convolution_direct
 	queryImplInfoStr   = 8   // dnnl_query_impl_info_str
 	queryWeightsMD     = 131 // dnnl_query_weights_md
@@ -68,6 +72,8 @@ const (
 	argDst             = 17  // DNNL_ARG_DST (and DNNL_ARG_TO)
 	argWeights         = 33  // DNNL_ARG_WEIGHTS
 	argScratchpad      = 80  // DNNL_ARG_SCRATCHPAD
+	argDiffSrc         = 129 // DNNL_ARG_DIFF_SRC
+	argDiffDst         = 145 // DNNL_ARG_DIFF_DST
 	runtimeSeq         = 1   // DNNL_RUNTIME_SEQ
 	runtimeOMP         = 2   // DNNL_RUNTIME_OMP
 )

@@ -19,12 +19,27 @@ type ConvSpec struct {
 	SH, SW, DH, DW, PT, PL        int
 }
 
-// maxConvs bounds the cached convolution primitives (one per ConvSpec); shapes beyond it are
-// reported as unsupported, so the caller's own path runs them.
+// maxConvs bounds the cached convolution primitives (one per ConvSpec and direction); shapes beyond
+// it are reported as unsupported, so the caller's own path runs them.
 const maxConvs = 512
 
-// convPrim is a convolution primitive for one ConvSpec, with the reorder that brings a HWIO kernel
-// into the layout the convolution chose.
+// convKind is the direction of a cached primitive.
+type convKind int
+
+const (
+	convForward  convKind = iota // y = conv(x, k)
+	convBackData                 // x̄ = the gradient of a convolution with respect to its input
+)
+
+// convKey identifies a cached primitive.
+type convKey struct {
+	spec ConvSpec
+	kind convKind
+}
+
+// convPrim is a convolution primitive for one ConvSpec and direction, with the reorder that brings
+// the caller's kernel (HWIO forward, OHWI backward) into the layout the convolution chose. srcMD and
+// dstMD describe the forward convolution's source and destination (NHWC).
 type convPrim struct {
 	pd, prim, rpd, reorder    uintptr
 	srcMD, dstMD, userWMD     []byte  // memory descriptors in Go memory
@@ -53,29 +68,30 @@ func (s ConvSpec) valid() bool {
 		s.SH > 0 && s.SW > 0 && s.DH > 0 && s.DW > 0 && s.PT >= 0 && s.PL >= 0
 }
 
-// ConvImpl names the oneDNN kernel that runs s ("" when oneDNN does not run it).
+// ConvImpl names the oneDNN kernel that runs s forward ("" when oneDNN does not run it).
 func (l *Lib) ConvImpl(s ConvSpec) string {
-	if p := l.conv(s); p != nil {
+	if p := l.conv(convKey{s, convForward}); p != nil {
 		return p.impl
 	}
 	return ""
 }
 
-// conv returns the cached primitive for s, creating it on first use; nil when oneDNN does not run s.
-func (l *Lib) conv(s ConvSpec) *convPrim {
+// conv returns the cached primitive for key, creating it on first use; nil when oneDNN does not run
+// it.
+func (l *Lib) conv(key convKey) *convPrim {
 	l.convMu.Lock()
 	defer l.convMu.Unlock()
-	if p, ok := l.convs[s]; ok {
+	if p, ok := l.convs[key]; ok {
 		return p
 	}
 	if len(l.convs) >= maxConvs {
 		return nil
 	}
-	p, err := l.newConv(s)
+	p, err := l.newConv(key.spec, key.kind)
 	if err != nil {
 		p = nil
 	}
-	l.convs[s] = p
+	l.convs[key] = p
 	return p
 }
 
@@ -86,8 +102,8 @@ func statusErr(what string, st int32) error {
 	return fmt.Errorf("dnnl: %s returned status %d", what, st)
 }
 
-// newConv creates the primitives for s.
-func (l *Lib) newConv(s ConvSpec) (*convPrim, error) {
+// newConv creates the primitives for s in the direction kind.
+func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	if !s.valid() {
 		return nil, fmt.Errorf("dnnl: invalid convolution %+v", s)
 	}
@@ -105,7 +121,7 @@ func (l *Lib) newConv(s ConvSpec) (*convPrim, error) {
 		md   []byte
 		dims *dims
 		tag  int32
-	}{{p.srcMD, &src, tagNHWC}, {p.userWMD, &wgt, tagHWIO}, {anyWMD, &wgt, tagAny}, {p.dstMD, &dst, tagNHWC}} {
+	}{{p.srcMD, &src, tagNHWC}, {p.userWMD, &wgt, userTag[kind]}, {anyWMD, &wgt, tagAny}, {p.dstMD, &dst, tagNHWC}} {
 		if err := statusErr("dnnl_memory_desc_init_by_tag", a.memoryDescInitByTag(unsafe.Pointer(&d.md[0]), 4, d.dims, dataF32, d.tag)); err != nil {
 			return nil, err
 		}
@@ -113,8 +129,12 @@ func (l *Lib) newConv(s ConvSpec) (*convPrim, error) {
 	desc := make([]byte, convDescBytes)
 	strides, dil := dims{int64(s.SH), int64(s.SW)}, dims{int64(s.DH - 1), int64(s.DW - 1)}
 	padL, padR := dims{int64(s.PT), int64(s.PL)}, dims{int64(pb), int64(pr)}
+	prop := int32(propForwardInfer)
+	if kind == convBackData {
+		prop = propForwardTrain
+	}
 	if err := statusErr("dnnl_dilated_convolution_forward_desc_init", a.dilatedConvFwdInit(unsafe.Pointer(&desc[0]),
-		propForwardInfer, convDirect, unsafe.Pointer(&p.srcMD[0]), unsafe.Pointer(&anyWMD[0]), nil,
+		prop, convDirect, unsafe.Pointer(&p.srcMD[0]), unsafe.Pointer(&anyWMD[0]), nil,
 		unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)); err != nil {
 		return nil, err
 	}
@@ -129,6 +149,22 @@ func (l *Lib) newConv(s ConvSpec) (*convPrim, error) {
 	}
 	if err := statusErr("dnnl_primitive_desc_create", a.primitiveDescCreate(&p.pd, unsafe.Pointer(&desc[0]), attr, l.engine, 0)); err != nil {
 		return nil, err
+	}
+	if kind == convBackData {
+		// The forward descriptor is the hint the backward one is created from.
+		hint := p.pd
+		defer a.primitiveDescDestroy(hint)
+		bwd := make([]byte, convDescBytes)
+		if err := statusErr("dnnl_dilated_convolution_backward_data_desc_init", a.dilatedConvBwdDataInit(
+			unsafe.Pointer(&bwd[0]), convDirect, unsafe.Pointer(&p.srcMD[0]), unsafe.Pointer(&anyWMD[0]),
+			unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)); err != nil {
+			return nil, err
+		}
+		p.pd = 0
+		if err := statusErr("dnnl_primitive_desc_create (backward data)", a.primitiveDescCreate(&p.pd,
+			unsafe.Pointer(&bwd[0]), attr, l.engine, hint)); err != nil {
+			return nil, err
+		}
 	}
 	runtime.KeepAlive(anyWMD)
 	var impl *byte
@@ -169,6 +205,10 @@ func cString(p *byte) string {
 	return string(b)
 }
 
+// userTag is the layout of the caller's kernel in each direction: HWIO [KH, KW, C, O] forward, OHWI
+// [O, KH, KW, C] backward (the transposed convolution's natural [Cin, Kpos·Cout] matrix).
+var userTag = [...]int32{convForward: tagHWIO, convBackData: tagOHWI}
+
 // scratchPool holds byte buffers for the reordered kernel and the scratchpads.
 var scratchPool sync.Pool
 
@@ -182,10 +222,31 @@ func aligned64(buf []byte, n int) []byte {
 // It returns false without touching y when oneDNN does not run s (the caller computes it another
 // way), and an error when a slice is too short or oneDNN fails.
 func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {
-	if !s.valid() || len(x) < s.N*s.H*s.W*s.C || len(k) < s.KH*s.KW*s.C*s.O || len(y) < s.N*s.OH*s.OW*s.O {
-		return false, fmt.Errorf("dnnl: convolution %+v with slices of %d, %d, %d values", s, len(x), len(k), len(y))
+	return l.run(convKey{s, convForward}, y, x, k)
+}
+
+// ConvBackwardData2D computes the gradient of the convolution s with respect to its input,
+//
+//	x̄[n, h, w, c] = Σ ȳ[n, i, j, o] · k[o, u, v, c] over i·SH + u·DH - PT = h, j·SW + v·DW - PL = w,
+//
+// for ȳ [N, OH, OW, O] and the kernel k as [O, KH, KW, C] (OHWI): the transposed convolution, which
+// scatters each ȳ entry through the kernel. Like Conv2D it returns false when oneDNN does not run s.
+func (l *Lib) ConvBackwardData2D(s ConvSpec, xbar, ybar, k []float32) (bool, error) {
+	return l.run(convKey{s, convBackData}, xbar, ybar, k)
+}
+
+// run executes the primitive for key: out is the forward destination (forward) or source gradient
+// (backward data), in the forward source (forward) or destination gradient (backward data).
+func (l *Lib) run(key convKey, out, in, k []float32) (bool, error) {
+	s := key.spec
+	inN, outN := s.N*s.H*s.W*s.C, s.N*s.OH*s.OW*s.O
+	if key.kind == convBackData {
+		inN, outN = outN, inN
 	}
-	p := l.conv(s)
+	if !s.valid() || len(in) < inN || len(k) < s.KH*s.KW*s.C*s.O || len(out) < outN {
+		return false, fmt.Errorf("dnnl: convolution %+v with slices of %d, %d, %d values", s, len(in), len(k), len(out))
+	}
+	p := l.conv(key)
 	if p == nil {
 		return false, nil
 	}
@@ -223,10 +284,15 @@ func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {
 				}
 			}
 		}()
-		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&mx, unsafe.Pointer(&p.srcMD[0]), l.engine, unsafe.Pointer(&x[0]))); err != nil {
+		// mx holds the forward source (in, or out backward), my the forward destination.
+		xs, ys := in, out
+		if key.kind == convBackData {
+			xs, ys = out, in
+		}
+		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&mx, unsafe.Pointer(&p.srcMD[0]), l.engine, unsafe.Pointer(&xs[0]))); err != nil {
 			return
 		}
-		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&my, unsafe.Pointer(&p.dstMD[0]), l.engine, unsafe.Pointer(&y[0]))); err != nil {
+		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&my, unsafe.Pointer(&p.dstMD[0]), l.engine, unsafe.Pointer(&ys[0]))); err != nil {
 			return
 		}
 		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&mk, unsafe.Pointer(&p.userWMD[0]), l.engine, unsafe.Pointer(&k[0]))); err != nil {
@@ -247,6 +313,9 @@ func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {
 			return
 		}
 		convArgs := []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}
+		if key.kind == convBackData {
+			convArgs = []execArg{{arg: argDiffSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDiffDst, mem: my}}
+		}
 		if p.spBytes > 0 {
 			if err = statusErr("dnnl_memory_create", a.memoryCreateC(&msp, p.spMD, l.engine, region[1])); err != nil {
 				return
@@ -257,8 +326,8 @@ func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {
 			int32(len(convArgs)), unsafe.Pointer(&convArgs[0])))
 	})
 	l.putStream(stream)
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(y)
+	runtime.KeepAlive(in)
+	runtime.KeepAlive(out)
 	runtime.KeepAlive(k)
 	scratchPool.Put(bp)
 	if err != nil {

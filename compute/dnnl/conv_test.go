@@ -100,6 +100,57 @@ func TestConv2DMatchesDefinition(t *testing.T) {
 	}
 }
 
+// naiveBackData is ConvBackwardData2D's definition, in float64, with k as [O, KH, KW, C].
+func naiveBackData(s ConvSpec, ybar, k []float32) []float64 {
+	xbar := make([]float64, s.N*s.H*s.W*s.C)
+	for n := range s.N {
+		for i := range s.OH {
+			for j := range s.OW {
+				for o := range s.O {
+					g := float64(ybar[((n*s.OH+i)*s.OW+j)*s.O+o])
+					for u := range s.KH {
+						for v := range s.KW {
+							h, w := i*s.SH+u*s.DH-s.PT, j*s.SW+v*s.DW-s.PL
+							if h < 0 || h >= s.H || w < 0 || w >= s.W {
+								continue
+							}
+							for c := range s.C {
+								xbar[((n*s.H+h)*s.W+w)*s.C+c] += g * float64(k[((o*s.KH+u)*s.KW+v)*s.C+c])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return xbar
+}
+
+// TestConvBackwardDataMatchesDefinition checks the input gradient (transposed convolution) against
+// its definition on every case, strided and dilated ones included.
+func TestConvBackwardDataMatchesDefinition(t *testing.T) {
+	lib := libOrSkip(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, s := range convCases {
+		ybar, k := randF32(r, s.N*s.OH*s.OW*s.O), randF32(r, s.KH*s.KW*s.C*s.O)
+		xbar := make([]float32, s.N*s.H*s.W*s.C)
+		for i := range xbar {
+			xbar[i] = float32(math.NaN())
+		}
+		ran, err := lib.ConvBackwardData2D(s, xbar, ybar, k)
+		if err != nil || !ran {
+			t.Fatalf("%+v: ran %v, err %v", s, ran, err)
+		}
+		want := naiveBackData(s, ybar, k)
+		terms := float64(s.KH * s.KW * s.O)
+		for i := range want {
+			if d := math.Abs(float64(xbar[i]) - want[i]); !(d <= 1e-5*math.Sqrt(terms)*(1+math.Abs(want[i]))) {
+				t.Fatalf("%+v: xbar[%d] = %g, want %g", s, i, xbar[i], want[i])
+			}
+		}
+	}
+}
+
 // TestConv2DConcurrent runs one shape from several goroutines at once (the primitives are shared,
 // the scratchpads are not) and requires each result to equal the one computed alone.
 func TestConv2DConcurrent(t *testing.T) {

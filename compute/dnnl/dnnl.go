@@ -46,7 +46,7 @@ type Lib struct {
 	engine  uintptr // the CPU engine
 
 	convMu sync.Mutex
-	convs  map[ConvSpec]*convPrim // nil entry: the shape is not supported
+	convs  map[convKey]*convPrim // nil entry: oneDNN does not run it
 	// streams holds idle execution streams (one per concurrent call).
 	streams chan uintptr
 }
