@@ -216,7 +216,9 @@ func TestConvGradientOnDNNL(t *testing.T) {
 		t.Skip("oneDNN is not in use here")
 	}
 	defer convDNNLOn.Store(true)
+	defer convBackWeightsUseDNNL.Store(true)
 	before, _ := ConvDNNLStats()
+	beforeNodes := statConvBackWeights.Load()
 	for _, c := range convVariants {
 		grads := func(in []*graph.Node) []*graph.Node {
 			y := c.fn(in[:2])
@@ -226,6 +228,10 @@ func TestConvGradientOnDNNL(t *testing.T) {
 		in := func() []*tensors.Tensor { return []*tensors.Tensor{randFloat32(5, c.x...), randFloat32(6, c.k...)} }
 		convDNNLOn.Store(true)
 		got := eval(t, backend, grads, in()...)
+		// The kernel-gradient node's own im2col fallback (what runs when oneDNN refuses a shape).
+		convBackWeightsUseDNNL.Store(false)
+		fallback := eval(t, backend, grads, in()...)
+		convBackWeightsUseDNNL.Store(true)
 		convDNNLOn.Store(false)
 		want := eval(t, backend, grads, in()...)
 		for i := range want {
@@ -236,9 +242,15 @@ func TestConvGradientOnDNNL(t *testing.T) {
 			if d := maxAbsDiff(got[i], want[i]); d > 1e-5*scale || math.IsNaN(d) {
 				t.Errorf("%s: gradient %d differs by %g (scale %g) from the im2col path", c.name, i, d, scale)
 			}
+			if d := maxAbsDiff(fallback[i], want[i]); d > 1e-5*scale || math.IsNaN(d) {
+				t.Errorf("%s: gradient %d, kernel-gradient node on im2col, differs by %g (scale %g)", c.name, i, d, scale)
+			}
 		}
 	}
 	if after, _ := ConvDNNLStats(); after == before {
 		t.Error("no convolution gradient ran on oneDNN")
+	}
+	if statConvBackWeights.Load() == beforeNodes {
+		t.Error("no kernel gradient was built as the backward-weights node")
 	}
 }

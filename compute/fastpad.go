@@ -152,6 +152,8 @@ func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simpl
 		return execConvGemm(backend, data, inputs)
 	case *convScatterNodeData:
 		return execConvScatter(backend, data, inputs)
+	case *convBackWeightsData:
+		return execConvBackWeights(backend, data, inputs)
 	}
 	return nil, fmt.Errorf("compute: node of type Pad without a configuration")
 }

@@ -119,6 +119,8 @@ func opName(op backends.OpType, n *simplego.Node) string {
 		return "Pad:conv(im2col+GEMM)"
 	case *convScatterNodeData:
 		return "Pad:conv(GEMM+col2im)"
+	case *convBackWeightsData:
+		return "Pad:conv(kernel gradient)"
 	case *sigmoidGradNodeData:
 		return "Pad:LogisticGrad"
 	case *siluGradNodeData:

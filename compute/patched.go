@@ -332,6 +332,10 @@ func (b *patchedBuilder) ConvGeneral(input, kernel backends.Op, axes backends.Co
 		return v
 	}
 	strides, kernelDilations, inputDilations = fill(strides), fill(kernelDilations), fill(inputDilations)
+	if y, ok, err := b.convBackWeightsNode(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
+		channelGroupCount, batchGroupCount); err != nil || ok {
+		return y, err
+	}
 	if y, ok, err := b.lowerDilatedConv(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
 		channelGroupCount, batchGroupCount); err != nil || ok {
 		return y, err

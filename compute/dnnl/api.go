@@ -19,12 +19,15 @@ type api struct {
 		strides, dilates, padL, padR *dims) int32
 	dilatedConvBwdDataInit func(desc unsafe.Pointer, alg int32, diffSrc, weights, diffDst unsafe.Pointer,
 		strides, dilates, padL, padR *dims) int32
+	dilatedConvBwdWeightsInit func(desc unsafe.Pointer, alg int32, src, diffWeights, diffBias, diffDst unsafe.Pointer,
+		strides, dilates, padL, padR *dims) int32
 
 	attrCreate             func(attr *uintptr) int32
 	attrDestroy            func(attr uintptr) int32
 	attrSetScratchpadMode  func(attr uintptr, mode int32) int32
 	primitiveDescCreate    func(pd *uintptr, opDesc unsafe.Pointer, attr, engine, hint uintptr) int32
 	reorderDescCreate      func(pd *uintptr, srcMD unsafe.Pointer, srcEngine, dstMD, dstEngine, attr uintptr) int32
+	reorderDescCreateToGo  func(pd *uintptr, srcMD, srcEngine uintptr, dstMD unsafe.Pointer, dstEngine, attr uintptr) int32
 	primitiveDescQueryMD   func(pd uintptr, what, index int32) uintptr
 	primitiveDescQueryImpl func(pd uintptr, what, index int32, result **byte) int32
 	primitiveDescDestroy   func(pd uintptr) int32
@@ -66,6 +69,7 @@ const (
 	convDirect         = 1   // dnnl_convolution_direct
 	queryImplInfoStr   = 8   // dnnl_query_impl_info_str
 	queryWeightsMD     = 131 // dnnl_query_weights_md
+	queryDiffWeightsMD = 132 // dnnl_query_diff_weights_md
 	queryScratchpadMD  = 136 // dnnl_query_scratchpad_md
 	scratchpadUser     = 1   // dnnl_scratchpad_mode_user
 	argSrc             = 1   // DNNL_ARG_SRC (and DNNL_ARG_FROM)
@@ -74,6 +78,7 @@ const (
 	argScratchpad      = 80  // DNNL_ARG_SCRATCHPAD
 	argDiffSrc         = 129 // DNNL_ARG_DIFF_SRC
 	argDiffDst         = 145 // DNNL_ARG_DIFF_DST
+	argDiffWeights     = 161 // DNNL_ARG_DIFF_WEIGHTS
 	runtimeSeq         = 1   // DNNL_RUNTIME_SEQ
 	runtimeOMP         = 2   // DNNL_RUNTIME_OMP
 )

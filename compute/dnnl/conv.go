@@ -27,8 +27,9 @@ const maxConvs = 512
 type convKind int
 
 const (
-	convForward  convKind = iota // y = conv(x, k)
-	convBackData                 // x̄ = the gradient of a convolution with respect to its input
+	convForward     convKind = iota // y = conv(x, k)
+	convBackData                    // x̄ = the gradient of a convolution with respect to its input
+	convBackWeights                 // k̄ = the gradient of a convolution with respect to its kernel
 )
 
 // convKey identifies a cached primitive.
@@ -130,7 +131,7 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	strides, dil := dims{int64(s.SH), int64(s.SW)}, dims{int64(s.DH - 1), int64(s.DW - 1)}
 	padL, padR := dims{int64(s.PT), int64(s.PL)}, dims{int64(pb), int64(pr)}
 	prop := int32(propForwardInfer)
-	if kind == convBackData {
+	if kind != convForward {
 		prop = propForwardTrain
 	}
 	if err := statusErr("dnnl_dilated_convolution_forward_desc_init", a.dilatedConvFwdInit(unsafe.Pointer(&desc[0]),
@@ -150,18 +151,24 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	if err := statusErr("dnnl_primitive_desc_create", a.primitiveDescCreate(&p.pd, unsafe.Pointer(&desc[0]), attr, l.engine, 0)); err != nil {
 		return nil, err
 	}
-	if kind == convBackData {
+	if kind != convForward {
 		// The forward descriptor is the hint the backward one is created from.
 		hint := p.pd
 		defer a.primitiveDescDestroy(hint)
 		bwd := make([]byte, convDescBytes)
-		if err := statusErr("dnnl_dilated_convolution_backward_data_desc_init", a.dilatedConvBwdDataInit(
-			unsafe.Pointer(&bwd[0]), convDirect, unsafe.Pointer(&p.srcMD[0]), unsafe.Pointer(&anyWMD[0]),
-			unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)); err != nil {
+		var st int32
+		if kind == convBackData {
+			st = a.dilatedConvBwdDataInit(unsafe.Pointer(&bwd[0]), convDirect, unsafe.Pointer(&p.srcMD[0]),
+				unsafe.Pointer(&anyWMD[0]), unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)
+		} else {
+			st = a.dilatedConvBwdWeightsInit(unsafe.Pointer(&bwd[0]), convDirect, unsafe.Pointer(&p.srcMD[0]),
+				unsafe.Pointer(&anyWMD[0]), nil, unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)
+		}
+		if err := statusErr("dnnl_dilated_convolution_backward_*_desc_init", st); err != nil {
 			return nil, err
 		}
 		p.pd = 0
-		if err := statusErr("dnnl_primitive_desc_create (backward data)", a.primitiveDescCreate(&p.pd,
+		if err := statusErr("dnnl_primitive_desc_create (backward)", a.primitiveDescCreate(&p.pd,
 			unsafe.Pointer(&bwd[0]), attr, l.engine, hint)); err != nil {
 			return nil, err
 		}
@@ -171,7 +178,11 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	if a.primitiveDescQueryImpl(p.pd, queryImplInfoStr, 0, &impl) == 0 && impl != nil {
 		p.impl = cString(impl)
 	}
-	p.wMD = a.primitiveDescQueryMD(p.pd, queryWeightsMD, 0)
+	wQuery := int32(queryWeightsMD)
+	if kind == convBackWeights {
+		wQuery = queryDiffWeightsMD
+	}
+	p.wMD = a.primitiveDescQueryMD(p.pd, wQuery, 0)
 	p.spMD = a.primitiveDescQueryMD(p.pd, queryScratchpadMD, 0)
 	if p.wMD == 0 || p.spMD == 0 {
 		a.primitiveDescDestroy(p.pd)
@@ -182,8 +193,15 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 		a.primitiveDescDestroy(p.pd)
 		return nil, err
 	}
-	if err := statusErr("dnnl_reorder_primitive_desc_create", a.reorderDescCreate(&p.rpd,
-		unsafe.Pointer(&p.userWMD[0]), l.engine, p.wMD, l.engine, attr)); err != nil {
+	// The reorder brings the caller's kernel into the primitive's layout, or (kernel gradient) the
+	// primitive's result into the caller's layout.
+	var st int32
+	if kind == convBackWeights {
+		st = a.reorderDescCreateToGo(&p.rpd, p.wMD, l.engine, unsafe.Pointer(&p.userWMD[0]), l.engine, attr)
+	} else {
+		st = a.reorderDescCreate(&p.rpd, unsafe.Pointer(&p.userWMD[0]), l.engine, p.wMD, l.engine, attr)
+	}
+	if err := statusErr("dnnl_reorder_primitive_desc_create", st); err != nil {
 		return nil, err // the convolution primitive stays allocated: at most maxConvs of them
 	}
 	p.rspMD = a.primitiveDescQueryMD(p.rpd, queryScratchpadMD, 0)
@@ -207,7 +225,7 @@ func cString(p *byte) string {
 
 // userTag is the layout of the caller's kernel in each direction: HWIO [KH, KW, C, O] forward, OHWI
 // [O, KH, KW, C] backward (the transposed convolution's natural [Cin, Kpos·Cout] matrix).
-var userTag = [...]int32{convForward: tagHWIO, convBackData: tagOHWI}
+var userTag = [...]int32{convForward: tagHWIO, convBackData: tagOHWI, convBackWeights: tagHWIO}
 
 // scratchPool holds byte buffers for the reordered kernel and the scratchpads.
 var scratchPool sync.Pool
@@ -222,7 +240,7 @@ func aligned64(buf []byte, n int) []byte {
 // It returns false without touching y when oneDNN does not run s (the caller computes it another
 // way), and an error when a slice is too short or oneDNN fails.
 func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {
-	return l.run(convKey{s, convForward}, y, x, k)
+	return l.run(convKey{s, convForward}, x, y, k)
 }
 
 // ConvBackwardData2D computes the gradient of the convolution s with respect to its input,
@@ -235,16 +253,22 @@ func (l *Lib) ConvBackwardData2D(s ConvSpec, xbar, ybar, k []float32) (bool, err
 	return l.run(convKey{s, convBackData}, xbar, ybar, k)
 }
 
-// run executes the primitive for key: out is the forward destination (forward) or source gradient
-// (backward data), in the forward source (forward) or destination gradient (backward data).
-func (l *Lib) run(key convKey, out, in, k []float32) (bool, error) {
+// ConvBackwardWeights2D computes the gradient of the convolution s with respect to its kernel,
+//
+//	k̄[u, v, c, o] = Σ_{n, i, j} x[n, i·SH + u·DH - PT, j·SW + v·DW - PL, c] · ȳ[n, i, j, o]
+//
+// (HWIO, like Conv2D's kernel) for x [N, H, W, C] and ȳ [N, OH, OW, O]. Like Conv2D it returns false
+// when oneDNN does not run s.
+func (l *Lib) ConvBackwardWeights2D(s ConvSpec, kbar, x, ybar []float32) (bool, error) {
+	return l.run(convKey{s, convBackWeights}, x, ybar, kbar)
+}
+
+// run executes the primitive for key with the forward convolution's source src, destination dst and
+// kernel wgt (each the operand or the gradient, by direction; the gradient is written).
+func (l *Lib) run(key convKey, src, dst, wgt []float32) (bool, error) {
 	s := key.spec
-	inN, outN := s.N*s.H*s.W*s.C, s.N*s.OH*s.OW*s.O
-	if key.kind == convBackData {
-		inN, outN = outN, inN
-	}
-	if !s.valid() || len(in) < inN || len(k) < s.KH*s.KW*s.C*s.O || len(out) < outN {
-		return false, fmt.Errorf("dnnl: convolution %+v with slices of %d, %d, %d values", s, len(in), len(k), len(out))
+	if !s.valid() || len(src) < s.N*s.H*s.W*s.C || len(wgt) < s.KH*s.KW*s.C*s.O || len(dst) < s.N*s.OH*s.OW*s.O {
+		return false, fmt.Errorf("dnnl: convolution %+v with slices of %d, %d, %d values", s, len(src), len(wgt), len(dst))
 	}
 	p := l.conv(key)
 	if p == nil {
@@ -284,51 +308,54 @@ func (l *Lib) run(key convKey, out, in, k []float32) (bool, error) {
 				}
 			}
 		}()
-		// mx holds the forward source (in, or out backward), my the forward destination.
-		xs, ys := in, out
-		if key.kind == convBackData {
-			xs, ys = out, in
-		}
-		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&mx, unsafe.Pointer(&p.srcMD[0]), l.engine, unsafe.Pointer(&xs[0]))); err != nil {
-			return
-		}
-		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&my, unsafe.Pointer(&p.dstMD[0]), l.engine, unsafe.Pointer(&ys[0]))); err != nil {
-			return
-		}
-		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&mk, unsafe.Pointer(&p.userWMD[0]), l.engine, unsafe.Pointer(&k[0]))); err != nil {
-			return
+		for _, m := range []struct {
+			mem    *uintptr
+			md     []byte
+			handle unsafe.Pointer
+		}{{&mx, p.srcMD, unsafe.Pointer(&src[0])}, {&my, p.dstMD, unsafe.Pointer(&dst[0])},
+			{&mk, p.userWMD, unsafe.Pointer(&wgt[0])}} {
+			if err = statusErr("dnnl_memory_create", a.memoryCreateGo(m.mem, unsafe.Pointer(&m.md[0]), l.engine, m.handle)); err != nil {
+				return
+			}
 		}
 		if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mkb, p.wMD, l.engine, region[0])); err != nil {
 			return
-		}
-		reorderArgs := []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}
-		if p.rspBytes > 0 {
-			if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mrsp, p.rspMD, l.engine, region[2])); err != nil {
-				return
-			}
-			reorderArgs = append(reorderArgs, execArg{arg: argScratchpad, mem: mrsp})
-		}
-		if err = statusErr("dnnl_primitive_execute (kernel reorder)", a.primitiveExecute(p.reorder, stream,
-			int32(len(reorderArgs)), unsafe.Pointer(&reorderArgs[0]))); err != nil {
-			return
-		}
-		convArgs := []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}
-		if key.kind == convBackData {
-			convArgs = []execArg{{arg: argDiffSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDiffDst, mem: my}}
 		}
 		if p.spBytes > 0 {
 			if err = statusErr("dnnl_memory_create", a.memoryCreateC(&msp, p.spMD, l.engine, region[1])); err != nil {
 				return
 			}
-			convArgs = append(convArgs, execArg{arg: argScratchpad, mem: msp})
 		}
-		err = statusErr("dnnl_primitive_execute (convolution)", a.primitiveExecute(p.prim, stream,
-			int32(len(convArgs)), unsafe.Pointer(&convArgs[0])))
+		if p.rspBytes > 0 {
+			if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mrsp, p.rspMD, l.engine, region[2])); err != nil {
+				return
+			}
+		}
+		exec := func(what string, prim uintptr, args []execArg, scratch uintptr) error {
+			if scratch != 0 {
+				args = append(args, execArg{arg: argScratchpad, mem: scratch})
+			}
+			return statusErr("dnnl_primitive_execute ("+what+")", a.primitiveExecute(prim, stream, int32(len(args)), unsafe.Pointer(&args[0])))
+		}
+		switch key.kind {
+		case convForward:
+			if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
+				err = exec("convolution", p.prim, []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}, msp)
+			}
+		case convBackData:
+			if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
+				err = exec("backward data", p.prim, []execArg{{arg: argDiffSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDiffDst, mem: my}}, msp)
+			}
+		case convBackWeights:
+			if err = exec("backward weights", p.prim, []execArg{{arg: argSrc, mem: mx}, {arg: argDiffWeights, mem: mkb}, {arg: argDiffDst, mem: my}}, msp); err == nil {
+				err = exec("kernel gradient reorder", p.reorder, []execArg{{arg: argSrc, mem: mkb}, {arg: argDst, mem: mk}}, mrsp)
+			}
+		}
 	})
 	l.putStream(stream)
-	runtime.KeepAlive(in)
-	runtime.KeepAlive(out)
-	runtime.KeepAlive(k)
+	runtime.KeepAlive(src)
+	runtime.KeepAlive(dst)
+	runtime.KeepAlive(wgt)
 	scratchPool.Put(bp)
 	if err != nil {
 		return false, err

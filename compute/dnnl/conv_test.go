@@ -151,6 +151,51 @@ func TestConvBackwardDataMatchesDefinition(t *testing.T) {
 	}
 }
 
+// TestConvBackwardWeightsMatchesDefinition checks the kernel gradient against its definition on every
+// case.
+func TestConvBackwardWeightsMatchesDefinition(t *testing.T) {
+	lib := libOrSkip(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, s := range convCases {
+		x, ybar := randF32(r, s.N*s.H*s.W*s.C), randF32(r, s.N*s.OH*s.OW*s.O)
+		kbar := make([]float32, s.KH*s.KW*s.C*s.O)
+		for i := range kbar {
+			kbar[i] = float32(math.NaN())
+		}
+		ran, err := lib.ConvBackwardWeights2D(s, kbar, x, ybar)
+		if err != nil || !ran {
+			t.Fatalf("%+v: ran %v, err %v", s, ran, err)
+		}
+		want := make([]float64, len(kbar))
+		for n := range s.N {
+			for i := range s.OH {
+				for j := range s.OW {
+					for u := range s.KH {
+						for v := range s.KW {
+							h, w := i*s.SH+u*s.DH-s.PT, j*s.SW+v*s.DW-s.PL
+							if h < 0 || h >= s.H || w < 0 || w >= s.W {
+								continue
+							}
+							for c := range s.C {
+								xv := float64(x[((n*s.H+h)*s.W+w)*s.C+c])
+								for o := range s.O {
+									want[((u*s.KW+v)*s.C+c)*s.O+o] += xv * float64(ybar[((n*s.OH+i)*s.OW+j)*s.O+o])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		terms := float64(s.N * s.OH * s.OW)
+		for i := range want {
+			if d := math.Abs(float64(kbar[i]) - want[i]); !(d <= 1e-5*math.Sqrt(terms)*(1+math.Abs(want[i]))) {
+				t.Fatalf("%+v: kbar[%d] = %g, want %g", s, i, kbar[i], want[i])
+			}
+		}
+	}
+}
+
 // TestConv2DConcurrent runs one shape from several goroutines at once (the primitives are shared,
 // the scratchpads are not) and requires each result to equal the one computed alone.
 func TestConv2DConcurrent(t *testing.T) {

@@ -20,6 +20,7 @@ type version struct {
 var symbols = []string{"dnnl_version", "dnnl_sgemm", "dnnl_engine_create", "dnnl_stream_create",
 	"dnnl_stream_destroy", "dnnl_memory_desc_init_by_tag", "dnnl_memory_desc_get_size",
 	"dnnl_dilated_convolution_forward_desc_init", "dnnl_dilated_convolution_backward_data_desc_init",
+	"dnnl_dilated_convolution_backward_weights_desc_init",
 	"dnnl_primitive_attr_create",
 	"dnnl_primitive_attr_destroy", "dnnl_primitive_attr_set_scratchpad_mode", "dnnl_primitive_desc_create", "dnnl_reorder_primitive_desc_create",
 	"dnnl_primitive_desc_query_md", "dnnl_primitive_desc_query", "dnnl_primitive_desc_destroy",
@@ -74,23 +75,25 @@ func Open(path string) (lib *Lib, err error) {
 	for sym, fn := range map[string]any{
 		"dnnl_sgemm": &a.sgemm, "dnnl_engine_create": &a.engineCreate, "dnnl_stream_create": &a.streamCreate,
 		"dnnl_stream_destroy": &a.streamDestroy, "dnnl_memory_desc_init_by_tag": &a.memoryDescInitByTag,
-		"dnnl_memory_desc_get_size":                        &a.memoryDescGetSize,
-		"dnnl_dilated_convolution_forward_desc_init":       &a.dilatedConvFwdInit,
-		"dnnl_dilated_convolution_backward_data_desc_init": &a.dilatedConvBwdDataInit,
-		"dnnl_primitive_attr_create":                       &a.attrCreate,
-		"dnnl_primitive_attr_destroy":                      &a.attrDestroy,
-		"dnnl_primitive_attr_set_scratchpad_mode":          &a.attrSetScratchpadMode,
-		"dnnl_primitive_desc_create":                       &a.primitiveDescCreate,
-		"dnnl_reorder_primitive_desc_create":               &a.reorderDescCreate,
-		"dnnl_primitive_desc_query_md":                     &a.primitiveDescQueryMD,
-		"dnnl_primitive_desc_query":                        &a.primitiveDescQueryImpl,
-		"dnnl_primitive_desc_destroy":                      &a.primitiveDescDestroy,
-		"dnnl_primitive_create":                            &a.primitiveCreate, "dnnl_memory_create": &a.memoryCreateGo,
+		"dnnl_memory_desc_get_size":                           &a.memoryDescGetSize,
+		"dnnl_dilated_convolution_forward_desc_init":          &a.dilatedConvFwdInit,
+		"dnnl_dilated_convolution_backward_data_desc_init":    &a.dilatedConvBwdDataInit,
+		"dnnl_dilated_convolution_backward_weights_desc_init": &a.dilatedConvBwdWeightsInit,
+		"dnnl_primitive_attr_create":                          &a.attrCreate,
+		"dnnl_primitive_attr_destroy":                         &a.attrDestroy,
+		"dnnl_primitive_attr_set_scratchpad_mode":             &a.attrSetScratchpadMode,
+		"dnnl_primitive_desc_create":                          &a.primitiveDescCreate,
+		"dnnl_reorder_primitive_desc_create":                  &a.reorderDescCreate,
+		"dnnl_primitive_desc_query_md":                        &a.primitiveDescQueryMD,
+		"dnnl_primitive_desc_query":                           &a.primitiveDescQueryImpl,
+		"dnnl_primitive_desc_destroy":                         &a.primitiveDescDestroy,
+		"dnnl_primitive_create":                               &a.primitiveCreate, "dnnl_memory_create": &a.memoryCreateGo,
 		"dnnl_memory_destroy": &a.memoryDestroy, "dnnl_primitive_execute": &a.primitiveExecute,
 	} {
 		purego.RegisterLibFunc(fn, handle, sym)
 	}
 	purego.RegisterLibFunc(&a.memoryCreateC, handle, "dnnl_memory_create")
+	purego.RegisterLibFunc(&a.reorderDescCreateToGo, handle, "dnnl_reorder_primitive_desc_create")
 	if st := a.engineCreate(&lib.engine, engineCPU, 0); st != 0 {
 		return fail("dnnl_engine_create returned status %d", st)
 	}
