@@ -1,7 +1,8 @@
 // Package bench times the steps that decide how long hypernoise takes on a machine, on any backend,
 // next to PyTorch's CPU time for the same steps when python3-torch is installed:
 //
-//   - matmul_gflops: a 1024x1024 by 1024x1024 float32 product, 2·1024³ / seconds (best of 3);
+//   - matmul_gflops: a 1024x1024 by 1024x1024 float32 product, 2·1024³ / seconds (median of 10 after
+//     3 warm-up products, as the PyTorch script times its own);
 //   - hypernet_step_ms: one HyperNoise training step on the embedded default (batch 32, LoRA rank 8
 //     copy of the one-step student, frozen student + decoder + reward classifier, align reward,
 //     mean-square regularizer, AdamW, gradient clipping), median over the timed steps;

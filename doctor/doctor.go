@@ -5,6 +5,7 @@ package doctor
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -49,7 +50,7 @@ type Models struct {
 type Matmul struct {
 	N       int     `json:"n"`
 	Repeats int     `json:"repeats"`
-	Seconds float64 `json:"seconds"` // best time of one product
+	Seconds float64 `json:"seconds"` // median time of one product over Repeats timed runs
 	GFLOPS  float64 `json:"gflops"`
 }
 
@@ -72,8 +73,9 @@ func Check(backend backends.Backend, n int) (*Report, error) {
 	return rep, nil
 }
 
-// MatmulSpeed times C = A B for n x n float32 matrices (after one warm-up call that compiles the
-// graph) and reports the best of a few runs as 2 n^3 / seconds.
+// MatmulSpeed times C = A B for n x n float32 matrices the way the PyTorch anchor script
+// (../shared/bench/torch_steps.py) times its own: after the call that compiles the graph, 3 warm-up
+// products, then the median of 10 timed ones, reported as 2 n^3 / seconds.
 func MatmulSpeed(backend backends.Backend, n int) (m *Matmul, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -97,20 +99,21 @@ func MatmulSpeed(backend backends.Backend, n int) (m *Matmul, err error) {
 			f[i] = float32(i%5) * 0.1
 		}
 	})
-	if _, err := exec.Exec(a, b); err != nil {
-		return nil, err
-	}
-	repeats := 3
-	best := time.Duration(1 << 62)
-	for range repeats {
+	const warm, repeats = 4, 10 // the first warm-up call also compiles
+	times := make([]time.Duration, 0, repeats)
+	for i := range warm + repeats {
 		start := time.Now()
 		out, err := exec.Exec(a, b)
 		if err != nil {
 			return nil, err
 		}
 		_ = out[0].Shape() // results are materialized on return for the local backends
-		best = min(best, time.Since(start))
+		if i >= warm {
+			times = append(times, time.Since(start))
+		}
 	}
+	slices.Sort(times)
+	med := times[len(times)/2].Seconds()
 	flops := 2 * float64(n) * float64(n) * float64(n)
-	return &Matmul{N: n, Repeats: repeats, Seconds: best.Seconds(), GFLOPS: flops / best.Seconds() / 1e9}, nil
+	return &Matmul{N: n, Repeats: repeats, Seconds: med, GFLOPS: flops / med / 1e9}, nil
 }

@@ -65,6 +65,6 @@ Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST data
 	default:
 		fmt.Fprintf(w, "matrix path:    SLOW, %s (%s)\n", mp.Path, mp.Reason)
 	}
-	fmt.Fprintf(w, "matmul %dx%dx%d: %.2f GFLOP/s (best of %d)\n", rep.Matmul.N, rep.Matmul.N, rep.Matmul.N, rep.Matmul.GFLOPS, rep.Matmul.Repeats)
+	fmt.Fprintf(w, "matmul %dx%dx%d: %.2f GFLOP/s (median of %d)\n", rep.Matmul.N, rep.Matmul.N, rep.Matmul.N, rep.Matmul.GFLOPS, rep.Matmul.Repeats)
 	return nil
 }
