@@ -765,14 +765,13 @@ func fastUnary32(op backends.OpType, kernel func(out, x []float32)) simplegoExec
 	}
 }
 
-// logistic32 is SimpleGo's float32 Logistic with the same values (see sigmoid32), four at a time
-// with AVX2, large tensors split over two goroutines.
+// logistic32 is the float32 Logistic (see logistic32f), large tensors split over two goroutines.
 func logistic32(out, x []float32) {
 	if len(x) < logisticParallelMin {
-		sigmoid32(out, x)
+		logistic32f(out, x)
 		return
 	}
-	parallelRanges(len(x), 2, 4, func(lo, hi int) { sigmoid32(out[lo:hi], x[lo:hi]) })
+	parallelRanges(len(x), 2, 16, func(lo, hi int) { logistic32f(out[lo:hi], x[lo:hi]) })
 }
 
 // fastTranspose replaces SimpleGo's Transpose executor on patched backends (float32, float64, int32).

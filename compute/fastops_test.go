@@ -93,6 +93,10 @@ func TestFastOpsMatchStock(t *testing.T) {
 				t.Fatalf("%s: %d values, SimpleGo gives %d", c.name, len(got), len(want))
 			}
 			for i := range want {
+				// The float32 logistic is within 3 ulps of SimpleGo's (logistic.go); the rest bit for bit.
+				if strings.HasPrefix(c.name, "logistic") && f32 && ulpDiff(float32(got[i]), float32(want[i])) <= 3 {
+					continue
+				}
 				if got[i] != want[i] && !(math.IsNaN(got[i]) && math.IsNaN(want[i])) {
 					t.Errorf("%s (float32 %v): entry %d = %g, SimpleGo gives %g", c.name, f32, i, got[i], want[i])
 					break

@@ -10,8 +10,9 @@ import (
 
 // TestSigmoidGradFused: the gradients of a SiLU x·σ(x) (both operand orders, and plus x·w, whose
 // gradient term joins the sum), of a sigmoid, of a sigmoid that is also read elsewhere (its 1-σ too) and of a chain
-// that only looks alike (v·(σ·(2-σ)), not a gradient) equal SimpleGo's bit for bit, in float32 and
-// float64, on sizes below and above the two-goroutine cut; each must build the fused nodes it can
+// that only looks alike (v·(σ·(2-σ)), not a gradient) equal SimpleGo's bit for bit in float64, and in
+// float32 within 1e-6 of the output's largest value (the float32 logistic itself is within 3 ulps of SimpleGo's, see
+// logistic.go), on sizes below and above the two-goroutine cut; each must build the fused nodes it can
 // (the SiLU ones the whole SiLU gradient) and the look-alike none.
 func TestSigmoidGradFused(t *testing.T) {
 	fast := testBackend(t)
@@ -69,8 +70,16 @@ func TestSigmoidGradFused(t *testing.T) {
 				}
 				want := eval(t, stock, c.fn, in()...)
 				for k := range want {
+					scale := 0.0
+					for _, v := range want[k] {
+						scale = max(scale, math.Abs(v))
+					}
 					for i := range want[k] {
-						if math.Float64bits(got[k][i]) != math.Float64bits(want[k][i]) {
+						exact := math.Float64bits(got[k][i]) == math.Float64bits(want[k][i])
+						if f32 && math.Abs(got[k][i]-want[k][i]) <= 1e-6*scale {
+							exact = true
+						}
+						if !exact {
 							t.Errorf("%s n=%d float32 %v: output %d entry %d = %g, SimpleGo gives %g", c.name, n, f32, k, i, got[k][i], want[k][i])
 							break
 						}

@@ -1,0 +1,11 @@
+//go:build !amd64 || purego
+
+package compute
+
+const (
+	logisticVector512 = false
+	logisticVector    = false
+)
+
+func logistic32AVX512(out, x []float32) { logistic32Scalar(out, x) }
+func logistic32AVX2(out, x []float32)   { logistic32Scalar(out, x) }
