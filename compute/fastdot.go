@@ -437,10 +437,12 @@ func runGemm[T gemmFloat](backend *simplego.Backend, p dotParams, inputs []*simp
 const bitSafeMinMNK = 1 << 20
 
 // splitMinPartMNK is the least m·n·k of each part of a float32 product spread over several cores:
-// 4·2²⁰ (8 MFLOP). On this project's 2-core machine, quiet, one 32x512x512 product (8 MFLOP per half)
-// was as fast cut in two as whole, 64x256x256 was 1.3x slower cut, 128x512x512 1.4x faster and
-// 1024³ 1.7x faster (BenchmarkGemmSplit). It is above bitSafeMinMNK.
-const splitMinPartMNK = 4 * bitSafeMinMNK
+// 2·2²⁰ (4 MFLOP). With OpenBLAS and a new goroutine per part, 4·2²⁰ was the floor (one 32x512x512
+// product, 8 MFLOP per half, was as fast cut in two as whole; BenchmarkGemmSplit); with oneDNN and the
+// awake helpers, the v2 HyperNoise step (whose 32x384x384 products it now cuts) took 20.0, 20.2,
+// 19.9, 20.2 ms against 20.9, 20.9, 21.2, 20.0 with 4·2²⁰ (07:20, locked, alternated). It is above
+// bitSafeMinMNK.
+const splitMinPartMNK = 2 * bitSafeMinMNK
 
 // gemmParts is the number of goroutines a DotGeneral of nb products of m×k by k×n runs on. It is one
 // for float64 (OpenBLAS's dgemm kernels round differently when C is cut, and float64 serves the exact
