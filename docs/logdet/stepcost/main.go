@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command stepcost times one HyperNoise training step's loss and parameter gradient on the
 // embedded Fashion default (LoRA rank 8, align reward, batch 32) for the surrogate (kl) and the
 // stochastic log-det KL (logdet), alternating the two in one process so that load from other
