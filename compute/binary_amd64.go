@@ -19,3 +19,10 @@ func subF32AVX2(out, a, b []float32)
 
 //go:noescape
 func mulF32AVX2(out, a, b []float32)
+
+// siluGradF32AVX2 is siluGrad on float32, eight values at a time: out = v·s + (v·x)·(s·(1-s)), one
+// IEEE operation each (the operand orders siluGrad's flags choose only swap commutative operands,
+// so every order gives these bits); len(v) must be a positive multiple of 8.
+//
+//go:noescape
+func siluGradF32AVX2(out, v, x, s []float32)

@@ -21,3 +21,10 @@ func mulF32AVX2(out, a, b []float32) {
 		out[i] = v * b[i]
 	}
 }
+
+func siluGradF32AVX2(out, v, x, s []float32) {
+	for i, vi := range v {
+		si := s[i]
+		out[i] = vi*si + (vi*x[i])*(si*(1-si))
+	}
+}

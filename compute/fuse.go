@@ -379,6 +379,11 @@ func execSiluGrad(backend *simplego.Backend, data *siluGradNodeData, inputs []*s
 // FMA (GOAMD64=v3) does not fuse a product into the sum, as the separate ops could not.
 func siluGrad[T float32 | float64](out, v, x, s []T, data *siluGradNodeData) {
 	v, x, s = v[:len(out)], x[:len(out)], s[:len(out)]
+	if o32, ok := any(out).([]float32); ok && binaryVector && len(out) >= 8 {
+		n := len(out) &^ 7
+		siluGradF32AVX2(o32[:n], any(v).([]float32)[:n], any(x).([]float32)[:n], any(s).([]float32)[:n])
+		out, v, x, s = out[n:], v[n:], x[n:], s[n:]
+	}
 	for i := range out {
 		vi, xi, si := v[i], x[i], s[i]
 		first := T(vi * si)

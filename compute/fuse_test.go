@@ -148,3 +148,43 @@ func TestUnbroadcast(t *testing.T) {
 		}
 	}
 }
+
+// TestSiluGradVector: siluGrad on float32 (its AVX2 prefix where the CPU has it, then the loop) gives,
+// for every operand order its flags can describe, the bits of the flagged scalar expression.
+func TestSiluGradVector(t *testing.T) {
+	const n = 1037
+	v, x, s := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range v {
+		v[i] = float32(math.Sin(float64(i)*0.37)) * 3
+		x[i] = float32(math.Cos(float64(i)*0.91)) * 5
+		s[i] = float32(1 / (1 + math.Exp(-float64(x[i]))))
+	}
+	for mask := range 16 {
+		d := &siluGradNodeData{sigmaLeft: mask&1 != 0, xLeft: mask&2 != 0, vxLeft: mask&4 != 0, secondFirst: mask&8 != 0}
+		got := make([]float32, n)
+		siluGrad(got, v, x, s, d)
+		for i := range got {
+			first := v[i] * s[i]
+			if d.sigmaLeft {
+				first = s[i] * v[i]
+			}
+			vx := v[i] * x[i]
+			if d.xLeft {
+				vx = x[i] * v[i]
+			}
+			dsig := s[i] * (1 - s[i])
+			second := vx * dsig
+			if !d.vxLeft {
+				second = dsig * vx
+			}
+			want := first + second
+			if d.secondFirst {
+				want = second + first
+			}
+			if math.Float32bits(got[i]) != math.Float32bits(want) {
+				t.Fatalf("flags %+v, entry %d: %g, the scalar expression gives %g", *d, i, got[i], want)
+			}
+		}
+	}
+	t.Logf("AVX2 prefix: %v", binaryVector)
+}
