@@ -14,7 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hypernoise/hypernoise/compute/dnnl"
-	"os"
+	"github.com/hypernoise/hypernoise/compute/internal/dynlib"
 	"runtime"
 	"strings"
 	"sync"
@@ -91,46 +91,18 @@ var (
 // error says what was tried and how to install the library.
 func Default() (*Library, error) {
 	defaultOnce.Do(func() {
-		if v := strings.TrimSpace(os.Getenv(EnvLibrary)); v != "" {
-			if strings.EqualFold(v, "off") {
-				defaultErr = ErrDisabled
-				return
-			}
-			defaultLib, defaultErr = Open(v)
-			if defaultErr == nil {
-				defaultLib.attachDNNL()
-			}
-			if defaultErr != nil {
-				defaultErr = fmt.Errorf("%w (from $%s; unset it to search the usual places, or install with: %s)",
-					defaultErr, EnvLibrary, InstallHint)
-			}
-			return
+		install := ""
+		switch runtime.GOOS {
+		case "linux":
+			install = InstallHint
+		case "darwin":
+			install = "brew install openblas"
 		}
-		var tried []string
-		for _, path := range Candidates {
-			if strings.HasPrefix(path, "/") {
-				if _, err := os.Stat(path); err != nil {
-					continue
-				}
-			}
-			lib, err := Open(path)
-			if err == nil {
-				lib.attachDNNL()
-				defaultLib = lib
-				return
-			}
-			tried = append(tried, err.Error())
+		defaultLib, defaultErr = dynlib.Find(dynlib.Search{Env: EnvLibrary, Candidates: Candidates, Prefix: "blas",
+			Name: "OpenBLAS library", Install: install, Off: ErrDisabled}, Open)
+		if defaultErr == nil {
+			defaultLib.attachDNNL()
 		}
-		msg := "blas: no OpenBLAS library found"
-		if len(tried) > 0 {
-			msg += " (" + strings.Join(tried, "; ") + ")"
-		}
-		if runtime.GOOS == "linux" {
-			msg += "; install it with: " + InstallHint
-		} else if runtime.GOOS == "darwin" {
-			msg += "; install it with: brew install openblas"
-		}
-		defaultErr = errors.New(msg)
 	})
 	return defaultLib, defaultErr
 }

@@ -19,9 +19,8 @@ package dnnl
 import (
 	"errors"
 	"fmt"
-	"os"
+	"github.com/hypernoise/hypernoise/compute/internal/dynlib"
 	"runtime"
-	"strings"
 	"sync"
 )
 
@@ -64,36 +63,8 @@ var (
 // and how to install it.
 func Default() (*Lib, error) {
 	defaultOnce.Do(func() {
-		if v := strings.TrimSpace(os.Getenv(EnvLibrary)); v != "" {
-			if strings.EqualFold(v, "off") {
-				defaultErr = ErrDisabled
-				return
-			}
-			defaultLib, defaultErr = Open(v)
-			if defaultErr != nil {
-				defaultErr = fmt.Errorf("%w (from $%s)", defaultErr, EnvLibrary)
-			}
-			return
-		}
-		var tried []string
-		for _, path := range Candidates {
-			if strings.HasPrefix(path, "/") {
-				if _, err := os.Stat(path); err != nil {
-					continue
-				}
-			}
-			lib, err := Open(path)
-			if err == nil {
-				defaultLib = lib
-				return
-			}
-			tried = append(tried, err.Error())
-		}
-		msg := "dnnl: no oneDNN library found"
-		if len(tried) > 0 {
-			msg += " (" + strings.Join(tried, "; ") + ")"
-		}
-		defaultErr = errors.New(msg + "; install it with: " + InstallHint)
+		defaultLib, defaultErr = dynlib.Find(dynlib.Search{Env: EnvLibrary, Candidates: Candidates, Prefix: "dnnl",
+			Name: "oneDNN library", Install: InstallHint, Off: ErrDisabled}, Open)
 	})
 	return defaultLib, defaultErr
 }
