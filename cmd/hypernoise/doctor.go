@@ -58,7 +58,7 @@ Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST data
 	case mp.Fast && mp.Library != "":
 		fmt.Fprintf(w, "matrix path:    fast (%s), large products on %d core(s)\n", mp.Library, mp.Cores)
 		if mp.Faster != "" {
-			fmt.Fprintf(w, "                float32 products not on oneDNN: %s\n", mp.Faster)
+			fmt.Fprintf(w, "                float32 products and convolutions not on oneDNN: %s\n", mp.Faster)
 		}
 	case mp.Fast:
 		fmt.Fprintf(w, "matrix path:    the %s backend's own\n", mp.Path)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -222,20 +223,40 @@ func TestSerialBuildConcurrentCallers(t *testing.T) {
 	if lib.Concurrent {
 		t.Fatalf("serial build reported as concurrent (%s)", lib.Config)
 	}
-	const n, workers, reps = 400, 8, 6
+	const n = 400
 	r := rand.New(rand.NewPCG(3, 4))
 	a, b := randSlice(r, n*n), randSlice(r, n*n)
-	want := make([]float32, n*n)
-	lib.Sgemm(false, true, n, n, n, 1, a, n, b, n, 0, want, n)
-	errs := make(chan string, workers*reps)
+	checkConcurrentCallers(t, 8, 6, n*n, func(c []float32) string {
+		lib.Sgemm(false, true, n, n, n, 1, a, n, b, n, 0, c, n)
+		return ""
+	})
+}
+
+// checkConcurrentCallers runs call (which writes its result into c and returns a complaint, or "")
+// once alone and then reps times on each of workers goroutines at once, each on its own locked OS
+// thread, and reports every complaint and every result that differs from the one computed alone.
+func checkConcurrentCallers(t *testing.T, workers, reps, size int, call func(c []float32) string) {
+	t.Helper()
+	want := make([]float32, size)
+	runtime.LockOSThread()
+	msg := call(want)
+	runtime.UnlockOSThread()
+	if msg != "" {
+		t.Fatal(msg)
+	}
+	errs := make(chan string, workers*reps*2)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := make([]float32, n*n)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c := make([]float32, size)
 			for i := range reps {
-				lib.Sgemm(false, true, n, n, n, 1, a, n, b, n, 0, c, n)
+				if msg := call(c); msg != "" {
+					errs <- fmt.Sprintf("worker %d rep %d: %s", w, i, msg)
+				}
 				for j := range c {
 					if c[j] != want[j] {
 						errs <- fmt.Sprintf("worker %d rep %d: C[%d] = %g, alone %g", w, i, j, c[j], want[j])

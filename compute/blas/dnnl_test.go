@@ -7,9 +7,7 @@ import (
 	"github.com/hypernoise/hypernoise/compute/dnnl"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ebitengine/purego"
@@ -68,35 +66,13 @@ func TestDNNLOneThreadPerCall(t *testing.T) {
 	const n = 200
 	r := rand.New(rand.NewPCG(5, 6))
 	a, b := randSlice(r, n*n), randSlice(r, n*n)
-	want := make([]float32, n*n)
-	lib.Sgemm(false, false, n, n, n, 1, a, n, b, n, 0, want, n)
-
-	errs := make(chan string, 64)
-	var wg sync.WaitGroup
-	for w := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			c := make([]float32, n*n)
-			for rep := range 5 {
-				lib.Sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
-				if got := maxThreads(); got != 1 {
-					errs <- fmt.Sprintf("worker %d: omp_get_max_threads() = %d after a call, want 1", w, got)
-				}
-				for j := range c {
-					if c[j] != want[j] {
-						errs <- fmt.Sprintf("worker %d rep %d: C[%d] = %g, alone %g", w, rep, j, c[j], want[j])
-						break
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+	// Each worker's OS thread is locked, so omp_get_max_threads reads the setting of the thread the
+	// call ran on.
+	checkConcurrentCallers(t, 6, 5, n*n, func(c []float32) string {
+		lib.Sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+		if got := maxThreads(); got != 1 {
+			return fmt.Sprintf("omp_get_max_threads() = %d after a call, want 1", got)
+		}
+		return ""
+	})
 }

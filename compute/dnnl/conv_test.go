@@ -26,30 +26,35 @@ func libOrSkip(t *testing.T) *Lib {
 	return nil
 }
 
-// naiveConv is ConvSpec's definition, in float64.
-func naiveConv(s ConvSpec, x, k []float32) []float64 {
-	y := make([]float64, s.N*s.OH*s.OW*s.O)
+// eachTap calls fn for every product term of the convolution s: output position (n, i, j), kernel
+// tap (u, v) and the input position (h, w) it reads, inside x.
+func eachTap(s ConvSpec, fn func(n, i, j, u, v, h, w int)) {
 	for n := range s.N {
 		for i := range s.OH {
 			for j := range s.OW {
-				for o := range s.O {
-					var acc float64
-					for u := range s.KH {
-						for v := range s.KW {
-							h, w := i*s.SH+u*s.DH-s.PT, j*s.SW+v*s.DW-s.PL
-							if h < 0 || h >= s.H || w < 0 || w >= s.W {
-								continue
-							}
-							for c := range s.C {
-								acc += float64(x[((n*s.H+h)*s.W+w)*s.C+c]) * float64(k[((u*s.KW+v)*s.C+c)*s.O+o])
-							}
+				for u := range s.KH {
+					for v := range s.KW {
+						h, w := i*s.SH+u*s.DH-s.PT, j*s.SW+v*s.DW-s.PL
+						if h >= 0 && h < s.H && w >= 0 && w < s.W {
+							fn(n, i, j, u, v, h, w)
 						}
 					}
-					y[((n*s.OH+i)*s.OW+j)*s.O+o] = acc
 				}
 			}
 		}
 	}
+}
+
+// naiveConv is ConvSpec's definition, in float64.
+func naiveConv(s ConvSpec, x, k []float32) []float64 {
+	y := make([]float64, s.N*s.OH*s.OW*s.O)
+	eachTap(s, func(n, i, j, u, v, h, w int) {
+		for o := range s.O {
+			for c := range s.C {
+				y[((n*s.OH+i)*s.OW+j)*s.O+o] += float64(x[((n*s.H+h)*s.W+w)*s.C+c]) * float64(k[((u*s.KW+v)*s.C+c)*s.O+o])
+			}
+		}
+	})
 	return y
 }
 
@@ -103,26 +108,14 @@ func TestConv2DMatchesDefinition(t *testing.T) {
 // naiveBackData is ConvBackwardData2D's definition, in float64, with k as [O, KH, KW, C].
 func naiveBackData(s ConvSpec, ybar, k []float32) []float64 {
 	xbar := make([]float64, s.N*s.H*s.W*s.C)
-	for n := range s.N {
-		for i := range s.OH {
-			for j := range s.OW {
-				for o := range s.O {
-					g := float64(ybar[((n*s.OH+i)*s.OW+j)*s.O+o])
-					for u := range s.KH {
-						for v := range s.KW {
-							h, w := i*s.SH+u*s.DH-s.PT, j*s.SW+v*s.DW-s.PL
-							if h < 0 || h >= s.H || w < 0 || w >= s.W {
-								continue
-							}
-							for c := range s.C {
-								xbar[((n*s.H+h)*s.W+w)*s.C+c] += g * float64(k[((o*s.KH+u)*s.KW+v)*s.C+c])
-							}
-						}
-					}
-				}
+	eachTap(s, func(n, i, j, u, v, h, w int) {
+		for o := range s.O {
+			g := float64(ybar[((n*s.OH+i)*s.OW+j)*s.O+o])
+			for c := range s.C {
+				xbar[((n*s.H+h)*s.W+w)*s.C+c] += g * float64(k[((o*s.KH+u)*s.KW+v)*s.C+c])
 			}
 		}
-	}
+	})
 	return xbar
 }
 
@@ -167,26 +160,14 @@ func TestConvBackwardWeightsMatchesDefinition(t *testing.T) {
 			t.Fatalf("%+v: ran %v, err %v", s, ran, err)
 		}
 		want := make([]float64, len(kbar))
-		for n := range s.N {
-			for i := range s.OH {
-				for j := range s.OW {
-					for u := range s.KH {
-						for v := range s.KW {
-							h, w := i*s.SH+u*s.DH-s.PT, j*s.SW+v*s.DW-s.PL
-							if h < 0 || h >= s.H || w < 0 || w >= s.W {
-								continue
-							}
-							for c := range s.C {
-								xv := float64(x[((n*s.H+h)*s.W+w)*s.C+c])
-								for o := range s.O {
-									want[((u*s.KW+v)*s.C+c)*s.O+o] += xv * float64(ybar[((n*s.OH+i)*s.OW+j)*s.O+o])
-								}
-							}
-						}
-					}
+		eachTap(s, func(n, i, j, u, v, h, w int) {
+			for c := range s.C {
+				xv := float64(x[((n*s.H+h)*s.W+w)*s.C+c])
+				for o := range s.O {
+					want[((u*s.KW+v)*s.C+c)*s.O+o] += xv * float64(ybar[((n*s.OH+i)*s.OW+j)*s.O+o])
 				}
 			}
-		}
+		})
 		terms := float64(s.N * s.OH * s.OW)
 		for i := range want {
 			if d := math.Abs(float64(kbar[i]) - want[i]); !(d <= 1e-5*math.Sqrt(terms)*(1+math.Abs(want[i]))) {
