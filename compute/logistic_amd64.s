@@ -2,7 +2,9 @@
 
 #include "textflag.h"
 
-// Constants of logistic32f (logistic.go), one float32 (or int32) each, broadcast into registers.
+// Constants of logistic32f (logistic.go), one float32 (or int32) each. The AVX-512 kernel keeps them
+// all in registers; the AVX2 one (16 registers) broadcasts the polynomial's and ln 2's from memory
+// where they are used.
 
 DATA lgAbs<>+0(SB)/4, $0x7fffffff
 GLOBL lgAbs<>(SB), RODATA|NOPTR, $4
@@ -36,78 +38,6 @@ DATA lgBiasC<>+0(SB)/4, $0x0000007f
 GLOBL lgBiasC<>(SB), RODATA|NOPTR, $4
 DATA lgSignC<>+0(SB)/4, $0x80000000
 GLOBL lgSignC<>(SB), RODATA|NOPTR, $4
-DATA lgLn2hiY<>+0(SB)/4, $0x3f318000
-DATA lgLn2hiY<>+4(SB)/4, $0x3f318000
-DATA lgLn2hiY<>+8(SB)/4, $0x3f318000
-DATA lgLn2hiY<>+12(SB)/4, $0x3f318000
-DATA lgLn2hiY<>+16(SB)/4, $0x3f318000
-DATA lgLn2hiY<>+20(SB)/4, $0x3f318000
-DATA lgLn2hiY<>+24(SB)/4, $0x3f318000
-DATA lgLn2hiY<>+28(SB)/4, $0x3f318000
-GLOBL lgLn2hiY<>(SB), RODATA|NOPTR, $32
-DATA lgLn2loY<>+0(SB)/4, $0xb95e8083
-DATA lgLn2loY<>+4(SB)/4, $0xb95e8083
-DATA lgLn2loY<>+8(SB)/4, $0xb95e8083
-DATA lgLn2loY<>+12(SB)/4, $0xb95e8083
-DATA lgLn2loY<>+16(SB)/4, $0xb95e8083
-DATA lgLn2loY<>+20(SB)/4, $0xb95e8083
-DATA lgLn2loY<>+24(SB)/4, $0xb95e8083
-DATA lgLn2loY<>+28(SB)/4, $0xb95e8083
-GLOBL lgLn2loY<>(SB), RODATA|NOPTR, $32
-DATA lgC2Y<>+0(SB)/4, $0x3f000000
-DATA lgC2Y<>+4(SB)/4, $0x3f000000
-DATA lgC2Y<>+8(SB)/4, $0x3f000000
-DATA lgC2Y<>+12(SB)/4, $0x3f000000
-DATA lgC2Y<>+16(SB)/4, $0x3f000000
-DATA lgC2Y<>+20(SB)/4, $0x3f000000
-DATA lgC2Y<>+24(SB)/4, $0x3f000000
-DATA lgC2Y<>+28(SB)/4, $0x3f000000
-GLOBL lgC2Y<>(SB), RODATA|NOPTR, $32
-DATA lgC3Y<>+0(SB)/4, $0x3e2aaaab
-DATA lgC3Y<>+4(SB)/4, $0x3e2aaaab
-DATA lgC3Y<>+8(SB)/4, $0x3e2aaaab
-DATA lgC3Y<>+12(SB)/4, $0x3e2aaaab
-DATA lgC3Y<>+16(SB)/4, $0x3e2aaaab
-DATA lgC3Y<>+20(SB)/4, $0x3e2aaaab
-DATA lgC3Y<>+24(SB)/4, $0x3e2aaaab
-DATA lgC3Y<>+28(SB)/4, $0x3e2aaaab
-GLOBL lgC3Y<>(SB), RODATA|NOPTR, $32
-DATA lgC4Y<>+0(SB)/4, $0x3d2aaaab
-DATA lgC4Y<>+4(SB)/4, $0x3d2aaaab
-DATA lgC4Y<>+8(SB)/4, $0x3d2aaaab
-DATA lgC4Y<>+12(SB)/4, $0x3d2aaaab
-DATA lgC4Y<>+16(SB)/4, $0x3d2aaaab
-DATA lgC4Y<>+20(SB)/4, $0x3d2aaaab
-DATA lgC4Y<>+24(SB)/4, $0x3d2aaaab
-DATA lgC4Y<>+28(SB)/4, $0x3d2aaaab
-GLOBL lgC4Y<>(SB), RODATA|NOPTR, $32
-DATA lgC5Y<>+0(SB)/4, $0x3c088889
-DATA lgC5Y<>+4(SB)/4, $0x3c088889
-DATA lgC5Y<>+8(SB)/4, $0x3c088889
-DATA lgC5Y<>+12(SB)/4, $0x3c088889
-DATA lgC5Y<>+16(SB)/4, $0x3c088889
-DATA lgC5Y<>+20(SB)/4, $0x3c088889
-DATA lgC5Y<>+24(SB)/4, $0x3c088889
-DATA lgC5Y<>+28(SB)/4, $0x3c088889
-GLOBL lgC5Y<>(SB), RODATA|NOPTR, $32
-DATA lgC6Y<>+0(SB)/4, $0x3ab60b61
-DATA lgC6Y<>+4(SB)/4, $0x3ab60b61
-DATA lgC6Y<>+8(SB)/4, $0x3ab60b61
-DATA lgC6Y<>+12(SB)/4, $0x3ab60b61
-DATA lgC6Y<>+16(SB)/4, $0x3ab60b61
-DATA lgC6Y<>+20(SB)/4, $0x3ab60b61
-DATA lgC6Y<>+24(SB)/4, $0x3ab60b61
-DATA lgC6Y<>+28(SB)/4, $0x3ab60b61
-GLOBL lgC6Y<>(SB), RODATA|NOPTR, $32
-DATA lgC7Y<>+0(SB)/4, $0x39500d01
-DATA lgC7Y<>+4(SB)/4, $0x39500d01
-DATA lgC7Y<>+8(SB)/4, $0x39500d01
-DATA lgC7Y<>+12(SB)/4, $0x39500d01
-DATA lgC7Y<>+16(SB)/4, $0x39500d01
-DATA lgC7Y<>+20(SB)/4, $0x39500d01
-DATA lgC7Y<>+24(SB)/4, $0x39500d01
-DATA lgC7Y<>+28(SB)/4, $0x39500d01
-GLOBL lgC7Y<>(SB), RODATA|NOPTR, $32
 
 // func logistic32AVX512(out, x []float32)
 // len(x) is a positive multiple of 16 and len(out) >= len(x): logistic32Scalar on 16 values
@@ -134,17 +64,16 @@ TEXT ·logistic32AVX512(SB), NOSPLIT, $0-48
 	VPBROADCASTD lgSignC<>(SB), Z31
 loop16:
 	VMOVUPS (SI), Z0
-
-	VANDPS Z16, Z0, Z1          // a = |x|
-	VMINPS Z1, Z17, Z1          // a = min(104, a); a when a is NaN
+	VANDPS Z16, Z0, Z1              // a = |x|
+	VMINPS Z1, Z17, Z1              // a = min(104, a); a when a is NaN
 	VMULPS Z18, Z1, Z2
-	VSUBPS Z2, Z19, Z2        // t = 1.5·2^23 - a·log2(e): n in its low bits
-	VSUBPS Z19, Z2, Z3       // nf = t - 1.5·2^23
+	VSUBPS Z2, Z19, Z2              // t = 1.5·2^23 - a·log2(e): n in its low bits
+	VSUBPS Z19, Z2, Z3              // nf = t - 1.5·2^23
 	VMULPS Z20, Z3, Z4
 	VADDPS Z4, Z1, Z4
-	VXORPS Z31, Z4, Z5         // -(a + nf·ln2hi)
+	VXORPS Z31, Z4, Z5              // -(a + nf·ln2hi)
 	VMULPS Z21, Z3, Z4
-	VSUBPS Z4, Z5, Z5            // r
+	VSUBPS Z4, Z5, Z5               // r
 	VMULPS Z27, Z5, Z6
 	VADDPS Z26, Z6, Z6
 	VMULPS Z5, Z6, Z6
@@ -158,19 +87,19 @@ loop16:
 	VMULPS Z5, Z6, Z6
 	VADDPS Z28, Z6, Z6
 	VMULPS Z5, Z6, Z6
-	VADDPS Z28, Z6, Z6          // p ≈ e^r
-	VPSUBD Z29, Z2, Z2        // n
-	VPSRAD $1, Z2, Z4             // n1 = n >> 1
-	VPSUBD Z4, Z2, Z2            // n2 = n - n1
+	VADDPS Z28, Z6, Z6              // p ≈ e^r
+	VPSUBD Z29, Z2, Z2              // n
+	VPSRAD $1, Z2, Z4               // n1 = n >> 1
+	VPSUBD Z4, Z2, Z2               // n2 = n - n1
 	VPADDD Z30, Z4, Z4
-	VPSLLD $23, Z4, Z4            // 2^n1
+	VPSLLD $23, Z4, Z4              // 2^n1
 	VPADDD Z30, Z2, Z2
-	VPSLLD $23, Z2, Z2            // 2^n2
+	VPSLLD $23, Z2, Z2              // 2^n2
 	VMULPS Z4, Z6, Z6
-	VMULPS Z2, Z6, Z6            // e = e^-a
-	VADDPS Z28, Z6, Z4          // 1 + e
+	VMULPS Z2, Z6, Z6               // e = e^-a
+	VADDPS Z28, Z6, Z4              // 1 + e
 	VPMOVD2M Z0, K1                 // sign bits of x
-	VBLENDMPS Z6, Z28, K1, Z7        // x < 0: e, else 1
+	VBLENDMPS Z6, Z28, K1, Z7       // x < 0: e, else 1
 	VDIVPS Z4, Z7, Z7
 	VMOVUPS Z7, (DI)
 	ADDQ $64, SI
@@ -197,41 +126,48 @@ TEXT ·logistic32AVX2(SB), NOSPLIT, $0-48
 	VPBROADCASTD lgSignC<>(SB), Y15
 loop8:
 	VMOVUPS (SI), Y0
-
-	VANDPS Y8, Y0, Y1          // a = |x|
-	VMINPS Y1, Y9, Y1          // a = min(104, a); a when a is NaN
+	VANDPS Y8, Y0, Y1               // a = |x|
+	VMINPS Y1, Y9, Y1               // a = min(104, a); a when a is NaN
 	VMULPS Y10, Y1, Y2
-	VSUBPS Y2, Y11, Y2        // t = 1.5·2^23 - a·log2(e): n in its low bits
-	VSUBPS Y11, Y2, Y3       // nf = t - 1.5·2^23
-	VMULPS lgLn2hiY<>(SB), Y3, Y4
+	VSUBPS Y2, Y11, Y2              // t = 1.5·2^23 - a·log2(e): n in its low bits
+	VSUBPS Y11, Y2, Y3              // nf = t - 1.5·2^23
+	VBROADCASTSS lgLn2hiC<>(SB), Y7
+	VMULPS Y7, Y3, Y4
 	VADDPS Y4, Y1, Y4
-	VXORPS Y15, Y4, Y5         // -(a + nf·ln2hi)
-	VMULPS lgLn2loY<>(SB), Y3, Y4
-	VSUBPS Y4, Y5, Y5            // r
-	VMULPS lgC7Y<>(SB), Y5, Y6
-	VADDPS lgC6Y<>(SB), Y6, Y6
+	VXORPS Y15, Y4, Y5              // -(a + nf·ln2hi)
+	VBROADCASTSS lgLn2loC<>(SB), Y7
+	VMULPS Y7, Y3, Y4
+	VSUBPS Y4, Y5, Y5               // r
+	VBROADCASTSS lgC7C<>(SB), Y7
+	VMULPS Y7, Y5, Y6
+	VBROADCASTSS lgC6C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
 	VMULPS Y5, Y6, Y6
-	VADDPS lgC5Y<>(SB), Y6, Y6
+	VBROADCASTSS lgC5C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
 	VMULPS Y5, Y6, Y6
-	VADDPS lgC4Y<>(SB), Y6, Y6
+	VBROADCASTSS lgC4C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
 	VMULPS Y5, Y6, Y6
-	VADDPS lgC3Y<>(SB), Y6, Y6
+	VBROADCASTSS lgC3C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
 	VMULPS Y5, Y6, Y6
-	VADDPS lgC2Y<>(SB), Y6, Y6
+	VBROADCASTSS lgC2C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
 	VMULPS Y5, Y6, Y6
 	VADDPS Y12, Y6, Y6
 	VMULPS Y5, Y6, Y6
-	VADDPS Y12, Y6, Y6          // p ≈ e^r
-	VPSUBD Y13, Y2, Y2        // n
-	VPSRAD $1, Y2, Y4             // n1 = n >> 1
-	VPSUBD Y4, Y2, Y2            // n2 = n - n1
+	VADDPS Y12, Y6, Y6              // p ≈ e^r
+	VPSUBD Y13, Y2, Y2              // n
+	VPSRAD $1, Y2, Y4               // n1 = n >> 1
+	VPSUBD Y4, Y2, Y2               // n2 = n - n1
 	VPADDD Y14, Y4, Y4
-	VPSLLD $23, Y4, Y4            // 2^n1
+	VPSLLD $23, Y4, Y4              // 2^n1
 	VPADDD Y14, Y2, Y2
-	VPSLLD $23, Y2, Y2            // 2^n2
+	VPSLLD $23, Y2, Y2              // 2^n2
 	VMULPS Y4, Y6, Y6
-	VMULPS Y2, Y6, Y6            // e = e^-a
-	VADDPS Y12, Y6, Y4          // 1 + e
+	VMULPS Y2, Y6, Y6               // e = e^-a
+	VADDPS Y12, Y6, Y4              // 1 + e
 	VBLENDVPS Y0, Y6, Y12, Y7       // x < 0 (sign bit): e, else 1
 	VDIVPS Y4, Y7, Y7
 	VMOVUPS Y7, (DI)
