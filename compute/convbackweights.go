@@ -2,7 +2,9 @@ package compute
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
@@ -157,43 +159,35 @@ func convBackWeightsDNNL(hwio, x, v []float32, nb, numO int, s dnnl.ConvSpec) bo
 	}
 	parts := convGemmParts(true, nb, nb*numO*s.KH*s.KW*s.C*s.O)
 	xb, vb := len(x)/nb, len(v)/nb
-	partial := make([][]float32, parts)
-	ok := make([]bool, parts)
-	// Bands are [bandEdge(p-1), bandEdge(p)); each writes its own buffer.
-	runBands(parts, func(p int) {
-		lo, hi := 0, bandEdge(nb, parts, 1, p)
-		if p > 0 {
-			lo = bandEdge(nb, parts, 1, p-1)
-		}
-		if hi <= lo {
-			ok[p] = true
-			return
-		}
+	var (
+		mu       sync.Mutex
+		partials = map[int][]float32{} // the later bands' gradients by their first entry (band 0 writes hwio)
+		failed   atomic.Bool
+	)
+	parallelRanges(nb, parts, 1, func(lo, hi int) {
 		dst := hwio
-		if p > 0 {
+		if lo > 0 {
 			dst = make([]float32, len(hwio))
 		}
 		bs := s
 		bs.N = hi - lo
-		ran, err := lib.ConvBackwardWeights2D(bs, dst, x[lo*xb:hi*xb], v[lo*vb:hi*vb])
-		ok[p] = ran && err == nil
-		if p > 0 {
-			partial[p] = dst
+		if ran, err := lib.ConvBackwardWeights2D(bs, dst, x[lo*xb:hi*xb], v[lo*vb:hi*vb]); !ran || err != nil {
+			failed.Store(true)
+			return
 		}
-		if ran && err == nil {
-			statConvDNNL.Add(1)
+		statConvDNNL.Add(1)
+		if lo > 0 {
+			mu.Lock()
+			partials[lo] = dst
+			mu.Unlock()
 		}
 	})
-	for p := range parts {
-		if !ok[p] {
-			return false
-		}
+	if failed.Load() {
+		return false
 	}
-	for p := 1; p < parts; p++ {
-		if partial[p] == nil {
-			continue
-		}
-		binary32(backends.OpTypeAdd, hwio, hwio, partial[p])
+	// Summed in band order, so that the result does not depend on which band finished first.
+	for _, lo := range slices.Sorted(maps.Keys(partials)) {
+		binary32(backends.OpTypeAdd, hwio, hwio, partials[lo])
 	}
 	return true
 }
