@@ -25,6 +25,6 @@ func mulF32AVX2(out, a, b []float32) {
 func siluGradF32AVX2(out, v, x, s []float32) {
 	for i, vi := range v {
 		si := s[i]
-		out[i] = vi*si + (vi*x[i])*(si*(1-si))
+		out[i] = float32(vi*si) + float32(float32(vi*x[i])*float32(si*(1-si))) // rounded as siluGrad's loop
 	}
 }

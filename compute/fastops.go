@@ -944,14 +944,29 @@ func reduceSumKernel[T float32 | float64](out, x []T, dims []int, reduced []bool
 		for range rep {
 			if inner.ls == 0 { // inner axes reduced, second kept: one output per run
 				o := out[op : op+(second.size-1)*second.ls+1]
-				for j := range second.size {
-					run := x[xp : xp+n]
-					acc := o[j*second.ls]
-					for _, v := range run {
-						acc += v
+				switch n { // GroupNorm's runs of C/G = 4 or 8, unrolled (the same left-to-right sums)
+				case 4:
+					for j := range second.size {
+						r := x[xp : xp+4 : xp+4]
+						o[j*second.ls] = o[j*second.ls] + r[0] + r[1] + r[2] + r[3]
+						xp += 4
 					}
-					o[j*second.ls] = acc
-					xp += n
+				case 8:
+					for j := range second.size {
+						r := x[xp : xp+8 : xp+8]
+						o[j*second.ls] = o[j*second.ls] + r[0] + r[1] + r[2] + r[3] + r[4] + r[5] + r[6] + r[7]
+						xp += 8
+					}
+				default:
+					for j := range second.size {
+						run := x[xp : xp+n]
+						acc := o[j*second.ls]
+						for _, v := range run {
+							acc += v
+						}
+						o[j*second.ls] = acc
+						xp += n
+					}
 				}
 			} else { // inner axes kept, second reduced: every run adds into the same outputs
 				o := out[op : op+n]

@@ -164,18 +164,19 @@ func TestSiluGradVector(t *testing.T) {
 		got := make([]float32, n)
 		siluGrad(got, v, x, s, d)
 		for i := range got {
-			first := v[i] * s[i]
+			// float32 conversions round each product (no fused multiply-add on any architecture).
+			first := float32(v[i] * s[i])
 			if d.sigmaLeft {
-				first = s[i] * v[i]
+				first = float32(s[i] * v[i])
 			}
-			vx := v[i] * x[i]
+			vx := float32(v[i] * x[i])
 			if d.xLeft {
-				vx = x[i] * v[i]
+				vx = float32(x[i] * v[i])
 			}
-			dsig := s[i] * (1 - s[i])
-			second := vx * dsig
+			dsig := float32(s[i] * (1 - s[i]))
+			second := float32(vx * dsig)
 			if !d.vxLeft {
-				second = dsig * vx
+				second = float32(dsig * vx)
 			}
 			want := first + second
 			if d.secondFirst {

@@ -70,16 +70,18 @@ func logistic32Scalar(out, x []float32) {
 		if a > lgMax { // false for NaN, which stays NaN
 			a = lgMax
 		}
-		t := -a*lgLog2e + lgMagic
+		// The float32 conversions round each product, so that no compiler fuses a multiply and an add
+		// (the vector kernels round each operation).
+		t := float32(-a*lgLog2e) + lgMagic
 		nf := t - lgMagic
-		r := (-a - nf*lgLn2hi) - nf*lgLn2lo
-		p := lgC7*r + lgC6
-		p = p*r + lgC5
-		p = p*r + lgC4
-		p = p*r + lgC3
-		p = p*r + lgC2
-		p = p*r + 1
-		p = p*r + 1
+		r := (-a - float32(nf*lgLn2hi)) - float32(nf*lgLn2lo)
+		p := float32(lgC7*r) + lgC6
+		p = float32(p*r) + lgC5
+		p = float32(p*r) + lgC4
+		p = float32(p*r) + lgC3
+		p = float32(p*r) + lgC2
+		p = float32(p*r) + 1
+		p = float32(p*r) + 1
 		k := int32(math.Float32bits(t) - lgMagicBits)
 		k1 := k >> 1
 		k2 := k - k1
