@@ -655,6 +655,35 @@ func transposeMerged[T any](dst, src []T, dims, strides []int) {
 			}
 		}
 	}
+	if inner < 8 && rank >= 2 {
+		// Short runs (a pixel shuffle's 2 or 4 values): the two innermost axes as a plain double
+		// loop, the odometer over the others once per block.
+		d2, s2 := dims[rank-2], strides[rank-2]
+		idx := make([]int, rank-2)
+		base, o := 0, 0
+		for {
+			for i2 := range d2 {
+				pos := base + i2*s2
+				for j := range inner {
+					dst[o+j] = src[pos+j*innerStride]
+				}
+				o += inner
+			}
+			ax := rank - 3
+			for ; ax >= 0; ax-- {
+				idx[ax]++
+				base += strides[ax]
+				if idx[ax] < dims[ax] {
+					break
+				}
+				base -= strides[ax] * dims[ax]
+				idx[ax] = 0
+			}
+			if ax < 0 {
+				return
+			}
+		}
+	}
 	idx := make([]int, rank)
 	base, o := 0, 0
 	for {

@@ -138,7 +138,8 @@ func TestTransposeInto(t *testing.T) {
 
 // TestTransposeTiled checks transposeInto against the definition on transposes that take the tiled
 // path (src's last axis moved away from dst's last, both at least a tile long), with sizes that are
-// not multiples of the tile, leading axes, unit axes and sizes large enough to be cut over the cores.
+// not multiples of the tile, leading axes, unit axes and sizes large enough to be cut over the cores,
+// and on ones with short inner runs (the double-loop path).
 func TestTransposeTiled(t *testing.T) {
 	cases := []struct{ dims, perm []int }{
 		{[]int{32, 7, 7, 32}, []int{3, 1, 2, 0}}, // a conv kernel gradient's channel/batch swap
@@ -147,6 +148,12 @@ func TestTransposeTiled(t *testing.T) {
 		{[]int{5, 18, 4, 21}, []int{2, 3, 0, 1}},
 		{[]int{2, 3, 20, 5, 16}, []int{4, 1, 0, 3, 2}},
 		{[]int{300, 260}, []int{1, 0}}, // cut over the cores
+		// Short inner runs (the double-loop path): pixel shuffles, strided short runs, rank 2.
+		{[]int{32, 14, 14, 2, 2, 1}, []int{0, 1, 3, 2, 4, 5}},
+		{[]int{5, 7, 3, 2}, []int{0, 2, 1, 3}},
+		{[]int{4, 3, 5}, []int{1, 0, 2}},
+		{[]int{3, 2}, []int{1, 0}},
+		{[]int{6, 5, 4}, []int{2, 1, 0}},
 	}
 	for _, c := range cases {
 		n := 1
