@@ -593,10 +593,27 @@ func transposeInto[T any](dst, src []T, dims, perm []int) {
 const transposeTile = 16
 
 // transposeMerged writes dst[i_0, ..., i_{r-1}] = src[Σ i_a·strides[a]] for dst of dimensions dims,
-// row-major (the merged form of transposeInto).
+// row-major (the merged form of transposeInto). Each path below walks the axes it does not loop over
+// itself with advance (fastops.go), src position as its first pointer, dst position as its second.
 func transposeMerged[T any](dst, src []T, dims, strides []int) {
 	rank := len(dims)
 	inner, innerStride := dims[rank-1], strides[rank-1]
+	dstStrides := make([]int, rank)
+	ds := 1
+	for a := rank - 1; a >= 0; a-- {
+		dstStrides[a] = ds
+		ds *= dims[a]
+	}
+	// outer lists the axes below end not excluded by skip as odometer groups, innermost first.
+	outer := func(end int, skip int) []bgroup {
+		var g []bgroup
+		for a := end - 1; a >= 0; a-- {
+			if a != skip {
+				g = append(g, bgroup{size: dims[a], ls: strides[a], rs: dstStrides[a]})
+			}
+		}
+		return g
+	}
 	// The axis whose src stride is 1, when it is not dst's last: tile it against the last.
 	p := -1
 	if innerStride != 1 {
@@ -606,23 +623,12 @@ func transposeMerged[T any](dst, src []T, dims, strides []int) {
 			}
 		}
 	}
-	if p >= 0 && inner >= transposeTile && dims[p] >= transposeTile {
-		dstStrides := make([]int, rank)
-		ds := 1
-		for a := rank - 1; a >= 0; a-- {
-			dstStrides[a] = ds
-			ds *= dims[a]
-		}
+	var base, o int
+	switch {
+	case p >= 0 && inner >= transposeTile && dims[p] >= transposeTile:
 		np, dp := dims[p], dstStrides[p]
-		// Odometer over the axes other than p and the last.
-		var odims, ostr, odst []int
-		for a := range rank - 1 {
-			if a != p {
-				odims, ostr, odst = append(odims, dims[a]), append(ostr, strides[a]), append(odst, dstStrides[a])
-			}
-		}
-		idx := make([]int, len(odims))
-		base, o := 0, 0
+		groups := outer(rank-1, p)
+		idx := make([]int, len(groups))
 		for {
 			for i0 := 0; i0 < np; i0 += transposeTile {
 				i1 := min(i0+transposeTile, np)
@@ -638,78 +644,45 @@ func transposeMerged[T any](dst, src []T, dims, strides []int) {
 					}
 				}
 			}
-			a := len(odims) - 1
-			for ; a >= 0; a-- {
-				idx[a]++
-				base += ostr[a]
-				o += odst[a]
-				if idx[a] < odims[a] {
-					break
-				}
-				base -= ostr[a] * odims[a]
-				o -= odst[a] * odims[a]
-				idx[a] = 0
-			}
-			if a < 0 {
+			if !advance(idx, groups, &base, &o) {
 				return
 			}
 		}
-	}
-	if inner < 8 && rank >= 2 {
+	case inner < 8 && rank >= 2:
 		// Short runs (a pixel shuffle's 2 or 4 values): the two innermost axes as a plain double
 		// loop, the odometer over the others once per block.
 		d2, s2 := dims[rank-2], strides[rank-2]
-		idx := make([]int, rank-2)
-		base, o := 0, 0
+		groups := outer(rank-2, -1)
+		idx := make([]int, len(groups))
 		for {
+			k := o
 			for i2 := range d2 {
 				pos := base + i2*s2
 				for j := range inner {
-					dst[o+j] = src[pos+j*innerStride]
+					dst[k+j] = src[pos+j*innerStride]
 				}
-				o += inner
+				k += inner
 			}
-			ax := rank - 3
-			for ; ax >= 0; ax-- {
-				idx[ax]++
-				base += strides[ax]
-				if idx[ax] < dims[ax] {
-					break
-				}
-				base -= strides[ax] * dims[ax]
-				idx[ax] = 0
-			}
-			if ax < 0 {
+			if !advance(idx, groups, &base, &o) {
 				return
 			}
 		}
-	}
-	idx := make([]int, rank)
-	base, o := 0, 0
-	for {
-		if innerStride == 1 {
-			copy(dst[o:o+inner], src[base:base+inner])
-		} else {
-			pos := base
-			for j := range inner {
-				dst[o+j] = src[pos]
-				pos += innerStride
+	default:
+		groups := outer(rank-1, -1)
+		idx := make([]int, len(groups))
+		for {
+			if innerStride == 1 {
+				copy(dst[o:o+inner], src[base:base+inner])
+			} else {
+				pos := base
+				for j := range inner {
+					dst[o+j] = src[pos]
+					pos += innerStride
+				}
 			}
-		}
-		o += inner
-		// Advance the odometer over the outer axes.
-		ax := rank - 2
-		for ; ax >= 0; ax-- {
-			idx[ax]++
-			base += strides[ax]
-			if idx[ax] < dims[ax] {
-				break
+			if !advance(idx, groups, &base, &o) {
+				return
 			}
-			base -= strides[ax] * dims[ax]
-			idx[ax] = 0
-		}
-		if ax < 0 {
-			return
 		}
 	}
 }
