@@ -80,27 +80,33 @@ var convCases = []ConvSpec{
 	{N: 3, H: 14, W: 14, C: 4, KH: 3, KW: 3, O: 32, OH: 14, OW: 14, SH: 1, SW: 1, DH: 1, DW: 1, PT: 1, PL: 1},
 }
 
+// checkAgainst runs run into a NaN-filled slice of len(want) values and requires it to have run and
+// to match want, the float64 definition, within float32 rounding of sums of terms products.
+func checkAgainst(t *testing.T, what string, s ConvSpec, terms int, want []float64, run func(out []float32) (bool, error)) {
+	t.Helper()
+	out := make([]float32, len(want))
+	for i := range out {
+		out[i] = float32(math.NaN())
+	}
+	if ran, err := run(out); err != nil || !ran {
+		t.Fatalf("%s %+v: ran %v, err %v", what, s, ran, err)
+	}
+	for i := range want {
+		if d := math.Abs(float64(out[i]) - want[i]); !(d <= 1e-5*math.Sqrt(float64(terms))*(1+math.Abs(want[i]))) {
+			t.Fatalf("%s %+v: entry %d = %g, want %g", what, s, i, out[i], want[i])
+		}
+	}
+}
+
 // TestConv2DMatchesDefinition checks the convolution against its definition on every case.
 func TestConv2DMatchesDefinition(t *testing.T) {
 	lib := libOrSkip(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, s := range convCases {
 		x, k := randF32(r, s.N*s.H*s.W*s.C), randF32(r, s.KH*s.KW*s.C*s.O)
-		y := make([]float32, s.N*s.OH*s.OW*s.O)
-		for i := range y {
-			y[i] = float32(math.NaN())
-		}
-		ran, err := lib.Conv2D(s, y, x, k)
-		if err != nil || !ran {
-			t.Fatalf("%+v: ran %v, err %v", s, ran, err)
-		}
-		want := naiveConv(s, x, k)
-		terms := float64(s.KH * s.KW * s.C)
-		for i := range want {
-			if d := math.Abs(float64(y[i]) - want[i]); !(d <= 1e-5*math.Sqrt(terms)*(1+math.Abs(want[i]))) {
-				t.Fatalf("%+v: y[%d] = %g, want %g", s, i, y[i], want[i])
-			}
-		}
+		checkAgainst(t, "forward", s, s.KH*s.KW*s.C, naiveConv(s, x, k), func(y []float32) (bool, error) {
+			return lib.Conv2D(s, y, x, k)
+		})
 		t.Logf("%dx%d %d->%d k%dx%d s%d d%d: %s", s.H, s.W, s.C, s.O, s.KH, s.KW, s.SH, s.DH, lib.ConvImpl(s))
 	}
 }
@@ -126,22 +132,24 @@ func TestConvBackwardDataMatchesDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, s := range convCases {
 		ybar, k := randF32(r, s.N*s.OH*s.OW*s.O), randF32(r, s.KH*s.KW*s.C*s.O)
-		xbar := make([]float32, s.N*s.H*s.W*s.C)
-		for i := range xbar {
-			xbar[i] = float32(math.NaN())
-		}
-		ran, err := lib.ConvBackwardData2D(s, xbar, ybar, k)
-		if err != nil || !ran {
-			t.Fatalf("%+v: ran %v, err %v", s, ran, err)
-		}
-		want := naiveBackData(s, ybar, k)
-		terms := float64(s.KH * s.KW * s.O)
-		for i := range want {
-			if d := math.Abs(float64(xbar[i]) - want[i]); !(d <= 1e-5*math.Sqrt(terms)*(1+math.Abs(want[i]))) {
-				t.Fatalf("%+v: xbar[%d] = %g, want %g", s, i, xbar[i], want[i])
+		checkAgainst(t, "backward data", s, s.KH*s.KW*s.O, naiveBackData(s, ybar, k), func(xbar []float32) (bool, error) {
+			return lib.ConvBackwardData2D(s, xbar, ybar, k)
+		})
+	}
+}
+
+// naiveBackWeights is ConvBackwardWeights2D's definition, in float64, the gradient as [KH, KW, C, O].
+func naiveBackWeights(s ConvSpec, x, ybar []float32) []float64 {
+	kbar := make([]float64, s.KH*s.KW*s.C*s.O)
+	eachTap(s, func(n, i, j, u, v, h, w int) {
+		for c := range s.C {
+			xv := float64(x[((n*s.H+h)*s.W+w)*s.C+c])
+			for o := range s.O {
+				kbar[((u*s.KW+v)*s.C+c)*s.O+o] += xv * float64(ybar[((n*s.OH+i)*s.OW+j)*s.O+o])
 			}
 		}
-	}
+	})
+	return kbar
 }
 
 // TestConvBackwardWeightsMatchesDefinition checks the kernel gradient against its definition on every
@@ -151,29 +159,9 @@ func TestConvBackwardWeightsMatchesDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, s := range convCases {
 		x, ybar := randF32(r, s.N*s.H*s.W*s.C), randF32(r, s.N*s.OH*s.OW*s.O)
-		kbar := make([]float32, s.KH*s.KW*s.C*s.O)
-		for i := range kbar {
-			kbar[i] = float32(math.NaN())
-		}
-		ran, err := lib.ConvBackwardWeights2D(s, kbar, x, ybar)
-		if err != nil || !ran {
-			t.Fatalf("%+v: ran %v, err %v", s, ran, err)
-		}
-		want := make([]float64, len(kbar))
-		eachTap(s, func(n, i, j, u, v, h, w int) {
-			for c := range s.C {
-				xv := float64(x[((n*s.H+h)*s.W+w)*s.C+c])
-				for o := range s.O {
-					want[((u*s.KW+v)*s.C+c)*s.O+o] += xv * float64(ybar[((n*s.OH+i)*s.OW+j)*s.O+o])
-				}
-			}
+		checkAgainst(t, "backward weights", s, s.N*s.OH*s.OW, naiveBackWeights(s, x, ybar), func(kbar []float32) (bool, error) {
+			return lib.ConvBackwardWeights2D(s, kbar, x, ybar)
 		})
-		terms := float64(s.N * s.OH * s.OW)
-		for i := range want {
-			if d := math.Abs(float64(kbar[i]) - want[i]); !(d <= 1e-5*math.Sqrt(terms)*(1+math.Abs(want[i]))) {
-				t.Fatalf("%+v: kbar[%d] = %g, want %g", s, i, kbar[i], want[i])
-			}
-		}
 	}
 }
 
