@@ -301,31 +301,50 @@ func (b *patchedBuilder) siluGradNode(first, second fuseTag, secondFirst bool) (
 
 // execSigmoidGrad runs a fused logistic-gradient node, writing into v's buffer when it is v's last use.
 func execSigmoidGrad(backend *simplego.Backend, data *sigmoidGradNodeData, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
-	vs, err := backend.BufferShape(inputs[0])
+	return execElementwise(backend, inputs, owned, "logistic gradient",
+		func(out []float32, in [][]float32) { sigmoidGrad(out, in[0], in[1], data.vRight) },
+		func(out []float64, in [][]float64) { sigmoidGrad(out, in[0], in[1], data.vRight) })
+}
+
+// execElementwise runs an element-wise node of same-shape inputs: the output (inputs[0]'s buffer when
+// it is its last use, see outputBuffer) is filled band by band over the cores by k32 or k64, each
+// call given one band of the output and the same band of every input.
+func execElementwise(backend *simplego.Backend, inputs []*simplego.Buffer, owned []bool, what string,
+	k32 func(out []float32, in [][]float32), k64 func(out []float64, in [][]float64)) (*simplego.Buffer, error) {
+	shape, err := backend.BufferShape(inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	vf, _ := backend.BufferData(inputs[0])
-	sf, _ := backend.BufferData(inputs[1])
-	outBuf, outFlat, err := outputBuffer(backend, inputs, owned, vs)
+	flats := make([]any, len(inputs))
+	for i, b := range inputs {
+		flats[i], _ = backend.BufferData(b)
+	}
+	outBuf, outFlat, err := outputBuffer(backend, inputs, owned, shape)
 	if err != nil {
 		return nil, err
 	}
 	switch out := outFlat.(type) {
 	case []float32:
-		parallelAxis(len(out), len(out), func(lo, hi int) {
-			sigmoidGrad(out[lo:hi], vf.([]float32)[lo:hi], sf.([]float32)[lo:hi], data.vRight)
-		})
+		elementwiseBands(out, flats, k32)
 	case []float64:
-		parallelAxis(len(out), len(out), func(lo, hi int) {
-			sigmoidGrad(out[lo:hi], vf.([]float64)[lo:hi], sf.([]float64)[lo:hi], data.vRight)
-		})
+		elementwiseBands(out, flats, k64)
 	default:
 		_ = backend.BufferFinalize(outBuf)
-		return nil, fmt.Errorf("compute: logistic gradient of dtype %s", vs.DType)
+		return nil, fmt.Errorf("compute: %s of dtype %s", what, shape.DType)
 	}
 	statFastOps.Add(1)
 	return outBuf.(*simplego.Buffer), nil
+}
+
+// elementwiseBands calls k on bands of out and of each flat input (all of out's length) over the cores.
+func elementwiseBands[T float32 | float64](out []T, flats []any, k func(out []T, in [][]T)) {
+	parallelAxis(len(out), len(out), func(lo, hi int) {
+		in := make([][]T, len(flats))
+		for i, f := range flats {
+			in[i] = f.([]T)[lo:hi]
+		}
+		k(out[lo:hi], in)
+	})
 }
 
 // sigmoidGrad writes out = v·(σ·(1-σ)), or (σ·(1-σ))·v if vRight (out may be v).
@@ -346,32 +365,9 @@ func sigmoidGrad[T float32 | float64](out, v, s []T, vRight bool) {
 // execSiluGrad runs a fused SiLU-gradient node (inputs v, x, σ), writing into v's buffer when it is
 // v's last use.
 func execSiluGrad(backend *simplego.Backend, data *siluGradNodeData, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
-	vs, err := backend.BufferShape(inputs[0])
-	if err != nil {
-		return nil, err
-	}
-	vf, _ := backend.BufferData(inputs[0])
-	xf, _ := backend.BufferData(inputs[1])
-	sf, _ := backend.BufferData(inputs[2])
-	outBuf, outFlat, err := outputBuffer(backend, inputs, owned, vs)
-	if err != nil {
-		return nil, err
-	}
-	switch out := outFlat.(type) {
-	case []float32:
-		parallelAxis(len(out), len(out), func(lo, hi int) {
-			siluGrad(out[lo:hi], vf.([]float32)[lo:hi], xf.([]float32)[lo:hi], sf.([]float32)[lo:hi], data)
-		})
-	case []float64:
-		parallelAxis(len(out), len(out), func(lo, hi int) {
-			siluGrad(out[lo:hi], vf.([]float64)[lo:hi], xf.([]float64)[lo:hi], sf.([]float64)[lo:hi], data)
-		})
-	default:
-		_ = backend.BufferFinalize(outBuf)
-		return nil, fmt.Errorf("compute: SiLU gradient of dtype %s", vs.DType)
-	}
-	statFastOps.Add(1)
-	return outBuf.(*simplego.Buffer), nil
+	return execElementwise(backend, inputs, owned, "SiLU gradient",
+		func(out []float32, in [][]float32) { siluGrad(out, in[0], in[1], in[2], data) },
+		func(out []float64, in [][]float64) { siluGrad(out, in[0], in[1], in[2], data) })
 }
 
 // siluGrad writes out = v·σ + (v·x)·(σ·(1-σ)), each product and the sum in the operand order that
