@@ -97,14 +97,13 @@ func (b *patchedBuilder) convBackWeightsNode(input, kernel backends.Op, axes bac
 	}
 	d.spec = s
 	k, out := outShape.Dimensions[1:n+1], vs.Dimensions[1:n+1]
-	d.im = im2colNodeData{k: slices.Clone(k), strides: slices.Clone(kernelDil), dil: slices.Clone(strides), out: slices.Clone(out)}
-	if slices.ContainsFunc(pads, func(p [2]int) bool { return p != [2]int{} }) {
-		// (the padded im2col also zero-fills windows that run past x's end)
-		d.im.lo = make([]int, n)
-		for i := range n {
-			d.im.lo[i] = pads[i][0]
-		}
+	// The im2col of the node's own fallback (the padded kernel also zero-fills windows past x's end).
+	_, lo, err := patchLayout(xs.Dimensions, k, kernelDil, strides, out, pads)
+	if err != nil {
+		return nil, false, nil // the usual lowering reports it
 	}
+	d.im = im2colNodeData{k: slices.Clone(k), strides: slices.Clone(kernelDil), dil: slices.Clone(strides),
+		out: slices.Clone(out), lo: lo}
 	node := simplegoNewNode(b.Builder, backends.OpTypePad, outShape, xn, vn)
 	if !setNodeData(node, d) {
 		return nil, false, nil

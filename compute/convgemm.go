@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -57,26 +58,12 @@ func (b *patchedBuilder) convGemmNode(xc, km backends.Op, k, strides, dil, out [
 		return nil, false, err
 	}
 	n := len(k)
-	kpos := 1
-	var lo []int
-	for i := range n {
-		kpos *= k[i]
-		var p [2]int
-		if i < len(pads) {
-			p = pads[i]
-		}
-		if p[0] < 0 || p[1] < 0 {
-			return nil, false, nil
-		}
-		if last := (out[i]-1)*strides[i] + (k[i]-1)*dil[i]; last >= xs.Dimensions[1+i]+p[0]+p[1] {
-			return nil, false, fmt.Errorf("conv: window reaches %d on axis %d of %s padded by %v", last, 1+i, xs, p)
-		}
-		if p[0] > 0 || p[1] > 0 {
-			if lo == nil {
-				lo = make([]int, n)
-			}
-			lo[i] = p[0]
-		}
+	kpos, lo, err := patchLayout(xs.Dimensions, k, strides, dil, out, pads)
+	if errors.Is(err, errNegativePad) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("conv: %w", err)
 	}
 	ks, err := b.OpShape(km)
 	if err != nil {

@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -22,6 +23,39 @@ type im2colNodeData struct {
 	lo                   []int // zero padding before each spatial axis (nil: none)
 }
 
+// errNegativePad is patchLayout's error for a negative padding (the callers crop instead, or leave
+// the convolution to another lowering).
+var errNegativePad = errors.New("negative padding")
+
+// patchLayout checks the windows of an im2col of x (dimensions xDims [B, S..., C]) with kernel sizes
+// k, strides, kernel dilations dil, out output positions per axis and pads (before, after; missing
+// axes unpadded), and returns the number of kernel positions and the zero padding before each
+// spatial axis (nil when nothing is padded).
+func patchLayout(xDims, k, strides, dil, out []int, pads [][2]int) (kpos int, lo []int, err error) {
+	n := len(k)
+	kpos = 1
+	for i := range n {
+		kpos *= k[i]
+		var p [2]int
+		if i < len(pads) {
+			p = pads[i]
+		}
+		if p[0] < 0 || p[1] < 0 {
+			return 0, nil, fmt.Errorf("%w %v on axis %d", errNegativePad, p, 1+i)
+		}
+		if last := (out[i]-1)*strides[i] + (k[i]-1)*dil[i]; last >= xDims[1+i]+p[0]+p[1] {
+			return 0, nil, fmt.Errorf("window reaches %d on axis %d of %v padded by %v", last, 1+i, xDims, p)
+		}
+		if p != [2]int{} {
+			if lo == nil {
+				lo = make([]int, n)
+			}
+			lo[i] = p[0]
+		}
+	}
+	return kpos, lo, nil
+}
+
 // im2colNode builds the node for x padded by pads (non-negative) on its spatial axes, or returns
 // ok=false when the custom nodes are off.
 func (b *patchedBuilder) im2colNode(xp backends.Op, k, strides, dil, out []int, pads [][2]int) (backends.Op, bool, error) {
@@ -40,26 +74,9 @@ func (b *patchedBuilder) im2colNode(xp backends.Op, k, strides, dil, out []int, 
 	if xs.Rank() != n+2 {
 		return nil, false, fmt.Errorf("im2col: input %s for a %d-D kernel", xs, n)
 	}
-	kpos := 1
-	var lo []int
-	for i := range n {
-		kpos *= k[i]
-		var p [2]int
-		if i < len(pads) {
-			p = pads[i]
-		}
-		if p[0] < 0 || p[1] < 0 {
-			return nil, false, fmt.Errorf("im2col: negative padding %v on axis %d", p, 1+i)
-		}
-		if last := (out[i]-1)*strides[i] + (k[i]-1)*dil[i]; last >= xs.Dimensions[1+i]+p[0]+p[1] {
-			return nil, false, fmt.Errorf("im2col: window reaches %d on axis %d of %s padded by %v", last, 1+i, xs, p)
-		}
-		if p[0] > 0 || p[1] > 0 {
-			if lo == nil {
-				lo = make([]int, n)
-			}
-			lo[i] = p[0]
-		}
+	kpos, lo, err := patchLayout(xs.Dimensions, k, strides, dil, out, pads)
+	if err != nil {
+		return nil, false, fmt.Errorf("im2col: %w", err)
 	}
 	dims := slices.Concat([]int{xs.Dimensions[0]}, out, []int{kpos, xs.Dimensions[n+1]})
 	node := simplegoNewNode(b.Builder, backends.OpTypePad, shapes.Make(xs.DType, dims...), xn)
