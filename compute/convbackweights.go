@@ -89,12 +89,12 @@ func (b *patchedBuilder) convBackWeightsNode(input, kernel backends.Op, axes bac
 	// The forward convolution: x [B, S..., C] to v [B, O..., F], kernel [K..., C, F] with K = this
 	// node's output spatial sizes, stride kernelDil, dilation strides, padding pads[i][0] before.
 	d := &convBackWeightsData{n: n}
-	s := dnnl.ConvSpec{H: 1, KH: 1, OH: 1, SH: 1, DH: 1, C: xs.Dimensions[n+1], O: vs.Dimensions[n+1]}
-	a := n - 1
-	s.W, s.KW, s.OW, s.SW, s.DW, s.PL = xs.Dimensions[n], outShape.Dimensions[n], vs.Dimensions[n], kernelDil[a], strides[a], pads[a][0]
-	if n == 2 {
-		s.H, s.KH, s.OH, s.SH, s.DH, s.PT = xs.Dimensions[1], outShape.Dimensions[1], vs.Dimensions[1], kernelDil[0], strides[0], pads[0][0]
+	lead := make([]int, n)
+	for i := range n {
+		lead[i] = pads[i][0]
 	}
+	s := convSpec2D(xs.Dimensions[1:n+1], outShape.Dimensions[1:n+1], vs.Dimensions[1:n+1], kernelDil, strides, lead,
+		xs.Dimensions[n+1], vs.Dimensions[n+1])
 	d.spec = s
 	k, out := outShape.Dimensions[1:n+1], vs.Dimensions[1:n+1]
 	// The im2col of the node's own fallback (the padded kernel also zero-fills windows past x's end).

@@ -43,6 +43,26 @@ func convDNNLLib() *dnnl.Lib {
 	return lib
 }
 
+// convSpec2D is the dnnl.ConvSpec (N set per band) of a convolution over one or two spatial axes,
+// given per axis the input size, kernel size, output size, stride, kernel dilation and leading
+// padding (pad nil: none), c input and o output channels. A 1-D convolution is a 2-D one over a
+// height of 1.
+func convSpec2D(in, k, out, stride, dil, pad []int, c, o int) dnnl.ConvSpec {
+	s := dnnl.ConvSpec{H: 1, KH: 1, OH: 1, SH: 1, DH: 1, C: c, O: o}
+	n := len(k)
+	padAt := func(i int) int {
+		if pad == nil {
+			return 0
+		}
+		return pad[i]
+	}
+	s.W, s.KW, s.OW, s.SW, s.DW, s.PL = in[n-1], k[n-1], out[n-1], stride[n-1], dil[n-1], padAt(n-1)
+	if n == 2 {
+		s.H, s.KH, s.OH, s.SH, s.DH, s.PT = in[0], k[0], out[0], stride[0], dil[0], padAt(0)
+	}
+	return s
+}
+
 // convDNNLBand returns the per-band runner of the fused convolution d on oneDNN (nil when oneDNN is
 // not in use or the convolution has more than two spatial axes): it computes y's rows of batch
 // entries [lo, hi) and reports whether it did.
@@ -53,18 +73,7 @@ func convDNNLBand(y, x, k []float32, xDims []int, d *convGemmNodeData) func(lo, 
 	if lib == nil || n < 1 || n > 2 {
 		return nil
 	}
-	// A 1-D convolution is a 2-D one over a height of 1.
-	spec := dnnl.ConvSpec{H: 1, KH: 1, OH: 1, SH: 1, DH: 1, C: xDims[n+1], O: d.cout}
-	spec.W, spec.KW, spec.OW, spec.SW, spec.DW = xDims[n], p.k[n-1], p.out[n-1], p.strides[n-1], p.dil[n-1]
-	if p.lo != nil {
-		spec.PL = p.lo[n-1]
-	}
-	if n == 2 {
-		spec.H, spec.KH, spec.OH, spec.SH, spec.DH = xDims[1], p.k[0], p.out[0], p.strides[0], p.dil[0]
-		if p.lo != nil {
-			spec.PT = p.lo[0]
-		}
-	}
+	spec := convSpec2D(xDims[1:n+1], p.k, p.out, p.strides, p.dil, p.lo, xDims[n+1], d.cout)
 	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2D(s, y, x, k) }, spec)
 }
 
@@ -98,30 +107,20 @@ func convDNNLScatterBand(y, x, k []float32, xDims []int, d *convScatterNodeData)
 	if lib == nil || n < 1 || n > 2 {
 		return nil
 	}
-	kk := make([]int, 2)  // kernel sizes, 1 for a missing leading axis
-	dil := make([]int, 2) // dilations, positive
-	pad := make([]int, 2)
-	flip := make([]bool, 2)
-	kk[0], dil[0] = 1, 1
+	dil, pad, flip := make([]int, n), make([]int, n), make([]bool, n) // dilations made positive
 	for i := range n {
-		a := i + 2 - n
-		kk[a], dil[a], pad[a] = p.k[i], p.dil[i], -p.off[i]
+		dil[i], pad[i] = p.dil[i], -p.off[i]
 		if p.dil[i] < 0 {
-			dil[a], flip[a] = -p.dil[i], true
-			pad[a] = -p.dil[i]*(p.k[i]-1) - p.off[i]
+			dil[i], flip[i] = -p.dil[i], true
+			pad[i] = -p.dil[i]*(p.k[i]-1) - p.off[i]
 		}
-		if pad[a] < 0 || dil[a] == 0 {
+		if pad[i] < 0 || dil[i] == 0 {
 			return nil
 		}
 	}
-	spec := dnnl.ConvSpec{H: 1, OH: 1, SH: 1, C: d.cout, O: xDims[n+1],
-		KH: kk[0], KW: kk[1], DH: dil[0], DW: dil[1], PT: pad[0], PL: pad[1]}
-	spec.W, spec.OW, spec.SW = p.out[n-1], xDims[n], p.strides[n-1]
-	if n == 2 {
-		spec.H, spec.OH, spec.SH = p.out[0], xDims[1], p.strides[0]
-	}
-	if flip[0] || flip[1] {
-		k = flipKernel(k, spec.O, kk[0], kk[1], spec.C, flip[0], flip[1])
+	spec := convSpec2D(p.out, p.k, xDims[1:n+1], p.strides, dil, pad, d.cout, xDims[n+1])
+	if flipH, flipW := n == 2 && flip[0], flip[n-1]; flipH || flipW {
+		k = flipKernel(k, spec.O, spec.KH, spec.KW, spec.C, flipH, flipW)
 	}
 	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) {
 		return lib.ConvBackwardData2D(s, y, x, k)
