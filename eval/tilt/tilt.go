@@ -1,5 +1,5 @@
-// Package tilt is a learning-free reference for the reward-tilted distribution of an image
-// generator,
+// Package tilt is a learning-free reference for the reward-tilted distribution of a generator
+// (a model of any family),
 //
 //	p*(x | c) ∝ p_g(x | c) exp(r(x, c)/beta),
 //
@@ -24,8 +24,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -36,13 +36,15 @@ import (
 type Resampler struct {
 	Pool    int
 	seed    uint64
-	images  [][]float32 // per prompt, Pool*784 pixels
+	images  [][]float32 // per prompt, Pool samples (flat)
 	rewards [][]float64 // per prompt, Pool rewards
+	dims    []int       // one sample's shape
+	px      int         // values per sample
 }
 
 // NewResampler draws pool base samples per prompt of m (noise seeded by seed) and scores them
 // with reward.
-func NewResampler(backend backends.Backend, m *fashion.Model, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
+func NewResampler(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("tilt reference: %v", r)
@@ -51,37 +53,37 @@ func NewResampler(backend backends.Backend, m *fashion.Model, reward hypernoise.
 	if pool < 2 {
 		return nil, fmt.Errorf("tilt reference: pool must be >= 2 samples per prompt, got %d", pool)
 	}
-	score, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, x, prompts *Node) *Node {
-		return reward.Score(ctx, x, prompts)
+	exec, err := hypernet.NewSharedExec(backend, m.Context.Reuse(), nil, func(ctx *context.Context, eps, prompts *Node) []*Node {
+		x := m.Generator.Generate(ctx, eps, prompts)
+		return []*Node{x, reward.Score(ctx, x, prompts)}
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer score.Finalize()
-	np := len(m.Prompts())
+	defer exec.Finalize()
+	np := m.NumPrompts()
+	shape := m.Generator.NoiseShape()
+	d := size(shape)
 	rs = &Resampler{Pool: pool, seed: seed, images: make([][]float32, np), rewards: make([][]float64, np)}
-	const px = fashion.Side * fashion.Side
-	const batch = 512
+	const batch = 256
 	for p := range np {
+		all := hypernet.Normal(int64(seed), uint64(9000+p), pool*d)
 		for lo := 0; lo < pool; lo += batch {
 			n := min(batch, pool-lo)
-			eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*size(m.NoiseShape()))[lo*size(m.NoiseShape()) : (lo+n)*size(m.NoiseShape())]
 			ids := make([]int32, n)
 			for i := range ids {
 				ids[i] = int32(p)
 			}
-			imgs, err := fashion.GenerateImages(backend, m, eps, ids, 0)
+			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(all[lo*d:(lo+n)*d], append([]int{n}, shape...)...), tensors.FromValue(ids))
 			if err != nil {
 				return nil, err
 			}
-			r, err := score.Exec1(tensors.FromFlatDataAndDimensions(imgs, n, fashion.Side, fashion.Side, 1), tensors.FromValue(ids))
-			if err != nil {
-				return nil, err
-			}
-			for _, v := range tensors.MustCopyFlatData[float32](r) {
+			rs.dims = outs[0].Shape().Dimensions[1:]
+			rs.px = size(rs.dims)
+			for _, v := range tensors.MustCopyFlatData[float32](outs[1]) {
 				rs.rewards[p] = append(rs.rewards[p], float64(v))
 			}
-			rs.images[p] = append(rs.images[p], imgs[:n*px]...)
+			rs.images[p] = append(rs.images[p], tensors.MustCopyFlatData[float32](outs[0])...)
 		}
 	}
 	return rs, nil
@@ -149,7 +151,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 		cum[p] = c
 	}
 	rng := rand.New(rand.NewPCG(rs.seed, math.Float64bits(beta)))
-	const px = fashion.Side * fashion.Side
+	px := rs.px
 	var mu sync.Mutex
 	return &refMethod{name: name, run: func(eps, prompts *tensors.Tensor) (*tensors.Tensor, hypernet.Cost, error) {
 		mu.Lock()
@@ -167,7 +169,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 			i := min(sort.SearchFloat64s(c, rng.Float64()*c[len(c)-1]), len(c)-1)
 			out = append(out, rs.images[id][i*px:(i+1)*px]...)
 		}
-		return tensors.FromFlatDataAndDimensions(out, len(ids), fashion.Side, fashion.Side, 1), hypernet.Cost{}, nil
+		return tensors.FromFlatDataAndDimensions(out, append([]int{len(ids)}, rs.dims...)...), hypernet.Cost{}, nil
 	}}, nil
 }
 

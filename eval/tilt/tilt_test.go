@@ -8,14 +8,13 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
 // pool builds a resampler over a hand-made pool: prompt 0 holds 4 images whose pixels all equal
 // their index i (so a drawn image says which one it is) with rewards r_i = log(i+1).
 func pool() *Resampler {
-	const px = fashion.Side * fashion.Side
-	rs := &Resampler{Pool: 4, seed: 3, images: make([][]float32, 1), rewards: make([][]float64, 1)}
+	const px = 28 * 28
+	rs := &Resampler{Pool: 4, seed: 3, images: make([][]float32, 1), rewards: make([][]float64, 1), dims: []int{28, 28, 1}, px: px}
 	for i := range 4 {
 		for range px {
 			rs.images[0] = append(rs.images[0], float32(i))
@@ -46,7 +45,7 @@ func TestResamplerDrawsTheTilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	flat := tensors.MustCopyFlatData[float32](x)
-	const px = fashion.Side * fashion.Side
+	const px = 28 * 28
 	counts := make([]float64, 4)
 	for k := range n {
 		counts[int(flat[k*px])]++
