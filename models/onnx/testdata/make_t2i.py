@@ -87,7 +87,7 @@ SIZES = {
         aes=dict(side=32, res=24, stem=8, width=32, layers=1, heads=2, patch=2, hidden=(16,)),
         batch=2),
     "small": dict(
-        gen=dict(latent=16, chans=(96, 192, 256), attn=(False, True, True), layers=1, text_dim=512,
+        gen=dict(latent=16, chans=(64, 128, 192), attn=(False, True, True), layers=1, text_dim=512,
                  head_dim=32, temb=256, dec_chans=(128, 96, 64, 32), groups=16, n_prompts=8),
         clip=dict(side=128, res=112, patch=16, width=384, layers=6, heads=6, proj=256, n_prompts=8),
         aes=dict(side=128, res=112, stem=32, width=256, layers=4, heads=4, patch=4, hidden=(128, 64, 16)),
