@@ -3,7 +3,6 @@ package fashion
 import (
 	"embed"
 	"fmt"
-	"github.com/hypernoise/hypernoise/internal/safeio"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/data/fashionmnist"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 )
 
 //go:embed weights

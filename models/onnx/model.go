@@ -52,16 +52,17 @@ func Load(specPath string, backend backends.Backend) (m *Model, err error) {
 	return FromSpec(spec, specPath, backend)
 }
 
-// FromSpec is Load for a parsed spec; specPath locates the files (paths are relative to its folder).
+// FromSpec is Load for a parsed spec; specPath locates the files (relative paths are relative to
+// its folder, absolute ones are used as they are).
 func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, err error) {
 	dir := filepath.Dir(specPath)
 	m = &Model{Spec: spec, SpecPath: specPath, ctx: context.New(), rewards: map[string]*shim.Model{}}
-	if m.gen, err = shim.Load(filepath.Join(dir, spec.Generator.ONNX)); err != nil {
+	if m.gen, err = shim.Load(resolve(dir, spec.Generator.ONNX)); err != nil {
 		return nil, err
 	}
 	m.gen.CreateVariables(m.ctx.In(ScopeGenerator))
 	for _, name := range spec.RewardNames() {
-		r, err := shim.Load(filepath.Join(dir, spec.Rewards[name].ONNX))
+		r, err := shim.Load(resolve(dir, spec.Rewards[name].ONNX))
 		if err != nil {
 			return nil, err
 		}
@@ -69,6 +70,9 @@ func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, 
 		m.rewards[name] = r
 	}
 	if err := m.checkNames(); err != nil {
+		return nil, err
+	}
+	if err := m.checkPromptTables(); err != nil {
 		return nil, err
 	}
 	if err := m.dryRun(backend); err != nil {
