@@ -280,6 +280,11 @@ func (m *Model) feed(eps, prompts *Node) map[string]*Node {
 // context derived from it.
 func (m *Model) Context() *context.Context { return m.ctx }
 
+// Source implements hypernoise.Sourced: the generator's file and output tensor.
+func (m *Model) Source() string {
+	return fmt.Sprintf("%s, output %q", m.Spec.Generator.ONNX, m.Spec.Generator.Output)
+}
+
 // Name implements hypernoise.Generator: the spec's name.
 func (m *Model) Name() string { return m.Spec.Name }
 
@@ -417,9 +422,11 @@ func (m *Model) Reward(name string) (hypernoise.Reward, bool) {
 	if _, ok := m.rewards[name]; !ok {
 		return nil, false
 	}
-	return rewards.Func{RewardName: name, Fn: func(ctx *context.Context, x, prompts *Node) *Node {
-		return m.score(ctx, name, x, prompts, false)
-	}}, true
+	rs := m.Spec.Rewards[name]
+	return rewards.Func{RewardName: name, Src: fmt.Sprintf("%s, output %q", rs.ONNX, rs.Output),
+		Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+			return m.score(ctx, name, x, prompts, false)
+		}}, true
 }
 
 // Registry returns the spec's rewards, for reward specs like "score=1".
