@@ -12,7 +12,7 @@ import (
 	"github.com/hypernoise/hypernoise/hypernet"
 )
 
-// Files in a hypernetwork folder (written by pipeline.TrainHypernet).
+// Files in a hypernetwork folder (written by pipeline.Train).
 const (
 	WeightsFile = "hypernet.safetensors"
 	ConfigFile  = "hypernet.json"

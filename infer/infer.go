@@ -144,7 +144,7 @@ func (p *Pipeline) Hypernet(name string) (*Hypernet, error) {
 	return nil, fmt.Errorf("unknown hypernetwork %q; loaded: %s", name, strings.Join(names, ", "))
 }
 
-// LoadHypernet loads the hypernetwork folder dir (written by pipeline.TrainHypernet) under the
+// LoadHypernet loads the hypernetwork folder dir (written by pipeline.Train) under the
 // name filepath.Base(dir), into a scope of its own. It refuses a folder trained for another
 // generator or other generator weights, a weights file holding tensors outside the hypernetwork's
 // saved scope, and weights that do not fit the architecture its config names.

@@ -1,6 +1,6 @@
 // Package hntest makes hypernetwork folders for tests without training: a LoRA modulator on the
 // embedded generator whose adapters are set to small random values (so f(eps, c) != 0), saved
-// in the format pipeline.TrainHypernet writes. It costs one forward graph, not a training run,
+// in the format pipeline.Train writes. It costs one forward graph, not a training run,
 // which keeps tests cheap under -race.
 package hntest
 
