@@ -55,7 +55,7 @@ steps in the same run and each ratio is printed. Takes a few minutes.`)
 	defer backend.Finalize()
 	opts := bench.Options{TorchDir: dir, Python: *python, Steps: *steps}
 	if *modelRef != "" {
-		if opts.Model, err = loadModel(*modelRef, "", backend); err != nil {
+		if opts.Model, err = loadModel(*modelRef, nil, backend); err != nil {
 			return err
 		}
 	}
