@@ -17,6 +17,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/finitejson"
 	"github.com/hypernoise/hypernoise/internal/safeio"
 )
 
@@ -138,11 +139,30 @@ func Backend(name string) (backends.Backend, error) {
 	return b, nil
 }
 
-// WriteJSON prints v as indented JSON.
+// WriteJSON prints v as indented JSON, a non-finite number (NaN, ±Inf) as null (see finitejson).
 func WriteJSON(w io.Writer, v any) error {
+	_, err := writeJSON(w, v)
+	return err
+}
+
+// WriteJSON prints v as indented JSON on the command's standard output; non-finite numbers are
+// written as null, and a line on standard error says which.
+func (env *Env) WriteJSON(v any) error {
+	nulls, err := writeJSON(env.Stdout, v)
+	if note := finitejson.Note(nulls); note != "" {
+		fmt.Fprintf(env.Stderr, "note: %s\n", note)
+	}
+	return err
+}
+
+func writeJSON(w io.Writer, v any) ([]string, error) {
+	tree, nulls, err := finitejson.Sanitize(v)
+	if err != nil {
+		return nil, err
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return nulls, enc.Encode(tree)
 }
 
 // Main runs the subcommand named by args[0] and returns the process exit code.
