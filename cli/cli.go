@@ -51,6 +51,8 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	usages         map[*flag.FlagSet]func()
 
+	ranges map[*flag.FlagSet]map[string]Range // see Range
+
 	intMu sync.Mutex
 	onInt func() string // see OnInterrupt
 }
@@ -86,14 +88,17 @@ func (env *Env) Parse(fs *flag.FlagSet, args []string, allowArgs bool) error {
 			if show := env.usages[fs]; show != nil {
 				show()
 			}
+			if err := env.missingRanges(fs); err != nil {
+				return err
+			}
 			return errHelp
 		}
 		return Usagef("%v (see hypernoise %s --help)", err, fs.Name())
 	}
 	if !allowArgs && fs.NArg() > 0 {
-		return Usagef("unexpected argument %q (see hypernoise %s --help)", fs.Arg(0), fs.Name())
+		return Usagef("unexpected argument %s (see hypernoise %s --help)", safeio.Shorten(fs.Arg(0), 80), fs.Name())
 	}
-	return nil
+	return env.checkRanges(fs)
 }
 
 // BackendFlag registers --backend on fs; call Backend after parsing. The list offered is
