@@ -146,18 +146,16 @@ func (s *Spec) check(path string) error {
 	if len(g.NoiseShape) == 0 {
 		return specErr(path, "generator.noise_shape", "missing (the shape of one noise sample, without the batch axis)")
 	}
-	for _, d := range g.NoiseShape {
-		if d <= 0 {
-			return specErr(path, "generator.noise_shape", "dimensions must be positive, got %v", g.NoiseShape)
-		}
+	if err := checkNoiseShape(path, g.NoiseShape); err != nil {
+		return err
 	}
 	switch g.Layout {
 	case "", "NCHW", "NHWC":
 	default:
 		return specErr(path, "generator.layout", "must be \"NCHW\" or \"NHWC\", got %q", g.Layout)
 	}
-	if g.Range != nil && (len(g.Range) != 2 || !(g.Range[0] < g.Range[1])) {
-		return specErr(path, "generator.range", "must be [lo, hi] with lo < hi, got %v", g.Range)
+	if err := checkPixelRange(path, g.Range); err != nil {
+		return err
 	}
 	if g.PromptInput != "" && len(s.Prompts) == 0 {
 		return specErr(path, "prompts", "missing: the generator has a prompt input, so the spec must list its prompts")
