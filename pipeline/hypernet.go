@@ -156,6 +156,7 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 		return nil, nil, err
 	}
 	hcfg.Result = summarize(res)
+	hcfg.Train.Steps = res.Config.Steps // a time budget fixes the step count during the run
 	hn, err := infer.NewHypernet(filepath.Base(filepath.Clean(opts.OutDir)), opts.OutDir,
 		context.ScopeSeparator+infer.SavedScope, mod, reward, hcfg)
 	if err != nil {

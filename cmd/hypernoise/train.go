@@ -53,6 +53,8 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	opt := fs.String("optimizer", def.Train.Optimizer, "adamw (weight decay 1e-4) or sgd (momentum 0.9)")
 	lr := fs.Float64("lr", def.Train.LR, "peak learning rate")
 	warmup := fs.Int("warmup", def.Train.WarmupSteps, "linear warm-up steps")
+	schedule := fs.String("schedule", scheduleName(def.Train.Schedule), "learning rate after warm-up: constant or cosine (decays to 0 at the last step)")
+	budget := fs.String("budget", "", "training budget: a step count (2000) or wall seconds (90s; the steps that fit at the pace of the first steps, at most --steps' maximum); default --steps")
 	clip := fs.Float64("clip", def.Train.ClipNorm, "gradient-norm clip (0: off)")
 	noise := fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
 	seed := fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
@@ -126,6 +128,10 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		o.Train.Optimizer, o.Train.Momentum, o.Train.WeightDecay = a.Optimizer, a.Momentum, a.WeightDecay
 	default:
 		return cli.Usagef("train: unknown --optimizer %q; allowed: %s, %s", *opt, hypernet.SGD, hypernet.AdamW)
+	}
+	o.Train.Schedule = *schedule
+	if err := applyBudget(fs, *budget, &o.Train); err != nil {
+		return err
 	}
 	if err := o.Train.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)

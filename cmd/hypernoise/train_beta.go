@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"flag"
+	"strconv"
+	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
@@ -37,4 +39,47 @@ func trainUsage(err error) error {
 		return cli.Usagef("train: %v", zs)
 	}
 	return runFolderUsage(err)
+}
+
+// scheduleName is the flag value of a schedule ("" is constant).
+func scheduleName(s string) string {
+	if s == "" {
+		return hypernet.ScheduleConstant
+	}
+	return s
+}
+
+// applyBudget reads --budget: a whole number of steps (it replaces --steps, which may not be given
+// too), or seconds written with an s suffix (then --steps, default hypernet.MaxSteps, is the most
+// the budget may run).
+func applyBudget(fs *flag.FlagSet, budget string, cfg *hypernet.TrainConfig) error {
+	if budget == "" {
+		return nil
+	}
+	if flagSet(fs, "steps") && !strings.HasSuffix(budget, "s") {
+		return cli.Usagef("train: give --budget STEPS or --steps, not both")
+	}
+	if secs, ok := strings.CutSuffix(budget, "s"); ok {
+		v, err := strconv.ParseFloat(secs, 64)
+		if err != nil {
+			return cli.Usagef("train: --budget must be steps (2000) or seconds (90s), got %q", budget)
+		}
+		if err := hypernet.CheckRange("--budget seconds", v, 1, hypernet.MaxBudgetSeconds); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
+		cfg.BudgetSeconds = v
+		if !flagSet(fs, "steps") {
+			cfg.Steps = hypernet.MaxSteps
+		}
+		return nil
+	}
+	n, err := strconv.Atoi(budget)
+	if err != nil {
+		return cli.Usagef("train: --budget must be steps (2000) or seconds (90s), got %q", budget)
+	}
+	if err := hypernet.CheckIntRange("--budget steps", n, 1, hypernet.MaxSteps); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	cfg.Steps = n
+	return nil
 }
