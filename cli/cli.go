@@ -13,9 +13,11 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 )
 
 // Exit codes.
@@ -47,6 +49,9 @@ type Command struct {
 type Env struct {
 	Stdout, Stderr io.Writer
 	usages         map[*flag.FlagSet]func()
+
+	intMu sync.Mutex
+	onInt func() string // see OnInterrupt
 }
 
 // FlagSet returns a flag set for a subcommand that reports errors instead of exiting. usage is
@@ -176,6 +181,8 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 	}
 	restore := limitRuntime()
 	defer restore()
+	stopCatching := env.catchInterrupts(name+" "+cmd.Name, stderr, os.Exit)
+	defer stopCatching()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "%s %s: internal error: %v\n", name, cmd.Name, firstLine(fmt.Sprint(r)))
@@ -191,12 +198,30 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 	case err == nil, errors.Is(err, errHelp):
 		return ExitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, strings.TrimPrefix(firstLine(ue.Msg), cmd.Name+": "))
+		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, capLine(strings.TrimPrefix(firstLine(ue.Msg), cmd.Name+": ")))
+		return ExitUsage
+	case errors.Is(err, safeio.ErrRefused):
+		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, capLine(strings.TrimPrefix(err.Error(), cmd.Name+": ")))
 		return ExitUsage
 	default:
-		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, strings.TrimPrefix(err.Error(), cmd.Name+": "))
+		fmt.Fprintf(stderr, "%s %s: %s\n", name, cmd.Name, capLine(strings.TrimPrefix(err.Error(), cmd.Name+": ")))
 		return ExitFailure
 	}
+}
+
+// MaxMessage is the most bytes of an error message printed: a message that quotes a huge argument
+// (a 100 kB prompt) is cut, saying how much was left out.
+const MaxMessage = 2000
+
+func capLine(s string) string {
+	if len(s) <= MaxMessage {
+		return s
+	}
+	cut := MaxMessage
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d more bytes of this message left out)", s[:cut], len(s)-cut)
 }
 
 func firstLine(s string) string {

@@ -51,7 +51,7 @@ func TestParseSpecErrors(t *testing.T) {
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}}`:                                                                                                 `"rewards": missing`,
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}, "rewards": {"r=1": {"onnx": "r.onnx", "image_input": "i", "output": "s"}}}`:                      `reward name "r=1"`,
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}, "rewards": {"r": {"onnx": "r.onnx", "image_input": "i"}}}`:                                       `"rewards.r.output": missing`,
-		`{"name": "m", "prompts": ["a", "a"], "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}, "rewards": {"r": {"onnx": "r.onnx", "image_input": "i", "output": "s"}}}`: `duplicate prompt`,
+		`{"name": "m", "prompts": ["a", "a"], "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}, "rewards": {"r": {"onnx": "r.onnx", "image_input": "i", "output": "s"}}}`: `same prompt as prompts[0]`,
 	}
 	for in, want := range cases {
 		_, err := ParseSpec("s.json", []byte(in))
