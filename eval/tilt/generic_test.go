@@ -67,3 +67,41 @@ func TestNewSamplesTheGaussianTilt(t *testing.T) {
 		}
 	}
 }
+
+// TestReferenceSetAndMeanReward: on the Gaussian tilt, the pool's weighted mean reward is the
+// tilt's, a.(a/beta) = |a|^2/beta (within sampling error), the reference set's rewards are those
+// of its samples, and Share reads 1 for the reference itself.
+func TestReferenceSetAndMeanReward(t *testing.T) {
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := []float32{1, -0.5}
+	reward := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), a), 0)), -1)
+	}}
+	rs, err := New(backend, context.New(), identityGen{}, reward, 4000, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const beta = 2.0
+	want := 1.25 / beta
+	if got, tol := rs.MeanReward(beta), 4*math.Sqrt(1.25/rs.ESS(beta)[0]); math.Abs(got-want) > tol {
+		t.Errorf("tilt mean reward %g, want %g ± %g", got, want, tol)
+	}
+	imgs, rws, err := rs.ReferenceSet(beta, 50)
+	if err != nil || len(imgs) != 100 || len(rws) != 50 {
+		t.Fatalf("reference set: %d values, %d rewards, %v; want 100 and 50", len(imgs), len(rws), err)
+	}
+	for i, r := range rws {
+		if d := math.Abs(float64(imgs[2*i])*1 - float64(imgs[2*i+1])*0.5 - r); d > 1e-5 {
+			t.Fatalf("reference sample %d: reward %g is not its sample's", i, r)
+		}
+	}
+	if s := Share(rs.MeanReward(beta), 0, rs.MeanReward(beta)); s != 1 || !math.IsNaN(Share(1, 2, 2)) {
+		t.Errorf("Share of the reference itself %g; of a reference without gain %g", s, Share(1, 2, 2))
+	}
+	if _, _, err := rs.ReferenceSet(0, 5); err == nil {
+		t.Error("beta 0 accepted")
+	}
+}
