@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
@@ -61,6 +62,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	modelSpec := fs.String("model", "", modelFlagUsage)
 	backendName := cli.BackendFlag(fs)
+	dtype := dtypeFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -131,7 +133,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	var hn *infer.Hypernet
 	var res *hypernet.TrainResult
 	if *modelSpec != "" {
-		backend, err := cli.Backend(*backendName)
+		backend, err := cli.Backend(compute.WithDType(*backendName, *dtype))
 		if err != nil {
 			return err
 		}
@@ -163,7 +165,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		if _, err := imagerewards.Registry(m).Parse(o.RewardSpec); err != nil {
 			return cli.Usagef("train: %v", err)
 		}
-		backend, err := cli.Backend(*backendName)
+		backend, err := cli.Backend(compute.WithDType(*backendName, *dtype))
 		if err != nil {
 			return err
 		}
