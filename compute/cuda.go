@@ -15,9 +15,6 @@ import (
 	"github.com/hypernoise/hypernoise/compute/pjrt"
 )
 
-// CUDAName is the backend name for XLA on an NVIDIA GPU, its PJRT plugin found by compute/pjrt.
-const CUDAName = "cuda"
-
 func init() {
 	knownBackends = append(knownBackends, backendEntry{
 		name:  CUDAName,
