@@ -37,7 +37,7 @@ for p in "${PYTHON:-}" python3 /usr/bin/python3; do
   if [ -n "$p" ] && "$p" -c 'import torch' 2>/dev/null; then PY=$p; break; fi
 done
 if [ "$MODE" = cpu ]; then
-  BACKEND=go DEV=cpu STEPS=3 TRAIN=20 MM=256 BATCHES="2" SIZES=tiny DTYPES_TORCH="f32"
+  BACKEND=go DEV=cpu STEPS=2 TRAIN=5 MM=256 BATCHES="2" SIZES=tiny DTYPES_TORCH="f32"
 else
   BACKEND=cuda DEV=cuda STEPS=10 TRAIN=300 MM=4096 BATCHES="1 2 4" DTYPES_TORCH="f32 bf16"
 fi
