@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
@@ -66,6 +67,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	dtype := dtypeFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -134,7 +136,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := pipeline.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	backend, err := cli.Backend(*backendName)
+	backend, err := cli.Backend(compute.WithDType(*backendName, *dtype))
 	if err != nil {
 		return err
 	}
