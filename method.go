@@ -18,6 +18,9 @@ type Cost struct {
 	Forward  float64 `json:"forward_per_sample"`
 	Backward float64 `json:"backward_per_sample"`
 	Seconds  float64 `json:"seconds_per_sample"`
+	// Skipped counts, over the batch, the candidates (best-of-N) or iterates (ReNO) left out because
+	// the reward was not finite; the commands report it when it is not zero.
+	Skipped int `json:"skipped_non_finite,omitempty"`
 }
 
 // NFE is the number of network evaluations per sample, forward plus backward.
@@ -122,7 +125,8 @@ var registry struct {
 }
 
 // RegisterMethod adds a method to the registry (package methods registers the toolkit's own, in
-// report order). It panics on an empty or duplicate name: that is a programming error.
+// report order); the registered constructor's methods fail on samples holding NaN or Inf (see
+// CheckFiniteSamples). It panics on an empty or duplicate name: that is a programming error.
 func RegisterMethod(info MethodInfo) {
 	registry.Lock()
 	defer registry.Unlock()
@@ -135,6 +139,7 @@ func RegisterMethod(info MethodInfo) {
 	if _, dup := registry.infos[info.Name]; dup {
 		panic(fmt.Sprintf("hypernoise: method %q registered twice", info.Name))
 	}
+	info.New = checkedNew(info.New) // every method's samples are checked for NaN and Inf
 	registry.infos[info.Name] = info
 	registry.order = append(registry.order, info.Name)
 }

@@ -114,7 +114,9 @@ func NewBackend(name string) (backend backends.Backend, err error) {
 
 func startError(name, source, msg string) error {
 	hint := "available: " + availableLine()
-	if strings.HasPrefix(name, "xla") {
+	if strings.HasPrefix(name, "cuda") || strings.HasPrefix(name, "xla:cuda") {
+		hint = "or use the pure-Go backend \"go\""
+	} else if strings.HasPrefix(name, "xla") {
 		hint = xlaHint + "; or use the pure-Go backend \"go\""
 	}
 	return fmt.Errorf("compute: backend %q%s failed to start: %s; %s", name, source, oneLine(msg), hint)

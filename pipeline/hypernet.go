@@ -20,6 +20,7 @@ import (
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
+	"github.com/hypernoise/hypernoise/rewards"
 	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
@@ -29,8 +30,14 @@ type TrainOptions struct {
 	Modulator  infer.ModulatorSpec
 	Reg        hypernet.Regularizer // default: the reference code's mean-square
 	RegWeight  float64              // reference: 0.5
-	Beta       float64              // for the KL regularizers
-	LogDet     hypernet.LogDet      // for the logdet regularizer
+	// Beta is the tilt temperature: for kl, exact-kl and logdet their beta; for mean-sq, when > 0,
+	// it sets the weight (hypernet.MeanSquareWeight; RegWeight is then ignored). hypernet.json
+	// records the beta actually trained for (hypernet.Objective.TiltBeta).
+	Beta float64
+	// RewardNorm is hypernet.NormNone (the reward as given) or hypernet.NormStd (each reward term
+	// divided by its spread under the base generator, measured once before training and stored).
+	RewardNorm string
+	LogDet     hypernet.LogDet // for the logdet regularizer
 	Train      hypernet.TrainConfig
 	OutDir     string // receives weights, config, curve, and resumable checkpoints
 	Resume     bool   // continue the run checkpointed in OutDir (same definition and settings)
@@ -79,17 +86,25 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 	if err != nil {
 		return nil, nil, err
 	}
+	trained, scale, err := normalizeReward(backend, im, reward, opts)
+	if err != nil {
+		return nil, nil, err
+	}
 	mod, err := opts.Modulator.Build(m, infer.SavedScope)
 	if err != nil {
 		return nil, nil, err
 	}
-	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
+	if opts.Reg == hypernet.RegMeanSquare && opts.Beta > 0 {
+		opts.RegWeight = hypernet.MeanSquareWeight(opts.Beta, m.NoiseShape())
+	}
+	obj := hypernet.Objective{Reward: trained, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
 	var prob *hypernet.Problem
 	if d, ok := mod.(hypernet.Dial); ok {
 		prob, err = hypernet.NewDialProblem(m, d, obj)
 		opts.Beta = infer.DialDefaultBeta(d.BetaRange())
 	} else {
 		prob, err = hypernet.NewProblem(m, mod, obj)
+		opts.Beta = obj.TiltBeta(m.NoiseShape()) // the beta actually trained for (0: no tilt)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -100,6 +115,10 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 	hcfg := infer.Config{
 		Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: im.Hash, RewardSpec: opts.RewardSpec,
 		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
+		RewardScale: scale,
+	}
+	if scale != nil {
+		hcfg.RewardNorm = hypernet.NormStd
 	}
 	if opts.Reg == hypernet.RegLogDet {
 		ld := opts.LogDet
@@ -137,6 +156,7 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 		return nil, nil, err
 	}
 	hcfg.Result = summarize(res)
+	hcfg.Train.Steps = res.Config.Steps // a time budget fixes the step count during the run
 	hn, err := infer.NewHypernet(filepath.Base(filepath.Clean(opts.OutDir)), opts.OutDir,
 		context.ScopeSeparator+infer.SavedScope, mod, reward, hcfg)
 	if err != nil {
@@ -160,6 +180,29 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 		}
 	}
 	return hn, res, nil
+}
+
+// normalizeReward returns the reward training uses: reward itself, or with opts.RewardNorm =
+// hypernet.NormStd, each term divided by its spread under the base generator (measured from the
+// training seed), with the spreads by reward name.
+func normalizeReward(backend backends.Backend, im *infer.Model, reward *rewards.Sum, opts TrainOptions) (hypernoise.Reward, map[string]float64, error) {
+	norm, err := hypernet.ParseRewardNorm(opts.RewardNorm)
+	if err != nil || norm == hypernet.NormNone {
+		return reward, nil, err
+	}
+	spread, err := hypernet.RewardSpread(backend, im.Context, im.Generator, reward, hypernet.SpreadSamples, opts.Train.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	scaled, err := hypernet.NormalizedReward(reward, spread)
+	if err != nil {
+		return nil, nil, err
+	}
+	scale := map[string]float64{}
+	for k, t := range reward.Terms() {
+		scale[t.Reward.Name()] = spread[k]
+	}
+	return scaled, scale, nil
 }
 
 func summarize(res *hypernet.TrainResult) *infer.TrainSummary {

@@ -102,6 +102,7 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: cfg.Timeout + 30*time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 16 << 10}
+	env.HandleSignals() // serve drains on SIGTERM (below) instead of exiting at once
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	errc := make(chan error, 1)

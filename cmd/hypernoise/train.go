@@ -43,7 +43,9 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	layers := fs.Int("layers", 2, "MLP modulator hidden layers")
 	reg := fs.String("reg", string(def.Reg), fmt.Sprintf("regularizer: %v", hypernet.Regularizers()))
 	regWeight := fs.Float64("reg-weight", def.RegWeight, "weight of the mean-square or chi regularizer")
-	beta := fs.Float64("beta", 1, "tilt temperature for the kl, exact-kl and logdet regularizers")
+	beta := fs.Float64("beta", 0, "tilt temperature beta of p*(x) ∝ p(x) exp(r(x)/beta), for every regularizer but chi and none "+
+		"(mean-sq: sets its weight to beta*D/2, D noise elements; default: 1 for kl, exact-kl and logdet, --reg-weight for mean-sq)")
+	rewardNorm := fs.String("reward-norm", hypernet.NormNone, "reward scale: none (as given) or std (each reward divided by its spread under the base model, measured before training)")
 	probes := fs.Int("probes", def.LogDet.Probes, "logdet: Rademacher probes per sample")
 	terms := fs.Int("terms", def.LogDet.Terms, "logdet: series terms after the first (k = 2..terms+1)")
 	steps := fs.Int("steps", def.Train.Steps, "optimizer steps")
@@ -51,6 +53,8 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	opt := fs.String("optimizer", def.Train.Optimizer, "adamw (weight decay 1e-4) or sgd (momentum 0.9)")
 	lr := fs.Float64("lr", def.Train.LR, "peak learning rate")
 	warmup := fs.Int("warmup", def.Train.WarmupSteps, "linear warm-up steps")
+	schedule := fs.String("schedule", scheduleName(def.Train.Schedule), "learning rate after warm-up: constant or cosine (decays to 0 at the last step)")
+	budget := fs.String("budget", "", "training budget: a step count (2000) or wall seconds (90s; the steps that fit at the pace of the first steps, at most --steps' maximum); default --steps")
 	clip := fs.Float64("clip", def.Train.ClipNorm, "gradient-norm clip (0: off)")
 	noise := fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
 	seed := fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
@@ -91,12 +95,22 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	if *kind == infer.KindDial && !r.Tempered() {
 		return cli.Usagef("train: the tilt dial is trained against r/beta and needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not %s", r)
 	}
+	if err := resolveBeta(fs, r, beta); err != nil {
+		return err
+	}
 	o.Reg, o.RegWeight, o.Beta = r, *regWeight, *beta
 	if err := infer.CheckObjective(r, *regWeight, *beta); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
+	if o.RewardNorm, err = hypernet.ParseRewardNorm(*rewardNorm); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
 	o.LogDet.Probes, o.LogDet.Terms = *probes, *terms
-	if err := (hypernet.Objective{Reward: imagerewards.BrightnessReward(), Reg: r, Weight: *regWeight, Beta: *beta, LogDet: o.LogDet}).Validate([]int{7, 7, 4}); err != nil {
+	objWeight := *regWeight
+	if r == hypernet.RegMeanSquare && *beta > 0 {
+		objWeight = hypernet.MeanSquareWeight(*beta, []int{7, 7, 4})
+	}
+	if err := (hypernet.Objective{Reward: imagerewards.BrightnessReward(), Reg: r, Weight: objWeight, Beta: *beta, LogDet: o.LogDet}).Validate([]int{7, 7, 4}); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
 	nm, err := hypernet.ParseNoiseMode(*noise)
@@ -114,6 +128,10 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		o.Train.Optimizer, o.Train.Momentum, o.Train.WeightDecay = a.Optimizer, a.Momentum, a.WeightDecay
 	default:
 		return cli.Usagef("train: unknown --optimizer %q; allowed: %s, %s", *opt, hypernet.SGD, hypernet.AdamW)
+	}
+	o.Train.Schedule = *schedule
+	if err := applyBudget(fs, *budget, &o.Train); err != nil {
+		return err
 	}
 	if err := o.Train.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
@@ -150,7 +168,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 			return err
 		}
 		if hn, res, err = pipeline.TrainModel(backend, im, o, prog); err != nil {
-			return runFolderUsage(err)
+			return trainUsage(err)
 		}
 	} else {
 		if err := cli.CheckMemory("train", pipeline.EstimateTrainBytes(o)); err != nil {
@@ -169,7 +187,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		}
 		defer backend.Finalize()
 		if hn, res, err = pipeline.TrainHypernet(backend, m, o, prog); err != nil {
-			return runFolderUsage(err)
+			return trainUsage(err)
 		}
 	}
 	if *asJSON {

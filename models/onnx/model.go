@@ -52,11 +52,12 @@ func Load(specPath string, backend backends.Backend) (m *Model, err error) {
 	return FromSpec(spec, specPath, backend)
 }
 
-// FromSpec is Load for a parsed spec; specPath locates the files (paths are relative to its folder).
+// FromSpec is Load for a parsed spec; specPath locates the files (relative paths are relative to
+// its folder, absolute ones are used as they are).
 func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, err error) {
 	dir := filepath.Dir(specPath)
 	m = &Model{Spec: spec, SpecPath: specPath, ctx: context.New(), rewards: map[string]*shim.Model{}}
-	if m.gen, err = shim.Load(filepath.Join(dir, spec.Generator.ONNX)); err != nil {
+	if m.gen, err = shim.Load(resolve(dir, spec.Generator.ONNX)); err != nil {
 		return nil, err
 	}
 	m.gen.CreateVariables(m.ctx.In(ScopeGenerator))
@@ -64,7 +65,7 @@ func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, 
 		return nil, m.specErr("generator.lora_layers", "%v", err)
 	}
 	for _, name := range spec.RewardNames() {
-		r, err := shim.Load(filepath.Join(dir, spec.Rewards[name].ONNX))
+		r, err := shim.Load(resolve(dir, spec.Rewards[name].ONNX))
 		if err != nil {
 			return nil, err
 		}
@@ -75,6 +76,9 @@ func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, 
 		return nil, err
 	}
 	if err := m.loadEmbeddings(); err != nil {
+		return nil, err
+	}
+	if err := m.checkPromptTables(); err != nil {
 		return nil, err
 	}
 	if err := m.dryRun(backend); err != nil {
@@ -282,6 +286,11 @@ func (m *Model) feed(ctx *context.Context, eps, prompts *Node) map[string]*Node 
 // context derived from it.
 func (m *Model) Context() *context.Context { return m.ctx }
 
+// Source implements hypernoise.Sourced: the generator's file and output tensor.
+func (m *Model) Source() string {
+	return fmt.Sprintf("%s, output %q", m.Spec.Generator.ONNX, m.Spec.Generator.Output)
+}
+
 // Name implements hypernoise.Generator: the spec's name.
 func (m *Model) Name() string { return m.Spec.Name }
 
@@ -420,9 +429,11 @@ func (m *Model) Reward(name string) (hypernoise.Reward, bool) {
 	if _, ok := m.rewards[name]; !ok {
 		return nil, false
 	}
-	return rewards.Func{RewardName: name, Fn: func(ctx *context.Context, x, prompts *Node) *Node {
-		return m.score(ctx, name, x, prompts, false)
-	}}, true
+	rs := m.Spec.Rewards[name]
+	return rewards.Func{RewardName: name, Src: fmt.Sprintf("%s, output %q", rs.ONNX, rs.Output),
+		Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+			return m.score(ctx, name, x, prompts, false)
+		}}, true
 }
 
 // Registry returns the spec's rewards, for reward specs like "score=1".

@@ -3,7 +3,6 @@ package shim
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -14,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	gonnx "github.com/gomlx/onnx-gomlx/onnx"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -124,7 +124,10 @@ type Model struct {
 // and fails with an *UnsupportedError naming all unsupported operations at once. File problems
 // are a *FileError.
 func Load(path string) (*Model, error) {
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.Weights)
+	if errors.Is(err, safeio.ErrRefused) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, &FileError{Path: path, Err: errors.Unwrap(err)}
 	}
