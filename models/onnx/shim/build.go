@@ -168,7 +168,7 @@ type builder struct {
 	vals       map[string]*Node
 	adapter    nn.Adapter
 	outputOnly map[*node]bool
-	pathSteps  map[*node]pathStep // output-only mode: additions on the output path (lora.go)
+	pathSteps  map[*node]pathStep        // output-only mode: additions on the output path (lora.go)
 	consts     map[*Node]*tensors.Tensor // values of the constants we made (GoMLX keeps only small ones)
 	pending    []*node                   // delegated nodes not converted yet (see flush)
 	pendingOut map[string]bool           // their outputs
