@@ -516,13 +516,16 @@ def build(size):
     torch.manual_seed(0)
     c = SIZES[size]
     gen = Generator(c["gen"]).eval()
-    gen_emb = Generator(c["gen"], text_input=True).eval()
-    gen_emb.load_state_dict(gen.state_dict())
     clip = ClipReward(**c["clip"]).eval()
-    clip_emb = ClipReward(**c["clip"], text_input=True).eval()
-    clip_emb.load_state_dict(clip.state_dict())
     aes = AestheticReward(**c["aes"]).eval()
-    return c, gen, gen_emb, clip, clip_emb, aes
+    return c, gen, clip, aes
+
+
+def text_input(m, on):
+    """m with its text embeddings taken as an input (on) or from its baked table (the same weights:
+    one module, so the sd-turbo size is held once)."""
+    m.text_input = on
+    return m
 
 
 def count(m, skip=("text_table",)):
@@ -531,7 +534,7 @@ def count(m, skip=("text_table",)):
 
 def make(size, out, only=None, external=None):
     os.makedirs(out, exist_ok=True)
-    c, gen, gen_emb, clip, clip_emb, aes = build(size)
+    c, gen, clip, aes = build(size)
     prompts = PROMPTS[:c["gen"]["n_prompts"]]
     lat, side, b = c["gen"]["latent"], c["clip"]["side"], 2
     g = torch.Generator().manual_seed(1)
@@ -553,12 +556,14 @@ def make(size, out, only=None, external=None):
         gen.set_form("bmm")
         export(gen, (noise, prompt), p("t2i_gen_bmm.onnx"), ["noise", "prompt"], gouts, ext)
     if want("t2i_gen_emb.onnx"):
-        gen_emb.set_form("bmm")
-        export(gen_emb, (noise, text), p("t2i_gen_emb.onnx"), ["noise", "text"], gouts, ext)
+        gen.set_form("bmm")
+        export(text_input(gen, True), (noise, text), p("t2i_gen_emb.onnx"), ["noise", "text"], gouts, ext)
+        text_input(gen, False)
     if want("t2i_clip.onnx"):
         export(clip, (image, prompt), p("t2i_clip.onnx"), ["image", "prompt"], ["score"], ext)
     if want("t2i_clip_emb.onnx"):
-        export(clip_emb, (image, text_embeds), p("t2i_clip_emb.onnx"), ["image", "text_embeds"], ["score"], ext)
+        export(text_input(clip, True), (image, text_embeds), p("t2i_clip_emb.onnx"), ["image", "text_embeds"], ["score"], ext)
+        text_input(clip, False)
     if want("t2i_aesthetic.onnx"):
         export(aes, (image,), p("t2i_aesthetic.onnx"), ["image"], ["score"], ext)
     write_safetensors(p("t2i_text.safetensors"), {pr: gen.text_table[i] for i, pr in enumerate(prompts)})
@@ -583,9 +588,9 @@ def make(size, out, only=None, external=None):
         gen.set_form("baddbmm")
         ref = {
             "t2i_gen.onnx": reference(gen, [noise, prompt], ["noise", "prompt"], gouts, 1),
-            "t2i_gen_emb.onnx": reference(gen_emb, [noise, text], ["noise", "text"], gouts, 1),
+            "t2i_gen_emb.onnx": reference(text_input(gen, True), [noise, text], ["noise", "text"], gouts, 1),
             "t2i_clip.onnx": reference(clip, [image, prompt], ["image", "prompt"], ["score"], 2),
-            "t2i_clip_emb.onnx": reference(clip_emb, [image, text_embeds], ["image", "text_embeds"], ["score"], 2),
+            "t2i_clip_emb.onnx": reference(text_input(clip, True), [image, text_embeds], ["image", "text_embeds"], ["score"], 2),
             "t2i_aesthetic.onnx": reference(aes, [image], ["image"], ["score"], 3),
         }
         ref["t2i_gen_bmm.onnx"] = ref["t2i_gen.onnx"]
@@ -641,7 +646,7 @@ def lora_copy(unet, rank):
 
 def bench(size, batch, rank, steps, threads, attention):
     torch.set_num_threads(threads)
-    c, gen, _, clip, _, aes = build(size)
+    c, gen, clip, aes = build(size)
     gen.set_form(attention)
     lat = c["gen"]["latent"]
     g = torch.Generator().manual_seed(2)
