@@ -26,7 +26,7 @@ func lossAndGradient(t *testing.T, backend backends.Backend, batch int) (float64
 		t.Fatal(err)
 	}
 	opts := pipeline.DefaultTrainOptions()
-	reward, err := pipeline.ParseReward(m, "align=1")
+	reward, err := fashion.Rewards(m).Parse("align=1")
 	if err != nil {
 		t.Fatal(err)
 	}
