@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -110,6 +111,8 @@ type Model struct {
 	producer map[string]*node
 	inits    map[string]*tensors.Tensor
 	known    map[string]bool // every tensor name defined in the graph
+
+	loraFilter *regexp.Regexp // SetLoRALayers: the nodes that get adapters (nil: all)
 
 	gm    *gonnx.Model // onnx-gomlx's model, for the ops delegated to it
 	gmMu  sync.Mutex
