@@ -8,10 +8,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/gomlx/gomlx/pkg/ml/context"
 	gonnx "github.com/gomlx/onnx-gomlx/onnx"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -54,7 +54,8 @@ type node struct {
 	name, op, domain string
 	in, out          []string
 	attrs            map[string]*attr
-	attrErr          error // an attribute that could not be decoded (reported at load)
+	attrErr          error          // an attribute that could not be decoded (reported at load)
+	proto            unsafe.Pointer // onnx-gomlx's NodeProto, for delegated conversion (delegate.go)
 }
 
 func (n *node) String() string { return fmt.Sprintf("%s %q", n.op, n.name) }
@@ -113,7 +114,6 @@ type Model struct {
 
 	gm    *gonnx.Model // onnx-gomlx's model, for the ops delegated to it
 	gmMu  sync.Mutex
-	dummy *context.Context
 }
 
 // Load reads and checks an ONNX file: it parses the graph (with onnx-gomlx), decodes every
@@ -158,7 +158,7 @@ func parse(path string, data []byte) (g *Model, err error) {
 		return nil, notONNX("no graph")
 	}
 	g = &Model{Path: path, gm: gm, producer: map[string]*node{}, inits: map[string]*tensors.Tensor{},
-		known: map[string]bool{}, dummy: context.New()}
+		known: map[string]bool{}}
 	for _, op := range gm.Proto.OpsetImport {
 		if op.Domain == "" || op.Domain == "ai.onnx" {
 			g.Opset = int(op.Version)
@@ -189,7 +189,7 @@ func parse(path string, data []byte) (g *Model, err error) {
 	}
 	var nodes []*node
 	for _, np := range gm.Proto.Graph.Node {
-		n := &node{name: np.Name, op: np.OpType, domain: np.Domain, in: np.Input, out: np.Output, attrs: map[string]*attr{}}
+		n := &node{name: np.Name, op: np.OpType, domain: np.Domain, in: np.Input, out: np.Output, attrs: map[string]*attr{}, proto: unsafe.Pointer(np)}
 		for _, ap := range np.Attribute {
 			a := &attr{typ: int(ap.Type), f: ap.F, i: ap.I, s: string(ap.S), floats: ap.Floats, ints: ap.Ints}
 			for _, s := range ap.Strings {
