@@ -20,16 +20,14 @@ func VarName(initializer string) string {
 func isWeight(t *tensors.Tensor) bool { return t.DType().IsFloat() }
 
 // CreateVariables creates, in ctx's current scope, one frozen (non-trainable) variable per
-// floating-point initializer, holding its value. Call it once per context before Call.
+// floating-point initializer, holding its value: the model's own tensor, not a copy, so a model
+// whose variables live in several contexts holds its weights once. Call it once per context
+// before Call.
 func (g *Model) CreateVariables(ctx *context.Context) {
 	ctx = ctx.Checked(false)
 	for name, t := range g.inits {
 		if isWeight(t) {
-			c, err := t.LocalClone()
-			if err != nil {
-				panic(err)
-			}
-			ctx.VariableWithValue(VarName(name), c).SetTrainable(false)
+			ctx.VariableWithValue(VarName(name), t).SetTrainable(false) // shared, never copied: frozen
 		}
 	}
 }

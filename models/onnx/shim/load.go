@@ -138,6 +138,14 @@ func parse(path string, data []byte) (g *Model, err error) {
 	if !looksLikeModel(data) {
 		return nil, notONNX("not an ONNX protobuf, or truncated")
 	}
+	stripped, inits, err := splitWeights(data, filepath.Dir(path))
+	if err != nil {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			return nil, err
+		}
+		return nil, &FileError{Path: path, Err: err}
+	}
 	var gm *gonnx.Model
 	func() {
 		defer func() {
@@ -145,13 +153,9 @@ func parse(path string, data []byte) (g *Model, err error) {
 				err = notONNX(fmt.Sprint(r))
 			}
 		}()
-		gm, err = gonnx.Parse(data)
+		gm, err = gonnx.Parse(stripped)
 	}()
 	if err != nil {
-		var fe *FileError
-		if errors.As(err, &fe) {
-			return nil, err
-		}
 		return nil, notONNX(oneLine(err.Error()))
 	}
 	if gm.Proto.Graph == nil || len(gm.Proto.Graph.Node) == 0 {
@@ -165,17 +169,9 @@ func parse(path string, data []byte) (g *Model, err error) {
 		}
 	}
 	dir := filepath.Dir(path)
-	for _, ip := range gm.Proto.Graph.Initializer {
-		b, err := proto.Marshal(ip)
-		if err != nil {
-			return nil, notONNX(err.Error())
-		}
-		t, name, err := decodeTensor(b, dir)
-		if err != nil {
-			return nil, &FileError{Path: path, Err: fmt.Errorf("initializer: %w", err)}
-		}
-		g.inits[name] = t
-		g.known[name] = true
+	for _, in := range inits {
+		g.inits[in.name] = in.t
+		g.known[in.name] = true
 	}
 	for i, name := range gm.InputsNames {
 		if _, isInit := g.inits[name]; isInit {
