@@ -2,13 +2,11 @@ package shim
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	gonnx "github.com/gomlx/onnx-gomlx/onnx"
 	"github.com/hypernoise/hypernoise/nn"
 )
 
@@ -22,16 +20,14 @@ func VarName(initializer string) string {
 func isWeight(t *tensors.Tensor) bool { return t.DType().IsFloat() }
 
 // CreateVariables creates, in ctx's current scope, one frozen (non-trainable) variable per
-// floating-point initializer, holding its value. Call it once per context before Call.
+// floating-point initializer, holding its value: the model's own tensor, not a copy, so a model
+// whose variables live in several contexts holds its weights once. Call it once per context
+// before Call.
 func (g *Model) CreateVariables(ctx *context.Context) {
 	ctx = ctx.Checked(false)
 	for name, t := range g.inits {
 		if isWeight(t) {
-			c, err := t.LocalClone()
-			if err != nil {
-				panic(err)
-			}
-			ctx.VariableWithValue(VarName(name), c).SetTrainable(false)
+			ctx.VariableWithValue(VarName(name), t).SetTrainable(false) // shared, never copied: frozen
 		}
 	}
 }
@@ -296,7 +292,7 @@ func (b *builder) flush() {
 			for name, t := range vals {
 				in[name] = Const(g2, t)
 			}
-			return b.g.delegate(g2, in, outNames)
+			return b.g.delegate(g2, in, consts)
 		})
 		for i, o := range outNames {
 			b.vals[o] = b.mkConst(b.gr, local(res[i]))
@@ -308,7 +304,7 @@ func (b *builder) flush() {
 			in[name] = b.value(name)
 		}
 		outNames := outputsOf(rest)
-		for i, v := range b.g.delegate(b.gr, in, outNames) {
+		for i, v := range b.g.delegate(b.gr, in, rest) {
 			b.vals[outNames[i]] = v
 		}
 	}
@@ -409,27 +405,28 @@ func (b *builder) apply(gr *Graph, n *node, in []*Node) []*Node {
 	return ours[n.op].fn(b, n, in)
 }
 
-// delegate converts, with onnx-gomlx, the nodes producing outputs from inputs (tensor name ->
-// node in gr): the inputs are presented to onnx-gomlx as the graph's inputs, so that it converts
-// exactly the nodes between them and the outputs.
-func (g *Model) delegate(gr *Graph, inputs map[string]*Node, outputs []string) []*Node {
+// delegate converts, with onnx-gomlx, the nodes (in topological order) from inputs (tensor name ->
+// node in gr, every tensor the nodes read and none of them produces), and returns the nodes'
+// outputs in outputsOf order. Each node goes through onnx-gomlx's per-node conversion (see
+// convertNode in delegate.go), not CallGraph, which runs the garbage collector three times per call.
+func (g *Model) delegate(gr *Graph, inputs map[string]*Node, nodes []*node) []*Node {
 	g.gmMu.Lock()
 	defer g.gmMu.Unlock()
-	names0, shapes0 := g.gm.InputsNames, g.gm.InputsShapes
-	defer func() { g.gm.InputsNames, g.gm.InputsShapes = names0, shapes0 }()
-	var names []string
-	var dshapes []gonnx.DynamicShape
+	converted := make(map[string]*Node, len(inputs)+len(nodes))
 	for name, x := range inputs {
-		names = append(names, name)
-		dims := x.Shape().Dimensions
-		ds := gonnx.DynamicShape{DType: x.DType(), Dimensions: append([]int(nil), dims...)}
-		for _, d := range dims {
-			ds.Names = append(ds.Names, strconv.Itoa(d))
-		}
-		dshapes = append(dshapes, ds)
+		converted[name] = x
 	}
-	g.gm.InputsNames, g.gm.InputsShapes = names, dshapes
-	return g.gm.CallGraph(g.dummy, gr, inputs, outputs...)
+	for _, n := range nodes {
+		convertNode(g.gm, nil, gr, n.proto, converted)
+	}
+	names := outputsOf(nodes)
+	out := make([]*Node, len(names))
+	for i, name := range names {
+		if out[i] = converted[name]; out[i] == nil {
+			panic(fmt.Errorf("%s: onnx-gomlx did not produce %q converting %s", g.Path, name, g.producer[name]))
+		}
+	}
+	return out
 }
 
 // local returns a host copy of a computed tensor, to be embedded as a constant in another graph
