@@ -101,10 +101,16 @@ type Config struct {
 	Modulator  ModulatorSpec        `json:"modulator"`
 	Reg        hypernet.Regularizer `json:"regularizer"`
 	RegWeight  float64              `json:"reg_weight"`
-	Beta       float64              `json:"beta,omitempty"`   // a dial's default beta (1 if in range)
-	LogDet     *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
-	Train      hypernet.TrainConfig `json:"train"`
-	Result     *TrainSummary        `json:"result,omitempty"`
+	// Beta is the tilt temperature trained for (hypernet.Objective.TiltBeta; for mean-sq 2*weight/D),
+	// in the units of the reward trained on (see RewardNorm); a dial's default beta (1 if in range).
+	Beta float64 `json:"beta,omitempty"`
+	// RewardNorm "std": each reward term was divided by its spread under the base generator,
+	// RewardScale[name] (measured before training), so the tilt is exp(Σ w_k r_k/s_k / beta).
+	RewardNorm  string               `json:"reward_norm,omitempty"`
+	RewardScale map[string]float64   `json:"reward_scale,omitempty"`
+	LogDet      *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
+	Train       hypernet.TrainConfig `json:"train"`
+	Result      *TrainSummary        `json:"result,omitempty"`
 }
 
 // TrainSummary is what training reached.
@@ -134,10 +140,10 @@ func (c Config) CheckBeta(beta float64) error {
 		}
 		return nil
 	}
-	if c.Reg.Tempered() && beta == c.Beta {
+	if c.Reg.HasTilt() && c.Beta > 0 && beta == c.Beta {
 		return nil
 	}
-	if c.Reg.Tempered() {
+	if c.Reg.HasTilt() && c.Beta > 0 {
 		return fmt.Errorf("this %s hypernetwork was trained for beta %g only; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Beta)
 	}
 	return fmt.Errorf("this %s hypernetwork was trained with the %s regularizer, which has no beta; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Reg)

@@ -20,6 +20,7 @@ import (
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/progress"
+	"github.com/hypernoise/hypernoise/rewards"
 )
 
 // TrainOptions configures Train.
@@ -28,8 +29,14 @@ type TrainOptions struct {
 	Modulator  infer.ModulatorSpec
 	Reg        hypernet.Regularizer // default: the reference code's mean-square
 	RegWeight  float64              // reference: 0.5
-	Beta       float64              // for the KL regularizers
-	LogDet     hypernet.LogDet      // for the logdet regularizer
+	// Beta is the tilt temperature: for kl, exact-kl and logdet their beta; for mean-sq, when > 0,
+	// it sets the weight (hypernet.MeanSquareWeight; RegWeight is then ignored). hypernet.json
+	// records the beta actually trained for (hypernet.Objective.TiltBeta).
+	Beta float64
+	// RewardNorm is hypernet.NormNone (the reward as given) or hypernet.NormStd (each reward term
+	// divided by its spread under the base generator, measured once before training and stored).
+	RewardNorm string
+	LogDet     hypernet.LogDet // for the logdet regularizer
 	Train      hypernet.TrainConfig
 	OutDir     string // receives weights, config, curve, and resumable checkpoints
 	Resume     bool   // continue the run checkpointed in OutDir (same definition and settings)
@@ -60,7 +67,7 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	if opts.OutDir == "" {
 		return nil, nil, fmt.Errorf("no output folder")
 	}
-	prob, mod, reward, hcfg, err := trainProblem(im, &opts)
+	prob, mod, reward, hcfg, err := trainProblem(backend, im, &opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,6 +103,7 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 		return nil, nil, err
 	}
 	hcfg.Result = summarize(res)
+	hcfg.Train.Steps = res.Config.Steps // a time budget fixes the step count during the run
 	hn, err := infer.NewHypernet(filepath.Base(filepath.Clean(opts.OutDir)), opts.OutDir,
 		context.ScopeSeparator+infer.SavedScope, mod, reward, hcfg)
 	if err != nil {
@@ -108,12 +116,17 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	return hn, res, infer.SaveFolder(im.Context, hn.Scope, opts.OutDir, hn.Config, curve)
 }
 
-// trainProblem builds the training problem of opts on model im (for a dial, opts.Beta becomes
-// its default beta), its modulator and reward, and the config hypernet.json will hold.
-func trainProblem(im *family.Model, opts *TrainOptions) (*hypernet.Problem, hypernoise.Modulator, hypernoise.Reward, infer.Config, error) {
+// trainProblem builds the training problem of opts on model im (the reward normalized when
+// opts.RewardNorm asks; the mean-square weight set by beta when one is given; opts.Beta becomes
+// the beta actually trained for), its modulator and reward, and the config hypernet.json will hold.
+func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions) (*hypernet.Problem, hypernoise.Modulator, hypernoise.Reward, infer.Config, error) {
 	m := im.Generator
 	var hcfg infer.Config
 	reward, err := im.Rewards.Parse(opts.RewardSpec)
+	if err != nil {
+		return nil, nil, nil, hcfg, err
+	}
+	trained, scale, err := normalizeReward(backend, im, reward, *opts)
 	if err != nil {
 		return nil, nil, nil, hcfg, err
 	}
@@ -121,13 +134,17 @@ func trainProblem(im *family.Model, opts *TrainOptions) (*hypernet.Problem, hype
 	if err != nil {
 		return nil, nil, nil, hcfg, err
 	}
-	obj := hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
+	if opts.Reg == hypernet.RegMeanSquare && opts.Beta > 0 {
+		opts.RegWeight = hypernet.MeanSquareWeight(opts.Beta, m.NoiseShape())
+	}
+	obj := hypernet.Objective{Reward: trained, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
 	var prob *hypernet.Problem
 	if d, ok := mod.(hypernet.Dial); ok {
 		prob, err = hypernet.NewDialProblem(m, d, obj)
 		opts.Beta = infer.DialDefaultBeta(d.BetaRange())
 	} else {
 		prob, err = hypernet.NewProblem(m, mod, obj)
+		opts.Beta = obj.TiltBeta(m.NoiseShape()) // the beta actually trained for (0: no tilt)
 	}
 	if err != nil {
 		return nil, nil, nil, hcfg, err
@@ -138,6 +155,10 @@ func trainProblem(im *family.Model, opts *TrainOptions) (*hypernet.Problem, hype
 	hcfg = infer.Config{
 		Format: infer.ConfigFormat, Generator: m.Name(), Model: im.Ref(), BaseHash: im.Hash, RewardSpec: opts.RewardSpec,
 		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
+		RewardScale: scale,
+	}
+	if scale != nil {
+		hcfg.RewardNorm = hypernet.NormStd
 	}
 	if opts.Reg == hypernet.RegLogDet {
 		ld := opts.LogDet
@@ -171,6 +192,29 @@ func curvePNG(res *hypernet.TrainResult, spec string) ([]byte, error) {
 		series = append(series, report.Series{Name: "reward", Y: r})
 	}
 	return report.CurvesPNG("HyperNoise training ("+spec+")", "step", "batch mean", series, max(1, len(res.Loss)/30))
+}
+
+// normalizeReward returns the reward training uses: reward itself, or with opts.RewardNorm =
+// hypernet.NormStd, each term divided by its spread under the base generator (measured from the
+// training seed), with the spreads by reward name.
+func normalizeReward(backend backends.Backend, im *family.Model, reward *rewards.Sum, opts TrainOptions) (hypernoise.Reward, map[string]float64, error) {
+	norm, err := hypernet.ParseRewardNorm(opts.RewardNorm)
+	if err != nil || norm == hypernet.NormNone {
+		return reward, nil, err
+	}
+	spread, err := hypernet.RewardSpread(backend, im.Context, im.Generator, reward, hypernet.SpreadSamples, opts.Train.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	scaled, err := hypernet.NormalizedReward(reward, spread)
+	if err != nil {
+		return nil, nil, err
+	}
+	scale := map[string]float64{}
+	for k, t := range reward.Terms() {
+		scale[t.Reward.Name()] = spread[k]
+	}
+	return scaled, scale, nil
 }
 
 func summarize(res *hypernet.TrainResult) *infer.TrainSummary {

@@ -100,6 +100,7 @@ func TestRewardIsTheModels(t *testing.T) {
 			"--reward", "score=1", "--out", filepath.Join(dir, "g.png")},
 		{"train", "--model", spec, "--reward", "score=1", "--steps", "1", "--batch", "2", "--quiet", "--out", filepath.Join(dir, "hn")},
 		{"tilt", "--model", spec, "--reward", "score=1", "--pool", "2", "--seeds", "2", "--beta", "1", "--quiet", "--json"},
+		{"bench", "--model", spec, "--reward", "score=1", "--batch", "2", "--rank", "2", "--steps", "1", "--json"},
 	} {
 		if code, _, msg := run(args...); code != 0 {
 			t.Errorf("%s: exit %d: %s", strings.Join(args[:1], " "), code, msg)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
@@ -44,7 +45,9 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	layers := fs.Int("layers", 2, "MLP modulator hidden layers")
 	reg := fs.String("reg", string(def.Reg), fmt.Sprintf("regularizer: %v", hypernet.Regularizers()))
 	regWeight := fs.Float64("reg-weight", def.RegWeight, "weight of the mean-square or chi regularizer")
-	beta := fs.Float64("beta", 1, "tilt temperature for the kl, exact-kl and logdet regularizers")
+	beta := fs.Float64("beta", 0, "tilt temperature beta of p*(x) ∝ p(x) exp(r(x)/beta), for every regularizer but chi and none "+
+		"(mean-sq: sets its weight to beta*D/2, D noise elements; default: 1 for kl, exact-kl and logdet, --reg-weight for mean-sq)")
+	rewardNorm := fs.String("reward-norm", hypernet.NormNone, "reward scale: none (as given) or std (each reward divided by its spread under the base model, measured before training)")
 	probes := fs.Int("probes", def.LogDet.Probes, "logdet: Rademacher probes per sample")
 	terms := fs.Int("terms", def.LogDet.Terms, "logdet: series terms after the first (k = 2..terms+1)")
 	steps := fs.Int("steps", def.Train.Steps, "optimizer steps")
@@ -52,6 +55,8 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	opt := fs.String("optimizer", def.Train.Optimizer, "adamw (weight decay 1e-4) or sgd (momentum 0.9)")
 	lr := fs.Float64("lr", def.Train.LR, "peak learning rate")
 	warmup := fs.Int("warmup", def.Train.WarmupSteps, "linear warm-up steps")
+	schedule := fs.String("schedule", scheduleName(def.Train.Schedule), "learning rate after warm-up: constant or cosine (decays to 0 at the last step)")
+	budget := fs.String("budget", "", "training budget: a step count (2000) or wall seconds (90s; the steps that fit at the pace of the first steps, at most --steps' maximum); default --steps")
 	clip := fs.Float64("clip", def.Train.ClipNorm, "gradient-norm clip (0: off)")
 	noise := fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
 	seed := fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
@@ -62,6 +67,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	dtype := dtypeFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -74,10 +80,20 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if o.Modulator, err = modulatorSpec(*kind, *rank, *alpha, *hidden, *layers, *betaRange); err != nil {
 		return err
 	}
-	if o.Reg, err = regularizer(*kind, *reg, *regWeight, *beta); err != nil {
+	r, err := regularizer(*kind, *reg)
+	if err != nil {
 		return err
 	}
-	o.RegWeight, o.Beta = *regWeight, *beta
+	if err := resolveBeta(fs, r, beta); err != nil {
+		return err
+	}
+	o.Reg, o.RegWeight, o.Beta = r, *regWeight, *beta
+	if err := infer.CheckObjective(r, *regWeight, *beta); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	if o.RewardNorm, err = hypernet.ParseRewardNorm(*rewardNorm); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
 	o.LogDet.Probes, o.LogDet.Terms = *probes, *terms
 	nm, err := hypernet.ParseNoiseMode(*noise)
 	if err != nil {
@@ -88,6 +104,10 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := setOptimizer(&o.Train, *opt); err != nil {
 		return err
 	}
+	o.Train.Schedule = *schedule
+	if err := applyBudget(fs, *budget, &o.Train); err != nil {
+		return err
+	}
 	if err := o.Train.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
@@ -95,7 +115,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := infer.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	backend, m, err := backendAndModel(*backendName, *modelRef, nil)
+	backend, m, err := backendAndModel(compute.WithDType(*backendName, *dtype), *modelRef, nil)
 	if err != nil {
 		return err
 	}
@@ -133,18 +153,14 @@ func modulatorSpec(kind string, rank int, alpha float64, hidden, layers int, bet
 	return spec, nil
 }
 
-// regularizer parses --reg and checks it with its weight and beta (the tilt dial needs a
-// beta-tempered one).
-func regularizer(kind, reg string, weight, beta float64) (hypernet.Regularizer, error) {
+// regularizer parses --reg (the tilt dial needs a beta-tempered one).
+func regularizer(kind, reg string) (hypernet.Regularizer, error) {
 	r, err := hypernet.ParseRegularizer(reg)
 	if err != nil {
 		return r, cli.Usagef("train: %v", err)
 	}
 	if kind == infer.KindDial && !r.Tempered() {
 		return r, cli.Usagef("train: the tilt dial is trained against r/beta and needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not %s", r)
-	}
-	if err := infer.CheckObjective(r, weight, beta); err != nil {
-		return r, cli.Usagef("train: %v", err)
 	}
 	return r, nil
 }
@@ -192,7 +208,11 @@ func trainModelChecks(fs *flag.FlagSet, m *family.Model, o *pipeline.TrainOption
 	if err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	obj := hypernet.Objective{Reward: reward, Reg: o.Reg, Weight: o.RegWeight, Beta: o.Beta, LogDet: o.LogDet}
+	weight := o.RegWeight
+	if o.Reg == hypernet.RegMeanSquare && o.Beta > 0 { // --beta is the tilt's temperature for mean-sq too
+		weight = hypernet.MeanSquareWeight(o.Beta, m.Generator.NoiseShape())
+	}
+	obj := hypernet.Objective{Reward: reward, Reg: o.Reg, Weight: weight, Beta: o.Beta, LogDet: o.LogDet}
 	if err := obj.Validate(m.Generator.NoiseShape()); err != nil {
 		return cli.Usagef("train: %v", err)
 	}

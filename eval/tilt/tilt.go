@@ -19,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -34,17 +35,28 @@ import (
 
 // Resampler holds the pool of base samples and their rewards, per prompt.
 type Resampler struct {
-	Pool    int
-	seed    uint64
-	images  [][]float32 // per prompt, Pool samples (flat)
-	rewards [][]float64 // per prompt, Pool rewards
-	dims    []int       // one sample's shape
-	px      int         // values per sample
+	Pool  int
+	seed  uint64
+	shape []int // one sample's shape (e.g. [28, 28, 1])
+	// images and rewards per prompt (one entry for an unconditional generator): Pool samples of
+	// size(shape) values each, and their rewards.
+	images  [][]float32
+	rewards [][]float64
 }
 
-// NewResampler draws pool base samples per prompt of m (noise seeded by seed) and scores them
-// with reward.
-func NewResampler(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
+// NewResampler draws pool base samples per prompt of model m (noise seeded by seed) and scores
+// them with reward; see New.
+func NewResampler(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64) (*Resampler, error) {
+	return New(backend, m.Context, m.Generator, reward, pool, seed)
+}
+
+// poolChunk is how many base samples one compiled call generates and scores.
+const poolChunk = 256
+
+// New draws pool base samples x_i = g(eps_i, c) per prompt c of gen (one set for an unconditional
+// generator), eps_i ~ N(0, I) from seed, and scores them with reward. ctx holds the generator's
+// and the reward's variables.
+func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("tilt reference: %v", r)
@@ -53,33 +65,33 @@ func NewResampler(backend backends.Backend, m *family.Model, reward hypernoise.R
 	if pool < 2 {
 		return nil, fmt.Errorf("tilt reference: pool must be >= 2 samples per prompt, got %d", pool)
 	}
-	exec, err := hypernet.NewSharedExec(backend, m.Context.Reuse(), nil, func(ctx *context.Context, eps, prompts *Node) []*Node {
-		x := m.Generator.Generate(ctx, eps, prompts)
-		return []*Node{x, reward.Score(ctx, x, prompts)}
+	exec, err := context.NewExec(backend, ctx.Reuse(), func(ctx *context.Context, eps, prompts *Node) []*Node {
+		x := gen.Generate(ctx, eps, prompts)
+		return []*Node{ConvertDType(x, dtypes.Float32), ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)}
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer exec.Finalize()
-	np := m.NumPrompts()
-	shape := m.Generator.NoiseShape()
-	d := size(shape)
+	np := max(1, len(gen.Prompts()))
+	noise := gen.NoiseShape()
+	d := size(noise)
 	rs = &Resampler{Pool: pool, seed: seed, images: make([][]float32, np), rewards: make([][]float64, np)}
-	const batch = 256
 	for p := range np {
-		all := hypernet.Normal(int64(seed), uint64(9000+p), pool*d)
-		for lo := 0; lo < pool; lo += batch {
-			n := min(batch, pool-lo)
+		eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*d)
+		for lo := 0; lo < pool; lo += poolChunk {
+			n := min(poolChunk, pool-lo)
 			ids := make([]int32, n)
 			for i := range ids {
 				ids[i] = int32(p)
 			}
-			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(all[lo*d:(lo+n)*d], append([]int{n}, shape...)...), tensors.FromValue(ids))
+			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(eps[lo*d:(lo+n)*d], append([]int{n}, noise...)...), tensors.FromValue(ids))
 			if err != nil {
 				return nil, err
 			}
-			rs.dims = outs[0].Shape().Dimensions[1:]
-			rs.px = size(rs.dims)
+			if rs.shape == nil {
+				rs.shape = outs[0].Shape().Dimensions[1:]
+			}
 			for _, v := range tensors.MustCopyFlatData[float32](outs[1]) {
 				rs.rewards[p] = append(rs.rewards[p], float64(v))
 			}
@@ -88,6 +100,12 @@ func NewResampler(backend backends.Backend, m *family.Model, reward hypernoise.R
 	}
 	return rs, nil
 }
+
+// SampleShape is the shape of one sample of the pool.
+func (rs *Resampler) SampleShape() []int { return rs.shape }
+
+// Rewards returns the pool's rewards of prompt p (not a copy).
+func (rs *Resampler) Rewards(p int) []float64 { return rs.rewards[p] }
 
 func size(shape []int) int {
 	n := 1
@@ -151,7 +169,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 		cum[p] = c
 	}
 	rng := rand.New(rand.NewPCG(rs.seed, math.Float64bits(beta)))
-	px := rs.px
+	px := size(rs.shape)
 	var mu sync.Mutex
 	return &refMethod{name: name, run: func(eps, prompts *tensors.Tensor) (*tensors.Tensor, hypernet.Cost, error) {
 		mu.Lock()
@@ -162,6 +180,9 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 		}
 		out := make([]float32, 0, len(ids)*px)
 		for _, id := range ids {
+			if np == 1 {
+				id = 0 // an unconditional pool serves every prompt id
+			}
 			if id < 0 || int(id) >= np {
 				return nil, hypernet.Cost{}, fmt.Errorf("prompt id %d out of range", id)
 			}
@@ -169,7 +190,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 			i := min(sort.SearchFloat64s(c, rng.Float64()*c[len(c)-1]), len(c)-1)
 			out = append(out, rs.images[id][i*px:(i+1)*px]...)
 		}
-		return tensors.FromFlatDataAndDimensions(out, append([]int{len(ids)}, rs.dims...)...), hypernet.Cost{}, nil
+		return tensors.FromFlatDataAndDimensions(out, append([]int{len(ids)}, rs.shape...)...), hypernet.Cost{}, nil
 	}}, nil
 }
 

@@ -46,6 +46,9 @@ type GeneratorSpec struct {
 	Range          []float64 `json:"range,omitempty"`
 	// PromptEmbeddings (optional): prompt_input receives per-prompt embeddings from this file.
 	PromptEmbeddings *EmbeddingsSpec `json:"prompt_embeddings,omitempty"`
+	// LoRALayers (optional) is a regular expression over node names: only the matching Conv, Gemm
+	// and MatMul layers get LoRA adapters (hypernetwork and fine-tune); default all.
+	LoRALayers string `json:"lora_layers,omitempty"`
 }
 
 // RewardSpec names a reward's file and tensors: image_input receives the generator's output as is;
@@ -96,7 +99,7 @@ func ParseSpec(path string, data []byte) (*Spec, error) {
 			return nil, specErr(path, "", "empty or truncated JSON")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return nil, specErr(path, f, "unknown field (known: name, generator{onnx, noise_input, noise_shape, prompt_input, output, backbone_output, layout, range, prompt_embeddings{file, tensor}}, prompts, rewards{onnx, image_input, prompt_input, output, prompt_embeddings{file, tensor}})")
+			return nil, specErr(path, f, "unknown field (known: name, generator{onnx, noise_input, noise_shape, prompt_input, output, backbone_output, layout, range, prompt_embeddings{file, tensor}, lora_layers}, prompts, rewards{onnx, image_input, prompt_input, output, prompt_embeddings{file, tensor}})")
 		default:
 			return nil, specErr(path, "", "invalid JSON: %v", err)
 		}
@@ -146,18 +149,16 @@ func (s *Spec) check(path string) error {
 	if len(g.NoiseShape) == 0 {
 		return specErr(path, "generator.noise_shape", "missing (the shape of one noise sample, without the batch axis)")
 	}
-	for _, d := range g.NoiseShape {
-		if d <= 0 {
-			return specErr(path, "generator.noise_shape", "dimensions must be positive, got %v", g.NoiseShape)
-		}
+	if err := checkNoiseShape(path, g.NoiseShape); err != nil {
+		return err
 	}
 	switch g.Layout {
 	case "", "NCHW", "NHWC":
 	default:
 		return specErr(path, "generator.layout", "must be \"NCHW\" or \"NHWC\", got %q", g.Layout)
 	}
-	if g.Range != nil && (len(g.Range) != 2 || !(g.Range[0] < g.Range[1])) {
-		return specErr(path, "generator.range", "must be [lo, hi] with lo < hi, got %v", g.Range)
+	if err := checkPixelRange(path, g.Range); err != nil {
+		return err
 	}
 	if g.PromptInput != "" && len(s.Prompts) == 0 {
 		return specErr(path, "prompts", "missing: the generator has a prompt input, so the spec must list its prompts")
