@@ -30,7 +30,7 @@ func TestT2IEveryMethod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	im := pipeline.ImportedModel(m)
+	im := onnx.ModelOf(m)
 	dir := t.TempDir()
 	opts := pipeline.DefaultTrainOptions()
 	opts.RewardSpec = "clip=1"
@@ -38,19 +38,19 @@ func TestT2IEveryMethod(t *testing.T) {
 	opts.Modulator.Rank = 4
 	opts.Train.Steps, opts.Train.BatchSize, opts.Train.WarmupSteps, opts.Train.LR = 8, 4, 1, 1e-2
 	opts.Train.CheckpointEvery = 0
-	hn, res, err := pipeline.TrainModel(be, im, opts, nil)
+	hn, res, err := pipeline.Train(be, im, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("trained %d steps (%d skipped) in %.1f s", res.Steps, res.Skipped, res.Seconds)
-	p, err := pipeline.NewModelPipeline(be, im, opts.OutDir)
+	p, err := pipeline.NewPipeline(be, im, opts.OutDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	eo := pipeline.EvalOptions{SeedsPerPrompt: 2, Seed: 7, RenoSteps: 2, WarmRenoSteps: 2, SmallN: 2,
 		FinetuneSteps: 2, FinetuneRank: 2, Batch: 6}
-	rep, err := pipeline.EvaluateModel(p, hn, filepath.Join(dir, "eval"), eo, nil)
+	rep, err := pipeline.Evaluate(p, hn, filepath.Join(dir, "eval"), eo, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
