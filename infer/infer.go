@@ -10,7 +10,6 @@ package infer
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	_ "github.com/hypernoise/hypernoise/methods" // registers the toolkit's methods
 	"github.com/hypernoise/hypernoise/rewards"
 )
@@ -169,7 +169,7 @@ func (p *Pipeline) LoadHypernet(dir string) (hn *Hypernet, err error) {
 	}()
 	name := filepath.Base(filepath.Clean(dir))
 	// The config is validated (ranges, finite values, a well-formed weights hash) before use.
-	cfgData, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	cfgData, err := safeio.ReadFile(filepath.Join(dir, ConfigFile), safeio.JSON)
 	if err != nil {
 		return nil, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
@@ -65,7 +66,7 @@ func clearRunFolder(dir string) error {
 // settings); it then loads its weights into ctx under mod's scope. Resuming a finished
 // run thus changes nothing on disk.
 func finishedRun(dir string, ctx *context.Context, mod hypernoise.Modulator, reward hypernoise.Reward, want infer.Config) (*infer.Hypernet, bool) {
-	data, err := os.ReadFile(filepath.Join(dir, infer.ConfigFile))
+	data, err := safeio.ReadFile(filepath.Join(dir, infer.ConfigFile), safeio.JSON)
 	if err != nil {
 		return nil, false
 	}
