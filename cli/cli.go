@@ -53,8 +53,9 @@ type Env struct {
 
 	ranges map[*flag.FlagSet]map[string]Range // see Range
 
-	intMu sync.Mutex
-	onInt func() string // see OnInterrupt
+	intMu     sync.Mutex
+	onInt     func() string // see OnInterrupt
+	stopCatch func()        // see HandleSignals
 }
 
 // FlagSet returns a flag set for a subcommand that reports errors instead of exiting. usage is
@@ -207,7 +208,10 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 	restore := limitRuntime()
 	defer restore()
 	stopCatching := env.catchInterrupts(name+" "+cmd.Name, stderr, os.Exit)
-	defer stopCatching()
+	env.intMu.Lock()
+	env.stopCatch = stopCatching
+	env.intMu.Unlock()
+	defer env.HandleSignals()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "%s %s: internal error: %v\n", name, cmd.Name, firstLine(fmt.Sprint(r)))

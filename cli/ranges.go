@@ -119,4 +119,3 @@ func CheckFloat(what string, v, lo, hi float64) error {
 // MaxFinite is a bound well inside float32's range, for "any finite number" flags: values beyond
 // it overflow once squared or multiplied in float32.
 const MaxFinite = 1e6
-

@@ -266,3 +266,21 @@ func configDiff(a, b TrainConfig, da, db map[string]string) string {
 	sort.Strings(diffs)
 	return strings.Join(diffs, "; ")
 }
+
+// ReadHistory reads the per-step history (batch loss, gradient norm, metrics such as "reward")
+// and the wall seconds of the training run checkpointed in dir, without loading its tensors.
+func ReadHistory(dir string) (*History, float64, error) {
+	path := filepath.Join(dir, CheckpointWeights)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	state, err := checkpointStateOf(data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if state.History == nil {
+		return nil, 0, fmt.Errorf("%s: the checkpoint holds no history", path)
+	}
+	return state.History, state.Seconds, nil
+}

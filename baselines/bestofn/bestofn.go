@@ -37,6 +37,8 @@ var Method = hypernoise.MethodInfo{
 	Name:    Name,
 	Summary: "N candidate noises per sample (the given one and N-1 derived from it), keep the highest reward",
 	Needs:   hypernoise.NeedsReward | hypernoise.NeedsN,
+	// N = 16 by default; at most 10000 candidates per sample (they run in chunks).
+	Defaults: hypernoise.Knobs{N: 16}, Max: hypernoise.Knobs{N: 10000},
 	New: func(env hypernoise.MethodEnv) (hypernoise.Method, error) {
 		s, err := NewShared(env.Backend, env.Context, env.Lock, env.ChunkOrDefault(), env.Generator, env.Reward, env.N)
 		if err != nil {
