@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/compositional"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -22,6 +25,11 @@ type DemoOptions struct {
 	Brightness bool // also train and show a brightness hypernetwork (base vs HyperNoise)
 	// Compositional also runs the compositional benchmark (eval/compositional).
 	Compositional bool
+	// Force discards the hypernetworks a previous demo left in OutDir and trains them afresh.
+	// Without it a previous demo's runs are continued: a finished one is reused as it is (its
+	// training is bit-reproducible, so the figures are those of a fresh run), an interrupted one
+	// resumes from its checkpoint, and one with other settings is refused, naming --force.
+	Force bool
 }
 
 // DemoResult is the demo's metrics.json.
@@ -51,8 +59,16 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		o := to
 		o.RewardSpec = spec
 		o.OutDir = filepath.Join(opts.OutDir, "hypernet-"+name)
+		o.Force = opts.Force
+		if _, err := os.Stat(filepath.Join(o.OutDir, hypernet.CheckpointWeights)); err == nil && !opts.Force {
+			o.Resume = true // a previous demo's run: reuse it if finished, else continue it
+			fmt.Fprintf(log, "[%s] continuing the run a previous demo left in %s (--force starts afresh)\n", name, o.OutDir)
+		}
 		fmt.Fprintf(log, "[%s] training the %s hypernetwork (%d steps, batch %d) ...\n", name, o.Modulator.Kind, o.Train.Steps, o.Train.BatchSize)
 		_, tr, err := Train(backend, fashion.ModelOf(m), o, progress.New(log, "train "+name, quiet))
+		if errors.Is(err, ErrRunFolder) {
+			return nil, &runFolderError{fmt.Sprintf("%s holds a previous demo's run that this demo cannot continue (%v); pass --force to train it afresh", o.OutDir, err)}
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -32,6 +32,7 @@ steps in the same run and each ratio is printed. Takes a few minutes.`)
 	python := fs.String("python", bench.DefaultPython, "Python interpreter with torch")
 	steps := fs.Int("steps", 10, "timed steps per training benchmark")
 	modelRef := modelFlag(fs)
+	benchRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ and DIR/metrics.json (key "compositional").`)
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print metrics.json to stdout")
 	backendName := cli.BackendFlag(fs)
+	seedRange(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ image. The model is the one DIR was trained on (or --model).
 	writeStats := fs.Bool("write-test-stats", false, "compute the held-out feature statistics of the test set into "+pipeline.TestStatsFile)
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	evalRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}

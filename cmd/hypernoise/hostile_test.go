@@ -226,13 +226,16 @@ func hostileCases() []hostileCase {
 	sample := func(args ...string) []string {
 		return append([]string{"sample", "--prompt", "dress", "--n", "1"}, args...)
 	}
-	spec := func(args ...string) []string { return append([]string{"sample", "--model", "{tmp}/spec.json", "--prompt", "circle", "--n", "1", "--out", "{tmp}/o.png"}, args...) }
+	spec := func(args ...string) []string {
+		return append([]string{"sample", "--model", "{tmp}/spec.json", "--prompt", "circle", "--n", "1", "--out", "{tmp}/o.png"}, args...)
+	}
 	long := strings.Repeat("x", 100_000)
 	return []hostileCase{
 		// Input files: regular files only, capped, never blocking.
 		{classFiles, []string{"sample", "--model", "{tmp}/fifo.json", "--prompt", "circle"}, func(t *testing.T, tmp string) { mkfifo(t, filepath.Join(tmp, "fifo.json")) }, 2, "FIFO", nil},
-		{classFiles, []string{"sample", "--model", "/dev/zero", "--prompt", "circle"}, nil, 2, "character device", nil},
-		{classFiles, []string{"sample", "--model", "{tmp}", "--prompt", "circle"}, nil, 2, "folder", nil},
+		{classFiles, []string{"sample", "--model", "{tmp}/zero.json", "--prompt", "circle"}, func(t *testing.T, tmp string) { symlink(t, "/dev/zero", filepath.Join(tmp, "zero.json")) }, 2, "character device", nil},
+		{classFiles, []string{"sample", "--model", "{tmp}/d.json", "--prompt", "circle"}, func(t *testing.T, tmp string) { _ = os.Mkdir(filepath.Join(tmp, "d.json"), 0o755) }, 2, "folder", nil},
+		{classFiles, []string{"sample", "--model", "/dev/zero", "--prompt", "circle"}, nil, 2, "unknown model", nil},
 		{classFiles, []string{"sample", "--model", "{tmp}/big.json", "--prompt", "circle"}, func(t *testing.T, tmp string) {
 			f, _ := os.Create(filepath.Join(tmp, "big.json"))
 			_ = f.Truncate(17 << 20)

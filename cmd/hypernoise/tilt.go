@@ -52,6 +52,7 @@ Rewards (default: the model's default reward; the embedded model's):
 	modelRef := modelFlag(fs)
 	quiet := fs.Bool("quiet", false, "no progress output")
 	backendName := cli.BackendFlag(fs)
+	evalRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}

@@ -66,6 +66,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	trainRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -134,6 +135,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := pipeline.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
+	env.OnInterrupt(func() string { return runKept(o.OutDir, o.Train.Steps, append([]string{"train"}, args...)) })
 	backend, err := cli.Backend(*backendName)
 	if err != nil {
 		return err

@@ -345,3 +345,19 @@ func WriteOutput(path string, data []byte, stdout io.Writer) error {
 	}
 	return WriteFileAtomic(path, data)
 }
+
+// CheckOutput refuses, before any work, an output path that WriteOutput would refuse: too long, or
+// an existing node that is not a regular file (or a link to one). "-" (standard output) passes.
+func CheckOutput(path string) error {
+	if path == Stdout {
+		return nil
+	}
+	if path == "" {
+		return refusef("empty output path")
+	}
+	if err := CheckPathLength(path); err != nil {
+		return err
+	}
+	_, err := Target(path)
+	return err
+}
