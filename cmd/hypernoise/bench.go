@@ -68,7 +68,7 @@ steps in the same run and each ratio is printed. Takes a few minutes.`)
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, res)
+		return env.WriteJSON(res)
 	}
 	bench.WriteTable(env.Stdout, res)
 	if !*noTorch && res.Torch == nil {

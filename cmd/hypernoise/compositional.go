@@ -65,7 +65,7 @@ and DIR/metrics.json (key "compositional").`)
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, map[string]any{"compositional": res})
+		return env.WriteJSON(map[string]any{"compositional": res})
 	}
 	fmt.Fprint(env.Stdout, res.Text())
 	fmt.Fprintf(env.Stdout, "report: %s (%.0f s)\n", filepath.Join(*out, "index.html"), res.Seconds)

@@ -40,7 +40,7 @@ Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST data
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, rep)
+		return env.WriteJSON(rep)
 	}
 	w := env.Stdout
 	fmt.Fprintf(w, "backend:        %s (%s)\n", rep.Backend, rep.BackendDescription)

@@ -8,6 +8,7 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -70,6 +71,11 @@ image. The model is the one DIR was trained on (or --model).
 	if *dir == "" {
 		return cli.Usagef("eval: --hypernet DIR is required")
 	}
+	if *out != "" {
+		if err := safeio.CheckOutput(filepath.Join(*out, "index.html")); err != nil {
+			return err
+		}
+	}
 	if err := checkBetaFlag(fs, *dir, *beta); err != nil {
 		return err
 	}
@@ -116,7 +122,7 @@ image. The model is the one DIR was trained on (or --model).
 		}
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, rep)
+		return env.WriteJSON(rep)
 	}
 	fmt.Fprint(env.Stdout, rep.Text())
 	if *out != "" {

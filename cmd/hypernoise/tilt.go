@@ -132,7 +132,7 @@ Rewards (default: the model's default reward; the embedded model's):
 		rows = append(rows, row)
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, map[string]any{"reward_spec": *spec, "pool_per_prompt": *pool,
+		return env.WriteJSON(map[string]any{"reward_spec": *spec, "pool_per_prompt": *pool,
 			"images_per_method": *seeds * m.NumPrompts(), "rows": rows})
 	}
 	fmt.Fprintf(env.Stdout, "%-18s %9s %9s %8s %9s %9s %9s\n", "reference", "reward", "held-out", "FD", "diversity", "ESS min", "ESS mean")

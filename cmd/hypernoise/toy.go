@@ -93,7 +93,7 @@ Methods: `+strings.Join(toy2d.MethodNames(), ", "))
 		}
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, rep)
+		return env.WriteJSON(rep)
 	}
 	fmt.Fprint(env.Stdout, rep.Table())
 	if png != "" {

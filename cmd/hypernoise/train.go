@@ -157,7 +157,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		return runFolderUsage(err)
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, hn.Config)
+		return env.WriteJSON(hn.Config)
 	}
 	s := hn.Config.Result
 	if res.StartStep == res.Steps && o.Resume && len(res.Loss) == 0 { // finished before: nothing was written

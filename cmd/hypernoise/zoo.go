@@ -156,7 +156,7 @@ Prints each embedded Fashion-MNIST model's size and the figures its training run
 		return errors.New("the weights have no figures.json (train them with hypernoise zoo train all)")
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, figs)
+		return env.WriteJSON(figs)
 	}
 	if *asMD {
 		_, err := fmt.Fprint(env.Stdout, figs.Markdown())
