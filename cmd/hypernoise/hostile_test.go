@@ -320,11 +320,98 @@ func hostileCases() []hostileCase {
 	}
 }
 
+// rangeCases: a value outside a numeric flag's documented range, on every command, is one usage
+// line stating the range (issue 21's "finite but absurd values").
+func rangeCases() []hostileCase {
+	var out []hostileCase
+	add := func(prefix []string, flag string, values ...string) {
+		for _, v := range values {
+			args := append(append([]string{}, prefix...), "--"+flag+"="+v)
+			out = append(out, hostileCase{classRange, args, nil, 2, `--` + regexp.QuoteMeta(flag) + ` must be in \[[-0-9.e+]+, [-0-9.e+]+\], got`, nil})
+		}
+	}
+	sample := []string{"sample", "--prompt", "dress", "--out", "{tmp}/o.png"}
+	add(sample, "n", "0", "-1", "5000")
+	add(sample, "scale", "0", "17")
+	add(append(sample, "--teacher-steps", "4"), "guidance", "-1e308", "1e308", "NaN", "Inf", "-0.5")
+	add(sample, "teacher-steps", "-1", "1001")
+	add(sample, "seed", "-1", "9007199254740993")
+	add(append(sample, "--method", "best-of-n"), "best-of", "-1", "100000")
+	add(append(sample, "--method", "reno"), "reno-steps", "-5", "1001")
+	add(sample, "cols", "-1", "99999999")
+	add(sample, "beta", "-1", "0", "1e300")
+	train := []string{"train", "--out", "{tmp}/run"}
+	add(append(train, "--reg", "logdet"), "terms", "100000", "0")
+	add(append(train, "--reg", "logdet"), "probes", "0", "1000")
+	add(train, "steps", "0", "-1", "300000")
+	add(train, "batch", "0", "8192")
+	add(train, "lr", "0", "-1", "11", "NaN")
+	add(train, "warmup", "-1")
+	add(train, "clip", "-1", "Inf")
+	add(train, "rank", "0", "513")
+	add(append(train, "--modulator", "mlp"), "hidden", "0")
+	add(append(train, "--modulator", "mlp"), "layers", "0", "17")
+	add(train, "alpha", "-1", "1e300")
+	add(train, "reg-weight", "-1")
+	add(train, "beta", "-1", "1e300")
+	add(train, "seed", "-5")
+	add(train, "checkpoint-every", "-1")
+	eval := []string{"eval", "--hypernet", "{tmp}/none"}
+	add(eval, "seeds", "1", "100000")
+	add(eval, "reno-steps", "0")
+	add(eval, "warm-steps", "-1")
+	add(eval, "small-n", "0")
+	add(eval, "finetune-steps", "-2")
+	add(eval, "beta", "0")
+	add([]string{"tilt"}, "pool", "0", "1000000")
+	add([]string{"tilt"}, "seeds", "0")
+	add([]string{"toy"}, "beta", "0", "1e308")
+	add([]string{"toy"}, "rank", "0")
+	add([]string{"toy"}, "samples", "-1")
+	add([]string{"toy"}, "terms", "100000")
+	add([]string{"toy"}, "batch", "0")
+	add([]string{"toy"}, "best-of", "0")
+	add([]string{"serve"}, "max-n", "0", "100000")
+	add([]string{"serve"}, "max-body", "1")
+	add([]string{"serve"}, "timeout", "0s", "100h")
+	add([]string{"serve"}, "concurrency", "0")
+	add([]string{"serve"}, "queue", "-1")
+	add([]string{"bench"}, "steps", "0")
+	add([]string{"doctor"}, "matmul-size", "0", "100000")
+	add([]string{"demo", "--out", "{tmp}/demo"}, "seed", "-1")
+	add([]string{"compositional", "--out", "{tmp}/c"}, "seed", "-1")
+	add([]string{"zoo", "train", "student"}, "steps", "-1")
+	return out
+}
+
+// phase2Cases: standard output, unconditional models, the demo's folder flags.
+func phase2Cases() []hostileCase {
+	fx, _ := filepath.Abs(filepath.Join("..", "..", "models", "onnx", "testdata"))
+	uncond := filepath.Join(fx, "spec_uncond.json")
+	noDash := func(t *testing.T, tmp string) {
+		if _, err := os.Stat("-"); err == nil {
+			t.Errorf("a file named - was written")
+		}
+	}
+	return []hostileCase{
+		{classOutputs, []string{"sample", "--prompt", "dress", "--n", "1", "--out", "-"}, nil, 0, "PNG\r\n(.|\n)*wrote -:", noDash},
+		{classOutputs, []string{"sample", "--model", uncond, "--n", "1", "--out", "-"}, nil, 0, "PNG\r\n", noDash},
+		{classOutputs, []string{"eval", "--hypernet", "{tmp}/none", "--out", "/dev/null"}, nil, 1, "not a directory", nil},
+		{classOutputs, []string{"demo", "--out", "/dev/null"}, nil, 1, "not a directory", nil},
+		{classPrompts, []string{"sample", "--model", uncond, "--prompt", "circle", "--n", "1", "--out", "{tmp}/o.png"}, nil, 2, "is unconditional .*leave --prompt out", noFile("o.png")},
+		{classPrompts, []string{"sample", "--model", uncond, "--prompt", strings.Repeat("p", 50_000), "--n", "1", "--out", "{tmp}/o.png"}, nil, 2, "is unconditional", nil},
+		{classPrompts, []string{"sample", "--model", uncond, "--prompt", "all", "--n", "1", "--out", "{tmp}/o.png"}, nil, 0, "wrote", nil},
+		{classMessages, []string{"demo", "--resume", "--force", "--out", "{tmp}/d"}, nil, 2, "exclude each other", nil},
+		{classMessages, []string{"train", "--resume", "--out", "{tmp}/d"}, nil, 2, "holds no checkpoint", nil},
+	}
+}
+
 // TestHostileInputs runs the in-process hostile cases.
 func TestHostileInputs(t *testing.T) {
 	t.Setenv(cli.EnvMemBudget, "16GiB")
 	passed, total := 0, 0
-	for _, c := range append(hostileCases(), hostileModelCases()...) {
+	cases := append(append(hostileCases(), hostileModelCases()...), rangeCases()...)
+	for _, c := range append(cases, phase2Cases()...) {
 		total++
 		if runHostile(t, c) {
 			passed++
