@@ -61,6 +61,9 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		o.OutDir = filepath.Join(opts.OutDir, "hypernet-"+name)
 		o.Force = opts.Force
 		if _, err := os.Stat(filepath.Join(o.OutDir, hypernet.CheckpointWeights)); err == nil && !opts.Force {
+			if err := sameDemoRun(o); err != nil {
+				return nil, err
+			}
 			o.Resume = true // a previous demo's run: reuse it if finished, else continue it
 			fmt.Fprintf(log, "[%s] continuing the run a previous demo left in %s (--force starts afresh)\n", name, o.OutDir)
 		}
@@ -164,4 +167,23 @@ func WriteDemoReport(dir string, res *DemoResult) error {
 		return err
 	}
 	return ckpt.WriteFileAtomic(filepath.Join(dir, "index.html"), html)
+}
+
+// sameDemoRun refuses to continue a previous demo's run planned for another number of steps or
+// batch size (a --quick demo's, say): continuing it would give neither run's figures.
+func sameDemoRun(o TrainOptions) error {
+	var st struct {
+		Config struct {
+			Steps     int `json:"steps"`
+			BatchSize int `json:"batch_size"`
+		} `json:"config"`
+	}
+	if err := ckpt.ReadJSON(filepath.Join(o.OutDir, hypernet.CheckpointJSON), &st); err != nil {
+		return &runFolderError{fmt.Sprintf("%s holds a previous demo's run whose state cannot be read (%v); pass --force to train it afresh", o.OutDir, err)}
+	}
+	if c := st.Config; c.Steps != o.Train.Steps || c.BatchSize != o.Train.BatchSize {
+		return &runFolderError{fmt.Sprintf("%s holds a previous demo's run of %d steps of batch %d; this demo trains %d steps of batch %d "+
+			"(--quick or not); it cannot continue it: pass --force to train it afresh, or another --out", o.OutDir, c.Steps, c.BatchSize, o.Train.Steps, o.Train.BatchSize)}
+	}
+	return nil
 }

@@ -145,5 +145,17 @@ check "Ctrl-C keeps a resumable checkpoint" test -f "$D/run/train.safetensors"
 bg messages 143 "terminated" TERM 4 -- "${TRAIN[@]}"
 bg messages 130 "interrupted" INT 3 -- sample --prompt all --n 512 --method reno --out o.png
 
+# ---------------------------------------------------------------- the main job, twice
+if [[ $QUICK == 0 ]]; then
+  DEMO=(demo --quick --no-compositional --quiet --out "$WORK/demo")
+  run "run twice" 0 "report:" -- "${DEMO[@]}"
+  run "run twice" 0 "report:" -- "${DEMO[@]}"
+  check "a second demo reused the first one's runs" grep -q "continuing the run a previous demo left" "$D/err"
+  run "run twice" 0 "report:" -- "${DEMO[@]}" --force
+  run "run twice" 2 "cannot continue it: pass --force" -- demo --no-compositional --quiet --out "$WORK/demo"
+  bg "run twice" 130 "interrupted; (kept in .*run the same command again|no training run was kept yet)" INT 8 -- demo --quick --no-compositional --quiet --out "$WORK/demo2"
+  run "run twice" 0 "report:" -- demo --quick --no-compositional --quiet --out "$WORK/demo2"
+fi
+
 echo "hostile.sh: $PASS of $TOTAL cases passed (work folder $WORK)"
 [[ $PASS == "$TOTAL" ]]
