@@ -38,3 +38,15 @@ func TestCUDABackendUsesTheFoundPlugin(t *testing.T) {
 		t.Errorf("missing plugin: want the fix line, got %v", err)
 	}
 }
+
+func TestCUDAClientOptions(t *testing.T) {
+	rest, opts, err := clientOptions("tf32,preallocate=false,memory_fraction=0.5")
+	if err != nil || rest != "tf32" || opts["preallocate"] != false || opts["memory_fraction"] != float32(0.5) {
+		t.Errorf("got %q %v %v", rest, opts, err)
+	}
+	for _, bad := range []string{"preallocate=maybe", "memory_fraction=2"} {
+		if _, _, err := clientOptions(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
@@ -66,6 +67,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	dtype := dtypeFlag(fs)
 	trainRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -136,7 +138,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		return cli.Usagef("train: %v", err)
 	}
 	env.OnInterrupt(func() string { return runKept(o.OutDir, o.Train.Steps, append([]string{"train"}, args...)) })
-	backend, err := cli.Backend(*backendName)
+	backend, err := cli.Backend(compute.WithDType(*backendName, *dtype))
 	if err != nil {
 		return err
 	}
