@@ -47,7 +47,6 @@ func CheckFiniteSamples(what string, x *tensors.Tensor) error {
 	if x == nil || x.Shape().Rank() == 0 {
 		return nil
 	}
-	b := x.Shape().Dim(0)
 	var vals []float64
 	switch x.DType() {
 	case dtypes.Float32:
@@ -59,7 +58,20 @@ func CheckFiniteSamples(what string, x *tensors.Tensor) error {
 	default:
 		return nil
 	}
-	if b == 0 || len(vals) == 0 {
+	return checkFinite(what, vals, x.Shape().Dim(0))
+}
+
+// CheckFiniteFlat is CheckFiniteSamples for b samples stored flat in xs.
+func CheckFiniteFlat(what string, xs []float32, b int) error {
+	vals := make([]float64, len(xs))
+	for i, v := range xs {
+		vals[i] = float64(v)
+	}
+	return checkFinite(what, vals, b)
+}
+
+func checkFinite(what string, vals []float64, b int) error {
+	if b <= 0 || len(vals) == 0 {
 		return nil
 	}
 	per := len(vals) / b

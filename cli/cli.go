@@ -202,7 +202,7 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 		for i, c := range commands {
 			names[i] = c.Name
 		}
-		fmt.Fprintf(stderr, "%s: unknown command %q; commands: %s\n", name, args[0], strings.Join(names, ", "))
+		fmt.Fprintf(stderr, "%s: unknown command %s; commands: %s\n", name, safeio.Shorten(args[0], 80), strings.Join(names, ", "))
 		return ExitUsage
 	}
 	restore := limitRuntime()

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -108,5 +109,19 @@ func TestFlagRanges(t *testing.T) {
 	defer func() { RequireRanges = false }()
 	if code, _, msg := run("--help"); code == ExitOK || !strings.Contains(msg, "--free") {
 		t.Errorf("RequireRanges: exit %d, %q", code, msg)
+	}
+}
+
+// TestWriteJSONNulls: a report with a NaN figure is written whole, the figure as null, and a note
+// on stderr names it.
+func TestWriteJSONNulls(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := &Env{Stdout: &out, Stderr: &errb}
+	rep := map[string]any{"methods": []map[string]float64{{"reward": 0.5}, {"reward": math.NaN()}}}
+	if err := env.WriteJSON(rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"reward": null`) || !strings.Contains(errb.String(), "methods[1].reward") {
+		t.Errorf("stdout %s, stderr %s", out.String(), errb.String())
 	}
 }

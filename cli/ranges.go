@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,7 +15,17 @@ type Range struct{ Lo, Hi float64 }
 
 func (r Range) String() string { return fmt.Sprintf("[%s, %s]", fmtNum(r.Lo), fmtNum(r.Hi)) }
 
-func fmtNum(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+// fmtNum writes a number in its shortest form: an integer below 10^15 in full unless the 'g' form
+// is shorter (1e+06), anything else in the 'g' form.
+func fmtNum(x float64) string {
+	g := strconv.FormatFloat(x, 'g', -1, 64)
+	if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+		if f := strconv.FormatFloat(x, 'f', -1, 64); len(f) <= len(g) {
+			return f
+		}
+	}
+	return g
+}
 
 // Range documents and enforces the range of numeric flag name of fs: its usage text gains
 // "(range [lo, hi])", and Parse refuses a value outside it (NaN included) as a usage error (exit

@@ -21,6 +21,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/rewards"
 )
 
@@ -247,10 +248,14 @@ func IsArgError(err error) bool {
 // (case-insensitive, blanks collapsed); an unconditional model has the one prompt id 0.
 func (m *Model) Prompt(prompt string) ([]int, error) {
 	prompts := m.Generator.Prompts()
+	p := strings.ToLower(strings.Join(strings.Fields(prompt), " "))
 	if len(prompts) == 0 {
+		if p != "" && p != "all" {
+			return nil, fmt.Errorf("model %s is unconditional (it has no prompts), so a prompt (%s) cannot be followed; leave --prompt out",
+				m.Generator.Name(), safeio.Shorten(prompt, 60))
+		}
 		return []int{0}, nil
 	}
-	p := strings.ToLower(strings.Join(strings.Fields(prompt), " "))
 	if p == "all" {
 		ids := make([]int, len(prompts))
 		for i := range ids {
@@ -266,11 +271,11 @@ func (m *Model) Prompt(prompt string) ([]int, error) {
 		return []int{id}, nil
 	}
 	for i, name := range prompts {
-		if strings.ToLower(name) == p {
+		if strings.ToLower(strings.Join(strings.Fields(name), " ")) == p {
 			return []int{i}, nil
 		}
 	}
-	return nil, fmt.Errorf("unknown prompt %q; the model's prompts: %s (or all)", prompt, strings.Join(prompts, ", "))
+	return nil, fmt.Errorf("unknown prompt %s; the model's prompts: %s (or all)", safeio.Shorten(prompt, 80), strings.Join(prompts, ", "))
 }
 
 // NumPrompts is the number of prompt ids of the model (1 for an unconditional one).

@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/hypernoise/hypernoise/eval/compositional"
 	"github.com/hypernoise/hypernoise/eval/report"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -23,6 +26,11 @@ type DemoOptions struct {
 	Brightness bool // also train and show a brightness hypernetwork (base vs HyperNoise)
 	// Compositional also runs the compositional benchmark (eval/compositional).
 	Compositional bool
+	// Force discards the hypernetworks a previous demo left in OutDir and trains them afresh.
+	// Without it a previous demo's runs are continued: a finished one is reused as it is (its
+	// training is bit-reproducible, so the figures are those of a fresh run), an interrupted one
+	// resumes from its checkpoint, and one with other settings is refused, naming --force.
+	Force bool
 }
 
 // DemoResult is the demo's metrics.json.
@@ -52,8 +60,19 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		o := to
 		o.RewardSpec = spec
 		o.OutDir = filepath.Join(opts.OutDir, "hypernet-"+name)
+		o.Force = opts.Force
+		if _, err := os.Stat(filepath.Join(o.OutDir, hypernet.CheckpointWeights)); err == nil && !opts.Force {
+			if err := sameDemoRun(o); err != nil {
+				return nil, err
+			}
+			o.Resume = true // a previous demo's run: reuse it if finished, else continue it
+			fmt.Fprintf(log, "[%s] continuing the run a previous demo left in %s (--force starts afresh)\n", name, o.OutDir)
+		}
 		fmt.Fprintf(log, "[%s] training the %s hypernetwork (%d steps, batch %d) ...\n", name, o.Modulator.Kind, o.Train.Steps, o.Train.BatchSize)
 		_, tr, err := Train(backend, fashion.ModelOf(m), o, progress.New(log, "train "+name, quiet))
+		if errors.Is(err, infer.ErrRunFolder) {
+			return nil, &infer.RunFolderError{Msg: fmt.Sprintf("%s holds a previous demo's run that this demo cannot continue (%v); pass --force to train it afresh", o.OutDir, err)}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -153,4 +172,23 @@ func WriteDemoReport(dir string, res *DemoResult) error {
 		return err
 	}
 	return ckpt.WriteFileAtomic(filepath.Join(dir, "index.html"), html)
+}
+
+// sameDemoRun refuses to continue a previous demo's run planned for another number of steps or
+// batch size (a --quick demo's, say): continuing it would give neither run's figures.
+func sameDemoRun(o TrainOptions) error {
+	var st struct {
+		Config struct {
+			Steps     int `json:"steps"`
+			BatchSize int `json:"batch_size"`
+		} `json:"config"`
+	}
+	if err := ckpt.ReadJSON(filepath.Join(o.OutDir, hypernet.CheckpointJSON), &st); err != nil {
+		return &infer.RunFolderError{Msg: fmt.Sprintf("%s holds a previous demo's run whose state cannot be read (%v); pass --force to train it afresh", o.OutDir, err)}
+	}
+	if c := st.Config; c.Steps != o.Train.Steps || c.BatchSize != o.Train.BatchSize {
+		return &infer.RunFolderError{Msg: fmt.Sprintf("%s holds a previous demo's run of %d steps of batch %d; this demo trains %d steps of batch %d "+
+			"(--quick or not); it cannot continue it: pass --force to train it afresh, or another --out", o.OutDir, c.Steps, c.BatchSize, o.Train.Steps, o.Train.BatchSize)}
+	}
+	return nil
 }

@@ -37,6 +37,7 @@ step (compilation) apart from the median of the others.`)
 	modelRef := modelFlag(fs)
 	dtype := dtypeFlag(fs)
 	model := addModelBenchFlags(fs)
+	benchRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ step (compilation) apart from the median of the others.`)
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, res)
+		return env.WriteJSON(res)
 	}
 	bench.WriteTable(env.Stdout, res)
 	if !*noTorch && res.Torch == nil {

@@ -37,6 +37,7 @@ and DIR/metrics.json (key "compositional").`)
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print metrics.json to stdout")
 	backendName := cli.BackendFlag(fs)
+	seedRange(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ and DIR/metrics.json (key "compositional").`)
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, map[string]any{"compositional": res})
+		return env.WriteJSON(map[string]any{"compositional": res})
 	}
 	fmt.Fprint(env.Stdout, res.Text())
 	fmt.Fprintf(env.Stdout, "report: %s (%.0f s)\n", filepath.Join(*out, "index.html"), res.Seconds)

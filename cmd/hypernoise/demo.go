@@ -1,10 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
 
@@ -31,7 +39,10 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	noComp := fs.Bool("no-compositional", false, "skip the compositional benchmark")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print metrics.json to stdout")
+	force := fs.Bool("force", false, "train the hypernetworks afresh, discarding those a previous demo left in --out")
+	resume := fs.Bool("resume", false, "continue a previous demo in --out (the default when it holds one; finished parts are reused)")
 	backendName := cli.BackendFlag(fs)
+	seedRange(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -41,12 +52,23 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	}
 	defer backend.Finalize()
 	log := env.Stderr
-	res, err := pipeline.Demo(backend, pipeline.DemoOptions{OutDir: *out, Quick: *quick, Seed: *seed, Brightness: !*noBright, Compositional: !*noComp}, log, *quiet || *asJSON)
+	if *force && *resume {
+		return cli.Usagef("demo: --resume and --force exclude each other")
+	}
+	if err := safeio.CheckOutput(filepath.Join(*out, "index.html")); err != nil {
+		return err
+	}
+	env.OnInterrupt(func() string { return demoKept(*out, args) })
+	res, err := pipeline.Demo(backend, pipeline.DemoOptions{OutDir: *out, Quick: *quick, Seed: *seed, Brightness: !*noBright,
+		Compositional: !*noComp, Force: *force}, log, *quiet || *asJSON)
+	if errors.Is(err, infer.ErrRunFolder) {
+		return cli.Usagef("%v", err)
+	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, res)
+		return env.WriteJSON(res)
 	}
 	fmt.Fprint(env.Stdout, res.Align.Text())
 	if res.Brightness != nil {
@@ -57,4 +79,40 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	}
 	fmt.Fprintf(env.Stdout, "report: %s (%.0f s)\n", filepath.Join(*out, "index.html"), res.Seconds)
 	return nil
+}
+
+// demoKept says, after an interrupt, what a demo folder holds (each hypernetwork finished, or its
+// checkpoint's step) and how to continue.
+func demoKept(out string, args []string) string {
+	var parts []string
+	for _, name := range []string{"align", "brightness"} {
+		dir := filepath.Join(out, "hypernet-"+name)
+		if _, err := os.Stat(filepath.Join(dir, infer.WeightsFile)); err == nil {
+			parts = append(parts, "hypernet-"+name+" finished")
+			continue
+		}
+		var st struct {
+			Step int `json:"step"`
+		}
+		if err := ckpt.ReadJSON(filepath.Join(dir, hypernet.CheckpointJSON), &st); err == nil && st.Step > 0 {
+			parts = append(parts, fmt.Sprintf("hypernet-%s at step %d", name, st.Step))
+		}
+	}
+	again := commandLine(append([]string{"demo"}, withoutForce(args)...))
+	if len(parts) == 0 {
+		return fmt.Sprintf("no training run was kept yet in %s; start again with: %s", out, again)
+	}
+	return fmt.Sprintf("kept in %s: %s; run the same command again to continue (%s), or add --force to start afresh",
+		out, strings.Join(parts, ", "), again)
+}
+
+// withoutForce returns args without --force.
+func withoutForce(args []string) []string {
+	var out []string
+	for _, a := range args {
+		if t := strings.TrimLeft(a, "-"); t != "force" && t != "force=true" {
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -23,6 +23,7 @@ Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST data
 	backendName := cli.BackendFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	size := fs.Int("matmul-size", 512, "side n of the n x n x n float32 matmul timed for the GFLOP/s figure")
+	benchRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST data
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, rep)
+		return env.WriteJSON(rep)
 	}
 	w := env.Stdout
 	fmt.Fprintf(w, "backend:        %s (%s)\n", rep.Backend, rep.BackendDescription)

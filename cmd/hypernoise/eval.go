@@ -9,6 +9,7 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -48,6 +49,7 @@ image. The model is the one DIR was trained on (or --model).
 	writeStats := fs.Bool("write-test-stats", false, "compute the held-out feature statistics of the test set into "+pipeline.TestStatsFile)
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	evalRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -64,6 +66,11 @@ image. The model is the one DIR was trained on (or --model).
 	}
 	if *dir == "" {
 		return cli.Usagef("eval: --hypernet DIR is required")
+	}
+	if *out != "" {
+		if err := safeio.CheckOutput(filepath.Join(*out, "index.html")); err != nil {
+			return err
+		}
 	}
 	folders, err := openHypernets(*dir)
 	if err != nil {
@@ -108,7 +115,7 @@ image. The model is the one DIR was trained on (or --model).
 		}
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, rep)
+		return env.WriteJSON(rep)
 	}
 	fmt.Fprint(env.Stdout, rep.Text())
 	if *out != "" {

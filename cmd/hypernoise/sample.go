@@ -10,11 +10,11 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/baselines/bestofn"
 	"github.com/hypernoise/hypernoise/baselines/reno"
-	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
 
@@ -55,7 +55,7 @@ in DIR by hypernoise eval). Method defaults and limits: `+hypernoise.KnobHelp()+
 	fs.StringVar(&f.prompt, "prompt", "", "prompt name, case-insensitive, or \"all\" (required for a conditional model)")
 	fs.IntVar(&f.n, "n", 16, "number of images (per prompt)")
 	fs.Int64Var(&f.seed, "seed", 7, "noise seed")
-	fs.StringVar(&f.out, "out", "grid.png", "PNG file to write")
+	fs.StringVar(&f.out, "out", "grid.png", "PNG file to write (- for standard output); an existing path must be a regular file")
 	fs.IntVar(&f.cols, "cols", 0, "grid columns (default: about sqrt(n))")
 	fs.IntVar(&f.scale, "scale", 2, "pixel scale factor of each image")
 	fs.IntVar(&f.teacherSteps, "teacher-steps", 0, "sample the teacher with K Euler steps instead of the one-step student")
@@ -70,6 +70,7 @@ in DIR by hypernoise eval). Method defaults and limits: `+hypernoise.KnobHelp()+
 	fs.Float64Var(&f.gen.Beta, "beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	sampleRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -89,10 +90,14 @@ in DIR by hypernoise eval). Method defaults and limits: `+hypernoise.KnobHelp()+
 	total := f.n * len(ids)
 	eps, prompts := promptNoise(m, uint64(f.seed), ids, f.n)
 	var imgs []float32
+	var cost hypernoise.Cost
 	if f.teacherSteps > 0 {
 		imgs, err = m.Teacher.TeacherSamples(backend, eps, prompts, f.teacherSteps, f.guidance)
+		if err == nil {
+			err = hypernoise.CheckFiniteFlat("the teacher of "+m.Generator.Name(), imgs, total)
+		}
 	} else {
-		imgs, _, err = pipeline.Sample(backend, m, eps, prompts, f.gen)
+		imgs, cost, err = pipeline.Sample(backend, m, eps, prompts, f.gen)
 	}
 	if err != nil {
 		return err
@@ -101,10 +106,17 @@ in DIR by hypernoise eval). Method defaults and limits: `+hypernoise.KnobHelp()+
 	if err != nil {
 		return err
 	}
-	if err := ckpt.WriteFileAtomic(f.out, png); err != nil {
+	if err := safeio.WriteOutput(f.out, png, env.Stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s: %d x %q (%s, seed %d)\n", f.out, f.n, promptLabel(m, ids), f.what(m), f.seed)
+	log := env.Stdout
+	if f.out == safeio.Stdout {
+		log = env.Stderr // standard output holds the PNG
+	}
+	fmt.Fprintf(log, "wrote %s: %d x %q (%s, seed %d)\n", f.out, f.n, promptLabel(m, ids), f.what(m), f.seed)
+	if cost.Skipped > 0 {
+		fmt.Fprintf(env.Stderr, "note: %d candidate(s) or iterate(s) were left out because the reward was not finite (NaN or Inf)\n", cost.Skipped)
+	}
 	return nil
 }
 
@@ -157,7 +169,7 @@ func (f *sampleFlags) check(fs *flag.FlagSet) error {
 	case f.out == "":
 		return cli.Usagef("--out must not be empty")
 	}
-	return nil
+	return safeio.CheckOutput(f.out) // before any work: a device, a FIFO or a too-long path is refused
 }
 
 // modelChecks validates the flags against the model (its prompts, rewards, capabilities and

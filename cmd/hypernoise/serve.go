@@ -54,6 +54,7 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 	warm := fs.Int("warm-steps", def.WarmSteps, "ReNO iterations of hypernoise-reno")
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	serveRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}

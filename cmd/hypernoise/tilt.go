@@ -52,6 +52,7 @@ Rewards (default: the model's default reward; the embedded model's):
 	modelRef := modelFlag(fs)
 	quiet := fs.Bool("quiet", false, "no progress output")
 	backendName := cli.BackendFlag(fs)
+	evalRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ Rewards (default: the model's default reward; the embedded model's):
 	}
 	rows := tiltRows(rs, res, names, bs)
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, map[string]any{"reward_spec": *spec, "pool_per_prompt": *pool,
+		return env.WriteJSON(map[string]any{"reward_spec": *spec, "pool_per_prompt": *pool,
 			"images_per_method": *seeds * m.NumPrompts(), "rows": rows})
 	}
 	printTilt(env, rows, names)

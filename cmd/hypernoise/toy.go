@@ -48,6 +48,7 @@ Methods: `+strings.Join(toy2d.MethodNames(), ", "))
 	samples := fs.Int("samples", 0, "evaluation samples per method (default 20000, quick 6000)")
 	probes := fs.Int("probes", def.LogDet.Probes, "hypernoise_logdet and hypernoise_dial: Rademacher probes per sample")
 	terms := fs.Int("terms", def.LogDet.Terms, "hypernoise_logdet and hypernoise_dial: log-det series terms after the first")
+	toyRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ Methods: `+strings.Join(toy2d.MethodNames(), ", "))
 		}
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, rep)
+		return env.WriteJSON(rep)
 	}
 	fmt.Fprint(env.Stdout, rep.Table())
 	if png != "" {

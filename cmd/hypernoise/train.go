@@ -68,6 +68,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
 	dtype := dtypeFlag(fs)
+	trainRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -115,6 +116,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := infer.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
+	env.OnInterrupt(func() string { return runKept(o.OutDir, o.Train.Steps, append([]string{"train"}, args...)) })
 	backend, m, err := backendAndModel(compute.WithDType(*backendName, *dtype), *modelRef, nil)
 	if err != nil {
 		return err
@@ -128,7 +130,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		return runFolderUsage(err)
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, hn.Config)
+		return env.WriteJSON(hn.Config)
 	}
 	printTrained(env, o, hn, res)
 	return nil

@@ -59,6 +59,7 @@ atomically every 100 steps in --state; running the same command again resumes an
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		part, args = args[0], args[1:]
 	}
+	zooRanges(env, fs)
 	if err := env.Parse(fs, args, true); err != nil {
 		return err
 	}
@@ -133,6 +134,7 @@ Prints each embedded Fashion-MNIST model's size and the figures its training run
 	asJSON := fs.Bool("json", false, "print JSON")
 	asMD := fs.Bool("markdown", false, "print a Markdown table (the model card's)")
 	dir := fs.String("weights", "", "read weights from this folder instead of the embedded ones")
+	zooRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -154,7 +156,7 @@ Prints each embedded Fashion-MNIST model's size and the figures its training run
 		return errors.New("the weights have no figures.json (train them with hypernoise zoo train all)")
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, figs)
+		return env.WriteJSON(figs)
 	}
 	if *asMD {
 		_, err := fmt.Fprint(env.Stdout, figs.Markdown())

@@ -190,35 +190,47 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // file; the target of a symbolic link (followed to its end) when that target is new or regular.
 // Anything else is refused with ErrRefused.
 func Target(path string) (string, error) {
-	st, err := os.Lstat(path)
+	lst, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return path, nil
 	}
 	if err != nil {
 		return "", err
 	}
-	if st.Mode().IsRegular() {
+	if lst.Mode().IsRegular() {
 		return path, nil
 	}
-	if st.Mode()&fs.ModeSymlink == 0 {
-		return "", refusef("%s is %s; refusing to replace it with a regular file (write to a new path or a regular file)", path, describeMode(st.Mode()))
+	if lst.Mode()&fs.ModeSymlink == 0 {
+		return "", refusef("%s is %s; refusing to replace it with a regular file (write to a new path or a regular file)", path, describeMode(lst.Mode()))
+	}
+	// A link: the kernel's view of what it points at decides (this also covers /proc's magic
+	// links, such as /proc/self/fd/1, whose targets are not paths).
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return danglingTarget(path) // a dangling link: the path it would create
+	}
+	if err != nil {
+		return "", err
+	}
+	if !st.Mode().IsRegular() {
+		return "", refusef("%s links to %s, which is %s; refusing to replace it (write to a new path or a regular file)", path, linkText(path), describeMode(st.Mode()))
 	}
 	target, err := filepath.EvalSymlinks(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		// A dangling link: resolve it one step at a time to the path it would create.
-		return danglingTarget(path)
-	}
 	if err != nil {
 		return "", err
 	}
-	tst, err := os.Stat(target)
-	if err != nil {
-		return "", err
-	}
-	if !tst.Mode().IsRegular() {
-		return "", refusef("%s links to %s, which is %s; refusing to replace it (write to a new path or a regular file)", path, target, describeMode(tst.Mode()))
+	if tst, err := os.Stat(target); err != nil || !os.SameFile(st, tst) {
+		return "", refusef("%s links to a file that cannot be replaced by path; write to it directly", path)
 	}
 	return target, nil
+}
+
+// linkText is the target a link names, for messages.
+func linkText(path string) string {
+	if t, err := os.Readlink(path); err == nil {
+		return t
+	}
+	return "?"
 }
 
 // danglingTarget follows a chain of links that ends at a missing path, returning that path.
@@ -332,4 +344,20 @@ func WriteOutput(path string, data []byte, stdout io.Writer) error {
 		return err
 	}
 	return WriteFileAtomic(path, data)
+}
+
+// CheckOutput refuses, before any work, an output path that WriteOutput would refuse: too long, or
+// an existing node that is not a regular file (or a link to one). "-" (standard output) passes.
+func CheckOutput(path string) error {
+	if path == Stdout {
+		return nil
+	}
+	if path == "" {
+		return refusef("empty output path")
+	}
+	if err := CheckPathLength(path); err != nil {
+		return err
+	}
+	_, err := Target(path)
+	return err
 }
