@@ -13,7 +13,7 @@ import (
 // recorder is a run function that doubles each noise value, rewards each row with its first
 // value, and records the runs it saw.
 type recorder struct {
-	mu   sync.Mutex
+	mu      sync.Mutex
 	runs    []int // rows per run
 	gate    chan struct{}
 	entered chan struct{}
