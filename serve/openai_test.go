@@ -268,3 +268,41 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAIClientRequest replays the request OpenAI's Python client (openai 1.x,
+// client.images.generate(model="align", prompt="sneaker", n=2, size="28x28",
+// response_format="b64_json")) sends, headers included, and checks the answer against what the
+// client's ImagesResponse model reads: an integer created and data[].b64_json; without the key
+// the client gets a 401 whose body has error.message.
+func TestOpenAIClientRequest(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Keys = []string{testKey}
+	h := newServer(t, cfg).Handler()
+	body := `{"model":"align","prompt":"sneaker","n":2,"response_format":"b64_json","size":"28x28"}`
+	hdr := []string{"Accept", "application/json", "Content-Type", "application/json", "User-Agent", "OpenAI/Python 1.54.0",
+		"X-Stainless-Lang", "python", "X-Stainless-Package-Version", "1.54.0", "X-Stainless-Os", "Linux",
+		"X-Stainless-Arch", "x64", "X-Stainless-Runtime", "CPython", "X-Stainless-Runtime-Version", "3.11.2",
+		"X-Stainless-Retry-Count", "0", "Accept-Encoding", "gzip, deflate"}
+	code, out, _ := call(h, "POST", "/v1/images/generations", body, append(hdr, "Authorization", "Bearer "+testKey)...)
+	var raw map[string]any
+	if err := json.Unmarshal(out, &raw); code != 200 || err != nil {
+		t.Fatalf("%d %.300s", code, out)
+	}
+	created, ok := raw["created"].(float64)
+	data, _ := raw["data"].([]any)
+	if !ok || created != float64(int64(created)) || len(data) != 2 {
+		t.Fatalf("answer lacks an integer created or two data entries: %.300s", out)
+	}
+	for i, d := range data {
+		b64, _ := d.(map[string]any)["b64_json"].(string)
+		decodeImages(t, GenerateResponse{Images: []string{b64}})
+		if b64 == "" {
+			t.Errorf("data[%d] has no b64_json", i)
+		}
+	}
+	code, out, _ = call(h, "POST", "/v1/images/generations", body, hdr...)
+	var e APIError
+	if err := json.Unmarshal(out, &e); code != 401 || err != nil || e.Error.Message == "" {
+		t.Errorf("without the key: %d %s", code, out)
+	}
+}
