@@ -51,14 +51,16 @@ const MaxSeed = 1<<53 - 1
 
 // Config holds the server's limits, batching, access rules and method settings.
 type Config struct {
-	MaxN        int           `json:"max_n"`           // most images per request
-	MaxBody     int64         `json:"max_body_bytes"`  // largest request body
-	Timeout     time.Duration `json:"-"`               // per request, queueing included
-	Concurrency int           `json:"concurrency"`     // generation batches at once
-	Queue       int           `json:"queue"`           // requests waiting for a batch beyond those; more get 429
-	BestOfN     int           `json:"best_of_n"`       // N of best-of-n
-	RenoSteps   int           `json:"reno_steps"`      // iterations of reno
-	WarmSteps   int           `json:"warm_reno_steps"` // iterations of hypernoise-reno
+	MaxN        int           `json:"max_n"`          // most images per request
+	MaxBody     int64         `json:"max_body_bytes"` // largest request body
+	Timeout     time.Duration `json:"-"`              // per request, queueing included
+	Concurrency int           `json:"concurrency"`    // generation batches at once
+	Queue       int           `json:"queue"`          // requests waiting for a batch beyond those; more get 429
+	// The methods' knobs the server applies to every request (within the method registry's
+	// limits; DefaultConfig takes the registry's defaults).
+	BestOfN   int `json:"best_of_n"`       // N of best-of-n
+	RenoSteps int `json:"reno_steps"`      // iterations of reno
+	WarmSteps int `json:"warm_reno_steps"` // iterations of hypernoise-reno
 	// BatchWindow is how long a request waits for others with the same settings to join its
 	// batch; requests that wait for a busy worker are merged without it.
 	BatchWindow time.Duration `json:"-"`
@@ -73,11 +75,33 @@ type Config struct {
 }
 
 // DefaultConfig: 16 images per request, 4 KiB bodies, 60 s per request, 2 batches at once with
-// 64 requests waiting, batches of up to 32 images gathered for 2 ms, best-of-16, ReNO with 50
-// steps, 10 warm-start steps; no keys.
+// 64 requests waiting, batches of up to 32 images gathered for 2 ms, the method registry's default
+// knobs (best-of-16, ReNO with 50 steps, 10 warm-start steps: hypernoise.MethodInfo.Defaults); no
+// keys.
 func DefaultConfig() Config {
 	return Config{MaxN: 16, MaxBody: 4096, Timeout: 60 * time.Second, Concurrency: 2, Queue: 64,
-		BestOfN: 16, RenoSteps: 50, WarmSteps: 10, BatchWindow: 2 * time.Millisecond, MaxBatch: 32}
+		BestOfN: knobs(bestofn.Name).N, RenoSteps: knobs(reno.Name).Steps, WarmSteps: knobs(reno.WarmName).Steps,
+		BatchWindow: 2 * time.Millisecond, MaxBatch: 32}
+}
+
+// knobs are a registered method's default knobs.
+func knobs(method string) hypernoise.Knobs {
+	info, _ := hypernoise.LookupMethod(method)
+	return info.Defaults
+}
+
+// checkKnobs checks the configured knobs against the method registry's limits.
+func (c Config) checkKnobs() error {
+	for _, k := range []struct {
+		method string
+		knobs  hypernoise.Knobs
+	}{{bestofn.Name, hypernoise.Knobs{N: c.BestOfN}}, {reno.Name, hypernoise.Knobs{Steps: c.RenoSteps}},
+		{reno.WarmName, hypernoise.Knobs{Steps: c.WarmSteps}}} {
+		if err := hypernoise.CheckKnobs(k.method, k.knobs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Validate checks the configuration.
@@ -93,14 +117,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("concurrency must be in [1, 256], got %d", c.Concurrency)
 	case c.Queue < 0 || c.Queue > 10000:
 		return fmt.Errorf("queue must be in [0, 10000], got %d", c.Queue)
-	case c.BestOfN < 1 || c.BestOfN > 1000:
-		return fmt.Errorf("best-of N must be in [1, 1000], got %d", c.BestOfN)
-	case c.RenoSteps < 1 || c.RenoSteps > 1000 || c.WarmSteps < 1 || c.WarmSteps > 1000:
-		return fmt.Errorf("ReNO steps must be in [1, 1000], got %d and %d", c.RenoSteps, c.WarmSteps)
 	case c.BatchWindow < 0 || c.BatchWindow > time.Second:
 		return fmt.Errorf("batch window must be in [0, 1s], got %s", c.BatchWindow)
 	case c.MaxBatch < 1 || c.MaxBatch > 4096:
 		return fmt.Errorf("max batch must be in [1, 4096] images, got %d", c.MaxBatch)
+	}
+	if err := c.checkKnobs(); err != nil {
+		return err
 	}
 	return checkAccess(c)
 }

@@ -35,9 +35,9 @@ type reference struct {
 
 const testdata = "../testdata"
 
-func loadReferences(t *testing.T) map[string]reference {
+func loadReferences(t *testing.T, file string) map[string]reference {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testdata, "reference.json"))
+	data, err := os.ReadFile(filepath.Join(testdata, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +72,16 @@ func relErr(a []float32, b []float64) float64 {
 
 // TestParityWithPyTorch runs every fixture through the importer and compares the forward outputs
 // and the input gradients with PyTorch's, to 1e-5 relative to each tensor's largest entry.
-func TestParityWithPyTorch(t *testing.T) {
-	refs := loadReferences(t)
+func TestParityWithPyTorch(t *testing.T) { checkParity(t, "reference.json") }
+
+// TestT2IParity is TestParityWithPyTorch on the tiny text-to-image fixtures of make_t2i.py
+// (UNet with both attention export forms, the text embeddings as a table and as an input, the
+// CLIP-like and aesthetic-like rewards).
+func TestT2IParity(t *testing.T) { checkParity(t, "t2i_reference.json") }
+
+// checkParity compares every file of a reference JSON (make_fixtures.py's or make_t2i.py's).
+func checkParity(t *testing.T, refFile string) {
+	refs := loadReferences(t, refFile)
 	be := testBackend(t)
 	files := make([]string, 0, len(refs))
 	for f := range refs {
