@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/serve/batch"
 )
 
 const testKey = "sk-test-0123456789"
@@ -304,5 +307,38 @@ func TestOpenAIClientRequest(t *testing.T) {
 	var e APIError
 	if err := json.Unmarshal(out, &e); code != 401 || err != nil || e.Error.Message == "" {
 		t.Errorf("without the key: %d %s", code, out)
+	}
+}
+
+// TestNonFiniteReward: a model that scores a sample NaN gets a 500 with an error body, never a
+// 200 with an empty or partial body; a value that cannot be encoded is answered the same way.
+func TestNonFiniteReward(t *testing.T) {
+	s := newServer(t, DefaultConfig())
+	s.batcher.Close()
+	var err error
+	s.batcher, err = batch.New(batch.Config{MaxRows: 32, Workers: 1}, func(req infer.Request, eps []float32, prompts []int32) (*batch.Rows, error) {
+		out, err := s.runRows(req, eps, prompts)
+		if err == nil {
+			out.Rewards[0] = float32(math.NaN())
+		}
+		return out, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/v1/generate", "/v1/images/generations"} {
+		body := map[string]string{"/v1/generate": `{"prompt": "bag", "method": "base"}`,
+			"/v1/images/generations": `{"prompt": "bag", "model": "base"}`}[p]
+		code, out, _ := call(s.Handler(), "POST", p, body)
+		var e APIError
+		if err := json.Unmarshal(out, &e); code != 500 || err != nil || !strings.Contains(e.Error.Message, "non-finite reward") {
+			t.Errorf("%s: %d %s", p, code, out)
+		}
+	}
+	rec := httptest.NewRecorder()
+	writeJSON(rec, 200, map[string]float64{"x": math.Inf(1)})
+	var e APIError
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); rec.Code != 500 || err != nil || e.Error.Type != "server_error" {
+		t.Errorf("unencodable value: %d %s", rec.Code, rec.Body.String())
 	}
 }
