@@ -15,7 +15,7 @@ import (
 // names (here a file that is not a shared library, so loading fails, with a one-line error naming
 // it); with nothing to find, the error is the one-line fix.
 func TestCUDABackendUsesTheFoundPlugin(t *testing.T) {
-	for _, k := range []string{"PATH", "LD_LIBRARY_PATH", "XLA_FLAGS", "GOPJRT_CUDA_CHECKS", "VIRTUAL_ENV", "CONDA_PREFIX"} {
+	for _, k := range []string{"PATH", "XLA_FLAGS", "GOPJRT_CUDA_CHECKS", "VIRTUAL_ENV", "CONDA_PREFIX"} {
 		t.Setenv(k, os.Getenv(k))
 	}
 	fake := filepath.Join(t.TempDir(), "xla_cuda_plugin.so")

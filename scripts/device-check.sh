@@ -4,13 +4,13 @@
 # XLA CUDA in float32 and bf16 beside the PyTorch twins on the same GPU, and writes every figure to one
 # JSON file.
 #
-#   scripts/device-check.sh [--out FILE] [--sizes tiny,small] [--sd-turbo]   # on the GPU machine
+#   scripts/device-check.sh [--out FILE] [--sizes small,tiny] [--sd-turbo]   # on the GPU machine
 #   scripts/device-check.sh --cpu [--out FILE]                               # the same code paths on the
 #                                         pure-Go backend and PyTorch CPU, smaller, to test the script
 #
 # Each part runs under its own time limit; a part that fails or runs out of time is recorded with its
 # error and the rest still run; parts are skipped (and recorded as skipped) once the total nears 7.5
-# minutes. Measured (see docs/gpu.md): the doctor's CUDA plugin and matmul; `train --steps 1` and
+# minutes, so the parts run most important first. Measured (see docs/gpu.md): the doctor's CUDA plugin and matmul; `train --steps 1` and
 # `--steps 300` on the embedded default (compile time and step time apart); `bench` on the embedded
 # default; the HyperNoise step on the T2I fixtures (tiny, small; sd-turbo with --sd-turbo) at batch
 # 1/2/4 for ours (bench --model) and PyTorch's (scripts/gpu/torch_twin.py), each in f32 and bf16, with
@@ -18,7 +18,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-MODE=cuda OUT=device-check.json SIZES=tiny,small SDTURBO=0
+MODE=cuda OUT=device-check.json SIZES=small,tiny SDTURBO=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) MODE=cpu ;;
@@ -39,7 +39,7 @@ done
 if [ "$MODE" = cpu ]; then
   BACKEND=go DEV=cpu STEPS=2 TRAIN=5 MM=256 BATCHES="2" SIZES=tiny DTYPES_TORCH="f32"
 else
-  BACKEND=cuda DEV=cuda STEPS=10 TRAIN=300 MM=4096 BATCHES="1 2 4" DTYPES_TORCH="f32 bf16"
+  BACKEND=cuda DEV=cuda STEPS=10 TRAIN=300 MM=4096 BATCHES="2 1 4" DTYPES_TORCH="f32 bf16"
 fi
 # The T2I parts measure memory: XLA's client then allocates as it goes instead of preallocating.
 MEMBACKEND=$BACKEND
@@ -76,10 +76,6 @@ part doctor 60 "$HN" doctor --json --backend "$BACKEND" --matmul-size "$MM"
 part train_1 120 "$HN" train --backend "$BACKEND" --steps 1 --checkpoint-every 0 --quiet --json --out "$W/train1"
 part train_n 240 "$HN" train --backend "$BACKEND" --steps "$TRAIN" --checkpoint-every 0 --quiet --json --out "$W/trainN"
 part train_n_bf16 240 "$HN" train --backend "$BACKEND" --dtype bf16 --steps "$TRAIN" --checkpoint-every 0 --quiet --json --out "$W/trainNbf"
-part bench_default 180 "$HN" bench --backend "$BACKEND" --json --no-torch --steps "$STEPS"
-for dt in $DTYPES_TORCH; do
-  [ -n "$PY" ] && part "torch_default_$dt" 120 "$PY" scripts/gpu/torch_twin.py default --device "$DEV" --dtype "$dt"
-done
 for size in ${SIZES//,/ } $([ "$SDTURBO" = 1 ] && echo sd-turbo); do
   dir=models/onnx/testdata
   if [ "$size" != tiny ]; then
@@ -103,6 +99,7 @@ PYEOF
       part "$name" 240 "$HN" bench --model "$spec" --backend "$MEMBACKEND" --dtype "$dt" --reward clip=1 \
         --batch "$b" --rank 4 --steps "$STEPS" --json
       if [ "$MEMBACKEND" != "$BACKEND" ] && ! grep -q '"rc": 0' "$W/$name.meta"; then
+        MEMBACKEND=$BACKEND # the option failed: the other parts do without it
         part "${name}_prealloc" 240 "$HN" bench --model "$spec" --backend "$BACKEND" --dtype "$dt" --reward clip=1 \
           --batch "$b" --rank 4 --steps "$STEPS" --json
       fi
@@ -112,6 +109,11 @@ PYEOF
         --rank 4 --steps "$STEPS" --device "$DEV" --dtype "$dt"
     done
   done
+done
+
+part bench_default 180 "$HN" bench --backend "$BACKEND" --json --no-torch --steps "$STEPS"
+for dt in $DTYPES_TORCH; do
+  [ -n "$PY" ] && part "torch_default_$dt" 120 "$PY" scripts/gpu/torch_twin.py default --device "$DEV" --dtype "$dt"
 done
 
 "${PY:-python3}" - "$W" "$OUT" "$MODE" "$START" <<'PYEOF'

@@ -67,7 +67,7 @@ step (compilation) apart from the median of the others.`)
 	defer backend.Finalize()
 	opts := bench.Options{TorchDir: dir, Python: *python, Steps: *steps}
 	if *modelRef != "" {
-		if opts.Model, err = loadModel(*modelRef, "", backend); err != nil {
+		if opts.Model, err = loadModel(*modelRef, nil, backend); err != nil {
 			return err
 		}
 	}

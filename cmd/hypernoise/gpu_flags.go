@@ -50,15 +50,11 @@ func runModelBench(env *cli.Env, f modelBenchFlags, ref, backendName string, ste
 	if *f.rank < 1 || *f.rank > 1024 {
 		return cli.Usagef("--rank must be in [1, 1024], got %d", *f.rank)
 	}
-	backend, err := cli.Backend(backendName)
+	backend, im, err := backendAndModel(backendName, ref, nil)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
-	im, err := loadModel(ref, "", backend)
-	if err != nil {
-		return err
-	}
 	if *f.reward != "" {
 		if _, err := im.Rewards.Parse(*f.reward); err != nil {
 			return cli.Usagef("bench: %v", err)

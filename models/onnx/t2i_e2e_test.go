@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/infer"
 	_ "github.com/hypernoise/hypernoise/methods"
 	"github.com/hypernoise/hypernoise/models/onnx"
 	"github.com/hypernoise/hypernoise/pipeline"
@@ -43,7 +44,11 @@ func TestT2IEveryMethod(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("trained %d steps (%d skipped) in %.1f s", res.Steps, res.Skipped, res.Seconds)
-	p, err := pipeline.NewPipeline(be, im, opts.OutDir)
+	folder, err := infer.OpenFolder(opts.OutDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.NewPipeline(be, im, folder)
 	if err != nil {
 		t.Fatal(err)
 	}
