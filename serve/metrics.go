@@ -8,10 +8,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hypernoise/hypernoise/serve/batch"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/hypernoise/hypernoise/serve/batch"
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own.

@@ -1,19 +1,25 @@
 // Package serve is `hypernoise serve`: an HTTP JSON API and an embedded web page over one
 // inference pipeline (package infer), bounded in request size, images per request, time per
-// request and concurrent generations.
+// request and concurrent generations, with concurrent requests batched (package serve/batch).
 //
-//	GET  /             the web page (embedded, no external resources)
-//	POST /v1/generate  {"prompt": "sneaker", "method": "hypernoise", "hypernet": "NAME", "n": 4, "seed": 7}
-//	                   -> {"images": ["<base64 PNG>", ...], "rewards": [...], "method": "...",
-//	                       "nfe_per_image": N, "seconds": S, ...}
-//	GET  /v1/models    the generator, its prompts, the methods, the hypernetworks with their rewards
-//	GET  /healthz      {"status": "ok"}
+//	GET  /                        the web page (embedded, no external resources; asks for the key)
+//	POST /v1/images/generations   OpenAI's images API: {"prompt": "sneaker", "model": "align", "n": 4,
+//	                              "size": "28x28", "response_format": "b64_json", "seed": 7}
+//	                              -> {"created": T, "data": [{"b64_json": "<base64 PNG>"}, ...],
+//	                                  "hypernoise": {"method", "rewards", "nfe_per_image", ...}}
+//	POST /v1/generate             {"prompt": "sneaker", "method": "hypernoise", "hypernet": "NAME", "n": 4, "seed": 7}
+//	                              -> {"images": [...], "rewards": [...], "nfe_per_image": N, ...}
+//	GET  /v1/models               OpenAI's model list ("object": "list", "data") beside the
+//	                              generator, its prompts, the methods and the hypernetworks
+//	GET  /metrics                 Prometheus text format
+//	GET  /healthz                 {"status": "ok"}
 //
-// Bad input (malformed JSON, unknown prompt, method or hypernetwork, n or seed out of range) is a
-// 400 with a JSON error naming what is allowed; a body over the size limit is a 413; when every
-// generation slot and queue place is taken the answer is 429. A request that waits or runs longer
-// than the timeout gets a 503 (its generation, if started, finishes in the background and keeps
-// its slot, so the concurrency bound holds).
+// Every error is OpenAI's {"error": {"message", "type", "param", "code"}}: bad input is a 400
+// naming what is allowed, a body over the size limit a 413, an unknown model a 404, a missing or
+// wrong API key a 401, a foreign Origin or Host a 403; when every batch worker and queue place is
+// taken the answer is 429. A request that waits or runs longer than the timeout gets a 503; a
+// request whose client has gone is dropped before it runs, and one that ends during a long
+// generation frees its worker when the running chunk ends.
 package serve
 
 import (

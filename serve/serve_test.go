@@ -231,7 +231,9 @@ func TestLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _, _ = s.batcher.Do(batch.Job{Ctx: context.Background(), Req: infer.Request{Method: "reno", Steps: 1}, Eps: make([]float32, 196), Prompts: []int32{0}}) }()
+	go func() {
+		_, _ = s.batcher.Do(batch.Job{Ctx: context.Background(), Req: infer.Request{Method: "reno", Steps: 1}, Eps: make([]float32, 196), Prompts: []int32{0}})
+	}()
 	<-started
 	code, out := do(t, h, "POST", "/v1/generate", body) // admitted to the queue, then times out
 	if code != 503 || !strings.Contains(string(out), "did not finish within 200ms") {

@@ -100,7 +100,7 @@ func serveTiny(t *testing.T, hn string) {
 	_, srv := testServer(t, "", hn)
 	rec := httptest.NewRecorder()
 	body := `{"prompt": "light", "method": "hypernoise", "n": 2, "seed": 3}`
-	srv.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/generate", strings.NewReader(body)))
+	srv.Handler().ServeHTTP(rec, localRequest("POST", "/v1/generate", strings.NewReader(body)))
 	var resp serve.GenerateResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || rec.Code != 200 || len(resp.Images) != 2 {
 		t.Fatalf("serve: status %d, %v: %s", rec.Code, err, rec.Body.String())

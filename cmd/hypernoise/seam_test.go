@@ -46,7 +46,7 @@ func TestSampleModelNoiseMatchesServe(t *testing.T) {
 	for pi, prompt := range m.Generator.Prompts() {
 		body := fmt.Sprintf(`{"prompt": %q, "method": "base", "n": %d, "seed": %d}`, prompt, n, seed)
 		rec := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/generate", strings.NewReader(body)))
+		srv.Handler().ServeHTTP(rec, localRequest("POST", "/v1/generate", strings.NewReader(body)))
 		var resp serve.GenerateResponse
 		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || len(resp.Images) != n {
 			t.Fatalf("serve %s: status %d, %v: %s", prompt, rec.Code, err, rec.Body.String())

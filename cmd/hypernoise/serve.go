@@ -37,10 +37,13 @@ func runServe(env *cli.Env, args []string) error {
 	fs := env.FlagSet("serve", `Usage: hypernoise serve [--addr 127.0.0.1:8080] [--hypernet DIR]... [flags]
 
 Serves a model's generator (the embedded one by default, or the one the first --hypernet folder
-was trained on) over HTTP: GET / (a web page), POST /v1/generate, GET /v1/models,
-GET /healthz. Each --hypernet DIR loads a trained hypernetwork under its folder's base name.
-Requests beyond --concurrency wait in a queue of --queue places, then get 429; SIGTERM or
-Ctrl-C stops accepting connections and lets the requests in flight finish.`)
+was trained on) over HTTP: GET / (a web page), POST /v1/images/generations (OpenAI's
+images API), POST /v1/generate, GET /v1/models, GET /metrics (Prometheus), GET /healthz. Each
+--hypernet DIR loads a trained hypernetwork under its folder's base name. Concurrent requests with
+the same settings are batched (--batch-window, --max-batch); --concurrency batches run at once and
+--queue requests wait, then 429. With API keys (--api-key-file, $HYPERNOISE_API_KEYS) every path
+but / and /healthz needs one; a non-loopback --addr needs keys or --insecure. SIGTERM or Ctrl-C
+stops accepting connections and lets the requests in flight finish. See docs/serve.md.`)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	var dirs dirList
 	fs.Var(&dirs, "hypernet", "hypernetwork folder (repeatable)")
@@ -52,14 +55,39 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 	bestOf := fs.Int("best-of", def.BestOfN, "N of the best-of-n method")
 	renoSteps := fs.Int("reno-steps", def.RenoSteps, "iterations of the reno method")
 	warm := fs.Int("warm-steps", def.WarmSteps, "ReNO iterations of hypernoise-reno")
+	window := fs.Duration("batch-window", def.BatchWindow, "how long a request waits for others with the same settings to join its batch")
+	maxBatch := fs.Int("max-batch", def.MaxBatch, "most images in one batch")
+	keyFile := fs.String("api-key-file", "", "file of API keys, one per line (also $"+EnvAPIKeys+")")
+	insecure := fs.Bool("insecure", false, "allow a non-loopback --addr without API keys")
+	var origins, hosts dirList
+	fs.Var(&origins, "allow-origin", "web origin (scheme://host[:port]) allowed to call the API (repeatable)")
+	fs.Var(&hosts, "allow-host", "host name accepted in the Host header besides IP addresses and localhost (repeatable)")
+	warmup := fs.Bool("warmup", true, "compile base and each hypernetwork at every batch size before serving")
+	logFormat := fs.String("log", "text", "one line per request on stderr: text, json or off")
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
 	serveRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
+	keys, err := loadKeys(*keyFile)
+	if err != nil {
+		return err
+	}
+	listenHost, err := checkListen(*addr, len(keys), *insecure)
+	if err != nil {
+		return err
+	}
+	if listenHost != "" {
+		hosts = append(hosts, listenHost)
+	}
+	logger, err := requestLogger(*logFormat, env.Stderr)
+	if err != nil {
+		return err
+	}
 	cfg := serve.Config{MaxN: *maxN, MaxBody: *maxBody, Timeout: *timeout, Concurrency: *conc, Queue: *queue,
-		BestOfN: *bestOf, RenoSteps: *renoSteps, WarmSteps: *warm}
+		BestOfN: *bestOf, RenoSteps: *renoSteps, WarmSteps: *warm, BatchWindow: *window, MaxBatch: *maxBatch,
+		Keys: keys, AllowOrigins: origins, AllowHosts: hosts, Log: logger}
 	if err := cfg.Validate(); err != nil {
 		return cli.Usagef("serve: %v", err)
 	}
@@ -93,6 +121,14 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 	s, err := serve.New(p, cfg)
 	if err != nil {
 		return err
+	}
+	defer s.Close()
+	if *warmup {
+		runs, sec, err := s.Warmup()
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(env.Stderr, warmupLine(runs, sec))
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -26,6 +26,14 @@ func TestServeBadInput(t *testing.T) {
 		{[]string{"--timeout", "0s"}, "timeout must be positive"},
 		{[]string{"--hypernet", "/nonexistent/hn"}, "--hypernet /nonexistent/hn is not a folder"},
 		{[]string{"--nonsense"}, "flag provided but not defined"},
+		{[]string{"--addr", ""}, "--addr is empty"},
+		{[]string{"--addr", "0.0.0.0:0"}, "refusing to listen on 0.0.0.0:0 without API keys"},
+		{[]string{"--addr", ":0"}, "refusing to listen on :0 without API keys"},
+		{[]string{"--api-key-file", "/nonexistent/keys"}, "--api-key-file: open /nonexistent/keys"},
+		{[]string{"--log", "xml"}, `--log "xml": use text, json or off`},
+		{[]string{"--batch-window", "-1ms"}, "batch window must be in [0, 1s]"},
+		{[]string{"--max-batch", "0"}, "max batch must be in [1, 4096]"},
+		{[]string{"--allow-origin", "evil.example"}, "must be scheme://host[:port]"},
 	} {
 		var out, errw bytes.Buffer
 		code := cli.Main("hypernoise", about, commands, append([]string{"serve"}, c.args...), &out, &errw)
