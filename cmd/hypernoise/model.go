@@ -14,6 +14,7 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/onnx"
 	"github.com/hypernoise/hypernoise/pipeline"
@@ -120,6 +121,9 @@ func sampleModel(env *cli.Env, f *sampleFlags, seed int64, spec, backendName str
 		}
 	}
 	total := f.n * len(ids)
+	if err := checkModelMemory(m, "sample --method "+f.gen.Method, total, f.gen.Method != hypernet.MethodBase && f.gen.Method != hypernet.MethodHyperNoise, 0, "--n", len(ids)); err != nil {
+		return err
+	}
 	one := hypernoise.NoiseFlat(uint64(seed), f.n, m.NoiseShape())
 	eps := make([]float32, 0, total*len(one)/f.n)
 	pr := make([]int32, 0, total)

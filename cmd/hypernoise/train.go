@@ -149,6 +149,9 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		if err := checkModulator(m, o.Modulator.Kind); err != nil {
 			return err
 		}
+		if err := checkModelMemory(m, "train", o.Train.BatchSize, true, loraRank(o.Modulator), "--batch", 1); err != nil {
+			return err
+		}
 		if hn, res, err = pipeline.TrainModel(backend, im, o, prog); err != nil {
 			return runFolderUsage(err)
 		}

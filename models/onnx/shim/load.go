@@ -112,8 +112,8 @@ type Model struct {
 	inits    map[string]*tensors.Tensor
 	known    map[string]bool // every tensor name defined in the graph
 
-	gm    *gonnx.Model // onnx-gomlx's model, for the ops delegated to it
-	gmMu  sync.Mutex
+	gm   *gonnx.Model // onnx-gomlx's model, for the ops delegated to it
+	gmMu sync.Mutex
 }
 
 // Load reads and checks an ONNX file: it parses the graph (with onnx-gomlx), decodes every
