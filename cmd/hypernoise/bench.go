@@ -17,6 +17,9 @@ func init() {
 }
 
 func runBench(env *cli.Env, args []string) error {
+	if usesModel(args) {
+		return runBenchModel(env, args)
+	}
 	fs := env.FlagSet("bench", `Usage: hypernoise bench [--json] [--backend NAME] [--torch-dir DIR | --no-torch]
 
 Times, on the selected backend: a 1024^3 float32 matmul (GFLOP/s), one HyperNoise training step on
