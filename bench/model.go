@@ -5,217 +5,77 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
-	. "github.com/gomlx/gomlx/pkg/core/graph"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/gomlx/gomlx/pkg/ml/context"
 
-	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/baselines/reno"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
-	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/onnx"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
 
-// ModelOptions configures RunModel.
-type ModelOptions struct {
-	Batch  int    // images per forward, training step and ReNO run
-	Steps  int    // timed forwards, training steps and ReNO iterations
-	Rank   int    // LoRA rank of the HyperNoise step (0: no training step)
-	Reward string // reward spec of the training and ReNO steps (default: the spec's first reward)
-	// TorchCmd is a shell command printing PyTorch's figures as one JSON line (empty: not run).
-	TorchCmd string
-	// ORTScript is scripts/ort_bench.js (empty: onnxruntime not run).
-	ORTScript string
-	Log       func(string)
+// ModelStep is the time of the HyperNoise training step on an imported model (a model spec): a LoRA
+// copy of the generator's backbone whose output layer is its LoRA branch (so f = 0 at step 0),
+// eps' = eps + f(eps, c), the frozen generator and the reward, loss -r + 0.5 mean(f^2), the backward
+// pass and an AdamW update: the step make_t2i.py --bench times in PyTorch.
+type ModelStep struct {
+	Model          string  `json:"model"`
+	Backend        string  `json:"backend"`
+	Reward         string  `json:"reward"`
+	Batch          int     `json:"batch"`
+	Rank           int     `json:"lora_rank"`
+	Steps          int     `json:"steps"`           // timed steps
+	CompileSeconds float64 `json:"compile_seconds"` // the first step: graph building, compilation and one run
+	StepMS         float64 `json:"step_ms"`         // median of the timed steps (after warmSteps-1 more untimed ones)
+	MinStepMS      float64 `json:"min_step_ms"`
+	FirstLoss      float64 `json:"first_loss"`
+	LastLoss       float64 `json:"last_loss"`
 }
 
-// ModelResult is what RunModel measured on an imported model (times in seconds or milliseconds,
-// memory in bytes).
-type ModelResult struct {
-	Spec              string   `json:"spec"`
-	Batch             int      `json:"batch"`
-	LoadS             float64  `json:"load_s"`       // spec + ONNX files read, graphs checked (onnx.Load)
-	FirstCallS        float64  `json:"first_call_s"` // the first forward at this batch: build, compile, run
-	ForwardMSPerImage float64  `json:"forward_ms_per_image"`
-	HypernetStepMS    *float64 `json:"hypernet_step_ms"` // one HyperNoise training step (LoRA copy, reward, AdamW)
-	RenoStepMSImage   *float64 `json:"reno_step_ms_per_image"`
-	WeightBytes       int64    `json:"weight_bytes"`
-	EstimateForward   int64    `json:"estimate_forward_bytes"` // onnx.Model.EstimateBytes(batch, false)
-	EstimateTrain     int64    `json:"estimate_train_bytes"`   // EstimateTrainBytes(batch, rank)
-	PeakRSS           int64    `json:"peak_rss_bytes"`         // the process's peak resident memory
-	Torch             any      `json:"torch,omitempty"`        // PyTorch's figures (--torch-cmd), as printed
-	ORT               any      `json:"onnxruntime,omitempty"`  // onnxruntime's figures (--ort)
-	Errors            []string `json:"errors,omitempty"`       // figures that could not be measured, and why
-}
-
-// RunModel times an imported model on backend: load, the first forward, forwards, a HyperNoise
-// training step and a ReNO iteration.
-func RunModel(backend backends.Backend, specPath string, o ModelOptions) (*ModelResult, error) {
-	logf := func(format string, args ...any) {
-		if o.Log != nil {
-			o.Log(fmt.Sprintf(format, args...))
-		}
+// TimeModelStep times the HyperNoise step on im with reward spec reward (im's default if empty), LoRA
+// rank rank and batch batch: one step that compiles, warmSteps-1 untimed and steps timed ones.
+func TimeModelStep(backend backends.Backend, im *family.Model, reward string, batch, rank, steps int) (*ModelStep, error) {
+	if reward == "" {
+		reward = im.DefaultReward
 	}
-	res := &ModelResult{Spec: specPath, Batch: o.Batch}
-	start := time.Now()
-	m, err := onnx.Load(specPath, backend)
+	r, err := im.Rewards.Parse(reward)
 	if err != nil {
 		return nil, err
 	}
-	res.LoadS = time.Since(start).Seconds()
-	res.WeightBytes = m.WeightBytes()
-	res.EstimateForward, res.EstimateTrain = m.EstimateBytes(o.Batch, false), m.EstimateTrainBytes(o.Batch, o.Rank)
-	logf("load + check %.2f s (weights %d MB)", res.LoadS, res.WeightBytes>>20)
-	if err := forwardTimes(backend, m, o, res); err != nil {
-		return nil, err
-	}
-	logf("first call %.2f s, forward %.1f ms/image", res.FirstCallS, res.ForwardMSPerImage)
-	im := pipeline.ImportedModel(m)
-	spec := o.Reward
-	if spec == "" {
-		spec = im.DefaultReward
-	}
-	reward, err := im.Rewards.Parse(spec)
-	if err != nil {
-		res.Errors = append(res.Errors, "reward: "+err.Error())
-		res.PeakRSS = peakRSS()
-		res.external(m, specPath, o)
-		return res, nil
-	}
-	if o.Rank > 0 {
-		if ms, err := modelHypernetStep(backend, im, reward, o); err != nil {
-			res.Errors = append(res.Errors, "hypernoise step: "+err.Error())
-		} else {
-			res.HypernetStepMS = &ms
-			logf("hypernoise step %.0f ms", ms)
-		}
-	}
-	if ms, err := modelRenoStep(backend, m, im, reward, o); err != nil {
-		res.Errors = append(res.Errors, "reno: "+err.Error())
-	} else {
-		res.RenoStepMSImage = &ms
-		logf("reno step %.1f ms/image", ms)
-	}
-	res.PeakRSS = peakRSS()
-	res.external(m, specPath, o)
-	return res, nil
-}
-
-// external adds PyTorch's and onnxruntime's figures (after ours, so that our peak memory is ours).
-func (res *ModelResult) external(m *onnx.Model, specPath string, o ModelOptions) {
-	if o.TorchCmd != "" {
-		if v, err := TorchFigures(o.TorchCmd); err != nil {
-			res.Errors = append(res.Errors, "pytorch: "+err.Error())
-		} else {
-			res.Torch = v
-		}
-	}
-	if o.ORTScript != "" {
-		if v, err := ORTFigures(o.ORTScript, m, specPath, o.Batch, o.Steps); err != nil {
-			res.Errors = append(res.Errors, "onnxruntime: "+err.Error())
-		} else {
-			res.ORT = v
-		}
-	}
-}
-
-// forwardTimes times the generator's first call at o.Batch, then the median of o.Steps calls.
-func forwardTimes(backend backends.Backend, m *onnx.Model, o ModelOptions, res *ModelResult) error {
-	exec, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, eps, pr *Node) *Node {
-		return m.Generate(ctx, eps, pr)
-	})
-	if err != nil {
-		return err
-	}
-	defer exec.Finalize()
-	eps, prompts := modelNoise(m, o.Batch, 0)
-	var times []float64
-	for i := range o.Steps + 1 {
-		start := time.Now()
-		out, err := exec.Exec(eps, prompts)
-		if err != nil {
-			return err
-		}
-		out[0].FinalizeAll()
-		d := time.Since(start).Seconds()
-		if i == 0 {
-			res.FirstCallS = d
-		} else {
-			times = append(times, d*1e3/float64(o.Batch))
-		}
-	}
-	res.ForwardMSPerImage = median(times)
-	return nil
-}
-
-// modelNoise is a seeded batch of noises and prompt ids (cycling over the model's prompts).
-func modelNoise(m *onnx.Model, batch int, seed int64) (*tensors.Tensor, *tensors.Tensor) {
-	shape := m.NoiseShape()
-	d := 1
-	for _, s := range shape {
-		d *= s
-	}
-	prompts := make([]int32, batch)
-	if n := len(m.Prompts()); n > 0 {
-		for i := range prompts {
-			prompts[i] = int32(i % n)
-		}
-	}
-	return tensors.FromFlatDataAndDimensions(hypernet.Normal(seed, 1, batch*d), append([]int{batch}, shape...)...),
-		tensors.FromFlatDataAndDimensions(prompts, batch)
-}
-
-// modelHypernetStep trains a rank-o.Rank LoRA hypernetwork for 1+o.Steps steps and returns the
-// median time of the timed ones.
-func modelHypernetStep(backend backends.Backend, im *infer.Model, reward hypernoise.Reward, o ModelOptions) (float64, error) {
 	opts := pipeline.DefaultTrainOptions()
-	opts.Modulator.Rank = o.Rank
+	opts.Modulator.Rank = rank
 	mod, err := opts.Modulator.Build(im.Generator, "bench_hypernet")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	prob, err := hypernet.NewProblem(im.Generator, mod, hypernet.Objective{Reward: reward, Reg: opts.Reg, Weight: opts.RegWeight})
+	prob, err := hypernet.NewProblem(im.Generator, mod, hypernet.Objective{Reward: r, Reg: opts.Reg, Weight: opts.RegWeight})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	cfg := opts.Train
-	cfg.Steps, cfg.BatchSize, cfg.CheckpointEvery = 1+o.Steps, o.Batch, 0
+	cfg.Steps, cfg.BatchSize, cfg.CheckpointEvery, cfg.WarmupSteps = warmSteps+steps, batch, 0, 0
 	var times []float64
+	var compile float64
 	last := time.Now()
 	report := func(done, _ int, _ string) {
 		now := time.Now()
-		if done > 1 {
+		switch {
+		case done == 1:
+			compile = now.Sub(last).Seconds()
+		case done > warmSteps:
 			times = append(times, float64(now.Sub(last))/1e6)
 		}
 		last = now
 	}
-	if _, err := hypernet.Train(backend, im.Context, prob, cfg, report); err != nil {
-		return 0, err
-	}
-	return median(times), nil
-}
-
-// modelRenoStep times ReNO (o.Steps iterations) on o.Batch images, after one run that compiles, and
-// returns milliseconds per iteration per image.
-func modelRenoStep(backend backends.Backend, m *onnx.Model, im *infer.Model, reward hypernoise.Reward, o ModelOptions) (float64, error) {
-	cfg := reno.DefaultConfig()
-	cfg.Steps = o.Steps
-	opt, err := reno.New(backend, im.Context, im.Generator, reward, cfg)
+	res, err := hypernet.Train(backend, im.Context, prob, cfg, report)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("HyperNoise step on %s: %w", im.Generator.Name(), err)
 	}
-	defer opt.Finalize()
-	best := time.Duration(1 << 62)
-	for i := range 2 {
-		eps, prompts := modelNoise(m, o.Batch, int64(10+i))
-		start := time.Now()
-		if _, err := opt.Run(eps, prompts); err != nil {
-			return 0, err
-		}
-		if i > 0 {
-			best = min(best, time.Since(start))
-		}
+	if len(times) == 0 {
+		return nil, fmt.Errorf("HyperNoise step on %s: no step was timed", im.Generator.Name())
 	}
-	return float64(best) / 1e6 / float64(o.Steps*o.Batch), nil
+	minMS := times[0]
+	for _, t := range times {
+		minMS = min(minMS, t)
+	}
+	return &ModelStep{Model: im.Generator.Name(), Backend: backend.Name(), Reward: reward, Batch: batch, Rank: rank,
+		Steps: len(times), CompileSeconds: compile, StepMS: median(times), MinStepMS: minMS,
+		FirstLoss: res.Loss[0], LastLoss: res.Loss[len(res.Loss)-1]}, nil
 }

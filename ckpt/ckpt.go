@@ -10,9 +10,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -20,6 +19,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/finitejson"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/nlpodyssey/safetensors"
 )
 
@@ -27,68 +28,19 @@ import (
 // libraries disagree on shape [], so scalars are stored with shape [1]).
 const scalarKey = "hypernoise.scalars"
 
-// WriteFileAtomic writes data to path via a temporary file in the same folder, fsync and a rename,
-// then syncs the folder. Temporary files that an interrupted earlier write of the same path left
-// behind (".<name>.tmp*") are removed first: a path has one writer at a time.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	RemoveStaleTemps(path)
-	f, err := os.CreateTemp(dir, tempPrefix(path)+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644) // CreateTemp makes 0600 files; checkpoints are ordinary files
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable; not all file systems support it
-		_ = d.Close()
-	}
-	return nil
-}
-
-// tempPrefix is the name prefix of WriteFileAtomic's temporary files for path.
-func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp" }
+// WriteFileAtomic writes data to path atomically (a temporary file in the same folder, fsync,
+// rename); only a new path or a regular file (or a link to one) is replaced, anything else is
+// refused. See safeio.WriteFileAtomic.
+func WriteFileAtomic(path string, data []byte) error { return safeio.WriteFileAtomic(path, data) }
 
 // RemoveStaleTemps deletes the temporary files an interrupted WriteFileAtomic of path left behind,
 // and returns how many it removed.
-func RemoveStaleTemps(path string) int {
-	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), globEscape(tempPrefix(path))+"*"))
-	n := 0
-	for _, m := range matches {
-		if os.Remove(m) == nil {
-			n++
-		}
-	}
-	return n
-}
+func RemoveStaleTemps(path string) int { return safeio.RemoveStaleTemps(path) }
 
-func globEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`)
-	return r.Replace(s)
-}
-
-// WriteJSON writes v as indented JSON to path, atomically.
+// WriteJSON writes v as indented JSON to path, atomically; a non-finite number (NaN, ±Inf) is
+// written as null (see finitejson).
 func WriteJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
+	data, _, err := finitejson.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -97,7 +49,7 @@ func WriteJSON(path string, v any) error {
 
 // ReadJSON reads path into v, with the file name in any error.
 func ReadJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSON)
 	if err != nil {
 		return err
 	}
@@ -202,7 +154,7 @@ func SaveScopes(ctx *context.Context, scopes []string, path string, metadata map
 
 // Load reads a safetensors file written by Save into ctx; see Decode.
 func Load(ctx *context.Context, path string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadSafetensors(path)
 	if err != nil {
 		return nil, err
 	}
@@ -539,7 +491,7 @@ func SaveWithConfig(ctx *context.Context, scope, path, jsonPath string, config a
 // ReadConfig reads a JSON config written by SaveWithConfig into config, strictly: unknown fields,
 // trailing data and a missing weights hash are errors. It returns the recorded weights SHA-256.
 func ReadConfig(jsonPath string, config any) (string, error) {
-	data, err := os.ReadFile(jsonPath)
+	data, err := safeio.ReadFile(jsonPath, safeio.JSON)
 	if err != nil {
 		return "", err
 	}
@@ -583,7 +535,7 @@ func ParseConfig(data []byte, config any) (string, error) {
 // edited JSON, e.g. another LoRA alpha, is refused, naming the field). opts restrict what tensors
 // are accepted (see LoadOptions; a digest is always required). Nothing is loaded on any refusal.
 func LoadVerified(ctx *context.Context, path, jsonPath string, opts LoadOptions) (map[string]string, error) {
-	js, err := os.ReadFile(jsonPath)
+	js, err := safeio.ReadFile(jsonPath, safeio.JSON)
 	if err != nil {
 		return nil, err
 	}
@@ -593,7 +545,7 @@ func LoadVerified(ctx *context.Context, path, jsonPath string, opts LoadOptions)
 	}
 	sha, _ := cfgObj[WeightsSHAKey].(string)
 	delete(cfgObj, WeightsSHAKey)
-	data, err := os.ReadFile(path)
+	data, err := ReadSafetensors(path)
 	if err != nil {
 		return nil, err
 	}
@@ -655,4 +607,62 @@ func jsonDiff(prefix string, a, b any) string {
 		diffs = append(diffs[:3], "...")
 	}
 	return strings.Join(diffs, "; ")
+}
+
+// maxHeader is the largest safetensors header (JSON) accepted: the format's own limit is 100 MB.
+const maxHeader = 100 << 20
+
+// ReadSafetensors reads a safetensors file, checking its size against its header before reading
+// the tensors: only a regular file (see safeio) whose length is exactly 8 + header + the largest
+// tensor end the header declares is read, so a file of another kind, a truncated one or one padded
+// with junk is refused without reading (or allocating) more than its header.
+func ReadSafetensors(path string) ([]byte, error) {
+	f, err := safeio.OpenRegular(path, safeio.Weights)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	var head [8]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil {
+		return nil, fmt.Errorf("%s: not a valid safetensors file (shorter than its 8-byte header length)", path)
+	}
+	n := binary.LittleEndian.Uint64(head[:])
+	if n > maxHeader || int64(n) > st.Size()-8 {
+		return nil, fmt.Errorf("%s: not a valid safetensors file (header length %d for a file of %d bytes)", path, n, st.Size())
+	}
+	header := make([]byte, n)
+	if _, err := io.ReadFull(f, header); err != nil {
+		return nil, fmt.Errorf("%s: not a valid safetensors file (truncated header)", path)
+	}
+	var entries map[string]json.RawMessage
+	if err := json.Unmarshal(header, &entries); err != nil {
+		return nil, fmt.Errorf("%s: not a valid safetensors file (header: %v)", path, err)
+	}
+	var end uint64
+	for name, raw := range entries {
+		if name == "__metadata__" {
+			continue
+		}
+		var t struct {
+			Offsets []uint64 `json:"data_offsets"`
+		}
+		if err := json.Unmarshal(raw, &t); err != nil || len(t.Offsets) != 2 {
+			return nil, fmt.Errorf("%s: not a valid safetensors file (tensor %.60q has no data_offsets pair)", path, name)
+		}
+		end = max(end, t.Offsets[1])
+	}
+	if want := 8 + n + end; uint64(st.Size()) != want {
+		return nil, fmt.Errorf("%s: not a valid safetensors file (%d bytes, its header describes %d)", path, st.Size(), want)
+	}
+	data := make([]byte, st.Size())
+	copy(data, head[:])
+	copy(data[8:], header)
+	if _, err := io.ReadFull(f, data[8+n:]); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
 }

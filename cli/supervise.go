@@ -18,8 +18,9 @@ const EnvSupervised = "HYPERNOISE_SUPERVISED"
 // Supervise runs the command line in a child process (the same executable, same arguments and
 // environment) and watches it, so that failures no Go code can recover from still end in one
 // clear line instead of a stack trace: a fatal runtime error (such as running out of memory) or a
-// panic on another goroutine is reported by its first line, and a kill by the system (the
-// kernel's out-of-memory killer) is named as such; both exit with code 1. Standard input and
+// panic on another goroutine is reported by its first line, and a SIGKILL is explained (the
+// kernel's out-of-memory killer only when the system recorded one, see killMessage); these exit
+// with code 1. A child that dies of SIGINT or SIGTERM exits 130 or 143. Standard input and
 // output pass through; standard error passes through until such a failure starts. Interrupts are
 // forwarded to the child, which dies with the parent (Linux). It falls back to run() in-process
 // where it cannot supervise (not Linux, no executable path), inside the child, or with
@@ -43,6 +44,7 @@ func Supervise(name string, args []string, stderr io.Writer, run func() int) int
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	oomBefore, countersKnown := oomKills()
 	if err := cmd.Start(); err != nil {
 		return run()
 	}
@@ -58,10 +60,15 @@ func Supervise(name string, args []string, stderr io.Writer, run func() int) int
 		fmt.Fprintf(stderr, "%s: the command failed: %s (set HYPERNOISE_DEBUG=1 to see details)\n", name, filter.cause)
 		return ExitFailure
 	case killedBy(err, syscall.SIGKILL):
-		budget, _ := MemBudget()
-		fmt.Fprintf(stderr, "%s: the command was killed (SIGKILL), most likely by the system for lack of memory; "+
-			"the memory budget is %s ($%s)\n", name, FormatBytes(budget), EnvMemBudget)
+		oomAfter, _ := oomKills()
+		fmt.Fprintln(stderr, killMessage(name, oomBefore, oomAfter, countersKnown, peakRSS(cmd.ProcessState)))
 		return ExitFailure
+	case killedBy(err, syscall.SIGINT):
+		fmt.Fprintf(stderr, "%s: interrupted\n", name)
+		return ExitInterrupted
+	case killedBy(err, syscall.SIGTERM):
+		fmt.Fprintf(stderr, "%s: terminated (SIGTERM)\n", name)
+		return ExitTerminated
 	case code < 0:
 		return ExitFailure
 	}

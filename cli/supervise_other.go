@@ -2,6 +2,11 @@
 
 package cli
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
 
 func supervisedAttr() *syscall.SysProcAttr { return nil }
+
+func peakRSS(*os.ProcessState) int64 { return 0 }

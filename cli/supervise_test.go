@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	case "sigkill":
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(5 * time.Second)
+	case "sigint":
+		_ = syscall.Kill(os.Getpid(), syscall.SIGINT)
+		time.Sleep(5 * time.Second)
 	case "exit3":
 		os.Stdout.WriteString("out\n")
 		os.Stderr.WriteString("one clear line\n")
@@ -44,7 +47,9 @@ func TestSupervise(t *testing.T) {
 		want string
 	}{
 		{"goroutine-panic", ExitFailure, "the command failed: panic: boom on a worker goroutine"},
-		{"sigkill", ExitFailure, "killed (SIGKILL), most likely by the system for lack of memory"},
+		// A kill -9 that is not the out-of-memory killer's is not blamed on memory.
+		{"sigkill", ExitFailure, "killed (SIGKILL) by another process"},
+		{"sigint", ExitInterrupted, "interrupted"},
 		{"exit3", 3, "one clear line"},
 	} {
 		t.Setenv("HYPERNOISE_SUPERVISE_TEST", c.mode)

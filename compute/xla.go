@@ -2,10 +2,6 @@
 
 package compute
 
-import (
-	"github.com/gomlx/gomlx/backends/xla"
-)
-
 // The XLA/PJRT backend is compiled in where cgo is available (a C compiler; the PJRT plugin itself is
 // loaded at run time). Build with -tags noxla, or CGO_ENABLED=0, to leave it out.
 
@@ -15,6 +11,6 @@ func init() {
 	knownBackends = append(knownBackends, backendEntry{
 		name:  "xla",
 		about: "XLA/PJRT on CPU or CUDA, e.g. \"xla:cuda\"; " + xlaHint,
-		ctor:  xla.New,
+		ctor:  newXLA,
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/compute/pjrt"
 )
 
 // Report is what doctor found. Its JSON form is stable.
@@ -28,6 +29,8 @@ type Report struct {
 	Matmul             Matmul  `json:"matmul"`
 	// MatrixPath says which matrix product the backend runs (OpenBLAS, pure Go, or the backend's own).
 	MatrixPath compute.MatmulInfo `json:"matrix_path"`
+	// CUDA says what `--backend cuda` would load (found without loading it), or how to get it.
+	CUDA CUDA `json:"cuda"`
 }
 
 // Dataset says whether the Fashion-MNIST files are installed and readable.
@@ -64,6 +67,7 @@ func Check(backend backends.Backend, n int) (*Report, error) {
 		Dataset:            checkDataset(),
 		Models:             checkModels(),
 		MatrixPath:         compute.MatmulPathFor(backend),
+		CUDA:               checkCUDA(pjrt.DefaultFinder()),
 	}
 	mm, err := MatmulSpeed(backend, n)
 	if err != nil {

@@ -148,7 +148,7 @@ func saveCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig, step, ski
 // difference; ctx is unchanged on any refusal.
 func loadCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig) (*checkpointState, error) {
 	path := filepath.Join(cfg.CheckpointDir, CheckpointWeights)
-	data, err := os.ReadFile(path)
+	data, err := ckpt.ReadSafetensors(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resume: %w", err)
 	}
@@ -170,7 +170,7 @@ func loadCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig) (*checkpo
 // loading anything; the error names each difference.
 func CheckResume(p *Problem, cfg TrainConfig) error {
 	path := filepath.Join(cfg.CheckpointDir, CheckpointWeights)
-	data, err := os.ReadFile(path)
+	data, err := ckpt.ReadSafetensors(path)
 	if err != nil {
 		return fmt.Errorf("cannot resume: %w", err)
 	}
@@ -265,4 +265,22 @@ func configDiff(a, b TrainConfig, da, db map[string]string) string {
 	}
 	sort.Strings(diffs)
 	return strings.Join(diffs, "; ")
+}
+
+// ReadHistory reads the per-step history (batch loss, gradient norm, metrics such as "reward")
+// and the wall seconds of the training run checkpointed in dir, without loading its tensors.
+func ReadHistory(dir string) (*History, float64, error) {
+	path := filepath.Join(dir, CheckpointWeights)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	state, err := checkpointStateOf(data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if state.History == nil {
+		return nil, 0, fmt.Errorf("%s: the checkpoint holds no history", path)
+	}
+	return state.History, state.Seconds, nil
 }

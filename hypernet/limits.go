@@ -18,6 +18,8 @@ const (
 	MaxBeta        = 1e6 // tilt temperature
 	MinBeta        = 1e-6
 	MaxRegWeight   = 1e6
+	// MaxBudgetSeconds bounds a training time budget (a week).
+	MaxBudgetSeconds = 7 * 24 * 3600
 )
 
 // CheckRange reports an error unless v is a finite number in [lo, hi] (NaN and ±Inf are refused).

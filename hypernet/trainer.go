@@ -37,8 +37,17 @@ type TrainConfig struct {
 	Beta1       float64 `json:"beta1"`    // AdamW
 	Beta2       float64 `json:"beta2"`    // AdamW
 	AdamEps     float64 `json:"adam_eps"` // AdamW
-	// WarmupSteps: the learning rate at 0-based step k is LR * WarmupFactor(k, WarmupSteps).
+	// WarmupSteps: the learning rate at 0-based step k is LR * WarmupFactor(k, WarmupSteps)
+	// (times the schedule's factor, see Schedule).
 	WarmupSteps int `json:"warmup_steps"`
+	// Schedule of the learning rate after warm-up: "" or ScheduleConstant, or ScheduleCosine
+	// (see LRFactor).
+	Schedule string `json:"schedule,omitempty"`
+	// BudgetSeconds, if > 0, bounds the run's wall time: after the first budgetProbeSteps steps
+	// the trainer sets Steps to the most that fit in the budget at the measured pace (never more
+	// than Steps), so that the schedule still ends at the last step. The steps done are recorded
+	// (Steps of the saved configuration); the run is reproducible from them, not from the budget.
+	BudgetSeconds float64 `json:"budget_seconds,omitempty"`
 	// ClipNorm: the gradient (all trainable variables together) is scaled by
 	// min(1, ClipNorm/(||g|| + 1e-6)) before the update; 0 disables clipping.
 	ClipNorm     float64   `json:"clip_norm"`
@@ -63,6 +72,9 @@ type TrainConfig struct {
 	// MaxNonFinite is how many consecutive skipped (non-finite) steps stop training with an error
 	// (0: DefaultMaxNonFinite).
 	MaxNonFinite int `json:"-"`
+	// MaxSkippedShare is the largest share of all steps that may be skipped: a run that skipped
+	// more fails at its end without writing its final checkpoint (0: DefaultMaxSkippedShare).
+	MaxSkippedShare float64 `json:"-"`
 }
 
 // DefaultSGD is the reference code's setting for the smaller model: SGD momentum 0.9, lr 1e-3,
@@ -115,6 +127,15 @@ func (c TrainConfig) Validate() error {
 	if _, err := ParseNoiseMode(string(c.Noise)); err != nil {
 		return err
 	}
+	if c.Schedule != "" && c.Schedule != ScheduleConstant && c.Schedule != ScheduleCosine {
+		return fmt.Errorf("unknown learning-rate schedule %q; allowed: %s, %s", c.Schedule, ScheduleConstant, ScheduleCosine)
+	}
+	if err := CheckRange("time budget (seconds; 0: none)", c.BudgetSeconds, 0, MaxBudgetSeconds); err != nil {
+		return err
+	}
+	if c.Resume && c.BudgetSeconds > 0 {
+		return fmt.Errorf("a time budget fixes the step count of a fresh run; resume with --steps instead")
+	}
 	if c.Resume && c.CheckpointDir == "" {
 		return fmt.Errorf("resume needs a checkpoint directory")
 	}
@@ -126,6 +147,27 @@ func (c TrainConfig) Validate() error {
 	}
 	return nil
 }
+
+// Learning-rate schedules.
+const (
+	ScheduleConstant = "constant" // LR after warm-up
+	ScheduleCosine   = "cosine"   // LR * 1/2 (1 + cos(pi t)), t from 0 at warm-up's end to 1 at the last step
+)
+
+// LRFactor is the multiplier of the peak learning rate at 0-based step k of a run of total steps:
+// the linear warm-up times, for ScheduleCosine, 1/2 (1 + cos(pi (k - warmup)/(total - warmup)))
+// after warm-up (so it reaches 0 after the last step).
+func LRFactor(schedule string, step, warmup, total int) float64 {
+	f := WarmupFactor(step, warmup)
+	if schedule == ScheduleCosine && step >= warmup && total > warmup {
+		t := float64(step-warmup) / float64(total-warmup)
+		f *= 0.5 * (1 + math.Cos(math.Pi*t))
+	}
+	return f
+}
+
+// budgetProbeSteps is how many steps a time budget measures before it fixes the step count.
+const budgetProbeSteps = 5
 
 // WarmupFactor is the linear warm-up multiplier of the learning rate at 0-based step k:
 // min(1, (k+1)/warmup), so step 0 uses LR/warmup and steps >= warmup-1 use LR; 1 if warmup <= 0.
@@ -151,10 +193,26 @@ type TrainResult struct {
 	// Cost: network evaluations of this run per training sample (StepCost * steps of this run,
 	// with Seconds the run's wall time divided by its samples).
 	Cost Cost
+	// Config is the configuration the run ended with: its Steps is the count a time budget fixed.
+	Config TrainConfig
+}
+
+// budgetSteps is the step count that fits cfg.BudgetSeconds when the steps [start, done) took
+// elapsed seconds (the first, compiling, step included, so the estimate errs short): at least
+// done, at most cfg.Steps.
+func budgetSteps(cfg TrainConfig, start, done int, elapsed float64) int {
+	per := elapsed / float64(done-start)
+	n := start + int(cfg.BudgetSeconds/per)
+	return max(done, min(cfg.Steps, n))
 }
 
 // DefaultMaxNonFinite is the default TrainConfig.MaxNonFinite.
 const DefaultMaxNonFinite = 25
+
+// DefaultMaxSkippedShare is the default TrainConfig.MaxSkippedShare: a run that skipped more than a
+// quarter of its steps trained on a biased part of the noise (the part where the model is finite),
+// or not at all.
+const DefaultMaxSkippedShare = 0.25
 
 // optimizer state lives under this root, mirroring the trainable variables' scopes.
 const optimRoot = "/optimizer"
@@ -234,7 +292,7 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 	}
 	defer exec.Finalize()
 
-	res = &TrainResult{StartStep: start, Steps: start, Skipped: skipped}
+	res = &TrainResult{StartStep: start, Steps: start, Skipped: skipped, Config: cfg}
 	t0 := time.Now()
 	defer func() {
 		res.Loss, res.GradNorm, res.Metrics = hist.Loss, hist.GradNorm, hist.Metrics
@@ -246,7 +304,7 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 		epsFlat, promptIDs := TrainingBatch(cfg.Noise, cfg.Seed, step, cfg.BatchSize, cfg.NoiseSetSize, p.NoiseShape, p.NumPrompts)
 		epsT := tensors.FromFlatDataAndDimensions(epsFlat, append([]int{cfg.BatchSize}, p.NoiseShape...)...)
 		promptT := tensors.FromFlatDataAndDimensions(promptIDs, cfg.BatchSize)
-		lr := float32(cfg.LR * WarmupFactor(step, cfg.WarmupSteps))
+		lr := float32(cfg.LR * LRFactor(cfg.Schedule, step, cfg.WarmupSteps, cfg.Steps))
 		outs, err := exec.Exec(epsT, promptT, lr)
 		if err != nil {
 			return res, fmt.Errorf("training %s, step %d: %w", p.Name, step, err)
@@ -276,6 +334,13 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 			}
 		}
 		report.Report(step+1, cfg.Steps, fmt.Sprintf("loss %.4g", loss))
+		if cfg.BudgetSeconds > 0 && step+1-start == budgetProbeSteps {
+			cfg.Steps = budgetSteps(cfg, start, step+1, time.Since(t0).Seconds())
+			res.Config = cfg
+		}
+	}
+	if err := checkSkippedShare(p.Name, res.Skipped, res.Steps, cfg.MaxSkippedShare); err != nil {
+		return res, err
 	}
 	elapsed := time.Since(t0).Seconds()
 	ran := float64(res.Steps - start)
@@ -289,6 +354,24 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 		}
 	}
 	return res, nil
+}
+
+// checkSkippedShare fails a run that skipped more than share (0: DefaultMaxSkippedShare) of its
+// steps for a non-finite loss or gradient.
+func checkSkippedShare(name string, skipped, steps int, share float64) error {
+	if share == 0 {
+		share = DefaultMaxSkippedShare
+	}
+	if steps == 0 || float64(skipped) <= share*float64(steps) {
+		return nil
+	}
+	what := fmt.Sprintf("%d of its %d steps", skipped, steps)
+	if skipped == steps {
+		what = fmt.Sprintf("every one of its %d steps", steps)
+	}
+	return fmt.Errorf("training %s failed: the loss or gradient was not finite (NaN or Inf) in %s, more than %.0f%% "+
+		"(those steps were skipped); no hypernetwork was written. The reward or generator returns non-finite values, "+
+		"or the learning rate or reward weights are too large", name, what, 100*share)
 }
 
 func scalarOf(t *tensors.Tensor) float32 {

@@ -1,12 +1,9 @@
 package infer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -15,7 +12,7 @@ import (
 	"github.com/hypernoise/hypernoise/hypernet"
 )
 
-// Files in a hypernetwork folder (written by pipeline.TrainHypernet).
+// Files in a hypernetwork folder (written by pipeline.Train).
 const (
 	WeightsFile = "hypernet.safetensors"
 	ConfigFile  = "hypernet.json"
@@ -92,17 +89,27 @@ func (s ModulatorSpec) Build(gen hypernoise.Generator, scope string) (hypernoise
 
 // Config is the JSON saved beside a trained hypernetwork's weights.
 type Config struct {
-	Format     int                  `json:"format"`
-	Generator  string               `json:"generator"`
+	Format    int    `json:"format"`
+	Generator string `json:"generator"`
+	// Model is the model the hypernetwork was trained on, as a --model value (family.Model.Ref:
+	// "fashion", "onnx:/abs/spec.json"), so that the folder finds its model; empty in folders
+	// written before it was recorded (the default family).
+	Model      string               `json:"model,omitempty"`
 	BaseHash   string               `json:"base_model_sha256"` // of the generator's weights
 	RewardSpec string               `json:"reward_spec"`
 	Modulator  ModulatorSpec        `json:"modulator"`
 	Reg        hypernet.Regularizer `json:"regularizer"`
 	RegWeight  float64              `json:"reg_weight"`
-	Beta       float64              `json:"beta,omitempty"`   // a dial's default beta (1 if in range)
-	LogDet     *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
-	Train      hypernet.TrainConfig `json:"train"`
-	Result     *TrainSummary        `json:"result,omitempty"`
+	// Beta is the tilt temperature trained for (hypernet.Objective.TiltBeta; for mean-sq 2*weight/D),
+	// in the units of the reward trained on (see RewardNorm); a dial's default beta (1 if in range).
+	Beta float64 `json:"beta,omitempty"`
+	// RewardNorm "std": each reward term was divided by its spread under the base generator,
+	// RewardScale[name] (measured before training), so the tilt is exp(Σ w_k r_k/s_k / beta).
+	RewardNorm  string               `json:"reward_norm,omitempty"`
+	RewardScale map[string]float64   `json:"reward_scale,omitempty"`
+	LogDet      *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
+	Train       hypernet.TrainConfig `json:"train"`
+	Result      *TrainSummary        `json:"result,omitempty"`
 }
 
 // TrainSummary is what training reached.
@@ -141,10 +148,10 @@ func (c Config) CheckBeta(beta float64) error {
 		}
 		return nil
 	}
-	if c.Reg.Tempered() && beta == c.Beta {
+	if c.Reg.HasTilt() && c.Beta > 0 && beta == c.Beta {
 		return nil
 	}
-	if c.Reg.Tempered() {
+	if c.Reg.HasTilt() && c.Beta > 0 {
 		return fmt.Errorf("this %s hypernetwork was trained for beta %g only; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Beta)
 	}
 	return fmt.Errorf("this %s hypernetwork was trained with the %s regularizer, which has no beta; --beta needs a tilt dial (train --modulator dial)", c.Modulator.Kind, c.Reg)
@@ -156,32 +163,6 @@ func DialDefaultBeta(lo, hi float64) float64 {
 		return 1
 	}
 	return math.Sqrt(lo * hi)
-}
-
-// HashScopes is a SHA-256 over the variables of ctx under the given top-level scopes (names and
-// raw values, in name order): it identifies a generator's weights, so that a hypernetwork can
-// refuse a generator it was not trained for.
-func HashScopes(ctx *context.Context, scopes ...string) string {
-	h := sha256.New()
-	var names []string
-	vars := map[string]*context.Variable{}
-	for v := range ctx.IterVariables() {
-		for _, top := range scopes {
-			if inScope(v.Scope(), context.ScopeSeparator+strings.TrimPrefix(top, context.ScopeSeparator)) {
-				names = append(names, v.ScopeAndName())
-				vars[v.ScopeAndName()] = v
-				break
-			}
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		h.Write([]byte(n))
-		if t, err := vars[n].Value(); err == nil {
-			_ = t.ConstBytes(func(b []byte) { h.Write(b) })
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // inScope reports whether scope is root or below it.

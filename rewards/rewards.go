@@ -92,6 +92,17 @@ func (s *Sum) Name() string {
 	return strings.Join(parts, ",")
 }
 
+// Source lists the terms' sources, for those that have one (hypernoise.Sourced).
+func (s *Sum) Source() string {
+	var parts []string
+	for _, t := range s.terms {
+		if src, ok := t.Reward.(hypernoise.Sourced); ok && src.Source() != "" {
+			parts = append(parts, t.Reward.Name()+": "+src.Source())
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Score builds Σ_k w_k r_k(x, c), shape [B].
 func (s *Sum) Score(ctx *context.Context, x, prompts *graph.Node) *graph.Node {
 	var total *graph.Node
@@ -270,14 +281,19 @@ func (r *Registry) Parse(spec string) (*Sum, error) {
 	return NewSum(out...)
 }
 
-// Func adapts a graph function to a hypernoise.Reward with the given name.
+// Func adapts a graph function to a hypernoise.Reward with the given name; Src, if set, names
+// where it comes from (a file and output, see hypernoise.Sourced).
 type Func struct {
 	RewardName string
 	Fn         func(ctx *context.Context, x, prompts *graph.Node) *graph.Node
+	Src        string
 }
 
 // Name returns RewardName.
 func (f Func) Name() string { return f.RewardName }
+
+// Source returns Src (hypernoise.Sourced).
+func (f Func) Source() string { return f.Src }
 
 // Score returns Fn(ctx, x, prompts).
 func (f Func) Score(ctx *context.Context, x, prompts *graph.Node) *graph.Node {

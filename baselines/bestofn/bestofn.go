@@ -37,6 +37,8 @@ var Method = hypernoise.MethodInfo{
 	Name:    Name,
 	Summary: "N candidate noises per sample (the given one and N-1 derived from it), keep the highest reward",
 	Needs:   hypernoise.NeedsReward | hypernoise.NeedsN,
+	// N = 16 by default; at most 10000 candidates per sample (they run in chunks).
+	Defaults: hypernoise.Knobs{N: 16}, Max: hypernoise.Knobs{N: 10000},
 	New: func(env hypernoise.MethodEnv) (hypernoise.Method, error) {
 		s, err := NewShared(env.Backend, env.Context, env.Lock, env.ChunkOrDefault(), env.Generator, env.Reward, env.N)
 		if err != nil {
@@ -60,8 +62,9 @@ func (m method) Close() { m.s.Finalize() }
 
 // Sampler runs best-of-N for a generator and a reward; safe for concurrent use.
 type Sampler struct {
-	gen   hypernoise.Generator
-	n     int
+	gen    hypernoise.Generator
+	reward hypernoise.Reward
+	n      int
 	chunk int
 	exec  *hypernet.SharedExec // eps [M, ...], prompts [M] -> x [M, ...], r [M]
 }
@@ -80,7 +83,7 @@ func NewShared(backend backends.Backend, ctx *context.Context, lock *sync.RWMute
 	if n <= 0 {
 		return nil, fmt.Errorf("best-of-N: N must be positive, got %d", n)
 	}
-	s = &Sampler{gen: gen, n: n, chunk: max(chunk, 1)}
+	s = &Sampler{gen: gen, reward: reward, n: n, chunk: max(chunk, 1)}
 	s.exec, err = hypernet.NewSharedExec(backend, ctx, lock, func(ctx *context.Context, eps, prompts *Node) []*Node {
 		x := gen.Generate(ctx, eps, prompts)
 		return []*Node{x, ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)}
@@ -92,10 +95,13 @@ func NewShared(backend backends.Backend, ctx *context.Context, lock *sync.RWMute
 }
 
 // Result is the outcome for a batch: the kept samples, their noises and rewards, and the cost.
+// Skipped counts the candidates left out because their reward was not finite (NaN or ±Inf; a
+// float32 reward beyond ±3.4e38 is +-Inf); it is also in Cost.Skipped.
 type Result struct {
-	X, Eps *tensors.Tensor
-	Reward []float32
-	Cost   hypernet.Cost
+	X, Eps  *tensors.Tensor
+	Reward  []float32
+	Skipped int
+	Cost    hypernet.Cost
 }
 
 // Candidates fills dst (len (N-1)*len(eps)) with candidates 1..N-1 of a sample whose noise is
@@ -180,6 +186,7 @@ func (s *Sampler) run(b int, noise []int, prompts *tensors.Tensor, cand func(i, 
 	var bestX []float32
 	var xDims []int
 	chosen := make([]bool, b)
+	firstBad, genBad := math.NaN(), 0
 	rows := b * s.n
 	err = hypernet.Chunks(rows, s.chunk, func(lo, hi int) error {
 		p := hypernet.PaddedRows(hi-lo, s.chunk)
@@ -205,10 +212,18 @@ func (s *Sampler) run(b int, noise []int, prompts *tensors.Tensor, cand func(i, 
 		for r := lo; r < hi; r++ {
 			i := r / s.n
 			v := rs[r-lo]
-			// Ties keep the earlier candidate; a NaN reward never wins.
-			better := !chosen[i] || v > res.Reward[i] ||
-				math.IsNaN(float64(res.Reward[i])) && !math.IsNaN(float64(v))
-			if better {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				if res.Skipped == 0 {
+					firstBad = float64(v)
+				}
+				if !hypernoise.AllFinite(xs[(r-lo)*dx : (r-lo+1)*dx]) {
+					genBad++ // the image itself was not finite: the generator's failure
+				}
+				res.Skipped++ // a non-finite reward ranks nothing: the candidate is left out
+				continue
+			}
+			// Ties keep the earlier candidate.
+			if !chosen[i] || v > res.Reward[i] {
 				chosen[i] = true
 				res.Reward[i] = v
 				copy(bestX[i*dx:(i+1)*dx], xs[(r-lo)*dx:(r-lo+1)*dx])
@@ -220,10 +235,35 @@ func (s *Sampler) run(b int, noise []int, prompts *tensors.Tensor, cand func(i, 
 	if err != nil {
 		return Result{}, err
 	}
+	if err := s.checkChosen(chosen, res.Skipped, genBad, firstBad); err != nil {
+		return Result{}, err
+	}
 	res.X = tensors.FromFlatDataAndDimensions(bestX, append([]int{b}, xDims...)...)
 	res.Eps = tensors.FromFlatDataAndDimensions(bestE, append([]int{b}, noise...)...)
-	res.Cost = hypernet.Cost{Forward: float64(s.n), Seconds: time.Since(t0).Seconds() / float64(b)}
+	res.Cost = hypernet.Cost{Forward: float64(s.n), Seconds: time.Since(t0).Seconds() / float64(b), Skipped: res.Skipped}
 	return res, nil
+}
+
+// checkChosen fails, naming the reward (or the generator, when the images were not finite), when some sample had no candidate with a finite reward:
+// there is nothing to choose from, and returning its first candidate (the base sample) would pass
+// the model's failure off as a result.
+func (s *Sampler) checkChosen(chosen []bool, skipped, genBad int, first float64) error {
+	none := 0
+	for _, c := range chosen {
+		if !c {
+			none++
+		}
+	}
+	if none == 0 {
+		return nil
+	}
+	what := "the reward " + hypernoise.Describe(s.reward)
+	if genBad == skipped {
+		what = "the generator " + hypernoise.Describe(s.gen) // every left-out candidate's image was not finite
+	}
+	return &hypernoise.NonFiniteError{What: what, Count: skipped, Samples: none,
+		Of: len(chosen), First: first, Context: "best-of-N",
+		Remedy: fmt.Sprintf("%d sample(s) had no candidate with a finite reward", none)}
 }
 
 // Finalize releases the compiled graphs.

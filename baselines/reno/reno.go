@@ -62,8 +62,9 @@ func (c Config) Validate() error {
 // optimized independently, so chunking changes nothing but memory); its graph is compiled once
 // per chunk shape. It is safe for concurrent use.
 type Optimizer struct {
-	gen   hypernoise.Generator
-	cfg   Config
+	gen    hypernoise.Generator
+	reward hypernoise.Reward
+	cfg    Config
 	chunk int
 	exec  *hypernet.SharedExec
 }
@@ -82,7 +83,7 @@ func NewShared(backend backends.Backend, ctx *context.Context, lock *sync.RWMute
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o = &Optimizer{gen: gen, cfg: cfg, chunk: max(chunk, 1)}
+	o = &Optimizer{gen: gen, reward: reward, cfg: cfg, chunk: max(chunk, 1)}
 	o.exec, err = hypernet.NewSharedExec(backend, ctx, lock, func(ctx *context.Context, eps, buf, prompts *Node) []*Node {
 		x := gen.Generate(ctx, eps, prompts)
 		r := reward.Score(ctx, x, prompts)
@@ -126,7 +127,11 @@ type Result struct {
 	Reward        []float32       // reward of each kept sample
 	InitialReward []float32       // reward at the initial noise
 	BestStep      []int           // 0-based step at which each kept iterate was evaluated
-	Cost          hypernet.Cost
+	// Skipped counts the iterates whose reward was not finite (NaN or ±Inf): never kept, and
+	// counted here and in Cost.Skipped. A sample none of whose iterates had a finite reward is an
+	// error naming the reward.
+	Skipped int
+	Cost    hypernet.Cost
 }
 
 // Run optimizes the noises eps [B, NoiseShape...] for prompt ids [B].
@@ -153,7 +158,7 @@ func (o *Optimizer) Run(eps, prompts *tensors.Tensor) (res Result, err error) {
 	err = hypernet.Chunks(b, o.chunk, func(lo, hi int) error {
 		p := hypernet.PaddedRows(hi-lo, o.chunk)
 		r, err := o.runChunk(tensors.FromFlatDataAndDimensions(hypernet.PadRows(flat, d, lo, hi, p), append([]int{p}, noise...)...),
-			tensors.FromFlatDataAndDimensions(hypernet.PadRows(ids, 1, lo, hi, p), p))
+			tensors.FromFlatDataAndDimensions(hypernet.PadRows(ids, 1, lo, hi, p), p), hi-lo)
 		if err != nil {
 			return err
 		}
@@ -165,6 +170,7 @@ func (o *Optimizer) Run(eps, prompts *tensors.Tensor) (res Result, err error) {
 		res.Reward = append(res.Reward, r.Reward[:n]...)
 		res.InitialReward = append(res.InitialReward, r.InitialReward[:n]...)
 		res.BestStep = append(res.BestStep, r.BestStep[:n]...)
+		res.Skipped += r.Skipped
 		return nil
 	})
 	if err != nil {
@@ -173,12 +179,13 @@ func (o *Optimizer) Run(eps, prompts *tensors.Tensor) (res Result, err error) {
 	res.X = tensors.FromFlatDataAndDimensions(xs, append([]int{b}, xDims...)...)
 	res.Eps = tensors.FromFlatDataAndDimensions(es, eps.Shape().Dimensions...)
 	steps := float64(o.cfg.Steps)
-	res.Cost = hypernet.Cost{Forward: steps, Backward: steps, Seconds: time.Since(t0).Seconds() / float64(b)}
+	res.Cost = hypernet.Cost{Forward: steps, Backward: steps, Seconds: time.Since(t0).Seconds() / float64(b), Skipped: res.Skipped}
 	return res, nil
 }
 
-// runChunk optimizes one chunk of noises (all at once).
-func (o *Optimizer) runChunk(eps, prompts *tensors.Tensor) (res Result, err error) {
+// runChunk optimizes one chunk of noises (all at once). Only the first n rows are real samples
+// (the rest pad the chunk); iterates with a non-finite reward are never kept.
+func (o *Optimizer) runChunk(eps, prompts *tensors.Tensor, n int) (res Result, err error) {
 	b := eps.Shape().Dim(0)
 	cur := eps
 	buf := tensors.FromShape(eps.Shape()) // zeros
@@ -186,6 +193,8 @@ func (o *Optimizer) runChunk(eps, prompts *tensors.Tensor) (res Result, err erro
 	var xDims []int
 	res.Reward = make([]float32, b)
 	res.BestStep = make([]int, b)
+	kept := make([]bool, b)
+	first, genBad := math.NaN(), 0
 	for step := range o.cfg.Steps {
 		outs, err := o.exec.Exec(cur, buf, prompts)
 		if err != nil {
@@ -196,26 +205,55 @@ func (o *Optimizer) runChunk(eps, prompts *tensors.Tensor) (res Result, err erro
 		es := tensors.MustCopyFlatData[float32](cur)
 		if step == 0 {
 			xDims = outs[0].Shape().Dimensions
-			bestX, bestE = xs, es
-			copy(res.Reward, r)
+			bestX, bestE = make([]float32, len(xs)), make([]float32, len(es))
 			res.InitialReward = r
-		} else {
-			dx, de := len(xs)/b, len(es)/b
-			for i := range b {
-				better := r[i] > res.Reward[i] || (math.IsNaN(float64(res.Reward[i])) && !math.IsNaN(float64(r[i])))
-				if !o.cfg.KeepBest || better {
-					res.Reward[i] = r[i]
-					res.BestStep[i] = step
-					copy(bestX[i*dx:(i+1)*dx], xs[i*dx:(i+1)*dx])
-					copy(bestE[i*de:(i+1)*de], es[i*de:(i+1)*de])
+		}
+		dx, de := len(xs)/b, len(es)/b
+		for i := range b {
+			v := float64(r[i])
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				if i < n {
+					if res.Skipped == 0 {
+						first = v
+					}
+					if !hypernoise.AllFinite(xs[i*dx : (i+1)*dx]) {
+						genBad++
+					}
+					res.Skipped++
 				}
+				continue
+			}
+			if !kept[i] || !o.cfg.KeepBest || r[i] > res.Reward[i] {
+				kept[i] = true
+				res.Reward[i] = r[i]
+				res.BestStep[i] = step
+				copy(bestX[i*dx:(i+1)*dx], xs[i*dx:(i+1)*dx])
+				copy(bestE[i*de:(i+1)*de], es[i*de:(i+1)*de])
 			}
 		}
 		cur, buf = outs[2], outs[3]
 	}
+	if none := countFalse(kept[:n]); none > 0 {
+		what := "the reward " + hypernoise.Describe(o.reward)
+		if genBad == res.Skipped {
+			what = "the generator " + hypernoise.Describe(o.gen) // every left-out iterate's image was not finite
+		}
+		return res, &hypernoise.NonFiniteError{What: what, Count: res.Skipped, Samples: none, Of: n,
+			First: first, Context: "ReNO", Remedy: fmt.Sprintf("%d sample(s) had no iterate with a finite reward", none)}
+	}
 	res.X = tensors.FromFlatDataAndDimensions(bestX, xDims...)
 	res.Eps = tensors.FromFlatDataAndDimensions(bestE, eps.Shape().Dimensions...)
 	return res, nil
+}
+
+func countFalse(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if !b {
+			n++
+		}
+	}
+	return n
 }
 
 // Finalize releases the compiled graphs.

@@ -8,11 +8,11 @@ import (
 	"github.com/hypernoise/hypernoise/cli"
 )
 
-// TestBenchModel: bench --model --json times every figure on the fixture (positive times, the
+// TestBenchModel: bench --model --scale --json times every figure on the fixture (positive times, the
 // weights and the peak memory) and refuses a bad --batch with exit 2.
 func TestBenchModel(t *testing.T) {
 	spec := filepath.Join(fixtureDir, "spec.json")
-	code, stdout, stderr := run("bench", "--model", spec, "--json", "--no-ort", "--steps", "1", "--batch", "2")
+	code, stdout, stderr := run("bench", "--model", spec, "--scale", "--json", "--no-ort", "--steps", "1", "--batch", "2")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -33,7 +33,7 @@ func TestBenchModel(t *testing.T) {
 		r.RenoStepMSPerImage == nil || *r.RenoStepMSPerImage <= 0 || r.WeightBytes <= 0 || r.PeakRSSBytes < r.WeightBytes || len(r.Errors) > 0 {
 		t.Fatalf("figures missing or not positive: %s", stdout)
 	}
-	if code, _, stderr := run("bench", "--model", spec, "--batch", "0"); code != cli.ExitUsage {
+	if code, _, stderr := run("bench", "--model", spec, "--scale", "--batch", "0"); code != cli.ExitUsage {
 		t.Fatalf("--batch 0: exit %d (%s), want 2", code, stderr)
 	}
 }

@@ -65,6 +65,7 @@ Prints the compute backend in use, the CPU cores, whether the Fashion-MNIST data
 	default:
 		fmt.Fprintf(w, "matrix path:    SLOW, %s (%s)\n", mp.Path, mp.Reason)
 	}
+	printCUDA(w, rep.CUDA)
 	fmt.Fprintf(w, "matmul %dx%dx%d: %.2f GFLOP/s (median of %d)\n", rep.Matmul.N, rep.Matmul.N, rep.Matmul.N, rep.Matmul.GFLOPS, rep.Matmul.Repeats)
 	return nil
 }

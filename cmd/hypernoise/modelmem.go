@@ -1,42 +1,30 @@
 package main
 
-import (
-	"strconv"
+import "github.com/hypernoise/hypernoise/cli"
 
-	"github.com/hypernoise/hypernoise/cli"
-	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/onnx"
-)
-
-// checkModelMemory refuses (usage error, exit 2) a run on an imported model whose up-front
-// estimate (onnx.Model.EstimateBytes / EstimateTrainBytes) exceeds the memory budget, naming the
-// estimate and the value of flag that would fit. units is how many samples one unit of the flag
-// runs at once (e.g. the number of prompts for sample's --n); rank > 0 adds LoRA adapters.
-func checkModelMemory(m *onnx.Model, what string, batch int, training bool, rank int, flag string, units int) error {
-	budget, err := cli.MemBudget()
-	if err != nil {
-		return err
-	}
-	need := m.EstimateBytes(batch, training)
-	if training {
-		need = m.EstimateTrainBytes(batch, rank)
-	}
-	if need <= budget {
+// checkMemoryFit is cli.CheckMemory for a run of n units of flag (e.g. --n images per prompt,
+// --batch samples), need(k) being the estimate for k units: over the budget, the refusal (exit 2)
+// also names the largest value of flag that fits, or says that none does.
+func checkMemoryFit(what, flag string, n int, need func(k int) int64) error {
+	err := cli.CheckMemory(what, need(n))
+	if err == nil {
 		return nil
 	}
-	fit := m.LargestBatch(budget, batch, training, rank) / max(units, 1)
-	hint := "no " + flag + " fits: even one sample exceeds it (use a machine with more memory, or a smaller model)"
-	if fit >= 1 {
-		hint = flag + " " + strconv.Itoa(fit) + " would fit"
+	budget, berr := cli.MemBudget()
+	if berr != nil {
+		return berr
 	}
-	return cli.Usagef("%s on %s needs about %s of memory (weights %s), more than the budget of %s ($%s); %s",
-		what, m.Name(), cli.FormatBytes(need), cli.FormatBytes(m.WeightBytes()), cli.FormatBytes(budget), cli.EnvMemBudget, hint)
-}
-
-// loraRank is the LoRA rank a modulator trains (0 for the MLP modulators).
-func loraRank(c infer.ModulatorSpec) int {
-	if c.Kind == infer.KindLoRA {
-		return c.Rank
+	lo, hi := 0, n
+	for lo < hi { // largest k in [0, n] with need(k) <= budget (need grows with k)
+		mid := (lo + hi + 1) / 2
+		if need(mid) <= budget {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
 	}
-	return 0
+	if lo == 0 {
+		return cli.Usagef("%v; no %s fits", err, flag)
+	}
+	return cli.Usagef("%v; %s %d would fit", err, flag, lo)
 }

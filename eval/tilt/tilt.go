@@ -1,5 +1,5 @@
-// Package tilt is a learning-free reference for the reward-tilted distribution of an image
-// generator,
+// Package tilt is a learning-free reference for the reward-tilted distribution of a generator
+// (a model of any family),
 //
 //	p*(x | c) ∝ p_g(x | c) exp(r(x, c)/beta),
 //
@@ -19,13 +19,14 @@ import (
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -34,15 +35,28 @@ import (
 
 // Resampler holds the pool of base samples and their rewards, per prompt.
 type Resampler struct {
-	Pool    int
-	seed    uint64
-	images  [][]float32 // per prompt, Pool*784 pixels
-	rewards [][]float64 // per prompt, Pool rewards
+	Pool  int
+	seed  uint64
+	shape []int // one sample's shape (e.g. [28, 28, 1])
+	// images and rewards per prompt (one entry for an unconditional generator): Pool samples of
+	// size(shape) values each, and their rewards.
+	images  [][]float32
+	rewards [][]float64
 }
 
-// NewResampler draws pool base samples per prompt of m (noise seeded by seed) and scores them
-// with reward.
-func NewResampler(backend backends.Backend, m *fashion.Model, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
+// NewResampler draws pool base samples per prompt of model m (noise seeded by seed) and scores
+// them with reward; see New.
+func NewResampler(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64) (*Resampler, error) {
+	return New(backend, m.Context, m.Generator, reward, pool, seed)
+}
+
+// poolChunk is how many base samples one compiled call generates and scores.
+const poolChunk = 256
+
+// New draws pool base samples x_i = g(eps_i, c) per prompt c of gen (one set for an unconditional
+// generator), eps_i ~ N(0, I) from seed, and scores them with reward. ctx holds the generator's
+// and the reward's variables.
+func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("tilt reference: %v", r)
@@ -51,41 +65,47 @@ func NewResampler(backend backends.Backend, m *fashion.Model, reward hypernoise.
 	if pool < 2 {
 		return nil, fmt.Errorf("tilt reference: pool must be >= 2 samples per prompt, got %d", pool)
 	}
-	score, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, x, prompts *Node) *Node {
-		return reward.Score(ctx, x, prompts)
+	exec, err := context.NewExec(backend, ctx.Reuse(), func(ctx *context.Context, eps, prompts *Node) []*Node {
+		x := gen.Generate(ctx, eps, prompts)
+		return []*Node{ConvertDType(x, dtypes.Float32), ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)}
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer score.Finalize()
-	np := len(m.Prompts())
+	defer exec.Finalize()
+	np := max(1, len(gen.Prompts()))
+	noise := gen.NoiseShape()
+	d := size(noise)
 	rs = &Resampler{Pool: pool, seed: seed, images: make([][]float32, np), rewards: make([][]float64, np)}
-	const px = fashion.Side * fashion.Side
-	const batch = 512
 	for p := range np {
-		for lo := 0; lo < pool; lo += batch {
-			n := min(batch, pool-lo)
-			eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*size(m.NoiseShape()))[lo*size(m.NoiseShape()) : (lo+n)*size(m.NoiseShape())]
+		eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*d)
+		for lo := 0; lo < pool; lo += poolChunk {
+			n := min(poolChunk, pool-lo)
 			ids := make([]int32, n)
 			for i := range ids {
 				ids[i] = int32(p)
 			}
-			imgs, err := fashion.GenerateImages(backend, m, eps, ids, 0)
+			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(eps[lo*d:(lo+n)*d], append([]int{n}, noise...)...), tensors.FromValue(ids))
 			if err != nil {
 				return nil, err
 			}
-			r, err := score.Exec1(tensors.FromFlatDataAndDimensions(imgs, n, fashion.Side, fashion.Side, 1), tensors.FromValue(ids))
-			if err != nil {
-				return nil, err
+			if rs.shape == nil {
+				rs.shape = outs[0].Shape().Dimensions[1:]
 			}
-			for _, v := range tensors.MustCopyFlatData[float32](r) {
+			for _, v := range tensors.MustCopyFlatData[float32](outs[1]) {
 				rs.rewards[p] = append(rs.rewards[p], float64(v))
 			}
-			rs.images[p] = append(rs.images[p], imgs[:n*px]...)
+			rs.images[p] = append(rs.images[p], tensors.MustCopyFlatData[float32](outs[0])...)
 		}
 	}
 	return rs, nil
 }
+
+// SampleShape is the shape of one sample of the pool.
+func (rs *Resampler) SampleShape() []int { return rs.shape }
+
+// Rewards returns the pool's rewards of prompt p (not a copy).
+func (rs *Resampler) Rewards(p int) []float64 { return rs.rewards[p] }
 
 func size(shape []int) int {
 	n := 1
@@ -149,7 +169,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 		cum[p] = c
 	}
 	rng := rand.New(rand.NewPCG(rs.seed, math.Float64bits(beta)))
-	const px = fashion.Side * fashion.Side
+	px := size(rs.shape)
 	var mu sync.Mutex
 	return &refMethod{name: name, run: func(eps, prompts *tensors.Tensor) (*tensors.Tensor, hypernet.Cost, error) {
 		mu.Lock()
@@ -160,6 +180,9 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 		}
 		out := make([]float32, 0, len(ids)*px)
 		for _, id := range ids {
+			if np == 1 {
+				id = 0 // an unconditional pool serves every prompt id
+			}
 			if id < 0 || int(id) >= np {
 				return nil, hypernet.Cost{}, fmt.Errorf("prompt id %d out of range", id)
 			}
@@ -167,7 +190,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 			i := min(sort.SearchFloat64s(c, rng.Float64()*c[len(c)-1]), len(c)-1)
 			out = append(out, rs.images[id][i*px:(i+1)*px]...)
 		}
-		return tensors.FromFlatDataAndDimensions(out, len(ids), fashion.Side, fashion.Side, 1), hypernet.Cost{}, nil
+		return tensors.FromFlatDataAndDimensions(out, append([]int{len(ids)}, rs.shape...)...), hypernet.Cost{}, nil
 	}}, nil
 }
 

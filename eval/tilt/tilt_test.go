@@ -8,20 +8,20 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
-// pool builds a resampler over a hand-made pool: prompt 0 holds 4 images whose pixels all equal
+// pool builds a resampler over a hand-made pool: prompts 0 and 1 hold the same 4 images whose pixels all equal
 // their index i (so a drawn image says which one it is) with rewards r_i = log(i+1).
 func pool() *Resampler {
-	const px = fashion.Side * fashion.Side
-	rs := &Resampler{Pool: 4, seed: 3, images: make([][]float32, 1), rewards: make([][]float64, 1)}
+	const px = 28 * 28
+	rs := &Resampler{Pool: 4, seed: 3, shape: []int{28, 28, 1}, images: make([][]float32, 2), rewards: make([][]float64, 2)}
 	for i := range 4 {
 		for range px {
 			rs.images[0] = append(rs.images[0], float32(i))
 		}
 		rs.rewards[0] = append(rs.rewards[0], math.Log(float64(i+1)))
 	}
+	rs.images[1], rs.rewards[1] = rs.images[0], rs.rewards[0]
 	return rs
 }
 
@@ -46,7 +46,7 @@ func TestResamplerDrawsTheTilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	flat := tensors.MustCopyFlatData[float32](x)
-	const px = fashion.Side * fashion.Side
+	const px = 28 * 28
 	counts := make([]float64, 4)
 	for k := range n {
 		counts[int(flat[k*px])]++
@@ -61,7 +61,7 @@ func TestResamplerDrawsTheTilt(t *testing.T) {
 		t.Errorf("beta 0: %v", err)
 	}
 	if _, _, err := m.Generate(nil, tensors.FromValue([]int32{3})); err == nil || !strings.Contains(err.Error(), "out of range") {
-		t.Errorf("prompt 3 of 1: %v", err)
+		t.Errorf("prompt 3 of 2: %v", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/data/fashionmnist"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 )
 
 //go:embed weights
@@ -50,7 +51,7 @@ var promptAliases = map[string]int{"t-shirt/top": 0, "tshirt": 0, "top": 0, "tro
 type UnknownPromptError struct{ Prompt string }
 
 func (e *UnknownPromptError) Error() string {
-	return fmt.Sprintf("unknown prompt %q; the prompts are: %s", e.Prompt, strings.Join(Prompts, ", "))
+	return fmt.Sprintf("unknown prompt %s; the prompts are: %s", safeio.Shorten(e.Prompt, 80), strings.Join(Prompts, ", "))
 }
 
 // PromptID returns the class id of a prompt, matched case-insensitively (surrounding blanks ignored).

@@ -1,5 +1,7 @@
 package onnx
 
+import "github.com/hypernoise/hypernoise/family"
+
 // memStats are the sizes Load measured while checking the spec: activations per sample are the
 // bytes of every tensor the graphs compute (constants and weights excluded) for a batch of 2,
 // halved.
@@ -12,6 +14,9 @@ type memStats struct {
 const (
 	memBase       = 300 << 20 // process, backend, compiled graphs
 	bytesPerParam = 4 * 4     // a trained float32 parameter: value, gradient, two AdamW moments
+	// The MLP modulator's terms, as the embedded model's fit has them (models/fashion).
+	mlpBytesPerParam = 72
+	mlpPromptEmbed   = 32
 )
 
 // WeightBytes is the memory of the imported weights, generator and rewards (held once, shared by
@@ -49,23 +54,19 @@ func (m *Model) EstimateTrainBytes(batch, rank int) int64 {
 	return m.EstimateBytes(batch, true) + m.gen.LoRAParams(rank)*bytesPerParam
 }
 
-// LargestBatch is the largest batch (at most limit) whose estimate fits in budget bytes, or 0 if
-// not even one sample fits.
-func (m *Model) LargestBatch(budget int64, limit int, training bool, rank int) int {
-	est := func(b int) int64 {
-		if training {
-			return m.EstimateTrainBytes(b, rank)
-		}
-		return m.EstimateBytes(b, false)
+// MemoryFit is the model's estimate in the form the commands' memory checks read
+// (pipeline.EstimateTrainBytes, EstimateSampleBytes): the terms of EstimateBytes and
+// EstimateTrainBytes. A sample keeps every image of a request in one batch, so each image costs a
+// forward pass's activations.
+func (m *Model) MemoryFit() *family.MemoryFit {
+	base := memBase + m.WeightBytes()
+	return &family.MemoryFit{
+		TrainBase:      base,
+		TrainPerSample: 2 * (2*m.mem.genActivations + m.mem.rewardActivations),
+		PerLoRARank:    m.gen.LoRAParams(1) * bytesPerParam,
+		PerMLPParam:    mlpBytesPerParam,
+		PromptEmbed:    mlpPromptEmbed,
+		SampleBase:     base,
+		PerImage:       m.mem.genActivations + m.mem.rewardActivations,
 	}
-	lo, hi := 0, limit
-	for lo < hi {
-		mid := (lo + hi + 1) / 2
-		if est(mid) <= budget {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
-	}
-	return lo
 }

@@ -6,8 +6,8 @@ import (
 )
 
 // TestEstimateBytes: the estimate counts the weights once, grows with the batch by at least the
-// images the generator writes, costs more for training (and more per LoRA rank), and LargestBatch
-// is the boundary of the budget.
+// images the generator writes, costs more for training (and more per LoRA rank), and its MemoryFit
+// is what the commands' memory checks read.
 func TestEstimateBytes(t *testing.T) {
 	m, err := Load(filepath.Join("testdata", "spec.json"), testBackend(t))
 	if err != nil {
@@ -31,12 +31,9 @@ func TestEstimateBytes(t *testing.T) {
 	if m.EstimateBytes(4, true) <= m.EstimateBytes(4, false) || m.EstimateTrainBytes(4, 16) <= m.EstimateTrainBytes(4, 8) {
 		t.Fatal("training must cost more than a forward pass, and a higher LoRA rank more")
 	}
-	budget := m.EstimateTrainBytes(7, 8) + 1
-	if b := m.LargestBatch(budget, 100, true, 8); b != 7 {
-		t.Fatalf("LargestBatch = %d, want 7", b)
-	}
-	if b := m.LargestBatch(m.WeightBytes(), 100, false, 0); b != 0 {
-		t.Fatalf("LargestBatch under the weights' size = %d, want 0", b)
+	f := m.MemoryFit()
+	if f.SampleBase+3*f.PerImage != m.EstimateBytes(3, false) || f.TrainBase+3*f.TrainPerSample+8*f.PerLoRARank != m.EstimateTrainBytes(3, 8) {
+		t.Fatal("the family's memory fit must give the same estimates as EstimateBytes and EstimateTrainBytes")
 	}
 }
 

@@ -53,16 +53,20 @@ func Load(specPath string, backend backends.Backend) (m *Model, err error) {
 	return FromSpec(spec, specPath, backend)
 }
 
-// FromSpec is Load for a parsed spec; specPath locates the files (paths are relative to its folder).
+// FromSpec is Load for a parsed spec; specPath locates the files (relative paths are relative to
+// its folder, absolute ones are used as they are).
 func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, err error) {
 	dir := filepath.Dir(specPath)
 	m = &Model{Spec: spec, SpecPath: specPath, ctx: context.New(), rewards: map[string]*shim.Model{}}
-	if m.gen, err = shim.Load(filepath.Join(dir, spec.Generator.ONNX)); err != nil {
+	if m.gen, err = shim.Load(resolve(dir, spec.Generator.ONNX)); err != nil {
 		return nil, err
 	}
 	m.gen.CreateVariables(m.ctx.In(ScopeGenerator))
+	if _, err := m.gen.SetLoRALayers(spec.Generator.LoRALayers); err != nil {
+		return nil, m.specErr("generator.lora_layers", "%v", err)
+	}
 	for _, name := range spec.RewardNames() {
-		r, err := shim.Load(filepath.Join(dir, spec.Rewards[name].ONNX))
+		r, err := shim.Load(resolve(dir, spec.Rewards[name].ONNX))
 		if err != nil {
 			return nil, err
 		}
@@ -70,6 +74,12 @@ func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, 
 		m.rewards[name] = r
 	}
 	if err := m.checkNames(); err != nil {
+		return nil, err
+	}
+	if err := m.loadEmbeddings(); err != nil {
+		return nil, err
+	}
+	if err := m.checkPromptTables(); err != nil {
 		return nil, err
 	}
 	if err := m.dryRun(backend); err != nil {
@@ -94,7 +104,7 @@ func (m *Model) checkNames() error {
 		return err
 	}
 	if g.PromptInput != "" {
-		if err := m.checkInput(m.gen, "generator.prompt_input", g.PromptInput, false); err != nil {
+		if err := m.checkInput(m.gen, "generator.prompt_input", g.PromptInput, g.PromptEmbeddings != nil); err != nil {
 			return err
 		}
 	}
@@ -113,7 +123,7 @@ func (m *Model) checkNames() error {
 			return err
 		}
 		if rs.PromptInput != "" {
-			if err := m.checkInput(rg, f+".prompt_input", rs.PromptInput, false); err != nil {
+			if err := m.checkInput(rg, f+".prompt_input", rs.PromptInput, rs.PromptEmbeddings != nil); err != nil {
 				return err
 			}
 		}
@@ -137,10 +147,10 @@ func (m *Model) checkInput(g *shim.Model, field, name string, isFloat bool) erro
 		return m.specErr(field, "%q is not an input of %s (its inputs: %v)", name, filepath.Base(g.Path), names)
 	}
 	if isFloat && v.DType != dtypes.Float32 {
-		return m.specErr(field, "input %q of %s is %s, want a float tensor", name, filepath.Base(g.Path), v.DType)
+		return m.specErr(field, "input %q of %s is %s, want a float tensor (it receives %s)", name, filepath.Base(g.Path), v.DType, floatRole(field))
 	}
 	if !isFloat && !v.DType.IsInt() {
-		return m.specErr(field, "input %q of %s is %s, want int64 prompt ids", name, filepath.Base(g.Path), v.DType)
+		return m.specErr(field, "input %q of %s is %s, want int64 prompt ids (or give prompt_embeddings for a float input)", name, filepath.Base(g.Path), v.DType)
 	}
 	if len(v.Dims) > 0 && v.Dims[0] > 0 {
 		return &FileError{Path: g.Path, Err: fmt.Errorf("input %q has a fixed batch size %d; export it with a dynamic batch axis, e.g. torch.onnx.export(..., dynamic_axes={%q: {0: \"batch\"}, ...})", name, v.Dims[0], name)}
@@ -183,7 +193,7 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 	const b = 2
 	eps := Parameter(gr, "eps", shapes.Make(dtypes.Float32, append([]int{b}, g.NoiseShape...)...))
 	prompts := Parameter(gr, "prompts", shapes.Make(dtypes.Int32, b))
-	xs, act := m.gen.CallStats(m.ctx.In(ScopeGenerator), gr, m.feed(eps, prompts), g.Output)
+	xs, act := m.gen.CallStats(m.ctx.In(ScopeGenerator), gr, m.feed(m.ctx, eps, prompts), g.Output)
 	x := xs[0]
 	m.mem.genActivations = act / b
 	m.nativeDims = x.Shape().Dimensions[1:]
@@ -194,7 +204,7 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 		return err
 	}
 	if g.BackboneOutput != "" {
-		bb := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(eps, prompts), g.BackboneOutput)[0]
+		bb := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(m.ctx, eps, prompts), g.BackboneOutput)[0]
 		if !slices.Equal(bb.Shape().Dimensions, eps.Shape().Dimensions) {
 			return m.specErr("generator.backbone_output", "%q is shaped %v for noise %v; the backbone output must have the noise's shape", g.BackboneOutput, bb.Shape().Dimensions, eps.Shape().Dimensions)
 		}
@@ -264,13 +274,13 @@ func (m *Model) layout() string {
 	return m.Spec.Generator.Layout
 }
 
-// feed maps the generator's inputs: the noise, and the prompt ids as int64 when it takes them.
-func (m *Model) feed(eps, prompts *Node) map[string]*Node {
+// feed maps the generator's inputs: the noise, and the prompt ids (in the input's integer type)
+// or their embeddings when it takes them.
+func (m *Model) feed(ctx *context.Context, eps, prompts *Node) map[string]*Node {
 	g := m.Spec.Generator
 	in := map[string]*Node{g.NoiseInput: eps}
 	if g.PromptInput != "" {
-		v, _ := m.gen.Input(g.PromptInput)
-		in[g.PromptInput] = ConvertDType(prompts, v.DType)
+		in[g.PromptInput] = m.promptFeed(ctx, m.gen, g.PromptInput, "generator", g.PromptEmbeddings, prompts)
 	}
 	return in
 }
@@ -278,6 +288,11 @@ func (m *Model) feed(eps, prompts *Node) map[string]*Node {
 // Context is the context holding the imported weights (frozen); build graphs with it or a LoRA
 // context derived from it.
 func (m *Model) Context() *context.Context { return m.ctx }
+
+// Source implements hypernoise.Sourced: the generator's file and output tensor.
+func (m *Model) Source() string {
+	return fmt.Sprintf("%s, output %q", m.Spec.Generator.ONNX, m.Spec.Generator.Output)
+}
 
 // Name implements hypernoise.Generator: the spec's name.
 func (m *Model) Name() string { return m.Spec.Name }
@@ -300,7 +315,7 @@ func (m *Model) Prompts() []string {
 // writer and server handles imported images as it handles the embedded ones. Other outputs are
 // returned as they are.
 func (m *Model) Generate(ctx *context.Context, eps, prompts *Node) *Node {
-	x := m.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), m.feed(eps, prompts), m.Spec.Generator.Output)[0]
+	x := m.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), m.feed(ctx, eps, prompts), m.Spec.Generator.Output)[0]
 	if !m.isImage() {
 		return x
 	}
@@ -373,11 +388,13 @@ type WithBackbone struct{ *Model }
 // Backbone implements hypernoise.Backbone: the tensor named backbone_output (of the noise's
 // shape). Under nn.WithLoRA(OutputOnly) the layer producing it is replaced by its LoRA branch.
 func (w *WithBackbone) Backbone(ctx *context.Context, eps, prompts *Node) *Node {
-	return w.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), w.feed(eps, prompts), w.backboneName())[0]
+	return w.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), w.feed(ctx, eps, prompts), w.backboneName())[0]
 }
 
 // CheckLoRA returns an error unless the LoRA hypernetwork can start at f = 0 on the backbone:
-// the backbone output must come from a Conv, Gemm or MatMul layer with stored weights.
+// the backbone output must come from a Conv, Gemm or MatMul layer with stored weights, through
+// ops linear in it and added biases or residuals (shim's output path: f is that layer's LoRA
+// branch carried to the backbone output, the residual dropped).
 func (m *Model) CheckLoRA() error {
 	name := m.backboneName()
 	if name == "" {
@@ -394,8 +411,7 @@ func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, dryRun 
 	rg := m.rewards[rn]
 	in := map[string]*Node{rs.ImageInput: m.toNative(x)}
 	if rs.PromptInput != "" {
-		v, _ := rg.Input(rs.PromptInput)
-		in[rs.PromptInput] = ConvertDType(prompts, v.DType)
+		in[rs.PromptInput] = m.promptFeed(ctx, rg, rs.PromptInput, "reward_"+rn, rs.PromptEmbeddings, prompts)
 	}
 	ss, act := rg.CallStats(m.rewardCtx(ctx, rn), x.Graph(), in, rs.Output)
 	s := ss[0]
@@ -420,9 +436,11 @@ func (m *Model) Reward(name string) (hypernoise.Reward, bool) {
 	if _, ok := m.rewards[name]; !ok {
 		return nil, false
 	}
-	return rewards.Func{RewardName: name, Fn: func(ctx *context.Context, x, prompts *Node) *Node {
-		return m.score(ctx, name, x, prompts, false)
-	}}, true
+	rs := m.Spec.Rewards[name]
+	return rewards.Func{RewardName: name, Src: fmt.Sprintf("%s, output %q", rs.ONNX, rs.Output),
+		Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+			return m.score(ctx, name, x, prompts, false)
+		}}, true
 }
 
 // Registry returns the spec's rewards, for reward specs like "score=1".

@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
+
+	"github.com/hypernoise/hypernoise/internal/safeio"
 )
 
 // Spec is the JSON description of an imported model: a one-step generator and its rewards, each an
-// ONNX file with the names of its input and output tensors. Paths are relative to the spec file.
+// ONNX file with the names of its input and output tensors. A relative path is relative to the spec
+// file's folder; an absolute path is used as it is. Prompts are matched ignoring case and runs of
+// blanks, so two that differ only so are refused, as is "all" (the command line's word for every
+// prompt); their number must not exceed the rows of the embedding tables the prompt inputs index.
 //
 //	{"name": "my-model",
 //	 "generator": {"onnx": "gen.onnx", "noise_input": "noise", "noise_shape": [4, 8, 8],
@@ -40,6 +44,11 @@ type GeneratorSpec struct {
 	BackboneOutput string    `json:"backbone_output,omitempty"`
 	Layout         string    `json:"layout,omitempty"`
 	Range          []float64 `json:"range,omitempty"`
+	// PromptEmbeddings (optional): prompt_input receives per-prompt embeddings from this file.
+	PromptEmbeddings *EmbeddingsSpec `json:"prompt_embeddings,omitempty"`
+	// LoRALayers (optional) is a regular expression over node names: only the matching Conv, Gemm
+	// and MatMul layers get LoRA adapters (hypernetwork and fine-tune); default all.
+	LoRALayers string `json:"lora_layers,omitempty"`
 }
 
 // RewardSpec names a reward's file and tensors: image_input receives the generator's output as is;
@@ -49,6 +58,8 @@ type RewardSpec struct {
 	ImageInput  string `json:"image_input"`
 	PromptInput string `json:"prompt_input,omitempty"`
 	Output      string `json:"output"`
+	// PromptEmbeddings (optional): prompt_input receives per-prompt embeddings from this file.
+	PromptEmbeddings *EmbeddingsSpec `json:"prompt_embeddings,omitempty"`
 }
 
 // SpecError is a mistake in the spec (a missing or ill-typed field, a name not in the graph, a shape
@@ -88,7 +99,7 @@ func ParseSpec(path string, data []byte) (*Spec, error) {
 			return nil, specErr(path, "", "empty or truncated JSON")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return nil, specErr(path, f, "unknown field (known: name, generator{onnx, noise_input, noise_shape, prompt_input, output, backbone_output, layout, range}, prompts, rewards{onnx, image_input, prompt_input, output})")
+			return nil, specErr(path, f, "unknown field (known: name, generator{onnx, noise_input, noise_shape, prompt_input, output, backbone_output, layout, range, prompt_embeddings{file, tensor}, lora_layers}, prompts, rewards{onnx, image_input, prompt_input, output, prompt_embeddings{file, tensor}})")
 		default:
 			return nil, specErr(path, "", "invalid JSON: %v", err)
 		}
@@ -138,31 +149,22 @@ func (s *Spec) check(path string) error {
 	if len(g.NoiseShape) == 0 {
 		return specErr(path, "generator.noise_shape", "missing (the shape of one noise sample, without the batch axis)")
 	}
-	for _, d := range g.NoiseShape {
-		if d <= 0 {
-			return specErr(path, "generator.noise_shape", "dimensions must be positive, got %v", g.NoiseShape)
-		}
+	if err := checkNoiseShape(path, g.NoiseShape); err != nil {
+		return err
 	}
 	switch g.Layout {
 	case "", "NCHW", "NHWC":
 	default:
 		return specErr(path, "generator.layout", "must be \"NCHW\" or \"NHWC\", got %q", g.Layout)
 	}
-	if g.Range != nil && (len(g.Range) != 2 || !(g.Range[0] < g.Range[1])) {
-		return specErr(path, "generator.range", "must be [lo, hi] with lo < hi, got %v", g.Range)
+	if err := checkPixelRange(path, g.Range); err != nil {
+		return err
 	}
 	if g.PromptInput != "" && len(s.Prompts) == 0 {
 		return specErr(path, "prompts", "missing: the generator has a prompt input, so the spec must list its prompts")
 	}
-	seen := map[string]bool{}
-	for i, p := range s.Prompts {
-		if strings.TrimSpace(p) == "" {
-			return specErr(path, fmt.Sprintf("prompts[%d]", i), "empty prompt")
-		}
-		if seen[p] {
-			return specErr(path, fmt.Sprintf("prompts[%d]", i), "duplicate prompt %q", p)
-		}
-		seen[p] = true
+	if err := checkPrompts(path, s.Prompts); err != nil {
+		return err
 	}
 	if len(s.Rewards) == 0 {
 		return specErr(path, "rewards", "missing: name at least one reward model")
@@ -182,7 +184,7 @@ func (s *Spec) check(path string) error {
 			return specErr(path, "prompts", "missing: reward %q has a prompt input, so the spec must list the prompts", name)
 		}
 	}
-	return nil
+	return s.checkEmbeddings(path)
 }
 
 // RewardNames lists the spec's reward names, sorted.
@@ -197,7 +199,10 @@ func (s *Spec) RewardNames() []string {
 
 // ReadSpec reads and checks a spec file. A file that cannot be read is a *FileError.
 func ReadSpec(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.JSON)
+	if errors.Is(err, safeio.ErrRefused) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, &FileError{Path: path, Err: errors.Unwrap(err)}
 	}

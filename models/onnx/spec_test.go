@@ -45,13 +45,13 @@ func TestParseSpecErrors(t *testing.T) {
 		`{"name": "a b"}`:  `field "name": "a b" must have no`,
 		`{"name": "m"} {}`: "trailing data",
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o"}}`:                                                                                                                     `"generator.noise_shape": missing`,
-		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4, 0]}}`:                                                                                              "dimensions must be positive",
+		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4, 0]}}`:                                                                                              "each dimension must be in [1, 1048576]",
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4], "layout": "CHW"}}`:                                                                                `"generator.layout"`,
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4], "range": [1, 0]}}`:                                                                                `"generator.range"`,
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}}`:                                                                                                 `"rewards": missing`,
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}, "rewards": {"r=1": {"onnx": "r.onnx", "image_input": "i", "output": "s"}}}`:                      `reward name "r=1"`,
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}, "rewards": {"r": {"onnx": "r.onnx", "image_input": "i"}}}`:                                       `"rewards.r.output": missing`,
-		`{"name": "m", "prompts": ["a", "a"], "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}, "rewards": {"r": {"onnx": "r.onnx", "image_input": "i", "output": "s"}}}`: `duplicate prompt`,
+		`{"name": "m", "prompts": ["a", "a"], "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}, "rewards": {"r": {"onnx": "r.onnx", "image_input": "i", "output": "s"}}}`: `same prompt as prompts[0]`,
 	}
 	for in, want := range cases {
 		_, err := ParseSpec("s.json", []byte(in))

@@ -77,3 +77,13 @@ func Seeded(seed int64) *context.Context {
 	_ = ctx.SetRNGStateFromSeed(seed)
 	return ctx
 }
+
+// Poisoned is r(x) = x_0 where x_0 <= thr and the value bad (NaN, ±Inf, or a float32 overflow such
+// as 1e39) elsewhere: a reward model that fails on part of its inputs.
+func Poisoned(thr float32, bad float64) hypernoise.Reward {
+	return rewards.Func{RewardName: "poisoned", Src: "poisoned.onnx, output \"score\"", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		first := ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), []float32{1, 0}), 0)), -1)
+		badNode := BroadcastToDims(Scalar(x.Graph(), first.DType(), bad), first.Shape().Dimensions...)
+		return Where(GreaterThan(first, Scalar(x.Graph(), first.DType(), thr)), badNode, first)
+	}}
+}

@@ -74,15 +74,15 @@ func (g *Model) CallStats(ctx *context.Context, gr *Graph, inputs map[string]*No
 	}
 	if b.adapter.Rank > 0 && b.adapter.OutputOnly {
 		b.outputOnly = map[*node]bool{}
-		b.skipBias = map[*node]bool{}
+		b.pathSteps = map[*node]pathStep{}
 		for _, o := range outputs {
-			layer, biases, err := g.outputLayer(o)
+			layer, steps, err := g.outputPath(o)
 			if err != nil {
 				panic(err)
 			}
 			b.outputOnly[layer] = true
-			for _, n := range biases {
-				b.skipBias[n] = true
+			for n, st := range steps {
+				b.pathSteps[n] = st
 			}
 		}
 	}
@@ -145,41 +145,10 @@ func (g *Model) dependencies(outputs []string) map[*node]bool {
 var passThrough = map[string]bool{"Identity": true, "Reshape": true, "Transpose": true, "Flatten": true,
 	"Squeeze": true, "Unsqueeze": true}
 
-// outputLayer finds the Conv, Gemm or MatMul (with an initializer weight) that produces output,
-// possibly through pass-through ops and additions of an initializer (a bias, returned in biases).
-func (g *Model) outputLayer(output string) (layer *node, biases []*node, err error) {
-	name := output
-	for range 64 {
-		n := g.producer[name]
-		if n == nil {
-			break
-		}
-		switch {
-		case g.adaptable(n):
-			return n, biases, nil
-		case passThrough[n.op]:
-			name = n.in[0]
-			continue
-		case n.op == "Add" && len(n.in) == 2:
-			if g.isWeightInit(n.in[1]) {
-				biases = append(biases, n)
-				name = n.in[0]
-				continue
-			}
-			if g.isWeightInit(n.in[0]) {
-				biases = append(biases, n)
-				name = n.in[1]
-				continue
-			}
-		}
-		return nil, nil, fmt.Errorf("%s: the LoRA hypernetwork needs %q to be the output of a Conv, Gemm or MatMul layer with stored weights (through reshapes and a bias), but it comes from %s; use the MLP modulator for this model", g.Path, output, n)
-	}
-	return nil, nil, fmt.Errorf("%s: %q is not produced by a Conv, Gemm or MatMul layer with stored weights; the LoRA hypernetwork cannot start at f = 0 on it; use the MLP modulator for this model", g.Path, output)
-}
-
-// CheckOutputLayer returns an error unless the LoRA output-only mode can be used for output.
+// CheckOutputLayer returns an error unless the LoRA output-only mode can be used for output (see
+// outputPath).
 func (g *Model) CheckOutputLayer(output string) error {
-	_, _, err := g.outputLayer(output)
+	_, _, err := g.outputPath(output)
 	return err
 }
 
@@ -214,7 +183,7 @@ type builder struct {
 	vals       map[string]*Node
 	adapter    nn.Adapter
 	outputOnly map[*node]bool
-	skipBias   map[*node]bool
+	pathSteps  map[*node]pathStep        // output-only mode: additions on the output path (lora.go)
 	consts     map[*Node]*tensors.Tensor // values of the constants we made (GoMLX keeps only small ones)
 	pending    []*node                   // delegated nodes not converted yet (see flush)
 	pendingOut map[string]bool           // their outputs
@@ -261,7 +230,7 @@ func (b *builder) value(name string) *Node {
 // onnx-gomlx call per batch, see flush); our own ops are converted at once, folded to constants
 // when all their inputs are constants.
 func (b *builder) convert(n *node) {
-	if b.bySplat(n) {
+	if b.bySplat(n) || b.convertPathStep(n) {
 		return
 	}
 	_, isOurs := ours[n.op]

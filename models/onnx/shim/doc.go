@@ -10,12 +10,12 @@
 //
 // Model.Call converts the nodes an output needs, in topological order:
 //
-//   - our own ops (ours in ops.go, ops2.go, resize.go): those onnx-gomlx lacks (Sigmoid,
-//     InstanceNormalization, GroupNormalization, ConvTranspose, Resize, ReduceSum/Max/Min/L2,
-//     ArgMax/Min, Reciprocal, Softplus, LeakyRelu, Gelu), those it gets wrong (Gather with
+//   - our own ops (ours in ops.go, ops2.go, ops3.go, resize.go): those onnx-gomlx lacks (Sigmoid,
+//     InstanceNormalization, GroupNormalization, ConvTranspose, Resize (nearest, linear, cubic),
+//     ReduceSum/Max/Min/L2, ArgMax/Min, Reciprocal, Softplus, LeakyRelu, Gelu, Einsum), those it gets wrong (Gather with
 //     negative indices, Gemm's beta, Pow of mixed types, Clip with an omitted bound, Shape's
 //     start/end, Slice out of range or with negative steps, Reshape allowzero, GlobalAveragePool's
-//     axes, LayerNormalization's extra outputs), and Conv, Gemm and
+//     axes, LayerNormalization's extra outputs, MaxPool's and AveragePool's default strides), and Conv, Gemm and
 //     MatMul, whose stored weights take LoRA adapters (nn.AdapterOf) so that the paper's LoRA
 //     hypernetwork runs on an imported generator;
 //   - every other supported op is converted by onnx-gomlx: runs of such nodes are handed to
@@ -38,7 +38,7 @@
 // milliseconds more than a direct conversion would.
 //
 // Limits: static shapes only (the batch size is fixed when a graph is built, as everywhere in
-// GoMLX); no control flow (If, Loop), no LSTM/GRU, no MaxPool or AveragePool (onnx-gomlx defaults their strides to the kernel size;
-// refused until written here), no quantized
-// ops; Resize without cubic mode or antialiasing; ConvTranspose with one group.
+// GoMLX); no control flow (If, Loop), no LSTM/GRU, no quantized ops; Resize without antialiasing;
+// Einsum without repeated indices in one operand (diagonals); MaxPool without its Indices output;
+// ConvTranspose with one group.
 package shim

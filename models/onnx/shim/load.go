@@ -3,8 +3,8 @@ package shim
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	gonnx "github.com/gomlx/onnx-gomlx/onnx"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -112,6 +113,8 @@ type Model struct {
 	inits    map[string]*tensors.Tensor
 	known    map[string]bool // every tensor name defined in the graph
 
+	loraFilter *regexp.Regexp // SetLoRALayers: the nodes that get adapters (nil: all)
+
 	gm   *gonnx.Model // onnx-gomlx's model, for the ops delegated to it
 	gmMu sync.Mutex
 }
@@ -121,7 +124,10 @@ type Model struct {
 // and fails with an *UnsupportedError naming all unsupported operations at once. File problems
 // are a *FileError.
 func Load(path string) (*Model, error) {
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.Weights)
+	if errors.Is(err, safeio.ErrRefused) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, &FileError{Path: path, Err: errors.Unwrap(err)}
 	}

@@ -12,12 +12,15 @@ func (b *builder) loraFor(n *node) *context.Context {
 	if b.adapter.Rank <= 0 || !b.g.adaptable(n) {
 		return nil
 	}
+	if f := b.g.loraFilter; f != nil && !b.outputOnly[n] && !f.MatchString(n.name) {
+		return nil // filtered out (the output layer keeps its adapter: its branch is f)
+	}
 	return b.ctx.In(VarName(n.in[1]))
 }
 
 func checkResize(_ *Model, n *node) string {
 	switch m := n.strAttr("mode", "nearest"); m {
-	case "nearest", "linear", "bilinear":
+	case "nearest", "linear", "bilinear", "cubic", "bicubic":
 	default:
 		return "mode=" + m
 	}
@@ -43,7 +46,10 @@ func checkResize(_ *Model, n *node) string {
 //	align_corners o (in-1)/(out-1); half_pixel_symmetric as half_pixel, centred.
 //
 // Linear mode weights the two neighbours floor(x), floor(x)+1 by 1-frac, frac with indices clamped
-// to the edge; nearest mode picks round(x) per nearest_mode, clamped.
+// to the edge; nearest mode picks round(x) per nearest_mode, clamped; cubic mode weights the four
+// neighbours floor(x)-1 .. floor(x)+2 by Keys' cubic kernel with a = cubic_coeff_a (default -0.75,
+// PyTorch's), indices clamped to the edge, or with exclude_outside=1 the weights of indices
+// outside the input dropped and the rest renormalized.
 func opResize(b *builder, n *node, in []*Node) []*Node {
 	x := in[0]
 	r := x.Rank()
@@ -94,12 +100,13 @@ func opResize(b *builder, n *node, in []*Node) []*Node {
 	mode := n.strAttr("mode", "nearest")
 	ctm := n.strAttr("coordinate_transformation_mode", "half_pixel")
 	nm := n.strAttr("nearest_mode", "round_prefer_floor")
+	cub := cubic{a: n.floatAttr("cubic_coeff_a", -0.75), excludeOutside: n.intAttr("exclude_outside", 0) != 0}
 	y := x
 	for a := range r {
 		if outDims[a] == dims[a] && scaleOf[a] == 1 {
 			continue
 		}
-		m := interpMatrix(dims[a], outDims[a], scaleOf[a], mode, ctm, nm, sizes == nil)
+		m := interpMatrix(dims[a], outDims[a], scaleOf[a], mode, ctm, nm, sizes == nil, cub)
 		y = alongAxis(y, Const(x.Graph(), m), a)
 	}
 	if y.DType() != x.DType() {
@@ -110,7 +117,7 @@ func opResize(b *builder, n *node, in []*Node) []*Node {
 
 // interpMatrix returns M [in][out] with y[o] = sum_i x[i] M[i][o].
 // With scales given (fromScale), align_corners uses the unrounded output length in*scale, as ONNX does.
-func interpMatrix(in, out int, scale float64, mode, ctm, nm string, fromScale bool) [][]float32 {
+func interpMatrix(in, out int, scale float64, mode, ctm, nm string, fromScale bool, cub cubic) [][]float32 {
 	m := make([][]float32, in)
 	for i := range m {
 		m[i] = make([]float32, out)
@@ -158,10 +165,54 @@ func interpMatrix(in, out int, scale float64, mode, ctm, nm string, fromScale bo
 		}
 		i0 := int(math.Floor(x))
 		f := x - float64(i0)
+		if mode == "cubic" || mode == "bicubic" {
+			cub.weights(m, o, i0, f, in)
+			continue
+		}
 		m[clamp(i0)][o] += float32(1 - f)
 		m[clamp(i0+1)][o] += float32(f)
 	}
 	return m
+}
+
+// cubic is Resize's cubic interpolation: Keys' kernel with coefficient a.
+type cubic struct {
+	a              float64
+	excludeOutside bool
+}
+
+// kernel is W(d) = (a+2)|d|^3 - (a+3)|d|^2 + 1 for |d| <= 1, a|d|^3 - 5a|d|^2 + 8a|d| - 4a for
+// 1 < |d| < 2, 0 beyond.
+func (c cubic) kernel(d float64) float64 {
+	d = math.Abs(d)
+	switch {
+	case d <= 1:
+		return ((c.a+2)*d-(c.a+3))*d*d + 1
+	case d < 2:
+		return ((c.a*d-5*c.a)*d+8*c.a)*d - 4*c.a
+	}
+	return 0
+}
+
+// weights adds to column o of m [in][out] the weights of the four neighbours i0-1 .. i0+2 of a
+// source coordinate i0 + f.
+func (c cubic) weights(m [][]float32, o, i0 int, f float64, in int) {
+	var w [4]float64
+	total := 0.0
+	for k := range 4 {
+		w[k] = c.kernel(f - float64(k-1))
+		if i := i0 + k - 1; c.excludeOutside && (i < 0 || i >= in) {
+			w[k] = 0
+		}
+		total += w[k]
+	}
+	if !c.excludeOutside {
+		total = 1
+	}
+	for k := range 4 {
+		i := min(max(i0+k-1, 0), in-1)
+		m[i][o] += float32(w[k] / total)
+	}
 }
 
 // alongAxis contracts axis a of x with the first axis of m [in, out]; the result keeps x's axis order.

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/x448/float16"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -245,7 +245,7 @@ func (rt *rawTensor) readExternal(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("external data location %q must be a relative path inside the model's folder", loc)
 	}
 	path := filepath.Join(dir, loc)
-	f, err := os.Open(path)
+	f, err := safeio.OpenRegular(path, safeio.Weights)
 	if err != nil {
 		return nil, fmt.Errorf("external data: %w", err)
 	}

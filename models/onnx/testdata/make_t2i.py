@@ -51,7 +51,8 @@ Generating small and sd-turbo is heavy: run it under `flock /tmp/hn-heavy.lock`.
 --bench prints one JSON line: PyTorch's generator forward (ms per image at --batch), the reward
 forwards, and the twin of hypernoise's HyperNoise training step on the same weights (a LoRA copy of
 the UNet whose output conv is replaced by its LoRA branch, so f = 0 at step 0; eps' = eps + f(eps);
-the frozen generator and the clip reward; loss = -reward + 0.5 mean(f^2); backward; AdamW step),
+the frozen generator and the clip reward; loss = -reward + 0.5 mean(f^2); backward; gradient-norm
+clip 1; AdamW step),
 in ms per step. Everything is seeded, so rerunning reproduces the same files.
 """
 import argparse
@@ -81,13 +82,13 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 SIZES = {
     "tiny": dict(
-        gen=dict(latent=8, chans=(16, 32), attn=(False, True), layers=1, text_dim=32, head_dim=8,
+        gen=dict(latent=8, chans=(16, 32), attn=(False, False), layers=1, text_dim=32, head_dim=8,
                  temb=32, dec_chans=(16, 8, 8), groups=4, n_prompts=3),
         clip=dict(side=32, res=28, patch=4, width=32, layers=2, heads=2, proj=32, n_prompts=3),
         aes=dict(side=32, res=24, stem=8, width=32, layers=1, heads=2, patch=2, hidden=(16,)),
         batch=2),
     "small": dict(
-        gen=dict(latent=16, chans=(96, 192, 256), attn=(False, True, True), layers=1, text_dim=512,
+        gen=dict(latent=16, chans=(64, 128, 192), attn=(False, True, True), layers=1, text_dim=512,
                  head_dim=32, temb=256, dec_chans=(128, 96, 64, 32), groups=16, n_prompts=8),
         clip=dict(side=128, res=112, patch=16, width=384, layers=6, heads=6, proj=256, n_prompts=8),
         aes=dict(side=128, res=112, stem=32, width=256, layers=4, heads=4, patch=4, hidden=(128, 64, 16)),
@@ -196,8 +197,9 @@ def timestep_embedding(t, dim):
 
 class UNet(nn.Module):
     """eps_hat(x_T, text): levels of `layers` ResBlocks (+ a transformer where attn[i]), strided-conv
-    downsampling, a mid block, and up levels of layers+1 ResBlocks on skip concatenations with nearest
-    upsampling, as SD's UNet2DConditionModel."""
+    downsampling, a mid block (ResBlock, transformer, ResBlock), and up levels of layers+1
+    ResBlocks (+ transformers) on skip concatenations with nearest upsampling, as SD's
+    UNet2DConditionModel."""
 
     def __init__(self, chans, attn, layers, text_dim, head_dim, temb, groups, **_):
         super().__init__()
@@ -514,22 +516,25 @@ def build(size):
     torch.manual_seed(0)
     c = SIZES[size]
     gen = Generator(c["gen"]).eval()
-    gen_emb = Generator(c["gen"], text_input=True).eval()
-    gen_emb.load_state_dict(gen.state_dict())
     clip = ClipReward(**c["clip"]).eval()
-    clip_emb = ClipReward(**c["clip"], text_input=True).eval()
-    clip_emb.load_state_dict(clip.state_dict())
     aes = AestheticReward(**c["aes"]).eval()
-    return c, gen, gen_emb, clip, clip_emb, aes
+    return c, gen, clip, aes
+
+
+def text_input(m, on):
+    """m with its text embeddings taken as an input (on) or from its baked table (the same weights:
+    one module, so the sd-turbo size is held once)."""
+    m.text_input = on
+    return m
 
 
 def count(m, skip=("text_table",)):
     return sum(p.numel() for n, p in m.state_dict().items() if not any(s in n for s in skip))
 
 
-def make(size, out):
+def make(size, out, only=None, external=None):
     os.makedirs(out, exist_ok=True)
-    c, gen, gen_emb, clip, clip_emb, aes = build(size)
+    c, gen, clip, aes = build(size)
     prompts = PROMPTS[:c["gen"]["n_prompts"]]
     lat, side, b = c["gen"]["latent"], c["clip"]["side"], 2
     g = torch.Generator().manual_seed(1)
@@ -538,19 +543,29 @@ def make(size, out):
     text = gen.text_table[prompt]
     image = torch.rand(b, 3, side, side, generator=g)
     text_embeds = clip.text_table[prompt]
-    ext = size == "sd-turbo"
+    ext = size == "sd-turbo" if external is None else external
     p = lambda f: os.path.join(out, f)
     gouts = ["image", "latent", "eps"]
     # (not under no_grad: nn.MultiheadAttention's inference fast path does not export)
-    gen.set_form("baddbmm")
-    export(gen, (noise, prompt), p("t2i_gen.onnx"), ["noise", "prompt"], gouts, ext)
-    gen.set_form("bmm")
-    export(gen, (noise, prompt), p("t2i_gen_bmm.onnx"), ["noise", "prompt"], gouts, ext)
-    gen_emb.set_form("bmm")
-    export(gen_emb, (noise, text), p("t2i_gen_emb.onnx"), ["noise", "text"], gouts, ext)
-    export(clip, (image, prompt), p("t2i_clip.onnx"), ["image", "prompt"], ["score"], ext)
-    export(clip_emb, (image, text_embeds), p("t2i_clip_emb.onnx"), ["image", "text_embeds"], ["score"], ext)
-    export(aes, (image,), p("t2i_aesthetic.onnx"), ["image"], ["score"], ext)
+    def want(f):
+        return not only or f in only
+    if want("t2i_gen.onnx"):
+        gen.set_form("baddbmm")
+        export(gen, (noise, prompt), p("t2i_gen.onnx"), ["noise", "prompt"], gouts, ext)
+    if want("t2i_gen_bmm.onnx"):
+        gen.set_form("bmm")
+        export(gen, (noise, prompt), p("t2i_gen_bmm.onnx"), ["noise", "prompt"], gouts, ext)
+    if want("t2i_gen_emb.onnx"):
+        gen.set_form("bmm")
+        export(text_input(gen, True), (noise, text), p("t2i_gen_emb.onnx"), ["noise", "text"], gouts, ext)
+        text_input(gen, False)
+    if want("t2i_clip.onnx"):
+        export(clip, (image, prompt), p("t2i_clip.onnx"), ["image", "prompt"], ["score"], ext)
+    if want("t2i_clip_emb.onnx"):
+        export(text_input(clip, True), (image, text_embeds), p("t2i_clip_emb.onnx"), ["image", "text_embeds"], ["score"], ext)
+        text_input(clip, False)
+    if want("t2i_aesthetic.onnx"):
+        export(aes, (image,), p("t2i_aesthetic.onnx"), ["image"], ["score"], ext)
     write_safetensors(p("t2i_text.safetensors"), {pr: gen.text_table[i] for i, pr in enumerate(prompts)})
     write_safetensors(p("t2i_clip_text.safetensors"), {"embeddings": clip.text_table},
                       {"prompts": json.dumps(prompts)})
@@ -569,13 +584,13 @@ def make(size, out):
         with open(p(f), "w") as fh:
             json.dump(s, fh, indent=2)
             fh.write("\n")
-    if size == "tiny":
+    if size == "tiny" and not only:
         gen.set_form("baddbmm")
         ref = {
             "t2i_gen.onnx": reference(gen, [noise, prompt], ["noise", "prompt"], gouts, 1),
-            "t2i_gen_emb.onnx": reference(gen_emb, [noise, text], ["noise", "text"], gouts, 1),
+            "t2i_gen_emb.onnx": reference(text_input(gen, True), [noise, text], ["noise", "text"], gouts, 1),
             "t2i_clip.onnx": reference(clip, [image, prompt], ["image", "prompt"], ["score"], 2),
-            "t2i_clip_emb.onnx": reference(clip_emb, [image, text_embeds], ["image", "text_embeds"], ["score"], 2),
+            "t2i_clip_emb.onnx": reference(text_input(clip, True), [image, text_embeds], ["image", "text_embeds"], ["score"], 2),
             "t2i_aesthetic.onnx": reference(aes, [image], ["image"], ["score"], 3),
         }
         ref["t2i_gen_bmm.onnx"] = ref["t2i_gen.onnx"]
@@ -629,10 +644,10 @@ def lora_copy(unet, rank):
     return u
 
 
-def bench(size, batch, rank, steps, threads):
+def bench(size, batch, rank, steps, threads, attention):
     torch.set_num_threads(threads)
-    c, gen, _, clip, _, aes = build(size)
-    gen.set_form("bmm")
+    c, gen, clip, aes = build(size)
+    gen.set_form(attention)
     lat = c["gen"]["latent"]
     g = torch.Generator().manual_seed(2)
     noise = torch.randn(batch, 4, lat, lat, generator=g)
@@ -663,10 +678,11 @@ def bench(size, batch, rank, steps, threads):
         loss = -clip(image, prompt).mean() + 0.5 * (f ** 2).mean()
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)  # as hypernoise's trainer (gradient-norm clip 1)
         opt.step()
     train = timed(step, steps)
     print(json.dumps({"size": size, "batch": batch, "threads": threads, "torch": torch.__version__,
-                      "attention": "bmm", "generator_forward_ms_per_image": 1e3 * fwd / batch,
+                      "attention": attention, "generator_forward_ms_per_image": 1e3 * fwd / batch,
                       "clip_forward_ms_per_image": 1e3 * clip_fwd / batch,
                       "aesthetic_forward_ms_per_image": 1e3 * aes_fwd / batch,
                       "hypernoise_step_ms": 1e3 * train, "lora_rank": rank,
@@ -682,12 +698,15 @@ def main():
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--attention", default="bmm", choices=["bmm", "baddbmm"], help="attention form timed by --bench")
+    ap.add_argument("--external", action="store_true", help="store weights as external data (always for sd-turbo)")
+    ap.add_argument("--only", help="comma-separated ONNX files to write (default: all), e.g. t2i_gen_bmm.onnx,t2i_clip.onnx")
     a = ap.parse_args()
     if a.bench:
-        bench(a.size, a.batch or SIZES[a.size]["batch"], a.rank, a.steps, a.threads)
+        bench(a.size, a.batch or SIZES[a.size]["batch"], a.rank, a.steps, a.threads, a.attention)
         return
     out = a.out or (HERE if a.size == "tiny" else os.path.join(HERE, "t2i-" + a.size))
-    make(a.size, out)
+    make(a.size, out, a.only.split(",") if a.only else None, True if a.external else None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"strconv"
+	"strings"
+
+	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/hypernet"
+)
+
+// resolveBeta applies --beta's meaning to the regularizer r: the tilt temperature for every
+// regularizer that targets a tilt (kl, exact-kl, logdet: default 1; mean-sq: it sets the weight,
+// so --reg-weight may not be given too, and without --beta the weight decides); refused for chi and
+// none, which target no tilt.
+func resolveBeta(fs *flag.FlagSet, r hypernet.Regularizer, beta *float64) error {
+	set := flagSet(fs, "beta")
+	switch {
+	case set && !r.HasTilt():
+		return cli.Usagef("train: --beta is the tilt temperature, and the %s regularizer targets no tilt; use --reg kl, logdet, exact-kl or mean-sq", r)
+	case set && r == hypernet.RegMeanSquare && flagSet(fs, "reg-weight"):
+		return cli.Usagef("train: give --beta or --reg-weight, not both: mean-sq's weight is beta*D/2 (D noise elements)")
+	case set:
+		if err := hypernet.CheckRange("--beta", *beta, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
+	case r.Tempered():
+		*beta = 1
+	}
+	return nil
+}
+
+// trainUsage makes the refusals a user fixes with flags usage errors: the run folder's rules
+// (resume with other settings, ...) and a reward that cannot be normalized (zero spread).
+func trainUsage(err error) error {
+	var zs *hypernet.ZeroSpreadError
+	if errors.As(err, &zs) {
+		return cli.Usagef("train: %v", zs)
+	}
+	return runFolderUsage(err)
+}
+
+// scheduleName is the flag value of a schedule ("" is constant).
+func scheduleName(s string) string {
+	if s == "" {
+		return hypernet.ScheduleConstant
+	}
+	return s
+}
+
+// applyBudget reads --budget: a whole number of steps (it replaces --steps, which may not be given
+// too), or seconds written with an s suffix (then --steps, default hypernet.MaxSteps, is the most
+// the budget may run).
+func applyBudget(fs *flag.FlagSet, budget string, cfg *hypernet.TrainConfig) error {
+	if budget == "" {
+		return nil
+	}
+	if flagSet(fs, "steps") && !strings.HasSuffix(budget, "s") {
+		return cli.Usagef("train: give --budget STEPS or --steps, not both")
+	}
+	if secs, ok := strings.CutSuffix(budget, "s"); ok {
+		v, err := strconv.ParseFloat(secs, 64)
+		if err != nil {
+			return cli.Usagef("train: --budget must be steps (2000) or seconds (90s), got %q", budget)
+		}
+		if err := hypernet.CheckRange("--budget seconds", v, 1, hypernet.MaxBudgetSeconds); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
+		cfg.BudgetSeconds = v
+		if !flagSet(fs, "steps") {
+			cfg.Steps = hypernet.MaxSteps
+		}
+		return nil
+	}
+	n, err := strconv.Atoi(budget)
+	if err != nil {
+		return cli.Usagef("train: --budget must be steps (2000) or seconds (90s), got %q", budget)
+	}
+	if err := hypernet.CheckIntRange("--budget steps", n, 1, hypernet.MaxSteps); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	cfg.Steps = n
+	return nil
+}

@@ -1,0 +1,107 @@
+package tilt
+
+import (
+	"math"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/rewards"
+)
+
+// identityGen is the unconditional generator g(eps) = eps for eps of shape [2].
+type identityGen struct{}
+
+func (identityGen) Name() string      { return "identity" }
+func (identityGen) NoiseShape() []int { return []int{2} }
+func (identityGen) Prompts() []string { return nil }
+func (identityGen) Generate(ctx *context.Context, eps, prompts *Node) *Node {
+	return eps
+}
+
+// TestNewSamplesTheGaussianTilt: for g(eps) = eps and r(x) = a.x the tilt of N(0, I) at beta is
+// N(a/beta, I); the resampled reference of a 4000-sample pool has that mean (within sampling
+// error, the ESS setting the scale) for any prompt id, and samples of the noise's shape.
+func TestNewSamplesTheGaussianTilt(t *testing.T) {
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := []float32{1, -0.5}
+	reward := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), a), 0)), -1)
+	}}
+	rs, err := New(backend, context.New(), identityGen{}, reward, 4000, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.SampleShape(); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("sample shape %v, want [2]", got)
+	}
+	const beta = 2.0
+	m, err := rs.Method("ref", beta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4000
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(i % 3) // an unconditional pool serves every prompt id
+	}
+	x, _, err := m.Generate(nil, tensors.FromValue(ids))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := tensors.MustCopyFlatData[float32](x)
+	ess := rs.ESS(beta)[0]
+	for j := range 2 {
+		var mean float64
+		for i := range n {
+			mean += float64(flat[2*i+j]) / n
+		}
+		want := float64(a[j]) / beta
+		if tol := 4/math.Sqrt(ess) + 4/math.Sqrt(n); math.Abs(mean-want) > tol {
+			t.Errorf("coordinate %d: resampled mean %.3f, want %.3f ± %.3f", j, mean, want, tol)
+		}
+	}
+}
+
+// TestReferenceSetAndMeanReward: on the Gaussian tilt, the pool's weighted mean reward is the
+// tilt's, a.(a/beta) = |a|^2/beta (within sampling error), the reference set's rewards are those
+// of its samples, and Share reads 1 for the reference itself.
+func TestReferenceSetAndMeanReward(t *testing.T) {
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := []float32{1, -0.5}
+	reward := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), a), 0)), -1)
+	}}
+	rs, err := New(backend, context.New(), identityGen{}, reward, 4000, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const beta = 2.0
+	want := 1.25 / beta
+	if got, tol := rs.MeanReward(beta), 4*math.Sqrt(1.25/rs.ESS(beta)[0]); math.Abs(got-want) > tol {
+		t.Errorf("tilt mean reward %g, want %g ± %g", got, want, tol)
+	}
+	imgs, rws, err := rs.ReferenceSet(beta, 50)
+	if err != nil || len(imgs) != 100 || len(rws) != 50 {
+		t.Fatalf("reference set: %d values, %d rewards, %v; want 100 and 50", len(imgs), len(rws), err)
+	}
+	for i, r := range rws {
+		if d := math.Abs(float64(imgs[2*i])*1 - float64(imgs[2*i+1])*0.5 - r); d > 1e-5 {
+			t.Fatalf("reference sample %d: reward %g is not its sample's", i, r)
+		}
+	}
+	if s := Share(rs.MeanReward(beta), 0, rs.MeanReward(beta)); s != 1 || !math.IsNaN(Share(1, 2, 2)) {
+		t.Errorf("Share of the reference itself %g; of a reference without gain %g", s, Share(1, 2, 2))
+	}
+	if _, _, err := rs.ReferenceSet(0, 5); err == nil {
+		t.Error("beta 0 accepted")
+	}
+}

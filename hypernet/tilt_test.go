@@ -1,0 +1,129 @@
+package hypernet
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/rewards"
+)
+
+// TestTiltBetaRoundTrip: the mean-sq weight made from beta gives back beta, for noise of several
+// sizes, and every regularizer reports the beta its loss targets (none for chi and none).
+func TestTiltBetaRoundTrip(t *testing.T) {
+	for _, shape := range [][]int{{2}, {7, 7, 4}, {3, 8, 8}} {
+		for _, beta := range []float64{1e-3, 0.05, 0.2, 1, 30} {
+			o := Objective{Reg: RegMeanSquare, Weight: MeanSquareWeight(beta, shape)}
+			if got := o.TiltBeta(shape); math.Abs(got-beta) > 1e-12*beta {
+				t.Errorf("shape %v: mean-sq weight for beta %g gives back beta %g", shape, beta, got)
+			}
+		}
+	}
+	for _, r := range []Regularizer{RegKL, RegExactKL, RegLogDet} {
+		if got := (Objective{Reg: r, Beta: 0.3}).TiltBeta([]int{2}); got != 0.3 || !r.HasTilt() {
+			t.Errorf("%s: TiltBeta = %g, HasTilt %v; want 0.3, true", r, got, r.HasTilt())
+		}
+	}
+	for _, r := range []Regularizer{RegChi, RegNone} {
+		if got := (Objective{Reg: r, Beta: 0.3, Weight: 1}).TiltBeta([]int{2}); got != 0 || r.HasTilt() {
+			t.Errorf("%s: TiltBeta = %g, HasTilt %v; want 0, false", r, got, r.HasTilt())
+		}
+	}
+}
+
+// TestMeanSquareHonoursBeta: trained with AdamW (no clipping, which is the one step that sees the
+// loss's scale), mean-sq at MeanSquareWeight(beta) and kl at beta move the weights the same way
+// (their losses differ by the constant factor beta), and mean-sq at another beta does not.
+func TestMeanSquareHonoursBeta(t *testing.T) {
+	b := testBackend(t)
+	cfg := DefaultAdamW()
+	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.ClipNorm, cfg.AdamEps, cfg.Seed = 10, 8, 1e-2, 2, 0, 1e-12, 3
+	train := func(obj Objective) map[string][]float32 {
+		gen := &mlpGen{prompts: []string{"a", "b"}}
+		mod, err := NewMLP(gen.NoiseShape(), 2, 8, 1, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj.Reward = linearReward(1, 0.5)
+		p, err := NewProblem(gen, mod, obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := seededCtx(4)
+		initGen(t, b, ctx, gen)
+		if _, err := Train(b, ctx, p, cfg, nil); err != nil {
+			t.Fatal(err)
+		}
+		return values(ctx, mod.Scope())
+	}
+	shape := []int{2}
+	kl := train(Objective{Reg: RegKL, Beta: 0.2})
+	ms := train(Objective{Reg: RegMeanSquare, Weight: MeanSquareWeight(0.2, shape)})
+	other := train(Objective{Reg: RegMeanSquare, Weight: MeanSquareWeight(5, shape)})
+	diff := func(a, c map[string][]float32) float64 {
+		d := 0.0
+		for k, v := range a {
+			for i := range v {
+				d = math.Max(d, math.Abs(float64(v[i]-c[k][i])))
+			}
+		}
+		return d
+	}
+	if d := diff(kl, ms); d > 1e-4 {
+		t.Errorf("mean-sq at the weight of beta 0.2 and kl at beta 0.2 trained to weights %g apart", d)
+	}
+	if d := diff(kl, other); d < 1e-3 {
+		t.Errorf("mean-sq at beta 5 trained like kl at beta 0.2 (weights %g apart): beta is ignored", d)
+	}
+}
+
+// TestRewardSpread: for g(eps) = eps and r(x) = x_1 + 2 x_2 the spread under the base is
+// sqrt(5) (within sampling error), the normalized reward's spread is 1, and a constant reward is
+// refused by name.
+func TestRewardSpread(t *testing.T) {
+	b := testBackend(t)
+	ctx := seededCtx(1)
+	setIdentity(ctx)
+	sum, err := rewards.NewSum(rewards.Term{Reward: linearReward(1, 2), Weight: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4096
+	s, err := RewardSpread(b, ctx, identityGen{}, sum, n, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := math.Sqrt(5) // the weight is not part of the spread
+	if tol := 4 * want / math.Sqrt(2*n); math.Abs(s[0]-want) > tol {
+		t.Errorf("spread %g, want %g ± %g", s[0], want, tol)
+	}
+	norm, err := NormalizedReward(sum, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := norm.Terms()[0].Weight; math.Abs(w-3/s[0]) > 1e-12 {
+		t.Errorf("normalized weight %g, want 3/%g", w, s[0])
+	}
+	// The normalized sum, scored as one reward on the same samples: its spread is the weight, 3.
+	whole, _ := rewards.NewSum(rewards.Term{Reward: norm, Weight: 1})
+	s1, err := RewardSpread(b, ctx, identityGen{}, whole, n, 7)
+	if err != nil || math.Abs(s1[0]-3) > 1e-4 {
+		t.Errorf("spread of the normalized reward on the same samples = %v, %v; want 3", s1, err)
+	}
+
+	constant := rewards.Func{RewardName: "flat", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		return AddScalar(MulScalar(ReduceSum(Reshape(x, x.Shape().Dim(0), -1), -1), 0), 2)
+	}}
+	two, _ := rewards.NewSum(rewards.Term{Reward: linearReward(1, 0), Weight: 1}, rewards.Term{Reward: constant, Weight: 1})
+	_, err = RewardSpread(b, ctx, identityGen{}, two, 256, 7)
+	var zs *ZeroSpreadError
+	if !errors.As(err, &zs) || zs.Reward != "flat" || !strings.Contains(err.Error(), `"flat"`) {
+		t.Errorf("constant reward: err = %v; want a zero-spread error naming \"flat\"", err)
+	}
+	if _, err := ParseRewardNorm("max"); err == nil {
+		t.Error("unknown normalization accepted")
+	}
+}
