@@ -19,6 +19,7 @@ func init() {
 func runBench(env *cli.Env, args []string) error {
 	fs := env.FlagSet("bench", `Usage: hypernoise bench [--json] [--backend NAME] [--dtype f32|bf16] [--torch-dir DIR | --no-torch]
        hypernoise bench --model SPEC.json [--batch N] [--rank R] [--reward SPEC] [--backend NAME] [--dtype f32|bf16] [--json]
+       hypernoise bench --model SPEC.json --scale [--batch N] [--rank R] [--steps N] [--torch-cmd CMD] [--no-ort] [--json]
 
 Times, on the selected backend: a 1024^3 float32 matmul (GFLOP/s), one HyperNoise training step on
 the embedded default or --model (batch 32, LoRA rank 8 or an MLP for a generator without a
@@ -37,6 +38,7 @@ step (compilation) apart from the median of the others.`)
 	modelRef := modelFlag(fs)
 	dtype := dtypeFlag(fs)
 	model := addModelBenchFlags(fs)
+	scale := addScaleFlags(fs)
 	benchRanges(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -47,6 +49,9 @@ step (compilation) apart from the median of the others.`)
 	name, err := dtypeBackend(*backendName, *dtype)
 	if err != nil {
 		return err
+	}
+	if *scale.scale {
+		return runScaleBench(env, scale, model, *modelRef, name, *steps, *asJSON)
 	}
 	if *modelRef != "" && (flagSet(fs, "batch") || flagSet(fs, "rank") || flagSet(fs, "reward")) {
 		return runModelBench(env, model, *modelRef, name, *steps, *asJSON)

@@ -197,7 +197,7 @@ func (f *sampleFlags) modelChecks(m *family.Model) ([]int, error) {
 	if m.Grid == nil {
 		return nil, cli.Usagef("model %s: the generator's output is not an image batch, so there is no grid to write", m.Ref())
 	}
-	if err := cli.CheckMemory("sample", pipeline.EstimateSampleBytes(m, f.n*len(ids))); err != nil {
+	if err := checkMemoryFit("sample", "--n", f.n, func(n int) int64 { return pipeline.EstimateSampleBytes(m, n*len(ids)) }); err != nil {
 		return nil, err
 	}
 	if f.cols == 0 {

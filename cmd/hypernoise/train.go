@@ -223,7 +223,11 @@ func trainModelChecks(fs *flag.FlagSet, m *family.Model, o *pipeline.TrainOption
 			return cli.Usagef("--modulator lora: %v", err)
 		}
 	}
-	return cli.CheckMemory("train", pipeline.EstimateTrainBytes(m, *o))
+	return checkMemoryFit("train", "--batch", o.Train.BatchSize, func(b int) int64 {
+		ob := *o
+		ob.Train.BatchSize = b
+		return pipeline.EstimateTrainBytes(m, ob)
+	})
 }
 
 // runFolderUsage makes a refusal of the run folder's rules (resume with other settings, ...) a

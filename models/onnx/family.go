@@ -44,7 +44,7 @@ var Family = family.Family{
 func ModelOf(m *Model) *family.Model {
 	fm := &family.Model{Family: FamilyName, Arg: m.SpecPath, Generator: m.Generator(), Context: m.Context(),
 		Rewards: m.Registry(), DefaultReward: m.Spec.RewardNames()[0] + "=1",
-		Hash: family.HashScopes(m.Context(), ScopeGenerator)}
+		Hash: family.HashScopes(m.Context(), ScopeGenerator), Memory: m.MemoryFit()}
 	if d := m.ImageDims(); d != nil {
 		fm.Grid = func(samples []float32, n, cols, scale, pad int) ([]byte, error) {
 			return GridPNG(samples, n, d[0], d[1], d[2], cols, scale, pad)

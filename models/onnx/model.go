@@ -37,6 +37,7 @@ type Model struct {
 	gen        *shim.Model
 	rewards    map[string]*shim.Model
 	nativeDims []int // one generated sample's dimensions in the generator's own layout
+	mem        memStats
 }
 
 // Load reads a spec and its ONNX files and checks them against each other by building the
@@ -192,7 +193,9 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 	const b = 2
 	eps := Parameter(gr, "eps", shapes.Make(dtypes.Float32, append([]int{b}, g.NoiseShape...)...))
 	prompts := Parameter(gr, "prompts", shapes.Make(dtypes.Int32, b))
-	x := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(m.ctx, eps, prompts), g.Output)[0]
+	xs, act := m.gen.CallStats(m.ctx.In(ScopeGenerator), gr, m.feed(m.ctx, eps, prompts), g.Output)
+	x := xs[0]
+	m.mem.genActivations = act / b
 	m.nativeDims = x.Shape().Dimensions[1:]
 	if x.Shape().Dim(0) != b || x.DType() != dtypes.Float32 {
 		return m.specErr("generator.output", "%q is %s for a batch of %d, want float32 [batch, ...]", g.Output, x.Shape(), b)
@@ -410,7 +413,11 @@ func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, dryRun 
 	if rs.PromptInput != "" {
 		in[rs.PromptInput] = m.promptFeed(ctx, rg, rs.PromptInput, "reward_"+rn, rs.PromptEmbeddings, prompts)
 	}
-	s := rg.Call(m.rewardCtx(ctx, rn), x.Graph(), in, rs.Output)[0]
+	ss, act := rg.CallStats(m.rewardCtx(ctx, rn), x.Graph(), in, rs.Output)
+	s := ss[0]
+	if dryRun && x.Shape().Dim(0) > 0 {
+		m.mem.rewardActivations += act / int64(x.Shape().Dim(0))
+	}
 	if s.Rank() == 2 && s.Shape().Dim(1) == 1 {
 		s = Reshape(s, s.Shape().Dim(0))
 	}

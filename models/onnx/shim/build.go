@@ -43,7 +43,15 @@ func (g *Model) CreateVariables(ctx *context.Context) {
 // adapters train. Call panics (GoMLX style) on a graph it cannot build (models/onnx.Load builds
 // each graph once to turn such failures into errors).
 func (g *Model) Call(ctx *context.Context, gr *Graph, inputs map[string]*Node, outputs ...string) []*Node {
-	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, consts: map[*Node]*tensors.Tensor{}, pendingOut: map[string]bool{}, adapter: nn.AdapterOf(ctx)}
+	res, _ := g.CallStats(ctx, gr, inputs, outputs...)
+	return res
+}
+
+// CallStats is Call, also returning the bytes of every tensor the converted ONNX nodes compute
+// (constants and weights excluded): what a training step keeps for its backward pass, and an upper
+// bound on what a forward pass holds at once.
+func (g *Model) CallStats(ctx *context.Context, gr *Graph, inputs map[string]*Node, outputs ...string) ([]*Node, int64) {
+	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, consts: map[*Node]*tensors.Tensor{}, pendingOut: map[string]bool{}, splats: map[string]splat{}, adapter: nn.AdapterOf(ctx)}
 	for name, n := range inputs {
 		v, ok := g.Input(name)
 		if !ok {
@@ -89,7 +97,18 @@ func (g *Model) Call(ctx *context.Context, gr *Graph, inputs map[string]*Node, o
 	for i, o := range outputs {
 		res[i] = b.value(o)
 	}
-	return res
+	return res, b.activationBytes()
+}
+
+// activationBytes sums the sizes of the non-constant values the converted nodes produced.
+func (b *builder) activationBytes() int64 {
+	var sum int64
+	for name, v := range b.vals {
+		if b.g.producer[name] != nil && b.constTensor(v) == nil {
+			sum += int64(v.Shape().Memory())
+		}
+	}
+	return sum
 }
 
 func (g *Model) inputNames() string {
@@ -168,6 +187,7 @@ type builder struct {
 	consts     map[*Node]*tensors.Tensor // values of the constants we made (GoMLX keeps only small ones)
 	pending    []*node                   // delegated nodes not converted yet (see flush)
 	pendingOut map[string]bool           // their outputs
+	splats     map[string]splat          // tensors held as one repeated value (splat.go)
 }
 
 // value returns the node for a tensor name: a converted value, an initializer (variable or
@@ -177,6 +197,11 @@ func (b *builder) value(name string) *Node {
 		return nil
 	}
 	if v, ok := b.vals[name]; ok {
+		return v
+	}
+	if s, ok := b.splats[name]; ok {
+		v := materializeSplat(b.gr, s)
+		b.vals[name] = v
 		return v
 	}
 	t, ok := b.g.inits[name]
@@ -205,7 +230,7 @@ func (b *builder) value(name string) *Node {
 // onnx-gomlx call per batch, see flush); our own ops are converted at once, folded to constants
 // when all their inputs are constants.
 func (b *builder) convert(n *node) {
-	if b.convertPathStep(n) {
+	if b.bySplat(n) || b.convertPathStep(n) {
 		return
 	}
 	_, isOurs := ours[n.op]
@@ -316,6 +341,9 @@ func (b *builder) peek(name string) *Node {
 		return v
 	}
 	if _, ok := b.g.inits[name]; ok {
+		return b.value(name)
+	}
+	if _, ok := b.splats[name]; ok {
 		return b.value(name)
 	}
 	return nil

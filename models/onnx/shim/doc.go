@@ -1,9 +1,11 @@
 // Package shim imports ONNX graphs into GoMLX: it is our op shim over onnx-gomlx v0.3.4's exported
 // API, not a fork of it.
 //
-// Load parses a file with onnx-gomlx (onnx.Parse), then reads the graph into its own node list and
-// decodes every initializer itself (raw or typed data, external data files relative to the model,
-// FLOAT16 and BFLOAT16 widened to float32). Every node is checked at load time against the ops
+// Load decodes every initializer itself, straight from the file's bytes (raw or typed data,
+// external data read tensor by tensor from files relative to the model, FLOAT16 and BFLOAT16
+// widened to float32), then parses the graph with onnx-gomlx (onnx.Parse) from the model re-encoded
+// without its float weights' data, and reads it into its own node list: the weights are held once,
+// as the tensors the context variables share (weights.go). Every node is checked at load time against the ops
 // converted here and those delegated to onnx-gomlx, with per-op configuration checks (Resize modes,
 // Conv auto_pad, Pad modes, ...): everything unsupported is named in one *UnsupportedError, so a
 // model never fails at its first call.
@@ -18,9 +20,11 @@
 //     axes, LayerNormalization's extra outputs, MaxPool's and AveragePool's default strides), and Conv, Gemm and
 //     MatMul, whose stored weights take LoRA adapters (nn.AdapterOf) so that the paper's LoRA
 //     hypernetwork runs on an imported generator;
-//   - every other supported op is converted by onnx-gomlx: runs of such nodes are handed to
-//     onnx.Model.CallGraph with their inputs presented as the graph's inputs, so it converts
-//     exactly those nodes;
+//   - every other supported op is converted by onnx-gomlx, node by node, through its per-node
+//     conversion (delegate.go says why not through CallGraph);
+//   - tensors that are one repeated value (a large ConstantOfShape, as the classic attention
+//     export's torch.empty, and its product by a constant) are held as that value and its shape,
+//     and an addition of zeros is dropped (splat.go);
 //   - nodes whose inputs are all constants are evaluated at build time (constant folding), so shape
 //     arithmetic (Shape, Gather, Concat, ...) reaches Reshape, Resize and the reductions as static
 //     values, as GoMLX requires.
@@ -33,9 +37,8 @@
 // upstream fixes by a version bump. What a fork would have made easier (an op registration hook)
 // is replaced by the per-node dispatch above, and every op we claim, ours or delegated, is checked
 // by the ONNX node conformance tests (Debian's libonnx-testdata, conformance_test.go) and the
-// fixtures' parity with PyTorch (parity_test.go). The cost: each delegated batch goes through
-// CallGraph, which runs the garbage collector three times, so building a graph takes a few hundred
-// milliseconds more than a direct conversion would.
+// fixtures' parity with PyTorch (parity_test.go). The cost: one linkname to onnx-gomlx's
+// unexported per-node conversion (delegate.go), pinned to v0.3.4 and exercised by those tests.
 //
 // Limits: static shapes only (the batch size is fixed when a graph is built, as everywhere in
 // GoMLX); no control flow (If, Loop), no LSTM/GRU, no quantized ops; Resize without antialiasing;

@@ -115,8 +115,8 @@ type Model struct {
 
 	loraFilter *regexp.Regexp // SetLoRALayers: the nodes that get adapters (nil: all)
 
-	gm    *gonnx.Model // onnx-gomlx's model, for the ops delegated to it
-	gmMu  sync.Mutex
+	gm   *gonnx.Model // onnx-gomlx's model, for the ops delegated to it
+	gmMu sync.Mutex
 }
 
 // Load reads and checks an ONNX file: it parses the graph (with onnx-gomlx), decodes every

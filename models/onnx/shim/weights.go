@@ -98,3 +98,37 @@ func eachField(data []byte, fn func(num protowire.Number, typ protowire.Type, fi
 	}
 	return nil
 }
+
+// WeightBytes is the memory of the model's floating-point initializers (its weights, held once).
+func (g *Model) WeightBytes() int64 {
+	var sum int64
+	for _, t := range g.inits {
+		if isWeight(t) {
+			sum += int64(t.Memory())
+		}
+	}
+	return sum
+}
+
+// LoRAParams is the number of parameters rank-r adapters add to the model: r·(fan-in + fan-out)
+// for each Conv, Gemm and MatMul that takes one (see Call).
+func (g *Model) LoRAParams(rank int) int64 {
+	var sum int64
+	for _, n := range g.nodes {
+		if !g.adaptable(n) {
+			continue
+		}
+		d := g.inits[n.in[1]].Shape().Dimensions
+		fanIn, fanOut := 1, d[0]
+		switch n.op {
+		case "Conv":
+			for _, k := range d[1:] {
+				fanIn *= k
+			}
+		default:
+			fanIn, fanOut = d[0], d[len(d)-1]
+		}
+		sum += int64(rank) * int64(fanIn+fanOut)
+	}
+	return sum
+}

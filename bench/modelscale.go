@@ -1,0 +1,190 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/baselines/reno"
+	"github.com/hypernoise/hypernoise/family"
+	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/models/onnx"
+)
+
+// ScaleOptions configures RunModel.
+type ScaleOptions struct {
+	Batch  int    // images per forward, training step and ReNO run
+	Steps  int    // timed forwards, training steps and ReNO iterations
+	Rank   int    // LoRA rank of the HyperNoise step (0: no training step)
+	Reward string // reward spec of the training and ReNO steps (default: the spec's first reward)
+	// TorchCmd is a shell command printing PyTorch's figures as one JSON line (empty: not run).
+	TorchCmd string
+	// ORTScript is scripts/ort_bench.js (empty: onnxruntime not run).
+	ORTScript string
+	Log       func(string)
+}
+
+// ScaleResult is what RunModel measured on an imported model (times in seconds or milliseconds,
+// memory in bytes).
+type ScaleResult struct {
+	Spec              string   `json:"spec"`
+	Batch             int      `json:"batch"`
+	LoadS             float64  `json:"load_s"`       // spec + ONNX files read, graphs checked (onnx.Load)
+	FirstCallS        float64  `json:"first_call_s"` // the first forward at this batch: build, compile, run
+	ForwardMSPerImage float64  `json:"forward_ms_per_image"`
+	HypernetStepMS    *float64 `json:"hypernet_step_ms"` // one HyperNoise training step (LoRA copy, reward, AdamW)
+	RenoStepMSImage   *float64 `json:"reno_step_ms_per_image"`
+	WeightBytes       int64    `json:"weight_bytes"`
+	EstimateForward   int64    `json:"estimate_forward_bytes"` // onnx.Model.EstimateBytes(batch, false)
+	EstimateTrain     int64    `json:"estimate_train_bytes"`   // EstimateTrainBytes(batch, rank)
+	PeakRSS           int64    `json:"peak_rss_bytes"`         // the process's peak resident memory
+	Torch             any      `json:"torch,omitempty"`        // PyTorch's figures (--torch-cmd), as printed
+	ORT               any      `json:"onnxruntime,omitempty"`  // onnxruntime's figures (--ort)
+	Errors            []string `json:"errors,omitempty"`       // figures that could not be measured, and why
+}
+
+// RunModel times an imported model on backend: load, the first forward, forwards, a HyperNoise
+// training step and a ReNO iteration.
+func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*ScaleResult, error) {
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			o.Log(fmt.Sprintf(format, args...))
+		}
+	}
+	res := &ScaleResult{Spec: specPath, Batch: o.Batch}
+	start := time.Now()
+	m, err := onnx.Load(specPath, backend)
+	if err != nil {
+		return nil, err
+	}
+	res.LoadS = time.Since(start).Seconds()
+	res.WeightBytes = m.WeightBytes()
+	res.EstimateForward, res.EstimateTrain = m.EstimateBytes(o.Batch, false), m.EstimateTrainBytes(o.Batch, o.Rank)
+	logf("load + check %.2f s (weights %d MB)", res.LoadS, res.WeightBytes>>20)
+	if err := forwardTimes(backend, m, o, res); err != nil {
+		return nil, err
+	}
+	logf("first call %.2f s, forward %.1f ms/image", res.FirstCallS, res.ForwardMSPerImage)
+	im := onnx.ModelOf(m)
+	spec := o.Reward
+	if spec == "" {
+		spec = im.DefaultReward
+	}
+	reward, err := im.Rewards.Parse(spec)
+	if err != nil {
+		res.Errors = append(res.Errors, "reward: "+err.Error())
+		res.PeakRSS = peakRSS()
+		res.external(m, specPath, o)
+		return res, nil
+	}
+	if o.Rank > 0 {
+		if st, err := TimeModelStep(backend, im, spec, o.Batch, o.Rank, o.Steps); err != nil {
+			res.Errors = append(res.Errors, "hypernoise step: "+err.Error())
+		} else {
+			res.HypernetStepMS = &st.StepMS
+			logf("hypernoise step %.0f ms", st.StepMS)
+		}
+	}
+	if ms, err := modelRenoStep(backend, m, im, reward, o); err != nil {
+		res.Errors = append(res.Errors, "reno: "+err.Error())
+	} else {
+		res.RenoStepMSImage = &ms
+		logf("reno step %.1f ms/image", ms)
+	}
+	res.PeakRSS = peakRSS()
+	res.external(m, specPath, o)
+	return res, nil
+}
+
+// external adds PyTorch's and onnxruntime's figures (after ours, so that our peak memory is ours).
+func (res *ScaleResult) external(m *onnx.Model, specPath string, o ScaleOptions) {
+	if o.TorchCmd != "" {
+		if v, err := TorchFigures(o.TorchCmd); err != nil {
+			res.Errors = append(res.Errors, "pytorch: "+err.Error())
+		} else {
+			res.Torch = v
+		}
+	}
+	if o.ORTScript != "" {
+		if v, err := ORTFigures(o.ORTScript, m, specPath, o.Batch, o.Steps); err != nil {
+			res.Errors = append(res.Errors, "onnxruntime: "+err.Error())
+		} else {
+			res.ORT = v
+		}
+	}
+}
+
+// forwardTimes times the generator's first call at o.Batch, then the median of o.Steps calls.
+func forwardTimes(backend backends.Backend, m *onnx.Model, o ScaleOptions, res *ScaleResult) error {
+	exec, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, eps, pr *Node) *Node {
+		return m.Generate(ctx, eps, pr)
+	})
+	if err != nil {
+		return err
+	}
+	defer exec.Finalize()
+	eps, prompts := modelNoise(m, o.Batch, 0)
+	var times []float64
+	for i := range o.Steps + 1 {
+		start := time.Now()
+		out, err := exec.Exec(eps, prompts)
+		if err != nil {
+			return err
+		}
+		out[0].FinalizeAll()
+		d := time.Since(start).Seconds()
+		if i == 0 {
+			res.FirstCallS = d
+		} else {
+			times = append(times, d*1e3/float64(o.Batch))
+		}
+	}
+	res.ForwardMSPerImage = median(times)
+	return nil
+}
+
+// modelNoise is a seeded batch of noises and prompt ids (cycling over the model's prompts).
+func modelNoise(m *onnx.Model, batch int, seed int64) (*tensors.Tensor, *tensors.Tensor) {
+	shape := m.NoiseShape()
+	d := 1
+	for _, s := range shape {
+		d *= s
+	}
+	prompts := make([]int32, batch)
+	if n := len(m.Prompts()); n > 0 {
+		for i := range prompts {
+			prompts[i] = int32(i % n)
+		}
+	}
+	return tensors.FromFlatDataAndDimensions(hypernet.Normal(seed, 1, batch*d), append([]int{batch}, shape...)...),
+		tensors.FromFlatDataAndDimensions(prompts, batch)
+}
+
+// modelRenoStep times ReNO (o.Steps iterations) on o.Batch images, after one run that compiles, and
+// returns milliseconds per iteration per image.
+func modelRenoStep(backend backends.Backend, m *onnx.Model, im *family.Model, reward hypernoise.Reward, o ScaleOptions) (float64, error) {
+	cfg := reno.DefaultConfig()
+	cfg.Steps = o.Steps
+	opt, err := reno.New(backend, im.Context, im.Generator, reward, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer opt.Finalize()
+	best := time.Duration(1 << 62)
+	for i := range 2 {
+		eps, prompts := modelNoise(m, o.Batch, int64(10+i))
+		start := time.Now()
+		if _, err := opt.Run(eps, prompts); err != nil {
+			return 0, err
+		}
+		if i > 0 {
+			best = min(best, time.Since(start))
+		}
+	}
+	return float64(best) / 1e6 / float64(o.Steps*o.Batch), nil
+}

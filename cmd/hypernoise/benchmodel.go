@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hypernoise/hypernoise/bench"
+	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/models/onnx"
+)
+
+// scaleFlags are bench's flags for --scale: per-stage timing of an imported model.
+type scaleFlags struct {
+	scale, noORT *bool
+	torchCmd     *string
+}
+
+func addScaleFlags(fs *flag.FlagSet) scaleFlags {
+	return scaleFlags{
+		scale: fs.Bool("scale", false, "--model SPEC.json: time every stage of an imported model (load and graph check, first call, "+
+			"forward, HyperNoise step, ReNO step, estimate and peak memory), beside PyTorch (--torch-cmd) and onnxruntime"),
+		torchCmd: fs.String("torch-cmd", "", "--scale: a command printing PyTorch's figures as one JSON line, e.g. "+
+			"\"/usr/bin/python3 models/onnx/testdata/make_t2i.py --size small --bench --batch 2\""),
+		noORT: fs.Bool("no-ort", false, "--scale: do not run onnxruntime (scripts/ort_bench.js, npm onnxruntime-node in .ort/)"),
+	}
+}
+
+// runScaleBench is `hypernoise bench --model SPEC.json --scale`: bench.RunModel on an ONNX spec.
+func runScaleBench(env *cli.Env, sf scaleFlags, mf modelBenchFlags, ref, backendName string, steps int, asJSON bool) error {
+	spec := strings.TrimPrefix(ref, onnx.FamilyName+":")
+	switch {
+	case !onnx.Family.Accepts(spec):
+		return cli.Usagef("--scale needs --model SPEC.json (an imported model), got %q", ref)
+	case *mf.batch < 1 || *mf.batch > 4096:
+		return cli.Usagef("--batch must be in [1, 4096], got %d", *mf.batch)
+	case *mf.rank < 0 || *mf.rank > 1024:
+		return cli.Usagef("--rank must be in [0, 1024], got %d", *mf.rank)
+	}
+	backend, err := cli.Backend(backendName)
+	if err != nil {
+		return err
+	}
+	defer backend.Finalize()
+	o := bench.ScaleOptions{Batch: *mf.batch, Steps: min(steps, 20), Rank: *mf.rank, Reward: *mf.reward, TorchCmd: *sf.torchCmd}
+	if !*sf.noORT {
+		o.ORTScript = bench.FindORTScript()
+	}
+	if !asJSON {
+		o.Log = func(line string) { fmt.Fprintln(env.Stderr, "bench: "+line) }
+	}
+	res, err := bench.RunModel(backend, spec, o)
+	if err != nil {
+		var se *onnx.SpecError
+		if errors.As(err, &se) {
+			return cli.Usagef("%v", err)
+		}
+		return err
+	}
+	if asJSON {
+		return cli.WriteJSON(env.Stdout, res)
+	}
+	writeModelTable(env.Stdout, res)
+	return nil
+}
+
+// writeModelTable prints RunModel's figures, one per line.
+func writeModelTable(w io.Writer, r *bench.ScaleResult) {
+	fmt.Fprintf(w, "model %s, batch %d\n", r.Spec, r.Batch)
+	fmt.Fprintf(w, "load + check          %8.2f s\n", r.LoadS)
+	fmt.Fprintf(w, "first call            %8.2f s\n", r.FirstCallS)
+	fmt.Fprintf(w, "forward               %8.1f ms/image\n", r.ForwardMSPerImage)
+	if r.HypernetStepMS != nil {
+		fmt.Fprintf(w, "hypernoise step       %8.0f ms\n", *r.HypernetStepMS)
+	}
+	if r.RenoStepMSImage != nil {
+		fmt.Fprintf(w, "reno step             %8.1f ms/image\n", *r.RenoStepMSImage)
+	}
+	fmt.Fprintf(w, "weights               %8s\n", cli.FormatBytes(r.WeightBytes))
+	fmt.Fprintf(w, "estimate fwd / train  %8s / %s\n", cli.FormatBytes(r.EstimateForward), cli.FormatBytes(r.EstimateTrain))
+	fmt.Fprintf(w, "peak memory           %8s\n", cli.FormatBytes(r.PeakRSS))
+	if r.Torch != nil {
+		fmt.Fprintf(w, "pytorch               %v\n", r.Torch)
+	}
+	if r.ORT != nil {
+		fmt.Fprintf(w, "onnxruntime           %v\n", r.ORT)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "not measured: %s\n", e)
+	}
+}
