@@ -85,6 +85,16 @@ func CheckFiniteSamples(what string, x *tensors.Tensor) error {
 	return e
 }
 
+// AllFinite reports whether every value of xs is finite (no NaN, no ±Inf).
+func AllFinite(xs []float32) bool {
+	for _, v := range xs {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // finiteMethod checks every sample a method returns: a generator that emits NaN or Inf makes
 // Generate fail, naming the generator, instead of producing black images.
 type finiteMethod struct {

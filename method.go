@@ -95,8 +95,83 @@ type MethodInfo struct {
 	Name    string
 	Summary string
 	Needs   Needs
+	// Defaults are the method's knobs when neither the model (family.Model.MethodDefaults) nor
+	// the request sets them, Max their largest allowed values; only the knobs in Needs count.
+	Defaults, Max Knobs
 	// New builds the method. It checks env against Needs and returns a clear error.
 	New func(env MethodEnv) (Method, error)
+}
+
+// Knobs are a method's integer settings; a zero field is unset.
+type Knobs struct {
+	N     int `json:"n,omitempty"`     // best-of-N candidates (NeedsN)
+	Steps int `json:"steps,omitempty"` // optimization steps (NeedsSteps)
+}
+
+// over returns k with the set fields of top replacing its own.
+func (k Knobs) over(top Knobs) Knobs {
+	if top.N != 0 {
+		k.N = top.N
+	}
+	if top.Steps != 0 {
+		k.Steps = top.Steps
+	}
+	return k
+}
+
+// Settle layers the method's knobs the way every command applies them: the registry's Defaults,
+// over them the model's, over them the request's (set fields win), and checks each knob the
+// method needs against [1, Max]; the knobs it does not need are returned zero.
+func (info MethodInfo) Settle(model, request Knobs) (Knobs, error) {
+	k := info.Defaults.over(model).over(request)
+	if err := info.CheckKnobs(k); err != nil {
+		return Knobs{}, err
+	}
+	var out Knobs
+	if info.Needs.Has(NeedsN) {
+		out.N = k.N
+	}
+	if info.Needs.Has(NeedsSteps) {
+		out.Steps = k.Steps
+	}
+	return out, nil
+}
+
+// CheckKnobs checks each knob the method needs against [1, Max] (0 is out of range here).
+func (info MethodInfo) CheckKnobs(k Knobs) error {
+	if info.Needs.Has(NeedsN) && (k.N < 1 || info.Max.N > 0 && k.N > info.Max.N) {
+		return fmt.Errorf("%s needs N in [1, %d], got %d", info.Name, info.Max.N, k.N)
+	}
+	if info.Needs.Has(NeedsSteps) && (k.Steps < 1 || info.Max.Steps > 0 && k.Steps > info.Max.Steps) {
+		return fmt.Errorf("%s needs steps in [1, %d], got %d", info.Name, info.Max.Steps, k.Steps)
+	}
+	return nil
+}
+
+// CheckKnobs checks knobs against the limits of the registered method name (see
+// MethodInfo.CheckKnobs); an unknown name is an error listing the methods.
+func CheckKnobs(name string, k Knobs) error {
+	info, err := LookupMethod(name)
+	if err != nil {
+		return err
+	}
+	return info.CheckKnobs(k)
+}
+
+// KnobHelp describes the knob defaults and limits of every registered method that has some,
+// e.g. "best-of-n: N 16 (at most 10000); reno: steps 50 (at most 1000)", for usage texts.
+func KnobHelp() string {
+	var parts []string
+	for _, name := range MethodNames() {
+		info, _ := LookupMethod(name)
+		if info.Needs.Has(NeedsN) {
+			parts = append(parts, fmt.Sprintf("%s: N %d (at most %d)", name, info.Defaults.N, info.Max.N))
+		}
+		if info.Needs.Has(NeedsSteps) {
+			parts = append(parts, fmt.Sprintf("%s: steps %d (at most %d)", name, info.Defaults.Steps, info.Max.Steps))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // CheckEnv returns an error naming the first part of env that the method needs and lacks.

@@ -63,3 +63,37 @@ func TestRegistry(t *testing.T) {
 	}()
 	hypernoise.RegisterMethod(info)
 }
+
+// TestSettleLayersKnobs: a method's knobs come from its registry defaults, overridden by the
+// model's, overridden by the request's; knobs it does not need are zero; values outside
+// [1, Max] are refused with the method's name and range.
+func TestSettleLayersKnobs(t *testing.T) {
+	info := hypernoise.MethodInfo{Name: "m", Needs: hypernoise.NeedsN,
+		Defaults: hypernoise.Knobs{N: 16}, Max: hypernoise.Knobs{N: 100}}
+	for _, c := range []struct {
+		model, req hypernoise.Knobs
+		want       int
+	}{
+		{hypernoise.Knobs{}, hypernoise.Knobs{}, 16},
+		{hypernoise.Knobs{N: 8}, hypernoise.Knobs{}, 8},
+		{hypernoise.Knobs{N: 8}, hypernoise.Knobs{N: 3}, 3},
+		{hypernoise.Knobs{}, hypernoise.Knobs{N: 5, Steps: 7}, 5},
+	} {
+		k, err := info.Settle(c.model, c.req)
+		if err != nil || k.N != c.want || k.Steps != 0 {
+			t.Errorf("Settle(%+v, %+v) = %+v, %v; want N %d, Steps 0", c.model, c.req, k, err, c.want)
+		}
+	}
+	for _, req := range []hypernoise.Knobs{{N: -1}, {N: 101}} {
+		if _, err := info.Settle(hypernoise.Knobs{}, req); err == nil || !strings.Contains(err.Error(), "m needs N in [1, 100]") {
+			t.Errorf("Settle(%+v): err = %v", req, err)
+		}
+	}
+	// Every registered method with a knob has a default inside its limits.
+	for _, name := range hypernoise.MethodNames() {
+		info, _ := hypernoise.LookupMethod(name)
+		if _, err := info.Settle(hypernoise.Knobs{}, hypernoise.Knobs{}); err != nil {
+			t.Errorf("%s: its defaults are refused: %v", name, err)
+		}
+	}
+}

@@ -30,6 +30,8 @@ import (
 
 	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/doctor"
+	"github.com/hypernoise/hypernoise/family"
+	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
 // Figures are the measured times. In Result.Torch a figure the scripts do not measure is null.
@@ -74,6 +76,10 @@ type Options struct {
 	Steps int
 	// Log receives one line per finished benchmark (may be nil).
 	Log func(string)
+	// Model is the model whose HyperNoise step, ReNO iteration and sampling are timed (nil: the
+	// embedded default). PyTorch's scripts time the embedded default's networks only, so they are
+	// not run for another model.
+	Model *family.Model
 }
 
 // Run measures every figure on backend, then PyTorch's when opts.TorchDir is set.
@@ -104,13 +110,15 @@ func Run(backend backends.Backend, opts Options) (*Result, error) {
 	res.MatmulGFLOPS = &mm.GFLOPS
 	logf("matmul 1024^3: %.1f GFLOP/s", mm.GFLOPS)
 
-	hn, err := hypernetStep(backend, opts.Steps)
+	hn, err := hypernetStep(backend, opts.Model, opts.Steps)
 	if err != nil {
 		return nil, fmt.Errorf("bench hypernet step: %w", err)
 	}
 	res.HypernetStepMS = &hn.stepMS
 	res.HypernetStepCPUMS = hn.cpuMS
-	res.HypernetArch = hn.model.Arch("student")
+	if a, ok := hn.model.Generator.(interface{ Arch(part string) string }); ok {
+		res.HypernetArch = a.Arch("student")
+	}
 	logf("HyperNoise training step (batch %d): %.1f ms (%.1f ms of CPU)", hnBatch, hn.stepMS, hn.cpuMS)
 
 	renoMS, err := renoStep(backend, hn)
@@ -154,7 +162,9 @@ func Run(backend backends.Backend, opts Options) (*Result, error) {
 		}
 	}
 
-	if opts.TorchDir != "" {
+	if opts.Model != nil && opts.Model.Family != fashion.FamilyName {
+		res.TorchError = "PyTorch's scripts time the embedded model only"
+	} else if opts.TorchDir != "" {
 		tf, err := RunTorch(opts.TorchDir, opts.Python, res.HypernetArch)
 		if err != nil {
 			res.TorchError = err.Error()

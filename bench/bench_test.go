@@ -17,7 +17,7 @@ func BenchmarkHypernetStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer backend.Finalize()
-	hn, err := hypernetStep(backend, max(b.N, 5))
+	hn, err := hypernetStep(backend, nil, max(b.N, 5))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func BenchmarkHypernetStep(b *testing.B) {
 // BenchmarkHypernetStepOps prints the time per op kind of the HyperNoise step (go test -bench StepOps -v).
 func BenchmarkHypernetStepOps(b *testing.B) {
 	opProfile(b, benchRows(15), func(backend backends.Backend) (float64, error) {
-		hn, err := hypernetStep(backend, max(b.N, 5))
+		hn, err := hypernetStep(backend, nil, max(b.N, 5))
 		if err != nil {
 			return 0, err
 		}
@@ -73,7 +73,7 @@ func BenchmarkHypernetStepBeforeAfter(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			hn, err := hypernetStep(backend, 5)
+			hn, err := hypernetStep(backend, nil, 5)
 			backend.Finalize()
 			if err != nil {
 				b.Fatal(err)

@@ -18,7 +18,9 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
@@ -31,26 +33,35 @@ const warmSteps = 3
 
 // hypernetBench is the trained state the ReNO and sampling benchmarks reuse.
 type hypernetBench struct {
-	model  *fashion.Model
+	model  *family.Model
 	mod    hypernoise.Modulator
 	reward hypernoise.Reward
 	stepMS float64
 	cpuMS  float64 // process CPU time per timed step (0 where not measured)
 }
 
-// hypernetStep trains the default LoRA hypernetwork (rank 8, align reward, AdamW) for warmSteps+steps
-// steps and returns the median time of the timed ones.
-func hypernetStep(backend backends.Backend, steps int) (*hypernetBench, error) {
-	m, err := fashion.Default()
-	if err != nil {
-		return nil, err
+// hypernetStep trains the default hypernetwork of model fm (nil: the embedded default; LoRA rank
+// 8 on a generator with a backbone, else an MLP of width 64; the model's default reward; AdamW)
+// for warmSteps+steps steps and returns the median time of the timed ones.
+func hypernetStep(backend backends.Backend, fm *family.Model, steps int) (*hypernetBench, error) {
+	if fm == nil {
+		fd, err := fashion.Default()
+		if err != nil {
+			return nil, err
+		}
+		fm = fashion.ModelOf(fd)
 	}
+	m := fm.Generator
 	opts := pipeline.DefaultTrainOptions()
-	reward, err := pipeline.ParseReward(m, "align=1")
+	reward, err := fm.Rewards.Parse(fm.DefaultReward)
 	if err != nil {
 		return nil, err
 	}
-	mod, err := opts.Modulator.Build(m, "bench_hypernet") // the default: LoRA rank 8 on the student
+	spec := opts.Modulator // the default: LoRA rank 8 on the student
+	if _, ok := m.(hypernoise.Backbone); !ok {
+		spec = infer.ModulatorSpec{Kind: infer.KindMLP, Hidden: 64, Layers: 2}
+	}
+	mod, err := spec.Build(m, "bench_hypernet")
 	if err != nil {
 		return nil, err
 	}
@@ -74,15 +85,15 @@ func hypernetStep(backend backends.Backend, steps int) (*hypernetBench, error) {
 		cpuEnd = processCPUSeconds()
 		last = now
 	}
-	if _, err := hypernet.Train(backend, m.Context(), prob, cfg, report); err != nil {
+	if _, err := hypernet.Train(backend, fm.Context, prob, cfg, report); err != nil {
 		return nil, err
 	}
-	return &hypernetBench{model: m, mod: mod, reward: reward, stepMS: median(times),
+	return &hypernetBench{model: fm, mod: mod, reward: reward, stepMS: median(times),
 		cpuMS: (cpuEnd - cpuStart) * 1e3 / float64(steps)}, nil
 }
 
-// benchNoise is a seeded batch of noises and prompts for the fashion model.
-func benchNoise(m *fashion.Model, seed int64) (*tensors.Tensor, *tensors.Tensor) {
+// benchNoise is a seeded batch of noises and prompts for generator m.
+func benchNoise(m hypernoise.Generator, seed int64) (*tensors.Tensor, *tensors.Tensor) {
 	shape := m.NoiseShape()
 	d := 1
 	for _, s := range shape {
@@ -91,7 +102,7 @@ func benchNoise(m *fashion.Model, seed int64) (*tensors.Tensor, *tensors.Tensor)
 	eps := hypernet.Normal(seed, 1, hnBatch*d)
 	prompts := make([]int32, hnBatch)
 	for i := range prompts {
-		prompts[i] = int32(i % len(m.Prompts()))
+		prompts[i] = int32(i % max(1, len(m.Prompts())))
 	}
 	return tensors.FromFlatDataAndDimensions(eps, append([]int{hnBatch}, shape...)...),
 		tensors.FromFlatDataAndDimensions(prompts, hnBatch)
@@ -105,14 +116,14 @@ const renoIters = 10
 func renoStep(backend backends.Backend, hn *hypernetBench) (float64, error) {
 	cfg := reno.DefaultConfig()
 	cfg.Steps = renoIters
-	o, err := reno.New(backend, hn.model.Context(), hn.model, hn.reward, cfg)
+	o, err := reno.New(backend, hn.model.Context, hn.model.Generator, hn.reward, cfg)
 	if err != nil {
 		return 0, err
 	}
 	defer o.Finalize()
 	best := time.Duration(1 << 62)
 	for i := range 4 {
-		eps, prompts := benchNoise(hn.model, int64(i))
+		eps, prompts := benchNoise(hn.model.Generator, int64(i))
 		start := time.Now()
 		if _, err := o.Run(eps, prompts); err != nil {
 			return 0, err
@@ -127,14 +138,14 @@ func renoStep(backend backends.Backend, hn *hypernetBench) (float64, error) {
 // sampleTime times HyperNoise sampling of hnBatch images with the benchmark's hypernetwork and returns
 // milliseconds per image (best of 5, after one that compiles).
 func sampleTime(backend backends.Backend, hn *hypernetBench) (float64, error) {
-	s, err := hypernet.NewSampler(backend, hn.model.Context(), hn.model, hn.mod)
+	s, err := hypernet.NewSampler(backend, hn.model.Context, hn.model.Generator, hn.mod)
 	if err != nil {
 		return 0, err
 	}
 	defer s.Finalize()
 	best := time.Duration(1 << 62)
 	for i := range 6 {
-		eps, prompts := benchNoise(hn.model, int64(100+i))
+		eps, prompts := benchNoise(hn.model.Generator, int64(100+i))
 		start := time.Now()
 		if _, _, _, err := s.Sample(eps, prompts); err != nil {
 			return 0, err

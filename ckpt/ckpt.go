@@ -19,6 +19,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/finitejson"
 	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/nlpodyssey/safetensors"
 )
@@ -36,9 +37,10 @@ func WriteFileAtomic(path string, data []byte) error { return safeio.WriteFileAt
 // and returns how many it removed.
 func RemoveStaleTemps(path string) int { return safeio.RemoveStaleTemps(path) }
 
-// WriteJSON writes v as indented JSON to path, atomically.
+// WriteJSON writes v as indented JSON to path, atomically; a non-finite number (NaN, ±Inf) is
+// written as null (see finitejson).
 func WriteJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
+	data, _, err := finitejson.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}

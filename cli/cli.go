@@ -17,6 +17,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/finitejson"
 	"github.com/hypernoise/hypernoise/internal/safeio"
 )
 
@@ -50,8 +51,11 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	usages         map[*flag.FlagSet]func()
 
-	intMu sync.Mutex
-	onInt func() string // see OnInterrupt
+	ranges map[*flag.FlagSet]map[string]Range // see Range
+
+	intMu     sync.Mutex
+	onInt     func() string // see OnInterrupt
+	stopCatch func()        // see HandleSignals
 }
 
 // FlagSet returns a flag set for a subcommand that reports errors instead of exiting. usage is
@@ -85,14 +89,17 @@ func (env *Env) Parse(fs *flag.FlagSet, args []string, allowArgs bool) error {
 			if show := env.usages[fs]; show != nil {
 				show()
 			}
+			if err := env.missingRanges(fs); err != nil {
+				return err
+			}
 			return errHelp
 		}
 		return Usagef("%v (see hypernoise %s --help)", err, fs.Name())
 	}
 	if !allowArgs && fs.NArg() > 0 {
-		return Usagef("unexpected argument %q (see hypernoise %s --help)", fs.Arg(0), fs.Name())
+		return Usagef("unexpected argument %s (see hypernoise %s --help)", safeio.Shorten(fs.Arg(0), 80), fs.Name())
 	}
-	return nil
+	return env.checkRanges(fs)
 }
 
 // BackendFlag registers --backend on fs; call Backend after parsing. The list offered is
@@ -138,11 +145,30 @@ func Backend(name string) (backends.Backend, error) {
 	return b, nil
 }
 
-// WriteJSON prints v as indented JSON.
+// WriteJSON prints v as indented JSON, a non-finite number (NaN, ±Inf) as null (see finitejson).
 func WriteJSON(w io.Writer, v any) error {
+	_, err := writeJSON(w, v)
+	return err
+}
+
+// WriteJSON prints v as indented JSON on the command's standard output; non-finite numbers are
+// written as null, and a line on standard error says which.
+func (env *Env) WriteJSON(v any) error {
+	nulls, err := writeJSON(env.Stdout, v)
+	if note := finitejson.Note(nulls); note != "" {
+		fmt.Fprintf(env.Stderr, "note: %s\n", note)
+	}
+	return err
+}
+
+func writeJSON(w io.Writer, v any) ([]string, error) {
+	tree, nulls, err := finitejson.Sanitize(v)
+	if err != nil {
+		return nil, err
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return nulls, enc.Encode(tree)
 }
 
 // Main runs the subcommand named by args[0] and returns the process exit code.
@@ -182,7 +208,10 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 	restore := limitRuntime()
 	defer restore()
 	stopCatching := env.catchInterrupts(name+" "+cmd.Name, stderr, os.Exit)
-	defer stopCatching()
+	env.intMu.Lock()
+	env.stopCatch = stopCatching
+	env.intMu.Unlock()
+	defer env.HandleSignals()
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "%s %s: internal error: %v\n", name, cmd.Name, firstLine(fmt.Sprint(r)))

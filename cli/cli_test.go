@@ -71,3 +71,42 @@ func TestBackendErrorIsUsage(t *testing.T) {
 		t.Errorf("unknown backend: err = %v", err)
 	}
 }
+
+// TestFlagRanges: a value outside a flag's range (NaN, huge, negative) is one usage line stating
+// the range; the range is in the help text; RequireRanges names a numeric flag without one.
+func TestFlagRanges(t *testing.T) {
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := Main("hn", "about", []Command{{Name: "c", Run: func(env *Env, args []string) error {
+			fs := env.FlagSet("c", "Usage: hn c")
+			fs.Float64("guidance", 3, "guidance scale")
+			fs.Int("terms", 8, "series terms")
+			fs.Int("free", 1, "no range")
+			env.Range(fs, "guidance", 0, 50)
+			env.Range(fs, "terms", 1, 64)
+			return env.Parse(fs, args, false)
+		}}}, append([]string{"c"}, args...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	for args, want := range map[string]string{
+		"--guidance=-1e308": "--guidance must be in [0, 50], got -1e+308",
+		"--guidance=NaN":    "--guidance must be in [0, 50], got NaN",
+		"--terms=100000":    "--terms must be in [1, 64], got 100000",
+		"--terms=0":         "--terms must be in [1, 64], got 0",
+	} {
+		if code, _, msg := run(args); code != ExitUsage || !strings.Contains(msg, want) {
+			t.Errorf("%s: exit %d, %q; want exit 2 with %q", args, code, msg, want)
+		}
+	}
+	if code, _, msg := run("--guidance=50", "--terms=64"); code != ExitOK {
+		t.Errorf("at the range's ends: exit %d %s", code, msg)
+	}
+	if _, help, _ := run("--help"); !strings.Contains(help, "(range [0, 50])") {
+		t.Errorf("help lacks the range:\n%s", help)
+	}
+	RequireRanges = true
+	defer func() { RequireRanges = false }()
+	if code, _, msg := run("--help"); code == ExitOK || !strings.Contains(msg, "--free") {
+		t.Errorf("RequireRanges: exit %d, %q", code, msg)
+	}
+}

@@ -26,6 +26,19 @@ func (env *Env) OnInterrupt(kept func() string) {
 	env.intMu.Unlock()
 }
 
+// HandleSignals stops Main's handling of SIGINT and SIGTERM for the rest of the command, which
+// then handles them itself (serve drains its requests on SIGTERM instead of exiting at once).
+// Calling it again does nothing.
+func (env *Env) HandleSignals() {
+	env.intMu.Lock()
+	stop := env.stopCatch
+	env.stopCatch = nil
+	env.intMu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
 // catchInterrupts makes SIGINT and SIGTERM print the command's OnInterrupt message and exit with
 // 130 or 143 (exit is os.Exit in the command, a stub in tests). It returns a function that stops
 // catching.

@@ -148,7 +148,7 @@ func saveCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig, step, ski
 // difference; ctx is unchanged on any refusal.
 func loadCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig) (*checkpointState, error) {
 	path := filepath.Join(cfg.CheckpointDir, CheckpointWeights)
-	data, err := os.ReadFile(path)
+	data, err := ckpt.ReadSafetensors(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resume: %w", err)
 	}
@@ -170,7 +170,7 @@ func loadCheckpoint(ctx *context.Context, p *Problem, cfg TrainConfig) (*checkpo
 // loading anything; the error names each difference.
 func CheckResume(p *Problem, cfg TrainConfig) error {
 	path := filepath.Join(cfg.CheckpointDir, CheckpointWeights)
-	data, err := os.ReadFile(path)
+	data, err := ckpt.ReadSafetensors(path)
 	if err != nil {
 		return fmt.Errorf("cannot resume: %w", err)
 	}

@@ -72,6 +72,9 @@ type TrainConfig struct {
 	// MaxNonFinite is how many consecutive skipped (non-finite) steps stop training with an error
 	// (0: DefaultMaxNonFinite).
 	MaxNonFinite int `json:"-"`
+	// MaxSkippedShare is the largest share of all steps that may be skipped: a run that skipped
+	// more fails at its end without writing its final checkpoint (0: DefaultMaxSkippedShare).
+	MaxSkippedShare float64 `json:"-"`
 }
 
 // DefaultSGD is the reference code's setting for the smaller model: SGD momentum 0.9, lr 1e-3,
@@ -206,6 +209,11 @@ func budgetSteps(cfg TrainConfig, start, done int, elapsed float64) int {
 // DefaultMaxNonFinite is the default TrainConfig.MaxNonFinite.
 const DefaultMaxNonFinite = 25
 
+// DefaultMaxSkippedShare is the default TrainConfig.MaxSkippedShare: a run that skipped more than a
+// quarter of its steps trained on a biased part of the noise (the part where the model is finite),
+// or not at all.
+const DefaultMaxSkippedShare = 0.25
+
 // optimizer state lives under this root, mirroring the trainable variables' scopes.
 const optimRoot = "/optimizer"
 
@@ -331,6 +339,9 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 			res.Config = cfg
 		}
 	}
+	if err := checkSkippedShare(p.Name, res.Skipped, res.Steps, cfg.MaxSkippedShare); err != nil {
+		return res, err
+	}
 	elapsed := time.Since(t0).Seconds()
 	ran := float64(res.Steps - start)
 	res.Cost = Cost{Forward: p.StepCost.Forward * ran, Backward: p.StepCost.Backward * ran}
@@ -343,6 +354,24 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 		}
 	}
 	return res, nil
+}
+
+// checkSkippedShare fails a run that skipped more than share (0: DefaultMaxSkippedShare) of its
+// steps for a non-finite loss or gradient.
+func checkSkippedShare(name string, skipped, steps int, share float64) error {
+	if share == 0 {
+		share = DefaultMaxSkippedShare
+	}
+	if steps == 0 || float64(skipped) <= share*float64(steps) {
+		return nil
+	}
+	what := fmt.Sprintf("%d of its %d steps", skipped, steps)
+	if skipped == steps {
+		what = fmt.Sprintf("every one of its %d steps", steps)
+	}
+	return fmt.Errorf("training %s failed: the loss or gradient was not finite (NaN or Inf) in %s, more than %.0f%% "+
+		"(those steps were skipped); no hypernetwork was written. The reward or generator returns non-finite values, "+
+		"or the learning rate or reward weights are too large", name, what, 100*share)
 }
 
 func scalarOf(t *tensors.Tensor) float32 {

@@ -127,6 +127,7 @@ func TestNonFiniteStepsSkipped(t *testing.T) {
 	}
 	cfg := plainSGD(30, 0.1)
 	cfg.Momentum = 0.9
+	cfg.MaxSkippedShare = 1 // this test is about how a skip is done; TestSkippedShareFails about how many
 	ctx := context.New()
 	res, err := Train(b, ctx, linearProblem(1, c, []float32{0, 0}, nanIfLarge), cfg, nil)
 	if err != nil {
@@ -164,6 +165,32 @@ func TestNonFiniteStepsSkipped(t *testing.T) {
 	for i := range w {
 		if math.Abs(float64(got[i])-w[i]) > 1e-4 {
 			t.Errorf("w[%d] = %g, want %g (skipped steps must not touch weights or momentum)", i, got[i], w[i])
+		}
+	}
+}
+
+// TestSkippedShareFails: a run that skipped more than MaxSkippedShare of its steps (here 18 of 30,
+// above the default quarter; and every step, with a loss that is always NaN) fails, naming the
+// count, and writes no final checkpoint.
+func TestSkippedShareFails(t *testing.T) {
+	b := testBackend(t)
+	for _, thr := range []float64{1.8, -1} {
+		nanIfLarge := func(eps *Node) *Node {
+			big := GreaterThan(ReduceAllMax(Abs(eps)), Scalar(eps.Graph(), dtypes.Float32, thr))
+			nan := Scalar(eps.Graph(), dtypes.Float32, math.NaN())
+			return BroadcastToDims(Where(big, nan, ScalarZero(eps.Graph(), dtypes.Float32)), eps.Shape().Dim(0))
+		}
+		cfg := plainSGD(20, 0.1)
+		cfg.CheckpointDir = t.TempDir()
+		_, err := Train(b, context.New(), linearProblem(1, []float32{1, -2}, []float32{0, 0}, nanIfLarge), cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), "no hypernetwork was written") {
+			t.Fatalf("thr %g: err %v, want a failure for too many skipped steps", thr, err)
+		}
+		if thr < 0 && !strings.Contains(err.Error(), "every one of its 20 steps") {
+			t.Errorf("always NaN: %v", err)
+		}
+		if _, serr := os.Stat(filepath.Join(cfg.CheckpointDir, CheckpointWeights)); serr == nil {
+			t.Errorf("thr %g: a checkpoint was written", thr)
 		}
 	}
 }

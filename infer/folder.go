@@ -1,12 +1,9 @@
 package infer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -15,7 +12,7 @@ import (
 	"github.com/hypernoise/hypernoise/hypernet"
 )
 
-// Files in a hypernetwork folder (written by pipeline.TrainHypernet).
+// Files in a hypernetwork folder (written by pipeline.Train).
 const (
 	WeightsFile = "hypernet.safetensors"
 	ConfigFile  = "hypernet.json"
@@ -92,8 +89,12 @@ func (s ModulatorSpec) Build(gen hypernoise.Generator, scope string) (hypernoise
 
 // Config is the JSON saved beside a trained hypernetwork's weights.
 type Config struct {
-	Format     int                  `json:"format"`
-	Generator  string               `json:"generator"`
+	Format    int    `json:"format"`
+	Generator string `json:"generator"`
+	// Model is the model the hypernetwork was trained on, as a --model value (family.Model.Ref:
+	// "fashion", "onnx:/abs/spec.json"), so that the folder finds its model; empty in folders
+	// written before it was recorded (the default family).
+	Model      string               `json:"model,omitempty"`
 	BaseHash   string               `json:"base_model_sha256"` // of the generator's weights
 	RewardSpec string               `json:"reward_spec"`
 	Modulator  ModulatorSpec        `json:"modulator"`
@@ -162,32 +163,6 @@ func DialDefaultBeta(lo, hi float64) float64 {
 		return 1
 	}
 	return math.Sqrt(lo * hi)
-}
-
-// HashScopes is a SHA-256 over the variables of ctx under the given top-level scopes (names and
-// raw values, in name order): it identifies a generator's weights, so that a hypernetwork can
-// refuse a generator it was not trained for.
-func HashScopes(ctx *context.Context, scopes ...string) string {
-	h := sha256.New()
-	var names []string
-	vars := map[string]*context.Variable{}
-	for v := range ctx.IterVariables() {
-		for _, top := range scopes {
-			if inScope(v.Scope(), context.ScopeSeparator+strings.TrimPrefix(top, context.ScopeSeparator)) {
-				names = append(names, v.ScopeAndName())
-				vars[v.ScopeAndName()] = v
-				break
-			}
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		h.Write([]byte(n))
-		if t, err := vars[n].Value(); err == nil {
-			_ = t.ConstBytes(func(b []byte) { h.Write(b) })
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // inScope reports whether scope is root or below it.

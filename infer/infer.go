@@ -1,4 +1,5 @@
-// Package infer is the inference pipeline: a frozen generator with its rewards, any number of
+// Package infer is the inference pipeline: a model of any family (package family: a frozen
+// generator with its rewards), any number of
 // trained hypernetworks loaded beside it (each in its own variable scope), and every registered
 // method (see package methods) built once per request shape and kept with its compiled graphs.
 //
@@ -24,24 +25,10 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	_ "github.com/hypernoise/hypernoise/methods" // registers the toolkit's methods
-	"github.com/hypernoise/hypernoise/rewards"
 )
-
-// Model is what the pipeline generates with: any hypernoise.Generator with the context holding
-// its frozen weights (and those of its rewards), and the rewards that specs may name.
-type Model struct {
-	Generator hypernoise.Generator
-	Context   *context.Context
-	Rewards   *rewards.Registry
-	// DefaultReward is the reward spec of methods that need one when neither the request nor a
-	// hypernetwork gives one (e.g. "align=1").
-	DefaultReward string
-	// Hash identifies the generator's weights (see HashScopes); a hypernetwork trained for other
-	// weights is refused.
-	Hash string
-}
 
 // Hypernet is a trained hypernetwork loaded into a pipeline.
 type Hypernet struct {
@@ -87,7 +74,7 @@ func NewHypernet(name, dir, scope string, mod hypernoise.Modulator, reward hyper
 // Pipeline generates with a Model, its hypernetworks and the registered methods.
 type Pipeline struct {
 	backend backends.Backend
-	model   *Model
+	model   *family.Model
 	chunk   int
 	lock    sync.RWMutex // graph building (write) vs running (read) on model.Context
 
@@ -115,7 +102,7 @@ type methodEntry struct {
 }
 
 // New returns a pipeline over model; chunk is the most rows a method runs at once (0: the default).
-func New(backend backends.Backend, model *Model, chunk int) (*Pipeline, error) {
+func New(backend backends.Backend, model *family.Model, chunk int) (*Pipeline, error) {
 	if backend == nil || model == nil || model.Generator == nil || model.Context == nil || model.Rewards == nil {
 		return nil, fmt.Errorf("inference pipeline needs a backend and a model with a generator, a context and rewards")
 	}
@@ -124,7 +111,7 @@ func New(backend backends.Backend, model *Model, chunk int) (*Pipeline, error) {
 }
 
 // Model returns the pipeline's model.
-func (p *Pipeline) Model() *Model { return p.model }
+func (p *Pipeline) Model() *family.Model { return p.model }
 
 // Backend returns the pipeline's backend.
 func (p *Pipeline) Backend() backends.Backend { return p.backend }
@@ -157,7 +144,7 @@ func (p *Pipeline) Hypernet(name string) (*Hypernet, error) {
 	return nil, fmt.Errorf("unknown hypernetwork %q; loaded: %s", name, strings.Join(names, ", "))
 }
 
-// LoadHypernet loads the hypernetwork folder dir (written by pipeline.TrainHypernet) under the
+// LoadHypernet loads the hypernetwork folder dir (written by pipeline.Train) under the
 // name filepath.Base(dir), into a scope of its own. It refuses a folder trained for another
 // generator or other generator weights, a weights file holding tensors outside the hypernetwork's
 // saved scope, and weights that do not fit the architecture its config names.
@@ -316,9 +303,11 @@ type Request struct {
 	// Reward is the reward spec of methods that need one; "" = the hypernetwork's (when the
 	// request names or implies one), else the model's default.
 	Reward string
-	N      int     // best-of-N candidates
-	Steps  int     // ReNO steps
-	Beta   float64 // tilt temperature of a tilt-dial hypernetwork (0: its own)
+	// N (best-of-N candidates) and Steps (ReNO iterations): 0 = the model's default for the
+	// method, else the registry's (hypernoise.MethodInfo.Settle).
+	N     int
+	Steps int
+	Beta  float64 // tilt temperature of a tilt-dial hypernetwork (0: its own)
 }
 
 // resolved fills in the defaults of r and returns the method's registry entry and environment.
@@ -367,16 +356,11 @@ func (p *Pipeline) resolve(r Request) (Request, hypernoise.MethodInfo, hypernois
 			return r, info, env, fmt.Errorf("method %s: no fine-tuned generator in this pipeline", r.Method)
 		}
 	}
-	if info.Needs.Has(hypernoise.NeedsN) {
-		env.N = r.N
-	} else {
-		r.N = 0
+	k, err := info.Settle(p.model.MethodDefaults[r.Method], hypernoise.Knobs{N: r.N, Steps: r.Steps})
+	if err != nil {
+		return r, info, env, err
 	}
-	if info.Needs.Has(hypernoise.NeedsSteps) {
-		env.Steps = r.Steps
-	} else {
-		r.Steps = 0
-	}
+	r.N, r.Steps, env.N, env.Steps = k.N, k.Steps, k.N, k.Steps
 	if err := info.CheckEnv(env); err != nil {
 		return r, info, env, err
 	}

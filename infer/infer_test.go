@@ -82,7 +82,8 @@ func TestSideBySide(t *testing.T) {
 		{infer.Request{Method: "hypernoise"}, "several hypernetworks are loaded; name one of: hn0, hn1"},
 		{infer.Request{Method: "hypernoise", Hypernet: "x"}, `unknown hypernetwork "x"; loaded: hn0, hn1`},
 		{infer.Request{Method: "magic"}, "methods: base, best-of-n"},
-		{infer.Request{Method: "best-of-n", N: 0}, "needs N >= 1"},
+		{infer.Request{Method: "best-of-n", N: -1}, "best-of-n needs N in [1, 10000], got -1"},
+		{infer.Request{Method: "reno", Steps: 1001}, "reno needs steps in [1, 1000], got 1001"},
 		{infer.Request{Method: "reno", Reward: "nope=1"}, "available rewards"},
 		{infer.Request{Method: "finetune"}, "no fine-tuned generator"},
 	} {

@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/compositional"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -22,7 +24,7 @@ func CompositionalOptions(quick bool, seed int64) compositional.Options {
 	to := DefaultTrainOptions()
 	to.Train.Seed = seed
 	o := compositional.Options{SeedsPerPrompt: 18, Seed: 2025, Train: to.Train, LoRARank: to.Modulator.Rank,
-		RegWeight: to.RegWeight, RenoSteps: DefaultRenoSteps, WarmSteps: DefaultWarmSteps, SmallN: 4, LargeN: 100,
+		RegWeight: to.RegWeight, RenoSteps: MethodDefault(reno.Name).Steps, WarmSteps: MethodDefault(reno.WarmName).Steps, SmallN: 4, LargeN: 100,
 		GridSeeds: 6, Chunk: DefaultChunk}
 	if quick {
 		o.SeedsPerPrompt, o.Train.Steps, o.LargeN, o.GridSeeds = 4, 120, 0, 4
@@ -30,10 +32,15 @@ func CompositionalOptions(quick bool, seed int64) compositional.Options {
 	return o
 }
 
-// RunCompositional runs the compositional benchmark on m (which it modifies: the hypernetwork's
-// adapters live in its context) and writes dir/metrics.json (key "compositional"), the plot, the
-// grids and dir/index.html.
-func RunCompositional(backend backends.Backend, m *fashion.Model, dir string, quick bool, seed int64, log io.Writer, prog progress.Func) (*compositional.Result, error) {
+// RunCompositional runs the compositional benchmark on model fm, which must be of the fashion
+// family (the benchmark's prompts and checks are Fashion-MNIST's; it modifies the model: the
+// hypernetwork's adapters live in its context), and writes dir/metrics.json (key
+// "compositional"), the plot, the grids and dir/index.html.
+func RunCompositional(backend backends.Backend, fm *family.Model, dir string, quick bool, seed int64, log io.Writer, prog progress.Func) (*compositional.Result, error) {
+	m, ok := fm.Generator.(*fashion.Model)
+	if !ok {
+		return nil, &family.ArgError{Err: fmt.Errorf("the compositional benchmark needs a model of the fashion family, not %s", fm.Ref())}
+	}
 	res, err := compositional.Run(backend, m, CompositionalOptions(quick, seed), log, prog)
 	if err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		o.RewardSpec = spec
 		o.OutDir = filepath.Join(opts.OutDir, "hypernet-"+name)
 		fmt.Fprintf(log, "[%s] training the %s hypernetwork (%d steps, batch %d) ...\n", name, o.Modulator.Kind, o.Train.Steps, o.Train.BatchSize)
-		_, tr, err := TrainHypernet(backend, m, o, progress.New(log, "train "+name, quiet))
+		_, tr, err := Train(backend, fashion.ModelOf(m), o, progress.New(log, "train "+name, quiet))
 		if err != nil {
 			return nil, err
 		}
@@ -62,7 +62,7 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		if err != nil {
 			return nil, err
 		}
-		p, err := NewPipeline(backend, em, o.OutDir)
+		p, err := NewPipeline(backend, fashion.ModelOf(em), o.OutDir)
 		if err != nil {
 			return nil, err
 		}

@@ -13,10 +13,11 @@ import (
 	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
+	"github.com/hypernoise/hypernoise/eval/metrics"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
@@ -46,17 +47,11 @@ type EvalOptions struct {
 	Methods []string `json:"methods,omitempty"`
 }
 
-// Validate checks the options.
+// Validate checks the options; the method knobs against the method registry's limits.
 func (o EvalOptions) Validate() error {
 	switch {
 	case o.SeedsPerPrompt < 2 || o.SeedsPerPrompt > 1000:
 		return fmt.Errorf("seeds per prompt must be in [2, 1000], got %d", o.SeedsPerPrompt)
-	case o.RenoSteps < 1 || o.RenoSteps > 1000:
-		return fmt.Errorf("ReNO steps must be in [1, 1000], got %d", o.RenoSteps)
-	case o.WarmRenoSteps < 0 || o.WarmRenoSteps > 1000:
-		return fmt.Errorf("warm-start ReNO steps must be in [0, 1000], got %d", o.WarmRenoSteps)
-	case o.SmallN < 1 || o.SmallN > 1000:
-		return fmt.Errorf("small N must be in [1, 1000], got %d", o.SmallN)
 	case o.FinetuneSteps < 0:
 		return fmt.Errorf("fine-tune steps must be >= 0, got %d", o.FinetuneSteps)
 	case o.FinetuneSteps > 0 && o.FinetuneRank < 1:
@@ -64,7 +59,15 @@ func (o EvalOptions) Validate() error {
 	case o.GridSeeds < 0 || o.Batch < 0:
 		return fmt.Errorf("grid seeds and batch must be >= 0")
 	}
-	return nil
+	if err := hypernoise.CheckKnobs(reno.Name, hypernoise.Knobs{Steps: o.RenoSteps}); err != nil {
+		return err
+	}
+	if o.WarmRenoSteps != 0 {
+		if err := hypernoise.CheckKnobs(reno.WarmName, hypernoise.Knobs{Steps: o.WarmRenoSteps}); err != nil {
+			return err
+		}
+	}
+	return hypernoise.CheckKnobs(bestofn.Name, hypernoise.Knobs{N: o.SmallN})
 }
 
 // EvalReport is the result of Evaluate; its JSON form is `hypernoise eval --json`.
@@ -77,16 +80,25 @@ type EvalReport struct {
 	Backend    string                       `json:"backend"`
 	Order      []string                     `json:"order"`
 	Methods    map[string]*imageeval.Result `json:"methods"`
-	// GainRatio is (hypernoise - base) / (reno - base) of the held-out alignment.
-	GainRatio float64 `json:"heldout_gain_ratio_vs_reno"`
-	Seconds   float64 `json:"seconds"`
+	// GainRatio is (hypernoise - base) / (reno - base) of the held-out alignment (null for a
+	// model without a held-out evaluator).
+	GainRatio metrics.Figure `json:"heldout_gain_ratio_vs_reno"`
+	Seconds   float64        `json:"seconds"`
+
+	grid family.GridFunc // the model's grid writer (nil: no grids)
 }
 
-// Evaluate compares every method on hn's reward, for the embedded generator of pipeline p (the
-// fine-tune baseline is trained, or reloaded, in dir when opts.FinetuneSteps > 0). Rows, in
-// registry order: base, best-of-N with N = SmallN and with N = 2*RenoSteps (ReNO's network
-// evaluations), ReNO, fine-tune, HyperNoise, HyperNoise + WarmRenoSteps ReNO steps.
-func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOptions, prog progress.Func) (*EvalReport, error) {
+// Evaluate compares every method on hn's reward, for the model of pipeline p (the fine-tune
+// baseline is trained, or reloaded, in dir when opts.FinetuneSteps > 0). Rows, in registry
+// order: base, best-of-N with N = SmallN and with N = 2*RenoSteps (ReNO's network evaluations),
+// ReNO, fine-tune, HyperNoise, HyperNoise + WarmRenoSteps ReNO steps. The held-out figures
+// (alignment, FD, the gain ratio) are null for a model without a held-out evaluator.
+func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOptions, prog progress.Func) (rep *EvalReport, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("evaluation: %v", r)
+		}
+	}()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -96,14 +108,12 @@ func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOption
 		}
 	}
 	start := time.Now()
-	m, ok := p.Model().Generator.(*fashion.Model)
-	if !ok {
-		return nil, fmt.Errorf("evaluation needs the embedded fashion generator, not %s", p.Model().Generator.Name())
-	}
-	stats, err := TestStatsFor(p.Backend(), m, "")
+	m := p.Model()
+	ev, err := imageeval.NewEvaluator(p.Backend(), m, hn.Reward)
 	if err != nil {
 		return nil, err
 	}
+	defer ev.Finalize()
 	reqs, err := evalRequests(p, hn, dir, opts, prog)
 	if err != nil {
 		return nil, err
@@ -118,23 +128,22 @@ func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOption
 		methods = append(methods, meth)
 		order = append(order, meth.Name())
 	}
-	ev, err := imageeval.NewEvaluator(p.Backend(), m, hn.Reward, stats)
-	if err != nil {
-		return nil, err
-	}
-	defer ev.Finalize()
 	res, err := ev.Evaluate(methods, imageeval.Options{SeedsPerPrompt: opts.SeedsPerPrompt, Seed: opts.Seed,
 		Batch: opts.Batch, GridSeeds: opts.GridSeeds}, prog)
 	if err != nil {
 		return nil, err
 	}
-	rep := &EvalReport{Generator: m.Name(), RewardSpec: hn.Config.RewardSpec, Prompts: m.Prompts(),
-		Images: opts.SeedsPerPrompt * len(m.Prompts()), Options: opts, Backend: p.Backend().Name(),
-		Order: order, Methods: res, Seconds: time.Since(start).Seconds()}
-	b, r, h := res[MethodBase], res[MethodReno], res[MethodHyperNoise]
-	if b != nil && r != nil && h != nil {
-		if d := r.HeldoutAlignment - b.HeldoutAlignment; d != 0 {
-			rep.GainRatio = (h.HeldoutAlignment - b.HeldoutAlignment) / d
+	gen := m.Generator
+	rep = &EvalReport{Generator: gen.Name(), RewardSpec: hn.Config.RewardSpec, Prompts: gen.Prompts(),
+		Images: opts.SeedsPerPrompt * m.NumPrompts(), Options: opts, Backend: p.Backend().Name(),
+		Order: order, Methods: res, Seconds: time.Since(start).Seconds(), GainRatio: metrics.NA, grid: m.Grid}
+	if m.HeldOut != nil {
+		rep.GainRatio = 0
+		b, r, h := res[MethodBase], res[MethodReno], res[MethodHyperNoise]
+		if b != nil && r != nil && h != nil {
+			if d := r.HeldoutAlignment - b.HeldoutAlignment; d != 0 {
+				rep.GainRatio = (h.HeldoutAlignment - b.HeldoutAlignment) / d
+			}
 		}
 	}
 	return rep, nil
@@ -154,7 +163,7 @@ func (r *EvalReport) Table() report.Table {
 	t := report.Table{Columns: []string{"reward", "held-out align", "FD", "diversity", "brightness", "NFE/img", "ms/img"}}
 	for _, name := range r.Order {
 		x := r.Methods[name]
-		t.Rows = append(t.Rows, report.Row{Name: name, Values: []float64{x.Reward, x.HeldoutAlignment, x.FD,
+		t.Rows = append(t.Rows, report.Row{Name: name, Values: []float64{x.Reward, float64(x.HeldoutAlignment), float64(x.FD),
 			x.Diversity, x.Brightness, x.NFEPerImage, 1000 * x.SecondsPerImage}})
 	}
 	return t
@@ -166,7 +175,7 @@ func (r *EvalReport) Text() string {
 	r.Table().WriteText(&b, "method", 16, 14, "%.4g")
 	fmt.Fprintf(&b, "reward %q, %d images per method (%d prompts x %d seeds)", r.RewardSpec, r.Images,
 		len(r.Prompts), r.Options.SeedsPerPrompt)
-	if r.Methods[MethodReno] != nil && r.Methods[MethodHyperNoise] != nil {
+	if r.Methods[MethodReno] != nil && r.Methods[MethodHyperNoise] != nil && r.GainRatio.Valid() {
 		fmt.Fprintf(&b, "; held-out alignment gain of hypernoise / reno over base: %.2f", r.GainRatio)
 	}
 	b.WriteString("\n")
@@ -174,20 +183,20 @@ func (r *EvalReport) Text() string {
 }
 
 // WriteGrids writes one PNG grid per method (rows: prompts; columns: the first GridSeeds seeds)
-// into dir and returns the file names in method order.
+// into dir and returns the file names in method order; none for a model without a grid writer.
 func (r *EvalReport) WriteGrids(dir, prefix string) ([]report.Image, error) {
 	var imgs []report.Image
 	k := min(r.Options.GridSeeds, r.Options.SeedsPerPrompt)
-	if k == 0 {
+	if k == 0 || r.grid == nil {
 		return nil, nil
 	}
+	n := k * max(1, len(r.Prompts))
 	for _, name := range r.Order {
 		res := r.Methods[name]
-		n := len(res.Grid) / (fashion.Side * fashion.Side)
-		if n == 0 {
+		if len(res.Grid) == 0 {
 			continue
 		}
-		png, err := fashion.GridPNG(res.Grid, n, k, 2, 2)
+		png, err := r.grid(res.Grid, n, k, 2, 2)
 		if err != nil {
 			return nil, err
 		}
@@ -248,7 +257,7 @@ func evalRequests(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOp
 			cfg := hn.Config.Train
 			cfg.Steps = opts.FinetuneSteps
 			err := p.Update(func(*context.Context) error {
-				ft, err := LoadOrTrainFinetuneModel(p.Backend(), p.Model(), hn.Config.RewardSpec, opts.FinetuneRank, cfg, dir, prog)
+				ft, err := LoadOrTrainFinetune(p.Backend(), p.Model(), hn.Config.RewardSpec, opts.FinetuneRank, cfg, dir, prog)
 				if err == nil {
 					p.SetFinetuned(ft)
 				}

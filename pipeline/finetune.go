@@ -8,9 +8,9 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/baselines/finetune"
 	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
@@ -29,15 +29,11 @@ type FinetuneConfig struct {
 	Result     *infer.TrainSummary  `json:"result,omitempty"`
 }
 
-// LoadOrTrainFinetune returns the fine-tune baseline for the reward spec: the generator with
-// LoRA adapters of the given rank trained on -r alone (no regularizer), with the same optimizer
-// settings as the hypernetwork. The adapters are cached in dir (reloaded if their config matches).
-func LoadOrTrainFinetune(backend backends.Backend, m *fashion.Model, spec string, rank int, cfg hypernet.TrainConfig, dir string, prog progress.Func) (*finetune.Model, error) {
-	return LoadOrTrainFinetuneModel(backend, FashionModel(m), spec, rank, cfg, dir, prog)
-}
-
-// LoadOrTrainFinetuneModel is LoadOrTrainFinetune for any model (its rewards, weights and hash).
-func LoadOrTrainFinetuneModel(backend backends.Backend, im *infer.Model, spec string, rank int, cfg hypernet.TrainConfig, dir string, prog progress.Func) (*finetune.Model, error) {
+// LoadOrTrainFinetune returns the fine-tune baseline of model im for the reward spec: the
+// generator with LoRA adapters of the given rank trained on -r alone (no regularizer), with the
+// same optimizer settings as the hypernetwork. The adapters are cached in dir (reloaded if their
+// config matches).
+func LoadOrTrainFinetune(backend backends.Backend, im *family.Model, spec string, rank int, cfg hypernet.TrainConfig, dir string, prog progress.Func) (*finetune.Model, error) {
 	ft, err := finetune.New(im.Generator, rank, 0, "finetune")
 	if err != nil {
 		return nil, err

@@ -1,7 +1,7 @@
-// Package pipeline runs the method on the embedded Fashion-MNIST default: it trains a noise
-// hypernetwork for a reward spec, saves and reloads it with its config, and builds the samplers of
-// every method the evaluation compares. The command line (train, sample, eval, demo) is a thin
-// layer over it.
+// Package pipeline runs the jobs of the toolkit on a model of any family (package family), one
+// function per job: Train a noise hypernetwork for a reward spec into a folder, NewPipeline to
+// load folders for inference, Sample, Evaluate every method, and the benchmarks of the embedded
+// default (Demo, RunCompositional). The command line is a thin layer over it.
 package pipeline
 
 import (
@@ -16,15 +16,14 @@ import (
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 	"github.com/hypernoise/hypernoise/rewards"
-	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
-// TrainOptions configures TrainHypernet.
+// TrainOptions configures Train.
 type TrainOptions struct {
 	RewardSpec string
 	Modulator  infer.ModulatorSpec
@@ -44,40 +43,27 @@ type TrainOptions struct {
 	Force      bool   // start afresh in an OutDir that holds a run, discarding it
 }
 
-// BaseHash is a SHA-256 over the generator's weights (student and autoencoder variables, by name),
-// so a hypernetwork can refuse a generator it was not trained for.
-func BaseHash(m *fashion.Model) string {
-	return infer.HashScopes(m.Context(), fashion.ScopeStudent, fashion.ScopeAutoencoder)
+// NewPipeline returns the inference pipeline over model m, loading the hypernetwork folders dirs
+// (each under its folder's base name).
+func NewPipeline(backend backends.Backend, m *family.Model, dirs ...string) (*infer.Pipeline, error) {
+	p, err := infer.New(backend, m, DefaultChunk)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirs {
+		if _, err := p.LoadHypernet(d); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
-// FashionModel is the inference model of the embedded generator m: its rewards, DefaultReward as
-// the default reward, and its weights' hash.
-func FashionModel(m *fashion.Model) *infer.Model {
-	return &infer.Model{Generator: m, Context: m.Context(), Rewards: imagerewards.Registry(m),
-		DefaultReward: DefaultReward, Hash: BaseHash(m)}
-}
-
-// NewPipeline returns the inference pipeline over the embedded generator m, loading the
-// hypernetwork folders dirs (each under its folder's base name).
-func NewPipeline(backend backends.Backend, m *fashion.Model, dirs ...string) (*infer.Pipeline, error) {
-	return NewModelPipeline(backend, FashionModel(m), dirs...)
-}
-
-// ParseReward builds the reward for a spec over m's models.
-func ParseReward(m *fashion.Model, spec string) (hypernoise.Reward, error) {
-	return imagerewards.Registry(m).Parse(spec)
-}
-
-// TrainHypernet trains a hypernetwork on the embedded generator m (which it modifies: the adapters
-// live in m's context) and writes it to opts.OutDir; see TrainModel.
-func TrainHypernet(backend backends.Backend, m *fashion.Model, opts TrainOptions, prog progress.Func) (*infer.Hypernet, *hypernet.TrainResult, error) {
-	return TrainModel(backend, FashionModel(m), opts, prog)
-}
-
-// TrainModel trains a hypernetwork for any generator (its adapters live in im.Context) with a reward
-// spec over im.Rewards, and writes it to opts.OutDir. A folder with a checkpoint and Resume set
-// continues that run.
-func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, prog progress.Func) (*infer.Hypernet, *hypernet.TrainResult, error) {
+// Train trains a hypernetwork for model im (which it modifies: the adapters live in im.Context)
+// with a reward spec over im.Rewards, and writes it to opts.OutDir with the model's reference
+// (family and argument) in hypernet.json. A folder with a checkpoint and Resume set continues
+// that run.
+func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog progress.Func) (*infer.Hypernet, *hypernet.TrainResult, error) {
 	if opts.OutDir == "" {
 		return nil, nil, fmt.Errorf("no output folder")
 	}
@@ -113,7 +99,7 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 	cfg.CheckpointDir = opts.OutDir
 	cfg.Resume, cfg.Force = opts.Resume, opts.Force
 	hcfg := infer.Config{
-		Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: im.Hash, RewardSpec: opts.RewardSpec,
+		Format: infer.ConfigFormat, Generator: m.Name(), Model: im.Ref(), BaseHash: im.Hash, RewardSpec: opts.RewardSpec,
 		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
 		RewardScale: scale,
 	}
@@ -185,7 +171,7 @@ func TrainModel(backend backends.Backend, im *infer.Model, opts TrainOptions, pr
 // normalizeReward returns the reward training uses: reward itself, or with opts.RewardNorm =
 // hypernet.NormStd, each term divided by its spread under the base generator (measured from the
 // training seed), with the spreads by reward name.
-func normalizeReward(backend backends.Backend, im *infer.Model, reward *rewards.Sum, opts TrainOptions) (hypernoise.Reward, map[string]float64, error) {
+func normalizeReward(backend backends.Backend, im *family.Model, reward *rewards.Sum, opts TrainOptions) (hypernoise.Reward, map[string]float64, error) {
 	norm, err := hypernet.ParseRewardNorm(opts.RewardNorm)
 	if err != nil || norm == hypernet.NormNone {
 		return reward, nil, err

@@ -91,7 +91,7 @@ func TestStepZeroIsBase(t *testing.T) {
 func TestTrainSaveLoadRoundTrip(t *testing.T) {
 	backend, m := setup(t)
 	dir := t.TempDir()
-	hn, res, err := TrainHypernet(backend, m, tinyOptions(dir, 6), nil)
+	hn, res, err := Train(backend, fashion.ModelOf(m), tinyOptions(dir, 6), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := NewPipeline(backend, m2, dir)
+	p2, err := NewPipeline(backend, fashion.ModelOf(m2), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 	val := tensors.MustCopyFlatData[float32](v.MustValue())
 	val[0] += 1
 	v.MustSetValue(tensors.FromFlatDataAndDimensions(val, v.Shape().Dimensions...))
-	if _, err := NewPipeline(backend, m3, dir); err == nil || !strings.Contains(err.Error(), "other fashion weights") {
+	if _, err := NewPipeline(backend, fashion.ModelOf(m3), dir); err == nil || !strings.Contains(err.Error(), "other fashion weights") {
 		t.Errorf("loading onto other weights: err = %v", err)
 	}
 	// A damaged weights file: a clear error naming it.
@@ -149,10 +149,10 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	m4, _ := fashion.Default()
-	if _, err := NewPipeline(backend, m4, dir); err == nil || !strings.Contains(err.Error(), infer.WeightsFile) {
+	if _, err := NewPipeline(backend, fashion.ModelOf(m4), dir); err == nil || !strings.Contains(err.Error(), infer.WeightsFile) {
 		t.Errorf("damaged weights: err = %v", err)
 	}
-	if _, err := NewPipeline(backend, m4, t.TempDir()); err == nil || !strings.Contains(err.Error(), infer.ConfigFile) {
+	if _, err := NewPipeline(backend, fashion.ModelOf(m4), t.TempDir()); err == nil || !strings.Contains(err.Error(), infer.ConfigFile) {
 		t.Errorf("empty folder: err = %v", err)
 	}
 }
@@ -181,10 +181,10 @@ func maxDiff(a, b []float32) float64 {
 
 func TestParseRewardErrors(t *testing.T) {
 	_, m := setup(t)
-	if _, err := ParseReward(m, "align=1,realism=0.5"); err != nil {
+	if _, err := fashion.Rewards(m).Parse("align=1,realism=0.5"); err != nil {
 		t.Errorf("valid spec: %v", err)
 	}
-	if _, err := ParseReward(m, "aesthetic=1"); err == nil || !strings.Contains(err.Error(), "align, brightness, contrast, realism") {
+	if _, err := fashion.Rewards(m).Parse("aesthetic=1"); err == nil || !strings.Contains(err.Error(), "align, brightness, contrast, realism") {
 		t.Errorf("unknown reward: err = %v", err)
 	}
 	if err := (infer.ModulatorSpec{Kind: "unet"}).Validate(); err == nil || !strings.Contains(err.Error(), "lora, mlp") {
@@ -200,12 +200,12 @@ func TestParseRewardErrors(t *testing.T) {
 func TestTinyEndToEnd(t *testing.T) {
 	backend, m := setup(t)
 	dir := t.TempDir()
-	if _, _, err := TrainHypernet(backend, m, tinyOptions(dir, 4), nil); err != nil {
+	if _, _, err := Train(backend, fashion.ModelOf(m), tinyOptions(dir, 4), nil); err != nil {
 		t.Fatal(err)
 	}
 	o := EvalOptions{SeedsPerPrompt: 2, Seed: 1, RenoSteps: 2, WarmRenoSteps: 1, SmallN: 2,
 		FinetuneSteps: 2, FinetuneRank: 2, GridSeeds: 2, Batch: 20}
-	p, err := NewPipeline(backend, m, dir)
+	p, err := NewPipeline(backend, fashion.ModelOf(m), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestTinyEndToEnd(t *testing.T) {
 		if r.NFEPerImage != nfe {
 			t.Errorf("%s: nfe_per_image = %g, want %g", name, r.NFEPerImage, nfe)
 		}
-		for k, v := range map[string]float64{"reward": r.Reward, "fd": r.FD, "diversity": r.Diversity, "align": r.HeldoutAlignment} {
+		for k, v := range map[string]float64{"reward": r.Reward, "fd": float64(r.FD), "diversity": r.Diversity, "align": float64(r.HeldoutAlignment)} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				t.Errorf("%s: %s = %g", name, k, v)
 			}
@@ -259,11 +259,11 @@ func TestSampleMethods(t *testing.T) {
 	backend, m := setup(t)
 	eps := hypernoise.NoiseFlat(9, 4, m.NoiseShape())
 	prompts := []int32{0, 2, 4, 6}
-	base, cost, err := Sample(backend, m, eps, prompts, SampleOptions{Method: "base"})
+	base, cost, err := Sample(backend, fashion.ModelOf(m), eps, prompts, SampleOptions{Method: "base"})
 	if err != nil || cost.NFE() != 1 || len(base) != 4*784 {
 		t.Fatalf("base: %d values, cost %+v, err %v", len(base), cost, err)
 	}
-	bon, cost, err := Sample(backend, m, eps, prompts, SampleOptions{Method: "best-of-n", N: 3})
+	bon, cost, err := Sample(backend, fashion.ModelOf(m), eps, prompts, SampleOptions{Method: "best-of-n", N: 3})
 	if err != nil || cost.NFE() != 3 {
 		t.Fatalf("best-of-3: cost %+v, err %v", cost, err)
 	}
@@ -276,10 +276,10 @@ func TestSampleMethods(t *testing.T) {
 	}{
 		{SampleOptions{Method: "magic"}, "methods: base, best-of-n, reno, finetune, hypernoise, hypernoise-reno"},
 		{SampleOptions{Method: "hypernoise"}, "needs --hypernet"},
-		{SampleOptions{Method: "best-of-n", N: 0}, "N in [1, 10000]"},
+		{SampleOptions{Method: "best-of-n", N: 10001}, "N in [1, 10000], got 10001"},
 		{SampleOptions{Method: "reno", Steps: -1}, "steps in [1, 1000]"},
 	} {
-		if _, _, err := Sample(backend, m, eps, prompts, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := Sample(backend, fashion.ModelOf(m), eps, prompts, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("options %+v: err = %v, want one containing %q", c.o, err, c.want)
 		}
 	}

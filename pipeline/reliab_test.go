@@ -56,7 +56,7 @@ func editJSON(t *testing.T, path string, edit func(map[string]any)) {
 func TestDamagedWeightsRefused(t *testing.T) {
 	backend, m := setup(t)
 	dir := t.TempDir()
-	if _, _, err := TrainHypernet(backend, m, tinyOptions(dir, 3), nil); err != nil {
+	if _, _, err := Train(backend, fashion.ModelOf(m), tinyOptions(dir, 3), nil); err != nil {
 		t.Fatal(err)
 	}
 	load := func(d string) (*fashion.Model, error) {
@@ -64,7 +64,7 @@ func TestDamagedWeightsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := NewPipeline(backend, m2, d)
+		p, err := NewPipeline(backend, fashion.ModelOf(m2), d)
 		if err == nil {
 			p.Close()
 		}
@@ -158,7 +158,7 @@ func TestDamagedWeightsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), student.ScopeAndName()) {
 		t.Errorf("foreign tensor: err = %v, want one naming %s", err, student.ScopeAndName())
 	}
-	if BaseHash(m2) != BaseHash(m) {
+	if fashion.ModelOf(m2).Hash != fashion.ModelOf(m).Hash {
 		t.Error("a refused hypernetwork file changed the base generator")
 	}
 }
@@ -169,7 +169,7 @@ func TestResumeRules(t *testing.T) {
 	dir := t.TempDir()
 	o := tinyOptions(dir, 4)
 	o.Train.CheckpointEvery = 2
-	if _, _, err := TrainHypernet(backend, m, o, nil); err != nil {
+	if _, _, err := Train(backend, fashion.ModelOf(m), o, nil); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, infer.ConfigFile))
@@ -193,14 +193,14 @@ func TestResumeRules(t *testing.T) {
 		r := o
 		r.Resume, r.Train.Steps = true, 6
 		c.mod(&r)
-		if _, _, err := TrainHypernet(backend, fresh(), r, nil); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrRunFolder) {
+		if _, _, err := Train(backend, fashion.ModelOf(fresh()), r, nil); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrRunFolder) {
 			t.Errorf("resume: err = %v, want a run-folder refusal naming %q", err, c.want)
 		}
 	}
 	// Resuming the finished run leaves it intact.
 	r := o
 	r.Resume = true
-	if _, res, err := TrainHypernet(backend, fresh(), r, nil); err != nil || res.StartStep != 4 {
+	if _, res, err := Train(backend, fashion.ModelOf(fresh()), r, nil); err != nil || res.StartStep != 4 {
 		t.Fatalf("resume of a finished run: %v", err)
 	}
 	after, _ := os.ReadFile(filepath.Join(dir, infer.ConfigFile))
@@ -208,19 +208,19 @@ func TestResumeRules(t *testing.T) {
 		t.Errorf("resuming a finished run rewrote its config:\n%s\n->\n%s", before, after)
 	}
 	// A fresh run into the folder is refused without --force.
-	if _, _, err := TrainHypernet(backend, fresh(), o, nil); !errors.Is(err, ErrRunFolder) {
+	if _, _, err := Train(backend, fashion.ModelOf(fresh()), o, nil); !errors.Is(err, ErrRunFolder) {
 		t.Errorf("fresh run over a finished one: err = %v", err)
 	}
 	// Resume in an empty folder is refused.
 	e := o
 	e.OutDir, e.Resume = t.TempDir(), true
-	if _, _, err := TrainHypernet(backend, fresh(), e, nil); !errors.Is(err, ErrRunFolder) {
+	if _, _, err := Train(backend, fashion.ModelOf(fresh()), e, nil); !errors.Is(err, ErrRunFolder) {
 		t.Errorf("resume without a checkpoint: err = %v", err)
 	}
 	// Continuing to 6 steps: the result covers all 6 (the reward of the first steps is the
 	// first run's, not 0).
 	r.Train.Steps = 6
-	hn, res, err := TrainHypernet(backend, fresh(), r, nil)
+	hn, res, err := Train(backend, fashion.ModelOf(fresh()), r, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
 // ErrRunFolder marks a refusal of CheckRunFolder: the folder's state does not allow what was
@@ -42,12 +41,6 @@ func CheckRunFolder(dir string, resume, force bool) error {
 		return &runFolderError{fmt.Sprintf("%s already holds a training run; pass --resume to continue it or --force to discard it and start over", dir)}
 	}
 	return nil
-}
-
-// CheckRewardSpec validates a reward spec for the embedded default without loading any model:
-// syntax, weights in range, and known reward names.
-func CheckRewardSpec(spec string) error {
-	return imagerewards.Registry(nil).Check(spec)
 }
 
 // clearRunFolder deletes the files of a previous run in dir (for a forced fresh start).

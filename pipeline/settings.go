@@ -1,28 +1,31 @@
 package pipeline
 
 import (
+	"fmt"
+
 	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
-// The defaults of training, sampling, evaluation and the demo on the embedded default, in one place.
-
-// DefaultReward is the reward of methods that need one when nothing names another: prompt
-// alignment, log p(c|x) under the reward classifier.
-const DefaultReward = "align=1"
+// The defaults of training, evaluation and the demo on the embedded default, in one place (the
+// methods' own knobs are in the method registry: hypernoise.MethodInfo.Defaults).
 
 // DefaultChunk is the most rows (images, or best-of-N candidates) a method runs in one compiled
 // call. It bounds memory: measured peak of `hypernoise sample --method best-of-n --best-of 100
 // --prompt all --n 16` is in docs (see notes of issue 9).
 const DefaultChunk = hypernoise.DefaultChunk
 
-// Sampling defaults (`hypernoise sample`, `hypernoise serve`).
-const (
-	DefaultBestOfN   = 16 // best-of-N candidates
-	DefaultRenoSteps = 50 // ReNO iterations (the paper's)
-	DefaultWarmSteps = 10 // ReNO iterations after the hypernetwork (hypernoise-reno)
-)
+// MethodDefault is a registered method's default knobs (hypernoise.MethodInfo.Defaults).
+func MethodDefault(name string) hypernoise.Knobs {
+	info, err := hypernoise.LookupMethod(name)
+	if err != nil {
+		panic(fmt.Sprintf("pipeline: %v", err)) // the toolkit's own methods are always registered
+	}
+	return info.Defaults
+}
 
 // BrightnessSpec is the demo's second reward. The weight 0.1 sets the tilt: with weight 1 the
 // hypernetwork turns every image into a white blob (brightness 0.28 -> 0.67, FD 50 -> 405 in our
@@ -44,7 +47,7 @@ func DefaultTrainOptions() TrainOptions {
 	cfg.LR = 1e-3
 	cfg.CheckpointEvery = 50
 	return TrainOptions{
-		RewardSpec: DefaultReward,
+		RewardSpec: fashion.DefaultReward,
 		Modulator:  infer.ModulatorSpec{Kind: infer.KindLoRA, Rank: 8},
 		Reg:        hypernet.RegMeanSquare,
 		RegWeight:  0.5,
@@ -53,10 +56,11 @@ func DefaultTrainOptions() TrainOptions {
 	}
 }
 
-// DefaultEvalOptions: 16 seeds per prompt (160 images), ReNO with the paper's 50 steps, best-of-N
-// with N = 100 (ReNO's 50 forward + 50 backward evaluations) and N = 4, 10 warm-start ReNO steps.
+// DefaultEvalOptions: 16 seeds per prompt (160 images), ReNO and HyperNoise+ReNO with the
+// registry's default steps (the paper's 50; 10 warm-start), best-of-N with N = 2*50 (ReNO's 50
+// forward + 50 backward evaluations) and N = 4.
 func DefaultEvalOptions() EvalOptions {
-	return EvalOptions{SeedsPerPrompt: 16, Seed: 2025, RenoSteps: DefaultRenoSteps, WarmRenoSteps: DefaultWarmSteps,
+	return EvalOptions{SeedsPerPrompt: 16, Seed: 2025, RenoSteps: MethodDefault(reno.Name).Steps, WarmRenoSteps: MethodDefault(reno.WarmName).Steps,
 		SmallN: 4, FinetuneSteps: 300, FinetuneRank: 8, GridSeeds: 8, Batch: 160}
 }
 

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,12 +13,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/internal/hntest"
 	"github.com/hypernoise/hypernoise/models/fashion"
+	"github.com/hypernoise/hypernoise/serve/batch"
 )
 
 var folders = sync.OnceValues(func() ([]string, error) {
@@ -55,12 +58,14 @@ func newServer(t *testing.T, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
 func do(t *testing.T, h http.Handler, method, path, body string) (int, []byte) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Host = "127.0.0.1:8080"
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.Bytes()
@@ -193,38 +198,62 @@ func TestGenerateBad(t *testing.T) {
 		if code != c.status || !strings.Contains(string(out), c.want) {
 			t.Errorf("%s %s %.60q: %d %s, want %d with %q", c.method, c.path, c.body, code, out, c.status, c.want)
 		}
-		var e errorBody
-		if err := json.Unmarshal(out, &e); err != nil || e.Error == "" {
+		var e APIError
+		if err := json.Unmarshal(out, &e); err != nil || e.Error.Message == "" || e.Error.Type != "invalid_request_error" {
 			t.Errorf("%s %s %.60q: answer is not a JSON error: %s", c.method, c.path, c.body, out)
 		}
 	}
 }
 
-// TestLimits fills the generation slots and the queue by hand: a request beyond them gets 429,
-// and one that waits past the timeout gets 503.
+// TestLimits blocks the only batch worker: a request admitted to the queue times out with a 503
+// (and is dropped, never run), a request beyond the queue gets 429, and once the worker is free
+// again requests are answered.
 func TestLimits(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Concurrency, cfg.Queue, cfg.Timeout = 1, 1, 200*time.Millisecond
 	s := newServer(t, cfg)
 	h := s.Handler()
 	body := `{"prompt": "bag", "method": "base"}`
-	s.run <- struct{}{} // a generation is running
-	s.admit <- struct{}{}
+	release, started := make(chan struct{}), make(chan struct{})
+	var baseRows atomic.Int64
+	s.batcher.Close()
+	var err error
+	s.batcher, err = batch.New(batch.Config{MaxRows: 32, Workers: 1}, func(req infer.Request, eps []float32, prompts []int32) (*batch.Rows, error) {
+		if req.Method == "reno" {
+			close(started)
+			<-release
+		}
+		if req.Method == "base" {
+			baseRows.Add(int64(len(prompts)))
+		}
+		return s.runRows(req, eps, prompts)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = s.batcher.Do(batch.Job{Ctx: context.Background(), Req: infer.Request{Method: "reno", Steps: 1}, Eps: make([]float32, 196), Prompts: []int32{0}}) }()
+	<-started
 	code, out := do(t, h, "POST", "/v1/generate", body) // admitted to the queue, then times out
-	if code != 503 || !strings.Contains(string(out), "timed out after 200ms waiting for a generation slot") {
+	if code != 503 || !strings.Contains(string(out), "did not finish within 200ms") {
 		t.Errorf("waiting past the timeout: %d %s", code, out)
 	}
-	s.admit <- struct{}{} // and the queue is full
+	s.admit <- struct{}{} // the queue is full (one place running, one waiting)
+	s.admit <- struct{}{}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/generate", strings.NewReader(body)))
+	req := httptest.NewRequest("POST", "/v1/generate", strings.NewReader(body))
+	req.Host = "localhost"
+	h.ServeHTTP(rec, req)
 	if rec.Code != 429 || !strings.Contains(rec.Body.String(), "server busy") || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("queue full: %d %s", rec.Code, rec.Body.String())
 	}
-	<-s.run
 	<-s.admit
 	<-s.admit
+	close(release)
 	if code, out := do(t, h, "POST", "/v1/generate", body); code != 200 {
-		t.Errorf("after the slots freed: %d %s", code, out)
+		t.Errorf("after the worker freed: %d %s", code, out)
+	}
+	if n := baseRows.Load(); n != 1 {
+		t.Errorf("%d base rows ran, want 1: the request that timed out while queued was not dropped", n)
 	}
 }
 

@@ -37,6 +37,8 @@ var Method = hypernoise.MethodInfo{
 	Name:    Name,
 	Summary: "N candidate noises per sample (the given one and N-1 derived from it), keep the highest reward",
 	Needs:   hypernoise.NeedsReward | hypernoise.NeedsN,
+	// N = 16 by default; at most 10000 candidates per sample (they run in chunks).
+	Defaults: hypernoise.Knobs{N: 16}, Max: hypernoise.Knobs{N: 10000},
 	New: func(env hypernoise.MethodEnv) (hypernoise.Method, error) {
 		s, err := NewShared(env.Backend, env.Context, env.Lock, env.ChunkOrDefault(), env.Generator, env.Reward, env.N)
 		if err != nil {
@@ -184,7 +186,7 @@ func (s *Sampler) run(b int, noise []int, prompts *tensors.Tensor, cand func(i, 
 	var bestX []float32
 	var xDims []int
 	chosen := make([]bool, b)
-	firstBad := math.NaN()
+	firstBad, genBad := math.NaN(), 0
 	rows := b * s.n
 	err = hypernet.Chunks(rows, s.chunk, func(lo, hi int) error {
 		p := hypernet.PaddedRows(hi-lo, s.chunk)
@@ -214,6 +216,9 @@ func (s *Sampler) run(b int, noise []int, prompts *tensors.Tensor, cand func(i, 
 				if res.Skipped == 0 {
 					firstBad = float64(v)
 				}
+				if !hypernoise.AllFinite(xs[(r-lo)*dx : (r-lo+1)*dx]) {
+					genBad++ // the image itself was not finite: the generator's failure
+				}
 				res.Skipped++ // a non-finite reward ranks nothing: the candidate is left out
 				continue
 			}
@@ -230,7 +235,7 @@ func (s *Sampler) run(b int, noise []int, prompts *tensors.Tensor, cand func(i, 
 	if err != nil {
 		return Result{}, err
 	}
-	if err := s.checkChosen(chosen, res.Skipped, firstBad); err != nil {
+	if err := s.checkChosen(chosen, res.Skipped, genBad, firstBad); err != nil {
 		return Result{}, err
 	}
 	res.X = tensors.FromFlatDataAndDimensions(bestX, append([]int{b}, xDims...)...)
@@ -239,10 +244,10 @@ func (s *Sampler) run(b int, noise []int, prompts *tensors.Tensor, cand func(i, 
 	return res, nil
 }
 
-// checkChosen fails, naming the reward, when some sample had no candidate with a finite reward:
+// checkChosen fails, naming the reward (or the generator, when the images were not finite), when some sample had no candidate with a finite reward:
 // there is nothing to choose from, and returning its first candidate (the base sample) would pass
 // the model's failure off as a result.
-func (s *Sampler) checkChosen(chosen []bool, skipped int, first float64) error {
+func (s *Sampler) checkChosen(chosen []bool, skipped, genBad int, first float64) error {
 	none := 0
 	for _, c := range chosen {
 		if !c {
@@ -252,7 +257,11 @@ func (s *Sampler) checkChosen(chosen []bool, skipped int, first float64) error {
 	if none == 0 {
 		return nil
 	}
-	return &hypernoise.NonFiniteError{What: "the reward " + hypernoise.Describe(s.reward), Count: skipped, Samples: none,
+	what := "the reward " + hypernoise.Describe(s.reward)
+	if genBad == skipped {
+		what = "the generator " + hypernoise.Describe(s.gen) // every left-out candidate's image was not finite
+	}
+	return &hypernoise.NonFiniteError{What: what, Count: skipped, Samples: none,
 		Of: len(chosen), First: first, Context: "best-of-N",
 		Remedy: fmt.Sprintf("%d sample(s) had no candidate with a finite reward", none)}
 }

@@ -17,6 +17,8 @@ var Method = hypernoise.MethodInfo{
 	Name:    Name,
 	Summary: "ReNO test-time optimization of each sample's noise (paper settings; steps = iterations)",
 	Needs:   hypernoise.NeedsReward | hypernoise.NeedsSteps,
+	// The paper's 50 iterations by default, at most 1000.
+	Defaults: hypernoise.Knobs{Steps: 50}, Max: hypernoise.Knobs{Steps: 1000},
 	New: func(env hypernoise.MethodEnv) (hypernoise.Method, error) {
 		return newMethod(env, Name, nil)
 	},
@@ -27,6 +29,8 @@ var WarmMethod = hypernoise.MethodInfo{
 	Name:    WarmName,
 	Summary: "the hypernetwork's modulated noise, then ReNO steps from it (warm start)",
 	Needs:   hypernoise.NeedsReward | hypernoise.NeedsModulator | hypernoise.NeedsSteps,
+	// 10 iterations after the hypernetwork by default, at most 1000.
+	Defaults: hypernoise.Knobs{Steps: 10}, Max: hypernoise.Knobs{Steps: 1000},
 	New: func(env hypernoise.MethodEnv) (hypernoise.Method, error) {
 		return newMethod(env, WarmName, env.Modulator)
 	},

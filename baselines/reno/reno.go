@@ -194,7 +194,7 @@ func (o *Optimizer) runChunk(eps, prompts *tensors.Tensor, n int) (res Result, e
 	res.Reward = make([]float32, b)
 	res.BestStep = make([]int, b)
 	kept := make([]bool, b)
-	first := math.NaN()
+	first, genBad := math.NaN(), 0
 	for step := range o.cfg.Steps {
 		outs, err := o.exec.Exec(cur, buf, prompts)
 		if err != nil {
@@ -216,6 +216,9 @@ func (o *Optimizer) runChunk(eps, prompts *tensors.Tensor, n int) (res Result, e
 					if res.Skipped == 0 {
 						first = v
 					}
+					if !hypernoise.AllFinite(xs[i*dx : (i+1)*dx]) {
+						genBad++
+					}
 					res.Skipped++
 				}
 				continue
@@ -231,7 +234,11 @@ func (o *Optimizer) runChunk(eps, prompts *tensors.Tensor, n int) (res Result, e
 		cur, buf = outs[2], outs[3]
 	}
 	if none := countFalse(kept[:n]); none > 0 {
-		return res, &hypernoise.NonFiniteError{What: "the reward " + hypernoise.Describe(o.reward), Count: res.Skipped, Samples: none, Of: n,
+		what := "the reward " + hypernoise.Describe(o.reward)
+		if genBad == res.Skipped {
+			what = "the generator " + hypernoise.Describe(o.gen) // every left-out iterate's image was not finite
+		}
+		return res, &hypernoise.NonFiniteError{What: what, Count: res.Skipped, Samples: none, Of: n,
 			First: first, Context: "ReNO", Remedy: fmt.Sprintf("%d sample(s) had no iterate with a finite reward", none)}
 	}
 	res.X = tensors.FromFlatDataAndDimensions(bestX, xDims...)

@@ -20,8 +20,9 @@ func runBench(env *cli.Env, args []string) error {
 	fs := env.FlagSet("bench", `Usage: hypernoise bench [--json] [--backend NAME] [--torch-dir DIR | --no-torch]
 
 Times, on the selected backend: a 1024^3 float32 matmul (GFLOP/s), one HyperNoise training step on
-the embedded default (batch 32, LoRA rank 8, align reward, AdamW), one ReNO iteration and one
-HyperNoise sample (ms per image), and the MLP and conv-net training steps of the compute benchmarks.
+the embedded default or --model (batch 32, LoRA rank 8 or an MLP for a generator without a
+backbone, the model's default reward, AdamW), one ReNO iteration and one HyperNoise sample (ms per
+image), and the MLP and conv-net training steps of the compute benchmarks.
 When /usr/bin/python3 has torch, the PyTorch scripts in ../shared/bench (or --torch-dir) time the same
 steps in the same run and each ratio is printed. Takes a few minutes.`)
 	backendName := cli.BackendFlag(fs)
@@ -30,6 +31,7 @@ steps in the same run and each ratio is printed. Takes a few minutes.`)
 	noTorch := fs.Bool("no-torch", false, "do not run the PyTorch scripts")
 	python := fs.String("python", bench.DefaultPython, "Python interpreter with torch")
 	steps := fs.Int("steps", 10, "timed steps per training benchmark")
+	modelRef := modelFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -52,6 +54,11 @@ steps in the same run and each ratio is printed. Takes a few minutes.`)
 	}
 	defer backend.Finalize()
 	opts := bench.Options{TorchDir: dir, Python: *python, Steps: *steps}
+	if *modelRef != "" {
+		if opts.Model, err = loadModel(*modelRef, "", backend); err != nil {
+			return err
+		}
+	}
 	if !*asJSON {
 		opts.Log = func(line string) { fmt.Fprintln(env.Stderr, "bench: "+line) }
 	}

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/hypernoise/hypernoise/cli"
-	"github.com/hypernoise/hypernoise/models/fashion"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -40,24 +40,22 @@ and DIR/metrics.json (key "compositional").`)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
-	var m *fashion.Model
-	var err error
+	ref := ""
 	if *weights != "" {
 		if _, serr := os.Stat(*weights); serr != nil {
 			return cli.Usagef("compositional: --weights: %v", serr)
 		}
-		m, err = fashion.Load(*weights)
-	} else {
-		m, err = fashion.Default()
-	}
-	if err != nil {
-		return err
+		ref = family.JoinRef("fashion", *weights)
 	}
 	backend, err := cli.Backend(*backendName)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
+	m, err := loadModel(ref, "", backend)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}

@@ -6,11 +6,8 @@ import (
 	"strings"
 
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
-	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -30,8 +27,9 @@ func runEval(env *cli.Env, args []string) error {
 For every prompt and a fixed seed set, compares base sampling, best-of-N (N matched to ReNO's network
 evaluations, and a small N), ReNO (paper defaults), the LoRA fine-tune baseline (trained on the same
 reward and cached in DIR), the hypernetwork, and the hypernetwork warm-starting a few ReNO steps.
-Per method: mean training reward, held-out alignment, FD to the test set in held-out feature space,
-diversity, network evaluations and seconds per image.
+Per method: mean training reward, held-out alignment, FD to the test set in held-out feature space
+(null for a model without a held-out evaluator), diversity, network evaluations and seconds per
+image. The model is the one DIR was trained on (or --model).
 
   hypernoise eval --write-test-stats   rebuilds the embedded test-set statistics (needs the dataset)`)
 	dir := fs.String("hypernet", "", "hypernetwork folder written by hypernoise train (required)")
@@ -47,12 +45,12 @@ diversity, network evaluations and seconds per image.
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	writeStats := fs.Bool("write-test-stats", false, "compute the held-out feature statistics of the test set into "+pipeline.TestStatsFile)
-	modelSpec := fs.String("model", "", modelFlagUsage+"; held-out metrics are then null")
+	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
-	if *modelSpec != "" && *writeStats {
+	if *modelRef != "" && *writeStats {
 		return cli.Usagef("eval: --write-test-stats is for the embedded model, not --model")
 	}
 	backend, err := cli.Backend(*backendName)
@@ -61,19 +59,8 @@ diversity, network evaluations and seconds per image.
 	}
 	defer backend.Finalize()
 	if *writeStats {
-		m, err := fashion.Default()
+		st, err := pipeline.WriteTestStats(backend)
 		if err != nil {
-			return err
-		}
-		st, err := pipeline.ComputeTestStats(backend, m, "")
-		if err != nil {
-			return err
-		}
-		data, err := st.Encode()
-		if err != nil {
-			return err
-		}
-		if err := ckpt.WriteFileAtomic(pipeline.TestStatsFile, data); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "wrote %s (%d test images, %d features)\n", pipeline.TestStatsFile, st.N, len(st.Mean))
@@ -99,25 +86,13 @@ diversity, network evaluations and seconds per image.
 			o.Methods = append(o.Methods, name)
 		}
 	}
-	var p *infer.Pipeline
-	if *modelSpec != "" {
-		_, im, err := loadModel(*modelSpec, backend)
-		if err != nil {
-			return err
-		}
-		p, err = pipeline.NewModelPipeline(backend, im, *dir)
-		if err != nil {
-			return err
-		}
-	} else {
-		m, err := fashion.Default()
-		if err != nil {
-			return err
-		}
-		p, err = pipeline.NewPipeline(backend, m, *dir)
-		if err != nil {
-			return err
-		}
+	m, err := loadModel(*modelRef, *dir, backend)
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.NewPipeline(backend, m, *dir)
+	if err != nil {
+		return err
 	}
 	defer p.Close()
 	hn := p.Hypernets()[0]
@@ -129,9 +104,6 @@ diversity, network evaluations and seconds per image.
 		o.FinetuneSteps = hn.Config.Train.Steps
 	default:
 		o.FinetuneSteps = *ftSteps
-	}
-	if *modelSpec != "" {
-		return evalModel(env, p, hn, *dir, o, *out, *asJSON, *quiet)
 	}
 	rep, err := pipeline.Evaluate(p, hn, *dir, o, progress.New(env.Stderr, "eval", *quiet || *asJSON))
 	if err != nil {

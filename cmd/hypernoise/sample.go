@@ -8,68 +8,111 @@ import (
 	"strings"
 
 	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/baselines/bestofn"
+	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
 
 func init() {
 	commands = append(commands, cli.Command{
 		Name:    "sample",
-		Summary: "generate a PNG grid of Fashion-MNIST images for a prompt with the embedded one-step generator",
+		Summary: "generate a PNG grid for a prompt with a one-step generator (the embedded Fashion-MNIST one by default)",
 		Run:     runSample,
 	})
 }
 
 // sampleFlags are the flags of `hypernoise sample`; further generation methods add theirs here.
 type sampleFlags struct {
-	prompt, out, weights string
-	n, cols, scale       int
-	seed                 uint64
-	teacherSteps         int
-	guidance             float64
-	gen                  pipeline.SampleOptions
+	prompt, out, weights, model string
+	n, cols, scale              int
+	seed                        int64
+	teacherSteps                int
+	guidance                    float64
+	gen                         pipeline.SampleOptions
 }
 
 func runSample(env *cli.Env, args []string) error {
-	fs := env.FlagSet("sample", `Usage: hypernoise sample --prompt NAME [--n 16] [--seed 7] [--out grid.png] [flags]
+	fs := env.FlagSet("sample", `Usage: hypernoise sample --prompt NAME [--n 16] [--seed 7] [--out grid.png] [--model M] [flags]
 
-Generates --n images of the prompt's class with the embedded one-step generator
-x = decoder(student(eps, prompt)), eps ~ N(0, I): image k of prompt p uses noise p*n+k of --seed,
-the same noise in every command and method (eval's images of a prompt are sample's with --n =
-eval's --seeds), and writes them as a PNG grid. --teacher-steps K samples the multi-step teacher instead
-(K Euler steps of its guided flow ODE), for comparison. --prompt all draws --n images of every
-prompt, one row each. Prompts: `+strings.Join(fashion.Prompts, ", ")+`.
+Generates --n images of the prompt with the model's one-step generator x = g(eps, prompt),
+eps ~ N(0, I): image k of prompt p uses noise p*n+k of --seed, the same noise in every command and
+method (eval's images of a prompt are sample's with --n = eval's --seeds, and the server returns
+the same images for the same seed), and writes them as a PNG grid. --prompt all draws --n images
+of every prompt, one row each. --teacher-steps K samples the multi-step teacher instead (K Euler
+steps of its guided flow ODE), for comparison, on models that have one (the embedded default).
 
 --hypernet DIR samples with a trained noise hypernetwork, x = g(eps + f(eps, c), c), from the same
-noises; --method picks any method: `+pipeline.MethodList()+`
+noises (on the model DIR was trained on); --method picks any method: `+pipeline.MethodList()+`
 (best-of-n and reno use --reward, or the hypernetwork's reward; finetune uses the fine-tune cached
-in DIR by hypernoise eval).`)
-	var f sampleFlags
-	fs.StringVar(&f.prompt, "prompt", "", "class name, case-insensitive, or \"all\" (required)")
+in DIR by hypernoise eval). Method defaults and limits: `+hypernoise.KnobHelp()+`.`)
+	f := sampleFlags{}
+	fs.StringVar(&f.prompt, "prompt", "", "prompt name, case-insensitive, or \"all\" (required for a conditional model)")
 	fs.IntVar(&f.n, "n", 16, "number of images (per prompt)")
-	var seed int64
-	fs.Int64Var(&seed, "seed", 7, "noise seed")
+	fs.Int64Var(&f.seed, "seed", 7, "noise seed")
 	fs.StringVar(&f.out, "out", "grid.png", "PNG file to write")
 	fs.IntVar(&f.cols, "cols", 0, "grid columns (default: about sqrt(n))")
 	fs.IntVar(&f.scale, "scale", 2, "pixel scale factor of each image")
 	fs.IntVar(&f.teacherSteps, "teacher-steps", 0, "sample the teacher with K Euler steps instead of the one-step student")
-	fs.Float64Var(&f.guidance, "guidance", fashion.DefaultGuidance, "classifier-free guidance scale of the teacher (with --teacher-steps)")
-	fs.StringVar(&f.weights, "weights", "", "load weights from this folder instead of the embedded ones")
+	fs.Float64Var(&f.guidance, "guidance", 0, "classifier-free guidance scale of the teacher (with --teacher-steps; default: the teacher's own)")
+	fs.StringVar(&f.weights, "weights", "", "load the embedded family's weights from this folder (shorthand for --model fashion:DIR)")
 	fs.StringVar(&f.gen.HypernetDir, "hypernet", "", "hypernetwork folder from hypernoise train (default method: hypernoise)")
 	fs.StringVar(&f.gen.Method, "method", "", "generation method: "+pipeline.MethodList()+" (default base, or hypernoise with --hypernet)")
-	fs.StringVar(&f.gen.RewardSpec, "reward", "", "reward spec for reno and best-of-n (default: the hypernetwork's, else "+pipeline.DefaultReward+")")
-	fs.IntVar(&f.gen.N, "best-of", pipeline.DefaultBestOfN, "candidates per image for --method best-of-n")
-	fs.IntVar(&f.gen.Steps, "reno-steps", 0, fmt.Sprintf("ReNO iterations for --method reno (default %d) or hypernoise-reno (default %d)", pipeline.DefaultRenoSteps, pipeline.DefaultWarmSteps))
+	fs.StringVar(&f.gen.RewardSpec, "reward", "", "reward spec for reno and best-of-n (default: the hypernetwork's, else the model's default)")
+	fs.IntVar(&f.gen.N, "best-of", 0, fmt.Sprintf("candidates per image for --method best-of-n (default %d)", pipeline.MethodDefault(bestofn.Name).N))
+	fs.IntVar(&f.gen.Steps, "reno-steps", 0, fmt.Sprintf("ReNO iterations for --method reno (default %d) or hypernoise-reno (default %d)",
+		pipeline.MethodDefault(reno.Name).Steps, pipeline.MethodDefault(reno.WarmName).Steps))
 	fs.Float64Var(&f.gen.Beta, "beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
-	modelSpec := fs.String("model", "", modelFlagUsage)
+	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
+	f.model = *modelRef
+	if err := f.check(fs); err != nil {
+		return err
+	}
+	backend, err := cli.Backend(*backendName)
+	if err != nil {
+		return err
+	}
+	defer backend.Finalize()
+	m, err := loadModel(f.model, f.gen.HypernetDir, backend)
+	if err != nil {
+		return err
+	}
+	ids, err := f.modelChecks(m)
+	if err != nil {
+		return err
+	}
+	total := f.n * len(ids)
+	eps, prompts := promptNoise(m, uint64(f.seed), ids, f.n)
+	var imgs []float32
+	if f.teacherSteps > 0 {
+		imgs, err = m.Teacher.TeacherSamples(backend, eps, prompts, f.teacherSteps, f.guidance)
+	} else {
+		imgs, _, err = pipeline.Sample(backend, m, eps, prompts, f.gen)
+	}
+	if err != nil {
+		return err
+	}
+	png, err := m.Grid(imgs, total, f.cols, f.scale, 2)
+	if err != nil {
+		return err
+	}
+	if err := ckpt.WriteFileAtomic(f.out, png); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s: %d x %q (%s, seed %d)\n", f.out, f.n, promptLabel(m, ids), f.what(m), f.seed)
+	return nil
+}
+
+// check validates the flags that need no model.
+func (f *sampleFlags) check(fs *flag.FlagSet) error {
 	if f.gen.Method == "" {
 		f.gen.Method = hypernet.MethodBase
 		if f.gen.HypernetDir != "" {
@@ -85,26 +128,14 @@ in DIR by hypernoise eval).`)
 	if err := checkBetaFlag(fs, f.gen.HypernetDir, f.gen.Beta); err != nil {
 		return err
 	}
-	if *modelSpec != "" {
-		if f.teacherSteps > 0 || f.weights != "" {
-			return cli.Usagef("--teacher-steps and --weights are for the embedded model, not --model")
+	if f.weights != "" {
+		if f.model != "" {
+			return cli.Usagef("--weights and --model exclude each other (--weights DIR is --model fashion:DIR)")
 		}
-		return sampleModel(env, &f, seed, *modelSpec, *backendName)
-	}
-	if f.prompt == "" {
-		return cli.Usagef("--prompt is required; prompts: %s", strings.Join(fashion.Prompts, ", "))
-	}
-	ids := make([]int, 0, len(fashion.Prompts))
-	if strings.EqualFold(strings.TrimSpace(f.prompt), "all") {
-		for i := range fashion.Prompts {
-			ids = append(ids, i)
+		if _, err := os.Stat(f.weights); err != nil {
+			return cli.Usagef("--weights: %v", err)
 		}
-	} else {
-		id, err := fashion.PromptID(f.prompt)
-		if err != nil {
-			return cli.Usagef("%v", err)
-		}
-		ids = append(ids, id)
+		f.model = family.JoinRef("fashion", f.weights)
 	}
 	switch {
 	case f.n < 1 || f.n > 4096:
@@ -113,16 +144,45 @@ in DIR by hypernoise eval).`)
 		return cli.Usagef("--teacher-steps must be in [0, 1000], got %d", f.teacherSteps)
 	case f.scale < 1 || f.scale > 16:
 		return cli.Usagef("--scale must be in [1, 16], got %d", f.scale)
-	case f.cols < 0 || f.cols > f.n*len(ids):
-		return cli.Usagef("--cols must be in [0, %d] (0: automatic), got %d", f.n*len(ids), f.cols)
+	case f.cols < 0:
+		return cli.Usagef("--cols must be >= 0, got %d", f.cols)
 	case math.IsNaN(f.guidance) || math.IsInf(f.guidance, 0):
 		return cli.Usagef("--guidance must be a finite number")
-	case seed < 0:
-		return cli.Usagef("--seed must be >= 0, got %d", seed)
+	case f.seed < 0:
+		return cli.Usagef("--seed must be >= 0, got %d", f.seed)
+	case f.out == "":
+		return cli.Usagef("--out must not be empty")
 	}
-	f.seed = uint64(seed)
-	if err := cli.CheckMemory("sample", pipeline.EstimateSampleBytes(f.n*len(ids))); err != nil {
-		return err
+	return nil
+}
+
+// modelChecks validates the flags against the model (its prompts, rewards, capabilities and
+// memory fit) and returns the prompt ids; it sets the default grid columns.
+func (f *sampleFlags) modelChecks(m *family.Model) ([]int, error) {
+	prompts := m.Generator.Prompts()
+	if f.prompt == "" && len(prompts) > 0 {
+		return nil, cli.Usagef("--prompt is required; the model's prompts: %s (or all)", strings.Join(prompts, ", "))
+	}
+	ids, err := m.Prompt(f.prompt)
+	if err != nil {
+		return nil, cli.Usagef("%v", err)
+	}
+	if f.gen.RewardSpec != "" {
+		if err := checkReward("sample", m, f.gen.RewardSpec); err != nil {
+			return nil, err
+		}
+	}
+	if f.cols > f.n*len(ids) {
+		return nil, cli.Usagef("--cols must be in [0, %d] (0: automatic), got %d", f.n*len(ids), f.cols)
+	}
+	if f.teacherSteps > 0 && m.Teacher == nil {
+		return nil, cli.Usagef("--teacher-steps: model %s has no teacher to sample", m.Ref())
+	}
+	if m.Grid == nil {
+		return nil, cli.Usagef("model %s: the generator's output is not an image batch, so there is no grid to write", m.Ref())
+	}
+	if err := cli.CheckMemory("sample", pipeline.EstimateSampleBytes(m, f.n*len(ids))); err != nil {
+		return nil, err
 	}
 	if f.cols == 0 {
 		f.cols = int(math.Ceil(math.Sqrt(float64(f.n))))
@@ -130,75 +190,51 @@ in DIR by hypernoise eval).`)
 			f.cols = f.n // one row per prompt
 		}
 	}
-	var m *fashion.Model
-	var err error
-	if f.weights != "" {
-		if _, serr := os.Stat(f.weights); serr != nil {
-			return cli.Usagef("--weights: %v", serr)
-		}
-		m, err = fashion.Load(f.weights)
-	} else {
-		m, err = fashion.Default()
-	}
-	if err != nil {
-		return err
-	}
-	m.Guidance = f.guidance
-	backend, err := cli.Backend(*backendName)
-	if err != nil {
-		return err
-	}
-	defer backend.Finalize()
-	total := f.n * len(ids)
-	// Image k of prompt p uses noise p*n+k of the seed (hypernoise.PromptNoise), as in eval.
-	eps := make([]float32, 0, total*fashion.LatentDim)
-	prompts := make([]int32, 0, total)
+	return ids, nil
+}
+
+// promptNoise is the noise and prompt ids of n images of each prompt id: image k of prompt p is
+// noise p*n+k of the seed (hypernoise.PromptNoise), as in eval and the server.
+func promptNoise(m *family.Model, seed uint64, ids []int, n int) ([]float32, []int32) {
+	var eps []float32
+	prompts := make([]int32, 0, n*len(ids))
 	for _, id := range ids {
-		eps = append(eps, hypernoise.PromptNoise(f.seed, id, f.n, m.NoiseShape())...)
-		for range f.n {
+		eps = append(eps, hypernoise.PromptNoise(seed, id, n, m.Generator.NoiseShape())...)
+		for range n {
 			prompts = append(prompts, int32(id))
 		}
 	}
-	var imgs []float32
+	return eps, prompts
+}
+
+// promptLabel names what was drawn: the prompt, "each prompt" or "unconditional".
+func promptLabel(m *family.Model, ids []int) string {
+	prompts := m.Generator.Prompts()
+	switch {
+	case len(prompts) == 0:
+		return "unconditional"
+	case len(ids) > 1:
+		return "each prompt"
+	}
+	return prompts[ids[0]]
+}
+
+// what describes the sampler: the generator and method, or the teacher.
+func (f *sampleFlags) what(m *family.Model) string {
 	if f.teacherSteps > 0 {
-		imgs, err = fashion.GenerateImages(backend, m, eps, prompts, f.teacherSteps)
-	} else {
-		imgs, _, err = pipeline.Sample(backend, m, eps, prompts, f.gen)
+		g := f.guidance
+		if g == 0 {
+			g = m.Teacher.DefaultGuidance()
+		}
+		return fmt.Sprintf("%s teacher, %d steps, guidance %g", m.Generator.Name(), f.teacherSteps, g)
 	}
-	if err != nil {
-		return err
-	}
-	png, err := fashion.GridPNG(imgs, total, f.cols, f.scale, 2)
-	if err != nil {
-		return err
-	}
-	if f.out == "" {
-		return cli.Usagef("--out must not be empty")
-	}
-	if err := ckpt.WriteFileAtomic(f.out, png); err != nil {
-		return err
-	}
-	what := "one-step student"
-	if f.gen.Method != hypernet.MethodBase {
-		what = "one-step student, method " + f.gen.Method
-	}
-	if f.teacherSteps > 0 {
-		what = fmt.Sprintf("teacher, %d steps, guidance %g", f.teacherSteps, f.guidance)
-	}
-	name := fashion.Prompts[ids[0]]
-	if len(ids) > 1 {
-		name = "each prompt"
-	}
-	fmt.Fprintf(env.Stdout, "wrote %s: %d x %q (%s, seed %d)\n", f.out, f.n, name, what, f.seed)
-	return nil
+	return fmt.Sprintf("%s one-step generator, method %s", m.Generator.Name(), f.gen.Method)
 }
 
 // checkBetaFlag validates --beta (when given) against the hypernetwork folder's config: a usage
 // error naming a dial's trained range, or saying that the hypernetwork is not a dial.
 func checkBetaFlag(fs *flag.FlagSet, dir string, beta float64) error {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "beta" })
-	if !set {
+	if !flagSet(fs, "beta") {
 		return nil
 	}
 	if dir == "" {

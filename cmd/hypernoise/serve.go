@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/hypernoise/hypernoise/cli"
-	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/serve"
 )
@@ -37,7 +35,8 @@ func runServe(env *cli.Env, args []string) error {
 	def := serve.DefaultConfig()
 	fs := env.FlagSet("serve", `Usage: hypernoise serve [--addr 127.0.0.1:8080] [--hypernet DIR]... [flags]
 
-Serves the embedded generator over HTTP: GET / (a web page), POST /v1/generate, GET /v1/models,
+Serves a model's generator (the embedded one by default, or the one the first --hypernet folder
+was trained on) over HTTP: GET / (a web page), POST /v1/generate, GET /v1/models,
 GET /healthz. Each --hypernet DIR loads a trained hypernetwork under its folder's base name.
 Requests beyond --concurrency wait in a queue of --queue places, then get 429; SIGTERM or
 Ctrl-C stops accepting connections and lets the requests in flight finish.`)
@@ -52,7 +51,7 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 	bestOf := fs.Int("best-of", def.BestOfN, "N of the best-of-n method")
 	renoSteps := fs.Int("reno-steps", def.RenoSteps, "iterations of the reno method")
 	warm := fs.Int("warm-steps", def.WarmSteps, "ReNO iterations of hypernoise-reno")
-	modelSpec := fs.String("model", "", modelFlagUsage)
+	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -72,23 +71,17 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 		return err
 	}
 	defer backend.Finalize()
-	var p *infer.Pipeline
-	if *modelSpec != "" {
-		_, im, err := loadModel(*modelSpec, backend)
-		if err != nil {
-			return err
-		}
-		if p, err = pipeline.NewModelPipeline(backend, im, dirs...); err != nil {
-			return err
-		}
-	} else {
-		m, err := fashion.Default()
-		if err != nil {
-			return err
-		}
-		if p, err = pipeline.NewPipeline(backend, m, dirs...); err != nil {
-			return err
-		}
+	recorded := ""
+	if len(dirs) > 0 {
+		recorded = dirs[0] // the model the first hypernetwork was trained on
+	}
+	m, err := loadModel(*modelRef, recorded, backend)
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.NewPipeline(backend, m, dirs...)
+	if err != nil {
+		return err
 	}
 	defer p.Close()
 	s, err := serve.New(p, cfg)
@@ -102,6 +95,7 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: cfg.Timeout + 30*time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 16 << 10}
+	env.HandleSignals() // serve drains on SIGTERM (below) instead of exiting at once
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	errc := make(chan error, 1)

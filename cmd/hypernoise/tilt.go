@@ -10,11 +10,10 @@ import (
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
 	"github.com/hypernoise/hypernoise/eval/tilt"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
-	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
 func init() {
@@ -36,19 +35,21 @@ type tiltRow struct {
 func runTilt(env *cli.Env, args []string) error {
 	fs := env.FlagSet("tilt", `Usage: hypernoise tilt --reward SPEC --beta B1,B2,... [--pool 2048] [--seeds 32] [--json]
 
-Scores a sampler of the exact tilted distribution p*(x|c) ∝ p(x|c) exp(r(x,c)/beta) of the embedded
-generator, with no learning: for each prompt, --pool base samples are drawn and resampled with
+Scores a sampler of the exact tilted distribution p*(x|c) ∝ p(x|c) exp(r(x,c)/beta) of the model's
+generator (the embedded one by default), with no learning: for each prompt, --pool base samples are drawn and resampled with
 weights exp(r/beta) (sampling-importance-resampling). Each beta's reference set is scored like
 hypernoise eval's methods (same evaluation seeds): reward, held-out alignment, FD, diversity, and
 the effective sample size of the weights (min and mean over prompts). Compare a hypernetwork's
 eval row with the reference at its beta to see how close it lands to the tilt.
-Rewards: `+imagerewards.Registry(nil).Help())
-	spec := fs.String("reward", "align=1", "reward spec")
+Rewards (default: the model's default reward; the embedded model's):
+`+family.DefaultRewardHelp())
+	spec := fs.String("reward", "", "reward spec (default: the model's default reward)")
 	betas := fs.String("beta", "0.05,0.2,1", "comma-separated tilt temperatures")
 	pool := fs.Int("pool", 2048, "base samples per prompt")
 	seeds := fs.Int("seeds", 32, "evaluation images per prompt")
 	seed := fs.Uint64("seed", pipeline.DefaultEvalOptions().Seed, "seed of the evaluation set (and of the pool)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	modelRef := modelFlag(fs)
 	quiet := fs.Bool("quiet", false, "no progress output")
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
@@ -68,30 +69,29 @@ Rewards: `+imagerewards.Registry(nil).Help())
 	if *seeds < 2 || *seeds > 1000 {
 		return cli.Usagef("tilt: --seeds must be in [2, 1000], got %d", *seeds)
 	}
-	m, err := fashion.Default()
-	if err != nil {
-		return err
-	}
-	reward, err := pipeline.ParseReward(m, *spec)
-	if err != nil {
-		return cli.Usagef("tilt: %v", err)
-	}
 	backend, err := cli.Backend(*backendName)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
+	m, err := loadModel(*modelRef, "", backend)
+	if err != nil {
+		return err
+	}
+	if *spec == "" {
+		*spec = m.DefaultReward
+	}
+	reward, err := m.Rewards.Parse(*spec)
+	if err != nil {
+		return cli.Usagef("tilt: %v", err)
+	}
 	prog := progress.New(env.Stderr, "tilt", *quiet || *asJSON)
 	prog.Report(0, 1, fmt.Sprintf("drawing %d base samples per prompt", *pool))
 	rs, err := tilt.NewResampler(backend, m, reward, *pool, *seed)
 	if err != nil {
 		return err
 	}
-	ref, err := pipeline.TestStatsFor(backend, m, "")
-	if err != nil {
-		return err
-	}
-	ev, err := imageeval.NewEvaluator(backend, m, reward, ref)
+	ev, err := imageeval.NewEvaluator(backend, m, reward)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ Rewards: `+imagerewards.Registry(nil).Help())
 	}
 	if *asJSON {
 		return cli.WriteJSON(env.Stdout, map[string]any{"reward_spec": *spec, "pool_per_prompt": *pool,
-			"images_per_method": *seeds * len(m.Prompts()), "rows": rows})
+			"images_per_method": *seeds * m.NumPrompts(), "rows": rows})
 	}
 	fmt.Fprintf(env.Stdout, "%-18s %9s %9s %8s %9s %9s %9s\n", "reference", "reward", "held-out", "FD", "diversity", "ESS min", "ESS mean")
 	for i, r := range rows {
@@ -142,6 +142,6 @@ Rewards: `+imagerewards.Registry(nil).Help())
 		}
 		fmt.Fprintf(env.Stdout, "%-18s %9.4f %9.3f %8.1f %9.2f %9s %9s\n", names[i], r.Reward, r.HeldoutAlignment, r.FD, r.Diversity, a, b)
 	}
-	fmt.Fprintf(env.Stdout, "reward %q, %d base samples per prompt, %d images per row\n", *spec, *pool, *seeds*len(m.Prompts()))
+	fmt.Fprintf(env.Stdout, "reward %q, %d base samples per prompt, %d images per row\n", *spec, *pool, *seeds*m.NumPrompts())
 	return nil
 }

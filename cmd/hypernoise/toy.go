@@ -7,7 +7,6 @@ import (
 
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/eval/toy2d"
-	"github.com/hypernoise/hypernoise/models/toy"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
@@ -31,7 +30,7 @@ dial: one MLP conditioned on beta, scored at beta 0.5, 1 and 2 against each exac
 variation, mean reward and cost. Prints a table and writes a PNG of the densities, or one JSON
 object with --json. --quick finishes in under a minute on 2 cores.
 
-Rewards: `+strings.Join(toy.Rewards(toy.DefaultConfig()).Names(), ", ")+`
+Rewards: `+strings.Join(toy2d.RewardNames(), ", ")+`
 Methods: `+strings.Join(toy2d.MethodNames(), ", "))
 	backendName := cli.BackendFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")

@@ -25,7 +25,7 @@ func TestToyBadInput(t *testing.T) {
 		{[]string{"--rank", "0"}, "rank must be positive"},
 		{[]string{"--steps", "0"}, "steps must be positive"},
 		{[]string{"--batch", "-1"}, "batch size must be positive"},
-		{[]string{"--best-of", "0"}, "must be positive"},
+		{[]string{"--best-of", "0"}, "best-of-n needs N in [1, 10000], got 0"},
 		{[]string{"--samples", "0"}, "samples must be positive"},
 		{[]string{"--nonsense"}, "flag provided but not defined"},
 	} {

@@ -2,23 +2,23 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
-	"github.com/hypernoise/hypernoise/rewards/imagerewards"
 )
 
 func init() {
 	commands = append(commands, cli.Command{
 		Name:    "train",
-		Summary: "train a noise hypernetwork for a reward on the embedded Fashion-MNIST generator",
+		Summary: "train a noise hypernetwork for a reward on a model (the embedded Fashion-MNIST generator by default)",
 		Run:     runTrain,
 	})
 }
@@ -27,12 +27,13 @@ func runTrain(env *cli.Env, args []string) error {
 	def := pipeline.DefaultTrainOptions()
 	fs := env.FlagSet("train", `Usage: hypernoise train --reward SPEC --out DIR [flags]
 
-Trains a noise hypernetwork f for the embedded one-step generator g: eps' = eps + f(eps, c),
+Trains a noise hypernetwork f for the model's one-step generator g: eps' = eps + f(eps, c),
 x = g(eps', c), minimizing  -r(x, c) + reg_weight * mean(f^2)  over fresh noise and random prompts.
-The folder receives hypernet.safetensors + hypernet.json (reward spec, architecture, base-model hash),
-curve.png (loss and reward per step) and train.safetensors/train.json (resumable checkpoint).
-Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
-`+imagerewards.Registry(nil).Help())
+The folder receives hypernet.safetensors + hypernet.json (model, reward spec, architecture,
+base-model hash), curve.png (loss and reward per step) and train.safetensors/train.json
+(resumable checkpoint). SPEC is name=weight[,name=weight...] over the model's rewards (default:
+the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
+`+family.DefaultRewardHelp())
 	spec := fs.String("reward", def.RewardSpec, "reward spec")
 	out := fs.String("out", "", "output folder (required)")
 	kind := fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone) or dial (mlp conditioned on beta, a tilt dial)")
@@ -63,7 +64,7 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	force := fs.Bool("force", false, "discard the run in --out, if any, and start over")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	modelSpec := fs.String("model", "", modelFlagUsage)
+	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
@@ -106,13 +107,6 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 		return cli.Usagef("train: %v", err)
 	}
 	o.LogDet.Probes, o.LogDet.Terms = *probes, *terms
-	objWeight := *regWeight
-	if r == hypernet.RegMeanSquare && *beta > 0 {
-		objWeight = hypernet.MeanSquareWeight(*beta, []int{7, 7, 4})
-	}
-	if err := (hypernet.Objective{Reward: imagerewards.BrightnessReward(), Reg: r, Weight: objWeight, Beta: *beta, LogDet: o.LogDet}).Validate([]int{7, 7, 4}); err != nil {
-		return cli.Usagef("train: %v", err)
-	}
 	nm, err := hypernet.ParseNoiseMode(*noise)
 	if err != nil {
 		return cli.Usagef("train: %v", err)
@@ -136,59 +130,29 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	if err := o.Train.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	if *modelSpec == "" {
-		if err := pipeline.CheckRewardSpec(o.RewardSpec); err != nil {
-			return cli.Usagef("train: %v", err)
-		}
-	}
 	o.OutDir, o.Resume, o.Force = *out, *resume, *force
 	if err := pipeline.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	prog := progress.New(env.Stderr, "train", *quiet || *asJSON)
-	var hn *infer.Hypernet
-	var res *hypernet.TrainResult
-	if *modelSpec != "" {
-		backend, err := cli.Backend(*backendName)
-		if err != nil {
-			return err
-		}
-		defer backend.Finalize()
-		m, im, err := loadModel(*modelSpec, backend)
-		if err != nil {
-			return err
-		}
-		if !flagSet(fs, "reward") {
-			o.RewardSpec = im.DefaultReward
-		}
-		if _, err := im.Rewards.Parse(o.RewardSpec); err != nil {
-			return cli.Usagef("train: %v", err)
-		}
-		if err := checkModulator(m, o.Modulator.Kind); err != nil {
-			return err
-		}
-		if hn, res, err = pipeline.TrainModel(backend, im, o, prog); err != nil {
-			return trainUsage(err)
-		}
-	} else {
-		if err := cli.CheckMemory("train", pipeline.EstimateTrainBytes(o)); err != nil {
-			return err
-		}
-		m, err := fashion.Default()
-		if err != nil {
-			return err
-		}
-		if _, err := imagerewards.Registry(m).Parse(o.RewardSpec); err != nil {
-			return cli.Usagef("train: %v", err)
-		}
-		backend, err := cli.Backend(*backendName)
-		if err != nil {
-			return err
-		}
-		defer backend.Finalize()
-		if hn, res, err = pipeline.TrainHypernet(backend, m, o, prog); err != nil {
-			return trainUsage(err)
-		}
+	backend, err := cli.Backend(*backendName)
+	if err != nil {
+		return err
+	}
+	defer backend.Finalize()
+	recorded := ""
+	if o.Resume {
+		recorded = o.OutDir // a resumed run's folder names its model
+	}
+	m, err := loadModel(*modelRef, recorded, backend)
+	if err != nil {
+		return err
+	}
+	if err := trainModelChecks(fs, m, &o); err != nil {
+		return err
+	}
+	hn, res, err := pipeline.Train(backend, m, o, progress.New(env.Stderr, "train", *quiet || *asJSON))
+	if err != nil {
+		return runFolderUsage(err)
 	}
 	if *asJSON {
 		return cli.WriteJSON(env.Stdout, hn.Config)
@@ -207,6 +171,33 @@ Rewards (SPEC is name=weight[,name=weight...], e.g. align=1,realism=0.5):
 	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, infer.WeightsFile),
 		filepath.Join(*out, infer.ConfigFile), filepath.Join(*out, infer.CurveFile))
 	return nil
+}
+
+// trainModelChecks checks the options against the model: the reward spec over its rewards
+// (default: its default reward), the objective for its noise shape, a LoRA hypernetwork on its
+// backbone, and the memory estimate.
+func trainModelChecks(fs *flag.FlagSet, m *family.Model, o *pipeline.TrainOptions) error {
+	if !flagSet(fs, "reward") {
+		o.RewardSpec = m.DefaultReward
+	}
+	reward, err := m.Rewards.Parse(o.RewardSpec)
+	if err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	weight := o.RegWeight
+	if o.Reg == hypernet.RegMeanSquare && o.Beta > 0 { // --beta is the tilt's temperature for mean-sq too
+		weight = hypernet.MeanSquareWeight(o.Beta, m.Generator.NoiseShape())
+	}
+	obj := hypernet.Objective{Reward: reward, Reg: o.Reg, Weight: weight, Beta: o.Beta, LogDet: o.LogDet}
+	if err := obj.Validate(m.Generator.NoiseShape()); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	if c, ok := m.Generator.(family.LoRAChecker); ok && o.Modulator.Kind == infer.KindLoRA {
+		if err := c.CheckLoRA(); err != nil {
+			return cli.Usagef("--modulator lora: %v", err)
+		}
+	}
+	return cli.CheckMemory("train", pipeline.EstimateTrainBytes(m, *o))
 }
 
 // runFolderUsage makes a refusal of the run folder's rules (resume with other settings, ...) a

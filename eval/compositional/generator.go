@@ -149,7 +149,7 @@ func (g *Generator) AttributeReward() hypernoise.Reward {
 // Reward is the compositional training reward r(x, p) = log p_cls(class(p) | x) + attribute(x, p):
 // the reward classifier's log-probability of the prompt's class plus AttributeReward.
 func (g *Generator) Reward() (hypernoise.Reward, error) {
-	align, err := imagerewards.AlignReward(g.M)
+	align, err := fashion.AlignReward(g.M)
 	if err != nil {
 		return nil, err
 	}
@@ -173,21 +173,18 @@ func (g *Generator) Registry() *rewards.Registry {
 		func() (hypernoise.Reward, error) { return g.Reward() }))
 	must(r.Register(AttrRewardName, "the attribute's band penalty (0 inside the band)",
 		func() (hypernoise.Reward, error) { return g.AttributeReward(), nil }))
-	must(r.Register(imagerewards.Align, "log-probability of the prompt's class under the reward classifier",
+	must(r.Register(fashion.Align, "log-probability of the prompt's class under the reward classifier",
 		func() (hypernoise.Reward, error) {
-			a, err := imagerewards.AlignReward(g.M)
+			a, err := fashion.AlignReward(g.M)
 			if err != nil {
 				return nil, err
 			}
-			return rewards.Func{RewardName: imagerewards.Align, Fn: func(ctx *context.Context, x, p *Node) *Node {
+			return rewards.Func{RewardName: fashion.Align, Fn: func(ctx *context.Context, x, p *Node) *Node {
 				return a.Score(ctx, x, g.Classes(p))
 			}}, nil
 		}))
-	must(r.Register(imagerewards.Realism, "log-probability that the image is real under the discriminator",
-		func() (hypernoise.Reward, error) { return imagerewards.RealismReward(g.M) }))
-	must(r.Register(imagerewards.Brightness, "mean pixel value in [0,1]",
-		func() (hypernoise.Reward, error) { return imagerewards.BrightnessReward(), nil }))
-	must(r.Register(imagerewards.Contrast, "standard deviation of the pixels",
-		func() (hypernoise.Reward, error) { return imagerewards.ContrastReward(), nil }))
+	must(r.Register(fashion.Realism, "log-probability that the image is real under the discriminator",
+		func() (hypernoise.Reward, error) { return fashion.RealismReward(g.M) }))
+	must(imagerewards.Pixel(r))
 	return r
 }

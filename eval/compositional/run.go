@@ -45,8 +45,19 @@ func (o Options) Validate() error {
 		return fmt.Errorf("compositional: seeds per prompt must be >= 2, got %d", o.SeedsPerPrompt)
 	case o.LoRARank < 1:
 		return fmt.Errorf("compositional: LoRA rank must be >= 1, got %d", o.LoRARank)
-	case o.RenoSteps < 1 || o.WarmSteps < 0 || o.SmallN < 1 || o.LargeN < 0 || o.GridSeeds < 0:
+	case o.WarmSteps < 0 || o.LargeN < 0 || o.GridSeeds < 0:
 		return fmt.Errorf("compositional: bad method settings %+v", o)
+	}
+	// The methods' knobs within the method registry's limits (0 skips the optional rows).
+	for _, k := range []struct {
+		method string
+		knobs  hypernoise.Knobs
+		skip   bool
+	}{{reno.Name, hypernoise.Knobs{Steps: o.RenoSteps}, false}, {reno.WarmName, hypernoise.Knobs{Steps: o.WarmSteps}, o.WarmSteps == 0},
+		{bestofn.Name, hypernoise.Knobs{N: o.SmallN}, false}, {bestofn.Name, hypernoise.Knobs{N: o.LargeN}, o.LargeN == 0}} {
+		if err := hypernoise.CheckKnobs(k.method, k.knobs); !k.skip && err != nil {
+			return fmt.Errorf("compositional: %w", err)
+		}
 	}
 	return o.Train.Validate()
 }

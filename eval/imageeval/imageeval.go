@@ -1,21 +1,21 @@
-// Package imageeval is the GenEval analogue on the embedded Fashion-MNIST default: every method
-// generates images for the same noises and prompts (a fixed seed set per prompt), and each is scored
-// the same way:
+// Package imageeval is the GenEval analogue for a model of any family: every method generates
+// samples for the same noises and prompts (a fixed seed set per prompt), and each is scored the
+// same way:
 //
-//	reward            mean training reward r(x, c) of the images
-//	heldout_alignment fraction of images the held-out classifier (never trained against) assigns
-//	                  to the prompt's class
-//	fd                Fréchet distance between the images' held-out features and the test set's
-//	diversity         mean pairwise distance of held-out features among images of one prompt,
-//	                  averaged over prompts
-//	brightness        mean pixel value
+//	reward            mean training reward r(x, c) of the samples
+//	heldout_alignment fraction of samples the held-out classifier (never trained against) assigns
+//	                  to the prompt's class (null for a model without a held-out evaluator)
+//	fd                Fréchet distance between the samples' held-out features and the reference
+//	                  set's (null without a held-out evaluator or its reference statistics)
+//	diversity         mean pairwise distance among samples of one prompt, averaged over prompts:
+//	                  of held-out features, or of the samples' values without a held-out evaluator
+//	brightness        mean value (pixel value, for images)
 //	nfe_per_image     generator-sized network evaluations (forward + backward) per image
 //	seconds_per_image wall time of the method per image (reward scoring and metrics excluded)
 package imageeval
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -24,8 +24,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/eval/metrics"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
@@ -39,22 +39,18 @@ type Options struct {
 
 // Result holds one method's figures.
 type Result struct {
-	Reward           float64 `json:"reward"`
-	HeldoutAlignment float64 `json:"heldout_alignment"`
-	FD               float64 `json:"fd"`
-	Diversity        float64 `json:"diversity"`
-	Brightness       float64 `json:"brightness"`
-	NFEPerImage      float64 `json:"nfe_per_image"`
-	SecondsPerImage  float64 `json:"seconds_per_image"`
-	// PerPromptAlignment is the held-out alignment per prompt, in prompt order.
+	Reward           float64        `json:"reward"`
+	HeldoutAlignment metrics.Figure `json:"heldout_alignment"`
+	FD               metrics.Figure `json:"fd"`
+	Diversity        float64        `json:"diversity"`
+	Brightness       float64        `json:"brightness"`
+	NFEPerImage      float64        `json:"nfe_per_image"`
+	SecondsPerImage  float64        `json:"seconds_per_image"`
+	// PerPromptAlignment is the held-out alignment per prompt, in prompt order (nil without a
+	// held-out evaluator).
 	PerPromptAlignment []float64 `json:"per_prompt_alignment"`
-	// Grid: the first GridSeeds images of every prompt, prompt-major ([prompts*GridSeeds] images).
+	// Grid: the first GridSeeds samples of every prompt, prompt-major ([prompts*GridSeeds] samples).
 	Grid []float32 `json:"-"`
-}
-
-// Reference is the test set's held-out feature Gaussian (see pipeline.TestStats).
-type Reference interface {
-	FD(feats [][]float64) (float64, error)
 }
 
 // EvalSet returns the evaluation noises and prompts: image p*perPrompt + k has prompt p and noise
@@ -72,27 +68,38 @@ func EvalSet(numPrompts, perPrompt int, seed uint64, noiseShape []int) (eps *ten
 // scoreChunk is the most images scored in one compiled call (bounds memory).
 const scoreChunk = 256
 
-// Evaluator scores images; it holds the compiled reward and held-out graphs.
+// Evaluator scores samples of a model; it holds the compiled reward (and held-out) graph.
 type Evaluator struct {
-	m      *fashion.Model
-	ref    Reference
-	scorer *hypernet.SharedExec
+	m       *family.Model
+	ref     family.FDReference // nil: no FD
+	scorer  *hypernet.SharedExec
+	heldOut bool
 }
 
-// NewEvaluator compiles the scoring graph for reward (the method's training reward) on m.
-func NewEvaluator(backend backends.Backend, m *fashion.Model, reward hypernoise.Reward, ref Reference) (*Evaluator, error) {
-	if err := m.Need(fashion.ScopeHeldOut); err != nil {
-		return nil, err
+// NewEvaluator compiles the scoring graph of reward (the methods' training reward) on m, with the
+// held-out classifier and the FD reference statistics where the model has them.
+func NewEvaluator(backend backends.Backend, m *family.Model, reward hypernoise.Reward) (*Evaluator, error) {
+	e := &Evaluator{m: m, heldOut: m.HeldOut != nil}
+	if e.heldOut {
+		ref, err := m.HeldOut.FDReference(backend)
+		if err != nil {
+			return nil, err
+		}
+		e.ref = ref
 	}
-	scorer, err := hypernet.NewSharedExec(backend, m.Context().Reuse(), nil, func(ctx *context.Context, x, prompts *Node) []*Node {
+	var err error
+	e.scorer, err = hypernet.NewSharedExec(backend, m.Context.Reuse(), nil, func(ctx *context.Context, x, prompts *Node) []*Node {
 		r := reward.Score(ctx, x, prompts)
-		logits, feats := fashion.HeldOut(ctx, x)
+		if !e.heldOut {
+			return []*Node{r}
+		}
+		logits, feats := m.HeldOut.HeldOut(ctx, x)
 		return []*Node{r, logits, feats}
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Evaluator{m: m, ref: ref, scorer: scorer}, nil
+	return e, nil
 }
 
 // Finalize releases the compiled graphs.
@@ -109,8 +116,8 @@ func (e *Evaluator) Evaluate(methods []hypernoise.Method, opts Options, report p
 	if opts.SeedsPerPrompt < 2 {
 		return nil, fmt.Errorf("evaluation needs at least 2 seeds per prompt, got %d", opts.SeedsPerPrompt)
 	}
-	np := len(e.m.Prompts())
-	eps, prompts := EvalSet(np, opts.SeedsPerPrompt, opts.Seed, e.m.NoiseShape())
+	np := e.m.NumPrompts()
+	eps, prompts := EvalSet(np, opts.SeedsPerPrompt, opts.Seed, e.m.Generator.NoiseShape())
 	n := np * opts.SeedsPerPrompt
 	batch := opts.Batch
 	if batch <= 0 || batch > n {
@@ -124,11 +131,12 @@ func (e *Evaluator) Evaluate(methods []hypernoise.Method, opts Options, report p
 	res = map[string]*Result{}
 	for _, meth := range methods {
 		var images []float32
+		var dims []int
 		var seconds, nfe float64
 		for lo := 0; lo < n; lo += batch {
 			hi := min(n, lo+batch)
 			be := tensors.FromFlatDataAndDimensions(append([]float32(nil), epsFlat[lo*d:hi*d]...),
-				append([]int{hi - lo}, e.m.NoiseShape()...)...)
+				append([]int{hi - lo}, e.m.Generator.NoiseShape()...)...)
 			bp := tensors.FromValue(append([]int32(nil), ids[lo:hi]...))
 			t0 := time.Now()
 			x, cost, err := meth.Generate(be, bp)
@@ -138,10 +146,11 @@ func (e *Evaluator) Evaluate(methods []hypernoise.Method, opts Options, report p
 			seconds += time.Since(t0).Seconds()
 			nfe += cost.NFE() * float64(hi-lo)
 			images = append(images, tensors.MustCopyFlatData[float32](x)...)
+			dims = x.Shape().Dimensions[1:]
 			done++
 			report.Report(done, total, meth.Name())
 		}
-		r, err := e.score(images, ids, opts)
+		r, err := e.score(images, dims, ids, opts)
 		if err != nil {
 			return nil, fmt.Errorf("scoring %s: %w", meth.Name(), err)
 		}
@@ -152,50 +161,51 @@ func (e *Evaluator) Evaluate(methods []hypernoise.Method, opts Options, report p
 	return res, nil
 }
 
-// score computes the figures of n images (n*784 floats) with prompt ids.
-func (e *Evaluator) score(images []float32, ids []int32, opts Options) (*Result, error) {
-	const px = fashion.Side * fashion.Side
+// score computes the figures of n samples (flat, each of shape dims) with prompt ids.
+func (e *Evaluator) score(images []float32, dims []int, ids []int32, opts Options) (*Result, error) {
 	n := len(ids)
+	px := 1
+	for _, d := range dims {
+		px *= d
+	}
 	if len(images) != n*px {
-		return nil, fmt.Errorf("%d pixel values for %d images", len(images), n)
+		return nil, fmt.Errorf("%d values for %d samples", len(images), n)
 	}
 	var rewards []float32
 	var logits, feats [][]float64
 	err := hypernet.Chunks(n, scoreChunk, func(lo, hi int) error {
 		p := hypernet.PaddedRows(hi-lo, scoreChunk)
-		outs, err := e.scorer.Exec(tensors.FromFlatDataAndDimensions(hypernet.PadRows(images, px, lo, hi, p), p, fashion.Side, fashion.Side, 1),
+		outs, err := e.scorer.Exec(tensors.FromFlatDataAndDimensions(hypernet.PadRows(images, px, lo, hi, p), append([]int{p}, dims...)...),
 			tensors.FromFlatDataAndDimensions(hypernet.PadRows(ids, 1, lo, hi, p), p))
 		if err != nil {
 			return err
 		}
 		rewards = append(rewards, tensors.MustCopyFlatData[float32](outs[0])[:hi-lo]...)
-		logits = append(logits, Rows(outs[1])[:hi-lo]...)
-		feats = append(feats, Rows(outs[2])[:hi-lo]...)
+		if e.heldOut {
+			logits = append(logits, Rows(outs[1])[:hi-lo]...)
+			feats = append(feats, Rows(outs[2])[:hi-lo]...)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	np := len(e.m.Prompts())
-	res := &Result{PerPromptAlignment: make([]float64, np)}
-	labels := make([]int, n)
+	np := e.m.NumPrompts()
+	res := &Result{HeldoutAlignment: metrics.NA, FD: metrics.NA}
 	perPrompt := make([][][]float64, np)
-	counts := make([]int, np)
 	for i := range n {
 		res.Reward += float64(rewards[i]) / float64(n)
-		labels[i] = int(ids[i])
-		perPrompt[ids[i]] = append(perPrompt[ids[i]], feats[i])
-		counts[ids[i]]++
-		if argmax(logits[i]) == int(ids[i]) {
-			res.PerPromptAlignment[ids[i]]++
+		if e.heldOut {
+			perPrompt[ids[i]] = append(perPrompt[ids[i]], feats[i])
+		} else {
+			perPrompt[ids[i]] = append(perPrompt[ids[i]], values(images[i*px:(i+1)*px]))
 		}
 	}
-	for p := range np {
-		if counts[p] > 0 {
-			res.PerPromptAlignment[p] /= float64(counts[p])
+	if e.heldOut {
+		if err := e.heldOutFigures(res, logits, feats, ids); err != nil {
+			return nil, err
 		}
 	}
-	res.HeldoutAlignment = metrics.Accuracy(logits, labels)
 	for _, f := range perPrompt {
 		res.Diversity += metrics.Diversity(f) / float64(np)
 	}
@@ -204,13 +214,6 @@ func (e *Evaluator) score(images []float32, ids []int32, opts Options) (*Result,
 		sum += float64(v)
 	}
 	res.Brightness = sum / float64(len(images))
-	if e.ref != nil {
-		if res.FD, err = e.ref.FD(feats); err != nil {
-			return nil, err
-		}
-	} else {
-		res.FD = math.NaN()
-	}
 	if k := opts.GridSeeds; k > 0 {
 		per := opts.SeedsPerPrompt
 		for p := range np {
@@ -221,6 +224,44 @@ func (e *Evaluator) score(images []float32, ids []int32, opts Options) (*Result,
 		}
 	}
 	return res, nil
+}
+
+// heldOutFigures fills in the held-out alignment (overall and per prompt) and the FD.
+func (e *Evaluator) heldOutFigures(res *Result, logits, feats [][]float64, ids []int32) error {
+	np := e.m.NumPrompts()
+	res.PerPromptAlignment = make([]float64, np)
+	labels := make([]int, len(ids))
+	counts := make([]int, np)
+	for i, id := range ids {
+		labels[i] = int(id)
+		counts[id]++
+		if argmax(logits[i]) == int(id) {
+			res.PerPromptAlignment[id]++
+		}
+	}
+	for p := range np {
+		if counts[p] > 0 {
+			res.PerPromptAlignment[p] /= float64(counts[p])
+		}
+	}
+	res.HeldoutAlignment = metrics.Figure(metrics.Accuracy(logits, labels))
+	if e.ref != nil {
+		fd, err := e.ref.FD(feats)
+		if err != nil {
+			return err
+		}
+		res.FD = metrics.Figure(fd)
+	}
+	return nil
+}
+
+// values converts one sample's values to float64.
+func values(x []float32) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 func argmax(xs []float64) int {

@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -158,4 +159,36 @@ func Accuracy(logits [][]float64, labels []int) float64 {
 		}
 	}
 	return float64(correct) / float64(len(logits))
+}
+
+// Figure is a figure that a report may lack (NaN: not measured, e.g. a held-out metric of a model
+// without a held-out evaluator); JSON writes it as null and reads null back as NaN.
+type Figure float64
+
+// NA is the absent figure.
+var NA = Figure(math.NaN())
+
+// Valid reports whether the figure was measured (is not NaN).
+func (f Figure) Valid() bool { return !math.IsNaN(float64(f)) }
+
+// MarshalJSON writes the figure as a JSON number, or null when absent.
+func (f Figure) MarshalJSON() ([]byte, error) {
+	if !f.Valid() {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(f))
+}
+
+// UnmarshalJSON reads a JSON number, or null as the absent figure.
+func (f *Figure) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = NA
+		return nil
+	}
+	var v float64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*f = Figure(v)
+	return nil
 }

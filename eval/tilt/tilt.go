@@ -1,5 +1,5 @@
-// Package tilt is a learning-free reference for the reward-tilted distribution of an image
-// generator,
+// Package tilt is a learning-free reference for the reward-tilted distribution of a generator
+// (a model of any family),
 //
 //	p*(x | c) ∝ p_g(x | c) exp(r(x, c)/beta),
 //
@@ -25,8 +25,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -44,10 +44,10 @@ type Resampler struct {
 	rewards [][]float64
 }
 
-// NewResampler draws pool base samples per prompt of the embedded generator m (noise seeded by
-// seed) and scores them with reward; see New.
-func NewResampler(backend backends.Backend, m *fashion.Model, reward hypernoise.Reward, pool int, seed uint64) (*Resampler, error) {
-	return New(backend, m.Context(), m, reward, pool, seed)
+// NewResampler draws pool base samples per prompt of model m (noise seeded by seed) and scores
+// them with reward; see New.
+func NewResampler(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64) (*Resampler, error) {
+	return New(backend, m.Context, m.Generator, reward, pool, seed)
 }
 
 // poolChunk is how many base samples one compiled call generates and scores.

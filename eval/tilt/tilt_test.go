@@ -8,14 +8,13 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
 // pool builds a resampler over a hand-made pool: prompts 0 and 1 hold the same 4 images whose pixels all equal
 // their index i (so a drawn image says which one it is) with rewards r_i = log(i+1).
 func pool() *Resampler {
-	const px = fashion.Side * fashion.Side
-	rs := &Resampler{Pool: 4, seed: 3, shape: []int{fashion.Side, fashion.Side, 1}, images: make([][]float32, 2), rewards: make([][]float64, 2)}
+	const px = 28 * 28
+	rs := &Resampler{Pool: 4, seed: 3, shape: []int{28, 28, 1}, images: make([][]float32, 2), rewards: make([][]float64, 2)}
 	for i := range 4 {
 		for range px {
 			rs.images[0] = append(rs.images[0], float32(i))
@@ -47,7 +46,7 @@ func TestResamplerDrawsTheTilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	flat := tensors.MustCopyFlatData[float32](x)
-	const px = fashion.Side * fashion.Side
+	const px = 28 * 28
 	counts := make([]float64, 4)
 	for k := range n {
 		counts[int(flat[k*px])]++

@@ -75,6 +75,9 @@ func MethodNames() []string {
 	return []string{MethodBase, MethodBestOfN, MethodReNO, MethodFinetune, MethodHyperNoise, MethodMLP, MethodExactKL, MethodLogDet, MethodDial}
 }
 
+// RewardNames lists the toy's rewards (the names a reward spec may use).
+func RewardNames() []string { return toy.Rewards(DefaultConfig().Toy).Names() }
+
 // Config configures the benchmark.
 type Config struct {
 	Beta   float64 `json:"beta"`   // tilt temperature
@@ -155,12 +158,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("smoothing must be in [0, 1), got %g", c.Smoothing)
 	case c.Samples <= 0:
 		return fmt.Errorf("samples must be positive, got %d", c.Samples)
-	case c.BestOfN <= 0:
-		return fmt.Errorf("best-of-N's N must be positive, got %d", c.BestOfN)
 	case c.Rank <= 0:
 		return fmt.Errorf("LoRA rank must be positive, got %d", c.Rank)
 	case c.MLP.Hidden <= 0 || c.MLP.Layers <= 0:
 		return fmt.Errorf("MLP modulator width and depth must be positive")
+	}
+	if err := hypernoise.CheckKnobs(bestofn.Name, hypernoise.Knobs{N: c.BestOfN}); err != nil {
+		return err
+	}
+	if err := hypernoise.CheckKnobs(reno.Name, hypernoise.Knobs{Steps: c.ReNO.Steps}); err != nil {
+		return err
 	}
 	if err := c.Toy.Validate(); err != nil {
 		return err

@@ -1,6 +1,6 @@
 // Package hntest makes hypernetwork folders for tests without training: a LoRA modulator on the
 // embedded generator whose adapters are set to small random values (so f(eps, c) != 0), saved
-// in the format pipeline.TrainHypernet writes. It costs one forward graph, not a training run,
+// in the format pipeline.Train writes. It costs one forward graph, not a training run,
 // which keeps tests cheap under -race.
 package hntest
 
@@ -62,7 +62,7 @@ func Folder(t testing.TB, dir, name, spec string, seed uint64) string {
 		t.Fatal(err)
 	}
 	train := hypernet.DefaultAdamW()
-	cfg := infer.Config{Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: pipeline.BaseHash(m),
+	cfg := infer.Config{Format: infer.ConfigFormat, Generator: m.Name(), BaseHash: fashion.ModelOf(m).Hash,
 		RewardSpec: spec, Modulator: ms, Reg: hypernet.RegMeanSquare, RegWeight: 0.5, Train: train}
 	if err := hypernet.SaveWeights(m.Context(), scope, filepath.Join(out, infer.WeightsFile), cfg); err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func Pipeline(t testing.TB, dirs ...string) *infer.Pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.NewPipeline(backend, m, dirs...)
+	p, err := pipeline.NewPipeline(backend, fashion.ModelOf(m), dirs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,9 @@ func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, 
 	if err := m.checkNames(); err != nil {
 		return nil, err
 	}
+	if err := m.loadEmbeddings(); err != nil {
+		return nil, err
+	}
 	if err := m.checkPromptTables(); err != nil {
 		return nil, err
 	}
@@ -97,7 +100,7 @@ func (m *Model) checkNames() error {
 		return err
 	}
 	if g.PromptInput != "" {
-		if err := m.checkInput(m.gen, "generator.prompt_input", g.PromptInput, false); err != nil {
+		if err := m.checkInput(m.gen, "generator.prompt_input", g.PromptInput, g.PromptEmbeddings != nil); err != nil {
 			return err
 		}
 	}
@@ -116,7 +119,7 @@ func (m *Model) checkNames() error {
 			return err
 		}
 		if rs.PromptInput != "" {
-			if err := m.checkInput(rg, f+".prompt_input", rs.PromptInput, false); err != nil {
+			if err := m.checkInput(rg, f+".prompt_input", rs.PromptInput, rs.PromptEmbeddings != nil); err != nil {
 				return err
 			}
 		}
@@ -140,10 +143,10 @@ func (m *Model) checkInput(g *shim.Model, field, name string, isFloat bool) erro
 		return m.specErr(field, "%q is not an input of %s (its inputs: %v)", name, filepath.Base(g.Path), names)
 	}
 	if isFloat && v.DType != dtypes.Float32 {
-		return m.specErr(field, "input %q of %s is %s, want a float tensor", name, filepath.Base(g.Path), v.DType)
+		return m.specErr(field, "input %q of %s is %s, want a float tensor (it receives %s)", name, filepath.Base(g.Path), v.DType, floatRole(field))
 	}
 	if !isFloat && !v.DType.IsInt() {
-		return m.specErr(field, "input %q of %s is %s, want int64 prompt ids", name, filepath.Base(g.Path), v.DType)
+		return m.specErr(field, "input %q of %s is %s, want int64 prompt ids (or give prompt_embeddings for a float input)", name, filepath.Base(g.Path), v.DType)
 	}
 	if len(v.Dims) > 0 && v.Dims[0] > 0 {
 		return &FileError{Path: g.Path, Err: fmt.Errorf("input %q has a fixed batch size %d; export it with a dynamic batch axis, e.g. torch.onnx.export(..., dynamic_axes={%q: {0: \"batch\"}, ...})", name, v.Dims[0], name)}
@@ -186,7 +189,7 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 	const b = 2
 	eps := Parameter(gr, "eps", shapes.Make(dtypes.Float32, append([]int{b}, g.NoiseShape...)...))
 	prompts := Parameter(gr, "prompts", shapes.Make(dtypes.Int32, b))
-	x := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(eps, prompts), g.Output)[0]
+	x := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(m.ctx, eps, prompts), g.Output)[0]
 	m.nativeDims = x.Shape().Dimensions[1:]
 	if x.Shape().Dim(0) != b || x.DType() != dtypes.Float32 {
 		return m.specErr("generator.output", "%q is %s for a batch of %d, want float32 [batch, ...]", g.Output, x.Shape(), b)
@@ -195,7 +198,7 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 		return err
 	}
 	if g.BackboneOutput != "" {
-		bb := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(eps, prompts), g.BackboneOutput)[0]
+		bb := m.gen.Call(m.ctx.In(ScopeGenerator), gr, m.feed(m.ctx, eps, prompts), g.BackboneOutput)[0]
 		if !slices.Equal(bb.Shape().Dimensions, eps.Shape().Dimensions) {
 			return m.specErr("generator.backbone_output", "%q is shaped %v for noise %v; the backbone output must have the noise's shape", g.BackboneOutput, bb.Shape().Dimensions, eps.Shape().Dimensions)
 		}
@@ -265,13 +268,13 @@ func (m *Model) layout() string {
 	return m.Spec.Generator.Layout
 }
 
-// feed maps the generator's inputs: the noise, and the prompt ids as int64 when it takes them.
-func (m *Model) feed(eps, prompts *Node) map[string]*Node {
+// feed maps the generator's inputs: the noise, and the prompt ids (in the input's integer type)
+// or their embeddings when it takes them.
+func (m *Model) feed(ctx *context.Context, eps, prompts *Node) map[string]*Node {
 	g := m.Spec.Generator
 	in := map[string]*Node{g.NoiseInput: eps}
 	if g.PromptInput != "" {
-		v, _ := m.gen.Input(g.PromptInput)
-		in[g.PromptInput] = ConvertDType(prompts, v.DType)
+		in[g.PromptInput] = m.promptFeed(ctx, m.gen, g.PromptInput, "generator", g.PromptEmbeddings, prompts)
 	}
 	return in
 }
@@ -306,7 +309,7 @@ func (m *Model) Prompts() []string {
 // writer and server handles imported images as it handles the embedded ones. Other outputs are
 // returned as they are.
 func (m *Model) Generate(ctx *context.Context, eps, prompts *Node) *Node {
-	x := m.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), m.feed(eps, prompts), m.Spec.Generator.Output)[0]
+	x := m.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), m.feed(ctx, eps, prompts), m.Spec.Generator.Output)[0]
 	if !m.isImage() {
 		return x
 	}
@@ -379,7 +382,7 @@ type WithBackbone struct{ *Model }
 // Backbone implements hypernoise.Backbone: the tensor named backbone_output (of the noise's
 // shape). Under nn.WithLoRA(OutputOnly) the layer producing it is replaced by its LoRA branch.
 func (w *WithBackbone) Backbone(ctx *context.Context, eps, prompts *Node) *Node {
-	return w.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), w.feed(eps, prompts), w.backboneName())[0]
+	return w.gen.Call(ctx.In(ScopeGenerator), eps.Graph(), w.feed(ctx, eps, prompts), w.backboneName())[0]
 }
 
 // CheckLoRA returns an error unless the LoRA hypernetwork can start at f = 0 on the backbone:
@@ -400,8 +403,7 @@ func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, dryRun 
 	rg := m.rewards[rn]
 	in := map[string]*Node{rs.ImageInput: m.toNative(x)}
 	if rs.PromptInput != "" {
-		v, _ := rg.Input(rs.PromptInput)
-		in[rs.PromptInput] = ConvertDType(prompts, v.DType)
+		in[rs.PromptInput] = m.promptFeed(ctx, rg, rs.PromptInput, "reward_"+rn, rs.PromptEmbeddings, prompts)
 	}
 	s := rg.Call(m.rewardCtx(ctx, rn), x.Graph(), in, rs.Output)[0]
 	if s.Rank() == 2 && s.Shape().Dim(1) == 1 {

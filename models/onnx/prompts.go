@@ -18,6 +18,9 @@ func PromptKey(p string) string { return strings.ToLower(strings.Join(strings.Fi
 // checkPrompts refuses an empty prompt, two prompts with the same PromptKey (one would shadow the
 // other) and the reserved word.
 func checkPrompts(path string, prompts []string) error {
+	if len(prompts) > MaxPrompts {
+		return specErr(path, "prompts", "lists %d prompts; at most %d are supported", len(prompts), MaxPrompts)
+	}
 	seen := map[string]int{}
 	for i, p := range prompts {
 		field := fmt.Sprintf("prompts[%d]", i)
@@ -72,6 +75,50 @@ func (m *Model) checkPromptTables() error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// Ranges of the spec's numeric fields (docs/bring-your-model.md states them): within them, every
+// quantity the toolkit derives (the pixel map 1/(hi-lo), a sample's size) stays finite and
+// addressable.
+const (
+	MaxNoiseRank     = 8       // generator.noise_shape: at most 8 dimensions,
+	MaxNoiseDim      = 1 << 20 // each in [1, 1048576],
+	MaxNoiseElements = 1 << 26 // and at most 67,108,864 values per sample
+	MaxRangeAbs      = 1e6     // generator.range: lo and hi in [-1e6, 1e6]
+	MinRangeWidth    = 1e-6    // and hi - lo >= 1e-6
+	MaxPrompts       = 1 << 16 // prompts: at most 65,536
+)
+
+// checkNoiseShape refuses a noise shape outside the documented ranges.
+func checkNoiseShape(path string, shape []int) error {
+	const f = "generator.noise_shape"
+	if len(shape) > MaxNoiseRank {
+		return specErr(path, f, "has %d dimensions; at most %d are supported", len(shape), MaxNoiseRank)
+	}
+	n := 1
+	for _, d := range shape {
+		if d < 1 || d > MaxNoiseDim {
+			return specErr(path, f, "each dimension must be in [1, %d], got %v", MaxNoiseDim, shape)
+		}
+		n *= d
+		if n > MaxNoiseElements {
+			return specErr(path, f, "%v has more than %d values per sample (the most supported)", shape, MaxNoiseElements)
+		}
+	}
+	return nil
+}
+
+// checkPixelRange refuses a pixel range that is not [lo, hi] with finite bounds in [-1e6, 1e6] and
+// hi - lo >= 1e-6 (nil means the default [0, 1]).
+func checkPixelRange(path string, r []float64) error {
+	if r == nil {
+		return nil
+	}
+	if len(r) != 2 || !(r[0] >= -MaxRangeAbs && r[1] <= MaxRangeAbs && r[1]-r[0] >= MinRangeWidth) {
+		return specErr(path, "generator.range", "must be [lo, hi] with -%g <= lo, hi <= %g and hi - lo >= %g, got %v",
+			MaxRangeAbs, MaxRangeAbs, MinRangeWidth, r)
 	}
 	return nil
 }

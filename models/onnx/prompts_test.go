@@ -61,3 +61,24 @@ func TestPromptCountAgainstTables(t *testing.T) {
 		t.Fatalf("4 prompts: %v", err)
 	}
 }
+
+// TestFieldRanges: numeric spec fields outside their documented ranges are spec errors stating
+// the range.
+func TestFieldRanges(t *testing.T) {
+	for gen, want := range map[string]string{
+		`"noise_shape": [3, 1000000, 1000]`:            "more than 67108864 values per sample",
+		`"noise_shape": [2000000]`:                     "each dimension must be in [1, 1048576]",
+		`"noise_shape": [1, 1, 1, 1, 1, 1, 1, 1, 1]`:   "at most 8 are supported",
+		`"noise_shape": [4], "range": [-1e308, 1e308]`: "-1e+06 <= lo, hi <= 1e+06",
+		`"noise_shape": [4], "range": [0, 1e-9]`:       "hi - lo >= 1e-06",
+		`"noise_shape": [4], "range": [1, 0]`:          "hi - lo >= 1e-06",
+		`"noise_shape": [4], "range": [0]`:             "must be [lo, hi]",
+	} {
+		in := `{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", ` + gen + `}, "rewards": {"r": {"onnx": "r.onnx", "image_input": "i", "output": "s"}}}`
+		_, err := ParseSpec("s.json", []byte(in))
+		var se *SpecError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want a spec error with %q", gen, err, want)
+		}
+	}
+}

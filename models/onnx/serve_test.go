@@ -26,7 +26,7 @@ func TestServeImported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.NewModelPipeline(be, pipeline.ImportedModel(m))
+	p, err := pipeline.NewPipeline(be, onnx.ModelOf(m))
 	if err != nil {
 		t.Fatal(err)
 	}

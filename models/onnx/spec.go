@@ -44,6 +44,8 @@ type GeneratorSpec struct {
 	BackboneOutput string    `json:"backbone_output,omitempty"`
 	Layout         string    `json:"layout,omitempty"`
 	Range          []float64 `json:"range,omitempty"`
+	// PromptEmbeddings (optional): prompt_input receives per-prompt embeddings from this file.
+	PromptEmbeddings *EmbeddingsSpec `json:"prompt_embeddings,omitempty"`
 }
 
 // RewardSpec names a reward's file and tensors: image_input receives the generator's output as is;
@@ -53,6 +55,8 @@ type RewardSpec struct {
 	ImageInput  string `json:"image_input"`
 	PromptInput string `json:"prompt_input,omitempty"`
 	Output      string `json:"output"`
+	// PromptEmbeddings (optional): prompt_input receives per-prompt embeddings from this file.
+	PromptEmbeddings *EmbeddingsSpec `json:"prompt_embeddings,omitempty"`
 }
 
 // SpecError is a mistake in the spec (a missing or ill-typed field, a name not in the graph, a shape
@@ -92,7 +96,7 @@ func ParseSpec(path string, data []byte) (*Spec, error) {
 			return nil, specErr(path, "", "empty or truncated JSON")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return nil, specErr(path, f, "unknown field (known: name, generator{onnx, noise_input, noise_shape, prompt_input, output, backbone_output, layout, range}, prompts, rewards{onnx, image_input, prompt_input, output})")
+			return nil, specErr(path, f, "unknown field (known: name, generator{onnx, noise_input, noise_shape, prompt_input, output, backbone_output, layout, range, prompt_embeddings{file, tensor}}, prompts, rewards{onnx, image_input, prompt_input, output, prompt_embeddings{file, tensor}})")
 		default:
 			return nil, specErr(path, "", "invalid JSON: %v", err)
 		}
@@ -142,18 +146,16 @@ func (s *Spec) check(path string) error {
 	if len(g.NoiseShape) == 0 {
 		return specErr(path, "generator.noise_shape", "missing (the shape of one noise sample, without the batch axis)")
 	}
-	for _, d := range g.NoiseShape {
-		if d <= 0 {
-			return specErr(path, "generator.noise_shape", "dimensions must be positive, got %v", g.NoiseShape)
-		}
+	if err := checkNoiseShape(path, g.NoiseShape); err != nil {
+		return err
 	}
 	switch g.Layout {
 	case "", "NCHW", "NHWC":
 	default:
 		return specErr(path, "generator.layout", "must be \"NCHW\" or \"NHWC\", got %q", g.Layout)
 	}
-	if g.Range != nil && (len(g.Range) != 2 || !(g.Range[0] < g.Range[1])) {
-		return specErr(path, "generator.range", "must be [lo, hi] with lo < hi, got %v", g.Range)
+	if err := checkPixelRange(path, g.Range); err != nil {
+		return err
 	}
 	if g.PromptInput != "" && len(s.Prompts) == 0 {
 		return specErr(path, "prompts", "missing: the generator has a prompt input, so the spec must list its prompts")
@@ -179,7 +181,7 @@ func (s *Spec) check(path string) error {
 			return specErr(path, "prompts", "missing: reward %q has a prompt input, so the spec must list the prompts", name)
 		}
 	}
-	return nil
+	return s.checkEmbeddings(path)
 }
 
 // RewardNames lists the spec's reward names, sorted.

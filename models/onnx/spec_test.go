@@ -45,7 +45,7 @@ func TestParseSpecErrors(t *testing.T) {
 		`{"name": "a b"}`:  `field "name": "a b" must have no`,
 		`{"name": "m"} {}`: "trailing data",
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o"}}`:                                                                                                                     `"generator.noise_shape": missing`,
-		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4, 0]}}`:                                                                                              "dimensions must be positive",
+		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4, 0]}}`:                                                                                              "each dimension must be in [1, 1048576]",
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4], "layout": "CHW"}}`:                                                                                `"generator.layout"`,
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4], "range": [1, 0]}}`:                                                                                `"generator.range"`,
 		`{"name": "m", "generator": {"onnx": "g.onnx", "noise_input": "n", "output": "o", "noise_shape": [4]}}`:                                                                                                 `"rewards": missing`,

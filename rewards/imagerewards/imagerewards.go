@@ -1,30 +1,23 @@
-// Package imagerewards holds the rewards that ship with the embedded Fashion-MNIST default. Each
-// scores images x [B,28,28,1] in [0,1] for prompts c [B] and is differentiable in x:
+// Package imagerewards holds the pixel rewards, usable by every family whose samples are images
+// x [B, H, W, C] in [0,1]; each is differentiable in x and ignores the prompt:
 //
-//	align       log p_cls(c | x): log-probability of the prompt's class under the reward classifier
-//	realism     log D(x) = log sigmoid(d(x)): the discriminator's log-probability that x is real
 //	brightness  mean_ij x_ij: the mean pixel value (the analogue of the paper's "redness")
 //	contrast    sqrt(mean_ij (x_ij - mean x)^2 + 1e-6): the pixel standard deviation
 //
-// realism uses log D rather than the raw logit d so that the reward is bounded above by 0 and a
-// generator cannot gain without limit by pushing one logit.
+// and the soft ink statistics the compositional rewards are built from. The rewards that need a
+// family's own networks (the embedded model's align and realism) live with that family.
 package imagerewards
 
 import (
-	"fmt"
-
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/rewards"
 )
 
 // Names of the rewards in the registry.
 const (
-	Align      = "align"
-	Realism    = "realism"
 	Brightness = "brightness"
 	Contrast   = "contrast"
 )
@@ -78,50 +71,13 @@ func SoftInkStats(x *Node, level float64) *Node {
 	return Stack([]*Node{tone, area, width}, -1)
 }
 
-// root is ctx at the root scope, where the fashion models' weights live; the rewards must be
-// evaluated in a context holding those weights (the fashion.Model's context).
-func root(ctx *context.Context) *context.Context { return ctx.InAbsPath(context.ScopeSeparator) }
-
-// AlignReward is r(x, c) = log softmax(classifier(x))[c], using m's reward classifier
-// (Score must run in m.Context(), which holds its weights).
-func AlignReward(m *fashion.Model) (hypernoise.Reward, error) {
-	if err := m.Need(fashion.ScopeClassifier); err != nil {
-		return nil, err
+// Pixel adds the pixel rewards (brightness, contrast) to r: they read nothing but the samples'
+// values, so every family whose samples are images [B, H, W, C] in [0, 1] can offer them.
+func Pixel(r *rewards.Registry) error {
+	if err := r.Register(Brightness, "mean pixel value in [0,1]",
+		func() (hypernoise.Reward, error) { return BrightnessReward(), nil }); err != nil {
+		return err
 	}
-	return rewards.Func{RewardName: Align, Fn: func(ctx *context.Context, x, prompts *Node) *Node {
-		logp := LogSoftmax(fashion.ClassifierLogits(root(ctx), x))
-		oneHot := OneHot(prompts, logp.Shape().Dim(-1), logp.DType())
-		return ReduceSum(Mul(logp, oneHot), -1)
-	}}, nil
-}
-
-// RealismReward is r(x) = log sigmoid(d(x)), d the realism discriminator of m.
-func RealismReward(m *fashion.Model) (hypernoise.Reward, error) {
-	if err := m.Need(fashion.ScopeDiscriminator); err != nil {
-		return nil, err
-	}
-	return rewards.Func{RewardName: Realism, Fn: func(ctx *context.Context, x, _ *Node) *Node {
-		d := fashion.DiscriminatorLogits(root(ctx), x)
-		// log sigmoid(d) = -softplus(-d), computed stably.
-		return Neg(Softplus(Neg(d)))
-	}}, nil
-}
-
-// Registry returns the image rewards for the models in m, ready for specs like "align=1,realism=0.5".
-func Registry(m *fashion.Model) *rewards.Registry {
-	r := rewards.NewRegistry()
-	must := func(err error) {
-		if err != nil {
-			panic(fmt.Sprintf("imagerewards: %v", err)) // programming error: fixed names
-		}
-	}
-	must(r.Register(Align, "log-probability of the prompt's class under the reward classifier",
-		func() (hypernoise.Reward, error) { return AlignReward(m) }))
-	must(r.Register(Realism, "log-probability that the image is real under the discriminator",
-		func() (hypernoise.Reward, error) { return RealismReward(m) }))
-	must(r.Register(Brightness, "mean pixel value in [0,1]",
-		func() (hypernoise.Reward, error) { return BrightnessReward(), nil }))
-	must(r.Register(Contrast, "standard deviation of the pixels",
-		func() (hypernoise.Reward, error) { return ContrastReward(), nil }))
-	return r
+	return r.Register(Contrast, "standard deviation of the pixels",
+		func() (hypernoise.Reward, error) { return ContrastReward(), nil })
 }

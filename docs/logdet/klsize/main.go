@@ -35,7 +35,7 @@ func run(dirs []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.NewPipeline(backend, m, dirs...)
+	p, err := pipeline.NewPipeline(backend, fashion.ModelOf(m), dirs...)
 	if err != nil {
 		return err
 	}

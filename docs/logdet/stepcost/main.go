@@ -23,7 +23,6 @@ import (
 	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/models/fashion"
-	"github.com/hypernoise/hypernoise/pipeline"
 )
 
 func main() {
@@ -46,7 +45,7 @@ func run(rounds int) error {
 	if err != nil {
 		return err
 	}
-	reward, err := pipeline.ParseReward(m, "align=1")
+	reward, err := fashion.Rewards(m).Parse("align=1")
 	if err != nil {
 		return err
 	}

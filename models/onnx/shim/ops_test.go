@@ -43,15 +43,16 @@ func TestUnsupportedAllAtOnce(t *testing.T) {
 }
 
 // TestUnsupportedConfiguration checks that an op we support in some configurations is refused at
-// load, with the configuration named, in the others (libonnx-testdata's cubic Resize).
+// load, with the configuration named, in the others (libonnx-testdata's Resize with
+// tf_crop_and_resize coordinates, which torch never exports).
 func TestUnsupportedConfiguration(t *testing.T) {
-	p := filepath.Join(conformanceDir, "test_resize_upsample_scales_cubic", "model.onnx")
+	p := filepath.Join(conformanceDir, "test_resize_tf_crop_and_resize", "model.onnx")
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("ONNX conformance tests not installed (%v): apt-get install libonnx-testdata", err)
 	}
 	_, err := Load(p)
-	if err == nil || !strings.Contains(err.Error(), "Resize(mode=cubic)") {
-		t.Fatalf("want an error naming Resize(mode=cubic), got %v", err)
+	if err == nil || !strings.Contains(err.Error(), "coordinate_transformation_mode=tf_crop_and_resize") {
+		t.Fatalf("want an error naming Resize(coordinate_transformation_mode=tf_crop_and_resize), got %v", err)
 	}
 }
 

@@ -81,7 +81,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 SIZES = {
     "tiny": dict(
-        gen=dict(latent=8, chans=(16, 32), attn=(False, True), layers=1, text_dim=32, head_dim=8,
+        gen=dict(latent=8, chans=(16, 32), attn=(False, False), layers=1, text_dim=32, head_dim=8,
                  temb=32, dec_chans=(16, 8, 8), groups=4, n_prompts=3),
         clip=dict(side=32, res=28, patch=4, width=32, layers=2, heads=2, proj=32, n_prompts=3),
         aes=dict(side=32, res=24, stem=8, width=32, layers=1, heads=2, patch=2, hidden=(16,)),
@@ -196,8 +196,9 @@ def timestep_embedding(t, dim):
 
 class UNet(nn.Module):
     """eps_hat(x_T, text): levels of `layers` ResBlocks (+ a transformer where attn[i]), strided-conv
-    downsampling, a mid block, and up levels of layers+1 ResBlocks on skip concatenations with nearest
-    upsampling, as SD's UNet2DConditionModel."""
+    downsampling, a mid block (ResBlock, transformer, ResBlock), and up levels of layers+1
+    ResBlocks (+ transformers) on skip concatenations with nearest upsampling, as SD's
+    UNet2DConditionModel."""
 
     def __init__(self, chans, attn, layers, text_dim, head_dim, temb, groups, **_):
         super().__init__()
@@ -527,7 +528,7 @@ def count(m, skip=("text_table",)):
     return sum(p.numel() for n, p in m.state_dict().items() if not any(s in n for s in skip))
 
 
-def make(size, out):
+def make(size, out, only=None):
     os.makedirs(out, exist_ok=True)
     c, gen, gen_emb, clip, clip_emb, aes = build(size)
     prompts = PROMPTS[:c["gen"]["n_prompts"]]
@@ -542,15 +543,23 @@ def make(size, out):
     p = lambda f: os.path.join(out, f)
     gouts = ["image", "latent", "eps"]
     # (not under no_grad: nn.MultiheadAttention's inference fast path does not export)
-    gen.set_form("baddbmm")
-    export(gen, (noise, prompt), p("t2i_gen.onnx"), ["noise", "prompt"], gouts, ext)
-    gen.set_form("bmm")
-    export(gen, (noise, prompt), p("t2i_gen_bmm.onnx"), ["noise", "prompt"], gouts, ext)
-    gen_emb.set_form("bmm")
-    export(gen_emb, (noise, text), p("t2i_gen_emb.onnx"), ["noise", "text"], gouts, ext)
-    export(clip, (image, prompt), p("t2i_clip.onnx"), ["image", "prompt"], ["score"], ext)
-    export(clip_emb, (image, text_embeds), p("t2i_clip_emb.onnx"), ["image", "text_embeds"], ["score"], ext)
-    export(aes, (image,), p("t2i_aesthetic.onnx"), ["image"], ["score"], ext)
+    def want(f):
+        return not only or f in only
+    if want("t2i_gen.onnx"):
+        gen.set_form("baddbmm")
+        export(gen, (noise, prompt), p("t2i_gen.onnx"), ["noise", "prompt"], gouts, ext)
+    if want("t2i_gen_bmm.onnx"):
+        gen.set_form("bmm")
+        export(gen, (noise, prompt), p("t2i_gen_bmm.onnx"), ["noise", "prompt"], gouts, ext)
+    if want("t2i_gen_emb.onnx"):
+        gen_emb.set_form("bmm")
+        export(gen_emb, (noise, text), p("t2i_gen_emb.onnx"), ["noise", "text"], gouts, ext)
+    if want("t2i_clip.onnx"):
+        export(clip, (image, prompt), p("t2i_clip.onnx"), ["image", "prompt"], ["score"], ext)
+    if want("t2i_clip_emb.onnx"):
+        export(clip_emb, (image, text_embeds), p("t2i_clip_emb.onnx"), ["image", "text_embeds"], ["score"], ext)
+    if want("t2i_aesthetic.onnx"):
+        export(aes, (image,), p("t2i_aesthetic.onnx"), ["image"], ["score"], ext)
     write_safetensors(p("t2i_text.safetensors"), {pr: gen.text_table[i] for i, pr in enumerate(prompts)})
     write_safetensors(p("t2i_clip_text.safetensors"), {"embeddings": clip.text_table},
                       {"prompts": json.dumps(prompts)})
@@ -569,7 +578,7 @@ def make(size, out):
         with open(p(f), "w") as fh:
             json.dump(s, fh, indent=2)
             fh.write("\n")
-    if size == "tiny":
+    if size == "tiny" and not only:
         gen.set_form("baddbmm")
         ref = {
             "t2i_gen.onnx": reference(gen, [noise, prompt], ["noise", "prompt"], gouts, 1),
@@ -682,12 +691,13 @@ def main():
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", help="comma-separated ONNX files to write (default: all), e.g. t2i_gen_bmm.onnx,t2i_clip.onnx")
     a = ap.parse_args()
     if a.bench:
         bench(a.size, a.batch or SIZES[a.size]["batch"], a.rank, a.steps, a.threads)
         return
     out = a.out or (HERE if a.size == "tiny" else os.path.join(HERE, "t2i-" + a.size))
-    make(a.size, out)
+    make(a.size, out, a.only.split(",") if a.only else None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+package onnx
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/hypernoise/hypernoise/family"
+)
+
+// FamilyName is the family's name in --model ("onnx:SPEC") and in hypernet.json.
+const FamilyName = "onnx"
+
+// Family is the family of generators imported from ONNX: its argument is the path of a model spec
+// (JSON); a bare --model value ending in .json means this family.
+var Family = family.Family{
+	Name:    FamilyName,
+	Summary: "your own generator and rewards as ONNX files, named by a model spec (JSON; docs/bring-your-model.md)",
+	Load: func(arg string, backend backends.Backend) (*family.Model, error) {
+		if arg == "" {
+			return nil, &family.ArgError{Err: errors.New("model family onnx needs a spec: --model onnx:SPEC.json or --model SPEC.json")}
+		}
+		m, err := Load(arg, backend)
+		if err != nil {
+			var se *SpecError
+			if errors.As(err, &se) {
+				return nil, &family.ArgError{Err: err}
+			}
+			return nil, err
+		}
+		fm := ModelOf(m)
+		if abs, err := filepath.Abs(arg); err == nil {
+			fm.Arg = abs
+		}
+		return fm, nil
+	},
+	Accepts: func(ref string) bool { return strings.HasSuffix(strings.ToLower(ref), ".json") },
+}
+
+// ModelOf is the family model of m: its rewards are the spec's, the default reward is the spec's
+// first one with weight 1, the hash covers the generator's weights, and a generator whose output
+// is an image batch has a grid writer.
+func ModelOf(m *Model) *family.Model {
+	fm := &family.Model{Family: FamilyName, Arg: m.SpecPath, Generator: m.Generator(), Context: m.Context(),
+		Rewards: m.Registry(), DefaultReward: m.Spec.RewardNames()[0] + "=1",
+		Hash: family.HashScopes(m.Context(), ScopeGenerator)}
+	if d := m.ImageDims(); d != nil {
+		fm.Grid = func(samples []float32, n, cols, scale, pad int) ([]byte, error) {
+			return GridPNG(samples, n, d[0], d[1], d[2], cols, scale, pad)
+		}
+	}
+	return fm
+}
