@@ -22,6 +22,9 @@ type DemoOptions struct {
 	Brightness bool // also train and show a brightness hypernetwork (base vs HyperNoise)
 	// Compositional also runs the compositional benchmark (eval/compositional).
 	Compositional bool
+	// TrainSeeds > 1 also trains the align hypernetwork and reruns the compositional benchmark
+	// with the TrainSeeds-1 seeds after Seed, and reports mean and std (demoSeeds).
+	TrainSeeds int
 }
 
 // DemoResult is the demo's metrics.json.
@@ -34,6 +37,10 @@ type DemoResult struct {
 	Compositional *compositional.Result `json:"compositional,omitempty"`
 	// TrainSeconds of each hypernetwork.
 	TrainSeconds map[string]float64 `json:"train_seconds"`
+	// AlignSeeds and CompositionalSeeds: the trained methods' figures over training seeds
+	// (DemoOptions.TrainSeeds > 1).
+	AlignSeeds         *SeedSummary `json:"align_train_seeds,omitempty"`
+	CompositionalSeeds *SeedSummary `json:"compositional_train_seeds,omitempty"`
 }
 
 // Demo is the main job: on the embedded default, train a hypernetwork for prompt alignment,
@@ -90,6 +97,9 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		if res.Compositional, err = compositional.Run(backend, m, co, log, progress.New(log, "compositional", quiet)); err != nil {
 			return nil, err
 		}
+	}
+	if err := demoSeeds(backend, opts, eo, res, log, quiet); err != nil {
+		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if err := WriteDemoReport(opts.OutDir, res); err != nil {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
@@ -164,17 +165,21 @@ func SummarizeSeeds(reps []*EvalReport) *SeedSummary {
 func (s *SeedSummary) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "over %d training seeds %v (mean ± std):\n", len(s.Seeds), s.Seeds)
-	keys := []string{"reward", "heldout_alignment", "fd", "diversity", "tilt_gain_share", "reno_gain_share", "distance_to_tilt"}
-	for _, name := range trainedMethods {
-		figs, ok := s.Methods[name]
-		if !ok {
-			continue
+	names := make([]string, 0, len(s.Methods))
+	for name := range s.Methods {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		figs := s.Methods[name]
+		keys := make([]string, 0, len(figs))
+		for k := range figs {
+			keys = append(keys, k)
 		}
+		sort.Strings(keys)
 		fmt.Fprintf(&b, "%-16s", name)
 		for _, k := range keys {
-			if f, ok := figs[k]; ok {
-				fmt.Fprintf(&b, " %s %.4g ± %.2g;", k, f.Mean, f.Std)
-			}
+			fmt.Fprintf(&b, " %s %.4g ± %.2g;", k, figs[k].Mean, figs[k].Std)
 		}
 		b.WriteString("\n")
 	}

@@ -29,11 +29,15 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	seed := fs.Int64("seed", 1, "training seed")
 	noBright := fs.Bool("no-brightness", false, "skip the brightness hypernetwork")
 	noComp := fs.Bool("no-compositional", false, "skip the compositional benchmark")
+	trainSeeds := fs.Int("train-seeds", 1, "also train the align hypernetwork and rerun the compositional benchmark with this many training seeds in all, and report mean and std")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print metrics.json to stdout")
 	backendName := cli.BackendFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
+	}
+	if *trainSeeds < 1 || *trainSeeds > pipeline.MaxTrainSeeds {
+		return cli.Usagef("demo: --train-seeds must be in [1, %d], got %d", pipeline.MaxTrainSeeds, *trainSeeds)
 	}
 	backend, err := cli.Backend(*backendName)
 	if err != nil {
@@ -41,7 +45,7 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	}
 	defer backend.Finalize()
 	log := env.Stderr
-	res, err := pipeline.Demo(backend, pipeline.DemoOptions{OutDir: *out, Quick: *quick, Seed: *seed, Brightness: !*noBright, Compositional: !*noComp}, log, *quiet || *asJSON)
+	res, err := pipeline.Demo(backend, pipeline.DemoOptions{OutDir: *out, Quick: *quick, Seed: *seed, Brightness: !*noBright, Compositional: !*noComp, TrainSeeds: *trainSeeds}, log, *quiet || *asJSON)
 	if err != nil {
 		return err
 	}
@@ -54,6 +58,12 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	}
 	if res.Compositional != nil {
 		fmt.Fprintf(env.Stdout, "\ncompositional prompts:\n%s", res.Compositional.Text())
+	}
+	if res.AlignSeeds != nil {
+		fmt.Fprintf(env.Stdout, "\nalign, %s", res.AlignSeeds.Text())
+	}
+	if res.CompositionalSeeds != nil {
+		fmt.Fprintf(env.Stdout, "compositional, %s", res.CompositionalSeeds.Text())
 	}
 	fmt.Fprintf(env.Stdout, "report: %s (%.0f s)\n", filepath.Join(*out, "index.html"), res.Seconds)
 	return nil

@@ -108,3 +108,11 @@ func TestEvalSeedsAndPoolBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoSeedsBadInput: demo --train-seeds below 1 is one line with exit code 2.
+func TestDemoSeedsBadInput(t *testing.T) {
+	code, _, msg := run("demo", "--train-seeds", "0", "--out", t.TempDir())
+	if code != 2 || !strings.Contains(msg, "--train-seeds must be in [1, 100], got 0") || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q", code, msg)
+	}
+}
