@@ -539,37 +539,49 @@ func LoadVerified(ctx *context.Context, path, jsonPath string, opts LoadOptions)
 	if err != nil {
 		return nil, err
 	}
-	var cfgObj map[string]any
-	if err := json.Unmarshal(js, &cfgObj); err != nil {
-		return nil, fmt.Errorf("%s: %w", jsonPath, err)
-	}
-	sha, _ := cfgObj[WeightsSHAKey].(string)
-	delete(cfgObj, WeightsSHAKey)
 	data, err := ReadSafetensors(path)
 	if err != nil {
 		return nil, err
 	}
-	if got := FileSHA256(data); got != sha {
-		return nil, fmt.Errorf("%s does not match %s (SHA-256 %.12s, the config records %.12s): damaged, or from another run",
-			path, jsonPath, got, sha)
+	if _, _, err := DecodeVerified(data, js, path, jsonPath, LoadOptions{}); err != nil {
+		return nil, err
 	}
 	opts.RequireDigest = true
-	probe := context.New()
-	meta, err := DecodeWith(probe, data, LoadOptions{RequireDigest: true})
+	meta, err := DecodeWith(ctx, data, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return meta, nil
+}
+
+// DecodeVerified checks weights already read (data, the file at path) against their JSON config
+// as read (js, the file at jsonPath) the way LoadVerified does, decoding them once, into a new
+// context restricted by opts (a digest is always required), which it returns with the metadata.
+func DecodeVerified(data, js []byte, path, jsonPath string, opts LoadOptions) (*context.Context, map[string]string, error) {
+	var cfgObj map[string]any
+	if err := json.Unmarshal(js, &cfgObj); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	sha, _ := cfgObj[WeightsSHAKey].(string)
+	delete(cfgObj, WeightsSHAKey)
+	if got := FileSHA256(data); got != sha {
+		return nil, nil, fmt.Errorf("%s does not match %s (SHA-256 %.12s, the config records %.12s): damaged, or from another run",
+			path, jsonPath, got, sha)
+	}
+	opts.RequireDigest = true
+	ctx := context.New()
+	meta, err := DecodeWith(ctx, data, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
 	var stored map[string]any
 	if err := json.Unmarshal([]byte(meta[configKey]), &stored); err != nil {
-		return nil, fmt.Errorf("%s holds no valid config: %w", path, err)
+		return nil, nil, fmt.Errorf("%s holds no valid config: %w", path, err)
 	}
 	if diff := jsonDiff("", stored, cfgObj); diff != "" {
-		return nil, fmt.Errorf("%s differs from the config saved with its weights (%s): edited or mixed up", jsonPath, diff)
+		return nil, nil, fmt.Errorf("%s differs from the config saved with its weights (%s): edited or mixed up", jsonPath, diff)
 	}
-	if meta, err = DecodeWith(ctx, data, opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return meta, nil
+	return ctx, meta, nil
 }
 
 // jsonDiff names the first few keys (dotted paths) whose values differ between two decoded JSON

@@ -7,6 +7,8 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
+
+	"github.com/hypernoise/hypernoise/compute/mixed"
 )
 
 // Environment variables consulted by NewBackend("") in this order.
@@ -35,7 +37,8 @@ const xlaHint = `XLA needs a PJRT plugin: set PJRT_PLUGIN_LIBRARY_PATH to a fold
 
 // Available lists the backend names NewBackend accepts in this binary: "go" (the default), "go-stock" and,
 // when compiled in, "xla". A name may carry a configuration after a colon, e.g. "xla:cuda" or
-// "go:parallelism=1".
+// "go:parallelism=1". The option dtype=bf16 (any backend: "go:dtype=bf16", "cuda:dtype=bf16") computes
+// float32 products and convolutions in bfloat16 (see compute/mixed).
 func Available() []string {
 	out := make([]string, len(knownBackends))
 	for i, e := range knownBackends {
@@ -102,6 +105,10 @@ func NewBackend(name string) (backend backends.Backend, err error) {
 			err = startError(name, source, fmt.Sprint(r))
 		}
 	}()
+	config, dtype := cutDType(config)
+	if _, _, err := mixed.Parse(dtype); err != nil {
+		return nil, fmt.Errorf("compute: backend %q%s: %v", name, source, err)
+	}
 	backend, err = entry.ctor(config)
 	if err != nil {
 		return nil, startError(name, source, err.Error())
@@ -109,7 +116,7 @@ func NewBackend(name string) (backend backends.Backend, err error) {
 	if backend == nil {
 		return nil, startError(name, source, "constructor returned no backend")
 	}
-	return backend, nil
+	return withDType(backend, dtype)
 }
 
 func startError(name, source, msg string) error {

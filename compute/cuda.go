@@ -4,16 +4,16 @@ package compute
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+
+	pjrtapi "github.com/gomlx/go-xla/pkg/pjrt"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/xla"
 
 	"github.com/hypernoise/hypernoise/compute/pjrt"
 )
-
-// CUDAName is the backend name for XLA on an NVIDIA GPU, its PJRT plugin found by compute/pjrt.
-const CUDAName = "cuda"
 
 func init() {
 	knownBackends = append(knownBackends, backendEntry{
@@ -24,7 +24,9 @@ func init() {
 }
 
 // newCUDA starts XLA on the CUDA plugin pjrt finds, after loading its NVIDIA libraries and
-// neutralizing go-xla's XLA_FLAGS path. config is passed on as XLA plugin options (e.g. "tf32").
+// neutralizing go-xla's XLA_FLAGS path. config holds the CUDA client's options preallocate=true|false
+// and memory_fraction=F (XLA preallocates a fraction of the GPU's memory by default; without it the
+// memory a process holds is the memory it uses), the rest is passed on as GoMLX's XLA options ("tf32").
 func newCUDA(config string) (backends.Backend, error) {
 	p, err := pjrt.DefaultFinder().Find()
 	if err != nil {
@@ -32,10 +34,14 @@ func newCUDA(config string) (backends.Backend, error) {
 	}
 	prep := pjrt.Prepare(p)
 	spec := p.Path
-	if config != "" {
-		spec += "," + config
+	rest, opts, err := clientOptions(config)
+	if err != nil {
+		return nil, err
 	}
-	b, err := xla.New(spec)
+	if rest != "" {
+		spec += "," + rest
+	}
+	b, err := xla.NewWithOptions(spec, opts)
 	if err != nil {
 		detail := ""
 		if len(prep.Failed) > 0 {
@@ -44,6 +50,40 @@ func newCUDA(config string) (backends.Backend, error) {
 		return nil, fmt.Errorf("CUDA plugin %s (found by %s)%s: %w", p.Path, p.Source, detail, err)
 	}
 	return b, nil
+}
+
+// clientOptions takes the PJRT CUDA client's options out of a comma-separated config.
+func clientOptions(config string) (rest string, opts pjrtapi.NamedValuesMap, err error) {
+	var kept []string
+	for _, part := range strings.Split(config, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "":
+		case "preallocate":
+			b, perr := strconv.ParseBool(v)
+			if perr != nil {
+				return "", nil, fmt.Errorf("cuda option preallocate=%q: want true or false", v)
+			}
+			opts = setOption(opts, k, b)
+		case "memory_fraction":
+			f, perr := strconv.ParseFloat(v, 32)
+			if perr != nil || !(f > 0 && f <= 1) {
+				return "", nil, fmt.Errorf("cuda option memory_fraction=%q: want a number in (0, 1]", v)
+			}
+			opts = setOption(opts, k, float32(f))
+		default:
+			kept = append(kept, part)
+		}
+	}
+	return strings.Join(kept, ","), opts, nil
+}
+
+func setOption(m pjrtapi.NamedValuesMap, k string, v any) pjrtapi.NamedValuesMap {
+	if m == nil {
+		m = pjrtapi.NamedValuesMap{}
+	}
+	m[k] = v
+	return m
 }
 
 // newXLA is GoMLX's XLA backend, except that "xla:cuda" (with or without options) goes through

@@ -15,7 +15,7 @@ import (
 // names (here a file that is not a shared library, so loading fails, with a one-line error naming
 // it); with nothing to find, the error is the one-line fix.
 func TestCUDABackendUsesTheFoundPlugin(t *testing.T) {
-	for _, k := range []string{"PATH", "LD_LIBRARY_PATH", "XLA_FLAGS", "GOPJRT_CUDA_CHECKS", "VIRTUAL_ENV", "CONDA_PREFIX"} {
+	for _, k := range []string{"PATH", "XLA_FLAGS", "GOPJRT_CUDA_CHECKS", "VIRTUAL_ENV", "CONDA_PREFIX"} {
 		t.Setenv(k, os.Getenv(k))
 	}
 	fake := filepath.Join(t.TempDir(), "xla_cuda_plugin.so")
@@ -36,5 +36,17 @@ func TestCUDABackendUsesTheFoundPlugin(t *testing.T) {
 	t.Setenv(pjrt.EnvPlugin, filepath.Join(t.TempDir(), "missing.so"))
 	if _, err := NewBackend("cuda"); err == nil || !strings.Contains(err.Error(), pjrt.FixLine) {
 		t.Errorf("missing plugin: want the fix line, got %v", err)
+	}
+}
+
+func TestCUDAClientOptions(t *testing.T) {
+	rest, opts, err := clientOptions("tf32,preallocate=false,memory_fraction=0.5")
+	if err != nil || rest != "tf32" || opts["preallocate"] != false || opts["memory_fraction"] != float32(0.5) {
+		t.Errorf("got %q %v %v", rest, opts, err)
+	}
+	for _, bad := range []string{"preallocate=maybe", "memory_fraction=2"} {
+		if _, _, err := clientOptions(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }

@@ -20,9 +20,6 @@ func SaveWeights(ctx *context.Context, scope, path string, config any) error {
 	return ckpt.SaveWithConfig(ctx, scope, path, configPath(path), config)
 }
 
-// ConfigPath is the JSON config SaveWeights writes beside the weights at path.
-func ConfigPath(path string) string { return configPath(path) }
-
 // LoadWeights loads weights written by SaveWeights into ctx and decodes the JSON config beside
 // them into config (nil to skip), after checking the pair's integrity (ckpt.LoadVerified). Nothing
 // is loaded if any check fails.

@@ -3,16 +3,17 @@ package infer
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/hypernet"
 )
 
-// Files in a hypernetwork folder (written by pipeline.Train).
+// Files in a hypernetwork folder (this package owns them: OpenFolder reads one, SaveFolder writes
+// one, CheckRunFolder and ClearRunFolder apply the training rules; the resumable checkpoint's
+// files are hypernet.CheckpointWeights and hypernet.CheckpointJSON, the fine-tune cache's
+// FinetuneFile and FinetuneConfigFile).
 const (
 	WeightsFile = "hypernet.safetensors"
 	ConfigFile  = "hypernet.json"
@@ -128,15 +129,6 @@ type TrainSummary struct {
 	RegLast        float64 `json:"reg_last_steps"`
 	SeriesLast     float64 `json:"logdet_series_last_steps,omitempty"`
 	FinishedAtTime string  `json:"finished_at"`
-}
-
-// ReadConfig reads the config of a hypernetwork folder (without loading its weights).
-func ReadConfig(dir string) (Config, error) {
-	var cfg Config
-	if err := ckpt.ReadJSON(filepath.Join(dir, ConfigFile), &cfg); err != nil {
-		return cfg, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
-	}
-	return cfg, nil
 }
 
 // CheckBeta says whether the hypernetwork can sample at tilt temperature beta: a tilt dial

@@ -11,7 +11,6 @@ package infer
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,7 +23,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	_ "github.com/hypernoise/hypernoise/methods" // registers the toolkit's methods
@@ -144,26 +142,27 @@ func (p *Pipeline) Hypernet(name string) (*Hypernet, error) {
 	return nil, fmt.Errorf("unknown hypernetwork %q; loaded: %s", name, strings.Join(names, ", "))
 }
 
-// LoadHypernet loads the hypernetwork folder dir (written by pipeline.Train) under the
-// name filepath.Base(dir), into a scope of its own. It refuses a folder trained for another
-// generator or other generator weights, a weights file holding tensors outside the hypernetwork's
-// saved scope, and weights that do not fit the architecture its config names.
-func (p *Pipeline) LoadHypernet(dir string) (hn *Hypernet, err error) {
+// LoadHypernet opens the hypernetwork folder dir (OpenFolder) and loads it (LoadFolder).
+func (p *Pipeline) LoadHypernet(dir string) (*Hypernet, error) {
+	f, err := OpenFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	return p.LoadFolder(f)
+}
+
+// LoadFolder loads an opened hypernetwork folder under its name (Folder.Name), into a scope of its
+// own. It refuses a folder trained for another generator or other generator weights, weights that
+// fail the folder's integrity checks (Folder.Weights), and weights that do not fit the
+// architecture its config names.
+func (p *Pipeline) LoadFolder(f *Folder) (hn *Hypernet, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("loading hypernetwork %s: %v", dir, r)
+			err = fmt.Errorf("loading hypernetwork %s: %v", f.Dir, r)
 		}
 	}()
-	name := filepath.Base(filepath.Clean(dir))
-	// The config is validated (ranges, finite values, a well-formed weights hash) before use.
-	cfgData, err := os.ReadFile(filepath.Join(dir, ConfigFile))
-	if err != nil {
-		return nil, fmt.Errorf("hypernetwork folder %s: %w", dir, err)
-	}
-	cfg, _, err := ParseConfig(cfgData)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
-	}
+	dir, cfg, name := f.Dir, f.Config, f.Name()
+	cfgPath := filepath.Join(dir, ConfigFile)
 	gen := p.model.Generator
 	if cfg.Generator != gen.Name() {
 		return nil, fmt.Errorf("hypernetwork %s was trained for generator %q, not %q", dir, cfg.Generator, gen.Name())
@@ -173,31 +172,11 @@ func (p *Pipeline) LoadHypernet(dir string) (hn *Hypernet, err error) {
 	}
 	reward, err := p.Reward(cfg.RewardSpec)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	if err := cfg.Modulator.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
-	}
-	wpath := filepath.Join(dir, WeightsFile)
-	// Decode into a scratch context first, after the integrity checks (the SHA-256 that
-	// hypernet.json records, the file's content digest, the config stored in the weights equal to
-	// hypernet.json, finite values): only tensors of the saved scope are accepted.
-	tmp := context.New()
-	saved := context.ScopeSeparator + SavedScope
-	if _, err := ckpt.LoadVerified(tmp, wpath, filepath.Join(dir, ConfigFile), ckpt.LoadOptions{Scopes: []string{saved}}); err != nil {
+	if _, err := f.Weights(); err != nil {
 		return nil, err
 	}
-	var loaded []*context.Variable
-	for v := range tmp.IterVariables() {
-		if !inScope(v.Scope(), saved) {
-			return nil, fmt.Errorf("%s: tensor %s is outside the hypernetwork's scope %s", wpath, v.ScopeAndName(), saved)
-		}
-		loaded = append(loaded, v)
-	}
-	if len(loaded) == 0 {
-		return nil, fmt.Errorf("%s holds no weights", wpath)
-	}
-
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -212,24 +191,19 @@ func (p *Pipeline) LoadHypernet(dir string) (hn *Hypernet, err error) {
 	scope := context.ScopeSeparator + scopeName
 	mod, err := cfg.Modulator.Build(gen, scopeName)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	p.lock.Lock()
-	want := map[string]bool{}
-	for _, v := range loaded {
-		sc := scope + strings.TrimPrefix(v.Scope(), saved)
-		val, err := v.Value()
-		if err == nil {
-			p.model.Context.InAbsPath(sc).Checked(false).VariableWithValue(v.Name(), val).SetTrainable(false)
-		}
-		want[sc+context.ScopeSeparator+v.Name()] = true
-	}
+	want, err := f.LoadInto(p.model.Context, scope)
 	p.lock.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	if hn, err = NewHypernet(name, dir, scope, mod, reward, cfg); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	if err := p.checkWeights(hn, want); err != nil {
-		return nil, fmt.Errorf("%s: %w", wpath, err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, WeightsFile), err)
 	}
 	p.hypernets = append(p.hypernets, hn)
 	return hn, nil

@@ -12,7 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/internal/hntest"
+	"github.com/hypernoise/hypernoise/pipeline/hntest"
 )
 
 // trainedFolders writes two hypernetwork folders (random adapters, different seeds and rewards)

@@ -11,12 +11,14 @@ import (
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/models/onnx"
+	"github.com/hypernoise/hypernoise/models/toy"
 )
 
 // All lists the toolkit's model families; the first is the default.
 var All = []family.Family{
 	fashion.Family,
 	onnx.Family,
+	toy.Family,
 }
 
 func init() {

@@ -10,6 +10,7 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/compositional"
 	"github.com/hypernoise/hypernoise/eval/report"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -69,7 +70,11 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		if err != nil {
 			return nil, err
 		}
-		p, err := NewPipeline(backend, fashion.ModelOf(em), o.OutDir)
+		f, err := infer.OpenFolder(o.OutDir)
+		if err != nil {
+			return nil, err
+		}
+		p, err := NewPipeline(backend, fashion.ModelOf(em), f)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/eval/compositional"
-	"github.com/hypernoise/hypernoise/eval/metrics"
+	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
@@ -32,10 +32,11 @@ func demoSeeds(backend backends.Backend, opts DemoOptions, eo EvalOptions, res *
 		return fashion.ModelOf(m), nil
 	}
 	dir := filepath.Join(opts.OutDir, "hypernet-align")
-	cfg, err := infer.ReadConfig(dir)
+	folder, err := infer.OpenFolder(dir)
 	if err != nil {
 		return err
 	}
+	cfg := folder.Config
 	reps := []*EvalReport{res.Align}
 	seeds := []int64{opts.Seed}
 	for i := 1; i < k; i++ {

@@ -13,11 +13,11 @@ import (
 	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
-	"github.com/hypernoise/hypernoise/eval/metrics"
 	"github.com/hypernoise/hypernoise/eval/report"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/progress"
 )
 

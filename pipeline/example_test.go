@@ -30,7 +30,11 @@ func Example() {
 		log.Fatal(err)
 	}
 	// Inference: load the folder into a pipeline and run any registered method on it.
-	p, err := pipeline.NewPipeline(backend, m, "my-hypernet")
+	folder, err := infer.OpenFolder("my-hypernet") // hypernet.json read and checked once
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := pipeline.NewPipeline(backend, m, folder)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -43,15 +43,15 @@ type TrainOptions struct {
 	Force      bool   // start afresh in an OutDir that holds a run, discarding it
 }
 
-// NewPipeline returns the inference pipeline over model m, loading the hypernetwork folders dirs
-// (each under its folder's base name).
-func NewPipeline(backend backends.Backend, m *family.Model, dirs ...string) (*infer.Pipeline, error) {
+// NewPipeline returns the inference pipeline over model m, loading the opened hypernetwork
+// folders (each under its folder's base name; see infer.OpenFolders).
+func NewPipeline(backend backends.Backend, m *family.Model, hypernets ...*infer.Folder) (*infer.Pipeline, error) {
 	p, err := infer.New(backend, m, DefaultChunk)
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range dirs {
-		if _, err := p.LoadHypernet(d); err != nil {
+	for _, f := range hypernets {
+		if _, err := p.LoadFolder(f); err != nil {
 			p.Close()
 			return nil, err
 		}
@@ -62,57 +62,19 @@ func NewPipeline(backend backends.Backend, m *family.Model, dirs ...string) (*in
 // Train trains a hypernetwork for model im (which it modifies: the adapters live in im.Context)
 // with a reward spec over im.Rewards, and writes it to opts.OutDir with the model's reference
 // (family and argument) in hypernet.json. A folder with a checkpoint and Resume set continues
-// that run.
+// that run; a finished one is returned as it is.
 func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog progress.Func) (*infer.Hypernet, *hypernet.TrainResult, error) {
 	if opts.OutDir == "" {
 		return nil, nil, fmt.Errorf("no output folder")
 	}
-	m := im.Generator
-	reward, err := im.Rewards.Parse(opts.RewardSpec)
+	prob, mod, reward, hcfg, err := trainProblem(backend, im, &opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	trained, scale, err := normalizeReward(backend, im, reward, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	mod, err := opts.Modulator.Build(m, infer.SavedScope)
-	if err != nil {
-		return nil, nil, err
-	}
-	if opts.Reg == hypernet.RegMeanSquare && opts.Beta > 0 {
-		opts.RegWeight = hypernet.MeanSquareWeight(opts.Beta, m.NoiseShape())
-	}
-	obj := hypernet.Objective{Reward: trained, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
-	var prob *hypernet.Problem
-	if d, ok := mod.(hypernet.Dial); ok {
-		prob, err = hypernet.NewDialProblem(m, d, obj)
-		opts.Beta = infer.DialDefaultBeta(d.BetaRange())
-	} else {
-		prob, err = hypernet.NewProblem(m, mod, obj)
-		opts.Beta = obj.TiltBeta(m.NoiseShape()) // the beta actually trained for (0: no tilt)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg := opts.Train
-	cfg.CheckpointDir = opts.OutDir
-	cfg.Resume, cfg.Force = opts.Resume, opts.Force
-	hcfg := infer.Config{
-		Format: infer.ConfigFormat, Generator: m.Name(), Model: im.Ref(), BaseHash: im.Hash, RewardSpec: opts.RewardSpec,
-		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
-		RewardScale: scale,
-	}
-	if scale != nil {
-		hcfg.RewardNorm = hypernet.NormStd
-	}
-	if opts.Reg == hypernet.RegLogDet {
-		ld := opts.LogDet
-		hcfg.LogDet = &ld
-	}
+	cfg := hcfg.Train
 	// What defines the model is stored in the checkpoint; a resume with anything else is refused.
 	cfg.Defines = hcfg.Defines()
-	if err := CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
+	if err := infer.CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
 		return nil, nil, err
 	}
 	unlock, err := ckpt.LockDir(opts.OutDir) // one writer per run folder
@@ -122,15 +84,14 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	defer unlock()
 	if opts.Resume {
 		if err := hypernet.CheckResume(prob, cfg); err != nil {
-			return nil, nil, &runFolderError{err.Error()}
+			return nil, nil, &infer.RunFolderError{Msg: err.Error()}
 		}
-		if hn, ok := finishedRun(opts.OutDir, im.Context, mod, reward, hcfg); ok {
-			s := hn.Config.Result
-			return hn, &hypernet.TrainResult{StartStep: s.Steps, Steps: s.Steps, Skipped: s.Skipped}, nil
+		if f := infer.FinishedRun(opts.OutDir, hcfg); f != nil {
+			return finished(im, f, mod, reward)
 		}
 	}
 	if opts.Force {
-		if err := clearRunFolder(opts.OutDir); err != nil {
+		if err := infer.ClearRunFolder(opts.OutDir); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -148,24 +109,89 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := hypernet.SaveWeights(im.Context, hn.Scope, filepath.Join(opts.OutDir, infer.WeightsFile), hn.Config); err != nil {
+	curve, err := curvePNG(res, opts.RewardSpec)
+	if err != nil {
 		return nil, nil, err
 	}
-	if len(res.Loss) > 1 {
-		series := []report.Series{{Name: "loss", Y: res.Loss}}
-		if r, ok := res.Metrics["reward"]; ok {
-			series = append(series, report.Series{Name: "reward", Y: r})
-		}
-		png, err := report.CurvesPNG("HyperNoise training ("+opts.RewardSpec+")", "step", "batch mean",
-			series, max(1, len(res.Loss)/30))
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := ckpt.WriteFileAtomic(filepath.Join(opts.OutDir, infer.CurveFile), png); err != nil {
-			return nil, nil, err
-		}
+	return hn, res, infer.SaveFolder(im.Context, hn.Scope, opts.OutDir, hn.Config, curve)
+}
+
+// trainProblem builds the training problem of opts on model im (the reward normalized when
+// opts.RewardNorm asks; the mean-square weight set by beta when one is given; opts.Beta becomes
+// the beta actually trained for), its modulator and reward, and the config hypernet.json will hold.
+func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions) (*hypernet.Problem, hypernoise.Modulator, hypernoise.Reward, infer.Config, error) {
+	m := im.Generator
+	var hcfg infer.Config
+	reward, err := im.Rewards.Parse(opts.RewardSpec)
+	if err != nil {
+		return nil, nil, nil, hcfg, err
 	}
-	return hn, res, nil
+	trained, scale, err := normalizeReward(backend, im, reward, *opts)
+	if err != nil {
+		return nil, nil, nil, hcfg, err
+	}
+	mod, err := opts.Modulator.Build(m, infer.SavedScope)
+	if err != nil {
+		return nil, nil, nil, hcfg, err
+	}
+	if opts.Reg == hypernet.RegMeanSquare && opts.Beta > 0 {
+		opts.RegWeight = hypernet.MeanSquareWeight(opts.Beta, m.NoiseShape())
+	}
+	obj := hypernet.Objective{Reward: trained, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
+	var prob *hypernet.Problem
+	if d, ok := mod.(hypernet.Dial); ok {
+		prob, err = hypernet.NewDialProblem(m, d, obj)
+		opts.Beta = infer.DialDefaultBeta(d.BetaRange())
+	} else {
+		prob, err = hypernet.NewProblem(m, mod, obj)
+		opts.Beta = obj.TiltBeta(m.NoiseShape()) // the beta actually trained for (0: no tilt)
+	}
+	if err != nil {
+		return nil, nil, nil, hcfg, err
+	}
+	cfg := opts.Train
+	cfg.CheckpointDir = opts.OutDir
+	cfg.Resume, cfg.Force = opts.Resume, opts.Force
+	hcfg = infer.Config{
+		Format: infer.ConfigFormat, Generator: m.Name(), Model: im.Ref(), BaseHash: im.Hash, RewardSpec: opts.RewardSpec,
+		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
+		RewardScale: scale,
+	}
+	if scale != nil {
+		hcfg.RewardNorm = hypernet.NormStd
+	}
+	if opts.Reg == hypernet.RegLogDet {
+		ld := opts.LogDet
+		hcfg.LogDet = &ld
+	}
+	return prob, mod, reward, hcfg, nil
+}
+
+// finished loads the weights of a finished run into im's context (under the saved scope, where
+// training keeps them) and returns it with a result of no new steps.
+func finished(im *family.Model, f *infer.Folder, mod hypernoise.Modulator, reward hypernoise.Reward) (*infer.Hypernet, *hypernet.TrainResult, error) {
+	scope := context.ScopeSeparator + infer.SavedScope
+	if _, err := f.LoadInto(im.Context, scope); err != nil {
+		return nil, nil, err
+	}
+	hn, err := infer.NewHypernet(f.Name(), f.Dir, scope, mod, reward, f.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := f.Config.Result
+	return hn, &hypernet.TrainResult{StartStep: s.Steps, Steps: s.Steps, Skipped: s.Skipped}, nil
+}
+
+// curvePNG plots the training loss and reward per step (nil for a run of at most one step).
+func curvePNG(res *hypernet.TrainResult, spec string) ([]byte, error) {
+	if len(res.Loss) <= 1 {
+		return nil, nil
+	}
+	series := []report.Series{{Name: "loss", Y: res.Loss}}
+	if r, ok := res.Metrics["reward"]; ok {
+		series = append(series, report.Series{Name: "reward", Y: r})
+	}
+	return report.CurvesPNG("HyperNoise training ("+spec+")", "step", "batch mean", series, max(1, len(res.Loss)/30))
 }
 
 // normalizeReward returns the reward training uses: reward itself, or with opts.RewardNorm =

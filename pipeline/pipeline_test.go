@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
@@ -115,7 +116,7 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := NewPipeline(backend, fashion.ModelOf(m2), dir)
+	p2, err := openPipeline(backend, fashion.ModelOf(m2), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 	val := tensors.MustCopyFlatData[float32](v.MustValue())
 	val[0] += 1
 	v.MustSetValue(tensors.FromFlatDataAndDimensions(val, v.Shape().Dimensions...))
-	if _, err := NewPipeline(backend, fashion.ModelOf(m3), dir); err == nil || !strings.Contains(err.Error(), "other fashion weights") {
+	if _, err := openPipeline(backend, fashion.ModelOf(m3), dir); err == nil || !strings.Contains(err.Error(), "other fashion weights") {
 		t.Errorf("loading onto other weights: err = %v", err)
 	}
 	// A damaged weights file: a clear error naming it.
@@ -149,10 +150,10 @@ func TestTrainSaveLoadRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	m4, _ := fashion.Default()
-	if _, err := NewPipeline(backend, fashion.ModelOf(m4), dir); err == nil || !strings.Contains(err.Error(), infer.WeightsFile) {
+	if _, err := openPipeline(backend, fashion.ModelOf(m4), dir); err == nil || !strings.Contains(err.Error(), infer.WeightsFile) {
 		t.Errorf("damaged weights: err = %v", err)
 	}
-	if _, err := NewPipeline(backend, fashion.ModelOf(m4), t.TempDir()); err == nil || !strings.Contains(err.Error(), infer.ConfigFile) {
+	if _, err := openPipeline(backend, fashion.ModelOf(m4), t.TempDir()); err == nil || !strings.Contains(err.Error(), infer.ConfigFile) {
 		t.Errorf("empty folder: err = %v", err)
 	}
 }
@@ -205,7 +206,7 @@ func TestTinyEndToEnd(t *testing.T) {
 	}
 	o := EvalOptions{SeedsPerPrompt: 2, Seed: 1, RenoSteps: 2, WarmRenoSteps: 1, SmallN: 2,
 		FinetuneSteps: 2, FinetuneRank: 2, GridSeeds: 2, Batch: 20}
-	p, err := NewPipeline(backend, fashion.ModelOf(m), dir)
+	p, err := openPipeline(backend, fashion.ModelOf(m), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func TestTinyEndToEnd(t *testing.T) {
 	if rep.Methods[MethodReno].Reward < rep.Methods[MethodBase].Reward-1e-6 {
 		t.Errorf("ReNO (keep best) reward %g below base %g", rep.Methods[MethodReno].Reward, rep.Methods[MethodBase].Reward)
 	}
-	if _, err := os.Stat(filepath.Join(dir, FinetuneFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, infer.FinetuneFile)); err != nil {
 		t.Errorf("fine-tune adapters not cached: %v", err)
 	}
 	out := t.TempDir()
@@ -283,4 +284,13 @@ func TestSampleMethods(t *testing.T) {
 			t.Errorf("options %+v: err = %v, want one containing %q", c.o, err, c.want)
 		}
 	}
+}
+
+// openPipeline opens the hypernetwork folders dirs and loads them into a pipeline over m.
+func openPipeline(backend backends.Backend, m *family.Model, dirs ...string) (*infer.Pipeline, error) {
+	folders, err := infer.OpenFolders(dirs...)
+	if err != nil {
+		return nil, err
+	}
+	return NewPipeline(backend, m, folders...)
 }

@@ -64,7 +64,7 @@ func TestDamagedWeightsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := NewPipeline(backend, fashion.ModelOf(m2), d)
+		p, err := openPipeline(backend, fashion.ModelOf(m2), d)
 		if err == nil {
 			p.Close()
 		}
@@ -193,7 +193,7 @@ func TestResumeRules(t *testing.T) {
 		r := o
 		r.Resume, r.Train.Steps = true, 6
 		c.mod(&r)
-		if _, _, err := Train(backend, fashion.ModelOf(fresh()), r, nil); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrRunFolder) {
+		if _, _, err := Train(backend, fashion.ModelOf(fresh()), r, nil); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, infer.ErrRunFolder) {
 			t.Errorf("resume: err = %v, want a run-folder refusal naming %q", err, c.want)
 		}
 	}
@@ -208,13 +208,13 @@ func TestResumeRules(t *testing.T) {
 		t.Errorf("resuming a finished run rewrote its config:\n%s\n->\n%s", before, after)
 	}
 	// A fresh run into the folder is refused without --force.
-	if _, _, err := Train(backend, fashion.ModelOf(fresh()), o, nil); !errors.Is(err, ErrRunFolder) {
+	if _, _, err := Train(backend, fashion.ModelOf(fresh()), o, nil); !errors.Is(err, infer.ErrRunFolder) {
 		t.Errorf("fresh run over a finished one: err = %v", err)
 	}
 	// Resume in an empty folder is refused.
 	e := o
 	e.OutDir, e.Resume = t.TempDir(), true
-	if _, _, err := Train(backend, fashion.ModelOf(fresh()), e, nil); !errors.Is(err, ErrRunFolder) {
+	if _, _, err := Train(backend, fashion.ModelOf(fresh()), e, nil); !errors.Is(err, infer.ErrRunFolder) {
 		t.Errorf("resume without a checkpoint: err = %v", err)
 	}
 	// Continuing to 6 steps: the result covers all 6 (the reward of the first steps is the

@@ -10,7 +10,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/baselines/finetune"
-	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/rewards"
@@ -18,12 +17,12 @@ import (
 
 // SampleOptions selects how Sample generates.
 type SampleOptions struct {
-	Method      string  // a registered method (hypernoise.MethodNames)
-	HypernetDir string  // hypernetwork folder (needed by hypernoise, hypernoise-reno, finetune; gives the others its reward)
-	RewardSpec  string  // reward of best-of-n / reno without a hypernetwork (default: the model's)
-	N           int     // best-of-n candidates (0: the method's default)
-	Steps       int     // reno / hypernoise-reno iterations (0: the method's default)
-	Beta        float64 // tilt temperature of a tilt dial (0: its default); see infer.Config.CheckBeta
+	Method     string        // a registered method (hypernoise.MethodNames)
+	Hypernet   *infer.Folder // hypernetwork folder (needed by hypernoise, hypernoise-reno, finetune; gives the others its reward)
+	RewardSpec string        // reward of best-of-n / reno without a hypernetwork (default: the model's)
+	N          int           // best-of-n candidates (0: the method's default)
+	Steps      int           // reno / hypernoise-reno iterations (0: the method's default)
+	Beta       float64       // tilt temperature of a tilt dial (0: its default); see infer.Config.CheckBeta
 }
 
 // Validate checks what the options say without a model: a registered method, a hypernetwork
@@ -35,7 +34,7 @@ func (o SampleOptions) Validate() error {
 	if err != nil {
 		return err
 	}
-	if (info.Needs.Has(hypernoise.NeedsModulator) || info.Needs.Has(hypernoise.NeedsFinetuned)) && o.HypernetDir == "" {
+	if (info.Needs.Has(hypernoise.NeedsModulator) || info.Needs.Has(hypernoise.NeedsFinetuned)) && o.Hypernet == nil {
 		return fmt.Errorf("method %s needs --hypernet DIR", o.Method)
 	}
 	if o.RewardSpec != "" {
@@ -59,17 +58,17 @@ func Sample(backend backends.Backend, m *family.Model, eps []float32, prompts []
 			return nil, hypernoise.Cost{}, err
 		}
 	}
-	var dirs []string
-	if o.HypernetDir != "" {
-		dirs = append(dirs, o.HypernetDir)
+	var folders []*infer.Folder
+	if o.Hypernet != nil {
+		folders = append(folders, o.Hypernet)
 	}
-	p, err := NewPipeline(backend, m, dirs...)
+	p, err := NewPipeline(backend, m, folders...)
 	if err != nil {
 		return nil, hypernoise.Cost{}, err
 	}
 	defer p.Close()
 	if o.Method == finetune.Name {
-		if err := loadFinetune(p, m, o.HypernetDir); err != nil {
+		if err := loadFinetune(p, m, o.Hypernet.Dir); err != nil {
 			return nil, hypernoise.Cost{}, err
 		}
 	}
@@ -89,23 +88,18 @@ func Sample(backend backends.Backend, m *family.Model, eps []float32, prompts []
 // loadFinetune loads the fine-tune baseline cached in a hypernetwork folder (written by
 // `hypernoise eval`) into pipeline p, whose model is im, and makes it p's fine-tuned generator.
 func loadFinetune(p *infer.Pipeline, im *family.Model, dir string) error {
-	m := im.Generator
-	var cfg FinetuneConfig
-	path := filepath.Join(dir, FinetuneConfigFile)
-	if err := ckpt.ReadJSON(path, &cfg); err != nil {
+	cfg, err := infer.ReadFinetune(dir)
+	if err != nil {
 		return fmt.Errorf("no fine-tune baseline in %s (%v); `hypernoise eval --hypernet %s` trains and caches it", dir, err, dir)
 	}
 	if cfg.BaseHash != im.Hash {
-		return fmt.Errorf("%s: the fine-tune was trained for other %s weights", path, m.Name())
+		return fmt.Errorf("%s: the fine-tune was trained for other %s weights", filepath.Join(dir, infer.FinetuneConfigFile), im.Generator.Name())
 	}
-	ft, err := finetune.New(m, cfg.Rank, 0, "finetune")
+	ft, err := finetune.New(im.Generator, cfg.Rank, 0, "finetune")
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", filepath.Join(dir, infer.FinetuneConfigFile), err)
 	}
-	err = p.Update(func(ctx *context.Context) error {
-		_, err := ckpt.Load(ctx, filepath.Join(dir, FinetuneFile))
-		return err
-	})
+	err = p.Update(func(ctx *context.Context) error { return infer.LoadFinetuneWeights(ctx, dir, ft.Scope()) })
 	if err != nil {
 		return fmt.Errorf("fine-tune baseline: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/baselines/finetune"
 	"github.com/hypernoise/hypernoise/baselines/reno"
-	"github.com/hypernoise/hypernoise/eval/metrics"
+	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
@@ -101,7 +101,11 @@ func evaluateSeed(backend backends.Backend, load func() (*family.Model, error), 
 	if err != nil {
 		return nil, err
 	}
-	p, err := NewPipeline(backend, em, dir)
+	f, err := infer.OpenFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := NewPipeline(backend, em, f)
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
-	"github.com/hypernoise/hypernoise/eval/metrics"
+	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/eval/tilt"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"

@@ -17,14 +17,17 @@ func init() {
 }
 
 func runBench(env *cli.Env, args []string) error {
-	fs := env.FlagSet("bench", `Usage: hypernoise bench [--json] [--backend NAME] [--torch-dir DIR | --no-torch]
+	fs := env.FlagSet("bench", `Usage: hypernoise bench [--json] [--backend NAME] [--dtype f32|bf16] [--torch-dir DIR | --no-torch]
+       hypernoise bench --model SPEC.json [--batch N] [--rank R] [--reward SPEC] [--backend NAME] [--dtype f32|bf16] [--json]
 
 Times, on the selected backend: a 1024^3 float32 matmul (GFLOP/s), one HyperNoise training step on
 the embedded default or --model (batch 32, LoRA rank 8 or an MLP for a generator without a
 backbone, the model's default reward, AdamW), one ReNO iteration and one HyperNoise sample (ms per
 image), and the MLP and conv-net training steps of the compute benchmarks.
 When /usr/bin/python3 has torch, the PyTorch scripts in ../shared/bench (or --torch-dir) time the same
-steps in the same run and each ratio is printed. Takes a few minutes.`)
+steps in the same run and each ratio is printed. Takes a few minutes. With --model, it times only the
+HyperNoise training step on that model (the step make_t2i.py --bench times in PyTorch), the first
+step (compilation) apart from the median of the others.`)
 	backendName := cli.BackendFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	torchDir := fs.String("torch-dir", "", "folder with the PyTorch scripts (default: ../shared/bench above the working directory)")
@@ -32,11 +35,20 @@ steps in the same run and each ratio is printed. Takes a few minutes.`)
 	python := fs.String("python", bench.DefaultPython, "Python interpreter with torch")
 	steps := fs.Int("steps", 10, "timed steps per training benchmark")
 	modelRef := modelFlag(fs)
+	dtype := dtypeFlag(fs)
+	model := addModelBenchFlags(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
 	if *steps < 1 || *steps > 1000 {
 		return cli.Usagef("--steps must be in [1, 1000], got %d", *steps)
+	}
+	name, err := dtypeBackend(*backendName, *dtype)
+	if err != nil {
+		return err
+	}
+	if *modelRef != "" && (flagSet(fs, "batch") || flagSet(fs, "rank") || flagSet(fs, "reward")) {
+		return runModelBench(env, model, *modelRef, name, *steps, *asJSON)
 	}
 	dir := *torchDir
 	if *noTorch {
@@ -48,14 +60,14 @@ steps in the same run and each ratio is printed. Takes a few minutes.`)
 	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return cli.Usagef("--torch-dir %q is not a folder", dir)
 	}
-	backend, err := cli.Backend(*backendName)
+	backend, err := cli.Backend(name)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
 	opts := bench.Options{TorchDir: dir, Python: *python, Steps: *steps}
 	if *modelRef != "" {
-		if opts.Model, err = loadModel(*modelRef, "", backend); err != nil {
+		if opts.Model, err = loadModel(*modelRef, nil, backend); err != nil {
 			return err
 		}
 	}

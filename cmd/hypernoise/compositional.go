@@ -47,15 +47,11 @@ and DIR/metrics.json (key "compositional").`)
 		}
 		ref = family.JoinRef("fashion", *weights)
 	}
-	backend, err := cli.Backend(*backendName)
+	backend, m, err := backendAndModel(*backendName, ref, nil)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
-	m, err := loadModel(ref, "", backend)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/gomlx/gomlx/backends"
 	"path/filepath"
 	"strings"
 
@@ -61,17 +62,16 @@ image. The model is the one DIR was trained on (or --model).
 	}
 	defer backend.Finalize()
 	if *writeStats {
-		st, err := pipeline.WriteTestStats(backend)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "wrote %s (%d test images, %d features)\n", pipeline.TestStatsFile, st.N, len(st.Mean))
-		return nil
+		return writeTestStats(env, backend)
 	}
 	if *dir == "" {
 		return cli.Usagef("eval: --hypernet DIR is required")
 	}
-	if err := checkBetaFlag(fs, *dir, *beta); err != nil {
+	folders, err := openHypernets(*dir)
+	if err != nil {
+		return err
+	}
+	if err := checkBetaFlag(fs, folders[0], *beta); err != nil {
 		return err
 	}
 	o := def
@@ -83,33 +83,26 @@ image. The model is the one DIR was trained on (or --model).
 	if *trainSeeds < 1 || *trainSeeds > pipeline.MaxTrainSeeds {
 		return cli.Usagef("eval: --train-seeds must be in [1, %d], got %d", pipeline.MaxTrainSeeds, *trainSeeds)
 	}
-	if *only != "" {
-		for _, name := range strings.Split(*only, ",") {
-			name = strings.TrimSpace(name)
-			if _, err := hypernoise.LookupMethod(name); err != nil {
-				return cli.Usagef("eval: %v", err)
-			}
-			o.Methods = append(o.Methods, name)
-		}
+	if o.Methods, err = methodList(*only); err != nil {
+		return err
 	}
-	m, err := loadModel(*modelRef, *dir, backend)
+	m, err := loadModel(*modelRef, folders[0], backend)
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.NewPipeline(backend, m, *dir)
+	p, err := pipeline.NewPipeline(backend, m, folders...)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	hn := p.Hypernets()[0]
 	o.Beta = *beta
-	switch {
-	case *ftSteps < -1 || *ftSteps > hypernet.MaxSteps:
+	if *ftSteps < -1 || *ftSteps > hypernet.MaxSteps {
 		return cli.Usagef("eval: --finetune-steps must be in [-1, %d], got %d", hypernet.MaxSteps, *ftSteps)
-	case *ftSteps == -1:
+	}
+	o.FinetuneSteps = *ftSteps
+	if *ftSteps == -1 {
 		o.FinetuneSteps = hn.Config.Train.Steps
-	default:
-		o.FinetuneSteps = *ftSteps
 	}
 	prog := progress.New(env.Stderr, "eval", *quiet || *asJSON)
 	if *trainSeeds > 1 {
@@ -132,4 +125,30 @@ image. The model is the one DIR was trained on (or --model).
 		fmt.Fprintf(env.Stdout, "report: %s\n", filepath.Join(*out, "index.html"))
 	}
 	return nil
+}
+
+// writeTestStats is `eval --write-test-stats`: the embedded model's test-set statistics.
+func writeTestStats(env *cli.Env, backend backends.Backend) error {
+	st, err := pipeline.WriteTestStats(backend)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s (%d test images, %d features)\n", pipeline.TestStatsFile, st.N, len(st.Mean))
+	return nil
+}
+
+// methodList parses --methods: registered method names, comma-separated ("": all).
+func methodList(only string) ([]string, error) {
+	if only == "" {
+		return nil, nil
+	}
+	var names []string
+	for _, name := range strings.Split(only, ",") {
+		name = strings.TrimSpace(name)
+		if _, err := hypernoise.LookupMethod(name); err != nil {
+			return nil, cli.Usagef("eval: %v", err)
+		}
+		names = append(names, name)
+	}
+	return names, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/onnx"
@@ -63,9 +62,9 @@ func TestNewFamilyThroughEveryCommand(t *testing.T) {
 		"--steps", "3", "--batch", "4", "--quiet", "--out", hn); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, msg)
 	}
-	cfg, err := infer.ReadConfig(hn)
-	if err != nil || cfg.Model != "tiny" || cfg.RewardSpec != "brightness=1" {
-		t.Fatalf("hypernet.json: model %q, reward %q, %v; want tiny, the family's default reward", cfg.Model, cfg.RewardSpec, err)
+	hf, err := infer.OpenFolder(hn)
+	if err != nil || hf.Config.Model != "tiny" || hf.Config.RewardSpec != "brightness=1" {
+		t.Fatalf("hypernet.json: %+v, %v; want model tiny, the family's default reward", hf, err)
 	}
 	grid := filepath.Join(dir, "g.png")
 	if code, out, msg := run("sample", "--hypernet", hn, "--prompt", "all", "--n", "2", "--out", grid); code != 0 || !strings.Contains(out, "tiny") {
@@ -98,23 +97,7 @@ func TestNewFamilyThroughEveryCommand(t *testing.T) {
 // folder) and generates with the hypernetwork.
 func serveTiny(t *testing.T, hn string) {
 	t.Helper()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := loadModel("", hn, backend)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.NewPipeline(backend, m, hn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	srv, err := serve.New(p, serve.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, srv := testServer(t, "", hn)
 	rec := httptest.NewRecorder()
 	body := `{"prompt": "light", "method": "hypernoise", "n": 2, "seed": 3}`
 	srv.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/generate", strings.NewReader(body)))

@@ -19,14 +19,12 @@ func modelFlag(fs *flag.FlagSet) *string {
 }
 
 // loadModel is the one place a command resolves --model: ref as given, or, when it is empty,
-// the model recorded in the hypernetwork folder hypernetDir (if any), else the default family. A
+// the model recorded in the opened hypernetwork folder hf (if any), else the default family. A
 // mistake in the value or the spec is a usage error (exit code 2); a missing, broken or
 // unsupported file a run-time error (exit code 1).
-func loadModel(ref, hypernetDir string, backend backends.Backend) (*family.Model, error) {
-	if ref == "" && hypernetDir != "" {
-		if cfg, err := infer.ReadConfig(hypernetDir); err == nil {
-			ref = cfg.Model
-		}
+func loadModel(ref string, hf *infer.Folder, backend backends.Backend) (*family.Model, error) {
+	if ref == "" && hf != nil {
+		ref = hf.Config.Model
 	}
 	m, err := family.Load(ref, backend)
 	if err != nil {
@@ -36,6 +34,27 @@ func loadModel(ref, hypernetDir string, backend backends.Backend) (*family.Model
 		return nil, err
 	}
 	return m, nil
+}
+
+// backendAndModel starts the named backend (cli.Backend) and loads the model on it (loadModel);
+// the caller finalizes the backend.
+func backendAndModel(backendName, ref string, hf *infer.Folder) (backends.Backend, *family.Model, error) {
+	backend, err := cli.Backend(backendName)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := loadModel(ref, hf, backend)
+	if err != nil {
+		backend.Finalize()
+		return nil, nil, err
+	}
+	return backend, m, nil
+}
+
+// openHypernets opens the hypernetwork folders given on the command line, each read once
+// (infer.OpenFolder): their configs serve the flag checks, the model lookup and the pipeline.
+func openHypernets(dirs ...string) ([]*infer.Folder, error) {
+	return infer.OpenFolders(dirs...)
 }
 
 // flagSet reports whether a flag was given on the command line.

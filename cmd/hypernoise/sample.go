@@ -29,6 +29,7 @@ func init() {
 // sampleFlags are the flags of `hypernoise sample`; further generation methods add theirs here.
 type sampleFlags struct {
 	prompt, out, weights, model string
+	hypernetDir                 string
 	n, cols, scale              int
 	seed                        int64
 	teacherSteps                int
@@ -60,7 +61,7 @@ in DIR by hypernoise eval). Method defaults and limits: `+hypernoise.KnobHelp()+
 	fs.IntVar(&f.teacherSteps, "teacher-steps", 0, "sample the teacher with K Euler steps instead of the one-step student")
 	fs.Float64Var(&f.guidance, "guidance", 0, "classifier-free guidance scale of the teacher (with --teacher-steps; default: the teacher's own)")
 	fs.StringVar(&f.weights, "weights", "", "load the embedded family's weights from this folder (shorthand for --model fashion:DIR)")
-	fs.StringVar(&f.gen.HypernetDir, "hypernet", "", "hypernetwork folder from hypernoise train (default method: hypernoise)")
+	fs.StringVar(&f.hypernetDir, "hypernet", "", "hypernetwork folder from hypernoise train (default method: hypernoise)")
 	fs.StringVar(&f.gen.Method, "method", "", "generation method: "+pipeline.MethodList()+" (default base, or hypernoise with --hypernet)")
 	fs.StringVar(&f.gen.RewardSpec, "reward", "", "reward spec for reno and best-of-n (default: the hypernetwork's, else the model's default)")
 	fs.IntVar(&f.gen.N, "best-of", 0, fmt.Sprintf("candidates per image for --method best-of-n (default %d)", pipeline.MethodDefault(bestofn.Name).N))
@@ -76,15 +77,11 @@ in DIR by hypernoise eval). Method defaults and limits: `+hypernoise.KnobHelp()+
 	if err := f.check(fs); err != nil {
 		return err
 	}
-	backend, err := cli.Backend(*backendName)
+	backend, m, err := backendAndModel(*backendName, f.model, f.gen.Hypernet)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
-	m, err := loadModel(f.model, f.gen.HypernetDir, backend)
-	if err != nil {
-		return err
-	}
 	ids, err := f.modelChecks(m)
 	if err != nil {
 		return err
@@ -113,9 +110,16 @@ in DIR by hypernoise eval). Method defaults and limits: `+hypernoise.KnobHelp()+
 
 // check validates the flags that need no model.
 func (f *sampleFlags) check(fs *flag.FlagSet) error {
+	if f.hypernetDir != "" {
+		hf, err := infer.OpenFolder(f.hypernetDir)
+		if err != nil {
+			return err
+		}
+		f.gen.Hypernet = hf
+	}
 	if f.gen.Method == "" {
 		f.gen.Method = hypernet.MethodBase
-		if f.gen.HypernetDir != "" {
+		if f.gen.Hypernet != nil {
 			f.gen.Method = hypernet.MethodHyperNoise
 		}
 	}
@@ -125,7 +129,7 @@ func (f *sampleFlags) check(fs *flag.FlagSet) error {
 	if f.gen.Method != hypernet.MethodBase && f.teacherSteps > 0 {
 		return cli.Usagef("--teacher-steps samples the teacher; it cannot be combined with --method %s", f.gen.Method)
 	}
-	if err := checkBetaFlag(fs, f.gen.HypernetDir, f.gen.Beta); err != nil {
+	if err := checkBetaFlag(fs, f.gen.Hypernet, f.gen.Beta); err != nil {
 		return err
 	}
 	if f.weights != "" {
@@ -231,23 +235,19 @@ func (f *sampleFlags) what(m *family.Model) string {
 	return fmt.Sprintf("%s one-step generator, method %s", m.Generator.Name(), f.gen.Method)
 }
 
-// checkBetaFlag validates --beta (when given) against the hypernetwork folder's config: a usage
-// error naming a dial's trained range, or saying that the hypernetwork is not a dial.
-func checkBetaFlag(fs *flag.FlagSet, dir string, beta float64) error {
+// checkBetaFlag validates --beta (when given) against the opened hypernetwork folder's config: a
+// usage error naming a dial's trained range, or saying that the hypernetwork is not a dial.
+func checkBetaFlag(fs *flag.FlagSet, hf *infer.Folder, beta float64) error {
 	if !flagSet(fs, "beta") {
 		return nil
 	}
-	if dir == "" {
+	if hf == nil {
 		return cli.Usagef("--beta needs --hypernet DIR (a tilt dial)")
 	}
 	if !(beta > 0) || math.IsInf(beta, 0) {
 		return cli.Usagef("--beta must be a positive number, got %g", beta)
 	}
-	cfg, err := infer.ReadConfig(dir)
-	if err != nil {
-		return err
-	}
-	if err := cfg.CheckBeta(beta); err != nil {
+	if err := hf.Config.CheckBeta(beta); err != nil {
 		return cli.Usagef("%v", err)
 	}
 	return nil

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/family"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/serve"
 )
@@ -39,23 +41,7 @@ func TestSampleModelNoiseMatchesServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := loadModel(spec, "", backend)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.NewPipeline(backend, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	srv, err := serve.New(p, serve.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, srv := testServer(t, spec)
 	const pad = 2
 	for pi, prompt := range m.Generator.Prompts() {
 		body := fmt.Sprintf(`{"prompt": %q, "method": "base", "n": %d, "seed": %d}`, prompt, n, seed)
@@ -114,6 +100,7 @@ func TestRewardIsTheModels(t *testing.T) {
 			"--reward", "score=1", "--out", filepath.Join(dir, "g.png")},
 		{"train", "--model", spec, "--reward", "score=1", "--steps", "1", "--batch", "2", "--quiet", "--out", filepath.Join(dir, "hn")},
 		{"tilt", "--model", spec, "--reward", "score=1", "--pool", "2", "--seeds", "2", "--beta", "1", "--quiet", "--json"},
+		{"bench", "--model", spec, "--reward", "score=1", "--batch", "2", "--rank", "2", "--steps", "1", "--json"},
 	} {
 		if code, _, msg := run(args...); code != 0 {
 			t.Errorf("%s: exit %d: %s", strings.Join(args[:1], " "), code, msg)
@@ -131,4 +118,36 @@ func TestRewardIsTheModels(t *testing.T) {
 			t.Errorf("%s with align=1: exit %d, %q; want exit 2 naming the model's rewards", bad[0], code, msg)
 		}
 	}
+}
+
+// testServer is the server `hypernoise serve --model ref --hypernet dir...` builds: the model
+// resolved the command's way (from the first folder when ref is empty), the folders loaded.
+func testServer(t *testing.T, ref string, dirs ...string) (*family.Model, *serve.Server) {
+	t.Helper()
+	backend, err := compute.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	folders, err := openHypernets(dirs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first *infer.Folder
+	if len(folders) > 0 {
+		first = folders[0]
+	}
+	m, err := loadModel(ref, first, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.NewPipeline(backend, m, folders...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	srv, err := serve.New(p, serve.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, srv
 }

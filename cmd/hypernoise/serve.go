@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/serve"
 )
@@ -71,15 +72,19 @@ Ctrl-C stops accepting connections and lets the requests in flight finish.`)
 		return err
 	}
 	defer backend.Finalize()
-	recorded := ""
-	if len(dirs) > 0 {
-		recorded = dirs[0] // the model the first hypernetwork was trained on
-	}
-	m, err := loadModel(*modelRef, recorded, backend)
+	folders, err := openHypernets(dirs...)
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.NewPipeline(backend, m, dirs...)
+	var first *infer.Folder
+	if len(folders) > 0 {
+		first = folders[0] // the model the first hypernetwork was trained on
+	}
+	m, err := loadModel(*modelRef, first, backend)
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.NewPipeline(backend, m, folders...)
 	if err != nil {
 		return err
 	}

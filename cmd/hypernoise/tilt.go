@@ -55,13 +55,9 @@ Rewards (default: the model's default reward; the embedded model's):
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
-	var bs []float64
-	for _, s := range strings.Split(*betas, ",") {
-		b, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil || !(b > 0) || math.IsInf(b, 0) {
-			return cli.Usagef("tilt: --beta must be positive numbers separated by commas, got %q", *betas)
-		}
-		bs = append(bs, b)
+	bs, err := parseBetas(*betas)
+	if err != nil {
+		return err
 	}
 	if *pool < 2 || *pool > 100000 {
 		return cli.Usagef("tilt: --pool must be in [2, 100000], got %d", *pool)
@@ -69,15 +65,11 @@ Rewards (default: the model's default reward; the embedded model's):
 	if *seeds < 2 || *seeds > 1000 {
 		return cli.Usagef("tilt: --seeds must be in [2, 1000], got %d", *seeds)
 	}
-	backend, err := cli.Backend(*backendName)
+	backend, m, err := backendAndModel(*backendName, *modelRef, nil)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
-	m, err := loadModel(*modelRef, "", backend)
-	if err != nil {
-		return err
-	}
 	if *spec == "" {
 		*spec = m.DefaultReward
 	}
@@ -120,6 +112,32 @@ Rewards (default: the model's default reward; the embedded model's):
 	if err != nil {
 		return err
 	}
+	rows := tiltRows(rs, res, names, bs)
+	if *asJSON {
+		return cli.WriteJSON(env.Stdout, map[string]any{"reward_spec": *spec, "pool_per_prompt": *pool,
+			"images_per_method": *seeds * m.NumPrompts(), "rows": rows})
+	}
+	printTilt(env, rows, names)
+	fmt.Fprintf(env.Stdout, "reward %q, %d base samples per prompt, %d images per row\n", *spec, *pool, *seeds*m.NumPrompts())
+	return nil
+}
+
+// parseBetas parses --beta: positive numbers separated by commas.
+func parseBetas(betas string) ([]float64, error) {
+	var bs []float64
+	for _, s := range strings.Split(betas, ",") {
+		b, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || !(b > 0) || math.IsInf(b, 0) {
+			return nil, cli.Usagef("tilt: --beta must be positive numbers separated by commas, got %q", betas)
+		}
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
+// tiltRows are the base row and one row per beta with the ESS of its weights (min and mean over
+// prompts).
+func tiltRows(rs *tilt.Resampler, res map[string]*imageeval.Result, names []string, bs []float64) []tiltRow {
 	rows := []tiltRow{{Result: res["base"]}}
 	for i, b := range bs {
 		ess := rs.ESS(b)
@@ -130,10 +148,11 @@ Rewards (default: the model's default reward; the embedded model's):
 		}
 		rows = append(rows, row)
 	}
-	if *asJSON {
-		return cli.WriteJSON(env.Stdout, map[string]any{"reward_spec": *spec, "pool_per_prompt": *pool,
-			"images_per_method": *seeds * m.NumPrompts(), "rows": rows})
-	}
+	return rows
+}
+
+// printTilt writes the rows as a table.
+func printTilt(env *cli.Env, rows []tiltRow, names []string) {
 	fmt.Fprintf(env.Stdout, "%-18s %9s %9s %8s %9s %9s %9s\n", "reference", "reward", "held-out", "FD", "diversity", "ESS min", "ESS mean")
 	for i, r := range rows {
 		a, b := "", ""
@@ -142,6 +161,4 @@ Rewards (default: the model's default reward; the embedded model's):
 		}
 		fmt.Fprintf(env.Stdout, "%-18s %9.4f %9.3f %8.1f %9.2f %9s %9s\n", names[i], r.Reward, r.HeldoutAlignment, r.FD, r.Diversity, a, b)
 	}
-	fmt.Fprintf(env.Stdout, "reward %q, %d base samples per prompt, %d images per row\n", *spec, *pool, *seeds*m.NumPrompts())
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
@@ -66,6 +67,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
+	dtype := dtypeFlag(fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -74,27 +76,13 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	}
 	o := def
 	o.RewardSpec = *spec
-	o.Modulator = infer.ModulatorSpec{Kind: *kind, Rank: *rank, Alpha: *alpha}
-	if *kind == infer.KindMLP {
-		o.Modulator = infer.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
+	var err error
+	if o.Modulator, err = modulatorSpec(*kind, *rank, *alpha, *hidden, *layers, *betaRange); err != nil {
+		return err
 	}
-	if *kind == infer.KindDial {
-		o.Modulator = infer.ModulatorSpec{Kind: *kind, Hidden: *hidden, Layers: *layers}
-		var lo, hi float64
-		if n, err := fmt.Sscanf(strings.ReplaceAll(*betaRange, ",", " "), "%g %g", &lo, &hi); err != nil || n != 2 {
-			return cli.Usagef("train: --beta-range must be lo,hi, got %q", *betaRange)
-		}
-		o.Modulator.BetaRange = [2]float64{lo, hi}
-	}
-	if err := o.Modulator.Validate(); err != nil {
-		return cli.Usagef("train: %v", err)
-	}
-	r, err := hypernet.ParseRegularizer(*reg)
+	r, err := regularizer(*kind, *reg)
 	if err != nil {
-		return cli.Usagef("train: %v", err)
-	}
-	if *kind == infer.KindDial && !r.Tempered() {
-		return cli.Usagef("train: the tilt dial is trained against r/beta and needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not %s", r)
+		return err
 	}
 	if err := resolveBeta(fs, r, beta); err != nil {
 		return err
@@ -113,15 +101,8 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	}
 	o.Train.Steps, o.Train.BatchSize, o.Train.LR, o.Train.WarmupSteps = *steps, *batch, *lr, *warmup
 	o.Train.ClipNorm, o.Train.Noise, o.Train.Seed, o.Train.CheckpointEvery = *clip, nm, *seed, *every
-	switch *opt {
-	case hypernet.SGD:
-		s := hypernet.DefaultSGD()
-		o.Train.Optimizer, o.Train.Momentum, o.Train.WeightDecay = s.Optimizer, s.Momentum, s.WeightDecay
-	case hypernet.AdamW:
-		a := hypernet.DefaultAdamW()
-		o.Train.Optimizer, o.Train.Momentum, o.Train.WeightDecay = a.Optimizer, a.Momentum, a.WeightDecay
-	default:
-		return cli.Usagef("train: unknown --optimizer %q; allowed: %s, %s", *opt, hypernet.SGD, hypernet.AdamW)
+	if err := setOptimizer(&o.Train, *opt); err != nil {
+		return err
 	}
 	o.Train.Schedule = *schedule
 	if err := applyBudget(fs, *budget, &o.Train); err != nil {
@@ -131,22 +112,14 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		return cli.Usagef("train: %v", err)
 	}
 	o.OutDir, o.Resume, o.Force = *out, *resume, *force
-	if err := pipeline.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
+	if err := infer.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	backend, err := cli.Backend(*backendName)
+	backend, m, err := backendAndModel(compute.WithDType(*backendName, *dtype), *modelRef, nil)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
-	recorded := ""
-	if o.Resume {
-		recorded = o.OutDir // a resumed run's folder names its model
-	}
-	m, err := loadModel(*modelRef, recorded, backend)
-	if err != nil {
-		return err
-	}
 	if err := trainModelChecks(fs, m, &o); err != nil {
 		return err
 	}
@@ -157,10 +130,62 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if *asJSON {
 		return cli.WriteJSON(env.Stdout, hn.Config)
 	}
-	s := hn.Config.Result
+	printTrained(env, o, hn, res)
+	return nil
+}
+
+// modulatorSpec is the hypernetwork architecture the flags describe (a usage error if invalid).
+func modulatorSpec(kind string, rank int, alpha float64, hidden, layers int, betaRange string) (infer.ModulatorSpec, error) {
+	spec := infer.ModulatorSpec{Kind: kind, Rank: rank, Alpha: alpha}
+	if kind == infer.KindMLP || kind == infer.KindDial {
+		spec = infer.ModulatorSpec{Kind: kind, Hidden: hidden, Layers: layers}
+	}
+	if kind == infer.KindDial {
+		var lo, hi float64
+		if n, err := fmt.Sscanf(strings.ReplaceAll(betaRange, ",", " "), "%g %g", &lo, &hi); err != nil || n != 2 {
+			return spec, cli.Usagef("train: --beta-range must be lo,hi, got %q", betaRange)
+		}
+		spec.BetaRange = [2]float64{lo, hi}
+	}
+	if err := spec.Validate(); err != nil {
+		return spec, cli.Usagef("train: %v", err)
+	}
+	return spec, nil
+}
+
+// regularizer parses --reg (the tilt dial needs a beta-tempered one).
+func regularizer(kind, reg string) (hypernet.Regularizer, error) {
+	r, err := hypernet.ParseRegularizer(reg)
+	if err != nil {
+		return r, cli.Usagef("train: %v", err)
+	}
+	if kind == infer.KindDial && !r.Tempered() {
+		return r, cli.Usagef("train: the tilt dial is trained against r/beta and needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not %s", r)
+	}
+	return r, nil
+}
+
+// setOptimizer sets the optimizer --optimizer names with its default momentum and weight decay.
+func setOptimizer(cfg *hypernet.TrainConfig, name string) error {
+	var d hypernet.TrainConfig
+	switch name {
+	case hypernet.SGD:
+		d = hypernet.DefaultSGD()
+	case hypernet.AdamW:
+		d = hypernet.DefaultAdamW()
+	default:
+		return cli.Usagef("train: unknown --optimizer %q; allowed: %s, %s", name, hypernet.SGD, hypernet.AdamW)
+	}
+	cfg.Optimizer, cfg.Momentum, cfg.WeightDecay = d.Optimizer, d.Momentum, d.WeightDecay
+	return nil
+}
+
+// printTrained reports a training run: what it reached and the files it wrote.
+func printTrained(env *cli.Env, o pipeline.TrainOptions, hn *infer.Hypernet, res *hypernet.TrainResult) {
+	s, out := hn.Config.Result, o.OutDir
 	if res.StartStep == res.Steps && o.Resume && len(res.Loss) == 0 { // finished before: nothing was written
-		fmt.Fprintf(env.Stdout, "the run in %s is already finished (%d steps); nothing to do (raise --steps to continue it)\n", *out, s.Steps)
-		return nil
+		fmt.Fprintf(env.Stdout, "the run in %s is already finished (%d steps); nothing to do (raise --steps to continue it)\n", out, s.Steps)
+		return
 	}
 	fmt.Fprintf(env.Stdout, "trained %s hypernetwork for %q: %d steps (%d skipped) in %.1fs\n",
 		o.Modulator.Kind, o.RewardSpec, s.Steps, s.Skipped, res.Seconds)
@@ -168,9 +193,8 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if o.Reg == hypernet.RegLogDet {
 		fmt.Fprintf(env.Stdout, "logdet: %.2f%% of training samples had a diverging series (not trained on)\n", 100*s.Diverged)
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(*out, infer.WeightsFile),
-		filepath.Join(*out, infer.ConfigFile), filepath.Join(*out, infer.CurveFile))
-	return nil
+	fmt.Fprintf(env.Stdout, "wrote %s, %s and %s\n", filepath.Join(out, infer.WeightsFile),
+		filepath.Join(out, infer.ConfigFile), filepath.Join(out, infer.CurveFile))
 }
 
 // trainModelChecks checks the options against the model: the reward spec over its rewards
@@ -203,7 +227,7 @@ func trainModelChecks(fs *flag.FlagSet, m *family.Model, o *pipeline.TrainOption
 // runFolderUsage makes a refusal of the run folder's rules (resume with other settings, ...) a
 // usage error: the user must change the flags.
 func runFolderUsage(err error) error {
-	if errors.Is(err, pipeline.ErrRunFolder) {
+	if errors.Is(err, infer.ErrRunFolder) {
 		return cli.Usagef("train: %v", err)
 	}
 	return err

@@ -28,11 +28,11 @@ func TestTrainRecordsBeta(t *testing.T) {
 		if code, _, msg := run(all...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", all, code, msg)
 		}
-		cfg, err := infer.ReadConfig(out)
+		f, err := infer.OpenFolder(out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return cfg
+		return f.Config
 	}
 	withBeta := train("beta", "--beta", "0.2")
 	if withBeta.Reg != "mean-sq" || withBeta.Beta != 0.2 || !(withBeta.RegWeight > 0) {

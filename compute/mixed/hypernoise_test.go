@@ -1,4 +1,4 @@
-package mixed
+package mixed_test
 
 import (
 	"math"
@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
+	"github.com/hypernoise/hypernoise/compute/mixed"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
@@ -77,7 +78,7 @@ func lossAndGradient(t *testing.T, backend backends.Backend, batch int) (float64
 func TestHyperNoiseBF16AgainstF32(t *testing.T) {
 	const batch = 8
 	l32, g32, _ := lossAndGradient(t, goBackend(t), batch)
-	l16, g16, dts := lossAndGradient(t, Wrap(goBackend(t), dtypes.BFloat16), batch)
+	l16, g16, dts := lossAndGradient(t, mixed.Wrap(goBackend(t), dtypes.BFloat16), batch)
 	if len(g32) == 0 || len(g32) != len(g16) {
 		t.Fatalf("gradient sizes %d and %d", len(g32), len(g16))
 	}

@@ -1,4 +1,4 @@
-package mixed
+package mixed_test
 
 import (
 	"math"
@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/compute/mixed"
 )
 
 func goBackend(t testing.TB) backends.Backend {
@@ -47,7 +48,7 @@ func roundBF16(x []float32) []float64 {
 func TestProductsAndConvolutionsRunInBFloat16(t *testing.T) {
 	const m, k, n = 8, 64, 5
 	a, b := data(m*k, 0.3), data(k*n, 1.1)
-	wide, narrow := goBackend(t), Wrap(goBackend(t), dtypes.BFloat16)
+	wide, narrow := goBackend(t), mixed.Wrap(goBackend(t), dtypes.BFloat16)
 	dot := func(x, y *Node) *Node { return Dot(x, y) }
 	// Tensors are tied to the backend that first uses them: fresh ones for each.
 	ab := func() []any {
@@ -102,7 +103,7 @@ func TestProductsAndConvolutionsRunInBFloat16(t *testing.T) {
 // TestOtherDTypesUntouched: float64 products are not narrowed.
 func TestOtherDTypesUntouched(t *testing.T) {
 	a := []float64{1 + 1e-9, 2, 3, 4}
-	got := tensors.MustCopyFlatData[float64](MustExecOnce(Wrap(goBackend(t), dtypes.BFloat16),
+	got := tensors.MustCopyFlatData[float64](MustExecOnce(mixed.Wrap(goBackend(t), dtypes.BFloat16),
 		func(x *Node) *Node { return Dot(x, x) }, tensors.FromFlatDataAndDimensions(a, 2, 2)))
 	if want := (1+1e-9)*(1+1e-9) + 2*3; math.Abs(got[0]-want) > 1e-12 {
 		t.Errorf("float64 product %v, want %v", got[0], want)
@@ -111,11 +112,11 @@ func TestOtherDTypesUntouched(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	for s, want := range map[string]bool{"": false, "f32": false, "float32": false, "bf16": true, "BFloat16": true} {
-		if _, ok, err := Parse(s); err != nil || ok != want {
+		if _, ok, err := mixed.Parse(s); err != nil || ok != want {
 			t.Errorf("Parse(%q) = %v, %v", s, ok, err)
 		}
 	}
-	if _, _, err := Parse("fp8"); err == nil {
+	if _, _, err := mixed.Parse("fp8"); err == nil {
 		t.Error("fp8 accepted")
 	}
 }

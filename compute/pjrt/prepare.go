@@ -15,17 +15,16 @@ type Prepared struct {
 }
 
 // Prepare readies this process to load p: it neutralizes go-xla's CUDA check (see NeutralizeXLAFlags),
-// puts p's NVIDIA tool folders on PATH and its library folders on LD_LIBRARY_PATH (for child
-// processes such as ptxas), and loads the NVIDIA libraries from p's folders into the process, so that
-// when the plugin asks the loader for libcudart.so.12 (say) by name it gets the one already loaded:
-// the dynamic loader reads LD_LIBRARY_PATH only when a process starts, so setting it here would not
-// reach the plugin.
+// puts p's NVIDIA tool folders (ptxas) on PATH, and loads the NVIDIA libraries from p's folders into
+// the process, so that when the plugin asks the loader for libcudart.so.12 (say) by name it gets the
+// one already loaded: the dynamic loader reads LD_LIBRARY_PATH only when a process starts, so setting
+// it here would not reach the plugin. LD_LIBRARY_PATH is left alone, so that child processes (the
+// PyTorch scripts of bench, with their own NVIDIA libraries) are not handed jax's.
 func Prepare(p *Plugin) Prepared {
 	var out Prepared
 	out.Removed = NeutralizeXLAFlags(os.Getenv, os.Setenv)
 	out.XLAFlags = os.Getenv("XLA_FLAGS")
 	prependPath("PATH", p.BinDirs)
-	prependPath("LD_LIBRARY_PATH", p.LibDirs)
 	out.Loaded, out.Failed = Preload(p.LibDirs)
 	return out
 }

@@ -23,9 +23,9 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/eval/metrics"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/progress"
 )
 
@@ -186,8 +186,8 @@ func (e *Evaluator) score(images []float32, dims []int, ids []int32, opts Option
 		}
 		rewards = append(rewards, tensors.MustCopyFlatData[float32](outs[0])[:hi-lo]...)
 		if e.heldOut {
-			logits = append(logits, Rows(outs[1])[:hi-lo]...)
-			feats = append(feats, Rows(outs[2])[:hi-lo]...)
+			logits = append(logits, metrics.Rows(outs[1])[:hi-lo]...)
+			feats = append(feats, metrics.Rows(outs[2])[:hi-lo]...)
 		}
 		return nil
 	})
@@ -278,19 +278,4 @@ func argmax(xs []float64) int {
 		}
 	}
 	return best
-}
-
-// Rows converts a float32 [n, d] tensor to n rows of float64.
-func Rows(t *tensors.Tensor) [][]float64 {
-	flat := tensors.MustCopyFlatData[float32](t)
-	n := t.Shape().Dim(0)
-	d := len(flat) / max(n, 1)
-	out := make([][]float64, n)
-	for i := range out {
-		out[i] = make([]float64, d)
-		for j := range out[i] {
-			out[i][j] = float64(flat[i*d+j])
-		}
-	}
-	return out
 }

@@ -166,13 +166,13 @@ func (c Config) Validate() error {
 	if err := hypernoise.CheckKnobs(bestofn.Name, hypernoise.Knobs{N: c.BestOfN}); err != nil {
 		return err
 	}
-	if err := hypernoise.CheckKnobs(reno.Name, hypernoise.Knobs{Steps: c.ReNO.Steps}); err != nil {
-		return err
-	}
 	if err := c.Toy.Validate(); err != nil {
 		return err
 	}
 	if err := c.ReNO.Validate(); err != nil {
+		return err
+	}
+	if err := hypernoise.CheckKnobs(reno.Name, hypernoise.Knobs{Steps: c.ReNO.Steps}); err != nil {
 		return err
 	}
 	if err := c.Train.Validate(); err != nil {

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/hypernoise/hypernoise/eval/metrics"
+	"github.com/hypernoise/hypernoise/metrics"
 )
 
 // PartFigures are one trained part's size, how it was trained and what it reached. They are written
@@ -35,7 +35,7 @@ func parseFigures(data []byte) (Figures, error) {
 }
 
 // FrechetDistance is the Fréchet distance between Gaussians fitted to two feature sets (rows of
-// dim values), computed by eval/metrics: |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a^{1/2} C_b C_a^{1/2})^{1/2}).
+// dim values), computed by package metrics: |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a^{1/2} C_b C_a^{1/2})^{1/2}).
 func FrechetDistance(a []float32, na int, b []float32, nb int, dim int) (float64, error) {
 	if na < 2 || nb < 2 || len(a) != na*dim || len(b) != nb*dim {
 		return 0, fmt.Errorf("Fréchet distance needs at least 2 rows of %d features per set, got %d and %d", dim, na, nb)

@@ -5,28 +5,20 @@ import (
 	"strings"
 	"testing"
 
-	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 )
 
-// score runs a reward on images [n,28,28,1] given as flat pixels.
-func score(t *testing.T, ctx *context.Context, r hypernoise.Reward, pixels []float32, prompts []int32) []float32 {
+// alignScores is the reward r on images [n,28,28,1] (flat pixels) for the prompts, in m's context.
+func alignScores(t *testing.T, m *Model, r hypernoise.Reward, pixels []float32, prompts []int32) []float32 {
 	t.Helper()
-	backend := backendForTest(t)
-	n := len(prompts)
-	exec, err := context.NewExec(backend, ctx.Reuse(), func(ctx *context.Context, x, p *Node) *Node {
-		return r.Score(ctx, x, p)
-	})
+	out, err := context.ExecOnce(backendForTest(t), m.Context().Reuse(), r.Score,
+		tensors.FromFlatDataAndDimensions(pixels, len(prompts), 28, 28, 1), tensors.FromValue(prompts))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Exec(tensors.FromFlatDataAndDimensions(pixels, n, 28, 28, 1), tensors.FromValue(prompts))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tensors.MustCopyFlatData[float32](out[0])
+	return tensors.MustCopyFlatData[float32](out)
 }
 
 func TestRegistrySpecs(t *testing.T) {
@@ -71,7 +63,7 @@ func TestAlignIsLogProbOfPrompt(t *testing.T) {
 	for i := 1; i < 10; i++ {
 		copy(px[i*784:(i+1)*784], px[:784])
 	}
-	got := score(t, m.Context(), r, px, prompts)
+	got := alignScores(t, m, r, px, prompts)
 	var total float64
 	for _, lp := range got {
 		if lp > 0 {

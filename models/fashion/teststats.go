@@ -10,7 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/data/fashionmnist"
-	"github.com/hypernoise/hypernoise/eval/metrics"
+	"github.com/hypernoise/hypernoise/metrics"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -64,8 +64,8 @@ func HeldOutFeatures(backend backends.Backend, m *Model, images []float32) (logi
 		if err != nil {
 			return nil, nil, err
 		}
-		logits = append(logits, rows(outs[0])...)
-		feats = append(feats, rows(outs[1])...)
+		logits = append(logits, metrics.Rows(outs[0])...)
+		feats = append(feats, metrics.Rows(outs[1])...)
 	}
 	return logits, feats, nil
 }
@@ -169,19 +169,4 @@ func (s *TestStats) FD(feats [][]float64) (float64, error) {
 		return 0, err
 	}
 	return metrics.FrechetFromMoments(mean, cov, s.Mean, s.Cov)
-}
-
-// rows converts a float32 [n, d] tensor to n rows of float64.
-func rows(t *tensors.Tensor) [][]float64 {
-	flat := tensors.MustCopyFlatData[float32](t)
-	n := t.Shape().Dim(0)
-	d := len(flat) / max(n, 1)
-	out := make([][]float64, n)
-	for i := range out {
-		out[i] = make([]float64, d)
-		for j := range out[i] {
-			out[i][j] = float64(flat[i*d+j])
-		}
-	}
-	return out
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/models/onnx/shim"
 	"github.com/nlpodyssey/safetensors"
 	"github.com/x448/float16"
@@ -36,9 +36,6 @@ type EmbeddingsSpec struct {
 	File   string `json:"file"`
 	Tensor string `json:"tensor,omitempty"`
 }
-
-// maxEmbeddingsBytes bounds the file read (a larger file is refused, not read).
-const maxEmbeddingsBytes = 8 << 30
 
 // scopeEmbeddings holds the loaded embedding tables as frozen variables: "generator" and one per
 // reward name.
@@ -74,24 +71,18 @@ func (s *Spec) checkEmbeddings(path string) error {
 }
 
 // readEmbeddings reads an embeddings file into a table [len(prompts), ...] in the spec's prompt
-// order. A file that cannot be read is a *FileError; one that does not hold the prompts, holds
-// them with different shapes or holds non-finite values is a *SpecError.
+// order. A file that cannot be read is a *FileError (one that is not a regular file, or larger
+// than safeio.Weights allows, is refused with safeio.ErrRefused); one that does not hold the
+// prompts, holds them with different shapes or holds non-finite values is a *SpecError.
 func readEmbeddings(specPath, field string, e *EmbeddingsSpec, prompts []string) (*tensors.Tensor, error) {
-	path := filepath.Join(filepath.Dir(specPath), e.File)
+	path := resolve(filepath.Dir(specPath), e.File)
 	fail := func(format string, args ...any) error {
 		return specErr(specPath, field, "%s: %s", e.File, fmt.Sprintf(format, args...))
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, &FileError{Path: path, Err: errors.Unwrap(err)}
+	data, err := safeio.ReadFile(path, safeio.Weights)
+	if errors.Is(err, safeio.ErrRefused) {
+		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		return nil, &FileError{Path: path, Err: errors.New("not a regular file")}
-	}
-	if st.Size() > maxEmbeddingsBytes {
-		return nil, &FileError{Path: path, Err: fmt.Errorf("%d bytes, more than the %d an embeddings file may have", st.Size(), int64(maxEmbeddingsBytes))}
-	}
-	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &FileError{Path: path, Err: errors.Unwrap(err)}
 	}

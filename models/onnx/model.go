@@ -61,6 +61,9 @@ func FromSpec(spec *Spec, specPath string, backend backends.Backend) (m *Model, 
 		return nil, err
 	}
 	m.gen.CreateVariables(m.ctx.In(ScopeGenerator))
+	if _, err := m.gen.SetLoRALayers(spec.Generator.LoRALayers); err != nil {
+		return nil, m.specErr("generator.lora_layers", "%v", err)
+	}
 	for _, name := range spec.RewardNames() {
 		r, err := shim.Load(resolve(dir, spec.Rewards[name].ONNX))
 		if err != nil {
@@ -386,7 +389,9 @@ func (w *WithBackbone) Backbone(ctx *context.Context, eps, prompts *Node) *Node 
 }
 
 // CheckLoRA returns an error unless the LoRA hypernetwork can start at f = 0 on the backbone:
-// the backbone output must come from a Conv, Gemm or MatMul layer with stored weights.
+// the backbone output must come from a Conv, Gemm or MatMul layer with stored weights, through
+// ops linear in it and added biases or residuals (shim's output path: f is that layer's LoRA
+// branch carried to the backbone output, the residual dropped).
 func (m *Model) CheckLoRA() error {
 	name := m.backboneName()
 	if name == "" {

@@ -46,6 +46,9 @@ type GeneratorSpec struct {
 	Range          []float64 `json:"range,omitempty"`
 	// PromptEmbeddings (optional): prompt_input receives per-prompt embeddings from this file.
 	PromptEmbeddings *EmbeddingsSpec `json:"prompt_embeddings,omitempty"`
+	// LoRALayers (optional) is a regular expression over node names: only the matching Conv, Gemm
+	// and MatMul layers get LoRA adapters (hypernetwork and fine-tune); default all.
+	LoRALayers string `json:"lora_layers,omitempty"`
 }
 
 // RewardSpec names a reward's file and tensors: image_input receives the generator's output as is;
@@ -96,7 +99,7 @@ func ParseSpec(path string, data []byte) (*Spec, error) {
 			return nil, specErr(path, "", "empty or truncated JSON")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return nil, specErr(path, f, "unknown field (known: name, generator{onnx, noise_input, noise_shape, prompt_input, output, backbone_output, layout, range, prompt_embeddings{file, tensor}}, prompts, rewards{onnx, image_input, prompt_input, output, prompt_embeddings{file, tensor}})")
+			return nil, specErr(path, f, "unknown field (known: name, generator{onnx, noise_input, noise_shape, prompt_input, output, backbone_output, layout, range, prompt_embeddings{file, tensor}, lora_layers}, prompts, rewards{onnx, image_input, prompt_input, output, prompt_embeddings{file, tensor}})")
 		default:
 			return nil, specErr(path, "", "invalid JSON: %v", err)
 		}

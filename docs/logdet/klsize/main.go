@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
@@ -35,7 +36,11 @@ func run(dirs []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.NewPipeline(backend, fashion.ModelOf(m), dirs...)
+	folders, err := infer.OpenFolders(dirs...)
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.NewPipeline(backend, fashion.ModelOf(m), folders...)
 	if err != nil {
 		return err
 	}

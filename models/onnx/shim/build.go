@@ -2,13 +2,11 @@ package shim
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	gonnx "github.com/gomlx/onnx-gomlx/onnx"
 	"github.com/hypernoise/hypernoise/nn"
 )
 
@@ -22,16 +20,14 @@ func VarName(initializer string) string {
 func isWeight(t *tensors.Tensor) bool { return t.DType().IsFloat() }
 
 // CreateVariables creates, in ctx's current scope, one frozen (non-trainable) variable per
-// floating-point initializer, holding its value. Call it once per context before Call.
+// floating-point initializer, holding its value: the model's own tensor, not a copy, so a model
+// whose variables live in several contexts holds its weights once. Call it once per context
+// before Call.
 func (g *Model) CreateVariables(ctx *context.Context) {
 	ctx = ctx.Checked(false)
 	for name, t := range g.inits {
 		if isWeight(t) {
-			c, err := t.LocalClone()
-			if err != nil {
-				panic(err)
-			}
-			ctx.VariableWithValue(VarName(name), c).SetTrainable(false)
+			ctx.VariableWithValue(VarName(name), t).SetTrainable(false) // shared, never copied: frozen
 		}
 	}
 }
@@ -70,15 +66,15 @@ func (g *Model) Call(ctx *context.Context, gr *Graph, inputs map[string]*Node, o
 	}
 	if b.adapter.Rank > 0 && b.adapter.OutputOnly {
 		b.outputOnly = map[*node]bool{}
-		b.skipBias = map[*node]bool{}
+		b.pathSteps = map[*node]pathStep{}
 		for _, o := range outputs {
-			layer, biases, err := g.outputLayer(o)
+			layer, steps, err := g.outputPath(o)
 			if err != nil {
 				panic(err)
 			}
 			b.outputOnly[layer] = true
-			for _, n := range biases {
-				b.skipBias[n] = true
+			for n, st := range steps {
+				b.pathSteps[n] = st
 			}
 		}
 	}
@@ -130,41 +126,10 @@ func (g *Model) dependencies(outputs []string) map[*node]bool {
 var passThrough = map[string]bool{"Identity": true, "Reshape": true, "Transpose": true, "Flatten": true,
 	"Squeeze": true, "Unsqueeze": true}
 
-// outputLayer finds the Conv, Gemm or MatMul (with an initializer weight) that produces output,
-// possibly through pass-through ops and additions of an initializer (a bias, returned in biases).
-func (g *Model) outputLayer(output string) (layer *node, biases []*node, err error) {
-	name := output
-	for range 64 {
-		n := g.producer[name]
-		if n == nil {
-			break
-		}
-		switch {
-		case g.adaptable(n):
-			return n, biases, nil
-		case passThrough[n.op]:
-			name = n.in[0]
-			continue
-		case n.op == "Add" && len(n.in) == 2:
-			if g.isWeightInit(n.in[1]) {
-				biases = append(biases, n)
-				name = n.in[0]
-				continue
-			}
-			if g.isWeightInit(n.in[0]) {
-				biases = append(biases, n)
-				name = n.in[1]
-				continue
-			}
-		}
-		return nil, nil, fmt.Errorf("%s: the LoRA hypernetwork needs %q to be the output of a Conv, Gemm or MatMul layer with stored weights (through reshapes and a bias), but it comes from %s; use the MLP modulator for this model", g.Path, output, n)
-	}
-	return nil, nil, fmt.Errorf("%s: %q is not produced by a Conv, Gemm or MatMul layer with stored weights; the LoRA hypernetwork cannot start at f = 0 on it; use the MLP modulator for this model", g.Path, output)
-}
-
-// CheckOutputLayer returns an error unless the LoRA output-only mode can be used for output.
+// CheckOutputLayer returns an error unless the LoRA output-only mode can be used for output (see
+// outputPath).
 func (g *Model) CheckOutputLayer(output string) error {
-	_, _, err := g.outputLayer(output)
+	_, _, err := g.outputPath(output)
 	return err
 }
 
@@ -199,7 +164,7 @@ type builder struct {
 	vals       map[string]*Node
 	adapter    nn.Adapter
 	outputOnly map[*node]bool
-	skipBias   map[*node]bool
+	pathSteps  map[*node]pathStep        // output-only mode: additions on the output path (lora.go)
 	consts     map[*Node]*tensors.Tensor // values of the constants we made (GoMLX keeps only small ones)
 	pending    []*node                   // delegated nodes not converted yet (see flush)
 	pendingOut map[string]bool           // their outputs
@@ -240,6 +205,9 @@ func (b *builder) value(name string) *Node {
 // onnx-gomlx call per batch, see flush); our own ops are converted at once, folded to constants
 // when all their inputs are constants.
 func (b *builder) convert(n *node) {
+	if b.convertPathStep(n) {
+		return
+	}
 	_, isOurs := ours[n.op]
 	if !isOurs {
 		b.pending = append(b.pending, n)
@@ -324,7 +292,7 @@ func (b *builder) flush() {
 			for name, t := range vals {
 				in[name] = Const(g2, t)
 			}
-			return b.g.delegate(g2, in, outNames)
+			return b.g.delegate(g2, in, consts)
 		})
 		for i, o := range outNames {
 			b.vals[o] = b.mkConst(b.gr, local(res[i]))
@@ -336,7 +304,7 @@ func (b *builder) flush() {
 			in[name] = b.value(name)
 		}
 		outNames := outputsOf(rest)
-		for i, v := range b.g.delegate(b.gr, in, outNames) {
+		for i, v := range b.g.delegate(b.gr, in, rest) {
 			b.vals[outNames[i]] = v
 		}
 	}
@@ -437,27 +405,28 @@ func (b *builder) apply(gr *Graph, n *node, in []*Node) []*Node {
 	return ours[n.op].fn(b, n, in)
 }
 
-// delegate converts, with onnx-gomlx, the nodes producing outputs from inputs (tensor name ->
-// node in gr): the inputs are presented to onnx-gomlx as the graph's inputs, so that it converts
-// exactly the nodes between them and the outputs.
-func (g *Model) delegate(gr *Graph, inputs map[string]*Node, outputs []string) []*Node {
+// delegate converts, with onnx-gomlx, the nodes (in topological order) from inputs (tensor name ->
+// node in gr, every tensor the nodes read and none of them produces), and returns the nodes'
+// outputs in outputsOf order. Each node goes through onnx-gomlx's per-node conversion (see
+// convertNode in delegate.go), not CallGraph, which runs the garbage collector three times per call.
+func (g *Model) delegate(gr *Graph, inputs map[string]*Node, nodes []*node) []*Node {
 	g.gmMu.Lock()
 	defer g.gmMu.Unlock()
-	names0, shapes0 := g.gm.InputsNames, g.gm.InputsShapes
-	defer func() { g.gm.InputsNames, g.gm.InputsShapes = names0, shapes0 }()
-	var names []string
-	var dshapes []gonnx.DynamicShape
+	converted := make(map[string]*Node, len(inputs)+len(nodes))
 	for name, x := range inputs {
-		names = append(names, name)
-		dims := x.Shape().Dimensions
-		ds := gonnx.DynamicShape{DType: x.DType(), Dimensions: append([]int(nil), dims...)}
-		for _, d := range dims {
-			ds.Names = append(ds.Names, strconv.Itoa(d))
-		}
-		dshapes = append(dshapes, ds)
+		converted[name] = x
 	}
-	g.gm.InputsNames, g.gm.InputsShapes = names, dshapes
-	return g.gm.CallGraph(g.dummy, gr, inputs, outputs...)
+	for _, n := range nodes {
+		convertNode(g.gm, nil, gr, n.proto, converted)
+	}
+	names := outputsOf(nodes)
+	out := make([]*Node, len(names))
+	for i, name := range names {
+		if out[i] = converted[name]; out[i] == nil {
+			panic(fmt.Errorf("%s: onnx-gomlx did not produce %q converting %s", g.Path, name, g.producer[name]))
+		}
+	}
+	return out
 }
 
 // local returns a host copy of a computed tensor, to be embedded as a constant in another graph

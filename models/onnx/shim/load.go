@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/gomlx/gomlx/pkg/ml/context"
 	gonnx "github.com/gomlx/onnx-gomlx/onnx"
 	"github.com/hypernoise/hypernoise/internal/safeio"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -54,7 +55,8 @@ type node struct {
 	name, op, domain string
 	in, out          []string
 	attrs            map[string]*attr
-	attrErr          error // an attribute that could not be decoded (reported at load)
+	attrErr          error          // an attribute that could not be decoded (reported at load)
+	proto            unsafe.Pointer // onnx-gomlx's NodeProto, for delegated conversion (delegate.go)
 }
 
 func (n *node) String() string { return fmt.Sprintf("%s %q", n.op, n.name) }
@@ -111,9 +113,10 @@ type Model struct {
 	inits    map[string]*tensors.Tensor
 	known    map[string]bool // every tensor name defined in the graph
 
+	loraFilter *regexp.Regexp // SetLoRALayers: the nodes that get adapters (nil: all)
+
 	gm    *gonnx.Model // onnx-gomlx's model, for the ops delegated to it
 	gmMu  sync.Mutex
-	dummy *context.Context
 }
 
 // Load reads and checks an ONNX file: it parses the graph (with onnx-gomlx), decodes every
@@ -141,6 +144,14 @@ func parse(path string, data []byte) (g *Model, err error) {
 	if !looksLikeModel(data) {
 		return nil, notONNX("not an ONNX protobuf, or truncated")
 	}
+	stripped, inits, err := splitWeights(data, filepath.Dir(path))
+	if err != nil {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			return nil, err
+		}
+		return nil, &FileError{Path: path, Err: err}
+	}
 	var gm *gonnx.Model
 	func() {
 		defer func() {
@@ -148,37 +159,25 @@ func parse(path string, data []byte) (g *Model, err error) {
 				err = notONNX(fmt.Sprint(r))
 			}
 		}()
-		gm, err = gonnx.Parse(data)
+		gm, err = gonnx.Parse(stripped)
 	}()
 	if err != nil {
-		var fe *FileError
-		if errors.As(err, &fe) {
-			return nil, err
-		}
 		return nil, notONNX(oneLine(err.Error()))
 	}
 	if gm.Proto.Graph == nil || len(gm.Proto.Graph.Node) == 0 {
 		return nil, notONNX("no graph")
 	}
 	g = &Model{Path: path, gm: gm, producer: map[string]*node{}, inits: map[string]*tensors.Tensor{},
-		known: map[string]bool{}, dummy: context.New()}
+		known: map[string]bool{}}
 	for _, op := range gm.Proto.OpsetImport {
 		if op.Domain == "" || op.Domain == "ai.onnx" {
 			g.Opset = int(op.Version)
 		}
 	}
 	dir := filepath.Dir(path)
-	for _, ip := range gm.Proto.Graph.Initializer {
-		b, err := proto.Marshal(ip)
-		if err != nil {
-			return nil, notONNX(err.Error())
-		}
-		t, name, err := decodeTensor(b, dir)
-		if err != nil {
-			return nil, &FileError{Path: path, Err: fmt.Errorf("initializer: %w", err)}
-		}
-		g.inits[name] = t
-		g.known[name] = true
+	for _, in := range inits {
+		g.inits[in.name] = in.t
+		g.known[in.name] = true
 	}
 	for i, name := range gm.InputsNames {
 		if _, isInit := g.inits[name]; isInit {
@@ -192,7 +191,7 @@ func parse(path string, data []byte) (g *Model, err error) {
 	}
 	var nodes []*node
 	for _, np := range gm.Proto.Graph.Node {
-		n := &node{name: np.Name, op: np.OpType, domain: np.Domain, in: np.Input, out: np.Output, attrs: map[string]*attr{}}
+		n := &node{name: np.Name, op: np.OpType, domain: np.Domain, in: np.Input, out: np.Output, attrs: map[string]*attr{}, proto: unsafe.Pointer(np)}
 		for _, ap := range np.Attribute {
 			a := &attr{typ: int(ap.Type), f: ap.F, i: ap.I, s: string(ap.S), floats: ap.Floats, ints: ap.Ints}
 			for _, s := range ap.Strings {

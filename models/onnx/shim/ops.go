@@ -503,7 +503,7 @@ func opGemm(b *builder, n *node, in []*Node) []*Node {
 		if alpha != 1 {
 			y = MulScalar(y, alpha)
 		}
-		if len(in) > 2 && in[2] != nil && !b.skipBias[n] {
+		if len(in) > 2 && in[2] != nil {
 			c := in[2]
 			if beta != 1 {
 				c = MulScalar(c, beta)

@@ -12,6 +12,9 @@ func (b *builder) loraFor(n *node) *context.Context {
 	if b.adapter.Rank <= 0 || !b.g.adaptable(n) {
 		return nil
 	}
+	if f := b.g.loraFilter; f != nil && !b.outputOnly[n] && !f.MatchString(n.name) {
+		return nil // filtered out (the output layer keeps its adapter: its branch is f)
+	}
 	return b.ctx.In(VarName(n.in[1]))
 }
 

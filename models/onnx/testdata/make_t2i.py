@@ -51,7 +51,8 @@ Generating small and sd-turbo is heavy: run it under `flock /tmp/hn-heavy.lock`.
 --bench prints one JSON line: PyTorch's generator forward (ms per image at --batch), the reward
 forwards, and the twin of hypernoise's HyperNoise training step on the same weights (a LoRA copy of
 the UNet whose output conv is replaced by its LoRA branch, so f = 0 at step 0; eps' = eps + f(eps);
-the frozen generator and the clip reward; loss = -reward + 0.5 mean(f^2); backward; AdamW step),
+the frozen generator and the clip reward; loss = -reward + 0.5 mean(f^2); backward; gradient-norm
+clip 1; AdamW step),
 in ms per step. Everything is seeded, so rerunning reproduces the same files.
 """
 import argparse
@@ -515,22 +516,25 @@ def build(size):
     torch.manual_seed(0)
     c = SIZES[size]
     gen = Generator(c["gen"]).eval()
-    gen_emb = Generator(c["gen"], text_input=True).eval()
-    gen_emb.load_state_dict(gen.state_dict())
     clip = ClipReward(**c["clip"]).eval()
-    clip_emb = ClipReward(**c["clip"], text_input=True).eval()
-    clip_emb.load_state_dict(clip.state_dict())
     aes = AestheticReward(**c["aes"]).eval()
-    return c, gen, gen_emb, clip, clip_emb, aes
+    return c, gen, clip, aes
+
+
+def text_input(m, on):
+    """m with its text embeddings taken as an input (on) or from its baked table (the same weights:
+    one module, so the sd-turbo size is held once)."""
+    m.text_input = on
+    return m
 
 
 def count(m, skip=("text_table",)):
     return sum(p.numel() for n, p in m.state_dict().items() if not any(s in n for s in skip))
 
 
-def make(size, out, only=None):
+def make(size, out, only=None, external=None):
     os.makedirs(out, exist_ok=True)
-    c, gen, gen_emb, clip, clip_emb, aes = build(size)
+    c, gen, clip, aes = build(size)
     prompts = PROMPTS[:c["gen"]["n_prompts"]]
     lat, side, b = c["gen"]["latent"], c["clip"]["side"], 2
     g = torch.Generator().manual_seed(1)
@@ -539,7 +543,7 @@ def make(size, out, only=None):
     text = gen.text_table[prompt]
     image = torch.rand(b, 3, side, side, generator=g)
     text_embeds = clip.text_table[prompt]
-    ext = size == "sd-turbo"
+    ext = size == "sd-turbo" if external is None else external
     p = lambda f: os.path.join(out, f)
     gouts = ["image", "latent", "eps"]
     # (not under no_grad: nn.MultiheadAttention's inference fast path does not export)
@@ -552,12 +556,14 @@ def make(size, out, only=None):
         gen.set_form("bmm")
         export(gen, (noise, prompt), p("t2i_gen_bmm.onnx"), ["noise", "prompt"], gouts, ext)
     if want("t2i_gen_emb.onnx"):
-        gen_emb.set_form("bmm")
-        export(gen_emb, (noise, text), p("t2i_gen_emb.onnx"), ["noise", "text"], gouts, ext)
+        gen.set_form("bmm")
+        export(text_input(gen, True), (noise, text), p("t2i_gen_emb.onnx"), ["noise", "text"], gouts, ext)
+        text_input(gen, False)
     if want("t2i_clip.onnx"):
         export(clip, (image, prompt), p("t2i_clip.onnx"), ["image", "prompt"], ["score"], ext)
     if want("t2i_clip_emb.onnx"):
-        export(clip_emb, (image, text_embeds), p("t2i_clip_emb.onnx"), ["image", "text_embeds"], ["score"], ext)
+        export(text_input(clip, True), (image, text_embeds), p("t2i_clip_emb.onnx"), ["image", "text_embeds"], ["score"], ext)
+        text_input(clip, False)
     if want("t2i_aesthetic.onnx"):
         export(aes, (image,), p("t2i_aesthetic.onnx"), ["image"], ["score"], ext)
     write_safetensors(p("t2i_text.safetensors"), {pr: gen.text_table[i] for i, pr in enumerate(prompts)})
@@ -582,9 +588,9 @@ def make(size, out, only=None):
         gen.set_form("baddbmm")
         ref = {
             "t2i_gen.onnx": reference(gen, [noise, prompt], ["noise", "prompt"], gouts, 1),
-            "t2i_gen_emb.onnx": reference(gen_emb, [noise, text], ["noise", "text"], gouts, 1),
+            "t2i_gen_emb.onnx": reference(text_input(gen, True), [noise, text], ["noise", "text"], gouts, 1),
             "t2i_clip.onnx": reference(clip, [image, prompt], ["image", "prompt"], ["score"], 2),
-            "t2i_clip_emb.onnx": reference(clip_emb, [image, text_embeds], ["image", "text_embeds"], ["score"], 2),
+            "t2i_clip_emb.onnx": reference(text_input(clip, True), [image, text_embeds], ["image", "text_embeds"], ["score"], 2),
             "t2i_aesthetic.onnx": reference(aes, [image], ["image"], ["score"], 3),
         }
         ref["t2i_gen_bmm.onnx"] = ref["t2i_gen.onnx"]
@@ -638,10 +644,10 @@ def lora_copy(unet, rank):
     return u
 
 
-def bench(size, batch, rank, steps, threads):
+def bench(size, batch, rank, steps, threads, attention):
     torch.set_num_threads(threads)
-    c, gen, _, clip, _, aes = build(size)
-    gen.set_form("bmm")
+    c, gen, clip, aes = build(size)
+    gen.set_form(attention)
     lat = c["gen"]["latent"]
     g = torch.Generator().manual_seed(2)
     noise = torch.randn(batch, 4, lat, lat, generator=g)
@@ -672,10 +678,11 @@ def bench(size, batch, rank, steps, threads):
         loss = -clip(image, prompt).mean() + 0.5 * (f ** 2).mean()
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)  # as hypernoise's trainer (gradient-norm clip 1)
         opt.step()
     train = timed(step, steps)
     print(json.dumps({"size": size, "batch": batch, "threads": threads, "torch": torch.__version__,
-                      "attention": "bmm", "generator_forward_ms_per_image": 1e3 * fwd / batch,
+                      "attention": attention, "generator_forward_ms_per_image": 1e3 * fwd / batch,
                       "clip_forward_ms_per_image": 1e3 * clip_fwd / batch,
                       "aesthetic_forward_ms_per_image": 1e3 * aes_fwd / batch,
                       "hypernoise_step_ms": 1e3 * train, "lora_rank": rank,
@@ -691,13 +698,15 @@ def main():
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--attention", default="bmm", choices=["bmm", "baddbmm"], help="attention form timed by --bench")
+    ap.add_argument("--external", action="store_true", help="store weights as external data (always for sd-turbo)")
     ap.add_argument("--only", help="comma-separated ONNX files to write (default: all), e.g. t2i_gen_bmm.onnx,t2i_clip.onnx")
     a = ap.parse_args()
     if a.bench:
-        bench(a.size, a.batch or SIZES[a.size]["batch"], a.rank, a.steps, a.threads)
+        bench(a.size, a.batch or SIZES[a.size]["batch"], a.rank, a.steps, a.threads, a.attention)
         return
     out = a.out or (HERE if a.size == "tiny" else os.path.join(HERE, "t2i-" + a.size))
-    make(a.size, out, a.only.split(",") if a.only else None)
+    make(a.size, out, a.only.split(",") if a.only else None, True if a.external else None)
 
 
 if __name__ == "__main__":

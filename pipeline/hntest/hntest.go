@@ -82,7 +82,11 @@ func Pipeline(t testing.TB, dirs ...string) *infer.Pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.NewPipeline(backend, fashion.ModelOf(m), dirs...)
+	folders, err := infer.OpenFolders(dirs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.NewPipeline(backend, fashion.ModelOf(m), folders...)
 	if err != nil {
 		t.Fatal(err)
 	}

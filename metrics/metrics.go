@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -191,4 +192,19 @@ func (f *Figure) UnmarshalJSON(b []byte) error {
 	}
 	*f = Figure(v)
 	return nil
+}
+
+// Rows converts a float32 tensor [n, d] to n rows of float64 (features, logits).
+func Rows(t *tensors.Tensor) [][]float64 {
+	flat := tensors.MustCopyFlatData[float32](t)
+	n := t.Shape().Dim(0)
+	d := len(flat) / max(n, 1)
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = make([]float64, d)
+		for j := range out[i] {
+			out[i][j] = float64(flat[i*d+j])
+		}
+	}
+	return out
 }
