@@ -31,6 +31,9 @@ type DemoOptions struct {
 	// training is bit-reproducible, so the figures are those of a fresh run), an interrupted one
 	// resumes from its checkpoint, and one with other settings is refused, naming --force.
 	Force bool
+	// TrainSeeds > 1 also trains the align hypernetwork and reruns the compositional benchmark
+	// with the TrainSeeds-1 seeds after Seed, and reports mean and std (demoSeeds).
+	TrainSeeds int
 }
 
 // DemoResult is the demo's metrics.json.
@@ -43,6 +46,10 @@ type DemoResult struct {
 	Compositional *compositional.Result `json:"compositional,omitempty"`
 	// TrainSeconds of each hypernetwork.
 	TrainSeconds map[string]float64 `json:"train_seconds"`
+	// AlignSeeds and CompositionalSeeds: the trained methods' figures over training seeds
+	// (DemoOptions.TrainSeeds > 1).
+	AlignSeeds         *SeedSummary `json:"align_train_seeds,omitempty"`
+	CompositionalSeeds *SeedSummary `json:"compositional_train_seeds,omitempty"`
 }
 
 // Demo is the main job: on the embedded default, train a hypernetwork for prompt alignment,
@@ -114,6 +121,9 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 		if res.Compositional, err = compositional.Run(backend, m, co, log, progress.New(log, "compositional", quiet)); err != nil {
 			return nil, err
 		}
+	}
+	if err := demoSeeds(backend, opts, eo, res, log, quiet); err != nil {
+		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if err := WriteDemoReport(opts.OutDir, res); err != nil {

@@ -45,6 +45,9 @@ type EvalOptions struct {
 	// Methods restricts the evaluation to these registered method names (nil: all; "best-of-n"
 	// selects both best-of-N rows). Base is always included.
 	Methods []string `json:"methods,omitempty"`
+	// TiltPool is how many base samples per prompt the tilt reference at the hypernetwork's beta
+	// resamples (0: no tilt reference; see TiltColumns).
+	TiltPool int `json:"tilt_pool,omitempty"`
 }
 
 // Validate checks the options; the method knobs against the method registry's limits.
@@ -58,6 +61,8 @@ func (o EvalOptions) Validate() error {
 		return fmt.Errorf("fine-tune rank must be positive, got %d", o.FinetuneRank)
 	case o.GridSeeds < 0 || o.Batch < 0:
 		return fmt.Errorf("grid seeds and batch must be >= 0")
+	case o.TiltPool < 0 || o.TiltPool == 1 || o.TiltPool > MaxTiltPool:
+		return fmt.Errorf("tilt pool must be 0 (none) or in [2, %d], got %d", MaxTiltPool, o.TiltPool)
 	}
 	if err := hypernoise.CheckKnobs(reno.Name, hypernoise.Knobs{Steps: o.RenoSteps}); err != nil {
 		return err
@@ -83,6 +88,9 @@ type EvalReport struct {
 	// GainRatio is (hypernoise - base) / (reno - base) of the held-out alignment (null for a
 	// model without a held-out evaluator).
 	GainRatio metrics.Figure `json:"heldout_gain_ratio_vs_reno"`
+	// Tilt: every method's share of the tilt's and of ReNO's reward gain, and its distance to the
+	// tilt reference set.
+	Tilt *TiltColumns `json:"tilt,omitempty"`
 	Seconds   float64        `json:"seconds"`
 
 	grid family.GridFunc // the model's grid writer (nil: no grids)
@@ -146,6 +154,10 @@ func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOption
 			}
 		}
 	}
+	if rep.Tilt, err = tiltColumns(p, hn, ev, res, opts); err != nil {
+		return nil, err
+	}
+	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
 }
 
@@ -179,6 +191,7 @@ func (r *EvalReport) Text() string {
 		fmt.Fprintf(&b, "; held-out alignment gain of hypernoise / reno over base: %.2f", r.GainRatio)
 	}
 	b.WriteString("\n")
+	r.Tilt.writeText(&b, r.Order)
 	return b.String()
 }
 

@@ -37,6 +37,7 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	seed := fs.Int64("seed", 1, "training seed")
 	noBright := fs.Bool("no-brightness", false, "skip the brightness hypernetwork")
 	noComp := fs.Bool("no-compositional", false, "skip the compositional benchmark")
+	trainSeeds := fs.Int("train-seeds", 1, "also train the align hypernetwork and rerun the compositional benchmark with this many training seeds in all, and report mean and std")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	asJSON := fs.Bool("json", false, "print metrics.json to stdout")
 	force := fs.Bool("force", false, "train the hypernetworks afresh, discarding those a previous demo left in --out")
@@ -45,6 +46,9 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	seedRange(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
+	}
+	if *trainSeeds < 1 || *trainSeeds > pipeline.MaxTrainSeeds {
+		return cli.Usagef("demo: --train-seeds must be in [1, %d], got %d", pipeline.MaxTrainSeeds, *trainSeeds)
 	}
 	backend, err := cli.Backend(*backendName)
 	if err != nil {
@@ -60,7 +64,7 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	}
 	env.OnInterrupt(func() string { return demoKept(*out, args) })
 	res, err := pipeline.Demo(backend, pipeline.DemoOptions{OutDir: *out, Quick: *quick, Seed: *seed, Brightness: !*noBright,
-		Compositional: !*noComp, Force: *force}, log, *quiet || *asJSON)
+		Compositional: !*noComp, Force: *force, TrainSeeds: *trainSeeds}, log, *quiet || *asJSON)
 	if errors.Is(err, infer.ErrRunFolder) {
 		return cli.Usagef("%v", err)
 	}
@@ -76,6 +80,12 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	}
 	if res.Compositional != nil {
 		fmt.Fprintf(env.Stdout, "\ncompositional prompts:\n%s", res.Compositional.Text())
+	}
+	if res.AlignSeeds != nil {
+		fmt.Fprintf(env.Stdout, "\nalign, %s", res.AlignSeeds.Text())
+	}
+	if res.CompositionalSeeds != nil {
+		fmt.Fprintf(env.Stdout, "compositional, %s", res.CompositionalSeeds.Text())
 	}
 	fmt.Fprintf(env.Stdout, "report: %s (%.0f s)\n", filepath.Join(*out, "index.html"), res.Seconds)
 	return nil

@@ -43,6 +43,8 @@ image. The model is the one DIR was trained on (or --model).
 	ftSteps := fs.Int("finetune-steps", -1, "fine-tune baseline steps (-1: as many as the hypernetwork; 0: skip)")
 	only := fs.String("methods", "", "comma-separated methods to run (default all): "+pipeline.MethodList())
 	beta := fs.Float64("beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
+	tiltPool := fs.Int("tilt-pool", def.TiltPool, "base samples per prompt of the tilt reference at the hypernetwork's beta (0: no tilt columns)")
+	trainSeeds := fs.Int("train-seeds", 1, "train and evaluate this many training seeds of the hypernetwork's configuration (its own, then the next ones, in DIR/train-seed-S) and report mean and std of the trained methods")
 	out := fs.String("out", "", "also write metrics.json, grids and index.html into this folder")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress output")
@@ -81,8 +83,12 @@ image. The model is the one DIR was trained on (or --model).
 	}
 	o := def
 	o.SeedsPerPrompt, o.Seed, o.RenoSteps, o.WarmRenoSteps, o.SmallN = *seeds, *seed, *renoSteps, *warm, *smallN
+	o.TiltPool = *tiltPool
 	if err := o.Validate(); err != nil {
 		return cli.Usagef("eval: %v", err)
+	}
+	if *trainSeeds < 1 || *trainSeeds > pipeline.MaxTrainSeeds {
+		return cli.Usagef("eval: --train-seeds must be in [1, %d], got %d", pipeline.MaxTrainSeeds, *trainSeeds)
 	}
 	if o.Methods, err = methodList(*only); err != nil {
 		return err
@@ -105,7 +111,11 @@ image. The model is the one DIR was trained on (or --model).
 	if *ftSteps == -1 {
 		o.FinetuneSteps = hn.Config.Train.Steps
 	}
-	rep, err := pipeline.Evaluate(p, hn, *dir, o, progress.New(env.Stderr, "eval", *quiet || *asJSON))
+	prog := progress.New(env.Stderr, "eval", *quiet || *asJSON)
+	if *trainSeeds > 1 {
+		return evalSeeds(env, backend, m, p, hn, *dir, *trainSeeds, o, *asJSON, prog)
+	}
+	rep, err := pipeline.Evaluate(p, hn, *dir, o, prog)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,10 @@ type Result struct {
 	// PerPromptAlignment is the held-out alignment per prompt, in prompt order (nil without a
 	// held-out evaluator).
 	PerPromptAlignment []float64 `json:"per_prompt_alignment"`
+	// Rewards are the per-sample rewards, and Features the per-sample held-out features (nil
+	// without a held-out evaluator), in evaluation order: for distances between methods.
+	Rewards  []float64   `json:"-"`
+	Features [][]float64 `json:"-"`
 	// Grid: the first GridSeeds samples of every prompt, prompt-major ([prompts*GridSeeds] samples).
 	Grid []float32 `json:"-"`
 }
@@ -195,6 +199,7 @@ func (e *Evaluator) score(images []float32, dims []int, ids []int32, opts Option
 	perPrompt := make([][][]float64, np)
 	for i := range n {
 		res.Reward += float64(rewards[i]) / float64(n)
+		res.Rewards = append(res.Rewards, float64(rewards[i]))
 		if e.heldOut {
 			perPrompt[ids[i]] = append(perPrompt[ids[i]], feats[i])
 		} else {
@@ -202,6 +207,7 @@ func (e *Evaluator) score(images []float32, dims []int, ids []int32, opts Option
 		}
 	}
 	if e.heldOut {
+		res.Features = feats
 		if err := e.heldOutFigures(res, logits, feats, ids); err != nil {
 			return nil, err
 		}

@@ -90,7 +90,11 @@ func load(out, name string, base row, ref map[float64]row) (run, bool) {
 		return run{}, false
 	}
 	cmd, _ := os.ReadFile(filepath.Join(out, name+".cmd"))
-	r := run{name: name, cmd: strings.TrimSpace(string(cmd)), beta: tr.Beta, steps: tr.Result.Steps, seconds: tr.Result.Seconds,
+	line := strings.TrimSpace(string(cmd))
+	if _, rest, ok := strings.Cut(line, " train "); ok { // the binary's path and the run folder, generic
+		line = "hypernoise train " + strings.ReplaceAll(rest, strings.TrimSuffix(out, "/")+"/", "OUT/")
+	}
+	r := run{name: name, cmd: line, beta: tr.Beta, steps: tr.Result.Steps, seconds: tr.Result.Seconds,
 		hn: ev.Methods["hypernoise"]}
 	gain := t.Reward - base.Reward
 	r.share = (r.hn.Reward - base.Reward) / gain

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEvalTiltColumnsAndSeeds: on the ONNX fixture (no held-out evaluator), eval reports every
+// method's share of the tilt's and ReNO's reward gain (the base's shares are 0, ReNO's own share
+// of its gain 1) and the reward-space distance to the tilt reference (0 for nothing but a valid
+// figure); --train-seeds 2 trains a second seed beside the first and reports the trained methods'
+// mean and standard deviation.
+func TestEvalTiltColumnsAndSeeds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains and evaluates for a few seconds")
+	}
+	spec := filepath.Join(fixtureDir, "spec.json")
+	dir := t.TempDir()
+	hn := filepath.Join(dir, "hn")
+	if code, _, msg := run("train", "--model", spec, "--reward", "score=1", "--beta", "0.5", "--out", hn, "--steps", "3", "--batch", "4", "--quiet"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, msg)
+	}
+	code, out, msg := run("eval", "--model", spec, "--hypernet", hn, "--seeds", "4", "--methods", "base,reno,hypernoise",
+		"--reno-steps", "3", "--tilt-pool", "32", "--train-seeds", "2", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, msg)
+	}
+	var got struct {
+		Reports []struct {
+			Methods map[string]struct {
+				Reward float64 `json:"reward"`
+			} `json:"methods"`
+			Tilt struct {
+				Beta      float64 `json:"beta"`
+				Distance  string  `json:"distance"`
+				Reference *struct {
+					Reward float64 `json:"reward"`
+				} `json:"reference"`
+				Methods map[string]map[string]*float64 `json:"methods"`
+			} `json:"tilt"`
+		} `json:"reports"`
+		Seeds struct {
+			Seeds   []int64                                           `json:"seeds"`
+			Methods map[string]map[string]struct{ Mean, Std float64 } `json:"methods"`
+		} `json:"train_seeds"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(got.Reports) != 2 {
+		t.Fatalf("%d reports, want one per training seed (2)", len(got.Reports))
+	}
+	tc := got.Reports[0].Tilt
+	if tc.Beta != 0.5 || tc.Reference == nil || tc.Distance != "w1-reward" {
+		t.Fatalf("tilt columns: beta %g, reference %v, distance %q; want 0.5, a reference, w1-reward", tc.Beta, tc.Reference, tc.Distance)
+	}
+	share := func(method, key string) float64 {
+		v := tc.Methods[method][key]
+		if v == nil {
+			t.Fatalf("%s.%s is null", method, key)
+		}
+		return *v
+	}
+	if s := share("base", "tilt_gain_share"); s != 0 {
+		t.Errorf("base's share of the tilt's gain = %g, want 0", s)
+	}
+	if s := share("reno", "reno_gain_share"); math.Abs(s-1) > 1e-12 {
+		t.Errorf("ReNO's share of its own gain = %g, want 1", s)
+	}
+	m := got.Reports[0].Methods
+	want := (m["hypernoise"].Reward - m["base"].Reward) / (tc.Reference.Reward - m["base"].Reward)
+	if s := share("hypernoise", "tilt_gain_share"); math.Abs(s-want) > 1e-9 {
+		t.Errorf("hypernoise's tilt share %g, want (r - r_base)/(r_tilt - r_base) = %g", s, want)
+	}
+	if d := share("hypernoise", "distance_to_tilt"); !(d >= 0) {
+		t.Errorf("distance to the tilt %g", d)
+	}
+	if _, err := os.Stat(filepath.Join(hn, "train-seed-2", "hypernet.json")); err != nil {
+		t.Errorf("the second training seed was not trained in DIR/train-seed-2: %v", err)
+	}
+	h := got.Seeds.Methods["hypernoise"]["reward"]
+	r0, r1 := got.Reports[0].Methods["hypernoise"].Reward, got.Reports[1].Methods["hypernoise"].Reward
+	if len(got.Seeds.Seeds) != 2 || math.Abs(h.Mean-(r0+r1)/2) > 1e-9 || math.Abs(h.Std-math.Abs(r0-r1)/math.Sqrt2) > 1e-9 {
+		t.Errorf("seeds %v, hypernoise reward %+v; want the mean and std of %g and %g", got.Seeds.Seeds, h, r0, r1)
+	}
+}
+
+// TestEvalSeedsAndPoolBadInput: --train-seeds below 1 and a tilt pool of 1 or out of range are
+// one line with exit code 2.
+func TestEvalSeedsAndPoolBadInput(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--train-seeds", "0"}, "--train-seeds must be in [1, 100], got 0"},
+		{[]string{"--train-seeds", "-2"}, "--train-seeds must be in [1, 100]"},
+		{[]string{"--tilt-pool", "1"}, "tilt pool must be 0 (none) or in [2, 100000], got 1"},
+		{[]string{"--tilt-pool", "-5"}, "tilt pool must be 0 (none)"},
+	} {
+		code, _, msg := run(append([]string{"eval", "--hypernet", dir}, c.args...)...)
+		if code != 2 || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
+		}
+	}
+}
+
+// TestDemoSeedsBadInput: demo --train-seeds below 1 is one line with exit code 2.
+func TestDemoSeedsBadInput(t *testing.T) {
+	code, _, msg := run("demo", "--train-seeds", "0", "--out", t.TempDir())
+	if code != 2 || !strings.Contains(msg, "--train-seeds must be in [1, 100], got 0") || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q", code, msg)
+	}
+}

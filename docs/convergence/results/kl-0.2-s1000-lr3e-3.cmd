@@ -1,0 +1,1 @@
+hypernoise train --reward align=1 --beta 0.2 --reg kl --steps 1000 --lr 3e-3 --out OUT/kl-0.2-s1000-lr3e-3

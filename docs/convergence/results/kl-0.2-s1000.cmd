@@ -1,0 +1,1 @@
+hypernoise train --reward align=1 --beta 0.2 --reg kl --steps 1000 --out OUT/kl-0.2-s1000

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Every run of issue 19's convergence study (docs/convergence.md), in the order they were made:
+# the tilt reference, then the A/B runs (docs/convergence/ab.sh: train align=1 at a beta, eval base
+# and HyperNoise on the 320 evaluation images), then the compositional runs. Each heavy command
+# runs under the shared lock. Usage: HN=path/to/hypernoise OUT=folder sh docs/convergence/run.sh
+# then: go run ./docs/convergence/summarize OUT docs/convergence
+set -e
+HN=${HN:-hypernoise}
+OUT=${OUT:-convergence-runs}
+LOCK=${LOCK:-/tmp/hn-heavy.lock}
+export HN OUT LOCK
+AB="sh $(dirname "$0")/ab.sh"
+mkdir -p "$OUT"
+flock "$LOCK" $HN tilt --reward align=1 --beta 0.05,0.2,1 --pool 2048 --seeds 32 --json --quiet > "$OUT/tilt.json"
+# First round: steps, learning rate, rank (constant schedule, surrogate kl at beta 0.2).
+$AB kl-0.2-s300 0.2 --reg kl
+$AB kl-0.2-s1000 0.2 --reg kl --steps 1000
+$AB kl-0.2-lr3e-3 0.2 --reg kl --lr 3e-3
+$AB kl-0.2-lr1e-2 0.2 --reg kl --lr 1e-2
+$AB kl-0.2-s1000-lr3e-3 0.2 --reg kl --steps 1000 --lr 3e-3
+$AB kl-0.2-r32 0.2 --reg kl --rank 32
+$AB kl-0.2-s2000-lr3e-3 0.2 --reg kl --steps 2000 --lr 3e-3
+$AB logdet-0.2-s1000-lr3e-3 0.2 --reg logdet --steps 1000 --lr 3e-3
+# Second round: schedule, objective scale (mean-sq at the same beta), batch, clipping.
+$AB kl-0.2-s1000-cos 0.2 --reg kl --steps 1000 --schedule cosine
+$AB kl-0.2-s1000-cos-lr3e-3 0.2 --reg kl --steps 1000 --schedule cosine --lr 3e-3
+$AB ms-0.2-s1000-cos 0.2 --steps 1000 --schedule cosine
+$AB kl-0.2-s1000-cos-b64 0.2 --reg kl --steps 1000 --schedule cosine --batch 64
+$AB kl-0.2-s1000-cos-clip0 0.2 --reg kl --steps 1000 --schedule cosine --clip 0
+$AB kl-0.2-s2000-cos 0.2 --reg kl --steps 2000 --schedule cosine

@@ -1,0 +1,181 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/eval/imageeval"
+	"github.com/hypernoise/hypernoise/metrics"
+	"github.com/hypernoise/hypernoise/eval/tilt"
+	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
+)
+
+// DefaultTiltPool is how many base samples per prompt the tilt reference of an evaluation
+// resamples (see eval/tilt).
+const DefaultTiltPool = 2048
+
+// Names of the distance to the tilt reference set (TiltColumns.Distance).
+const (
+	// DistanceFD is the Fréchet distance between the Gaussians of the held-out features of a
+	// method's samples and of the reference's, for families with a held-out evaluator.
+	DistanceFD = "fd-heldout-features"
+	// DistanceW1 is the 1-Wasserstein distance between the per-sample rewards of a method and of
+	// the reference (the reward the hypernetwork was evaluated with), for the other families.
+	DistanceW1 = "w1-reward"
+)
+
+// TiltColumns are the evaluation's figures against the two targets of a trained sampler: the
+// exact tilt at the hypernetwork's beta (resampled, eval/tilt) and ReNO.
+type TiltColumns struct {
+	Beta float64 `json:"beta"` // the tilt temperature, in the units of the reward trained on
+	Pool int     `json:"pool_per_prompt"`
+	// ESSMin and ESSMean are the effective sample sizes of the resampling weights over prompts.
+	ESSMin  float64 `json:"ess_min"`
+	ESSMean float64 `json:"ess_mean"`
+	// Reference is the resampled tilt scored like the methods (same evaluation noises and prompts).
+	Reference *imageeval.Result `json:"reference"`
+	Distance  string            `json:"distance"` // DistanceFD or DistanceW1
+	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base
+	// ((r - r_base)/(r_target - r_base)) and the distance of its samples to the reference set.
+	Methods map[string]TiltRow `json:"methods"`
+}
+
+// TiltRow is one method's figures against the targets.
+type TiltRow struct {
+	TiltShare metrics.Figure `json:"tilt_gain_share"`
+	RenoShare metrics.Figure `json:"reno_gain_share"`
+	Distance  metrics.Figure `json:"distance_to_tilt"`
+}
+
+// trainedReward is the reward hn was trained on: its spec over the model's rewards, each term
+// divided by its stored spread when it was trained with reward normalization.
+func trainedReward(p *infer.Pipeline, hn *infer.Hypernet) (hypernoise.Reward, error) {
+	sum, err := p.Model().Rewards.Parse(hn.Config.RewardSpec)
+	if err != nil {
+		return nil, err
+	}
+	if len(hn.Config.RewardScale) == 0 {
+		return sum, nil
+	}
+	var spread []float64
+	for _, t := range sum.Terms() {
+		s, ok := hn.Config.RewardScale[t.Reward.Name()]
+		if !ok {
+			return nil, fmt.Errorf("hypernetwork %s: no stored spread for reward %q", hn.Name, t.Reward.Name())
+		}
+		spread = append(spread, s)
+	}
+	return hypernet.NormalizedReward(sum, spread)
+}
+
+// tiltColumns scores the tilt reference at hn's beta with ev (pool base samples per prompt,
+// resampled with weights exp(r_trained/beta)) and fills in every method's shares and distance.
+// Without a beta (a regularizer that targets no tilt) only ReNO's share is given.
+func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator, res map[string]*imageeval.Result, opts EvalOptions) (*TiltColumns, error) {
+	beta := hn.Config.Beta
+	if opts.Beta > 0 {
+		beta = opts.Beta
+	}
+	cols := &TiltColumns{Beta: beta, Pool: opts.TiltPool, Methods: map[string]TiltRow{}, Distance: DistanceW1}
+	if p.Model().HeldOut != nil {
+		cols.Distance = DistanceFD
+	}
+	base, reno := res[MethodBase], res[MethodReno]
+	if beta > 0 && opts.TiltPool > 0 {
+		reward, err := trainedReward(p, hn)
+		if err != nil {
+			return nil, err
+		}
+		m := p.Model()
+		rs, err := tilt.New(p.Backend(), m.Context, m.Generator, reward, opts.TiltPool, opts.Seed)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := rs.Method("tilt", beta)
+		if err != nil {
+			return nil, err
+		}
+		out, err := ev.Evaluate([]hypernoise.Method{ref}, imageevalOptions(opts), nil)
+		if err != nil {
+			return nil, err
+		}
+		cols.Reference = out["tilt"]
+		cols.ESSMin = math.Inf(1)
+		for _, e := range rs.ESS(beta) {
+			cols.ESSMin = math.Min(cols.ESSMin, e)
+			cols.ESSMean += e / float64(len(rs.ESS(beta)))
+		}
+	}
+	for name, r := range res {
+		row := TiltRow{TiltShare: metrics.NA, RenoShare: metrics.NA, Distance: metrics.NA}
+		if base != nil && cols.Reference != nil {
+			row.TiltShare = figure(tilt.Share(r.Reward, base.Reward, cols.Reference.Reward))
+			row.Distance = distance(r, cols.Reference)
+		}
+		if base != nil && reno != nil {
+			row.RenoShare = figure(tilt.Share(r.Reward, base.Reward, reno.Reward))
+		}
+		cols.Methods[name] = row
+	}
+	return cols, nil
+}
+
+// distance is the distance of a method's samples to the reference's: the FD between their
+// held-out feature Gaussians when both have features, else the W1 distance of their rewards.
+func distance(a, ref *imageeval.Result) metrics.Figure {
+	if len(a.Features) > 1 && len(ref.Features) > 1 {
+		d, err := metrics.FrechetDistance(a.Features, ref.Features)
+		if err != nil {
+			return metrics.NA
+		}
+		return metrics.Figure(d)
+	}
+	return figure(tilt.W1(a.Rewards, ref.Rewards))
+}
+
+func figure(v float64) metrics.Figure {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return metrics.NA
+	}
+	return metrics.Figure(v)
+}
+
+// MaxTiltPool bounds EvalOptions.TiltPool.
+const MaxTiltPool = 100_000
+
+// imageevalOptions are the evaluation options of the reference: the methods' noises and
+// prompts, no grids.
+func imageevalOptions(o EvalOptions) imageeval.Options {
+	return imageeval.Options{SeedsPerPrompt: o.SeedsPerPrompt, Seed: o.Seed, Batch: o.Batch}
+}
+
+// writeText writes the columns as a plain-text table in method order, then the reference's row
+// (nothing for a nil receiver).
+func (c *TiltColumns) writeText(b *strings.Builder, order []string) {
+	if c == nil {
+		return
+	}
+	f := func(x metrics.Figure, verb string) string {
+		if !x.Valid() {
+			return "-"
+		}
+		return fmt.Sprintf(verb, float64(x))
+	}
+	fmt.Fprintf(b, "%-16s %16s %16s %18s\n", "method", "tilt gain share", "ReNO gain share", "dist. to tilt")
+	for _, name := range order {
+		r := c.Methods[name]
+		fmt.Fprintf(b, "%-16s %16s %16s %18s\n", name, f(r.TiltShare, "%.3f"), f(r.RenoShare, "%.3f"), f(r.Distance, "%.4g"))
+	}
+	if c.Reference != nil {
+		fmt.Fprintf(b, "tilt reference at beta %g (%d base samples per prompt, ESS min %.0f, mean %.0f): reward %.4g", c.Beta, c.Pool, c.ESSMin, c.ESSMean, c.Reference.Reward)
+		if c.Reference.FD.Valid() {
+			fmt.Fprintf(b, ", FD %.4g", float64(c.Reference.FD))
+		}
+		fmt.Fprintf(b, "; distance: %s\n", c.Distance)
+	} else {
+		fmt.Fprintf(b, "no tilt reference (%s)\n", map[bool]string{true: "no beta", false: "--tilt-pool 0"}[c.Beta == 0])
+	}
+}
