@@ -12,8 +12,8 @@ import (
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/eval/compositional"
 	"github.com/hypernoise/hypernoise/eval/report"
-	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -54,9 +54,13 @@ type DemoResult struct {
 
 // Demo is the main job: on the embedded default, train a hypernetwork for prompt alignment,
 // evaluate every method, optionally do the same for brightness, and write a report folder:
-// metrics.json, one grid per method, a reward-vs-seconds plot and index.html.
+// metrics.json, one grid per method, a reward-vs-seconds plot and index.html. Its progress and
+// stage lines go to log, none of them when quiet.
 func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool) (*DemoResult, error) {
 	start := time.Now()
+	if quiet {
+		log = io.Discard
+	}
 	to, eo := demoSettings(opts.Quick, opts.Seed)
 	res := &DemoResult{Quick: opts.Quick, TrainSeconds: map[string]float64{}}
 	run := func(name, spec string, eo EvalOptions) (*EvalReport, error) {

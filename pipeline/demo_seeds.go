@@ -8,9 +8,9 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/baselines/reno"
 	"github.com/hypernoise/hypernoise/eval/compositional"
-	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )

@@ -90,8 +90,8 @@ type EvalReport struct {
 	GainRatio metrics.Figure `json:"heldout_gain_ratio_vs_reno"`
 	// Tilt: every method's share of the tilt's and of ReNO's reward gain, and its distance to the
 	// tilt reference set.
-	Tilt *TiltColumns `json:"tilt,omitempty"`
-	Seconds   float64        `json:"seconds"`
+	Tilt    *TiltColumns `json:"tilt,omitempty"`
+	Seconds float64      `json:"seconds"`
 
 	grid family.GridFunc // the model's grid writer (nil: no grids)
 }

@@ -9,10 +9,10 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/baselines/finetune"
 	"github.com/hypernoise/hypernoise/baselines/reno"
-	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/progress"
 )
 

@@ -7,10 +7,10 @@ import (
 
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
-	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/eval/tilt"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/metrics"
 )
 
 // DefaultTiltPool is how many base samples per prompt the tilt reference of an evaluation

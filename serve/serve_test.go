@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/pipeline/hntest"
 	"github.com/hypernoise/hypernoise/models/fashion"
+	"github.com/hypernoise/hypernoise/pipeline/hntest"
 	"github.com/hypernoise/hypernoise/serve/batch"
 )
 

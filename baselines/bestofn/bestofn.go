@@ -65,8 +65,8 @@ type Sampler struct {
 	gen    hypernoise.Generator
 	reward hypernoise.Reward
 	n      int
-	chunk int
-	exec  *hypernet.SharedExec // eps [M, ...], prompts [M] -> x [M, ...], r [M]
+	chunk  int
+	exec   *hypernet.SharedExec // eps [M, ...], prompts [M] -> x [M, ...], r [M]
 }
 
 // New returns a best-of-n sampler with a private lock and hypernoise.DefaultChunk rows per call.

@@ -65,8 +65,8 @@ type Optimizer struct {
 	gen    hypernoise.Generator
 	reward hypernoise.Reward
 	cfg    Config
-	chunk int
-	exec  *hypernet.SharedExec
+	chunk  int
+	exec   *hypernet.SharedExec
 }
 
 // New returns a ReNO optimizer over ctx (which holds the generator's and reward's variables),

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 )
 
 // TestBetaAndLogDetBadInput: --beta outside a dial's trained range, --beta on a hypernetwork that
@@ -20,7 +23,19 @@ func TestBetaAndLogDetBadInput(t *testing.T) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(d, "hypernet.json"), []byte(js), 0o644); err != nil {
+		// A complete, valid config (js over a base one) with a well-formed weights hash: the folder
+		// opens (infer.OpenFolder), and the flag checks run before any weights are read.
+		cfg := infer.Config{Format: infer.ConfigFormat, Generator: "fashion", BaseHash: strings.Repeat("cd", 32),
+			RewardSpec: "align=1", Train: hypernet.DefaultAdamW()}
+		if err := json.Unmarshal([]byte(js), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte("{"), []byte(`{"weights_sha256":"`+strings.Repeat("ab", 32)+`",`), 1)
+		if err := os.WriteFile(filepath.Join(d, "hypernet.json"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return d
@@ -37,9 +52,9 @@ func TestBetaAndLogDetBadInput(t *testing.T) {
 		{[]string{"sample", "--hypernet", plain, "--prompt", "bag", "--beta", "1"}, "trained for beta 0.2 only; --beta needs a tilt dial"},
 		{[]string{"eval", "--hypernet", meansq, "--beta", "1"}, "mean-sq regularizer, which has no beta"},
 		{[]string{"sample", "--prompt", "bag", "--beta", "1"}, "--beta needs --hypernet"},
-		{[]string{"sample", "--hypernet", dial, "--prompt", "bag", "--beta", "-1"}, "--beta must be a positive number"},
-		{[]string{"train", "--out", dir, "--reg", "logdet", "--probes", "0"}, "probes must be >= 1"},
-		{[]string{"train", "--out", dir, "--reg", "logdet", "--terms", "0"}, "terms must be >= 1"},
+		{[]string{"sample", "--hypernet", dial, "--prompt", "bag", "--beta", "-1"}, "--beta must be in [1e-06, 1e+06], got -1"},
+		{[]string{"train", "--out", dir, "--reg", "logdet", "--probes", "0"}, "--probes must be in [1, 64], got 0"},
+		{[]string{"train", "--out", dir, "--reg", "logdet", "--terms", "0"}, "--terms must be in [1, 32], got 0"},
 		{[]string{"train", "--out", dir, "--modulator", "dial"}, "needs a beta-tempered regularizer (--reg kl, exact-kl or logdet), not mean-sq"},
 		{[]string{"train", "--out", dir, "--modulator", "dial", "--reg", "kl", "--beta-range", "3,1"}, "beta range must satisfy 0 < lo < hi"},
 		{[]string{"train", "--out", dir, "--reg", "exact-kl"}, "exact KL regularizer needs noise of 1 or 2 elements"},

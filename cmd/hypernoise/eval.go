@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
-	"github.com/gomlx/gomlx/backends"
 	"path/filepath"
 	"strings"
 
+	"github.com/gomlx/gomlx/backends"
+
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/pipeline"
@@ -74,13 +76,7 @@ image. The model is the one DIR was trained on (or --model).
 			return err
 		}
 	}
-	folders, err := openHypernets(*dir)
-	if err != nil {
-		return err
-	}
-	if err := checkBetaFlag(fs, folders[0], *beta); err != nil {
-		return err
-	}
+	// Every flag is checked before the folder is read, so a usage error is reported as one.
 	o := def
 	o.SeedsPerPrompt, o.Seed, o.RenoSteps, o.WarmRenoSteps, o.SmallN = *seeds, *seed, *renoSteps, *warm, *smallN
 	o.TiltPool = *tiltPool
@@ -90,12 +86,29 @@ image. The model is the one DIR was trained on (or --model).
 	if *trainSeeds < 1 || *trainSeeds > pipeline.MaxTrainSeeds {
 		return cli.Usagef("eval: --train-seeds must be in [1, %d], got %d", pipeline.MaxTrainSeeds, *trainSeeds)
 	}
+	if *ftSteps < -1 || *ftSteps > hypernet.MaxSteps {
+		return cli.Usagef("eval: --finetune-steps must be in [-1, %d], got %d", hypernet.MaxSteps, *ftSteps)
+	}
 	if o.Methods, err = methodList(*only); err != nil {
 		return err
 	}
-	m, err := loadModel(*modelRef, folders[0], backend)
+	var m *family.Model
+	if *modelRef != "" { // a bad spec is a usage error, reported before the folder is read
+		if m, err = loadModel(*modelRef, nil, backend); err != nil {
+			return err
+		}
+	}
+	folders, err := openHypernets(*dir)
 	if err != nil {
 		return err
+	}
+	if err := checkBetaFlag(fs, folders[0], *beta); err != nil {
+		return err
+	}
+	if m == nil {
+		if m, err = loadModel("", folders[0], backend); err != nil {
+			return err
+		}
 	}
 	p, err := pipeline.NewPipeline(backend, m, folders...)
 	if err != nil {
@@ -104,9 +117,6 @@ image. The model is the one DIR was trained on (or --model).
 	defer p.Close()
 	hn := p.Hypernets()[0]
 	o.Beta = *beta
-	if *ftSteps < -1 || *ftSteps > hypernet.MaxSteps {
-		return cli.Usagef("eval: --finetune-steps must be in [-1, %d], got %d", hypernet.MaxSteps, *ftSteps)
-	}
 	o.FinetuneSteps = *ftSteps
 	if *ftSteps == -1 {
 		o.FinetuneSteps = hn.Config.Train.Steps

@@ -100,7 +100,7 @@ func TestEvalSeedsAndPoolBadInput(t *testing.T) {
 		{[]string{"--train-seeds", "0"}, "--train-seeds must be in [1, 100], got 0"},
 		{[]string{"--train-seeds", "-2"}, "--train-seeds must be in [1, 100]"},
 		{[]string{"--tilt-pool", "1"}, "tilt pool must be 0 (none) or in [2, 100000], got 1"},
-		{[]string{"--tilt-pool", "-5"}, "tilt pool must be 0 (none)"},
+		{[]string{"--tilt-pool", "-5"}, "--tilt-pool must be in [0, 100000], got -5"},
 	} {
 		code, _, msg := run(append([]string{"eval", "--hypernet", dir}, c.args...)...)
 		if code != 2 || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {

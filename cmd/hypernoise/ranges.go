@@ -9,6 +9,7 @@ import (
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/pipeline"
 )
 
 // The documented ranges of every numeric flag (issue 21): within them every command's results
@@ -78,14 +79,15 @@ func evalRanges(env *cli.Env, fs *flag.FlagSet) {
 	ranges(env, fs, map[string][2]float64{
 		"seeds": {2, 1000}, "seed": {0, maxUint64}, "reno-steps": {1, 1000}, "warm-steps": {0, 1000},
 		"small-n": {1, 1000}, "finetune-steps": {-1, hypernet.MaxSteps},
-		"beta": {hypernet.MinBeta, hypernet.MaxBeta},
+		"beta":      {hypernet.MinBeta, hypernet.MaxBeta},
+		"tilt-pool": {0, pipeline.MaxTiltPool}, "train-seeds": {1, pipeline.MaxTrainSeeds},
 		// tilt's
 		"pool": {1, 1 << 16},
 	})
 }
 
 func seedRange(env *cli.Env, fs *flag.FlagSet) {
-	ranges(env, fs, map[string][2]float64{"seed": {0, maxSeed}})
+	ranges(env, fs, map[string][2]float64{"seed": {0, maxSeed}, "train-seeds": {1, pipeline.MaxTrainSeeds}})
 }
 
 func toyRanges(env *cli.Env, fs *flag.FlagSet) {
@@ -104,6 +106,7 @@ func serveRanges(env *cli.Env, fs *flag.FlagSet) {
 	ranges(env, fs, map[string][2]float64{
 		"max-n": {1, 1024}, "max-body": {64, 1 << 20}, "timeout": {0.001, 3600}, "concurrency": {1, 256},
 		"queue": {0, 10000}, "best-of": {1, 1000}, "reno-steps": {1, 1000}, "warm-steps": {1, 1000},
+		"batch-window": {0, 1}, "max-batch": {1, 4096}, // seconds; images
 	})
 }
 

@@ -19,11 +19,11 @@ func TestServeBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--max-n", "0"}, "max n must be in [1, 1024]"},
+		{[]string{"--max-n", "0"}, "--max-n must be in [1, 1024], got 0"},
 		{[]string{"--concurrency", "0"}, "concurrency must be in [1, 256]"},
 		{[]string{"--queue", "-1"}, "queue must be in [0, 10000]"},
-		{[]string{"--max-body", "10"}, "max body must be in [64, 1048576]"},
-		{[]string{"--timeout", "0s"}, "timeout must be positive"},
+		{[]string{"--max-body", "10"}, "--max-body must be in [64, 1048576], got 10"},
+		{[]string{"--timeout", "0s"}, "--timeout must be in [0.001, 3600], got 0s"},
 		{[]string{"--hypernet", "/nonexistent/hn"}, "--hypernet /nonexistent/hn is not a folder"},
 		{[]string{"--nonsense"}, "flag provided but not defined"},
 		{[]string{"--addr", ""}, "--addr is empty"},
@@ -31,8 +31,8 @@ func TestServeBadInput(t *testing.T) {
 		{[]string{"--addr", ":0"}, "refusing to listen on :0 without API keys"},
 		{[]string{"--api-key-file", "/nonexistent/keys"}, "--api-key-file: open /nonexistent/keys"},
 		{[]string{"--log", "xml"}, `--log "xml": use text, json or off`},
-		{[]string{"--batch-window", "-1ms"}, "batch window must be in [0, 1s]"},
-		{[]string{"--max-batch", "0"}, "max batch must be in [1, 4096]"},
+		{[]string{"--batch-window", "-1ms"}, "--batch-window must be in [0, 1], got -1ms"},
+		{[]string{"--max-batch", "0"}, "--max-batch must be in [1, 4096], got 0"},
 		{[]string{"--allow-origin", "evil.example"}, "must be scheme://host[:port]"},
 	} {
 		var out, errw bytes.Buffer

@@ -15,17 +15,17 @@ func TestToyBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--beta", "0"}, "beta must be a positive"},
-		{[]string{"--beta", "-2"}, "beta must be a positive"},
+		{[]string{"--beta", "0"}, "--beta must be in [0.001, 1000], got 0"},
+		{[]string{"--beta", "-2"}, "--beta must be in [0.001, 1000], got -2"},
 		{[]string{"--reward", "left"}, "available rewards: bump, right, up"},
 		{[]string{"--reward", "right=abc"}, "not a number"},
 		{[]string{"--methods", "base,magic"}, "allowed: base, best-of-n, reno, finetune, hypernoise, hypernoise_mlp, hypernoise_exact_kl, hypernoise_logdet, hypernoise_dial"},
-		{[]string{"--probes", "0"}, "probes must be >= 1"},
-		{[]string{"--terms", "0"}, "terms must be >= 1"},
-		{[]string{"--rank", "0"}, "rank must be positive"},
+		{[]string{"--probes", "0"}, "--probes must be in [1, 64], got 0"},
+		{[]string{"--terms", "0"}, "--terms must be in [1, 32], got 0"},
+		{[]string{"--rank", "0"}, "--rank must be in [1, 64], got 0"},
 		{[]string{"--steps", "0"}, "steps must be positive"},
-		{[]string{"--batch", "-1"}, "batch size must be positive"},
-		{[]string{"--best-of", "0"}, "best-of-n needs N in [1, 10000], got 0"},
+		{[]string{"--batch", "-1"}, "--batch must be in [1, 4096], got -1"},
+		{[]string{"--best-of", "0"}, "--best-of must be in [1, 10000], got 0"},
 		{[]string{"--samples", "0"}, "samples must be positive"},
 		{[]string{"--nonsense"}, "flag provided but not defined"},
 	} {

@@ -76,4 +76,3 @@ func TestNonFiniteAreNull(t *testing.T) {
 		t.Errorf("note %q", n)
 	}
 }
-
