@@ -234,3 +234,35 @@ func TestLockDir(t *testing.T) {
 	}
 	u2()
 }
+
+// TestRemoveEmptyRun: a run folder holding only its lock file is removed; one holding anything
+// else is kept whole.
+func TestRemoveEmptyRun(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "run")
+	unlock, err := LockDir(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveEmptyRun(empty); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("the empty run folder is still there (stat: %v)", err)
+	}
+	kept := filepath.Join(t.TempDir(), "run")
+	unlock, err = LockDir(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if err := os.WriteFile(filepath.Join(kept, "checkpoint.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveEmptyRun(kept); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(kept, "checkpoint.json")); err != nil {
+		t.Errorf("a folder with a checkpoint was touched: %v", err)
+	}
+}

@@ -63,7 +63,7 @@ func NewPipeline(backend backends.Backend, m *family.Model, hypernets ...*infer.
 // with a reward spec over im.Rewards, and writes it to opts.OutDir with the model's reference
 // (family and argument) in hypernet.json. A folder with a checkpoint and Resume set continues
 // that run; a finished one is returned as it is.
-func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog progress.Func) (*infer.Hypernet, *hypernet.TrainResult, error) {
+func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog progress.Func) (hn *infer.Hypernet, res *hypernet.TrainResult, err error) {
 	if opts.OutDir == "" {
 		return nil, nil, fmt.Errorf("no output folder")
 	}
@@ -77,11 +77,18 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	if err := infer.CheckRunFolder(opts.OutDir, opts.Resume, opts.Force); err != nil {
 		return nil, nil, err
 	}
+	_, statErr := os.Stat(opts.OutDir)
+	created := os.IsNotExist(statErr)
 	unlock, err := ckpt.LockDir(opts.OutDir) // one writer per run folder
 	if err != nil {
 		return nil, nil, err
 	}
-	defer unlock()
+	defer func() {
+		if err != nil && created { // a failed run that wrote nothing leaves no folder behind
+			_ = ckpt.RemoveEmptyRun(opts.OutDir)
+		}
+		unlock()
+	}()
 	if opts.Resume {
 		if err := hypernet.CheckResume(prob, cfg); err != nil {
 			return nil, nil, &infer.RunFolderError{Msg: err.Error()}
@@ -98,13 +105,13 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	res, err := hypernet.Train(backend, im.Context, prob, cfg, prog)
+	res, err = hypernet.Train(backend, im.Context, prob, cfg, prog)
 	if err != nil {
 		return nil, nil, err
 	}
 	hcfg.Result = summarize(res)
 	hcfg.Train.Steps = res.Config.Steps // a time budget fixes the step count during the run
-	hn, err := infer.NewHypernet(filepath.Base(filepath.Clean(opts.OutDir)), opts.OutDir,
+	hn, err = infer.NewHypernet(filepath.Base(filepath.Clean(opts.OutDir)), opts.OutDir,
 		context.ScopeSeparator+infer.SavedScope, mod, reward, hcfg)
 	if err != nil {
 		return nil, nil, err

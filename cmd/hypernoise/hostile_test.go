@@ -434,5 +434,7 @@ func hostileModelCases() []hostileCase {
 		{classNonFinite, model("reward_nan", "--method", "reno", "--reno-steps", "2"), nil, 1, `ReNO: the reward .*reward_nan.onnx.*no iterate with a finite reward`, noFile("o.png")},
 		{classNonFinite, model("reward_big", "--method", "reno", "--reno-steps", "2"), nil, 1, `ReNO: the reward .*reward_big.onnx`, noFile("o.png")},
 		{classNonFinite, model("reward_nan", "--method", "base"), nil, 0, "wrote", nil}, // base sampling does not use the reward
+		// A run whose every step is skipped writes no hypernetwork and leaves no folder behind.
+		{classNonFinite, []string{"train", "--model", "{h}/spec_reward_nan.json", "--steps", "3", "--batch", "2", "--out", "{tmp}/hn", "--quiet"}, nil, 1, `no hypernetwork was written`, noFile("hn")},
 	}
 }
