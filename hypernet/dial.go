@@ -119,6 +119,12 @@ func (m *DialMLP) ResidualAt(ctx *context.Context, eps, prompts, beta *Node) *No
 	return Reshape(f, eps.Shape().Dimensions...)
 }
 
+// DialFeatures is phi(beta) = (t, sin(pi t/2), cos(pi t/2)) for t, beta's position in the trained
+// range (see DialMLP), as the values ResidualAt computes in the graph.
+func DialFeatures(t float64) []float32 {
+	return []float32{float32(t), float32(math.Sin(math.Pi / 2 * t)), float32(math.Cos(math.Pi / 2 * t))}
+}
+
 // NewDialProblem is the tilt dial's training problem: for each sample, beta is drawn log-uniformly
 // in the dial's range, eps' = eps + f(eps, c, beta), x = g(eps', c), and the per-sample loss is
 // obj's with that beta: R(eps, f) - r(x, c)/beta (obj.Beta is not used). obj's regularizer must be

@@ -111,6 +111,7 @@ type Model struct {
 	nodes    []*node // topological order
 	producer map[string]*node
 	inits    map[string]*tensors.Tensor
+	initType map[string]int  // ONNX element type of each initializer as stored (see Export)
 	known    map[string]bool // every tensor name defined in the graph
 
 	loraFilter *regexp.Regexp // SetLoRALayers: the nodes that get adapters (nil: all)
@@ -168,7 +169,7 @@ func parse(path string, data []byte) (g *Model, err error) {
 		return nil, notONNX("no graph")
 	}
 	g = &Model{Path: path, gm: gm, producer: map[string]*node{}, inits: map[string]*tensors.Tensor{},
-		known: map[string]bool{}}
+		initType: map[string]int{}, known: map[string]bool{}}
 	for _, op := range gm.Proto.OpsetImport {
 		if op.Domain == "" || op.Domain == "ai.onnx" {
 			g.Opset = int(op.Version)
@@ -177,6 +178,7 @@ func parse(path string, data []byte) (g *Model, err error) {
 	dir := filepath.Dir(path)
 	for _, in := range inits {
 		g.inits[in.name] = in.t
+		g.initType[in.name] = in.code
 		g.known[in.name] = true
 	}
 	for i, name := range gm.InputsNames {

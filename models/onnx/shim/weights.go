@@ -20,6 +20,7 @@ const (
 type initializer struct {
 	name string
 	t    *tensors.Tensor
+	code int // the ONNX element type as stored (FLOAT16 and BFLOAT16 are held widened in t)
 }
 
 // splitWeights decodes every initializer of a serialized ModelProto straight from its bytes (no
@@ -45,7 +46,7 @@ func splitWeights(data []byte, dir string) (stripped []byte, inits []initializer
 			if err != nil {
 				return fmt.Errorf("initializer: %w", err)
 			}
-			inits = append(inits, initializer{name, t})
+			inits = append(inits, initializer{name, t, storedType(val)})
 			if isWeight(t) {
 				val = withoutData(val)
 			}
@@ -61,6 +62,20 @@ func splitWeights(data []byte, dir string) (stripped []byte, inits []initializer
 		return nil
 	})
 	return stripped, inits, err
+}
+
+// storedType is a serialized TensorProto's data_type field (0 if absent).
+func storedType(tensor []byte) int {
+	code := 0
+	_ = eachField(tensor, func(num protowire.Number, typ protowire.Type, field, _ []byte) error {
+		if num == 2 && typ == protowire.VarintType {
+			_, _, n := protowire.ConsumeTag(field)
+			v, _ := protowire.ConsumeVarint(field[n:])
+			code = int(v)
+		}
+		return nil
+	})
+	return code
 }
 
 // withoutData returns a serialized TensorProto without its inline floating-point data fields.
