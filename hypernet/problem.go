@@ -29,6 +29,9 @@ type Problem struct {
 	Loss func(ctx *context.Context, eps, prompts *Node) (loss *Node, metrics []Metric)
 	// StepCost is the network evaluations one training sample costs per step (Seconds unused).
 	StepCost Cost
+	// Models names the generator and reward the loss evaluates (hypernoise.Describe: with their
+	// files for imported ones), for messages.
+	Models string
 }
 
 func (p *Problem) validate() error {
@@ -81,6 +84,7 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 		NoiseShape: shape,
 		NumPrompts: len(gen.Prompts()),
 		StepCost:   cost,
+		Models:     "generator " + hypernoise.Describe(gen) + ", reward " + hypernoise.Describe(obj.Reward),
 		Loss: func(ctx *context.Context, eps, prompts *Node) (*Node, []Metric) {
 			f := mod.Residual(ctx, eps, prompts)
 			x := gen.Generate(ctx, Add(eps, f), prompts)

@@ -339,7 +339,7 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 			res.Config = cfg
 		}
 	}
-	if err := checkSkippedShare(p.Name, res.Skipped, res.Steps, cfg.MaxSkippedShare); err != nil {
+	if err := checkSkippedShare(p, res.Skipped, res.Steps, cfg.MaxSkippedShare); err != nil {
 		return res, err
 	}
 	elapsed := time.Since(t0).Seconds()
@@ -358,7 +358,7 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 
 // checkSkippedShare fails a run that skipped more than share (0: DefaultMaxSkippedShare) of its
 // steps for a non-finite loss or gradient.
-func checkSkippedShare(name string, skipped, steps int, share float64) error {
+func checkSkippedShare(p *Problem, skipped, steps int, share float64) error {
 	if share == 0 {
 		share = DefaultMaxSkippedShare
 	}
@@ -369,9 +369,16 @@ func checkSkippedShare(name string, skipped, steps int, share float64) error {
 	if skipped == steps {
 		what = fmt.Sprintf("every one of its %d steps", steps)
 	}
+	written, models := "no weights were written", "the reward or generator"
+	if strings.HasPrefix(p.Name, "hypernoise") {
+		written = "no hypernetwork was written"
+	}
+	if p.Models != "" {
+		models += " (" + p.Models + ")"
+	}
 	return fmt.Errorf("training %s failed: the loss or gradient was not finite (NaN or Inf) in %s, more than %.0f%% "+
-		"(those steps were skipped); no hypernetwork was written. The reward or generator returns non-finite values, "+
-		"or the learning rate or reward weights are too large", name, what, 100*share)
+		"(those steps were skipped); %s. Either %s returns non-finite values, "+
+		"or the learning rate or reward weights are too large", p.Name, what, 100*share, written, models)
 }
 
 func scalarOf(t *tensors.Tensor) float32 {

@@ -183,7 +183,7 @@ func TestSkippedShareFails(t *testing.T) {
 		cfg := plainSGD(20, 0.1)
 		cfg.CheckpointDir = t.TempDir()
 		_, err := Train(b, context.New(), linearProblem(1, []float32{1, -2}, []float32{0, 0}, nanIfLarge), cfg, nil)
-		if err == nil || !strings.Contains(err.Error(), "no hypernetwork was written") {
+		if err == nil || !strings.Contains(err.Error(), "no weights were written") {
 			t.Fatalf("thr %g: err %v, want a failure for too many skipped steps", thr, err)
 		}
 		if thr < 0 && !strings.Contains(err.Error(), "every one of its 20 steps") {

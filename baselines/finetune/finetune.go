@@ -82,6 +82,7 @@ func (m *Model) Problem(reward hypernoise.Reward) (*hypernet.Problem, error) {
 		NoiseShape: m.NoiseShape(),
 		NumPrompts: len(m.Prompts()),
 		StepCost:   hypernet.Cost{Forward: 1, Backward: 1},
+		Models:     "generator " + hypernoise.Describe(m.Base) + ", reward " + hypernoise.Describe(reward),
 		Loss: func(ctx *context.Context, eps, prompts *Node) (*Node, []hypernet.Metric) {
 			r := reward.Score(ctx, m.Generate(ctx, eps, prompts), prompts)
 			r = ConvertDType(r, eps.DType())

@@ -438,3 +438,33 @@ func hostileModelCases() []hostileCase {
 		{classNonFinite, []string{"train", "--model", "{h}/spec_reward_nan.json", "--steps", "3", "--batch", "2", "--out", "{tmp}/hn", "--quiet"}, nil, 1, `no hypernetwork was written`, noFile("hn")},
 	}
 }
+
+// TestEvalFinetuneNonFiniteReward: eval's fine-tune baseline against a reward that returns NaN (the
+// generator the hypernetwork was trained on, a broken reward file in its place) fails with one line
+// that names the reward's file and says that nothing was written, exit 1.
+func TestEvalFinetuneNonFiniteReward(t *testing.T) {
+	hostile := filepath.Join("testdata", "hostile")
+	dir := t.TempDir()
+	for _, f := range []string{"gen.onnx", "reward.onnx", "reward_nan.onnx"} {
+		data, err := os.ReadFile(filepath.Join(hostile, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, f), string(data))
+	}
+	spec, err := os.ReadFile(filepath.Join(hostile, "spec_ok.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "ok.json"), string(spec))
+	writeFile(t, filepath.Join(dir, "nan.json"), strings.Replace(string(spec), `"reward.onnx"`, `"reward_nan.onnx"`, 1))
+	hn := filepath.Join(dir, "hn")
+	if code, _, msg := run("train", "--model", filepath.Join(dir, "ok.json"), "--steps", "2", "--batch", "2", "--out", hn, "--quiet"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, msg)
+	}
+	code, _, msg := run("eval", "--model", filepath.Join(dir, "nan.json"), "--hypernet", hn, "--seeds", "2",
+		"--methods", "finetune", "--finetune-steps", "2", "--quiet", "--out", filepath.Join(dir, "ev"))
+	if code != 1 || !strings.Contains(msg, "reward_nan.onnx") || !strings.Contains(msg, "no weights were written") || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+		t.Errorf("exit %d, stderr %q; want exit 1 and one line naming reward_nan.onnx", code, msg)
+	}
+}
