@@ -50,47 +50,15 @@ func (g *Model) ExportLoRA(e LoRAExport) (nodes []onnxpb.Node, inits []onnxpb.Te
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	scale := e.Alpha / float64(e.Rank)
+	x := &exporter{g: g, e: e, emitted: map[string]bool{}, isInput: map[string]Value{}}
+	for _, v := range g.Inputs {
+		x.isInput[v.Name] = v
+	}
 	raw := map[unsafe.Pointer]proto.Message{}
 	for _, np := range g.gm.Proto.Graph.Node {
 		raw[unsafe.Pointer(np)] = np
 	}
 	need := g.dependencies([]string{e.Output})
-	isInput := map[string]Value{}
-	for _, v := range g.Inputs {
-		isInput[v.Name] = v
-	}
-	emitted := map[string]bool{}
-	renamed := func(in []string) []string {
-		out := make([]string, len(in))
-		for i, name := range in {
-			out[i] = name
-			if r, ok := e.Rename[name]; ok {
-				out[i] = r
-			}
-		}
-		return out
-	}
-	read := func(names ...string) error {
-		for _, name := range names {
-			if name == "" || emitted[name] {
-				continue
-			}
-			emitted[name] = true
-			if v, ok := isInput[name]; ok {
-				inputs = append(inputs, v)
-				continue
-			}
-			if t, ok := g.inits[name]; ok {
-				et, err := g.encodeInit(name, t, nil)
-				if err != nil {
-					return err
-				}
-				inits = append(inits, et)
-			}
-		}
-		return nil
-	}
 	for _, n := range g.nodes {
 		if !need[n] {
 			continue
@@ -101,74 +69,147 @@ func (g *Model) ExportLoRA(e LoRAExport) (nodes []onnxpb.Node, inits []onnxpb.Te
 			}
 		}
 		if s, ok := steps[n]; ok {
-			if err := read(n.in...); err != nil {
+			if err := x.pathStep(n, s); err != nil {
 				return nil, nil, nil, err
-			}
-			in := renamed(n.in)
-			kept, other := in[s.keep], in[1-s.keep]
-			shape, out := n.out[0]+"/hn_shape", n.out[0]
-			if s.negate {
-				out = n.out[0] + "/hn_kept"
-			}
-			nodes = append(nodes,
-				onnxpb.Node{Op: "Shape", Name: n.name + "/hn_shape", Inputs: []string{other}, Outputs: []string{shape}},
-				onnxpb.Node{Op: "Expand", Name: n.name + "/hn_keep", Inputs: []string{kept, shape}, Outputs: []string{out}})
-			if s.negate {
-				nodes = append(nodes, onnxpb.Node{Op: "Neg", Name: n.name + "/hn_neg", Inputs: []string{out}, Outputs: []string{n.out[0]}})
 			}
 			continue
 		}
-		msg, ok := raw[n.proto]
-		if !ok {
-			return nil, nil, nil, fmt.Errorf("LoRA export: node %s has no stored form", n)
-		}
-		b, err := proto.Marshal(msg)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("LoRA export: node %s: %v", n, err)
-		}
-		in := n.in
-		if n == layer || (g.adaptable(n) && (g.loraFilter == nil || g.loraFilter.MatchString(n.name))) {
-			f, ok := e.Factors[n.in[1]]
-			if !ok {
-				return nil, nil, nil, fmt.Errorf("LoRA export: the hypernetwork has no adapter for layer %s (weight %q)", n, n.in[1])
-			}
-			w := g.inits[n.in[1]]
-			delta, err := loraDelta(n, w, f, e.Rank, scale)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("LoRA export: layer %s: %v", n, err)
-			}
-			name := n.in[1] + "/hn_folded"
-			if n == layer {
-				name = n.in[1] + "/hn_lora_only"
-				in = in[:2] // the output layer's bias is dropped with its base weight
-			} else {
-				base := tensors.MustCopyFlatData[float32](w)
-				for i := range delta {
-					delta[i] += base[i]
-				}
-			}
-			if !emitted[name] {
-				emitted[name] = true
-				et, err := g.encodeInit(name, w, delta)
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				inits = append(inits, et)
-			}
-			in = append([]string{in[0], name}, in[2:]...)
-		}
-		if err := read(in...); err != nil {
+		if err := x.copyNode(n, raw[n.proto], n == layer); err != nil {
 			return nil, nil, nil, err
 		}
-		if r := renamed(in); !slices.Equal(r, n.in) {
-			b = withInputs(b, r)
-		}
-		nodes = append(nodes, onnxpb.Node{Raw: b})
-		for _, o := range n.out {
-			emitted[o] = true
+	}
+	return x.nodes, x.inits, x.inputs, nil
+}
+
+// exporter accumulates ExportLoRA's nodes, initializers and graph inputs.
+type exporter struct {
+	g       *Model
+	e       LoRAExport
+	nodes   []onnxpb.Node
+	inits   []onnxpb.Tensor
+	inputs  []Value
+	emitted map[string]bool // tensors already defined: initializers written, inputs listed, outputs
+	isInput map[string]Value
+}
+
+// renamed is in with the graph inputs renamed as e.Rename says.
+func (x *exporter) renamed(in []string) []string {
+	out := make([]string, len(in))
+	for i, name := range in {
+		out[i] = name
+		if r, ok := x.e.Rename[name]; ok {
+			out[i] = r
 		}
 	}
-	return nodes, inits, inputs, nil
+	return out
+}
+
+// read records the tensors a node reads: graph inputs to return, initializers to write (once).
+func (x *exporter) read(names ...string) error {
+	for _, name := range names {
+		if name == "" || x.emitted[name] {
+			continue
+		}
+		x.emitted[name] = true
+		if v, ok := x.isInput[name]; ok {
+			x.inputs = append(x.inputs, v)
+			continue
+		}
+		if t, ok := x.g.inits[name]; ok {
+			et, err := x.g.encodeInit(name, t, nil)
+			if err != nil {
+				return err
+			}
+			x.inits = append(x.inits, et)
+		}
+	}
+	return nil
+}
+
+// pathStep writes an addition on the output path as its kept term broadcast to the sum's shape,
+// Expand(kept, Shape(other)), negated for a subtrahend.
+func (x *exporter) pathStep(n *node, s pathStep) error {
+	if err := x.read(n.in...); err != nil {
+		return err
+	}
+	in := x.renamed(n.in)
+	kept, other := in[s.keep], in[1-s.keep]
+	shape, out := n.out[0]+"/hn_shape", n.out[0]
+	if s.negate {
+		out = n.out[0] + "/hn_kept"
+	}
+	x.nodes = append(x.nodes,
+		onnxpb.Node{Op: "Shape", Name: n.name + "/hn_shape", Inputs: []string{other}, Outputs: []string{shape}},
+		onnxpb.Node{Op: "Expand", Name: n.name + "/hn_keep", Inputs: []string{kept, shape}, Outputs: []string{out}})
+	if s.negate {
+		x.nodes = append(x.nodes, onnxpb.Node{Op: "Neg", Name: n.name + "/hn_neg", Inputs: []string{out}, Outputs: []string{n.out[0]}})
+	}
+	x.emitted[n.out[0]] = true
+	return nil
+}
+
+// copyNode writes node n as stored (msg), reading an adapted layer's weight from its folded copy
+// and, for the output layer, its LoRA term alone without the bias.
+func (x *exporter) copyNode(n *node, msg proto.Message, output bool) error {
+	if msg == nil {
+		return fmt.Errorf("LoRA export: node %s has no stored form", n)
+	}
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("LoRA export: node %s: %v", n, err)
+	}
+	in := n.in
+	if output || (x.g.adaptable(n) && (x.g.loraFilter == nil || x.g.loraFilter.MatchString(n.name))) {
+		if in, err = x.fold(n, output); err != nil {
+			return err
+		}
+	}
+	if err := x.read(in...); err != nil {
+		return err
+	}
+	if r := x.renamed(in); !slices.Equal(r, n.in) {
+		b = withInputs(b, r)
+	}
+	x.nodes = append(x.nodes, onnxpb.Node{Raw: b})
+	for _, o := range n.out {
+		x.emitted[o] = true
+	}
+	return nil
+}
+
+// fold writes layer n's weight with its adapter folded in, W + (Alpha/Rank) A B, or for the output
+// layer the adapter term alone, and returns the layer's inputs reading it (the output layer's bias
+// dropped).
+func (x *exporter) fold(n *node, output bool) ([]string, error) {
+	f, ok := x.e.Factors[n.in[1]]
+	if !ok {
+		return nil, fmt.Errorf("LoRA export: the hypernetwork has no adapter for layer %s (weight %q)", n, n.in[1])
+	}
+	w := x.g.inits[n.in[1]]
+	delta, err := loraDelta(n, w, f, x.e.Rank, x.e.Alpha/float64(x.e.Rank))
+	if err != nil {
+		return nil, fmt.Errorf("LoRA export: layer %s: %v", n, err)
+	}
+	in := n.in
+	name := n.in[1] + "/hn_folded"
+	if output {
+		name = n.in[1] + "/hn_lora_only"
+		in = in[:2] // the output layer's bias is dropped with its base weight
+	} else {
+		base := tensors.MustCopyFlatData[float32](w)
+		for i := range delta {
+			delta[i] += base[i]
+		}
+	}
+	if !x.emitted[name] {
+		x.emitted[name] = true
+		et, err := x.g.encodeInit(name, w, delta)
+		if err != nil {
+			return nil, err
+		}
+		x.inits = append(x.inits, et)
+	}
+	return append([]string{in[0], name}, in[2:]...), nil
 }
 
 // loraDelta is (scale) A B laid out as the layer's weight w: for a Conv W [O, C, k...],
