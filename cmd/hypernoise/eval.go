@@ -80,16 +80,7 @@ image. The model is the one DIR was trained on (or --model).
 	o := def
 	o.SeedsPerPrompt, o.Seed, o.RenoSteps, o.WarmRenoSteps, o.SmallN = *seeds, *seed, *renoSteps, *warm, *smallN
 	o.TiltPool = *tiltPool
-	if err := o.Validate(); err != nil {
-		return cli.Usagef("eval: %v", err)
-	}
-	if *trainSeeds < 1 || *trainSeeds > pipeline.MaxTrainSeeds {
-		return cli.Usagef("eval: --train-seeds must be in [1, %d], got %d", pipeline.MaxTrainSeeds, *trainSeeds)
-	}
-	if *ftSteps < -1 || *ftSteps > hypernet.MaxSteps {
-		return cli.Usagef("eval: --finetune-steps must be in [-1, %d], got %d", hypernet.MaxSteps, *ftSteps)
-	}
-	if o.Methods, err = methodList(*only); err != nil {
+	if err := checkEvalFlags(&o, *trainSeeds, *ftSteps, *only); err != nil {
 		return err
 	}
 	var m *family.Model
@@ -129,17 +120,38 @@ image. The model is the one DIR was trained on (or --model).
 	if err != nil {
 		return err
 	}
-	if *out != "" {
-		if err := pipeline.WriteDemoReport(*out, &pipeline.DemoResult{Align: rep, Seconds: rep.Seconds}); err != nil {
+	return writeEval(env, rep, *out, *asJSON)
+}
+
+// checkEvalFlags validates eval's options (a usage error naming the range) and fills o.Methods.
+func checkEvalFlags(o *pipeline.EvalOptions, trainSeeds, ftSteps int, only string) error {
+	if err := o.Validate(); err != nil {
+		return cli.Usagef("eval: %v", err)
+	}
+	if trainSeeds < 1 || trainSeeds > pipeline.MaxTrainSeeds {
+		return cli.Usagef("eval: --train-seeds must be in [1, %d], got %d", pipeline.MaxTrainSeeds, trainSeeds)
+	}
+	if ftSteps < -1 || ftSteps > hypernet.MaxSteps {
+		return cli.Usagef("eval: --finetune-steps must be in [-1, %d], got %d", hypernet.MaxSteps, ftSteps)
+	}
+	var err error
+	o.Methods, err = methodList(only)
+	return err
+}
+
+// writeEval writes the report: the HTML report in out (if given), then JSON or the text table.
+func writeEval(env *cli.Env, rep *pipeline.EvalReport, out string, asJSON bool) error {
+	if out != "" {
+		if err := pipeline.WriteDemoReport(out, &pipeline.DemoResult{Align: rep, Seconds: rep.Seconds}); err != nil {
 			return err
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return env.WriteJSON(rep)
 	}
 	fmt.Fprint(env.Stdout, rep.Text())
-	if *out != "" {
-		fmt.Fprintf(env.Stdout, "report: %s\n", filepath.Join(*out, "index.html"))
+	if out != "" {
+		fmt.Fprintf(env.Stdout, "report: %s\n", filepath.Join(out, "index.html"))
 	}
 	return nil
 }

@@ -35,36 +35,7 @@ base-model hash), curve.png (loss and reward per step) and train.safetensors/tra
 (resumable checkpoint). SPEC is name=weight[,name=weight...] over the model's rewards (default:
 the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 `+family.DefaultRewardHelp())
-	spec := fs.String("reward", def.RewardSpec, "reward spec")
-	out := fs.String("out", "", "output folder (required)")
-	kind := fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone) or dial (mlp conditioned on beta, a tilt dial)")
-	betaRange := fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
-	rank := fs.Int("rank", def.Modulator.Rank, "LoRA rank")
-	alpha := fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
-	hidden := fs.Int("hidden", 256, "MLP modulator hidden width")
-	layers := fs.Int("layers", 2, "MLP modulator hidden layers")
-	reg := fs.String("reg", string(def.Reg), fmt.Sprintf("regularizer: %v", hypernet.Regularizers()))
-	regWeight := fs.Float64("reg-weight", def.RegWeight, "weight of the mean-square or chi regularizer")
-	beta := fs.Float64("beta", 0, "tilt temperature beta of p*(x) ∝ p(x) exp(r(x)/beta), for every regularizer but chi and none "+
-		"(mean-sq: sets its weight to beta*D/2, D noise elements; default: 1 for kl, exact-kl and logdet, --reg-weight for mean-sq)")
-	rewardNorm := fs.String("reward-norm", hypernet.NormNone, "reward scale: none (as given) or std (each reward divided by its spread under the base model, measured before training)")
-	probes := fs.Int("probes", def.LogDet.Probes, "logdet: Rademacher probes per sample")
-	terms := fs.Int("terms", def.LogDet.Terms, "logdet: series terms after the first (k = 2..terms+1)")
-	steps := fs.Int("steps", def.Train.Steps, "optimizer steps")
-	batch := fs.Int("batch", def.Train.BatchSize, "samples per step")
-	opt := fs.String("optimizer", def.Train.Optimizer, "adamw (weight decay 1e-4) or sgd (momentum 0.9)")
-	lr := fs.Float64("lr", def.Train.LR, "peak learning rate")
-	warmup := fs.Int("warmup", def.Train.WarmupSteps, "linear warm-up steps")
-	schedule := fs.String("schedule", scheduleName(def.Train.Schedule), "learning rate after warm-up: constant or cosine (decays to 0 at the last step)")
-	budget := fs.String("budget", "", "training budget: a step count (2000) or wall seconds (90s; the steps that fit at the pace of the first steps, at most --steps' maximum); default --steps")
-	clip := fs.Float64("clip", def.Train.ClipNorm, "gradient-norm clip (0: off)")
-	noise := fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
-	seed := fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
-	every := fs.Int("checkpoint-every", def.Train.CheckpointEvery, "steps between checkpoints")
-	resume := fs.Bool("resume", false, "continue the run checkpointed in --out (same reward, model and settings; --steps may grow)")
-	force := fs.Bool("force", false, "discard the run in --out, if any, and start over")
-	quiet := fs.Bool("quiet", false, "no progress output")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
+	f := addTrainFlags(fs, def)
 	modelRef := modelFlag(fs)
 	backendName := cli.BackendFlag(fs)
 	dtype := dtypeFlag(fs)
@@ -72,47 +43,47 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := env.Parse(fs, args, false); err != nil {
 		return err
 	}
-	if *out == "" {
+	if *f.out == "" {
 		return cli.Usagef("train: --out DIR is required")
 	}
 	o := def
-	o.RewardSpec = *spec
+	o.RewardSpec = *f.spec
 	var err error
-	if o.Modulator, err = modulatorSpec(*kind, *rank, *alpha, *hidden, *layers, *betaRange); err != nil {
+	if o.Modulator, err = modulatorSpec(*f.kind, *f.rank, *f.alpha, *f.hidden, *f.layers, *f.betaRange); err != nil {
 		return err
 	}
-	r, err := regularizer(*kind, *reg)
+	r, err := regularizer(*f.kind, *f.reg)
 	if err != nil {
 		return err
 	}
-	if err := resolveBeta(fs, r, beta); err != nil {
+	if err := resolveBeta(fs, r, f.beta); err != nil {
 		return err
 	}
-	o.Reg, o.RegWeight, o.Beta = r, *regWeight, *beta
-	if err := infer.CheckObjective(r, *regWeight, *beta); err != nil {
+	o.Reg, o.RegWeight, o.Beta = r, *f.regWeight, *f.beta
+	if err := infer.CheckObjective(r, *f.regWeight, *f.beta); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	if o.RewardNorm, err = hypernet.ParseRewardNorm(*rewardNorm); err != nil {
+	if o.RewardNorm, err = hypernet.ParseRewardNorm(*f.rewardNorm); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	o.LogDet.Probes, o.LogDet.Terms = *probes, *terms
-	nm, err := hypernet.ParseNoiseMode(*noise)
+	o.LogDet.Probes, o.LogDet.Terms = *f.probes, *f.terms
+	nm, err := hypernet.ParseNoiseMode(*f.noise)
 	if err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	o.Train.Steps, o.Train.BatchSize, o.Train.LR, o.Train.WarmupSteps = *steps, *batch, *lr, *warmup
-	o.Train.ClipNorm, o.Train.Noise, o.Train.Seed, o.Train.CheckpointEvery = *clip, nm, *seed, *every
-	if err := setOptimizer(&o.Train, *opt); err != nil {
+	o.Train.Steps, o.Train.BatchSize, o.Train.LR, o.Train.WarmupSteps = *f.steps, *f.batch, *f.lr, *f.warmup
+	o.Train.ClipNorm, o.Train.Noise, o.Train.Seed, o.Train.CheckpointEvery = *f.clip, nm, *f.seed, *f.every
+	if err := setOptimizer(&o.Train, *f.opt); err != nil {
 		return err
 	}
-	o.Train.Schedule = *schedule
-	if err := applyBudget(fs, *budget, &o.Train); err != nil {
+	o.Train.Schedule = *f.schedule
+	if err := applyBudget(fs, *f.budget, &o.Train); err != nil {
 		return err
 	}
 	if err := o.Train.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	o.OutDir, o.Resume, o.Force = *out, *resume, *force
+	o.OutDir, o.Resume, o.Force = *f.out, *f.resume, *f.force
 	if err := infer.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
@@ -125,15 +96,83 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := trainModelChecks(fs, m, &o); err != nil {
 		return err
 	}
-	hn, res, err := pipeline.Train(backend, m, o, progress.New(env.Stderr, "train", *quiet || *asJSON))
+	hn, res, err := pipeline.Train(backend, m, o, progress.New(env.Stderr, "train", *f.quiet || *f.asJSON))
 	if err != nil {
 		return runFolderUsage(err)
 	}
-	if *asJSON {
+	if *f.asJSON {
 		return env.WriteJSON(hn.Config)
 	}
 	printTrained(env, o, hn, res)
 	return nil
+}
+
+// trainFlags are train's flags beyond --model, --backend and --dtype.
+type trainFlags struct {
+	spec       *string
+	out        *string
+	kind       *string
+	betaRange  *string
+	rank       *int
+	alpha      *float64
+	hidden     *int
+	layers     *int
+	reg        *string
+	regWeight  *float64
+	beta       *float64
+	rewardNorm *string
+	probes     *int
+	terms      *int
+	steps      *int
+	batch      *int
+	opt        *string
+	lr         *float64
+	warmup     *int
+	schedule   *string
+	budget     *string
+	clip       *float64
+	noise      *string
+	seed       *int64
+	every      *int
+	resume     *bool
+	force      *bool
+	quiet      *bool
+	asJSON     *bool
+}
+
+func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
+	f := &trainFlags{}
+	f.spec = fs.String("reward", def.RewardSpec, "reward spec")
+	f.out = fs.String("out", "", "output folder (required)")
+	f.kind = fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone) or dial (mlp conditioned on beta, a tilt dial)")
+	f.betaRange = fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
+	f.rank = fs.Int("rank", def.Modulator.Rank, "LoRA rank")
+	f.alpha = fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
+	f.hidden = fs.Int("hidden", 256, "MLP modulator hidden width")
+	f.layers = fs.Int("layers", 2, "MLP modulator hidden layers")
+	f.reg = fs.String("reg", string(def.Reg), fmt.Sprintf("regularizer: %v", hypernet.Regularizers()))
+	f.regWeight = fs.Float64("reg-weight", def.RegWeight, "weight of the mean-square or chi regularizer")
+	f.beta = fs.Float64("beta", 0, "tilt temperature beta of p*(x) ∝ p(x) exp(r(x)/beta), for every regularizer but chi and none "+
+		"(mean-sq: sets its weight to beta*D/2, D noise elements; default: 1 for kl, exact-kl and logdet, --reg-weight for mean-sq)")
+	f.rewardNorm = fs.String("reward-norm", hypernet.NormNone, "reward scale: none (as given) or std (each reward divided by its spread under the base model, measured before training)")
+	f.probes = fs.Int("probes", def.LogDet.Probes, "logdet: Rademacher probes per sample")
+	f.terms = fs.Int("terms", def.LogDet.Terms, "logdet: series terms after the first (k = 2..terms+1)")
+	f.steps = fs.Int("steps", def.Train.Steps, "optimizer steps")
+	f.batch = fs.Int("batch", def.Train.BatchSize, "samples per step")
+	f.opt = fs.String("optimizer", def.Train.Optimizer, "adamw (weight decay 1e-4) or sgd (momentum 0.9)")
+	f.lr = fs.Float64("lr", def.Train.LR, "peak learning rate")
+	f.warmup = fs.Int("warmup", def.Train.WarmupSteps, "linear warm-up steps")
+	f.schedule = fs.String("schedule", scheduleName(def.Train.Schedule), "learning rate after warm-up: constant or cosine (decays to 0 at the last step)")
+	f.budget = fs.String("budget", "", "training budget: a step count (2000) or wall seconds (90s; the steps that fit at the pace of the first steps, at most --steps' maximum); default --steps")
+	f.clip = fs.Float64("clip", def.Train.ClipNorm, "gradient-norm clip (0: off)")
+	f.noise = fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
+	f.seed = fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
+	f.every = fs.Int("checkpoint-every", def.Train.CheckpointEvery, "steps between checkpoints")
+	f.resume = fs.Bool("resume", false, "continue the run checkpointed in --out (same reward, model and settings; --steps may grow)")
+	f.force = fs.Bool("force", false, "discard the run in --out, if any, and start over")
+	f.quiet = fs.Bool("quiet", false, "no progress output")
+	f.asJSON = fs.Bool("json", false, "print the result as JSON")
+	return f
 }
 
 // modulatorSpec is the hypernetwork architecture the flags describe (a usage error if invalid).
