@@ -304,34 +304,9 @@ func DecodeWith(ctx *context.Context, data []byte, opts LoadOptions) (meta map[s
 		if len(opts.Scopes) > 0 && !inAnyScope(scope, opts.Scopes) {
 			return nil, fmt.Errorf("tensor %s is outside the scope this file may hold (%s)", fullName, strings.Join(opts.Scopes, ", "))
 		}
-		dt, ok := fromSTDType(td.DType)
-		if !ok {
-			return nil, fmt.Errorf("tensor %s has unsupported dtype %s", fullName, td.DType)
-		}
-		var dims []int
-		elems := uint64(1)
-		if !scalars[fullName] {
-			if len(td.Dims) > 8 {
-				return nil, fmt.Errorf("tensor %s has rank %d (at most 8 supported)", fullName, len(td.Dims))
-			}
-			for _, d := range td.Dims {
-				if d > uint64(len(data)) && d > 1 { // a dimension can never exceed the file's size
-					return nil, fmt.Errorf("tensor %s: dimension %d is larger than the file", fullName, d)
-				}
-				elems *= d
-				if elems > uint64(len(data)) {
-					return nil, fmt.Errorf("tensor %s: shape %v is larger than the file", fullName, td.Dims)
-				}
-				dims = append(dims, int(d))
-			}
-		} else if len(td.Dims) != 1 || td.Dims[0] != 1 {
-			return nil, fmt.Errorf("scalar tensor %s stored with shape %v, want [1]", fullName, td.Dims)
-		}
-		if elems*uint64(dt.Size()) != uint64(len(td.Data)) {
-			return nil, fmt.Errorf("tensor %s: %d bytes for shape %v of %s", fullName, len(td.Data), dims, dt)
-		}
-		if bad := countNonFinite(dt, td.Data); bad > 0 {
-			return nil, fmt.Errorf("tensor %s holds %d non-finite value(s) (NaN or Inf)", fullName, bad)
+		dt, dims, err := checkTensor(fullName, td, scalars[fullName], len(data))
+		if err != nil {
+			return nil, err
 		}
 		shape := shapes.Make(dt, dims...)
 		v := ctx.InspectVariable(scope, name)
@@ -348,16 +323,7 @@ func DecodeWith(ctx *context.Context, data []byte, opts LoadOptions) (meta map[s
 		todo = append(todo, pending{scope: scope, name: name, t: t, existing: v})
 	}
 	if opts.Complete {
-		var missing []string
-		for v := range ctx.IterVariables() {
-			if _, ok := toSTDType(v.DType()); ok && (len(opts.Scopes) == 0 || inAnyScope(v.Scope(), opts.Scopes)) {
-				if _, ok := raw[v.ScopeAndName()]; !ok {
-					missing = append(missing, v.ScopeAndName())
-				}
-			}
-		}
-		if len(missing) > 0 {
-			sort.Strings(missing)
+		if missing := missingVariables(ctx, raw, opts.Scopes); len(missing) > 0 {
 			return nil, fmt.Errorf("checkpoint lacks %d variable(s) the model needs, e.g. %s", len(missing), missing[0])
 		}
 	}
@@ -371,6 +337,57 @@ func DecodeWith(ctx *context.Context, data []byte, opts LoadOptions) (meta map[s
 		ctx.InAbsPath(p.scope).Checked(false).VariableWithValue(p.name, p.t)
 	}
 	return meta, nil
+}
+
+// checkTensor checks one stored tensor before it is decoded: a supported dtype, a rank of at most 8,
+// every dimension and the element count within the file's size (a corrupt header cannot ask for
+// more memory than the file holds), the byte count matching the shape, finite values. A scalar is
+// stored with shape [1]. It returns the dtype and dims to decode into.
+func checkTensor(fullName string, td TensorData, scalar bool, fileSize int) (dt dtypes.DType, dims []int, err error) {
+	dt, ok := fromSTDType(td.DType)
+	if !ok {
+		return 0, nil, fmt.Errorf("tensor %s has unsupported dtype %s", fullName, td.DType)
+	}
+	elems := uint64(1)
+	if !scalar {
+		if len(td.Dims) > 8 {
+			return 0, nil, fmt.Errorf("tensor %s has rank %d (at most 8 supported)", fullName, len(td.Dims))
+		}
+		for _, d := range td.Dims {
+			if d > uint64(fileSize) && d > 1 { // a dimension can never exceed the file's size
+				return 0, nil, fmt.Errorf("tensor %s: dimension %d is larger than the file", fullName, d)
+			}
+			elems *= d
+			if elems > uint64(fileSize) {
+				return 0, nil, fmt.Errorf("tensor %s: shape %v is larger than the file", fullName, td.Dims)
+			}
+			dims = append(dims, int(d))
+		}
+	} else if len(td.Dims) != 1 || td.Dims[0] != 1 {
+		return 0, nil, fmt.Errorf("scalar tensor %s stored with shape %v, want [1]", fullName, td.Dims)
+	}
+	if elems*uint64(dt.Size()) != uint64(len(td.Data)) {
+		return 0, nil, fmt.Errorf("tensor %s: %d bytes for shape %v of %s", fullName, len(td.Data), dims, dt)
+	}
+	if bad := countNonFinite(dt, td.Data); bad > 0 {
+		return 0, nil, fmt.Errorf("tensor %s holds %d non-finite value(s) (NaN or Inf)", fullName, bad)
+	}
+	return dt, dims, nil
+}
+
+// missingVariables lists, sorted, the variables of ctx (in scopes, if any) of a storable dtype
+// that raw lacks.
+func missingVariables(ctx *context.Context, raw map[string]TensorData, scopes []string) []string {
+	var missing []string
+	for v := range ctx.IterVariables() {
+		if _, ok := toSTDType(v.DType()); ok && (len(scopes) == 0 || inAnyScope(v.Scope(), scopes)) {
+			if _, ok := raw[v.ScopeAndName()]; !ok {
+				missing = append(missing, v.ScopeAndName())
+			}
+		}
+	}
+	sort.Strings(missing)
+	return missing
 }
 
 func inAnyScope(varScope string, scopes []string) bool {

@@ -312,86 +312,8 @@ func (rt *rawTensor) toTensor(dir string) (*tensors.Tensor, error) {
 		return true
 	}
 	if err := t.MutableFlatData(func(flat any) {
-		switch out := flat.(type) {
-		case []float32:
-			switch {
-			case raw != nil && rt.dataType == onnxFloat:
-				if count(len(raw) / 4) {
-					for i := range out {
-						out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-					}
-				}
-			case raw != nil: // 16-bit floats
-				if count(len(raw) / 2) {
-					for i := range out {
-						out[i] = half(rt.dataType, binary.LittleEndian.Uint16(raw[2*i:]))
-					}
-				}
-			case rt.dataType == onnxFloat:
-				if count(len(rt.floats)) {
-					copy(out, rt.floats)
-				}
-			default:
-				if count(len(rt.int32s)) {
-					for i := range out {
-						out[i] = half(rt.dataType, uint16(rt.int32s[i]))
-					}
-				}
-			}
-		case []float64:
-			if raw != nil {
-				if count(len(raw) / 8) {
-					for i := range out {
-						out[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
-					}
-				}
-			} else if count(len(rt.doubles)) {
-				copy(out, rt.doubles)
-			}
-		case []int64:
-			if raw != nil {
-				if count(len(raw) / 8) {
-					for i := range out {
-						out[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
-					}
-				}
-			} else if count(len(rt.int64s)) {
-				copy(out, rt.int64s)
-			}
-		case []uint64:
-			if raw != nil {
-				if count(len(raw) / 8) {
-					for i := range out {
-						out[i] = binary.LittleEndian.Uint64(raw[8*i:])
-					}
-				}
-			} else if count(len(rt.uint64s)) {
-				copy(out, rt.uint64s)
-			}
-		case []int32:
-			fillInts(out, raw, 4, rt.int32s, count, func(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) })
-		case []uint32:
-			if raw == nil && count(len(rt.uint64s)) {
-				for i := range out {
-					out[i] = uint32(rt.uint64s[i])
-				}
-			} else if raw != nil && count(len(raw)/4) {
-				for i := range out {
-					out[i] = binary.LittleEndian.Uint32(raw[4*i:])
-				}
-			}
-		case []int16:
-			fillInts(out, raw, 2, rt.int32s, count, func(b []byte) int16 { return int16(binary.LittleEndian.Uint16(b)) })
-		case []uint16:
-			fillInts(out, raw, 2, rt.int32s, count, func(b []byte) uint16 { return binary.LittleEndian.Uint16(b) })
-		case []int8:
-			fillInts(out, raw, 1, rt.int32s, count, func(b []byte) int8 { return int8(b[0]) })
-		case []uint8:
-			fillInts(out, raw, 1, rt.int32s, count, func(b []byte) uint8 { return b[0] })
-		case []bool:
-			fillInts(out, raw, 1, rt.int32s, count, func(b []byte) bool { return b[0] != 0 })
-		default:
-			fillErr = fmt.Errorf("unsupported ONNX element type %s", typeName(rt.dataType))
+		if err := rt.fill(flat, raw, count); err != nil {
+			fillErr = err
 		}
 	}); err != nil {
 		return nil, err
@@ -401,6 +323,93 @@ func (rt *rawTensor) toTensor(dir string) (*tensors.Tensor, error) {
 		return nil, fillErr
 	}
 	return t, nil
+}
+
+// fill copies the tensor's values, from raw (raw_data or external data) or the typed fields, into
+// flat (the GoMLX tensor's data, in the dtype dtypeOf gives); count checks a value count.
+func (rt *rawTensor) fill(flat any, raw []byte, count func(have int) bool) error {
+	switch out := flat.(type) {
+	case []float32:
+		switch {
+		case raw != nil && rt.dataType == onnxFloat:
+			if count(len(raw) / 4) {
+				for i := range out {
+					out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+				}
+			}
+		case raw != nil: // 16-bit floats
+			if count(len(raw) / 2) {
+				for i := range out {
+					out[i] = half(rt.dataType, binary.LittleEndian.Uint16(raw[2*i:]))
+				}
+			}
+		case rt.dataType == onnxFloat:
+			if count(len(rt.floats)) {
+				copy(out, rt.floats)
+			}
+		default:
+			if count(len(rt.int32s)) {
+				for i := range out {
+					out[i] = half(rt.dataType, uint16(rt.int32s[i]))
+				}
+			}
+		}
+	case []float64:
+		if raw != nil {
+			if count(len(raw) / 8) {
+				for i := range out {
+					out[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+				}
+			}
+		} else if count(len(rt.doubles)) {
+			copy(out, rt.doubles)
+		}
+	case []int64:
+		if raw != nil {
+			if count(len(raw) / 8) {
+				for i := range out {
+					out[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+				}
+			}
+		} else if count(len(rt.int64s)) {
+			copy(out, rt.int64s)
+		}
+	case []uint64:
+		if raw != nil {
+			if count(len(raw) / 8) {
+				for i := range out {
+					out[i] = binary.LittleEndian.Uint64(raw[8*i:])
+				}
+			}
+		} else if count(len(rt.uint64s)) {
+			copy(out, rt.uint64s)
+		}
+	case []int32:
+		fillInts(out, raw, 4, rt.int32s, count, func(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) })
+	case []uint32:
+		if raw == nil && count(len(rt.uint64s)) {
+			for i := range out {
+				out[i] = uint32(rt.uint64s[i])
+			}
+		} else if raw != nil && count(len(raw)/4) {
+			for i := range out {
+				out[i] = binary.LittleEndian.Uint32(raw[4*i:])
+			}
+		}
+	case []int16:
+		fillInts(out, raw, 2, rt.int32s, count, func(b []byte) int16 { return int16(binary.LittleEndian.Uint16(b)) })
+	case []uint16:
+		fillInts(out, raw, 2, rt.int32s, count, func(b []byte) uint16 { return binary.LittleEndian.Uint16(b) })
+	case []int8:
+		fillInts(out, raw, 1, rt.int32s, count, func(b []byte) int8 { return int8(b[0]) })
+	case []uint8:
+		fillInts(out, raw, 1, rt.int32s, count, func(b []byte) uint8 { return b[0] })
+	case []bool:
+		fillInts(out, raw, 1, rt.int32s, count, func(b []byte) bool { return b[0] != 0 })
+	default:
+		return fmt.Errorf("unsupported ONNX element type %s", typeName(rt.dataType))
+	}
+	return nil
 }
 
 // maxElements bounds a tensor's size (2^34 values, 64 GiB of float32), so that a corrupt shape is an
