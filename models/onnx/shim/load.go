@@ -191,8 +191,25 @@ func parse(path string, data []byte) (g *Model, err error) {
 	for i, name := range gm.OutputsNames {
 		g.Outputs = append(g.Outputs, valueOf(name, gm.OutputsShapes[i]))
 	}
+	nodes, err := g.readNodes(dir)
+	if err != nil {
+		return nil, notONNX(err.Error())
+	}
+	if g.nodes, err = topoSort(nodes, g.producer); err != nil {
+		return nil, notONNX(err.Error())
+	}
+	if err := g.checkOps(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// readNodes reads the graph's nodes (from onnx-gomlx's parse, gm): their attributes (tensor
+// attributes decoded, external data relative to dir), the producer of every tensor (each produced
+// once), and every input defined somewhere.
+func (g *Model) readNodes(dir string) ([]*node, error) {
 	var nodes []*node
-	for _, np := range gm.Proto.Graph.Node {
+	for _, np := range g.gm.Proto.Graph.Node {
 		n := &node{name: np.Name, op: np.OpType, domain: np.Domain, in: np.Input, out: np.Output, attrs: map[string]*attr{}, proto: unsafe.Pointer(np)}
 		for _, ap := range np.Attribute {
 			a := &attr{typ: int(ap.Type), f: ap.F, i: ap.I, s: string(ap.S), floats: ap.Floats, ints: ap.Ints}
@@ -218,7 +235,7 @@ func parse(path string, data []byte) (g *Model, err error) {
 				continue
 			}
 			if prev, dup := g.producer[o]; dup {
-				return nil, notONNX(fmt.Sprintf("tensor %q produced by two nodes, %s and %s", o, prev, n))
+				return nil, fmt.Errorf("tensor %q produced by two nodes, %s and %s", o, prev, n)
 			}
 			g.producer[o] = n
 			g.known[o] = true
@@ -228,17 +245,11 @@ func parse(path string, data []byte) (g *Model, err error) {
 	for _, n := range nodes {
 		for _, in := range n.in {
 			if in != "" && !g.known[in] {
-				return nil, notONNX(fmt.Sprintf("node %s reads tensor %q that nothing defines", n, in))
+				return nil, fmt.Errorf("node %s reads tensor %q that nothing defines", n, in)
 			}
 		}
 	}
-	if g.nodes, err = topoSort(nodes, g.producer); err != nil {
-		return nil, notONNX(err.Error())
-	}
-	if err := g.checkOps(); err != nil {
-		return nil, err
-	}
-	return g, nil
+	return nodes, nil
 }
 
 // looksLikeModel checks that data is a well-formed protobuf message with a graph field (ModelProto
