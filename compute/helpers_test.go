@@ -26,6 +26,18 @@ func testBackend(t testing.TB) backends.Backend {
 	return testBackendVal
 }
 
+// stockBackend is unpatched SimpleGo (the reference the patched kernels are compared with),
+// finalized when the test ends.
+func stockBackend(t testing.TB) backends.Backend {
+	t.Helper()
+	stock, err := NewBackend(StockName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stock.Finalize)
+	return stock
+}
+
 // randTensor is a float64 tensor of N(0,1) entries, reproducible from seed.
 func randTensor(seed uint64, dims ...int) *tensors.Tensor {
 	rng := rand.New(rand.NewPCG(seed, 17))
