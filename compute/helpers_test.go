@@ -1,13 +1,13 @@
 package compute
 
 import (
-	"math/rand/v2"
 	"sync"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/hypernoise/hypernoise/internal/randtensor"
 )
 
 var (
@@ -40,16 +40,7 @@ func stockBackend(t testing.TB) backends.Backend {
 
 // randTensor is a float64 tensor of N(0,1) entries, reproducible from seed.
 func randTensor(seed uint64, dims ...int) *tensors.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 17))
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	flat := make([]float64, n)
-	for i := range flat {
-		flat[i] = rng.NormFloat64()
-	}
-	return tensors.FromFlatDataAndDimensions(flat, dims...)
+	return randtensor.Normal[float64](seed, 17, dims...)
 }
 
 // eval runs fn once on the inputs and returns its outputs as float64 slices.
