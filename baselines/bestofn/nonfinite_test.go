@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/hypernoise/hypernoise/baselines/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testgen"
 	"github.com/hypernoise/hypernoise/hypernet"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/baselines/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testgen"
 	"github.com/hypernoise/hypernoise/hypernet"
 )
 

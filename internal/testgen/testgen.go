@@ -1,4 +1,5 @@
-// Package testgen holds small generators and rewards for the baselines' tests.
+// Package testgen holds the test backend and small generators and rewards shared by the tests of
+// the hypernetwork and the baselines.
 package testgen
 
 import (
