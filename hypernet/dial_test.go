@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestDialLearnsTiltOfGaussianAtEveryBeta: with g = identity and r(x) = a.x, the tilted noise law
 // at beta is N(a/beta, I), so the exact optimum is the shift f = a/beta (J_f = 0). One dial
 // trained over beta in [0.5, 2] with the logdet regularizer must give that shift at each beta.
 func TestDialLearnsTiltOfGaussianAtEveryBeta(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	a := []float32{0.6, -0.3}
 	ctx := testgen.Seeded(1)
 	testgen.SetIdentity(ctx)
@@ -47,7 +48,7 @@ func TestDialLearnsTiltOfGaussianAtEveryBeta(t *testing.T) {
 // TestLogDetLearnsTiltOfGaussian: the logdet regularizer on an ordinary modulator reaches the
 // exact optimum f = a/beta.
 func TestLogDetLearnsTiltOfGaussian(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	beta := 0.5
 	a := []float32{0.6, -0.3}
 	ctx := testgen.Seeded(1)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestLRFactor: the cosine schedule is the warm-up's ramp, then 1 at the warm-up's end, 1/2
@@ -32,7 +33,7 @@ func TestLRFactor(t *testing.T) {
 // TestTimeBudget: a budget far below one step's time stops the run after the probe steps, one far
 // above leaves Steps as it is; the result's configuration records the steps done.
 func TestTimeBudget(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	for _, c := range []struct {
 		budget float64
 		want   int

@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/ckpt"
 	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // linearProblem's loss is k * (w . c) (+ extra(eps), per sample) for one trainable vector w
@@ -58,7 +59,7 @@ func TestWarmupFactor(t *testing.T) {
 
 // TestWarmupApplied: with plain SGD on a linear loss, w after n steps is w0 - lr*c*Σ_k factor(k).
 func TestWarmupApplied(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	c := []float32{1, -2}
 	for _, n := range []int{2, 6} {
 		ctx := context.New()
@@ -84,7 +85,7 @@ func TestWarmupApplied(t *testing.T) {
 // TestClipping: a gradient of norm 100*|c| is scaled to norm ClipNorm, so one SGD step moves w by
 // exactly lr*ClipNorm along -c/|c|; the reported norm is the one before clipping.
 func TestClipping(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	c := []float32{3, 4} // |c| = 5
 	ctx := context.New()
 	cfg := plainSGD(1, 0.5)
@@ -118,7 +119,7 @@ func TestClipping(t *testing.T) {
 // steps must change nothing (weights nor momentum) and be counted. The expected trajectory is
 // simulated on the host from the same noise (TrainingBatch).
 func TestNonFiniteStepsSkipped(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	c := []float32{1, -2}
 	const thr = 1.8
 	nanIfLarge := func(eps *Node) *Node {
@@ -174,7 +175,7 @@ func TestNonFiniteStepsSkipped(t *testing.T) {
 // above the default quarter; and every step, with a loss that is always NaN) fails, naming the
 // count, and writes no final checkpoint.
 func TestSkippedShareFails(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	for _, thr := range []float64{1.8, -1} {
 		nanIfLarge := func(eps *Node) *Node {
 			big := GreaterThan(ReduceAllMax(Abs(eps)), Scalar(eps.Graph(), dtypes.Float32, thr))
@@ -199,7 +200,7 @@ func TestSkippedShareFails(t *testing.T) {
 // TestAdamWFirstStep: Adam's first bias-corrected step is lr*g/(|g|+eps) per coordinate, after
 // the decoupled decay w(1 - lr*wd).
 func TestAdamWFirstStep(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := context.New()
 	cfg := DefaultAdamW()
 	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WeightDecay, cfg.WarmupSteps, cfg.ClipNorm = 1, 2, 0.1, 0.5, 0, 0
@@ -298,7 +299,7 @@ func hyperProblem(t *testing.T) (*mlpGen, *Problem) {
 // TestResumeMatchesUninterrupted: 6 steps, a checkpoint, then 6 more from a fresh context, equals
 // 12 uninterrupted steps (AdamW with warm-up, so the optimizer state and the schedule matter).
 func TestResumeMatchesUninterrupted(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	cfg := DefaultAdamW()
 	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.Seed = 12, 8, 1e-2, 5, 9
 
@@ -373,7 +374,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 
 // TestSeeded: the same seed gives the same trained modulator, another seed another one.
 func TestSeeded(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	run := func(seed int64) map[string][]float32 {
 		gen, p := hyperProblem(t)
 		ctx := testgen.Seeded(4)
@@ -403,7 +404,7 @@ func TestSeeded(t *testing.T) {
 }
 
 func TestTrainConfigErrors(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	base := plainSGD(3, 0.1)
 	for _, c := range []struct {
 		mod  func(*TrainConfig)
@@ -445,7 +446,7 @@ func TestTrainConfigErrors(t *testing.T) {
 // TestModulatorsStartAsIdentity: both modulators output exactly zero at initialization, so
 // HyperNoise sampling equals base sampling.
 func TestModulatorsStartAsIdentity(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	gen := &mlpGen{prompts: []string{"a", "b"}}
 	ctx := testgen.Seeded(2)
 	initGen(t, b, ctx, gen)
@@ -511,7 +512,7 @@ func TestModulatorsStartAsIdentity(t *testing.T) {
 // N(a/beta, I), reached by the constant residual f = a/beta; both the surrogate and the exact KL
 // have it as their optimum. The MLP modulator must find it.
 func TestHyperNoiseLearnsTiltOfGaussian(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	beta := 0.5
 	a := []float32{0.6, -0.3}
 	for _, reg := range []Regularizer{RegKL, RegExactKL} {
@@ -551,7 +552,7 @@ func TestConstructorErrors(t *testing.T) {
 	if _, err := NewProblem(gen, struct{ identityModulator }{}, Objective{Reward: linearReward(1, 0), Reg: RegKL, Beta: 1}); err == nil || !strings.Contains(err.Error(), "scope") {
 		t.Errorf("unscoped modulator: %v", err)
 	}
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	s, err := NewSampler(b, context.New(), gen, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -570,7 +571,7 @@ func (identityModulator) Residual(ctx *context.Context, eps, prompts *Node) *Nod
 }
 
 func TestSaveLoadWeights(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	gen, p := hyperProblem(t)
 	ctx := testgen.Seeded(4)
 	initGen(t, b, ctx, gen)
