@@ -7,7 +7,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/rewards"
 )
 
@@ -28,10 +28,7 @@ var gaussianSlope = []float32{1, -0.5}
 // r(x) = gaussianSlope.x.
 func gaussianPool(t *testing.T, seed uint64) *Resampler {
 	t.Helper()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := testutil.Backend(t)
 	a := gaussianSlope
 	reward := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
 		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), a), 0)), -1)
