@@ -8,14 +8,12 @@ import (
 	"github.com/gomlx/gomlx/backends"
 
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // BenchmarkHypernetStep times the HyperNoise training step (go test -bench HypernetStep -cpuprofile).
 func BenchmarkHypernetStep(b *testing.B) {
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		b.Fatal(err)
-	}
+	backend := testutil.Backend(b)
 	defer backend.Finalize()
 	hn, err := hypernetStep(backend, nil, max(b.N, 5))
 	if err != nil {
@@ -45,10 +43,7 @@ func BenchmarkConvStepOps(b *testing.B) {
 // op kinds that took the most time.
 func opProfile(b *testing.B, rows int, step func(backends.Backend) (float64, error)) {
 	compute.EnableOpTimes()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		b.Fatal(err)
-	}
+	backend := testutil.Backend(b)
 	defer backend.Finalize()
 	compute.OpTimes() // reset
 	ms, err := step(backend)

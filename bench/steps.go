@@ -21,6 +21,7 @@ import (
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/internal/randtensor"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
@@ -157,17 +158,9 @@ func sampleTime(backend backends.Backend, hn *hypernetBench) (float64, error) {
 	return float64(best) / 1e6 / hnBatch, nil
 }
 
+// randFloat32 is a float32 tensor of N(0,1) entries, reproducible from seed.
 func randFloat32(seed uint64, dims ...int) *tensors.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 3))
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	flat := make([]float32, n)
-	for i := range flat {
-		flat[i] = float32(rng.NormFloat64())
-	}
-	return tensors.FromFlatDataAndDimensions(flat, dims...)
+	return randtensor.Normal[float32](seed, 3, dims...)
 }
 
 // stepTime compiles a training step, runs warmSteps untimed and steps timed, and returns the median

@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/layers"
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+	"github.com/hypernoise/hypernoise/internal/randtensor"
 )
 
 // Benchmarks (run one at a time, e.g. go test -run XXX -bench . -benchtime=3x ./compute/):
@@ -27,17 +28,9 @@ import (
 // Each reports s/step (or GFLOP/s); the second variant also reports its speed-up over the first when both
 // ran in the same process.
 
+// randFloat32 is a float32 tensor of N(0,1) entries, reproducible from seed.
 func randFloat32(seed uint64, dims ...int) *tensors.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 3))
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	flat := make([]float32, n)
-	for i := range flat {
-		flat[i] = float32(rng.NormFloat64())
-	}
-	return tensors.FromFlatDataAndDimensions(flat, dims...)
+	return randtensor.Normal[float32](seed, 3, dims...)
 }
 
 func benchBackend(b *testing.B) backends.Backend {

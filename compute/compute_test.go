@@ -459,11 +459,8 @@ func TestNewBackend(t *testing.T) {
 // TestStockLacksPad documents why the patched backend exists; if a GoMLX upgrade implements Pad in
 // SimpleGo this logs it, and the composition here can go.
 func TestStockLacksPad(t *testing.T) {
-	stock, err := NewBackend(StockName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = graph.ExecOnce(stock, func(x *graph.Node) *graph.Node {
+	stock := stockBackend(t)
+	_, err := graph.ExecOnce(stock, func(x *graph.Node) *graph.Node {
 		return graph.Pad(x, graph.ScalarZero(x.Graph(), x.DType()), graph.PadAxis{Start: 1})
 	}, []float32{1, 2})
 	if err == nil {

@@ -126,11 +126,7 @@ func ExampleCheckGradient_conv() {
 // direct convolution on every variant, in float64.
 func TestConvLoweringMatchesStock(t *testing.T) {
 	fast := testBackend(t)
-	stock, err := NewBackend(StockName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stock.Finalize()
+	stock := stockBackend(t)
 	before, beforeScatter, beforePadded := statConvLowered.Load(), statConvScatter.Load(), statIm2colPadded.Load()
 	beforeFused := statConvFused.Load()
 	narrow := 0

@@ -21,11 +21,7 @@ func TestConvGemmFused(t *testing.T) {
 		t.Skip("no GEMM library: the fused convolution is not built")
 	}
 	fast := testBackend(t)
-	stock, err := NewBackend(StockName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stock.Finalize()
+	stock := stockBackend(t)
 	saved := convGemmParts
 	defer func() { convGemmParts = saved; convFuseOn.Store(true); convDNNLOn.Store(true) }()
 	dnnlModes := []bool{false}

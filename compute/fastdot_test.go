@@ -71,11 +71,7 @@ func TestFastPathInUse(t *testing.T) {
 // ones, between the patched backend and unpatched SimpleGo.
 func TestFastDotMatchesStock(t *testing.T) {
 	fast := testBackend(t)
-	stock, err := NewBackend(StockName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stock.Finalize()
+	stock := stockBackend(t)
 	cases := append([]gradCase{}, matmulCases...)
 	cases = append(cases,
 		gradCase{"dense/large", dg([]int{1}, nil, []int{0}, nil), [][]int{{33, 130}, {130, 70}}},

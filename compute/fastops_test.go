@@ -17,11 +17,7 @@ import (
 // strided middle axis, broadcasting on leading, middle and trailing axes, both operands broadcast.
 func TestFastOpsMatchStock(t *testing.T) {
 	fast := testBackend(t)
-	stock, err := NewBackend(StockName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stock.Finalize()
+	stock := stockBackend(t)
 	slice := func(specs ...graph.SliceAxisSpec) func(in []*graph.Node) *graph.Node {
 		return func(in []*graph.Node) *graph.Node { return graph.Slice(in[0], specs...) }
 	}

@@ -1,13 +1,13 @@
 package compute
 
 import (
-	"math/rand/v2"
 	"sync"
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/hypernoise/hypernoise/internal/randtensor"
 )
 
 var (
@@ -26,18 +26,21 @@ func testBackend(t testing.TB) backends.Backend {
 	return testBackendVal
 }
 
+// stockBackend is unpatched SimpleGo (the reference the patched kernels are compared with),
+// finalized when the test ends.
+func stockBackend(t testing.TB) backends.Backend {
+	t.Helper()
+	stock, err := NewBackend(StockName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stock.Finalize)
+	return stock
+}
+
 // randTensor is a float64 tensor of N(0,1) entries, reproducible from seed.
 func randTensor(seed uint64, dims ...int) *tensors.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 17))
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	flat := make([]float64, n)
-	for i := range flat {
-		flat[i] = rng.NormFloat64()
-	}
-	return tensors.FromFlatDataAndDimensions(flat, dims...)
+	return randtensor.Normal[float64](seed, 17, dims...)
 }
 
 // eval runs fn once on the inputs and returns its outputs as float64 slices.

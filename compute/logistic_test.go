@@ -52,11 +52,7 @@ func sigmoidInputs() []float32 {
 // last place of SimpleGo's.
 func TestLogisticKernelInUse(t *testing.T) {
 	fast := testBackend(t)
-	stock, err := NewBackend(StockName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stock.Finalize()
+	stock := stockBackend(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{1, 7, 4099, logisticParallelMin + 3} {
 		flat := make([]float32, n)

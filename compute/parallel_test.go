@@ -98,11 +98,7 @@ func TestParallelKernelsMatchOnePass(t *testing.T) {
 // only when large, and a broadcast operand) on the patched backend and on unpatched SimpleGo.
 func TestLargeBinaryMatchesStock(t *testing.T) {
 	fast := testBackend(t)
-	stock, err := NewBackend(StockName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stock.Finalize()
+	stock := stockBackend(t)
 	for _, c := range []struct {
 		name string
 		f    func(a, b *graph.Node) *graph.Node

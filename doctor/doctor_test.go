@@ -5,13 +5,11 @@ import (
 	"testing"
 
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 func TestCheckReportsAMeasuredMatmul(t *testing.T) {
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := testutil.Backend(t)
 	rep, err := Check(backend, 64)
 	if err != nil {
 		t.Fatal(err)

@@ -16,11 +16,11 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/export"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	_ "github.com/hypernoise/hypernoise/models"
 	"github.com/hypernoise/hypernoise/models/onnx/shim"
 	"github.com/hypernoise/hypernoise/pipeline"
@@ -183,14 +183,6 @@ func exitStderr(err error) string {
 	return ""
 }
 
-func backend(t *testing.T) backends.Backend {
-	be, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return be
-}
-
 func load(t *testing.T, be backends.Backend, ref string) *family.Model {
 	m, err := family.Load(ref, be)
 	if err != nil {
@@ -203,7 +195,7 @@ func load(t *testing.T, be backends.Backend, ref string) *family.Model {
 // fed to the generator), adapters folded into three convolutions, the output layer reduced to its
 // LoRA term.
 func TestExportLoRAConv(t *testing.T) {
-	be := backend(t)
+	be := testutil.Backend(t)
 	m := load(t, be, "onnx:../models/onnx/testdata/spec.json")
 	roundTrip(t, be, m, trained(t, be, m, "score=1", infer.ModulatorSpec{Kind: infer.KindLoRA, Rank: 4}, nil))
 }
@@ -211,14 +203,14 @@ func TestExportLoRAConv(t *testing.T) {
 // TestExportLoRAText: the LoRA hypernetwork on the tiny text-to-image fixture (attention blocks
 // whose MatMul and Gemm weights take adapters, text embeddings looked up from the spec's table).
 func TestExportLoRAText(t *testing.T) {
-	be := backend(t)
+	be := testutil.Backend(t)
 	m := load(t, be, "onnx:../models/onnx/testdata/t2i_emb.json")
 	roundTrip(t, be, m, trained(t, be, m, "clip=1", infer.ModulatorSpec{Kind: infer.KindLoRA, Rank: 4}, nil))
 }
 
 // TestExportMLP: the MLP modulator on an imported model and on the embedded default.
 func TestExportMLP(t *testing.T) {
-	be := backend(t)
+	be := testutil.Backend(t)
 	m := load(t, be, "onnx:../models/onnx/testdata/spec.json")
 	roundTrip(t, be, m, trained(t, be, m, "score=1", infer.ModulatorSpec{Kind: infer.KindMLP, Hidden: 32, Layers: 2}, nil))
 	fm := load(t, be, "fashion")
@@ -228,7 +220,7 @@ func TestExportMLP(t *testing.T) {
 // TestExportDial: a tilt dial is exported at the beta it serves by default, its beta features
 // folded into the biases.
 func TestExportDial(t *testing.T) {
-	be := backend(t)
+	be := testutil.Backend(t)
 	m := load(t, be, "onnx:../models/onnx/testdata/spec.json")
 	f := trained(t, be, m, "score=1", infer.ModulatorSpec{Kind: infer.KindDial, Hidden: 32, Layers: 2, BetaRange: [2]float64{0.1, 2}},
 		func(o *pipeline.TrainOptions) { o.Reg, o.Beta = hypernet.RegKL, 0.5 })
@@ -238,7 +230,7 @@ func TestExportDial(t *testing.T) {
 // TestExportRefusesLoRAOnEmbedded: the embedded generator is Go code, not an ONNX graph, so its
 // LoRA hypernetwork cannot be exported; the error says which hypernetworks can.
 func TestExportRefusesLoRAOnEmbedded(t *testing.T) {
-	be := backend(t)
+	be := testutil.Backend(t)
 	fm := load(t, be, "fashion")
 	f := trained(t, be, fm, "align=1", infer.ModulatorSpec{Kind: infer.KindLoRA, Rank: 2}, func(o *pipeline.TrainOptions) { o.Train.Steps = 1 })
 	_, err := export.ONNX(f, fm)

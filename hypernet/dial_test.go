@@ -5,43 +5,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
-
-// meanResidual samples n noises through mod and returns the mean of eps' - eps.
-func meanResidual(t *testing.T, b backends.Backend, ctx *context.Context, gen hypernoise.Generator, mod hypernoise.Modulator, n int) [2]float64 {
-	t.Helper()
-	s, err := NewSampler(b, ctx, gen, mod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Finalize()
-	eps := NoiseTensor(2, 3, n, []int{2})
-	_, ep, _, err := s.Sample(eps, tensors.FromFlatDataAndDimensions(make([]int32, n), n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e0, e1 := tensors.MustCopyFlatData[float32](eps), tensors.MustCopyFlatData[float32](ep)
-	var mean [2]float64
-	for i := range n {
-		for j := range 2 {
-			mean[j] += float64(e1[2*i+j]-e0[2*i+j]) / float64(n)
-		}
-	}
-	return mean
-}
 
 // TestDialLearnsTiltOfGaussianAtEveryBeta: with g = identity and r(x) = a.x, the tilted noise law
 // at beta is N(a/beta, I), so the exact optimum is the shift f = a/beta (J_f = 0). One dial
 // trained over beta in [0.5, 2] with the logdet regularizer must give that shift at each beta.
 func TestDialLearnsTiltOfGaussianAtEveryBeta(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	a := []float32{0.6, -0.3}
-	ctx := seededCtx(1)
-	setIdentity(ctx)
+	ctx := testgen.Seeded(1)
+	testgen.SetIdentity(ctx)
 	gen := identityGen{}
 	dial, err := NewDialMLP(gen.NoiseShape(), 0, 32, 2, 0.5, 2, "")
 	if err != nil {
@@ -51,12 +26,7 @@ func TestDialLearnsTiltOfGaussianAtEveryBeta(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultAdamW()
-	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.WeightDecay = 1200, 64, 1e-2, 10, 0
-	res, err := Train(b, ctx, p, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := trainTilt(t, b, ctx, p, 1200)
 	if res.Skipped > 0 {
 		t.Errorf("%d steps skipped", res.Skipped)
 	}
@@ -78,11 +48,11 @@ func TestDialLearnsTiltOfGaussianAtEveryBeta(t *testing.T) {
 // TestLogDetLearnsTiltOfGaussian: the logdet regularizer on an ordinary modulator reaches the
 // exact optimum f = a/beta.
 func TestLogDetLearnsTiltOfGaussian(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	beta := 0.5
 	a := []float32{0.6, -0.3}
-	ctx := seededCtx(1)
-	setIdentity(ctx)
+	ctx := testgen.Seeded(1)
+	testgen.SetIdentity(ctx)
 	gen := identityGen{}
 	mod, err := NewMLP(gen.NoiseShape(), 0, 16, 1, "")
 	if err != nil {
@@ -92,15 +62,11 @@ func TestLogDetLearnsTiltOfGaussian(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultAdamW()
-	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.WeightDecay = 600, 64, 1e-2, 10, 0
-	res, err := Train(b, ctx, p, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	const steps = 600
+	res := trainTilt(t, b, ctx, p, steps)
 	for _, name := range []string{"logdet_series", "logdet_gain", "logdet_diverged", "logdet_bound"} {
-		if len(res.Metrics[name]) != cfg.Steps {
-			t.Errorf("metric %s: %d values for %d steps", name, len(res.Metrics[name]), cfg.Steps)
+		if len(res.Metrics[name]) != steps {
+			t.Errorf("metric %s: %d values for %d steps", name, len(res.Metrics[name]), steps)
 		}
 	}
 	mean := meanResidual(t, b, ctx, gen, mod, 2000)

@@ -9,19 +9,9 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/nn"
 	"github.com/hypernoise/hypernoise/rewards"
 )
-
-func testBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // mlpGen is a small nonlinear generator g(eps) for eps [B, 2] (or [B, 2, 1] with shape3), built
 // from nn layers, unconditional or with prompts (an embedding added to the hidden layer).
@@ -52,7 +42,8 @@ func (g *mlpGen) Backbone(ctx *context.Context, eps, prompts *Node) *Node {
 	return Reshape(nn.OutputDense(ctx.In("out"), h, 2), eps.Shape().Dimensions...)
 }
 
-// identityGen is g(eps) = eps, a single output layer whose weights are set to the identity.
+// identityGen is g(eps) = eps, a single output layer whose weights testgen.SetIdentity sets to the
+// identity (testgen.IdentityGen with a Backbone).
 type identityGen struct{}
 
 func (identityGen) Name() string      { return "identity" }
@@ -65,24 +56,12 @@ func (identityGen) Backbone(ctx *context.Context, eps, prompts *Node) *Node {
 	return nn.OutputDense(ctx.In("id"), eps, 2)
 }
 
-func setIdentity(ctx *context.Context) {
-	ctx.In("id").VariableWithValue("weights", [][]float32{{1, 0}, {0, 1}})
-	ctx.In("id").VariableWithValue("biases", []float32{0, 0})
-}
-
 // linearReward is r(x) = a . x for x [B, 2].
 func linearReward(a0, a1 float32) hypernoise.Reward {
 	return rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
 		a := Const(x.Graph(), []float32{a0, a1})
 		return ReduceSum(Mul(Reshape(x, x.Shape().Dim(0), 2), ExpandAxes(a, 0)), -1)
 	}}
-}
-
-func seededCtx(seed int64) *context.Context {
-	ctx := context.New()
-	ctx.SetParam(context.ParamInitialSeed, seed)
-	_ = ctx.SetRNGStateFromSeed(seed)
-	return ctx
 }
 
 // initGen builds the generator once so that its (random, seeded) weights exist in ctx.
@@ -95,6 +74,43 @@ func initGen(t *testing.T, b backends.Backend, ctx *context.Context, g hypernois
 	}, eps, prompts); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// trainTilt trains p, a problem that learns the tilt of a Gaussian under the identity generator,
+// for steps AdamW steps of batch 64 (learning rate 1e-2 after 10 warm-up steps, no weight decay),
+// failing the test on an error.
+func trainTilt(t *testing.T, b backends.Backend, ctx *context.Context, p *Problem, steps int) *TrainResult {
+	t.Helper()
+	cfg := DefaultAdamW()
+	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.WeightDecay = steps, 64, 1e-2, 10, 0
+	res, err := Train(b, ctx, p, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// meanResidual samples n noises through mod and returns the mean of eps' - eps.
+func meanResidual(t *testing.T, b backends.Backend, ctx *context.Context, gen hypernoise.Generator, mod hypernoise.Modulator, n int) [2]float64 {
+	t.Helper()
+	s, err := NewSampler(b, ctx, gen, mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Finalize()
+	eps := NoiseTensor(2, 3, n, []int{2})
+	_, ep, _, err := s.Sample(eps, tensors.FromFlatDataAndDimensions(make([]int32, n), n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e0, e1 := tensors.MustCopyFlatData[float32](eps), tensors.MustCopyFlatData[float32](ep)
+	var mean [2]float64
+	for i := range n {
+		for j := range 2 {
+			mean[j] += float64(e1[2*i+j]-e0[2*i+j]) / float64(n)
+		}
+	}
+	return mean
 }
 
 // values copies the float32 variables under scope, by path.

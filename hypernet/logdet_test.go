@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -75,7 +76,7 @@ func newLogDetCase(d int, seed uint64, lip float64) logDetCase {
 // It returns the value and the gradient of that value with respect to (W1, b, W2).
 func (c logDetCase) bruteForce(t *testing.T) (float64, []float64) {
 	t.Helper()
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	jac, err := NewExec(b, func(x, w1, b1, w2 *Node) *Node {
 		return JacobianRows(x, residualMap(x, w1, b1, w2, c.s))
 	})
@@ -139,7 +140,7 @@ func (c logDetCase) inputs(m int) []any {
 // are independent estimates), and returns them with the gradient of their mean.
 func (c logDetCase) estimate(t *testing.T, m int, cfg LogDet, seed uint64) (vals, grad []float64, s Series0) {
 	t.Helper()
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	r := rand.New(rand.NewPCG(seed, 11))
 	probes := make([]float64, m*c.d)
 	for i := range probes {

@@ -35,19 +35,30 @@ func NewLoRA(backbone hypernoise.Backbone, rank int, alpha float64, prefix strin
 	if backbone == nil {
 		return nil, fmt.Errorf("LoRA modulator: nil backbone")
 	}
+	alpha, prefix, err := LoRAParams("LoRA modulator", "rank", rank, alpha, prefix, "hypernet")
+	if err != nil {
+		return nil, err
+	}
+	return &LoRA{Backbone: backbone, Rank: rank, Alpha: alpha, Prefix: prefix}, nil
+}
+
+// LoRAParams checks the rank and the scope prefix of LoRA adapters and fills in the defaults:
+// alpha <= 0 means 2*rank, prefix "" means defaultPrefix. Errors start with what and call the
+// rank rankName ("LoRA modulator: rank must be positive, got 0").
+func LoRAParams(what, rankName string, rank int, alpha float64, prefix, defaultPrefix string) (float64, string, error) {
 	if rank <= 0 {
-		return nil, fmt.Errorf("LoRA modulator: rank must be positive, got %d", rank)
+		return 0, "", fmt.Errorf("%s: %s must be positive, got %d", what, rankName, rank)
 	}
 	if alpha <= 0 {
 		alpha = 2 * float64(rank)
 	}
 	if prefix == "" {
-		prefix = "hypernet"
+		prefix = defaultPrefix
 	}
 	if strings.Contains(prefix, context.ScopeSeparator) {
-		return nil, fmt.Errorf("LoRA modulator: prefix %q must be a single scope name", prefix)
+		return 0, "", fmt.Errorf("%s: prefix %q must be a single scope name", what, prefix)
 	}
-	return &LoRA{Backbone: backbone, Rank: rank, Alpha: alpha, Prefix: prefix}, nil
+	return alpha, prefix, nil
 }
 
 // Name returns "lora".

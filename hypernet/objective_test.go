@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 func eval(t *testing.T, b backends.Backend, fn func(g *Graph) *Node) []float64 {
@@ -55,7 +56,7 @@ var (
 
 // TestRegularizersHandComputed checks each term against values computed by hand.
 func TestRegularizersHandComputed(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	near(t, "KLSurrogate", eval(t, b, func(g *Graph) *Node { return KLSurrogate(Const(g, testF)) }), []float64{2.5, 0.5}, 1e-6)
 	near(t, "MeanSquare", eval(t, b, func(g *Graph) *Node { return MeanSquare(Const(g, testF)) }), []float64{2.5, 0.5}, 1e-6)
 	// eps + f = [[1.5, 2], [1, 0]]: norms 2.5 and 1; D = 2.
@@ -69,7 +70,7 @@ func TestRegularizersHandComputed(t *testing.T) {
 
 // TestObjectiveTerms checks the per-sample loss of every regularizer for r(x) = x0 + 2 x1.
 func TestObjectiveTerms(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	reward := linearReward(1, 2) // r = [3, 2] on testX
 	chi := []float64{0.5*6.25 - math.Log(2.5), 0.5}
 	for _, c := range []struct {
@@ -95,7 +96,7 @@ func TestObjectiveTerms(t *testing.T) {
 // TestMeanSquareMapping checks the documented mapping: the reference loss w*mean(f^2) - r equals
 // beta times the paper's loss 1/2||f||^2 - r/beta for beta = 2w/D.
 func TestMeanSquareMapping(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	w := 0.5
 	d := 2.0
 	beta := 2 * w / d
@@ -116,7 +117,7 @@ func TestMeanSquareMapping(t *testing.T) {
 
 // TestExactKLLinear: for f(eps) = eps M the Jacobian is M^T, so log|det(I + J)| = log|det(I + M)|.
 func TestExactKLLinear(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	m := [][]float32{{0.5, 0.2}, {-0.1, 0.3}}
 	logdet := math.Log(1.5*1.3 - 0.2*(-0.1))
 	got := eval(t, b, func(g *Graph) *Node {
@@ -131,7 +132,7 @@ func TestExactKLLinear(t *testing.T) {
 // TestExactKLUnbiased: the mean of the per-sample estimate over eps ~ N(0, I) is the exact
 // KL(N(0, A A^T) || N(0, I)) = 1/2 (tr(A A^T) - 2 - log det(A A^T)) for T(eps) = A eps, A = I + M^T.
 func TestExactKLUnbiased(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	m := [][]float64{{0.5, 0.2}, {-0.1, 0.3}}
 	a := [2][2]float64{{1 + m[0][0], m[1][0]}, {m[0][1], 1 + m[1][1]}}
 	tr := a[0][0]*a[0][0] + a[0][1]*a[0][1] + a[1][0]*a[1][0] + a[1][1]*a[1][1]
@@ -171,7 +172,7 @@ var (
 // TestLogDetAgainstFiniteDifferences compares LogDetJacobian (reverse mode, per row) with
 // log|det(I + J)| for J from central finite differences, in float64.
 func TestLogDetAgainstFiniteDifferences(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	pts := [][]float64{{0.3, -1.2}, {1.5, 0.4}, {-0.7, -0.1}}
 	got := eval(t, b, func(g *Graph) *Node {
 		eps := Const(g, pts)
@@ -213,7 +214,7 @@ func TestLogDetAgainstFiniteDifferences(t *testing.T) {
 // TestExactKLGradient checks the exact KL's gradient with respect to the network weights, which
 // runs reverse mode through the Jacobian (second order), against finite differences.
 func TestExactKLGradient(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	inputs := []*tensors.Tensor{
 		tensors.FromValue([][]float64{{0.3, -1.2}, {1.5, 0.4}, {-0.7, -0.1}}),
 		tensors.FromValue(w1), tensors.FromValue(b1), tensors.FromValue(w2),

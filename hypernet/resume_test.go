@@ -9,6 +9,7 @@ import (
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // smallRun trains the linear problem for steps with a checkpoint folder.
@@ -21,7 +22,7 @@ func smallRun(t *testing.T, dir string, steps int, mod func(*TrainConfig)) (*con
 		mod(&cfg)
 	}
 	ctx := context.New()
-	res, err := Train(testBackend(t), ctx, linearProblem(1, []float32{1, 1}, []float32{0, 0}, nil), cfg, nil)
+	res, err := Train(testutil.Backend(t), ctx, linearProblem(1, []float32{1, 1}, []float32{0, 0}, nil), cfg, nil)
 	return ctx, res, err
 }
 
@@ -96,7 +97,7 @@ func TestNonFiniteStops(t *testing.T) {
 		return l, m
 	}
 	ctx := context.New()
-	res, err := Train(testBackend(t), ctx, p, cfg, nil)
+	res, err := Train(testutil.Backend(t), ctx, p, cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "not finite for 10 consecutive steps") {
 		t.Fatalf("err = %v, want a stop after 10 non-finite steps", err)
 	}
@@ -111,7 +112,7 @@ func TestNonFiniteStops(t *testing.T) {
 	// Resuming from what is on disk loads finite weights and stops the same way.
 	cfg.Resume = true
 	ctx2 := context.New()
-	if _, err := Train(testBackend(t), ctx2, p, cfg, nil); err == nil || !strings.Contains(err.Error(), "not finite") {
+	if _, err := Train(testutil.Backend(t), ctx2, p, cfg, nil); err == nil || !strings.Contains(err.Error(), "not finite") {
 		t.Fatalf("resume: err = %v", err)
 	}
 }

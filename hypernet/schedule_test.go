@@ -3,6 +3,9 @@ package hypernet
 import (
 	"math"
 	"testing"
+
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestLRFactor: the cosine schedule is the warm-up's ramp, then 1 at the warm-up's end, 1/2
@@ -30,7 +33,7 @@ func TestLRFactor(t *testing.T) {
 // TestTimeBudget: a budget far below one step's time stops the run after the probe steps, one far
 // above leaves Steps as it is; the result's configuration records the steps done.
 func TestTimeBudget(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	for _, c := range []struct {
 		budget float64
 		want   int
@@ -38,7 +41,7 @@ func TestTimeBudget(t *testing.T) {
 		cfg := DefaultAdamW()
 		cfg.Steps, cfg.BatchSize, cfg.Schedule, cfg.BudgetSeconds = 40, 4, ScheduleCosine, c.budget
 		gen, p := hyperProblem(t)
-		ctx := seededCtx(1)
+		ctx := testgen.Seeded(1)
 		initGen(t, b, ctx, gen)
 		res, err := Train(b, ctx, p, cfg, nil)
 		if err != nil {

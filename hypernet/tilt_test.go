@@ -8,6 +8,8 @@ import (
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/rewards"
 )
 
@@ -38,7 +40,7 @@ func TestTiltBetaRoundTrip(t *testing.T) {
 // loss's scale), mean-sq at MeanSquareWeight(beta) and kl at beta move the weights the same way
 // (their losses differ by the constant factor beta), and mean-sq at another beta does not.
 func TestMeanSquareHonoursBeta(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	cfg := DefaultAdamW()
 	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.ClipNorm, cfg.AdamEps, cfg.Seed = 10, 8, 1e-2, 2, 0, 1e-12, 3
 	train := func(obj Objective) map[string][]float32 {
@@ -52,7 +54,7 @@ func TestMeanSquareHonoursBeta(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := seededCtx(4)
+		ctx := testgen.Seeded(4)
 		initGen(t, b, ctx, gen)
 		if _, err := Train(b, ctx, p, cfg, nil); err != nil {
 			t.Fatal(err)
@@ -84,9 +86,9 @@ func TestMeanSquareHonoursBeta(t *testing.T) {
 // sqrt(5) (within sampling error), the normalized reward's spread is 1, and a constant reward is
 // refused by name.
 func TestRewardSpread(t *testing.T) {
-	b := testBackend(t)
-	ctx := seededCtx(1)
-	setIdentity(ctx)
+	b := testutil.Backend(t)
+	ctx := testgen.Seeded(1)
+	testgen.SetIdentity(ctx)
 	sum, err := rewards.NewSum(rewards.Term{Reward: linearReward(1, 2), Weight: 3})
 	if err != nil {
 		t.Fatal(err)

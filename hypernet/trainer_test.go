@@ -14,6 +14,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/ckpt"
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // linearProblem's loss is k * (w . c) (+ extra(eps), per sample) for one trainable vector w
@@ -57,7 +59,7 @@ func TestWarmupFactor(t *testing.T) {
 
 // TestWarmupApplied: with plain SGD on a linear loss, w after n steps is w0 - lr*c*Σ_k factor(k).
 func TestWarmupApplied(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	c := []float32{1, -2}
 	for _, n := range []int{2, 6} {
 		ctx := context.New()
@@ -83,7 +85,7 @@ func TestWarmupApplied(t *testing.T) {
 // TestClipping: a gradient of norm 100*|c| is scaled to norm ClipNorm, so one SGD step moves w by
 // exactly lr*ClipNorm along -c/|c|; the reported norm is the one before clipping.
 func TestClipping(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	c := []float32{3, 4} // |c| = 5
 	ctx := context.New()
 	cfg := plainSGD(1, 0.5)
@@ -117,7 +119,7 @@ func TestClipping(t *testing.T) {
 // steps must change nothing (weights nor momentum) and be counted. The expected trajectory is
 // simulated on the host from the same noise (TrainingBatch).
 func TestNonFiniteStepsSkipped(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	c := []float32{1, -2}
 	const thr = 1.8
 	nanIfLarge := func(eps *Node) *Node {
@@ -173,7 +175,7 @@ func TestNonFiniteStepsSkipped(t *testing.T) {
 // above the default quarter; and every step, with a loss that is always NaN) fails, naming the
 // count, and writes no final checkpoint.
 func TestSkippedShareFails(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	for _, thr := range []float64{1.8, -1} {
 		nanIfLarge := func(eps *Node) *Node {
 			big := GreaterThan(ReduceAllMax(Abs(eps)), Scalar(eps.Graph(), dtypes.Float32, thr))
@@ -198,7 +200,7 @@ func TestSkippedShareFails(t *testing.T) {
 // TestAdamWFirstStep: Adam's first bias-corrected step is lr*g/(|g|+eps) per coordinate, after
 // the decoupled decay w(1 - lr*wd).
 func TestAdamWFirstStep(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	ctx := context.New()
 	cfg := DefaultAdamW()
 	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WeightDecay, cfg.WarmupSteps, cfg.ClipNorm = 1, 2, 0.1, 0.5, 0, 0
@@ -297,13 +299,13 @@ func hyperProblem(t *testing.T) (*mlpGen, *Problem) {
 // TestResumeMatchesUninterrupted: 6 steps, a checkpoint, then 6 more from a fresh context, equals
 // 12 uninterrupted steps (AdamW with warm-up, so the optimizer state and the schedule matter).
 func TestResumeMatchesUninterrupted(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	cfg := DefaultAdamW()
 	cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.Seed = 12, 8, 1e-2, 5, 9
 
 	fresh := func() (*context.Context, *Problem) {
 		gen, p := hyperProblem(t)
-		ctx := seededCtx(4)
+		ctx := testgen.Seeded(4)
 		initGen(t, b, ctx, gen)
 		return ctx, p
 	}
@@ -372,10 +374,10 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 
 // TestSeeded: the same seed gives the same trained modulator, another seed another one.
 func TestSeeded(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	run := func(seed int64) map[string][]float32 {
 		gen, p := hyperProblem(t)
-		ctx := seededCtx(4)
+		ctx := testgen.Seeded(4)
 		initGen(t, b, ctx, gen)
 		cfg := DefaultAdamW()
 		cfg.Steps, cfg.BatchSize, cfg.LR, cfg.Seed = 5, 8, 1e-2, seed
@@ -402,7 +404,7 @@ func TestSeeded(t *testing.T) {
 }
 
 func TestTrainConfigErrors(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	base := plainSGD(3, 0.1)
 	for _, c := range []struct {
 		mod  func(*TrainConfig)
@@ -444,9 +446,9 @@ func TestTrainConfigErrors(t *testing.T) {
 // TestModulatorsStartAsIdentity: both modulators output exactly zero at initialization, so
 // HyperNoise sampling equals base sampling.
 func TestModulatorsStartAsIdentity(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	gen := &mlpGen{prompts: []string{"a", "b"}}
-	ctx := seededCtx(2)
+	ctx := testgen.Seeded(2)
 	initGen(t, b, ctx, gen)
 	lora, err := NewLoRA(gen, 4, 0, "")
 	if err != nil {
@@ -510,12 +512,12 @@ func TestModulatorsStartAsIdentity(t *testing.T) {
 // N(a/beta, I), reached by the constant residual f = a/beta; both the surrogate and the exact KL
 // have it as their optimum. The MLP modulator must find it.
 func TestHyperNoiseLearnsTiltOfGaussian(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	beta := 0.5
 	a := []float32{0.6, -0.3}
 	for _, reg := range []Regularizer{RegKL, RegExactKL} {
-		ctx := seededCtx(1)
-		setIdentity(ctx)
+		ctx := testgen.Seeded(1)
+		testgen.SetIdentity(ctx)
 		gen := identityGen{}
 		mod, err := NewMLP(gen.NoiseShape(), 0, 16, 1, "")
 		if err != nil {
@@ -525,29 +527,8 @@ func TestHyperNoiseLearnsTiltOfGaussian(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := DefaultAdamW()
-		cfg.Steps, cfg.BatchSize, cfg.LR, cfg.WarmupSteps, cfg.WeightDecay = 1000, 64, 1e-2, 10, 0
-		res, err := Train(b, ctx, p, cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := NewSampler(b, ctx, gen, mod)
-		if err != nil {
-			t.Fatal(err)
-		}
-		eps := NoiseTensor(2, 3, 2000, []int{2})
-		_, ep, _, err := s.Sample(eps, tensors.FromFlatDataAndDimensions(make([]int32, 2000), 2000))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e0 := tensors.MustCopyFlatData[float32](eps)
-		e1 := tensors.MustCopyFlatData[float32](ep)
-		var mean [2]float64
-		for i := range 2000 {
-			for j := range 2 {
-				mean[j] += float64(e1[2*i+j]-e0[2*i+j]) / 2000
-			}
-		}
+		res := trainTilt(t, b, ctx, p, 1000)
+		mean := meanResidual(t, b, ctx, gen, mod, 2000)
 		for j := range 2 {
 			want := float64(a[j]) / beta
 			if math.Abs(mean[j]-want) > 0.05 {
@@ -571,7 +552,7 @@ func TestConstructorErrors(t *testing.T) {
 	if _, err := NewProblem(gen, struct{ identityModulator }{}, Objective{Reward: linearReward(1, 0), Reg: RegKL, Beta: 1}); err == nil || !strings.Contains(err.Error(), "scope") {
 		t.Errorf("unscoped modulator: %v", err)
 	}
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	s, err := NewSampler(b, context.New(), gen, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -590,9 +571,9 @@ func (identityModulator) Residual(ctx *context.Context, eps, prompts *Node) *Nod
 }
 
 func TestSaveLoadWeights(t *testing.T) {
-	b := testBackend(t)
+	b := testutil.Backend(t)
 	gen, p := hyperProblem(t)
-	ctx := seededCtx(4)
+	ctx := testgen.Seeded(4)
 	initGen(t, b, ctx, gen)
 	cfg := DefaultAdamW()
 	cfg.Steps, cfg.BatchSize, cfg.LR = 3, 8, 1e-2

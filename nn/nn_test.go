@@ -9,17 +9,8 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
-
-func backend(t *testing.T) backends.Backend {
-	t.Helper()
-	b, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // net is a small network using every adaptable layer: conv, group norm, dense, output dense.
 func net(ctx *context.Context, x *Node) *Node {
@@ -57,7 +48,7 @@ func seeded() *context.Context {
 }
 
 func TestLoRAAtInitEqualsBase(t *testing.T) {
-	b := backend(t)
+	b := testutil.Backend(t)
 	ctx := seeded()
 	base := run(t, b, ctx, net)
 	lctx, err := WithLoRA(ctx, "ft", LoRA{Rank: 2, Alpha: 4})
@@ -80,7 +71,7 @@ func TestLoRAAtInitEqualsBase(t *testing.T) {
 }
 
 func TestOutputOnlyIsZero(t *testing.T) {
-	b := backend(t)
+	b := testutil.Backend(t)
 	ctx := seeded()
 	run(t, b, ctx, net)
 	lctx, err := WithLoRA(ctx, "hyper", LoRA{Rank: 2, Alpha: 4, OutputOnly: true})
@@ -95,7 +86,7 @@ func TestOutputOnlyIsZero(t *testing.T) {
 }
 
 func TestAdaptersLiveUnderPrefix(t *testing.T) {
-	b := backend(t)
+	b := testutil.Backend(t)
 	ctx := seeded()
 	run(t, b, ctx, net)
 	before := ctx.NumVariables()
@@ -158,7 +149,7 @@ func TestWithLoRABadConfig(t *testing.T) {
 // LoRA: the gradient reaches B at init and A once B != 0, the output changes, and the base
 // weights stay exactly as they were.
 func TestTrainingAdaptersOnly(t *testing.T) {
-	b := backend(t)
+	b := testutil.Backend(t)
 	ctx := seeded()
 	base := run(t, b, ctx, net)
 	snapshot := map[string][]float32{}
@@ -235,7 +226,7 @@ func TestTrainingAdaptersOnly(t *testing.T) {
 }
 
 func TestZeroDense(t *testing.T) {
-	b := backend(t)
+	b := testutil.Backend(t)
 	ctx := seeded()
 	out := run(t, b, ctx, func(ctx *context.Context, x *Node) *Node {
 		return ZeroDense(ctx.In("z"), Reshape(x, 2, -1), 5)

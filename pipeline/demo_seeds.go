@@ -10,7 +10,6 @@ import (
 	"github.com/hypernoise/hypernoise/eval/compositional"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/infer"
-	"github.com/hypernoise/hypernoise/metrics"
 	"github.com/hypernoise/hypernoise/models/fashion"
 	"github.com/hypernoise/hypernoise/progress"
 )
@@ -87,12 +86,7 @@ func compositionalSeeds(runs []*compositional.Result, seeds []int64) *SeedSummar
 		if len(vals) == 0 {
 			continue
 		}
-		figs := map[string]SeedFigure{}
-		for key, xs := range vals {
-			mean, std := metrics.MeanStd(xs)
-			figs[key] = SeedFigure{Mean: mean, Std: std}
-		}
-		sum.Methods[name] = figs
+		sum.Methods[name] = seedFigures(vals)
 	}
 	return sum
 }

@@ -11,19 +11,16 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
 func setup(t *testing.T) (backends.Backend, *fashion.Model) {
 	t.Helper()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := testutil.Backend(t)
 	m, err := fashion.Default()
 	if err != nil {
 		t.Fatalf("embedded model: %v", err)

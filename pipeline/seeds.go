@@ -155,14 +155,20 @@ func SummarizeSeeds(reps []*EvalReport) *SeedSummary {
 		if len(values) == 0 {
 			continue
 		}
-		figs := map[string]SeedFigure{}
-		for key, xs := range values {
-			m, s := metrics.MeanStd(xs)
-			figs[key] = SeedFigure{Mean: m, Std: s}
-		}
-		sum.Methods[name] = figs
+		sum.Methods[name] = seedFigures(values)
 	}
 	return sum
+}
+
+// seedFigures is the mean and standard deviation (metrics.MeanStd) of each figure's values over
+// the seeds.
+func seedFigures(values map[string][]float64) map[string]SeedFigure {
+	figs := map[string]SeedFigure{}
+	for key, xs := range values {
+		m, s := metrics.MeanStd(xs)
+		figs[key] = SeedFigure{Mean: m, Std: s}
+	}
+	return figs
 }
 
 // Text is the summary as plain text: one line per trained method, mean ± std of each figure.

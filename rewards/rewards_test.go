@@ -10,7 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // sumOf is r(x) = Σ_j x_j; firstOf is r(x) = x_0.
@@ -115,10 +115,7 @@ func TestSumScore(t *testing.T) {
 	if s.Name() != "sum=2,square=-0.5" {
 		t.Errorf("Name() = %q", s.Name())
 	}
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := testutil.Backend(t)
 	x := [][]float32{{1, 2}, {-3, 0.5}}
 	out, err := context.ExecOnce(backend, context.New(), func(ctx *context.Context, x *Node) *Node {
 		prompts := Zeros(x.Graph(), tensors.FromValue([]int32{0, 0}).Shape())

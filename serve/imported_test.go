@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/models/onnx"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
@@ -14,10 +14,7 @@ import (
 // TestImagesImported serves the imported ONNX fixture: OpenAI's images API answers with its
 // size, and concurrent requests batched together get the images they get alone.
 func TestImagesImported(t *testing.T) {
-	be, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := testutil.Backend(t)
 	m, err := onnx.Load("../models/onnx/testdata/spec.json", be)
 	if err != nil {
 		t.Fatal(err)

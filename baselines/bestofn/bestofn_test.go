@@ -6,14 +6,15 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/hypernoise/hypernoise/baselines/internal/testgen"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestKeepsBest compares with a brute-force host computation: generate every candidate, score it
 // with r(x) = x0 - 2 x1, keep the argmax.
 func TestKeepsBest(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := testgen.Seeded(1)
 	gen := testgen.MLP{}
 	const B, N = 5, 3
@@ -62,7 +63,7 @@ func TestKeepsBest(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := testgen.Seeded(1)
 	if _, err := New(b, ctx, testgen.MLP{}, testgen.Linear(1, 0), 0); err == nil || !strings.Contains(err.Error(), "must be positive") {
 		t.Errorf("N = 0: %v", err)
@@ -81,7 +82,7 @@ func TestErrors(t *testing.T) {
 // (candidate 0 = the given noise, then Candidates(eps_i)), and that the chunk size (rows per
 // compiled call) changes nothing.
 func TestDerivedCandidates(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := testgen.Seeded(1)
 	gen := testgen.MLP{}
 	const B, N = 7, 5

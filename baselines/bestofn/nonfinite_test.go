@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/hypernoise/hypernoise/baselines/internal/testgen"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestNonFiniteCandidatesSkipped: with r(x) = x_0 below a threshold and NaN, +Inf or 1e39 (which
@@ -15,7 +16,7 @@ import (
 // reward and counts the others; a reward that is never finite is an error naming the model file,
 // never the base sample.
 func TestNonFiniteCandidatesSkipped(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := testgen.Seeded(1)
 	testgen.SetIdentity(ctx)
 	const B, N, thr = 6, 8, 0.5

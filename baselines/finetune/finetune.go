@@ -10,7 +10,6 @@ package finetune
 
 import (
 	"fmt"
-	"strings"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -34,17 +33,9 @@ func New(base hypernoise.Generator, rank int, alpha float64, prefix string) (*Mo
 	if base == nil {
 		return nil, fmt.Errorf("fine-tune: nil generator")
 	}
-	if rank <= 0 {
-		return nil, fmt.Errorf("fine-tune: LoRA rank must be positive, got %d", rank)
-	}
-	if alpha <= 0 {
-		alpha = 2 * float64(rank)
-	}
-	if prefix == "" {
-		prefix = "finetune"
-	}
-	if strings.Contains(prefix, context.ScopeSeparator) {
-		return nil, fmt.Errorf("fine-tune: prefix %q must be a single scope name", prefix)
+	alpha, prefix, err := hypernet.LoRAParams("fine-tune", "LoRA rank", rank, alpha, prefix, "finetune")
+	if err != nil {
+		return nil, err
 	}
 	return &Model{Base: base, Rank: rank, Alpha: alpha, Prefix: prefix}, nil
 }

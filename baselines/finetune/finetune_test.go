@@ -7,8 +7,9 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/baselines/internal/testgen"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 func snapshot(ctx *context.Context, prefix string, under bool) map[string][]float32 {
@@ -24,7 +25,7 @@ func snapshot(ctx *context.Context, prefix string, under bool) map[string][]floa
 // TestFinetune: at initialization the fine-tuned generator equals the base; training raises the
 // reward, touches only the adapters under /finetune, and leaves the base weights as they were.
 func TestFinetune(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := testgen.Seeded(3)
 	gen := testgen.MLP{}
 	ft, err := New(gen, 4, 0, "")

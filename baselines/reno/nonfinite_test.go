@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/hypernoise/hypernoise/baselines/internal/testgen"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestNonFiniteIterates: ReNO climbs r(x) = x_0 until x_0 passes a threshold where the reward
@@ -15,7 +16,7 @@ import (
 // kept (the kept reward is finite and at most the threshold). A reward that is never finite is an
 // error naming the model file, not the initial noise's sample.
 func TestNonFiniteIterates(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := testgen.Seeded(1)
 	testgen.SetIdentity(ctx)
 	const B, thr = 4, 3.0

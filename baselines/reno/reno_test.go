@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
-	"github.com/hypernoise/hypernoise/baselines/internal/testgen"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/testgen"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // simulate runs ReNO on the host for g(eps) = eps and r(x) = a.x: the loss gradient of a sample
@@ -39,7 +40,7 @@ func simulate(cfg Config, a, e0 [2]float64) [][2]float64 {
 // TestMatchesHostSimulation: with a linear reward the reward grows along the whole path, so the
 // kept iterate is the last evaluated one; it must match the host simulation of ReNO's update.
 func TestMatchesHostSimulation(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := testgen.Seeded(1)
 	testgen.SetIdentity(ctx)
 	cfg := DefaultConfig()
@@ -79,7 +80,7 @@ func TestMatchesHostSimulation(t *testing.T) {
 // TestKeepBest: with lr 5 and momentum the iterates overshoot the maximum of r = -(x0 - 1)^2;
 // keeping the best iterate returns the best reward seen, the last iterate is worse.
 func TestKeepBest(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	ctx := testgen.Seeded(1)
 	testgen.SetIdentity(ctx)
 	eps := tensors.FromValue([][]float32{{0, 0.5}, {-1, 1}})
@@ -109,7 +110,7 @@ func TestKeepBest(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	b := testgen.Backend(t)
+	b := testutil.Backend(t)
 	for _, c := range []struct {
 		mod  func(*Config)
 		want string

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 )
@@ -43,10 +42,7 @@ func TestBetaAndLogDetBadInput(t *testing.T) {
 	dial := write("dial", `{"format":1,"modulator":{"kind":"dial","hidden":8,"layers":1,"beta_range":[0.25,4]},"regularizer":"logdet","beta":1}`)
 	plain := write("plain", `{"format":1,"modulator":{"kind":"lora","rank":8},"regularizer":"kl","beta":0.2}`)
 	meansq := write("meansq", `{"format":1,"modulator":{"kind":"lora","rank":8},"regularizer":"mean-sq","reg_weight":0.5}`)
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, nil, []usageCase{
 		{[]string{"sample", "--hypernet", dial, "--prompt", "bag", "--beta", "10"}, "outside the range this tilt dial was trained on, [0.25, 4]"},
 		{[]string{"eval", "--hypernet", dial, "--beta", "0.1"}, "outside the range this tilt dial was trained on, [0.25, 4]"},
 		{[]string{"sample", "--hypernet", plain, "--prompt", "bag", "--beta", "1"}, "trained for beta 0.2 only; --beta needs a tilt dial"},
@@ -60,12 +56,5 @@ func TestBetaAndLogDetBadInput(t *testing.T) {
 		{[]string{"train", "--out", dir, "--reg", "exact-kl"}, "exact KL regularizer needs noise of 1 or 2 elements"},
 		{[]string{"tilt", "--beta", "0,1"}, "--beta must be positive numbers"},
 		{[]string{"tilt", "--pool", "1"}, "--pool must be in"},
-	} {
-		var out, errw bytes.Buffer
-		code := cli.Main("hypernoise", about, commands, c.args, &out, &errw)
-		msg := errw.String()
-		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
-		}
-	}
+	})
 }

@@ -93,20 +93,12 @@ func TestEvalTiltColumnsAndSeeds(t *testing.T) {
 // one line with exit code 2.
 func TestEvalSeedsAndPoolBadInput(t *testing.T) {
 	dir := t.TempDir()
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, []string{"eval", "--hypernet", dir}, []usageCase{
 		{[]string{"--train-seeds", "0"}, "--train-seeds must be in [1, 100], got 0"},
 		{[]string{"--train-seeds", "-2"}, "--train-seeds must be in [1, 100]"},
 		{[]string{"--tilt-pool", "1"}, "tilt pool must be 0 (none) or in [2, 100000], got 1"},
 		{[]string{"--tilt-pool", "-5"}, "--tilt-pool must be in [0, 100000], got -5"},
-	} {
-		code, _, msg := run(append([]string{"eval", "--hypernet", dir}, c.args...)...)
-		if code != 2 || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
-		}
-	}
+	})
 }
 
 // TestDemoSeedsBadInput: demo --train-seeds below 1 is one line with exit code 2.

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
-	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/compute/pjrt"
 )
@@ -21,21 +18,11 @@ func TestGPUFlagUsageErrors(t *testing.T) {
 	if slices.Contains(compute.Available(), compute.CUDAName) {
 		cudaWant = pjrt.FixLine
 	}
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, nil, []usageCase{
 		{[]string{"train", "--out", t.TempDir(), "--dtype", "fp8"}, `unknown dtype "fp8"`},
 		{[]string{"bench", "--dtype", "fp8"}, `unknown dtype "fp8"`},
 		{[]string{"bench", "--model", spec, "--batch", "0"}, "--batch must be in [1, 4096]"},
 		{[]string{"bench", "--model", spec, "--rank", "0"}, "--rank must be in [1, 1024]"},
 		{[]string{"doctor", "--backend", "cuda"}, cudaWant},
-	} {
-		var stdout, stderr bytes.Buffer
-		code := cli.Main("hypernoise", about, commands, c.args, &stdout, &stderr)
-		msg := stderr.String()
-		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
-		}
-	}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +39,26 @@ func run(args ...string) (code int, stdout, stderr string) {
 	var out, errw bytes.Buffer
 	code = cli.Main("hypernoise", about, commands, args, &out, &errw)
 	return code, out.String(), errw.String()
+}
+
+// usageCase is a command line (after a common prefix) that must be refused as a usage error
+// whose one line mentions want.
+type usageCase struct {
+	args []string
+	want string
+}
+
+// checkUsageErrors runs prefix followed by each case's arguments and checks that the command exits
+// with code 2 (cli.ExitUsage) and writes one line on stderr that contains the case's want.
+func checkUsageErrors(t *testing.T, prefix []string, cases []usageCase) {
+	t.Helper()
+	for _, c := range cases {
+		args := append(slices.Clone(prefix), c.args...)
+		code, _, msg := run(args...)
+		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", args, code, msg, c.want)
+		}
+	}
 }
 
 // TestModelBadInput: a spec mistake is one line with exit code 2, a file problem one line with exit

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/hypernoise/hypernoise/cli"
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/models/onnx"
 )
 
@@ -15,10 +15,7 @@ import (
 // $HYPERNOISE_MEM_BUDGET is refused up front (exit 2) with the estimate and the flag value that fits.
 func TestModelMemoryRefusal(t *testing.T) {
 	spec := filepath.Join(fixtureDir, "spec.json")
-	be, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := testutil.Backend(t)
 	defer be.Finalize()
 	m, err := onnx.Load(spec, be)
 	if err != nil {

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/serve"
 )
@@ -124,10 +124,7 @@ func TestRewardIsTheModels(t *testing.T) {
 // resolved the command's way (from the first folder when ref is empty), the folders loaded.
 func testServer(t *testing.T, ref string, dirs ...string) (*family.Model, *serve.Server) {
 	t.Helper()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := testutil.Backend(t)
 	folders, err := openHypernets(dirs...)
 	if err != nil {
 		t.Fatal(err)

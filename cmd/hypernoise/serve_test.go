@@ -15,10 +15,7 @@ import (
 )
 
 func TestServeBadInput(t *testing.T) {
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, []string{"serve"}, []usageCase{
 		{[]string{"--max-n", "0"}, "--max-n must be in [1, 1024], got 0"},
 		{[]string{"--concurrency", "0"}, "concurrency must be in [1, 256]"},
 		{[]string{"--queue", "-1"}, "queue must be in [0, 10000]"},
@@ -34,14 +31,7 @@ func TestServeBadInput(t *testing.T) {
 		{[]string{"--batch-window", "-1ms"}, "--batch-window must be in [0, 1], got -1ms"},
 		{[]string{"--max-batch", "0"}, "--max-batch must be in [1, 4096], got 0"},
 		{[]string{"--allow-origin", "evil.example"}, "must be scheme://host[:port]"},
-	} {
-		var out, errw bytes.Buffer
-		code := cli.Main("hypernoise", about, commands, append([]string{"serve"}, c.args...), &out, &errw)
-		msg := errw.String()
-		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Errorf("serve %v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
-		}
-	}
+	})
 }
 
 // TestServeDrain starts `hypernoise serve`, sends a slow request (ReNO), then SIGTERM while it

@@ -1,20 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"strings"
 	"testing"
-
-	"github.com/hypernoise/hypernoise/cli"
 )
 
 // TestToyBadInput: every bad input is one line naming what is allowed, with exit code 2, before
 // any work starts.
 func TestToyBadInput(t *testing.T) {
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, []string{"toy"}, []usageCase{
 		{[]string{"--beta", "0"}, "--beta must be in [0.001, 1000], got 0"},
 		{[]string{"--beta", "-2"}, "--beta must be in [0.001, 1000], got -2"},
 		{[]string{"--reward", "left"}, "available rewards: bump, right, up"},
@@ -28,12 +21,5 @@ func TestToyBadInput(t *testing.T) {
 		{[]string{"--best-of", "0"}, "--best-of must be in [1, 10000], got 0"},
 		{[]string{"--samples", "0"}, "samples must be positive"},
 		{[]string{"--nonsense"}, "flag provided but not defined"},
-	} {
-		var out, errw bytes.Buffer
-		code := cli.Main("hypernoise", about, commands, append([]string{"toy"}, c.args...), &out, &errw)
-		msg := errw.String()
-		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Errorf("toy %v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
-		}
-	}
+	})
 }

@@ -56,22 +56,14 @@ func TestTrainRecordsBeta(t *testing.T) {
 // of range, and an unknown normalization, are one line with exit code 2.
 func TestTrainBetaBadInput(t *testing.T) {
 	dir := t.TempDir()
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, []string{"train", "--out", dir}, []usageCase{
 		{[]string{"--reg", "chi", "--beta", "1"}, "chi regularizer targets no tilt"},
 		{[]string{"--reg", "none", "--beta", "1"}, "none regularizer targets no tilt"},
 		{[]string{"--beta", "0.2", "--reg-weight", "1"}, "give --beta or --reg-weight, not both"},
 		{[]string{"--beta", "0"}, "--beta must be in"},
 		{[]string{"--reg", "kl", "--beta", "1e9"}, "--beta must be in"},
 		{[]string{"--reward-norm", "max"}, `unknown reward normalization "max"`},
-	} {
-		code, _, msg := run(append([]string{"train", "--out", dir}, c.args...)...)
-		if code != 2 || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
-		}
-	}
+	})
 }
 
 // TestZeroSpreadIsUsage: a reward that cannot be normalized (zero spread under the base model),

@@ -23,10 +23,7 @@ func TestUsageErrorsUpFront(t *testing.T) {
 		t.Fatal(err)
 	}
 	train := func(args ...string) []string { return append([]string{"train", "--out", out}, args...) }
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, nil, []usageCase{
 		// case 3
 		{train("--lr", "1e300"), "--lr must be in [1e-12, 10], got 1e+300"},
 		{train("--lr", "NaN"), "--lr must be in [1e-12, 10], got NaN"},
@@ -52,14 +49,7 @@ func TestUsageErrorsUpFront(t *testing.T) {
 		{[]string{"train", "--out", resumeDir, "--resume"}, "holds no checkpoint"},
 		{[]string{"train", "--out", busy}, "already holds a training run"},
 		{[]string{"train", "--out", busy, "--resume", "--force"}, "exclude each other"},
-	} {
-		var stdout, stderr bytes.Buffer
-		code := cli.Main("hypernoise", about, commands, c.args, &stdout, &stderr)
-		msg := stderr.String()
-		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
-		}
-	}
+	})
 	// Sampling runs in chunks (ReNO and best-of-N included), so only the kept images grow with
 	// --n: the largest request (40960 images) fits 16 GiB and is refused up front under 1 GiB.
 	t.Setenv(cli.EnvMemBudget, "1GiB")

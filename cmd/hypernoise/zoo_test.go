@@ -10,10 +10,7 @@ import (
 
 // TestZooAndCompositionalBadInput: bad input is one line with exit code 2, before any work starts.
 func TestZooAndCompositionalBadInput(t *testing.T) {
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUsageErrors(t, nil, []usageCase{
 		{[]string{"zoo", "train", "teacher", "--arch", "v3"}, "--arch must be v1 or v2"},
 		{[]string{"zoo", "train", "wings"}, "unknown part"},
 		{[]string{"zoo", "info", "--weights", "/nonexistent/folder"}, "--weights"},
@@ -21,14 +18,7 @@ func TestZooAndCompositionalBadInput(t *testing.T) {
 		{[]string{"compositional", "--nonsense"}, "flag provided but not defined"},
 		{[]string{"compositional", "extra"}, `unexpected argument "extra"`},
 		{[]string{"compositional", "--seed", "x"}, `invalid value "x" for flag -seed`},
-	} {
-		var out, errw bytes.Buffer
-		code := cli.Main("hypernoise", about, commands, c.args, &out, &errw)
-		msg := errw.String()
-		if code != cli.ExitUsage || !strings.Contains(msg, c.want) || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line mentioning %q", c.args, code, msg, c.want)
-		}
-	}
+	})
 }
 
 // TestZooInfoJSONKeepsFDs: zoo info --json gives the student's and the teacher's held-out FD.

@@ -11,9 +11,9 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/data/fashionmnist"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/models/fashion"
 )
 
@@ -24,11 +24,7 @@ var (
 
 func backend(t testing.TB) backends.Backend {
 	beOnce.Do(func() {
-		b, err := compute.NewBackend("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		be = b
+		be = testutil.Backend(t)
 	})
 	return be
 }

@@ -7,7 +7,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/rewards"
 )
 
@@ -21,22 +21,31 @@ func (identityGen) Generate(ctx *context.Context, eps, prompts *Node) *Node {
 	return eps
 }
 
+// gaussianSlope is a in the linear reward r(x) = a.x of the Gaussian-tilt tests.
+var gaussianSlope = []float32{1, -0.5}
+
+// gaussianPool is a Resampler with a 4000-sample pool (drawn from seed) of g(eps) = eps under
+// r(x) = gaussianSlope.x.
+func gaussianPool(t *testing.T, seed uint64) *Resampler {
+	t.Helper()
+	backend := testutil.Backend(t)
+	a := gaussianSlope
+	reward := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), a), 0)), -1)
+	}}
+	rs, err := New(backend, context.New(), identityGen{}, reward, 4000, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
 // TestNewSamplesTheGaussianTilt: for g(eps) = eps and r(x) = a.x the tilt of N(0, I) at beta is
 // N(a/beta, I); the resampled reference of a 4000-sample pool has that mean (within sampling
 // error, the ESS setting the scale) for any prompt id, and samples of the noise's shape.
 func TestNewSamplesTheGaussianTilt(t *testing.T) {
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := []float32{1, -0.5}
-	reward := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
-		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), a), 0)), -1)
-	}}
-	rs, err := New(backend, context.New(), identityGen{}, reward, 4000, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := gaussianSlope
+	rs := gaussianPool(t, 5)
 	if got := rs.SampleShape(); len(got) != 1 || got[0] != 2 {
 		t.Fatalf("sample shape %v, want [2]", got)
 	}
@@ -72,18 +81,7 @@ func TestNewSamplesTheGaussianTilt(t *testing.T) {
 // tilt's, a.(a/beta) = |a|^2/beta (within sampling error), the reference set's rewards are those
 // of its samples, and Share reads 1 for the reference itself.
 func TestReferenceSetAndMeanReward(t *testing.T) {
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := []float32{1, -0.5}
-	reward := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
-		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), a), 0)), -1)
-	}}
-	rs, err := New(backend, context.New(), identityGen{}, reward, 4000, 9)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs := gaussianPool(t, 9)
 	const beta = 2.0
 	want := 1.25 / beta
 	if got, tol := rs.MeanReward(beta), 4*math.Sqrt(1.25/rs.ESS(beta)[0]); math.Abs(got-want) > tol {

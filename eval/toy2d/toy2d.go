@@ -587,6 +587,24 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 		res.TrainSteps, res.TrainSkipped, res.TrainSeconds = tr.Steps, tr.Skipped, tr.Seconds
 		res.TrainNFE = tr.Cost.NFE() * float64(cfg.Train.BatchSize)
 	}
+	// trainAndScore trains problem p with cfg.Train, generates the evaluation samples with the
+	// registered method gname under env e, and scores them as method name.
+	trainAndScore := func(name string, p *hypernet.Problem, gname string, e hypernoise.MethodEnv) error {
+		tr, err := hypernet.Train(backend, ctx, p, cfg.Train, nil)
+		if err != nil {
+			return err
+		}
+		x, cost, err := generate(gname, e)
+		if err != nil {
+			return err
+		}
+		res, err := score(name, x, cost)
+		if err != nil {
+			return err
+		}
+		trained(res, tr)
+		return nil
+	}
 
 	for _, m := range MethodNames() {
 		if !run(m) {
@@ -611,21 +629,11 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 			if err != nil {
 				return nil, err
 			}
-			tr, err := hypernet.Train(backend, ctx, p, cfg.Train, nil)
-			if err != nil {
-				return nil, err
-			}
 			fe := env
 			fe.Finetuned = ft
-			x, cost, err := generate(MethodFinetune, fe)
-			if err != nil {
+			if err := trainAndScore(m, p, MethodFinetune, fe); err != nil {
 				return nil, err
 			}
-			res, err := score(m, x, cost)
-			if err != nil {
-				return nil, err
-			}
-			trained(res, tr)
 		case MethodHyperNoise, MethodMLP, MethodExactKL, MethodLogDet:
 			var mod hypernoise.Modulator
 			obj := hypernet.Objective{Reward: reward, Reg: hypernet.RegKL, Beta: cfg.Beta, LogDet: cfg.LogDet}
@@ -648,21 +656,11 @@ func Run(backend backends.Backend, cfg Config, report progress.Func) (rep *Repor
 			if err != nil {
 				return nil, err
 			}
-			tr, err := hypernet.Train(backend, ctx, p, cfg.Train, nil)
-			if err != nil {
-				return nil, err
-			}
 			he := env
 			he.Modulator = mod
-			x, cost, err := generate(MethodHyperNoise, he)
-			if err != nil {
+			if err := trainAndScore(m, p, MethodHyperNoise, he); err != nil {
 				return nil, err
 			}
-			res, err := score(m, x, cost)
-			if err != nil {
-				return nil, err
-			}
-			trained(res, tr)
 		case MethodDial:
 			dial, err := hypernet.NewDialMLP(gen.NoiseShape(), 0, cfg.MLP.Hidden, cfg.MLP.Layers, cfg.DialRange[0], cfg.DialRange[1], "hypernet_dial")
 			if err != nil {

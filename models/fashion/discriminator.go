@@ -6,7 +6,6 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/data/fashionmnist"
 )
 
 // discriminatorFakes is the number of student samples the discriminator trains on.
@@ -20,11 +19,7 @@ func (t *trainer) discriminator() (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	train, err := t.load(fashionmnist.Train)
-	if err != nil {
-		return nil, err
-	}
-	test, err := t.load(fashionmnist.Test)
+	train, test, err := t.loadSplits()
 	if err != nil {
 		return nil, err
 	}

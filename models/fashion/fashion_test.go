@@ -13,8 +13,8 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/data/fashionmnist"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/nn"
 )
 
@@ -27,13 +27,7 @@ var (
 )
 
 func backendForTest(t testing.TB) backends.Backend {
-	testBackendOnce.Do(func() {
-		b, err := compute.NewBackend("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		testBackend = b
-	})
+	testBackendOnce.Do(func() { testBackend = testutil.Backend(t) })
 	return testBackend
 }
 

@@ -248,6 +248,17 @@ func (t *trainer) load(split fashionmnist.Split) (*fashionmnist.Set, error) {
 	return fashionmnist.Load(t.o.DataDir, split)
 }
 
+// loadSplits loads the training and the test split.
+func (t *trainer) loadSplits() (train, test *fashionmnist.Set, err error) {
+	if train, err = t.load(fashionmnist.Train); err != nil {
+		return nil, nil, err
+	}
+	if test, err = t.load(fashionmnist.Test); err != nil {
+		return nil, nil, err
+	}
+	return train, test, nil
+}
+
 // imageBatch draws b random images (with replacement) and their labels.
 func imageBatch(set *fashionmnist.Set, r *rand.Rand, b int) (*tensors.Tensor, *tensors.Tensor) {
 	idx := make([]int, b)
@@ -307,11 +318,7 @@ func normals(r *rand.Rand, n int) []float32 {
 
 // classifier trains the reward classifier or the held-out classifier with cross-entropy.
 func (t *trainer) classifier() (map[string]float64, error) {
-	train, err := t.load(fashionmnist.Train)
-	if err != nil {
-		return nil, err
-	}
-	test, err := t.load(fashionmnist.Test)
+	train, test, err := t.loadSplits()
 	if err != nil {
 		return nil, err
 	}
@@ -378,11 +385,7 @@ func argmaxAccuracy(logits []float32, labels []int32) float64 {
 // autoencoder trains encoder and decoder with a pixel cross-entropy, noise on the latents and a
 // small latent penalty (v2: plus a perceptual loss on the reward classifier's features), then records the latents' per-channel mean and standard deviation.
 func (t *trainer) autoencoder() (map[string]float64, error) {
-	train, err := t.load(fashionmnist.Train)
-	if err != nil {
-		return nil, err
-	}
-	test, err := t.load(fashionmnist.Test)
+	train, test, err := t.loadSplits()
 	if err != nil {
 		return nil, err
 	}
@@ -530,6 +533,19 @@ func (t *trainer) upstream(parts ...string) (*Model, error) {
 	return m, nil
 }
 
+// evaluatorWith copies this run's weights of part (under scope) into the loaded model m, marks
+// the part present with this run's architecture, and returns an Evaluator of m.
+func (t *trainer) evaluatorWith(m *Model, part, scope string) (*Evaluator, error) {
+	if err := copyScope(t.ctx, m.ctx, scope, scope); err != nil {
+		return nil, err
+	}
+	if err := SetArch(m.ctx, part, t.o.Arch); err != nil {
+		return nil, err
+	}
+	m.parts[part] = true
+	return NewEvaluator(t.backend, m, t.o.DataDir)
+}
+
 // cachedFloats returns the float32 array cached in the state folder under name, or computes it
 // with make and caches it (so a resumed run does not recompute it).
 func (t *trainer) cachedFloats(name string, n int, make func() ([]float32, error)) ([]float32, error) {
@@ -552,6 +568,25 @@ func (t *trainer) cachedFloats(name string, n int, make func() ([]float32, error
 	return out, ckpt.WriteFileAtomic(path, data)
 }
 
+// cachedLatents returns the latents (LatentDim floats each) that m's encoder gives the first n
+// images of set, cached in the state folder under "latents" like cachedFloats; logFormat (with
+// one %d for n) is logged when they are computed.
+func (t *trainer) cachedLatents(m *Model, set *fashionmnist.Set, n int, logFormat string) ([]float32, error) {
+	return t.cachedFloats("latents", n*LatentDim, func() ([]float32, error) {
+		enc, err := context.NewExec(t.backend, m.ctx, Encode)
+		if err != nil {
+			return nil, err
+		}
+		defer enc.Finalize()
+		t.logf(logFormat, n)
+		outs, err := forward(enc, n, 500, func(idx []int) []any { return []any{imagesTensor(set, idx)} })
+		if err != nil {
+			return nil, err
+		}
+		return outs[0], nil
+	})
+}
+
 func make32(n int) []float32 { return make([]float32, n) }
 func make8(n int) []byte     { return make([]byte, n) }
 
@@ -568,19 +603,7 @@ func (t *trainer) teacher() (map[string]float64, error) {
 		return nil, err
 	}
 	nImg := train.N
-	latents, err := t.cachedFloats("latents", nImg*LatentDim, func() ([]float32, error) {
-		enc, err := context.NewExec(t.backend, m.ctx, Encode)
-		if err != nil {
-			return nil, err
-		}
-		defer enc.Finalize()
-		t.logf("teacher: encoding %d training images", nImg)
-		outs, err := forward(enc, nImg, 500, func(idx []int) []any { return []any{imagesTensor(train, idx)} })
-		if err != nil {
-			return nil, err
-		}
-		return outs[0], nil
-	})
+	latents, err := t.cachedLatents(m, train, nImg, "teacher: encoding %d training images")
 	if err != nil {
 		return nil, err
 	}
@@ -616,14 +639,7 @@ func (t *trainer) teacher() (map[string]float64, error) {
 	t.logf("teacher: final loss %.4f, training %.0fs", loss, wall.Seconds())
 	if m.Has("heldout") {
 		// Evaluate with this run's teacher weights alongside the loaded decoder and held-out net.
-		if err := copyScope(t.ctx, m.ctx, ScopeTeacher, ScopeTeacher); err != nil {
-			return nil, err
-		}
-		if err := SetArch(m.ctx, "teacher", t.o.Arch); err != nil {
-			return nil, err
-		}
-		m.parts["teacher"] = true
-		ev, err := NewEvaluator(t.backend, m, t.o.DataDir)
+		ev, err := t.evaluatorWith(m, "teacher", ScopeTeacher)
 		if err != nil {
 			return nil, err
 		}
@@ -751,19 +767,7 @@ func (t *trainer) student() (map[string]float64, error) {
 			return nil, err
 		}
 		nReal = min(criticLatents, train.N)
-		realLatents, err = t.cachedFloats("latents", nReal*LatentDim, func() ([]float32, error) {
-			enc, err := context.NewExec(t.backend, m.ctx, Encode)
-			if err != nil {
-				return nil, err
-			}
-			defer enc.Finalize()
-			t.logf("student: encoding %d training images for the critic", nReal)
-			outs, err := forward(enc, nReal, 500, func(idx []int) []any { return []any{imagesTensor(train, idx)} })
-			if err != nil {
-				return nil, err
-			}
-			return outs[0], nil
-		})
+		realLatents, err = t.cachedLatents(m, train, nReal, "student: encoding %d training images for the critic")
 		if err != nil {
 			return nil, err
 		}
@@ -802,14 +806,7 @@ func (t *trainer) student() (map[string]float64, error) {
 		"teacher_steps": DistillTeacherSteps, "guidance": t.distillW()}
 	t.logf("student: final regression loss %.4f, training %.0fs", loss, wall.Seconds())
 	if m.Has("heldout") {
-		if err := copyScope(t.ctx, m.ctx, ScopeStudent, ScopeStudent); err != nil {
-			return nil, err
-		}
-		if err := SetArch(m.ctx, "student", t.o.Arch); err != nil {
-			return nil, err
-		}
-		m.parts["student"] = true
-		ev, err := NewEvaluator(t.backend, m, t.o.DataDir)
+		ev, err := t.evaluatorWith(m, "student", ScopeStudent)
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestHyperNoiseOnImportedModel trains the paper's LoRA hypernetwork on the imported fixture
@@ -19,7 +20,7 @@ func TestHyperNoiseOnImportedModel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains for a few seconds")
 	}
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	m, err := Load(fixtureSpec, be)
 	if err != nil {
 		t.Fatal(err)

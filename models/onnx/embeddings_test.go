@@ -13,6 +13,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/nlpodyssey/safetensors"
 )
 
@@ -88,7 +89,7 @@ func stFile(t *testing.T, tensors map[string][]float32, dims map[string][]int, m
 // (one tensor per prompt, and one table with the prompt list) gives exactly the images and scores
 // of the spec with the same embeddings baked into the exports as tables.
 func TestEmbeddingsAsData(t *testing.T) {
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	baked, err := Load("testdata/t2i_bmm.json", be)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +172,7 @@ func TestEmbeddingsBadInput(t *testing.T) {
 			gen(s)["prompt_embeddings"] = map[string]any{"file": "absent.safetensors"}
 		}
 		p := writeT2ISpec(t, s, extra)
-		_, err := Load(p, testBackend(t))
+		_, err := Load(p, testutil.Backend(t))
 		var se *SpecError
 		var fe *FileError
 		switch {

@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // loadT2I loads a tiny T2I spec after edit changes its JSON map.
@@ -19,7 +20,7 @@ func loadT2I(t *testing.T, edit func(s map[string]any)) *Model {
 	if edit != nil {
 		edit(s)
 	}
-	m, err := Load(writeT2ISpec(t, s, nil), testBackend(t))
+	m, err := Load(writeT2ISpec(t, s, nil), testutil.Backend(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestT2ILoRAPlacement(t *testing.T) {
 	for _, bad := range []string{"(", "no-such-layer"} {
 		s := t2iSpec(t, "t2i_bmm.json")
 		gen(s)["lora_layers"] = bad
-		_, err := Load(writeT2ISpec(t, s, nil), testBackend(t))
+		_, err := Load(writeT2ISpec(t, s, nil), testutil.Backend(t))
 		var se *SpecError
 		if err == nil || !asSpecError(err, &se) || se.Field != "generator.lora_layers" || strings.Contains(err.Error(), "\n") {
 			t.Errorf("lora_layers %q: %v, want a one-line spec error on generator.lora_layers", bad, err)
@@ -91,7 +92,7 @@ func asSpecError(err error, se **SpecError) bool {
 // x0's scale. With a layer filter that excludes the output conv, it keeps its adapter.
 func TestT2IResidualBackbone(t *testing.T) {
 	m := loadT2I(t, func(s map[string]any) { gen(s)["lora_layers"] = "attn" })
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	noise := make([]float32, 2*4*8*8)
 	for i := range noise {
 		noise[i] = float32(math.Sin(float64(i) * 0.7))

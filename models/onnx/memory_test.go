@@ -3,13 +3,15 @@ package onnx
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestEstimateBytes: the estimate counts the weights once, grows with the batch by at least the
 // images the generator writes, costs more for training (and more per LoRA rank), and its MemoryFit
 // is what the commands' memory checks read.
 func TestEstimateBytes(t *testing.T) {
-	m, err := Load(filepath.Join("testdata", "spec.json"), testBackend(t))
+	m, err := Load(filepath.Join("testdata", "spec.json"), testutil.Backend(t))
 	if err != nil {
 		t.Fatal(err)
 	}

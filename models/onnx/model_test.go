@@ -15,26 +15,17 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/nn"
 )
 
 const fixtureSpec = "testdata/spec.json"
 
-func testBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	be, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return be
-}
-
 // TestLoadFixture loads the fixture spec and checks that the generator, run through the
 // hypernoise.Generator interface (int32 prompt ids, as every method passes them), reproduces
 // PyTorch's image for the reference noise.
 func TestLoadFixture(t *testing.T) {
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	m, err := Load(fixtureSpec, be)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +127,7 @@ func rew(s map[string]any) map[string]any {
 // TestBadInput checks that each kind of bad input is one clear error of the right kind (spec
 // mistake or file problem) naming the field or the operation, never a panic.
 func TestBadInput(t *testing.T) {
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	cases := []struct {
 		name     string
 		edit     func(s map[string]any, dir string)
@@ -207,7 +198,7 @@ func TestBadInput(t *testing.T) {
 // TestLoRAStartsAtZero checks the imported backbone under nn.WithLoRA(OutputOnly): the output layer
 // is replaced by its LoRA branch, so f = 0 exactly before training, and a non-zero B makes it move.
 func TestLoRAStartsAtZero(t *testing.T) {
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	m, err := Load(fixtureSpec, be)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestPromptRules: prompts equal but for case and blanks, and the reserved word, are refused.
@@ -31,7 +33,7 @@ func TestPromptRules(t *testing.T) {
 // 4 is refused at load, naming the table. The spec sits in another folder and names the fixture's
 // files by absolute paths, which are honoured as absolute.
 func TestPromptCountAgainstTables(t *testing.T) {
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	var spec map[string]any
 	data, err := os.ReadFile(fixtureSpec)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/models/onnx"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/serve"
@@ -18,10 +18,7 @@ import (
 // TestServeImported serves the imported fixture over HTTP: /v1/models lists its prompts, and
 // /v1/generate returns RGB PNGs of the generator's size with one reward per image.
 func TestServeImported(t *testing.T) {
-	be, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := testutil.Backend(t)
 	m, err := onnx.Load("testdata/spec.json", be)
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/infer"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	_ "github.com/hypernoise/hypernoise/methods"
 	"github.com/hypernoise/hypernoise/models/onnx"
 	"github.com/hypernoise/hypernoise/pipeline"
@@ -23,10 +23,7 @@ func TestT2IEveryMethod(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains for a few seconds")
 	}
-	be, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	be := testutil.Backend(t)
 	m, err := onnx.Load("testdata/t2i_emb.json", be)
 	if err != nil {
 		t.Fatal(err)

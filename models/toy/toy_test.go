@@ -9,7 +9,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 var (
@@ -20,10 +20,7 @@ var (
 // TestTrainProducesRing trains a short toy (fewer steps than QuickConfig) and checks that its
 // samples lie on the ring and cover every mode.
 func TestTrainProducesRing(t *testing.T) {
-	b, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.Backend(t)
 	cfg := QuickConfig()
 	cfg.TeacherSteps, cfg.StudentSteps, cfg.Pairs = 400, 300, 2048
 	ctx := context.New()
@@ -87,10 +84,7 @@ func TestRewards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.Backend(t)
 	c := DefaultConfig().Centers()[1]
 	x := [][]float32{{1, 2}, {float32(c[0]), float32(c[1])}}
 	out, err := context.ExecOnce(b, context.New(), func(ctx *context.Context, x *Node) *Node {

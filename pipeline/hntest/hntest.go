@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/hypernoise/hypernoise"
@@ -20,9 +21,8 @@ import (
 	"github.com/hypernoise/hypernoise/pipeline"
 )
 
-// Folder writes a hypernetwork folder dir/name for reward spec with random adapters drawn from
-// seed (scale 0.1) and returns its path.
-func Folder(t testing.TB, dir, name, spec string, seed uint64) string {
+// base is the pure-Go backend and the embedded generator.
+func base(t testing.TB) (backends.Backend, *fashion.Model) {
 	t.Helper()
 	backend, err := compute.NewBackend("")
 	if err != nil {
@@ -32,6 +32,14 @@ func Folder(t testing.TB, dir, name, spec string, seed uint64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return backend, m
+}
+
+// Folder writes a hypernetwork folder dir/name for reward spec with random adapters drawn from
+// seed (scale 0.1) and returns its path.
+func Folder(t testing.TB, dir, name, spec string, seed uint64) string {
+	t.Helper()
+	backend, m := base(t)
 	ms := infer.ModulatorSpec{Kind: infer.KindLoRA, Rank: 2}
 	mod, err := ms.Build(m, infer.SavedScope)
 	if err != nil {
@@ -74,14 +82,7 @@ func Folder(t testing.TB, dir, name, spec string, seed uint64) string {
 // hypernetwork folders dirs loaded; it is closed when the test ends.
 func Pipeline(t testing.TB, dirs ...string) *infer.Pipeline {
 	t.Helper()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fashion.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend, m := base(t)
 	folders, err := infer.OpenFolders(dirs...)
 	if err != nil {
 		t.Fatal(err)

@@ -9,15 +9,13 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // score runs a reward on images [n,28,28,1] given as flat pixels.
 func score(t *testing.T, ctx *context.Context, r hypernoise.Reward, pixels []float32, prompts []int32) []float32 {
 	t.Helper()
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := testutil.Backend(t)
 	n := len(prompts)
 	exec, err := context.NewExec(backend, ctx.Reuse(), func(ctx *context.Context, x, p *Node) *Node {
 		return r.Score(ctx, x, p)
@@ -60,10 +58,7 @@ func TestSoftInkStats(t *testing.T) {
 			px[y*28+x] = 0.8
 		}
 	}
-	backend, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := testutil.Backend(t)
 	out, err := ExecOnce(backend, func(x *Node) *Node { return SoftInkStats(x, 0.2) },
 		tensors.FromFlatDataAndDimensions(px, 1, 28, 28, 1))
 	if err != nil {

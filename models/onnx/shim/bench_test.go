@@ -8,12 +8,13 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // BenchmarkBuild measures building (not compiling or running) the fixture graphs in GoMLX:
 // go test ./models/onnx/shim/ -run XXX -bench Build
 func BenchmarkBuild(b *testing.B) {
-	be := testBackend(b)
+	be := testutil.Backend(b)
 	for _, c := range []struct {
 		file   string
 		inputs map[string]shapes.Shape

@@ -15,6 +15,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // conformanceDir is where Debian's libonnx-testdata installs the ONNX node conformance tests.
@@ -254,7 +255,7 @@ func TestConformance(t *testing.T) {
 	if _, err := os.Stat(conformanceDir); err != nil {
 		t.Skipf("ONNX conformance tests not installed (%v): apt-get install libonnx-testdata", err)
 	}
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	dirs, _ := filepath.Glob(filepath.Join(conformanceDir, "test_*"))
 	passed := map[string]int{}
 	cases, refused, known := 0, 0, 0

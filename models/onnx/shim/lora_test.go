@@ -9,6 +9,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/nn"
 )
 
@@ -35,7 +36,7 @@ func TestOutputPathThroughBias(t *testing.T) {
 	for i := range noise {
 		noise[i] = float32(math.Sin(float64(i)))
 	}
-	e, err := context.NewExec(testBackend(t), ctx, func(ctx *context.Context, x, p *Node) []*Node {
+	e, err := context.NewExec(testutil.Backend(t), ctx, func(ctx *context.Context, x, p *Node) []*Node {
 		lctx, err := nn.WithLoRA(ctx, "lora", nn.LoRA{Rank: 2, Alpha: 4, OutputOnly: true})
 		if err != nil {
 			panic(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // opGraph builds our op n on inputs (float64 parameters) plus integer constants (as a traced
@@ -123,7 +124,7 @@ func TestPools(t *testing.T) {
 	const h, w = 7, 6
 	x := seq64(h*w, wavy)
 	xt := tensors.FromFlatDataAndDimensions(x, 1, 1, h, w)
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	for _, c := range []struct {
 		k, s, d, pb, pe [2]int
 		ceil            bool
@@ -204,7 +205,7 @@ func einsumRef(terms []string, out string, dims map[byte]int, xs [][]float64) []
 // output, an ellipsis, a sum, an outer product and three operands.
 func TestEinsum(t *testing.T) {
 	dims := map[byte]int{'b': 2, 'h': 2, 'n': 3, 'm': 4, 'd': 3, 'i': 2, 'j': 3, 'k': 2}
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	for _, c := range []struct{ eq, ref string }{
 		{"bnhd,bmhd->bhnm", "bnhd,bmhd->bhnm"},
 		{"bhnm,bmhd->bnhd", "bhnm,bmhd->bnhd"},
@@ -271,7 +272,7 @@ func TestCubicResize(t *testing.T) {
 	const h, w = 5, 6
 	x := seq64(h*w, wavy)
 	xt := tensors.FromFlatDataAndDimensions(x, 1, 1, h, w)
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	keys := func(a, d float64) float64 {
 		d = math.Abs(d)
 		if d <= 1 {

@@ -12,6 +12,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/nn"
 )
 
@@ -59,7 +60,7 @@ func TestUnsupportedConfiguration(t *testing.T) {
 // runOp builds one of our ops on float32 inputs and returns its first output.
 func runOp(t *testing.T, n *node, inputs ...*tensors.Tensor) []float32 {
 	t.Helper()
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	out := MustExecOnceN(be, func(ps []*Node) []*Node {
 		b := &builder{g: &Model{}, ctx: context.New(), gr: ps[0].Graph(), cur: ps[0].Graph(),
 			vals: map[string]*Node{}, consts: map[*Node]*tensors.Tensor{}}
@@ -149,7 +150,7 @@ func TestGelu(t *testing.T) {
 // OutputOnly a Gemm output is replaced by its LoRA branch (zero at initialization); an output that
 // no layer produces is refused with a message naming the MLP modulator.
 func TestLoRAOnGemmAndMatMul(t *testing.T) {
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	m, err := Load(filepath.Join(testdata, "reward.onnx"))
 	if err != nil {
 		t.Fatal(err)

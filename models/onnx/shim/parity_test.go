@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // reference is what testdata/make_fixtures.py wrote for one ONNX file: PyTorch's inputs, outputs,
@@ -48,15 +49,6 @@ func loadReferences(t *testing.T, file string) map[string]reference {
 	return refs
 }
 
-func testBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	be, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return be
-}
-
 // relErr is max_i |a_i - b_i| / max(max_j |b_j|, 1e-30): the error relative to the reference's scale.
 func relErr(a []float32, b []float64) float64 {
 	scale := 1e-30
@@ -82,7 +74,7 @@ func TestT2IParity(t *testing.T) { checkParity(t, "t2i_reference.json") }
 // checkParity compares every file of a reference JSON (make_fixtures.py's or make_t2i.py's).
 func checkParity(t *testing.T, refFile string) {
 	refs := loadReferences(t, refFile)
-	be := testBackend(t)
+	be := testutil.Backend(t)
 	files := make([]string, 0, len(refs))
 	for f := range refs {
 		files = append(files, f)

@@ -8,6 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
 // TestClassicAttentionNoLargeConstants: diffusers' classic attention export
@@ -21,7 +22,7 @@ func TestClassicAttentionNoLargeConstants(t *testing.T) {
 	}
 	ctx := context.New()
 	m.CreateVariables(ctx)
-	gr := NewGraph(testBackend(t), "classic")
+	gr := NewGraph(testutil.Backend(t), "classic")
 	defer gr.Finalize()
 	noise, _ := m.Input("noise")
 	in := map[string]*Node{"noise": Parameter(gr, "noise", shapes.Make(dtypes.Float32, append([]int{4}, noise.Dims[1:]...)...)),

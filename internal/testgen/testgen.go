@@ -1,28 +1,15 @@
-// Package testgen holds small generators and rewards for the baselines' tests.
+// Package testgen holds small generators and rewards shared by the tests of the hypernetwork and
+// the baselines.
 package testgen
 
 import (
-	"testing"
-
-	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
 	"github.com/hypernoise/hypernoise"
-	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/nn"
 	"github.com/hypernoise/hypernoise/rewards"
 )
-
-// Backend returns the default compute backend or fails the test.
-func Backend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := compute.NewBackend("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // IdentityGen is g(eps) = eps for eps [B, 2]: one output layer whose weights SetIdentity sets.
 type IdentityGen struct{}
