@@ -40,7 +40,7 @@ judge() {
   local class=$1 code=$2 re=$3 what=${4:0:140}
   TOTAL=$((TOTAL + 1))
   local msg
-  if [[ $code == 0 ]]; then msg=$(cat "$D/out" "$D/err"); else msg=$(cat "$D/err"); fi
+  if [[ $code == 0 ]]; then msg=$(cat "$D/out" "$D/err" | tr -d '\0'); else msg=$(cat "$D/err"); fi
   local why=""
   if [[ $RC == 124 || $RC == 137 ]] && [[ $code != 137 ]]; then why="hung (killed after ${LIMIT}s)"
   elif [[ $RC != "$code" ]]; then why="exit $RC, want $code"
@@ -73,7 +73,13 @@ bg() {
   ( cd "$D" && exec "$BIN" "$@" > "$D/out" 2> "$D/err" ) &
   local pid=$!
   sleep "$delay"
-  kill -s "$sig" "$pid" 2> /dev/null
+  if [[ $sig == KILL ]]; then # kill -9 the worker (the supervisor's child), as a user's kill would
+    local child
+    child=$(pgrep -P "$pid" | head -1)
+    kill -s KILL "${child:-$pid}" 2> /dev/null
+  else # SIGINT and SIGTERM go to the supervisor, which forwards them
+    kill -s "$sig" "$pid" 2> /dev/null
+  fi
   wait "$pid"
   RC=$?
   judge "$class" "$code" "$re" "$* (after $sig at ${delay}s)"
@@ -97,17 +103,25 @@ run non-finite 1 "reward_half.onnx" -- sample --model "$H/spec_reward_half.json"
 run non-finite 1 "no hypernetwork was written" -- train --model "$H/spec_reward_half.json" --steps 20 --batch 4 --out hn --quiet
 # A trained hypernetwork, then every method on models whose reward or generator fails.
 run non-finite 0 "wrote" -- train --model "$H/spec_ok.json" --steps 20 --batch 4 --out "$WORK/hn-ok" --quiet
+# The broken files behind a spec of the hypernetwork's generator name (a hypernetwork is bound to
+# its generator's name and weights), so the methods reach the broken reward.
+for s in reward_nan reward_big gen_nan; do
+  mkdir -p "$WORK/as-ok" && cp "$H"/*.onnx "$WORK/as-ok/" &&
+    sed 's|"name": *"[^"]*"|"name": "hostile-ok"|' "$H/spec_$s.json" > "$WORK/as-ok/spec_$s.json"
+done
 for s in reward_nan reward_big; do
-  run non-finite 1 "$s.onnx" -- eval --model "$H/spec_$s.json" --hypernet "$WORK/hn-ok" --seeds 2 --reno-steps 2 --warm-steps 1 --small-n 2 --json
+  run non-finite 1 "$s.onnx" -- eval --model "$WORK/as-ok/spec_$s.json" --hypernet "$WORK/hn-ok" --seeds 2 --reno-steps 2 --warm-steps 1 --small-n 2 --json
   check "eval --json with $s prints no partial JSON" test ! -s "$D/out"
 done
-run non-finite 1 "gen_nan.onnx" -- sample --model "$H/spec_gen_nan.json" --hypernet "$WORK/hn-ok" --prompt circle --n 2 --out o.png
+run non-finite 1 'generator "hostile-ok" \(gen_nan.onnx' -- sample --model "$WORK/as-ok/spec_gen_nan.json" --hypernet "$WORK/hn-ok" --prompt circle --n 2 --out o.png
 
 # ---------------------------------------------------------------- input files through the binary
 mkfifo "$WORK/fifo.json"
 run "input files" 2 "FIFO" -- sample --model "$WORK/fifo.json" --prompt circle
 run "input files" 2 "FIFO" -- train --model "$WORK/fifo.json" --out hn --steps 2
-run "input files" 2 "character device" -- sample --model /dev/urandom --prompt circle
+run "input files" 2 'unknown model "/dev/urandom"' -- sample --model /dev/urandom --prompt circle
+ln -s /dev/urandom "$WORK/urandom.json"
+run "input files" 2 "character device" -- sample --model "$WORK/urandom.json" --prompt circle
 mkdir -p "$WORK/hn-fifo" && cp "$WORK/hn-ok/hypernet.json" "$WORK/hn-fifo/" 2> /dev/null
 mkfifo "$WORK/hn-fifo/hypernet.safetensors"
 run "input files" 2 "FIFO" -- sample --model "$H/spec_ok.json" --hypernet "$WORK/hn-fifo" --prompt circle --n 2 --out o.png
@@ -128,12 +142,17 @@ run "input files" 1 "^hypernoise sample: /etc/hn-nonexistent/gen.onnx: no such f
 # ---------------------------------------------------------------- outputs through the binary
 run outputs 2 "character device" -- sample --prompt dress --n 1 --out /dev/null
 check "/dev/null is still a character device" test -c /dev/null
+ln -s /dev/null "$WORK/null.png"
+run outputs 2 "refusing to replace it" -- sample --prompt dress --n 1 --out "$WORK/null.png"
+check "the link to /dev/null is still a link" test -L "$WORK/null.png"
+# A link to /proc/self/fd/1 is a link to whatever standard output is: here the case's own out file,
+# a regular file, which the PNG replaces (atomically; the "wrote" line goes to the replaced file).
 ln -s /proc/self/fd/1 "$WORK/stdout.png"
-run outputs 2 "refusing to replace it" -- sample --prompt dress --n 1 --out "$WORK/stdout.png"
+run outputs 0 "PNG" -- sample --prompt dress --n 1 --out "$WORK/stdout.png"
 check "the link to /proc/self/fd/1 is still a link" test -L "$WORK/stdout.png"
-run outputs 2 "more than the file system allows" -- sample --prompt dress --n 1 --out "$(printf 'd/%.0s' $(seq 2000))o.png"
+run outputs 2 "more than the file system allows" -- sample --prompt dress --n 1 --out "$(printf 'd/%.0s' $(seq 2100))o.png"
 check "a refused long path left no folder" test ! -e "$D/d"
-run outputs 2 "more than the file system allows" -- sample --model "$H/spec_ok.json" --prompt circle --n 1 --out "$(printf 'd/%.0s' $(seq 2000))o.png"
+run outputs 2 "more than the file system allows" -- sample --model "$H/spec_ok.json" --prompt circle --n 1 --out "$(printf 'd/%.0s' $(seq 2100))o.png"
 check "a refused long path left no folder (imported model)" test ! -e "$D/d"
 
 # ---------------------------------------------------------------- messages: kills and interrupts
