@@ -233,46 +233,14 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 			err = fmt.Errorf("training %s: %v", name, r)
 		}
 	}()
-	if err := p.validate(); err != nil {
+	st, err := prepareRun(ctx, p, &cfg)
+	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(p.Scope+"/", optimRoot+"/") {
-		return nil, fmt.Errorf("training problem scope %q is reserved for optimizer state", p.Scope)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if cfg.NoiseSetSize == 0 {
-		cfg.NoiseSetSize = cfg.BatchSize
-	}
-	start, skipped := 0, 0
-	resumed := false
-	hist := newHistory()
-	var prevSeconds float64
-	if cfg.CheckpointDir != "" {
-		if err := prepareCheckpointDir(cfg); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Resume {
-		var st *checkpointState
-		st, err = loadCheckpoint(ctx, p, cfg)
-		if err != nil {
-			return nil, err
-		}
-		start, skipped, resumed, prevSeconds = st.Step, st.Skipped, true, st.Seconds
-		if st.History != nil {
-			hist = st.History
-		}
-	}
+	start, skipped, resumed, prevSeconds, hist := st.Step, st.Skipped, st.resumed, st.Seconds, st.History
 	maxBad := cfg.MaxNonFinite
 	if maxBad == 0 {
 		maxBad = DefaultMaxNonFinite
-	}
-	if !resumed {
-		if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
-			return nil, err
-		}
 	}
 	numMetrics := -1
 	var metricNames []string
@@ -354,6 +322,49 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 		}
 	}
 	return res, nil
+}
+
+// runStart is where a run starts: step 0 with an empty history, or a resumed checkpoint's state.
+type runStart struct {
+	checkpointState
+	resumed bool
+}
+
+// prepareRun checks the problem and configuration (filling the noise-set size default), prepares
+// the checkpoint folder and, when resuming, loads the checkpoint (weights, optimizer state, RNG,
+// history); a fresh run seeds the context's RNG with cfg.Seed.
+func prepareRun(ctx *context.Context, p *Problem, cfg *TrainConfig) (*runStart, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(p.Scope+"/", optimRoot+"/") {
+		return nil, fmt.Errorf("training problem scope %q is reserved for optimizer state", p.Scope)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.NoiseSetSize == 0 {
+		cfg.NoiseSetSize = cfg.BatchSize
+	}
+	if cfg.CheckpointDir != "" {
+		if err := prepareCheckpointDir(*cfg); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.Resume {
+		if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
+			return nil, err
+		}
+		return &runStart{checkpointState: checkpointState{History: newHistory()}}, nil
+	}
+	st, err := loadCheckpoint(ctx, p, *cfg)
+	if err != nil {
+		return nil, err
+	}
+	if st.History == nil {
+		st.History = newHistory()
+	}
+	return &runStart{checkpointState: *st, resumed: true}, nil
 }
 
 // checkSkippedShare fails a run that skipped more than share (0: DefaultMaxSkippedShare) of its
