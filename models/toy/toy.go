@@ -173,8 +173,28 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 	}
 	wctx := work.In(cfg.Scope)
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7ea))
+	if st.TeacherLoss, err = trainTeacher(backend, wctx, cfg, rng, report, total); err != nil {
+		return nil, st, err
+	}
+	eps, targets, err := distillPairs(backend, wctx, cfg, rng)
+	if err != nil {
+		return nil, st, err
+	}
+	report.Report(cfg.TeacherSteps+1, total, "ODE pairs")
+	model := &Model{Config: cfg}
+	if st.StudentLoss, err = trainStudent(backend, work, model, cfg, rng, eps, targets, report, total); err != nil {
+		return nil, st, err
+	}
+	if err := copyStudent(work, ctx, cfg); err != nil {
+		return nil, st, err
+	}
+	st.Seconds = time.Since(t0).Seconds()
+	return model, st, nil
+}
 
-	// 1. Teacher: rectified flow.
+// trainTeacher trains the teacher's velocity field by rectified flow, min E||v(x_t, t) - (x1 - e)||^2
+// with x_t = (1-t) e + t x1, and returns its mean loss over the last steps.
+func trainTeacher(backend backends.Backend, wctx *context.Context, cfg Config, rng *rand.Rand, report progress.Func, total int) (float64, error) {
 	opt := optimizers.Adam().LearningRate(cfg.LR).Done()
 	teacherStep, err := context.NewExec(backend, wctx, func(ctx *context.Context, xt, t, v *Node) *Node {
 		pred := velocity(ctx, cfg, xt, t)
@@ -183,8 +203,9 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 		return loss
 	})
 	if err != nil {
-		return nil, st, err
+		return 0, err
 	}
+	defer teacherStep.Finalize()
 	b := cfg.Batch
 	xt := make([]float32, 2*b)
 	ts := make([]float32, b)
@@ -202,22 +223,24 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 			}
 		}
 		if err := setLR(wctx, cfg.LR, step, cfg.TeacherSteps); err != nil {
-			return nil, st, err
+			return 0, err
 		}
 		out, err := teacherStep.Exec1(tensors.FromFlatDataAndDimensions(xt, b, 2),
 			tensors.FromFlatDataAndDimensions(ts, b), tensors.FromFlatDataAndDimensions(vs, b, 2))
 		if err != nil {
-			return nil, st, err
+			return 0, err
 		}
 		tail = appendTail(tail, float64(out.Value().(float32)))
 		report.Report(step+1, total, "teacher")
 	}
-	st.TeacherLoss = mean(tail)
-	teacherStep.Finalize()
+	return mean(tail), nil
+}
 
-	// 2. Distillation pairs: eps -> ODE(eps), midpoint rule.
+// distillPairs draws cfg.Pairs noises eps and integrates the teacher's ODE from each (ODESteps
+// midpoint steps), returning eps and the ODE's end points.
+func distillPairs(backend backends.Backend, wctx *context.Context, cfg Config, rng *rand.Rand) (eps, targets []float32, err error) {
 	p := cfg.Pairs
-	eps := make([]float32, 2*p)
+	eps = make([]float32, 2*p)
 	for i := range eps {
 		eps[i] = float32(rng.NormFloat64())
 	}
@@ -235,18 +258,19 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 		return x
 	})
 	if err != nil {
-		return nil, st, err
+		return nil, nil, err
 	}
+	defer ode.Finalize()
 	targetsT, err := ode.Exec1(tensors.FromFlatDataAndDimensions(eps, p, 2))
 	if err != nil {
-		return nil, st, err
+		return nil, nil, err
 	}
-	ode.Finalize()
-	targets := tensors.MustCopyFlatData[float32](targetsT)
-	report.Report(cfg.TeacherSteps+1, total, "ODE pairs")
+	return eps, tensors.MustCopyFlatData[float32](targetsT), nil
+}
 
-	// 3. Student: least squares on the pairs, in the scratch context under /Scope/student.
-	model := &Model{Config: cfg}
+// trainStudent fits the one-step student g(eps) ~ ODE(eps) by least squares on the pairs, in the
+// scratch context under /Scope/student, and returns its mean loss over the last steps.
+func trainStudent(backend backends.Backend, work *context.Context, model *Model, cfg Config, rng *rand.Rand, eps, targets []float32, report progress.Func, total int) (float64, error) {
 	opt2 := optimizers.Adam().LearningRate(cfg.LR).Scope("adam_student").Done()
 	studentStep, err := context.NewExec(backend, work, func(ctx *context.Context, e, x *Node) *Node {
 		pred := model.Backbone(ctx, e, nil)
@@ -255,11 +279,13 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 		return loss
 	})
 	if err != nil {
-		return nil, st, err
+		return 0, err
 	}
+	defer studentStep.Finalize()
+	b, p := cfg.Batch, cfg.Pairs
 	be := make([]float32, 2*b)
 	bx := make([]float32, 2*b)
-	tail = tail[:0]
+	var tail []float64
 	for step := range cfg.StudentSteps {
 		for i := range b {
 			j := rng.IntN(p)
@@ -267,34 +293,36 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 			copy(bx[2*i:2*i+2], targets[2*j:2*j+2])
 		}
 		if err := setLR(work, cfg.LR, step, cfg.StudentSteps); err != nil {
-			return nil, st, err
+			return 0, err
 		}
 		out, err := studentStep.Exec1(tensors.FromFlatDataAndDimensions(be, b, 2), tensors.FromFlatDataAndDimensions(bx, b, 2))
 		if err != nil {
-			return nil, st, err
+			return 0, err
 		}
 		tail = appendTail(tail, float64(out.Value().(float32)))
 		report.Report(cfg.TeacherSteps+1+step+1, total, "student")
 	}
-	st.StudentLoss = mean(tail)
-	studentStep.Finalize()
+	return mean(tail), nil
+}
 
-	// 4. Copy the student's weights into ctx.
+// copyStudent copies the student's weights (under /Scope/student of the scratch context work)
+// into ctx.
+func copyStudent(work, ctx *context.Context, cfg Config) error {
 	studentScope := context.ScopeSeparator + cfg.Scope + context.ScopeSeparator + "student"
 	n := 0
 	for v := range work.IterVariables() {
 		if v.Scope() == studentScope || len(v.Scope()) > len(studentScope) && v.Scope()[:len(studentScope)+1] == studentScope+"/" {
 			val, err := v.Value()
 			if err != nil {
-				return nil, st, err
+				return err
 			}
 			val, err = val.LocalClone()
 			if err != nil {
-				return nil, st, err
+				return err
 			}
 			if existing := ctx.InspectVariable(v.Scope(), v.Name()); existing != nil {
 				if err := existing.SetValue(val); err != nil {
-					return nil, st, err
+					return err
 				}
 			} else {
 				ctx.InAbsPath(v.Scope()).Checked(false).VariableWithValue(v.Name(), val)
@@ -303,10 +331,9 @@ func Train(backend backends.Backend, ctx *context.Context, cfg Config, report pr
 		}
 	}
 	if n == 0 {
-		return nil, st, fmt.Errorf("toy: the student has no variables under %s", studentScope)
+		return fmt.Errorf("toy: the student has no variables under %s", studentScope)
 	}
-	st.Seconds = time.Since(t0).Seconds()
-	return model, st, nil
+	return nil
 }
 
 // setLR sets the Adam learning rate of ctx's scope to the cosine schedule
