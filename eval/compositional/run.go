@@ -143,61 +143,19 @@ func Run(backend backends.Backend, m *fashion.Model, opts Options, log io.Writer
 	}
 	defer checker.Finalize()
 
-	// The hypernetwork.
-	mod, err := hypernet.NewLoRA(gen, opts.LoRARank, 0, "compositional_hypernet")
+	mod, trainSeconds, err := trainHypernet(backend, m, gen, reward, opts, log, prog)
 	if err != nil {
 		return nil, err
 	}
-	prob, err := hypernet.NewProblem(gen, mod, hypernet.Objective{Reward: reward, Reg: hypernet.RegMeanSquare, Weight: opts.RegWeight})
-	if err != nil {
-		return nil, err
-	}
-	if log != nil {
-		fmt.Fprintf(log, "[compositional] training the LoRA hypernetwork on the compositional reward (%d steps, batch %d) ...\n",
-			opts.Train.Steps, opts.Train.BatchSize)
-	}
-	t0 := time.Now()
-	if _, err := hypernet.Train(backend, m.Context(), prob, opts.Train, prog); err != nil {
-		return nil, err
-	}
-	trainSeconds := time.Since(t0).Seconds()
 
 	env := hypernoise.MethodEnv{Backend: backend, Context: m.Context(), Generator: gen, Reward: reward,
 		Modulator: mod, Chunk: opts.Chunk}
-	type row struct {
-		name string
-		env  hypernoise.MethodEnv
-	}
-	with := func(f func(e *hypernoise.MethodEnv)) hypernoise.MethodEnv { e := env; f(&e); return e }
-	rows := []row{
-		{hypernet.MethodBase, env},
-		{bestofn.Name, with(func(e *hypernoise.MethodEnv) { e.N = opts.SmallN })},
-	}
-	if opts.LargeN > 0 && opts.LargeN != opts.SmallN {
-		rows = append(rows, row{bestofn.Name, with(func(e *hypernoise.MethodEnv) { e.N = opts.LargeN })})
-	}
-	rows = append(rows, row{reno.Name, with(func(e *hypernoise.MethodEnv) { e.Steps = opts.RenoSteps })},
-		row{hypernet.MethodHyperNoise, env})
-	if opts.WarmSteps > 0 {
-		rows = append(rows, row{reno.WarmName, with(func(e *hypernoise.MethodEnv) { e.Steps = opts.WarmSteps })})
-	}
+	rows := methodRows(env, opts)
 
 	prompts := gen.Benchmark()
 	np := len(prompts)
+	eps, pt := benchmarkNoise(gen, np, opts)
 	n := np * opts.SeedsPerPrompt
-	ids := make([]int32, n)
-	for i := range ids {
-		ids[i] = int32(i / opts.SeedsPerPrompt)
-	}
-	// Image k of every prompt uses noise k of the seed (the toolkit's one noise scheme).
-	per := hypernoise.NoiseFlat(opts.Seed, opts.SeedsPerPrompt, gen.NoiseShape())
-	d := len(per) / opts.SeedsPerPrompt
-	flat := make([]float32, 0, n*d)
-	for range np {
-		flat = append(flat, per...)
-	}
-	eps := tensors.FromFlatDataAndDimensions(flat, append([]int{n}, gen.NoiseShape()...)...)
-	pt := tensors.FromFlatDataAndDimensions(ids, n)
 
 	rewardExec, err := newRewardExec(backend, m, reward)
 	if err != nil {
@@ -231,48 +189,123 @@ func Run(backend backends.Backend, m *fashion.Model, opts Options, log io.Writer
 		fmt.Fprintf(log, "[compositional] no real-data reference: %s\n", why)
 	}
 	for k, r := range rows {
-		meth, err := hypernoise.NewMethod(r.name, r.env)
+		name, mr, err := evalRow(r, eps, pt, checker, rewardExec, prompts, opts, uint64(k), log)
 		if err != nil {
 			return nil, err
 		}
-		if log != nil {
-			fmt.Fprintf(log, "[compositional] %s: %d images ...\n", meth.Name(), n)
-		}
-		t := time.Now()
-		x, cost, err := meth.Generate(eps, pt)
-		secs := time.Since(t).Seconds()
-		meth.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", r.name, err)
-		}
-		checks, err := checker.Check(x, pt)
-		if err != nil {
-			return nil, err
-		}
-		rw, err := rewardExec.mean(x, pt)
-		if err != nil {
-			return nil, err
-		}
-		s := Summarize(checks, prompts, opts.Seed+uint64(k)*16)
-		mr := &MethodResult{Images: n, Success: s.Success.Value, SuccessCI: s.Success.CI,
-			HeldoutAlignment: s.HeldoutAlignment.Value, HeldoutAlignmentCI: s.HeldoutAlignment.CI,
-			ClassProb: s.ClassProb.Value, ClassProbCI: s.ClassProb.CI,
-			AttributePass: s.AttributePass.Value, AttributePassCI: s.AttributePass.CI,
-			Reward: rw, SecondsPerImage: secs / float64(n), NFEPerImage: cost.NFE(), PerPromptSuccess: s.PerPromptSuccess,
-			CategorySuccess: s.CategorySuccess}
-		if opts.GridSeeds > 0 {
-			mr.Grid = gridImages(tensors.MustCopyFlatData[float32](x), np, opts.SeedsPerPrompt, min(opts.GridSeeds, opts.SeedsPerPrompt))
-		}
-		res.Order = append(res.Order, meth.Name())
-		res.Methods[meth.Name()] = mr
-		if log != nil {
-			fmt.Fprintf(log, "[compositional] %s: success %.3f [%.3f, %.3f], held-out alignment %.3f, %.1f ms/image\n",
-				meth.Name(), mr.Success, mr.SuccessCI[0], mr.SuccessCI[1], mr.HeldoutAlignment, 1000*mr.SecondsPerImage)
-		}
+		res.Order = append(res.Order, name)
+		res.Methods[name] = mr
 	}
 	res.gainRatios()
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// evalRow generates the benchmark's images with one method and scores them: held-out checks with
+// bootstrap intervals (stream k), mean reward, time and network evaluations per image, a grid.
+func evalRow(r row, eps, pt *tensors.Tensor, checker *Checker, scorer *rewardExec, prompts []Prompt, opts Options, k uint64, log io.Writer) (string, *MethodResult, error) {
+	meth, err := hypernoise.NewMethod(r.name, r.env)
+	if err != nil {
+		return "", nil, err
+	}
+	n := eps.Shape().Dim(0)
+	if log != nil {
+		fmt.Fprintf(log, "[compositional] %s: %d images ...\n", meth.Name(), n)
+	}
+	t := time.Now()
+	x, cost, err := meth.Generate(eps, pt)
+	secs := time.Since(t).Seconds()
+	meth.Close()
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", r.name, err)
+	}
+	checks, err := checker.Check(x, pt)
+	if err != nil {
+		return "", nil, err
+	}
+	rw, err := scorer.mean(x, pt)
+	if err != nil {
+		return "", nil, err
+	}
+	s := Summarize(checks, prompts, opts.Seed+k*16)
+	mr := &MethodResult{Images: n, Success: s.Success.Value, SuccessCI: s.Success.CI,
+		HeldoutAlignment: s.HeldoutAlignment.Value, HeldoutAlignmentCI: s.HeldoutAlignment.CI,
+		ClassProb: s.ClassProb.Value, ClassProbCI: s.ClassProb.CI,
+		AttributePass: s.AttributePass.Value, AttributePassCI: s.AttributePass.CI,
+		Reward: rw, SecondsPerImage: secs / float64(n), NFEPerImage: cost.NFE(), PerPromptSuccess: s.PerPromptSuccess,
+		CategorySuccess: s.CategorySuccess}
+	if opts.GridSeeds > 0 {
+		mr.Grid = gridImages(tensors.MustCopyFlatData[float32](x), len(prompts), opts.SeedsPerPrompt, min(opts.GridSeeds, opts.SeedsPerPrompt))
+	}
+	if log != nil {
+		fmt.Fprintf(log, "[compositional] %s: success %.3f [%.3f, %.3f], held-out alignment %.3f, %.1f ms/image\n",
+			meth.Name(), mr.Success, mr.SuccessCI[0], mr.SuccessCI[1], mr.HeldoutAlignment, 1000*mr.SecondsPerImage)
+	}
+	return meth.Name(), mr, nil
+}
+
+// trainHypernet trains the benchmark's LoRA hypernetwork on the compositional reward (the mean-square
+// objective with opts.RegWeight) and returns it with its training time in seconds.
+func trainHypernet(backend backends.Backend, m *fashion.Model, gen *Generator, reward hypernoise.Reward, opts Options, log io.Writer, prog progress.Func) (hypernoise.Modulator, float64, error) {
+	mod, err := hypernet.NewLoRA(gen, opts.LoRARank, 0, "compositional_hypernet")
+	if err != nil {
+		return nil, 0, err
+	}
+	prob, err := hypernet.NewProblem(gen, mod, hypernet.Objective{Reward: reward, Reg: hypernet.RegMeanSquare, Weight: opts.RegWeight})
+	if err != nil {
+		return nil, 0, err
+	}
+	if log != nil {
+		fmt.Fprintf(log, "[compositional] training the LoRA hypernetwork on the compositional reward (%d steps, batch %d) ...\n",
+			opts.Train.Steps, opts.Train.BatchSize)
+	}
+	t0 := time.Now()
+	if _, err := hypernet.Train(backend, m.Context(), prob, opts.Train, prog); err != nil {
+		return nil, 0, err
+	}
+	return mod, time.Since(t0).Seconds(), nil
+}
+
+// row is one method of the benchmark: a registered method and its environment.
+type row struct {
+	name string
+	env  hypernoise.MethodEnv
+}
+
+// methodRows are the benchmark's methods: base, best-of-SmallN (and LargeN), ReNO, HyperNoise and,
+// when WarmSteps > 0, HyperNoise + ReNO.
+func methodRows(env hypernoise.MethodEnv, opts Options) []row {
+	with := func(f func(e *hypernoise.MethodEnv)) hypernoise.MethodEnv { e := env; f(&e); return e }
+	rows := []row{
+		{hypernet.MethodBase, env},
+		{bestofn.Name, with(func(e *hypernoise.MethodEnv) { e.N = opts.SmallN })},
+	}
+	if opts.LargeN > 0 && opts.LargeN != opts.SmallN {
+		rows = append(rows, row{bestofn.Name, with(func(e *hypernoise.MethodEnv) { e.N = opts.LargeN })})
+	}
+	rows = append(rows, row{reno.Name, with(func(e *hypernoise.MethodEnv) { e.Steps = opts.RenoSteps })},
+		row{hypernet.MethodHyperNoise, env})
+	if opts.WarmSteps > 0 {
+		rows = append(rows, row{reno.WarmName, with(func(e *hypernoise.MethodEnv) { e.Steps = opts.WarmSteps })})
+	}
+	return rows
+}
+
+// benchmarkNoise is the evaluation noise of np prompts x SeedsPerPrompt images and their prompt
+// ids: image k of every prompt uses noise k of the seed (the toolkit's one noise scheme).
+func benchmarkNoise(gen *Generator, np int, opts Options) (eps, ids *tensors.Tensor) {
+	n := np * opts.SeedsPerPrompt
+	pid := make([]int32, n)
+	for i := range pid {
+		pid[i] = int32(i / opts.SeedsPerPrompt)
+	}
+	per := hypernoise.NoiseFlat(opts.Seed, opts.SeedsPerPrompt, gen.NoiseShape())
+	d := len(per) / opts.SeedsPerPrompt
+	flat := make([]float32, 0, n*d)
+	for range np {
+		flat = append(flat, per...)
+	}
+	return tensors.FromFlatDataAndDimensions(flat, append([]int{n}, gen.NoiseShape()...)...), tensors.FromFlatDataAndDimensions(pid, n)
 }
 
 // gainRatios fills each method's GainRatio against base and reno.
