@@ -728,26 +728,7 @@ func (t *trainer) student() (map[string]float64, error) {
 	rows := func(x []float32, idx []int) *tensors.Tensor {
 		return tensors.FromFlatDataAndDimensions(gatherRows(x, LatentDim, idx), len(idx), LatentSide, LatentSide, LatentCh)
 	}
-	ends, err := t.cachedFloats("pairs", n*LatentDim, func() ([]float32, error) {
-		exec, err := context.NewExec(t.backend, m.ctx, func(ctx *context.Context, e, c *Node) *Node {
-			return TeacherSample(ctx, e, c, DistillTeacherSteps, t.distillW())
-		})
-		if err != nil {
-			return nil, err
-		}
-		defer exec.Finalize()
-		t.logf("student: generating %d teacher pairs (%d Euler steps, guidance %.2f)", n, DistillTeacherSteps, t.distillW())
-		done := 0
-		outs, err := forward(exec, n, 256, func(idx []int) []any {
-			done += len(idx)
-			t.o.Progress.Report(done, n, "teacher pairs")
-			return []any{rows(eps, idx), tensors.FromFlatDataAndDimensions(gatherRows(labels, 1, idx), len(idx))}
-		})
-		if err != nil {
-			return nil, err
-		}
-		return outs[0], nil
-	})
+	ends, err := t.teacherPairs(m, eps, labels)
 	if err != nil {
 		return nil, err
 	}
@@ -806,28 +787,66 @@ func (t *trainer) student() (map[string]float64, error) {
 		"teacher_steps": DistillTeacherSteps, "guidance": t.distillW()}
 	t.logf("student: final regression loss %.4f, training %.0fs", loss, wall.Seconds())
 	if m.Has("heldout") {
-		ev, err := t.evaluatorWith(m, "student", ScopeStudent)
-		if err != nil {
+		if err := t.evalStudent(m, metrics); err != nil {
 			return nil, err
 		}
-		st, err := ev.Student(t.evalSamples(), EvalSeed)
-		if err != nil {
-			return nil, err
-		}
-		te, err := ev.Teacher(t.evalSamples(), EvalSeed, DistillTeacherSteps, t.distillW())
-		if err != nil {
-			return nil, err
-		}
-		metrics["eval_samples"] = float64(t.evalSamples())
-		metrics["heldout_alignment"] = st.Alignment
-		metrics["fd_heldout"] = st.FD
-		metrics["teacher_heldout_alignment"] = te.Alignment
-		metrics["teacher_fd_heldout"] = te.FD
-		metrics["fd_real_reference"] = ev.RealFD
-		t.logf("student (1 step): held-out alignment %.1f%%, FD %.2f | teacher (%d steps, guidance %.2f): %.1f%%, FD %.2f | real-vs-real FD %.2f (%d samples each)",
-			100*st.Alignment, st.FD, DistillTeacherSteps, t.distillW(), 100*te.Alignment, te.FD, ev.RealFD, t.evalSamples())
 	}
 	return metrics, nil
+}
+
+// teacherPairs are the end points of the guided teacher's ODE (DistillTeacherSteps Euler steps)
+// started at each noise row of eps with its label, cached in the run folder.
+func (t *trainer) teacherPairs(m *Model, eps []float32, labels []int32) ([]float32, error) {
+	n := len(labels)
+	rows := func(x []float32, idx []int) *tensors.Tensor {
+		return tensors.FromFlatDataAndDimensions(gatherRows(x, LatentDim, idx), len(idx), LatentSide, LatentSide, LatentCh)
+	}
+	return t.cachedFloats("pairs", n*LatentDim, func() ([]float32, error) {
+		exec, err := context.NewExec(t.backend, m.ctx, func(ctx *context.Context, e, c *Node) *Node {
+			return TeacherSample(ctx, e, c, DistillTeacherSteps, t.distillW())
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer exec.Finalize()
+		t.logf("student: generating %d teacher pairs (%d Euler steps, guidance %.2f)", n, DistillTeacherSteps, t.distillW())
+		done := 0
+		outs, err := forward(exec, n, 256, func(idx []int) []any {
+			done += len(idx)
+			t.o.Progress.Report(done, n, "teacher pairs")
+			return []any{rows(eps, idx), tensors.FromFlatDataAndDimensions(gatherRows(labels, 1, idx), len(idx))}
+		})
+		if err != nil {
+			return nil, err
+		}
+		return outs[0], nil
+	})
+}
+
+// evalStudent adds the held-out figures of the student (one step) and of the teacher it was
+// distilled from to metrics.
+func (t *trainer) evalStudent(m *Model, metrics map[string]float64) error {
+	ev, err := t.evaluatorWith(m, "student", ScopeStudent)
+	if err != nil {
+		return err
+	}
+	st, err := ev.Student(t.evalSamples(), EvalSeed)
+	if err != nil {
+		return err
+	}
+	te, err := ev.Teacher(t.evalSamples(), EvalSeed, DistillTeacherSteps, t.distillW())
+	if err != nil {
+		return err
+	}
+	metrics["eval_samples"] = float64(t.evalSamples())
+	metrics["heldout_alignment"] = st.Alignment
+	metrics["fd_heldout"] = st.FD
+	metrics["teacher_heldout_alignment"] = te.Alignment
+	metrics["teacher_fd_heldout"] = te.FD
+	metrics["fd_real_reference"] = ev.RealFD
+	t.logf("student (1 step): held-out alignment %.1f%%, FD %.2f | teacher (%d steps, guidance %.2f): %.1f%%, FD %.2f | real-vs-real FD %.2f (%d samples each)",
+		100*st.Alignment, st.FD, DistillTeacherSteps, t.distillW(), 100*te.Alignment, te.FD, ev.RealFD, t.evalSamples())
+	return nil
 }
 
 // scopeCritic is the scope of the student's latent critic (trained with the student, not shipped).
