@@ -26,6 +26,11 @@ type ScaleOptions struct {
 	TorchCmd string
 	// ORTScript is scripts/ort_bench.js (empty: onnxruntime not run).
 	ORTScript string
+	// MemBudget is the memory, in bytes, a stage may plan to use (0: no check): a stage whose
+	// up-front estimate exceeds it (the forward: EstimateBytes(batch, false); the HyperNoise step:
+	// EstimateTrainBytes(batch, rank); ReNO: EstimateBytes(batch, true)) is not run, and Errors says
+	// so with the estimate, as train and sample refuse such runs.
+	MemBudget int64
 	Log       func(string)
 }
 
@@ -66,6 +71,19 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 	res.WeightBytes = m.WeightBytes()
 	res.EstimateForward, res.EstimateTrain = m.EstimateBytes(o.Batch, false), m.EstimateTrainBytes(o.Batch, o.Rank)
 	logf("load + check %.2f s (weights %d MB)", res.LoadS, res.WeightBytes>>20)
+	overBudget := func(stage string, need int64) bool {
+		if o.MemBudget <= 0 || need <= o.MemBudget {
+			return false
+		}
+		res.Errors = append(res.Errors, fmt.Sprintf("%s: refused up front: needs about %s of memory at batch %d, more than the budget of %s"+
+			" ($HYPERNOISE_MEM_BUDGET)", stage, gib(need), o.Batch, gib(o.MemBudget)))
+		logf("%s", res.Errors[len(res.Errors)-1])
+		return true
+	}
+	if overBudget("forward", res.EstimateForward) {
+		res.PeakRSS = peakRSS()
+		return res, nil
+	}
 	if err := forwardTimes(backend, m, o, res); err != nil {
 		return nil, err
 	}
@@ -82,7 +100,7 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 		res.external(m, specPath, o)
 		return res, nil
 	}
-	if o.Rank > 0 {
+	if o.Rank > 0 && !overBudget(fmt.Sprintf("hypernoise step (LoRA rank %d)", o.Rank), res.EstimateTrain) {
 		if st, err := TimeModelStep(backend, im, spec, o.Batch, o.Rank, o.Steps); err != nil {
 			res.Errors = append(res.Errors, "hypernoise step: "+err.Error())
 		} else {
@@ -90,11 +108,13 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 			logf("hypernoise step %.0f ms", st.StepMS)
 		}
 	}
-	if ms, err := modelRenoStep(backend, m, im, reward, o); err != nil {
-		res.Errors = append(res.Errors, "reno: "+err.Error())
-	} else {
-		res.RenoStepMSImage = &ms
-		logf("reno step %.1f ms/image", ms)
+	if !overBudget("reno", m.EstimateBytes(o.Batch, true)) {
+		if ms, err := modelRenoStep(backend, m, im, reward, o); err != nil {
+			res.Errors = append(res.Errors, "reno: "+err.Error())
+		} else {
+			res.RenoStepMSImage = &ms
+			logf("reno step %.1f ms/image", ms)
+		}
 	}
 	res.PeakRSS = peakRSS()
 	res.external(m, specPath, o)
@@ -187,4 +207,12 @@ func modelRenoStep(backend backends.Backend, m *onnx.Model, im *family.Model, re
 		}
 	}
 	return float64(best) / 1e6 / float64(o.Steps*o.Batch), nil
+}
+
+// gib writes a size in MiB or GiB (as cli.FormatBytes, which bench does not import).
+func gib(b int64) string {
+	if b >= 1<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
 }

@@ -45,6 +45,9 @@ func runScaleBench(env *cli.Env, sf scaleFlags, mf modelBenchFlags, ref, backend
 	}
 	defer backend.Finalize()
 	o := bench.ScaleOptions{Batch: *mf.batch, Steps: min(steps, 20), Rank: *mf.rank, Reward: *mf.reward, TorchCmd: *sf.torchCmd}
+	if o.MemBudget, err = cli.MemBudget(); err != nil {
+		return err
+	}
 	if !*sf.noORT {
 		o.ORTScript = bench.FindORTScript()
 	}
@@ -70,8 +73,10 @@ func runScaleBench(env *cli.Env, sf scaleFlags, mf modelBenchFlags, ref, backend
 func writeModelTable(w io.Writer, r *bench.ScaleResult) {
 	fmt.Fprintf(w, "model %s, batch %d\n", r.Spec, r.Batch)
 	fmt.Fprintf(w, "load + check          %8.2f s\n", r.LoadS)
-	fmt.Fprintf(w, "first call            %8.2f s\n", r.FirstCallS)
-	fmt.Fprintf(w, "forward               %8.1f ms/image\n", r.ForwardMSPerImage)
+	if r.ForwardMSPerImage > 0 { // 0: not run (refused over the memory budget)
+		fmt.Fprintf(w, "first call            %8.2f s\n", r.FirstCallS)
+		fmt.Fprintf(w, "forward               %8.1f ms/image\n", r.ForwardMSPerImage)
+	}
 	if r.HypernetStepMS != nil {
 		fmt.Fprintf(w, "hypernoise step       %8.0f ms\n", *r.HypernetStepMS)
 	}

@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/models/onnx"
 )
 
 // TestBenchModel: bench --model --scale --json times every figure on the fixture (positive times, the
@@ -35,5 +39,54 @@ func TestBenchModel(t *testing.T) {
 	}
 	if code, _, stderr := run("bench", "--model", spec, "--scale", "--batch", "0"); code != cli.ExitUsage {
 		t.Fatalf("--batch 0: exit %d (%s), want 2", code, stderr)
+	}
+}
+
+// TestBenchModelMemoryBudget: bench --scale runs no stage whose up-front estimate exceeds
+// $HYPERNOISE_MEM_BUDGET (as train and sample refuse them): with a budget between ReNO's estimate
+// and the LoRA step's, the forward and ReNO are timed and the step is reported as refused with its
+// estimate; with a budget under the forward's, only the load is.
+func TestBenchModelMemoryBudget(t *testing.T) {
+	spec := filepath.Join(fixtureDir, "spec.json")
+	be, err := compute.NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Finalize()
+	m, err := onnx.Load(spec, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.EstimateBytes(2, true) >= m.EstimateTrainBytes(2, 8) {
+		t.Fatalf("ReNO's estimate %d is not under the step's %d", m.EstimateBytes(2, true), m.EstimateTrainBytes(2, 8))
+	}
+	type result struct {
+		LoadS              float64  `json:"load_s"`
+		ForwardMSPerImage  float64  `json:"forward_ms_per_image"`
+		HypernetStepMS     *float64 `json:"hypernet_step_ms"`
+		RenoStepMSPerImage *float64 `json:"reno_step_ms_per_image"`
+		Errors             []string `json:"errors"`
+	}
+	bench := func(budget int64) result {
+		t.Setenv(cli.EnvMemBudget, fmt.Sprint(budget))
+		code, stdout, stderr := run("bench", "--model", spec, "--scale", "--json", "--no-ort", "--steps", "1", "--batch", "2", "--rank", "8")
+		if code != 0 {
+			t.Fatalf("budget %d: exit %d: %s", budget, code, stderr)
+		}
+		var r result
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := bench(m.EstimateBytes(2, true))
+	if r.ForwardMSPerImage <= 0 || r.RenoStepMSPerImage == nil || r.HypernetStepMS != nil || len(r.Errors) != 1 ||
+		!strings.Contains(r.Errors[0], "hypernoise step (LoRA rank 8): refused up front: needs about") {
+		t.Fatalf("budget under the step's estimate: %+v; want the forward and ReNO timed, the step refused", r)
+	}
+	r = bench(m.EstimateBytes(2, false) - 1)
+	if r.LoadS <= 0 || r.ForwardMSPerImage != 0 || r.RenoStepMSPerImage != nil || r.HypernetStepMS != nil ||
+		len(r.Errors) != 1 || !strings.HasPrefix(r.Errors[0], "forward: refused up front") {
+		t.Fatalf("budget under the forward's estimate: %+v; want only the load timed", r)
 	}
 }
