@@ -2,12 +2,14 @@ package onnx
 
 import "github.com/hypernoise/hypernoise/family"
 
-// memStats are the sizes Load measured while checking the spec: activations per sample are the
-// bytes of every tensor the graphs compute (constants and weights excluded) for a batch of 2,
-// halved.
+// memStats are the sizes Load measured while checking the spec, per sample (for a batch of 2,
+// halved): the bytes of every tensor the graphs compute (constants and weights excluded), and the
+// most of them alive at once in a forward pass (shim.Activations).
 type memStats struct {
-	genActivations    int64 // the generator, per sample
-	rewardActivations int64 // all rewards together, per sample
+	genActivations    int64 // the generator, all its tensors
+	rewardActivations int64 // all rewards together, all their tensors
+	genPeak           int64 // the generator, most alive at once
+	rewardPeak        int64 // the rewards, the sum of each one's most alive at once
 }
 
 // Terms of the estimates (see EstimateBytes).
@@ -31,21 +33,34 @@ func (m *Model) WeightBytes() int64 {
 
 // EstimateBytes estimates the peak memory of running the model on batch samples at once:
 //
-//	forward (training false): base + weights + batch · (generator activations + reward activations)
+//	forward (training false): base + weights + batch · min(all activations, fwdFactor · peaks)
 //	training: base + weights + batch · 2 · (2 · generator activations + reward activations)
 //
-// A forward pass holds at most every tensor it computes (the backend frees them as it goes, so this
-// bounds it from above). A HyperNoise training step runs the generator twice (its LoRA copy, whose
+// A forward pass holds at most every tensor it computes, and in practice far less (the backend frees
+// tensors as it goes): the graphs' liveness peaks times fwdFactor, for what the peaks do not see
+// (the temporaries of the ops one ONNX node becomes, buffers freed late). A HyperNoise training step runs the generator twice (its LoRA copy, whose
 // output is the modulated noise, then the frozen generator) and the rewards, keeps every activation
 // for the backward pass and holds a gradient as large as each. LoRA adapters are added by
 // EstimateTrainBytes.
 func (m *Model) EstimateBytes(batch int, training bool) int64 {
 	b := int64(batch)
-	perSample := m.mem.genActivations + m.mem.rewardActivations
+	perSample := m.forwardPerSample()
 	if training {
 		perSample = 2 * (2*m.mem.genActivations + m.mem.rewardActivations)
 	}
 	return memBase + m.WeightBytes() + b*perSample
+}
+
+// fwdFactor is how much more than the liveness peaks a forward pass was measured to hold on the
+// pure-Go backend: on the sd-turbo-size fixture (peaks of 1.0 GiB per sample), `sample --n 1`
+// peaked at 10.2 and 10.9 GiB for 4.3 GiB of weights, about 6 times the peaks above the weights and
+// the process (docs/bring-your-model.md, section 6); 8 keeps a margin of about 15%.
+const fwdFactor = 8
+
+// forwardPerSample is a forward pass's activations per sample: fwdFactor times the liveness peaks,
+// never more than every tensor the graphs compute.
+func (m *Model) forwardPerSample() int64 {
+	return min(m.mem.genActivations+m.mem.rewardActivations, fwdFactor*(m.mem.genPeak+m.mem.rewardPeak))
 }
 
 // EstimateTrainBytes is EstimateBytes(batch, true) plus rank-rank LoRA adapters on the generator
@@ -67,6 +82,6 @@ func (m *Model) MemoryFit() *family.MemoryFit {
 		PerMLPParam:    mlpBytesPerParam,
 		PromptEmbed:    mlpPromptEmbed,
 		SampleBase:     base,
-		PerImage:       m.mem.genActivations + m.mem.rewardActivations,
+		PerImage:       m.forwardPerSample(),
 	}
 }

@@ -195,7 +195,7 @@ func (m *Model) dryRun(backend backends.Backend) (err error) {
 	prompts := Parameter(gr, "prompts", shapes.Make(dtypes.Int32, b))
 	xs, act := m.gen.CallStats(m.ctx.In(ScopeGenerator), gr, m.feed(m.ctx, eps, prompts), g.Output)
 	x := xs[0]
-	m.mem.genActivations = act / b
+	m.mem.genActivations, m.mem.genPeak = act.Total/b, act.Peak/b
 	m.nativeDims = x.Shape().Dimensions[1:]
 	if x.Shape().Dim(0) != b || x.DType() != dtypes.Float32 {
 		return m.specErr("generator.output", "%q is %s for a batch of %d, want float32 [batch, ...]", g.Output, x.Shape(), b)
@@ -416,7 +416,8 @@ func (m *Model) score(ctx *context.Context, rn string, x, prompts *Node, dryRun 
 	ss, act := rg.CallStats(m.rewardCtx(ctx, rn), x.Graph(), in, rs.Output)
 	s := ss[0]
 	if dryRun && x.Shape().Dim(0) > 0 {
-		m.mem.rewardActivations += act / int64(x.Shape().Dim(0))
+		m.mem.rewardActivations += act.Total / int64(x.Shape().Dim(0))
+		m.mem.rewardPeak += act.Peak / int64(x.Shape().Dim(0))
 	}
 	if s.Rank() == 2 && s.Shape().Dim(1) == 1 {
 		s = Reshape(s, s.Shape().Dim(0))

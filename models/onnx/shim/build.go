@@ -47,10 +47,17 @@ func (g *Model) Call(ctx *context.Context, gr *Graph, inputs map[string]*Node, o
 	return res
 }
 
-// CallStats is Call, also returning the bytes of every tensor the converted ONNX nodes compute
-// (constants and weights excluded): what a training step keeps for its backward pass, and an upper
-// bound on what a forward pass holds at once.
-func (g *Model) CallStats(ctx *context.Context, gr *Graph, inputs map[string]*Node, outputs ...string) ([]*Node, int64) {
+// Activations are the bytes of the tensors a converted graph computes (constants and weights
+// excluded). Total is all of them: what a training step keeps for its backward pass. Peak is the
+// most alive at once when the nodes run in order and each tensor is freed after its last reader
+// (the requested outputs are kept to the end): what a forward pass holds, up to the temporaries
+// inside one node.
+type Activations struct {
+	Total, Peak int64
+}
+
+// CallStats is Call, also returning the sizes of the tensors the converted ONNX nodes compute.
+func (g *Model) CallStats(ctx *context.Context, gr *Graph, inputs map[string]*Node, outputs ...string) ([]*Node, Activations) {
 	b := &builder{g: g, ctx: ctx, gr: gr, vals: map[string]*Node{}, consts: map[*Node]*tensors.Tensor{}, pendingOut: map[string]bool{}, splats: map[string]splat{}, adapter: nn.AdapterOf(ctx)}
 	for name, n := range inputs {
 		v, ok := g.Input(name)
@@ -97,7 +104,59 @@ func (g *Model) CallStats(ctx *context.Context, gr *Graph, inputs map[string]*No
 	for i, o := range outputs {
 		res[i] = b.value(o)
 	}
-	return res, b.activationBytes()
+	return res, Activations{Total: b.activationBytes(), Peak: b.peakBytes(need, outputs)}
+}
+
+// peakBytes is Activations.Peak: the converted nodes run in topological order, each output counted
+// from its node on and freed after its last reader (or at once if nothing reads it and it is not
+// requested).
+func (b *builder) peakBytes(need map[*node]bool, outputs []string) int64 {
+	size := func(name string) int64 {
+		v, ok := b.vals[name]
+		if !ok || v == nil || b.g.producer[name] == nil || b.constTensor(v) != nil {
+			return 0
+		}
+		return int64(v.Shape().Memory())
+	}
+	var order []*node
+	for _, n := range b.g.nodes {
+		if need[n] {
+			order = append(order, n)
+		}
+	}
+	last := map[string]int{}
+	for i, n := range order {
+		for _, in := range n.in {
+			last[in] = i
+		}
+	}
+	for _, o := range outputs {
+		last[o] = len(order)
+	}
+	var live, peak int64
+	alive := map[string]int64{}
+	for i, n := range order {
+		for _, o := range n.out {
+			if _, dup := alive[o]; o != "" && !dup {
+				alive[o] = size(o)
+				live += alive[o]
+			}
+		}
+		peak = max(peak, live)
+		for _, names := range [][]string{n.in, n.out} {
+			for _, name := range names {
+				sz, ok := alive[name]
+				if !ok || sz < 0 {
+					continue
+				}
+				if end, read := last[name]; !read || end <= i {
+					live -= sz
+					alive[name] = -1 // freed
+				}
+			}
+		}
+	}
+	return peak
 }
 
 // activationBytes sums the sizes of the non-constant values the converted nodes produced.
