@@ -62,23 +62,9 @@ func CheckGradient(backend backends.Backend, f func(inputs []*graph.Node) *graph
 		return 0, fmt.Errorf("compute.CheckGradient: no inputs")
 	}
 
-	// Inputs as float64.
-	flats := make([][]float64, len(inputs))
-	dims := make([][]int, len(inputs))
-	for i, t := range inputs {
-		dims[i] = t.Shape().Dimensions
-		switch t.DType() {
-		case dtypes.Float64:
-			flats[i] = tensors.MustCopyFlatData[float64](t)
-		case dtypes.Float32:
-			f32 := tensors.MustCopyFlatData[float32](t)
-			flats[i] = make([]float64, len(f32))
-			for j, v := range f32 {
-				flats[i][j] = float64(v)
-			}
-		default:
-			return 0, fmt.Errorf("compute.CheckGradient: input #%d has dtype %s, want a float", i, t.DType())
-		}
+	flats, dims, err := float64Inputs(inputs)
+	if err != nil {
+		return 0, err
 	}
 	args := func() []any {
 		a := make([]any, len(flats))
@@ -135,6 +121,36 @@ func CheckGradient(backend backends.Backend, f func(inputs []*graph.Node) *graph
 		return tensors.MustCopyFlatData[float64](out[0])[0], nil
 	}
 
+	return compareCentral(flats, grads, o, eval)
+}
+
+// float64Inputs copies float inputs to float64 slices, with their dims.
+func float64Inputs(inputs []*tensors.Tensor) (flats [][]float64, dims [][]int, err error) {
+	flats = make([][]float64, len(inputs))
+	dims = make([][]int, len(inputs))
+	for i, t := range inputs {
+		dims[i] = t.Shape().Dimensions
+		switch t.DType() {
+		case dtypes.Float64:
+			flats[i] = tensors.MustCopyFlatData[float64](t)
+		case dtypes.Float32:
+			f32 := tensors.MustCopyFlatData[float32](t)
+			flats[i] = make([]float64, len(f32))
+			for j, v := range f32 {
+				flats[i][j] = float64(v)
+			}
+		default:
+			return nil, nil, fmt.Errorf("compute.CheckGradient: input #%d has dtype %s, want a float", i, t.DType())
+		}
+	}
+	return flats, dims, nil
+}
+
+// compareCentral compares the analytic gradients grads with central differences
+// (L(x + h e_j) - L(x - h e_j)) / 2h, h = Step max(1, |x_j|), at up to MaxCoords random coordinates
+// of each input (eval computes L at the current flats), and returns the largest relative error,
+// |a - n| / max(|a|, |n|, 1e-3 of the largest magnitude seen); +Inf if any is NaN.
+func compareCentral(flats, grads [][]float64, o GradCheckOptions, eval func() (float64, error)) (float64, error) {
 	rng := rand.New(rand.NewPCG(o.Seed, 0xc00d))
 	type pair struct{ a, n float64 }
 	var pairs []pair
@@ -163,6 +179,7 @@ func CheckGradient(backend backends.Backend, f func(inputs []*graph.Node) *graph
 			scale = max(scale, math.Abs(p.a), math.Abs(p.n))
 		}
 	}
+	maxRelErr := 0.0
 	for _, p := range pairs {
 		den := max(math.Abs(p.a), math.Abs(p.n), 1e-3*scale, 1e-12)
 		e := math.Abs(p.a-p.n) / den
