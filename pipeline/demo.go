@@ -55,9 +55,11 @@ type DemoResult struct {
 // Demo is the main job: on the embedded default, train a hypernetwork for prompt alignment,
 // evaluate every method, optionally do the same for brightness, and write a report folder:
 // metrics.json, one grid per method, a reward-vs-seconds plot and index.html. Its progress and
-// stage lines go to log, none of them when quiet.
+// stage lines go to log, none of them when quiet; a notice that a previous demo's run is continued
+// goes to log even then (the figures come from that run).
 func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool) (*DemoResult, error) {
 	start := time.Now()
+	notice := log
 	if quiet {
 		log = io.Discard
 	}
@@ -77,7 +79,7 @@ func Demo(backend backends.Backend, opts DemoOptions, log io.Writer, quiet bool)
 				return nil, err
 			}
 			o.Resume = true // a previous demo's run: reuse it if finished, else continue it
-			fmt.Fprintf(log, "[%s] continuing the run a previous demo left in %s (--force starts afresh)\n", name, o.OutDir)
+			fmt.Fprintf(notice, "[%s] continuing the run a previous demo left in %s (--force starts afresh)\n", name, o.OutDir)
 		}
 		fmt.Fprintf(log, "[%s] training the %s hypernetwork (%d steps, batch %d) ...\n", name, o.Modulator.Kind, o.Train.Steps, o.Train.BatchSize)
 		_, tr, err := Train(backend, fashion.ModelOf(m), o, progress.New(log, "train "+name, quiet))
