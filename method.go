@@ -290,3 +290,35 @@ func noiseRange(seed uint64, start, n int, shape []int) []float32 {
 	}
 	return out
 }
+
+// finiteMethod checks every sample a method returns: a generator that emits NaN or Inf makes
+// Generate fail, naming the generator, instead of producing black images.
+type finiteMethod struct {
+	Method
+	gen Generator
+}
+
+func (m finiteMethod) Generate(eps, prompts *tensors.Tensor) (*tensors.Tensor, Cost, error) {
+	x, c, err := m.Method.Generate(eps, prompts)
+	if err != nil {
+		return x, c, err
+	}
+	if err := CheckFiniteSamples("the generator "+Describe(m.gen), x); err != nil {
+		if nf, ok := err.(*NonFiniteError); ok {
+			nf.Context = "method " + m.Name()
+		}
+		return nil, c, err
+	}
+	return x, c, nil
+}
+
+// checkedNew wraps a method constructor so that the method's samples are checked for finiteness.
+func checkedNew(newFn func(MethodEnv) (Method, error)) func(MethodEnv) (Method, error) {
+	return func(env MethodEnv) (Method, error) {
+		m, err := newFn(env)
+		if err != nil || m == nil {
+			return m, err
+		}
+		return finiteMethod{Method: m, gen: env.Generator}, nil
+	}
+}
