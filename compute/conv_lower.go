@@ -100,66 +100,79 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 		}
 	}
 	if !isNode {
-		sliceOut := slices.Concat([]int{l.b}, l.out, []int{1, l.cin})
-		parts := make([]backends.Op, len(positions))
-		for pi, u := range positions {
-			starts := make([]int, n+2)
-			limits := slices.Concat([]int{l.b}, padded, []int{l.cin})
-			st := ones(n + 2)
-			for i := range n {
-				starts[1+i] = u[i] * kernelDil[i]
-				limits[1+i] = starts[1+i] + (l.out[i]-1)*strides[i] + 1
-				st[1+i] = strides[i]
-			}
-			p, err := b.Builder.Slice(xc, starts, limits, st)
-			if err != nil {
-				return nil, false, err
-			}
-			if parts[pi], err = b.Builder.Reshape(p, sliceOut...); err != nil {
-				return nil, false, err
-			}
-		}
-		patches = parts[0]
-		if len(parts) > 1 {
-			if patches, err = b.Builder.Concatenate(n+1, parts...); err != nil {
-				return nil, false, err
-			}
-		}
-	}
-	rows := l.b
-	for _, o := range l.out {
-		rows *= o
-	}
-	kpos := len(positions)
-	p4, err := b.Builder.Reshape(patches, rows, kpos, g, cg)
-	if err != nil {
-		return nil, false, err
-	}
-	kc, err := b.transposeIfNeeded(kernel, l.kPerm)
-	if err != nil {
-		return nil, false, err
-	}
-	k4, err := b.Builder.Reshape(kc, kpos, cg, g, coutg)
-	if err != nil {
-		return nil, false, err
-	}
-	yc, err := b.Builder.DotGeneral(p4, []int{1, 3}, []int{2}, k4, []int{0, 1}, []int{2}) // [G, N, Coutg]
-	if err != nil {
-		return nil, false, err
-	}
-	if g > 1 {
-		if yc, err = b.Builder.Transpose(yc, 1, 0, 2); err != nil {
+		if patches, err = b.slicePatches(xc, l, positions, padded, strides, kernelDil); err != nil {
 			return nil, false, err
 		}
 	}
-	if yc, err = b.Builder.Reshape(yc, slices.Concat([]int{l.b}, l.out, []int{l.cout})...); err != nil {
-		return nil, false, err
-	}
-	if yc, err = b.transposeIfNeeded(yc, inversePerm(l.yPerm)); err != nil {
+	yc, err := b.patchProduct(patches, kernel, l, len(positions), g, cg, coutg)
+	if err != nil {
 		return nil, false, err
 	}
 	statConvLowered.Add(1)
 	return yc, true, nil
+}
+
+// slicePatches builds the patches of the im2col form without the im2col node: one strided Slice of
+// the (already padded) input per kernel position, concatenated on a new axis.
+func (b *patchedBuilder) slicePatches(xc backends.Op, l convLayout, positions [][]int, padded, strides, kernelDil []int) (backends.Op, error) {
+	n := len(l.out)
+	sliceOut := slices.Concat([]int{l.b}, l.out, []int{1, l.cin})
+	parts := make([]backends.Op, len(positions))
+	for pi, u := range positions {
+		starts := make([]int, n+2)
+		limits := slices.Concat([]int{l.b}, padded, []int{l.cin})
+		st := ones(n + 2)
+		for i := range n {
+			starts[1+i] = u[i] * kernelDil[i]
+			limits[1+i] = starts[1+i] + (l.out[i]-1)*strides[i] + 1
+			st[1+i] = strides[i]
+		}
+		p, err := b.Builder.Slice(xc, starts, limits, st)
+		if err != nil {
+			return nil, err
+		}
+		if parts[pi], err = b.Builder.Reshape(p, sliceOut...); err != nil {
+			return nil, err
+		}
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return b.Builder.Concatenate(n+1, parts...)
+}
+
+// patchProduct multiplies the patches [rows, Kpos, G, Cg] by the kernel [Kpos, Cg, G, Coutg] per
+// group and brings the result to the output layout.
+func (b *patchedBuilder) patchProduct(patches, kernel backends.Op, l convLayout, kpos, g, cg, coutg int) (backends.Op, error) {
+	rows := l.b
+	for _, o := range l.out {
+		rows *= o
+	}
+	p4, err := b.Builder.Reshape(patches, rows, kpos, g, cg)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+	if err != nil {
+		return nil, err
+	}
+	k4, err := b.Builder.Reshape(kc, kpos, cg, g, coutg)
+	if err != nil {
+		return nil, err
+	}
+	yc, err := b.Builder.DotGeneral(p4, []int{1, 3}, []int{2}, k4, []int{0, 1}, []int{2}) // [G, N, Coutg]
+	if err != nil {
+		return nil, err
+	}
+	if g > 1 {
+		if yc, err = b.Builder.Transpose(yc, 1, 0, 2); err != nil {
+			return nil, err
+		}
+	}
+	if yc, err = b.Builder.Reshape(yc, slices.Concat([]int{l.b}, l.out, []int{l.cout})...); err != nil {
+		return nil, err
+	}
+	return b.transposeIfNeeded(yc, inversePerm(l.yPerm))
 }
 
 // statConvLowered counts convolutions built on the GEMM (im2col or scatter form), statConvScatter those
@@ -240,19 +253,9 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 		return nil, false, err
 	}
 	if g == 1 {
-		// The product and the scatter fused in one node (see convgemm.go), the kernel as [Cin, Kpos·Cout].
-		kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+		// The product and the scatter fused in one node (see convgemm.go).
+		km, err := b.scatterKernel(kernel, l, kpos)
 		if err != nil {
-			return nil, false, err
-		}
-		km, err := b.Builder.Reshape(kc, kpos, l.cin, l.cout)
-		if err != nil {
-			return nil, false, err
-		}
-		if km, err = b.Builder.Transpose(km, 1, 0, 2); err != nil {
-			return nil, false, err
-		}
-		if km, err = b.Builder.Reshape(km, l.cin, kpos*l.cout); err != nil {
 			return nil, false, err
 		}
 		y, fused, err := b.convScatterNode(xc, km, l.k, inDil, negDil, off, out, l.cout)
@@ -302,6 +305,22 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 	statConvLowered.Add(1)
 	statConvScatter.Add(1)
 	return y, true, nil
+}
+
+// scatterKernel is the convolution kernel as the fused scatter node takes it, [Cin, Kpos·Cout].
+func (b *patchedBuilder) scatterKernel(kernel backends.Op, l convLayout, kpos int) (backends.Op, error) {
+	kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+	if err != nil {
+		return nil, err
+	}
+	km, err := b.Builder.Reshape(kc, kpos, l.cin, l.cout)
+	if err != nil {
+		return nil, err
+	}
+	if km, err = b.Builder.Transpose(km, 1, 0, 2); err != nil {
+		return nil, err
+	}
+	return b.Builder.Reshape(km, l.cin, kpos*l.cout)
 }
 
 // convOperands reads the shapes of a convolution's input and kernel, copies its paddings and builds

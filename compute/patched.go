@@ -167,36 +167,10 @@ func (b *patchedBuilder) Pad(x, fill backends.Op, axesConfig ...backends.PadAxis
 		n := shape.Dimensions[axis]
 		// Interior padding.
 		if cfg.Interior > 0 && n > 1 {
-			d := cfg.Interior
-			expanded := slices.Insert(slices.Clone(shape.Dimensions), axis+1, 1)
-			xe, err := b.Builder.Reshape(x, expanded...)
-			if err != nil {
+			if x, shape, err = b.padInterior(x, fill, shape, axis, cfg.Interior); err != nil {
 				return nil, err
 			}
-			blockDims := slices.Clone(expanded)
-			blockDims[axis+1] = d
-			block, err := b.fillBlock(fill, shapes.Make(shape.DType, blockDims...))
-			if err != nil {
-				return nil, err
-			}
-			cat, err := b.Builder.Concatenate(axis+1, xe, block)
-			if err != nil {
-				return nil, err
-			}
-			merged := slices.Clone(shape.Dimensions)
-			merged[axis] = n * (1 + d)
-			x, err = b.Builder.Reshape(cat, merged...)
-			if err != nil {
-				return nil, err
-			}
-			shape = shapes.Make(shape.DType, merged...)
-			newN := n + (n-1)*d
-			x, err = b.sliceAxis(x, shape, axis, 0, newN, 1)
-			if err != nil {
-				return nil, err
-			}
-			shape.Dimensions[axis] = newN
-			n = newN
+			n = shape.Dimensions[axis]
 		}
 		// Negative padding crops.
 		if cfg.Start < 0 || cfg.End < 0 {
@@ -248,6 +222,40 @@ func (b *patchedBuilder) Pad(x, fill backends.Op, axesConfig ...backends.PadAxis
 		}
 	}
 	return x, nil
+}
+
+// padInterior inserts d fill entries between consecutive entries of axis (n > 1 entries): x is
+// reshaped to [..., n, 1, ...], concatenated with a fill block [..., n, d, ...] on axis+1, merged
+// to [..., n(1+d), ...] and cut to its first n + (n-1)d entries. It returns the result and its shape.
+func (b *patchedBuilder) padInterior(x, fill backends.Op, shape shapes.Shape, axis, d int) (backends.Op, shapes.Shape, error) {
+	n := shape.Dimensions[axis]
+	expanded := slices.Insert(slices.Clone(shape.Dimensions), axis+1, 1)
+	xe, err := b.Builder.Reshape(x, expanded...)
+	if err != nil {
+		return nil, shape, err
+	}
+	blockDims := slices.Clone(expanded)
+	blockDims[axis+1] = d
+	block, err := b.fillBlock(fill, shapes.Make(shape.DType, blockDims...))
+	if err != nil {
+		return nil, shape, err
+	}
+	cat, err := b.Builder.Concatenate(axis+1, xe, block)
+	if err != nil {
+		return nil, shape, err
+	}
+	merged := slices.Clone(shape.Dimensions)
+	merged[axis] = n * (1 + d)
+	if x, err = b.Builder.Reshape(cat, merged...); err != nil {
+		return nil, shape, err
+	}
+	shape = shapes.Make(shape.DType, merged...)
+	newN := n + (n-1)*d
+	if x, err = b.sliceAxis(x, shape, axis, 0, newN, 1); err != nil {
+		return nil, shape, err
+	}
+	shape.Dimensions[axis] = newN
+	return x, shape, nil
 }
 
 // reverseBySlicesMax is the largest axis reversed by concatenating single-entry slices; longer axes use
