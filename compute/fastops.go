@@ -53,7 +53,7 @@ var (
 func installFastOps() {
 	opsHooked.Do(func() {
 		for _, op := range []backends.OpType{backends.OpTypeSlice, backends.OpTypeAdd, backends.OpTypeSub,
-			backends.OpTypeMul, backends.OpTypeBroadcastInDim, backends.OpTypeLogistic, backends.OpTypeTranspose,
+			backends.OpTypeMul, backends.OpTypeDiv, backends.OpTypeBroadcastInDim, backends.OpTypeLogistic, backends.OpTypeTranspose,
 			backends.OpTypeSign, backends.OpTypeReduceSum} {
 			stockExec[op] = simplegoNodeExecutors[op] // nil if the table is not as expected: op left alone
 		}
@@ -76,7 +76,7 @@ func installFastOps() {
 		if stockExec[backends.OpTypeLogistic] != nil {
 			simplegoNodeExecutors[backends.OpTypeLogistic] = fastUnary32(backends.OpTypeLogistic, logistic32)
 		}
-		for _, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul} {
+		for _, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv} {
 			if stockExec[op] != nil {
 				op := op
 				simplegoNodeExecutors[op] = func(backend *simplego.Backend, node *simplego.Node,
@@ -463,7 +463,7 @@ func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDi
 // the CPU has it (the same IEEE operation per value, so the same results), the rest one at a time.
 func binary32(op backends.OpType, out, l, r []float32) {
 	n := len(out)
-	if binaryVector && n >= 8 {
+	if binaryVector && n >= 8 && op != backends.OpTypeDiv {
 		v := n &^ 7
 		switch op {
 		case backends.OpTypeAdd:
@@ -485,6 +485,10 @@ func binary32(op backends.OpType, out, l, r []float32) {
 		for i := range out {
 			out[i] = l[i] - r[i]
 		}
+	case backends.OpTypeDiv:
+		for i := range out {
+			out[i] = l[i] / r[i]
+		}
 	default:
 		for i := range out {
 			out[i] = l[i] * r[i]
@@ -496,6 +500,10 @@ func binary32(op backends.OpType, out, l, r []float32) {
 // whose run is not strided (lRun or rRun false) giving its first value to the whole run; the loops are
 // written out per op and pattern so that short runs cost no call each.
 func binaryBlock[T float32 | float64](op backends.OpType, out, l, r []T, n, m, sl, sr int, lRun, rRun bool) {
+	if op == backends.OpTypeDiv {
+		divBlock(out, l, r, n, m, sl, sr, lRun, rRun)
+		return
+	}
 	if o32, ok := any(out).([]float32); ok && binaryVector && lRun && rRun && n >= 32 {
 		l32, r32 := any(l).([]float32), any(r).([]float32)
 		for j := range m {
@@ -602,8 +610,29 @@ func binOp[T float32 | float64](op backends.OpType, a, b T) T {
 		return a + b
 	case backends.OpTypeSub:
 		return a - b
+	case backends.OpTypeDiv:
+		return a / b
 	}
 	return a * b
+}
+
+// divBlock is binaryBlock for division: out[j·n + i] = l[j·sl + i·lRun] / r[j·sr + i·rRun] (an
+// operand whose run is not strided gives its first value to the whole run).
+func divBlock[T float32 | float64](out, l, r []T, n, m, sl, sr int, lRun, rRun bool) {
+	li, ri := 0, 0
+	if lRun {
+		li = 1
+	}
+	if rRun {
+		ri = 1
+	}
+	for j := range m {
+		lo, ro := j*sl, j*sr
+		oo := out[j*n : j*n+n]
+		for i := range oo {
+			oo[i] = l[lo+i*li] / r[ro+i*ri]
+		}
+	}
 }
 
 // fastBroadcastInDim replaces SimpleGo's BroadcastInDim executor on patched backends for float32/float64

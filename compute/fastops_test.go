@@ -45,6 +45,12 @@ func TestFastOpsMatchStock(t *testing.T) {
 		{"mul/short-runs-no-repeat", bin(graph.Mul), [][]int{{2, 5, 3, 4}, {2, 5, 3, 1}}},
 		{"add/short-runs-3d", bin(graph.Add), [][]int{{4, 3, 2}, {4, 3, 1}}},
 		{"add/short-runs-both-broadcast", bin(graph.Add), [][]int{{3, 1, 2, 1}, {1, 4, 2, 3}}},
+		{"div/groupnorm-like", bin(graph.Div), [][]int{{2, 6, 3, 4}, {2, 1, 3, 1}}},
+		{"div/softmax-like", bin(graph.Div), [][]int{{2, 4, 5, 33}, {2, 4, 5, 1}}},
+		{"div/lhs-broadcast", bin(graph.Div), [][]int{{1, 5}, {3, 5}}},
+		{"div/both-broadcast", bin(graph.Div), [][]int{{3, 1, 5, 1}, {1, 4, 5, 2}}},
+		{"div/equal-small", bin(graph.Div), [][]int{{3, 37}, {3, 37}}},
+		{"div/equal-large", bin(graph.Div), [][]int{{3, 20000}, {3, 20000}}},
 		{"broadcast/rows", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 4, 5) }, [][]int{{1, 5}}},
 		{"broadcast/columns", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 4, 5, 3) }, [][]int{{4, 1, 3}}},
 		{"broadcast/prefix", func(in []*graph.Node) *graph.Node { return graph.BroadcastPrefix(in[0], 3, 2) }, [][]int{{4, 2}}},
@@ -173,7 +179,7 @@ func TestSignBits(t *testing.T) {
 	}
 }
 
-// TestBinary32MatchesScalar: the AVX2 float32 Add/Sub/Mul (with its scalar tail) equals the plain
+// TestBinary32MatchesScalar: the AVX2 float32 Add/Sub/Mul and the Div loop (with the scalar tail) equals the plain
 // loop bit for bit on every length up to 40 and a long odd one, with NaNs (their payloads too),
 // infinities, signed zeros and subnormals among the values.
 func TestBinary32MatchesScalar(t *testing.T) {
@@ -192,7 +198,7 @@ func TestBinary32MatchesScalar(t *testing.T) {
 		for i := range a {
 			a[i], b[i] = value(), value()
 		}
-		for _, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul} {
+		for _, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv} {
 			got, want := make([]float32, n), make([]float32, n)
 			binary32(op, got, a, b)
 			for i := range want {
