@@ -193,8 +193,16 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 		a.primitiveDescDestroy(p.pd)
 		return nil, err
 	}
-	// The reorder brings the caller's kernel into the primitive's layout, or (kernel gradient) the
-	// primitive's result into the caller's layout.
+	if err := l.weightsReorder(p, kind, attr); err != nil {
+		return nil, err // the convolution primitive stays allocated: at most maxConvs of them
+	}
+	return p, nil
+}
+
+// weightsReorder creates p's reorder, which brings the caller's kernel into the primitive's layout,
+// or (kernel gradient) the primitive's result into the caller's layout, and its scratchpad size.
+func (l *Lib) weightsReorder(p *convPrim, kind convKind, attr uintptr) error {
+	a := l.api
 	var st int32
 	if kind == convBackWeights {
 		st = a.reorderDescCreateToGo(&p.rpd, p.wMD, l.engine, unsafe.Pointer(&p.userWMD[0]), l.engine, attr)
@@ -202,16 +210,13 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 		st = a.reorderDescCreate(&p.rpd, unsafe.Pointer(&p.userWMD[0]), l.engine, p.wMD, l.engine, attr)
 	}
 	if err := statusErr("dnnl_reorder_primitive_desc_create", st); err != nil {
-		return nil, err // the convolution primitive stays allocated: at most maxConvs of them
+		return err
 	}
 	p.rspMD = a.primitiveDescQueryMD(p.rpd, queryScratchpadMD, 0)
 	if p.rspMD != 0 {
 		p.rspBytes = int(a.memoryDescGetSize(p.rspMD))
 	}
-	if err := statusErr("dnnl_primitive_create (reorder)", a.primitiveCreate(&p.reorder, p.rpd)); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return statusErr("dnnl_primitive_create (reorder)", a.primitiveCreate(&p.reorder, p.rpd))
 }
 
 // cString copies a NUL-terminated C string.

@@ -136,6 +136,12 @@ func main() {
 	if read(filepath.Join(out, "dial.train.json"), &dtr) {
 		fmt.Printf("\ntilt dial: %d steps in %.0f s, %.2f%% diverging series\n", dtr.Result.Steps, dtr.Result.Seconds, 100*dtr.Result.Diverged)
 	}
+	writePlots(pngDir, curves)
+}
+
+// writePlots writes the reward and FD against beta plots of the curves (the LoRA runs, the dial and
+// the resampled tilt) into pngDir, if there are any.
+func writePlots(pngDir string, curves map[string]*[2]tilt.Curve) {
 	var rc, fc []tilt.Curve
 	for _, name := range []string{"LoRA, kl", "LoRA, logdet", "tilt dial", "exact tilt (resampled)"} {
 		if c, ok := curves[name]; ok {
