@@ -75,7 +75,7 @@ func ONNX(f *infer.Folder, m *family.Model) (*onnxpb.Model, error) {
 		return nil, err
 	}
 	shape := gen.NoiseShape()
-	noiseDims := append([]int64{-1}, dims64(shape)...)
+	noiseDims := append([]int64{-1}, onnxpb.Dims(shape)...)
 	g := onnxpb.Graph{Name: "hypernoise_" + f.Name(), Nodes: res.Nodes, Inits: res.Inits,
 		Inputs:  []onnxpb.Value{{Name: InputNoise, Type: onnxpb.Float, Dims: noiseDims, Param: "N"}},
 		Outputs: []onnxpb.Value{{Name: Output, Type: onnxpb.Float, Dims: noiseDims, Param: "N"}}}
@@ -240,7 +240,7 @@ func mlpResidual(cfg infer.Config, noiseShape []int, numPrompts int, vars map[st
 	if last := vars["out/weights"]; last != nil && last.Shape().Dim(1) != d {
 		return nil, fmt.Errorf("MLP hypernetwork: output width %d, noise has %d elements", last.Shape().Dim(1), d)
 	}
-	shape := append([]int64{-1}, dims64(noiseShape)...)
+	shape := append([]int64{-1}, onnxpb.Dims(noiseShape)...)
 	r.Inits = append(r.Inits, onnxpb.Int64Tensor("hn/noise_shape", []int64{int64(len(shape))}, shape))
 	r.Nodes = append(r.Nodes, onnxpb.Node{Op: "Reshape", Name: "hn/unflatten", Inputs: []string{h, "hn/noise_shape"}, Outputs: []string{"hn/residual"}})
 	r.Output = "hn/residual"
@@ -248,13 +248,5 @@ func mlpResidual(cfg infer.Config, noiseShape []int, numPrompts int, vars map[st
 }
 
 func floatInit(name string, t *tensors.Tensor) onnxpb.Tensor {
-	return onnxpb.FloatTensor(name, dims64(t.Shape().Dimensions), tensors.MustCopyFlatData[float32](t))
-}
-
-func dims64(d []int) []int64 {
-	out := make([]int64, len(d))
-	for i, v := range d {
-		out[i] = int64(v)
-	}
-	return out
+	return onnxpb.FloatTensor(name, onnxpb.Dims(t.Shape().Dimensions), tensors.MustCopyFlatData[float32](t))
 }

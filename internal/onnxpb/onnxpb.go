@@ -1,6 +1,6 @@
 // Package onnxpb writes ONNX models (the onnx.proto ModelProto wire format) from a few plain Go
-// structs, with protowire: enough to emit the graphs hypernoise exports (nodes, initializers,
-// typed inputs and outputs, metadata), and to pass nodes copied from another model through as their
+// structs, with protowire: enough to emit the graphs hypernoise exports (nodes with integer
+// attributes, initializers, typed inputs and outputs, metadata), and to pass nodes copied from another model through as their
 // serialized NodeProto bytes.
 package onnxpb
 
@@ -52,18 +52,23 @@ type Node struct {
 	Raw      []byte
 }
 
-// Attr is an AttributeProto holding an int, a float or a list of ints.
+// Attr is an integer AttributeProto (the only kind the exported graphs use: axis, to).
 type Attr struct {
-	Name  string
-	Int   *int64
-	Float *float32
-	Ints  []int64
+	Name string
+	Int  int64
 }
 
-// IntAttr, FloatAttr and IntsAttr build attributes.
-func IntAttr(name string, v int64) Attr     { return Attr{Name: name, Int: &v} }
-func FloatAttr(name string, v float32) Attr { return Attr{Name: name, Float: &v} }
-func IntsAttr(name string, v ...int64) Attr { return Attr{Name: name, Ints: v} }
+// IntAttr builds an integer attribute.
+func IntAttr(name string, v int64) Attr { return Attr{Name: name, Int: v} }
+
+// Dims converts Go dimensions to ONNX's int64 ones.
+func Dims(d []int) []int64 {
+	out := make([]int64, len(d))
+	for i, v := range d {
+		out[i] = int64(v)
+	}
+	return out
+}
 
 // Tensor is a TensorProto with its data as raw little-endian bytes.
 type Tensor struct {
@@ -171,33 +176,15 @@ func (n *Node) marshal() []byte {
 	return b
 }
 
-// AttributeProto.AttributeType codes.
-const (
-	attrFloat = 1
-	attrInt   = 2
-	attrInts  = 7
-)
+// attrInt is AttributeProto.AttributeType INT.
+const attrInt = 2
 
 func (a *Attr) marshal() []byte {
 	b := appendString(nil, 1, a.Name)
-	typ := attrInts
-	switch {
-	case a.Float != nil:
-		b = protowire.AppendTag(b, 2, protowire.Fixed32Type)
-		b = protowire.AppendFixed32(b, math.Float32bits(*a.Float))
-		typ = attrFloat
-	case a.Int != nil:
-		b = protowire.AppendTag(b, 3, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(*a.Int))
-		typ = attrInt
-	default:
-		for _, v := range a.Ints {
-			b = protowire.AppendTag(b, 8, protowire.VarintType)
-			b = protowire.AppendVarint(b, uint64(v))
-		}
-	}
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(a.Int))
 	b = protowire.AppendTag(b, 20, protowire.VarintType)
-	return protowire.AppendVarint(b, uint64(typ))
+	return protowire.AppendVarint(b, attrInt)
 }
 
 func (t *Tensor) marshal() []byte {

@@ -68,7 +68,7 @@ func (m *Model) LoRAResidual(factors map[string]shim.LoRAFactors, rank int, alph
 				return nil, err
 			}
 			const tableName = "hn/prompt_embeddings"
-			inits = append(inits, onnxpb.FloatTensor(tableName, dims64(val.Shape().Dimensions), tensors.MustCopyFlatData[float32](val)))
+			inits = append(inits, onnxpb.FloatTensor(tableName, onnxpb.Dims(val.Shape().Dimensions), tensors.MustCopyFlatData[float32](val)))
 			feed = append(feed,
 				onnxpb.Node{Op: "Gather", Name: "hn/prompt_lookup", Inputs: []string{tableName, prompt}, Outputs: []string{genPrompt + "/f32"}, Attrs: []onnxpb.Attr{onnxpb.IntAttr("axis", 0)}},
 				castNode(genPrompt+"/f32", genPrompt, code))
@@ -84,12 +84,4 @@ func (m *Model) LoRAResidual(factors map[string]shim.LoRAFactors, rank int, alph
 // castNode is Cast(in) -> out to the ONNX element type code.
 func castNode(in, out string, code int) onnxpb.Node {
 	return onnxpb.Node{Op: "Cast", Name: out + "/cast", Inputs: []string{in}, Outputs: []string{out}, Attrs: []onnxpb.Attr{onnxpb.IntAttr("to", int64(code))}}
-}
-
-func dims64(d []int) []int64 {
-	out := make([]int64, len(d))
-	for i, v := range d {
-		out[i] = int64(v)
-	}
-	return out
 }
