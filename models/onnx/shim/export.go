@@ -116,7 +116,7 @@ func (x *exporter) read(names ...string) error {
 			continue
 		}
 		if t, ok := x.g.inits[name]; ok {
-			et, err := x.g.encodeInit(name, t, nil)
+			et, err := x.g.encodeInit(name, name, t, nil)
 			if err != nil {
 				return err
 			}
@@ -159,7 +159,7 @@ func (x *exporter) copyNode(n *node, msg proto.Message, output bool) error {
 		return fmt.Errorf("LoRA export: node %s: %v", n, err)
 	}
 	in := n.in
-	if output || (x.g.adaptable(n) && (x.g.loraFilter == nil || x.g.loraFilter.MatchString(n.name))) {
+	if x.g.takesAdapter(n, output) {
 		if in, err = x.fold(n, output); err != nil {
 			return err
 		}
@@ -203,7 +203,7 @@ func (x *exporter) fold(n *node, output bool) ([]string, error) {
 	}
 	if !x.emitted[name] {
 		x.emitted[name] = true
-		et, err := x.g.encodeInit(name, w, delta)
+		et, err := x.g.encodeInit(name, n.in[1], w, delta)
 		if err != nil {
 			return nil, err
 		}
@@ -274,17 +274,11 @@ func loraDelta(n *node, w *tensors.Tensor, f LoRAFactors, rank int, scale float6
 	return out, nil
 }
 
-// encodeInit is initializer name as an ONNX tensor in its stored element type: t's data, or, when
-// values is not nil, those float values in t's shape.
-func (g *Model) encodeInit(name string, t *tensors.Tensor, values []float32) (onnxpb.Tensor, error) {
-	dims := make([]int64, t.Rank())
-	for i, d := range t.Shape().Dimensions {
-		dims[i] = int64(d)
-	}
-	code := g.initType[name]
-	if values != nil {
-		code = g.initType[trimSuffixes(name)]
-	}
+// encodeInit is an ONNX tensor named name in the element type initializer stored is stored in: t's
+// data, or, when values is not nil, those float values in t's shape (a weight folded from stored).
+func (g *Model) encodeInit(name, stored string, t *tensors.Tensor, values []float32) (onnxpb.Tensor, error) {
+	dims := onnxpb.Dims(t.Shape().Dimensions)
+	code := g.initType[stored]
 	if t.DType() == dtypes.Float32 || values != nil {
 		if values == nil {
 			values = tensors.MustCopyFlatData[float32](t)
@@ -314,16 +308,6 @@ func (g *Model) encodeInit(name string, t *tensors.Tensor, values []float32) (on
 		return onnxpb.Tensor{}, fmt.Errorf("initializer %q: %v", name, err)
 	}
 	return onnxpb.Tensor{Name: name, Type: code, Dims: dims, Raw: raw}, nil
-}
-
-// trimSuffixes is the stored initializer a folded weight's name was made from.
-func trimSuffixes(name string) string {
-	for _, s := range []string{"/hn_folded", "/hn_lora_only"} {
-		if len(name) > len(s) && name[len(name)-len(s):] == s {
-			return name[:len(name)-len(s)]
-		}
-	}
-	return name
 }
 
 // bfloat16Bits rounds v to bfloat16 (round to nearest even).

@@ -83,11 +83,18 @@ func (g *Model) adaptableExample() string {
 func (g *Model) AdaptableLayers() []string {
 	var names []string
 	for _, n := range g.nodes {
-		if g.adaptable(n) && (g.loraFilter == nil || g.loraFilter.MatchString(n.name)) {
+		if g.takesAdapter(n, false) {
 			names = append(names, n.name)
 		}
 	}
 	return names
+}
+
+// takesAdapter reports whether node n gets a LoRA adapter: an adaptable layer that the layer filter
+// (SetLoRALayers) matches, or the output layer of output-only mode, which always keeps its adapter
+// (its branch is f).
+func (g *Model) takesAdapter(n *node, output bool) bool {
+	return g.adaptable(n) && (output || g.loraFilter == nil || g.loraFilter.MatchString(n.name))
 }
 
 // isConstName reports whether a tensor is a constant: an initializer or a Constant node's output.

@@ -9,11 +9,8 @@ import (
 
 // loraFor returns the context holding node n's adapter factors, or nil when n gets no adapter.
 func (b *builder) loraFor(n *node) *context.Context {
-	if b.adapter.Rank <= 0 || !b.g.adaptable(n) {
+	if b.adapter.Rank <= 0 || !b.g.takesAdapter(n, b.outputOnly[n]) {
 		return nil
-	}
-	if f := b.g.loraFilter; f != nil && !b.outputOnly[n] && !f.MatchString(n.name) {
-		return nil // filtered out (the output layer keeps its adapter: its branch is f)
 	}
 	return b.ctx.In(VarName(n.in[1]))
 }
