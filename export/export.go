@@ -18,7 +18,6 @@ package export
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
@@ -45,14 +44,10 @@ const opsetMLP = 17
 // ONNX returns the ONNX model of the hypernetwork in folder f, trained on model m (m must be the
 // model the folder names: its generator and weights hash are checked).
 func ONNX(f *infer.Folder, m *family.Model) (*onnxpb.Model, error) {
-	cfg := f.Config
-	gen := m.Generator
-	if cfg.Generator != gen.Name() {
-		return nil, fmt.Errorf("hypernetwork %s was trained for generator %q, not %q", f.Dir, cfg.Generator, gen.Name())
+	if err := f.CheckModel(m); err != nil {
+		return nil, err
 	}
-	if cfg.BaseHash != m.Hash {
-		return nil, fmt.Errorf("hypernetwork %s was trained for other %s weights", f.Dir, gen.Name())
-	}
+	cfg, gen := f.Config, m.Generator
 	vars, err := weights(f)
 	if err != nil {
 		return nil, err
@@ -169,9 +164,7 @@ func mlpResidual(cfg infer.Config, noiseShape []int, numPrompts int, vars map[st
 	}
 	var phi []float32 // the dial's beta features, folded into the biases
 	if cfg.Modulator.Kind == infer.KindDial {
-		lo, hi := cfg.Modulator.BetaRange[0], cfg.Modulator.BetaRange[1]
-		t := 2*(math.Log(cfg.Beta)-math.Log(lo))/(math.Log(hi)-math.Log(lo)) - 1
-		phi = hypernet.DialFeatures(t)
+		phi = hypernet.DialFeatures(cfg.Beta, cfg.Modulator.BetaRange[0], cfg.Modulator.BetaRange[1])
 	}
 	r := &onnx.Residual{Opsets: map[string]int64{"": opsetMLP}, IRVersion: 8}
 	get := func(name string, rank int) (*tensors.Tensor, error) {
@@ -214,6 +207,9 @@ func mlpResidual(cfg infer.Config, noiseShape []int, numPrompts int, vars map[st
 		if len(bv) != out {
 			return nil, fmt.Errorf("MLP hypernetwork: %s biases %d do not fit weights %v", l, len(bv), w.Shape().Dimensions)
 		}
+		if l == "out" && out != d {
+			return nil, fmt.Errorf("MLP hypernetwork: output width %d, noise has %d elements", out, d)
+		}
 		if phi != nil { // rows in-3..in-1 multiply phi(beta): fold them into the bias
 			if in < len(phi) {
 				return nil, fmt.Errorf("MLP hypernetwork: %s weights %v are too narrow for a dial", l, w.Shape().Dimensions)
@@ -236,9 +232,6 @@ func mlpResidual(cfg infer.Config, noiseShape []int, numPrompts int, vars map[st
 				onnxpb.Node{Op: "Mul", Name: y + "/silu", Inputs: []string{y, y + "/sigmoid"}, Outputs: []string{y + "/silu"}})
 			h = y + "/silu"
 		}
-	}
-	if last := vars["out/weights"]; last != nil && last.Shape().Dim(1) != d {
-		return nil, fmt.Errorf("MLP hypernetwork: output width %d, noise has %d elements", last.Shape().Dim(1), d)
 	}
 	shape := append([]int64{-1}, onnxpb.Dims(noiseShape)...)
 	r.Inits = append(r.Inits, onnxpb.Int64Tensor("hn/noise_shape", []int64{int64(len(shape))}, shape))

@@ -119,9 +119,11 @@ func (m *DialMLP) ResidualAt(ctx *context.Context, eps, prompts, beta *Node) *No
 	return Reshape(f, eps.Shape().Dimensions...)
 }
 
-// DialFeatures is phi(beta) = (t, sin(pi t/2), cos(pi t/2)) for t, beta's position in the trained
-// range (see DialMLP), as the values ResidualAt computes in the graph.
-func DialFeatures(t float64) []float32 {
+// DialFeatures is phi(beta) = (t, sin(pi t/2), cos(pi t/2)) with t = 2 (log beta - log lo) /
+// (log hi - log lo) - 1, the values DialMLP.ResidualAt computes in its graph for a dial trained over
+// [lo, hi].
+func DialFeatures(beta, lo, hi float64) []float32 {
+	t := 2*(math.Log(beta)-math.Log(lo))/(math.Log(hi)-math.Log(lo)) - 1
 	return []float32{float32(t), float32(math.Sin(math.Pi / 2 * t)), float32(math.Cos(math.Pi / 2 * t))}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hypernoise/hypernoise/family"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,6 +58,19 @@ func OpenFolders(dirs ...string) ([]*Folder, error) {
 
 // Name is the folder's base name, the hypernetwork's name in a pipeline.
 func (f *Folder) Name() string { return filepath.Base(filepath.Clean(f.Dir)) }
+
+// CheckModel returns an error unless the folder was trained for m's generator: the same generator
+// name and the same weights (family.Model.Hash).
+func (f *Folder) CheckModel(m *family.Model) error {
+	gen := m.Generator
+	if f.Config.Generator != gen.Name() {
+		return fmt.Errorf("hypernetwork %s was trained for generator %q, not %q", f.Dir, f.Config.Generator, gen.Name())
+	}
+	if f.Config.BaseHash != m.Hash {
+		return fmt.Errorf("hypernetwork %s was trained for other %s weights (sha256 %.12s, these are %.12s)", f.Dir, gen.Name(), f.Config.BaseHash, m.Hash)
+	}
+	return nil
+}
 
 // Weights returns the hypernetwork's tensors (under /SavedScope), read and decoded on the first
 // call after the integrity checks (the SHA-256 that hypernet.json records, the file's content

@@ -163,13 +163,10 @@ func (p *Pipeline) LoadFolder(f *Folder) (hn *Hypernet, err error) {
 	}()
 	dir, cfg, name := f.Dir, f.Config, f.Name()
 	cfgPath := filepath.Join(dir, ConfigFile)
+	if err := f.CheckModel(p.model); err != nil {
+		return nil, err
+	}
 	gen := p.model.Generator
-	if cfg.Generator != gen.Name() {
-		return nil, fmt.Errorf("hypernetwork %s was trained for generator %q, not %q", dir, cfg.Generator, gen.Name())
-	}
-	if cfg.BaseHash != p.model.Hash {
-		return nil, fmt.Errorf("hypernetwork %s was trained for other %s weights (sha256 %.12s, these are %.12s)", dir, gen.Name(), cfg.BaseHash, p.model.Hash)
-	}
 	reward, err := p.Reward(cfg.RewardSpec)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
