@@ -30,8 +30,9 @@ type Problem struct {
 	// StepCost is the network evaluations one training sample costs per step (Seconds unused).
 	StepCost Cost
 	// Models names the generator and reward the loss evaluates (hypernoise.Describe: with their
-	// files for imported ones), for messages.
-	Models string
+	// files for imported ones), and Saves what a finished run is saved as (e.g. "hypernetwork"), for
+	// messages.
+	Models, Saves string
 }
 
 func (p *Problem) validate() error {
@@ -85,6 +86,7 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 		NumPrompts: len(gen.Prompts()),
 		StepCost:   cost,
 		Models:     "generator " + hypernoise.Describe(gen) + ", reward " + hypernoise.Describe(obj.Reward),
+		Saves:      "hypernetwork",
 		Loss: func(ctx *context.Context, eps, prompts *Node) (*Node, []Metric) {
 			f := mod.Residual(ctx, eps, prompts)
 			x := gen.Generate(ctx, Add(eps, f), prompts)

@@ -381,8 +381,8 @@ func checkSkippedShare(p *Problem, skipped, steps int, share float64) error {
 		what = fmt.Sprintf("every one of its %d steps", steps)
 	}
 	written, models := "no weights were written", "the reward or generator"
-	if strings.HasPrefix(p.Name, "hypernoise") {
-		written = "no hypernetwork was written"
+	if p.Saves != "" {
+		written = "no " + p.Saves + " was written"
 	}
 	if p.Models != "" {
 		models += " (" + p.Models + ")"
