@@ -354,8 +354,10 @@ func advance(idx []int, groups []bgroup, lp, rp *int) bool {
 	return false
 }
 
-// broadcastBinary computes out = l op r with numpy-style broadcasting of equal-rank operands.
-func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDims, rDims, outDims []int) {
+// broadcastGroups merges the output axes, from the innermost, into runs of adjacent axes with the
+// same broadcast pattern (bgroup): sizes and each operand's stride, 0 where it is broadcast. Unit
+// axes are skipped.
+func broadcastGroups(lDims, rDims, outDims []int) []bgroup {
 	rank := len(outDims)
 	var groups []bgroup
 	lStride, rStride := 1, 1
@@ -386,6 +388,22 @@ func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDi
 			rStride *= n
 		}
 	}
+	return groups
+}
+
+// expand writes count values of src, taken stride apart, each repeated n times, into dst.
+func expand[T float32 | float64](dst, src []T, count, stride, n int) {
+	for j := range count {
+		v, e := src[j*stride], dst[j*n:j*n+n]
+		for i := range e {
+			e[i] = v
+		}
+	}
+}
+
+// broadcastBinary computes out = l op r with numpy-style broadcasting of equal-rank operands.
+func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDims, rDims, outDims []int) {
+	groups := broadcastGroups(lDims, rDims, outDims)
 	if len(groups) == 0 {
 		out[0] = binOp(op, l[0], r[0])
 		return
@@ -422,23 +440,13 @@ func broadcastBinary[T float32 | float64](op backends.OpType, out, l, r []T, lDi
 		switch {
 		case expanded != nil && rExp:
 			if rp != expandedAt {
-				for j := range second.size {
-					v, e := r[rp+j*second.rs], expanded[j*n:j*n+n]
-					for i := range e {
-						e[i] = v
-					}
-				}
+				expand(expanded, r[rp:], second.size, second.rs, n)
 				expandedAt = rp
 			}
 			binaryBlock(op, out[o:o+bn*reps], l[lp:lp+bn*reps], expanded, bn, reps, bn, 0, true, true)
 		case expanded != nil && lExp:
 			if lp != expandedAt {
-				for j := range second.size {
-					v, e := l[lp+j*second.ls], expanded[j*n:j*n+n]
-					for i := range e {
-						e[i] = v
-					}
-				}
+				expand(expanded, l[lp:], second.size, second.ls, n)
 				expandedAt = lp
 			}
 			binaryBlock(op, out[o:o+bn*reps], expanded, r[rp:rp+bn*reps], bn, reps, 0, bn, true, true)
@@ -497,8 +505,8 @@ func binary32(op backends.OpType, out, l, r []float32) {
 }
 
 // binaryBlock writes m runs of n values, out[j·n + i] = l[j·sl + i] op r[j·sr + i], an operand
-// whose run is not strided (lRun or rRun false) giving its first value to the whole run; the loops are
-// written out per op and pattern so that short runs cost no call each.
+// whose run is not strided (lRun or rRun false) giving its first value to the whole run: division
+// on divBlock, long float32 runs of both operands on binary32 (AVX2), the rest on addSubMulBlock.
 func binaryBlock[T float32 | float64](op backends.OpType, out, l, r []T, n, m, sl, sr int, lRun, rRun bool) {
 	if op == backends.OpTypeDiv {
 		divBlock(out, l, r, n, m, sl, sr, lRun, rRun)
@@ -511,6 +519,12 @@ func binaryBlock[T float32 | float64](op backends.OpType, out, l, r []T, n, m, s
 		}
 		return
 	}
+	addSubMulBlock(op, out, l, r, n, m, sl, sr, lRun, rRun)
+}
+
+// addSubMulBlock is binaryBlock for Add, Sub and Mul, its loops written out per op and pattern so
+// that short runs cost no call each.
+func addSubMulBlock[T float32 | float64](op backends.OpType, out, l, r []T, n, m, sl, sr int, lRun, rRun bool) {
 	switch {
 	case lRun && rRun:
 		switch op {
