@@ -37,9 +37,14 @@ type TiltColumns struct {
 	ESSMean float64 `json:"ess_mean"`
 	// Reference is the resampled tilt scored like the methods (same evaluation noises and prompts).
 	Reference *imageeval.Result `json:"reference"`
+	// ReferenceGain is the tilt's expected reward gain over the base, E_tilt[r] - E_base[r], from
+	// the whole pool (tilt.Resampler.Gain, in the evaluation reward's units): the denominator of
+	// every method's tilt share.
+	ReferenceGain float64 `json:"reference_gain"`
 	Distance  string            `json:"distance"` // DistanceFD or DistanceW1
 	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base
-	// ((r - r_base)/(r_target - r_base)) and the distance of its samples to the reference set.
+	// ((r - r_base)/ReferenceGain, r and r_base on the same evaluation noises, and
+	// (r - r_base)/(r_reno - r_base)) and the distance of its samples to the reference set.
 	Methods map[string]TiltRow `json:"methods"`
 }
 
@@ -89,8 +94,12 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 		if err != nil {
 			return nil, err
 		}
+		var score hypernoise.Reward // the evaluation's reward, when training normalized it
+		if len(hn.Config.RewardScale) > 0 {
+			score = hn.Reward
+		}
 		m := p.Model()
-		rs, err := tilt.New(p.Backend(), m.Context, m.Generator, reward, opts.TiltPool, opts.Seed)
+		rs, err := tilt.NewScored(p.Backend(), m.Context, m.Generator, reward, score, opts.TiltPool, opts.Seed)
 		if err != nil {
 			return nil, err
 		}
@@ -103,6 +112,7 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 			return nil, err
 		}
 		cols.Reference = out["tilt"]
+		cols.ReferenceGain = rs.Gain(beta)
 		cols.ESSMin = math.Inf(1)
 		for _, e := range rs.ESS(beta) {
 			cols.ESSMin = math.Min(cols.ESSMin, e)
@@ -112,7 +122,7 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 	for name, r := range res {
 		row := TiltRow{TiltShare: metrics.NA, RenoShare: metrics.NA, Distance: metrics.NA}
 		if base != nil && cols.Reference != nil {
-			row.TiltShare = figure(tilt.Share(r.Reward, base.Reward, cols.Reference.Reward))
+			row.TiltShare = figure(tilt.Share(r.Reward, base.Reward, base.Reward+cols.ReferenceGain))
 			row.Distance = distance(r, cols.Reference)
 		}
 		if base != nil && reno != nil {

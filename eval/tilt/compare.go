@@ -59,3 +59,34 @@ func (rs *Resampler) MeanReward(beta float64) float64 {
 	}
 	return s / float64(len(rs.rewards))
 }
+
+// Gain is the tilt's expected gain over the base at beta, in the evaluation's units (the scores
+// of NewScored, else the rewards), computed from the whole pool: per prompt, the self-normalized
+// importance-sampling estimate Σ_i w_i s_i of the tilt's mean minus the pool's plain mean of s
+// (the base's), averaged over prompts. Neither term has resampling noise, and both come from the
+// same base samples, so the gain a method's share divides by is not shifted by how the
+// evaluation's own noises happen to score.
+func (rs *Resampler) Gain(beta float64) float64 {
+	s := rs.scores
+	if s == nil {
+		s = rs.rewards
+	}
+	var g float64
+	for p := range s {
+		w, _ := rs.weights(p, beta)
+		var tilted, plain float64
+		n := 0
+		for i, v := range s[p] {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
+			}
+			tilted += w[i] * v
+			plain += v
+			n++
+		}
+		if n > 0 {
+			g += tilted - plain/float64(n)
+		}
+	}
+	return g / float64(len(s))
+}

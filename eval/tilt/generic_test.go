@@ -103,3 +103,31 @@ func TestReferenceSetAndMeanReward(t *testing.T) {
 		t.Error("beta 0 accepted")
 	}
 }
+
+// TestGain: on the Gaussian tilt the pool's gain is the tilt's mean reward minus the base's,
+// |a|^2/beta - 0 (within sampling error); scored with another reward (here 2r - 3, the weights
+// still from r), the gain is in that reward's units: exactly twice the first, the offset gone.
+func TestGain(t *testing.T) {
+	rs := gaussianPool(t, 9)
+	const beta = 2.0
+	want := 1.25 / beta
+	g := rs.Gain(beta)
+	if tol := 4 * math.Sqrt(1.25/rs.ESS(beta)[0]); math.Abs(g-want) > tol {
+		t.Errorf("gain %g, want %g ± %g", g, want, tol)
+	}
+	a := gaussianSlope
+	linear := func(ctx *context.Context, x, prompts *Node) *Node {
+		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), a), 0)), -1)
+	}
+	reward := rewards.Func{RewardName: "linear", Fn: linear}
+	score := rewards.Func{RewardName: "scaled", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		return AddScalar(MulScalar(linear(ctx, x, prompts), 2), -3)
+	}}
+	scored, err := NewScored(testutil.Backend(t), context.New(), identityGen{}, reward, score, 4000, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g2 := scored.Gain(beta); math.Abs(g2-2*g) > 1e-4*math.Abs(g) {
+		t.Errorf("gain under the score 2r-3: %g, want 2 x %g", g2, g)
+	}
+}

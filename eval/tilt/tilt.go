@@ -39,9 +39,12 @@ type Resampler struct {
 	seed  uint64
 	shape []int // one sample's shape (e.g. [28, 28, 1])
 	// images and rewards per prompt (one entry for an unconditional generator): Pool samples of
-	// size(shape) values each, and their rewards.
+	// size(shape) values each, and their rewards (which set the weights).
 	images  [][]float32
 	rewards [][]float64
+	// scores per prompt: each pool sample's score under the evaluation's reward, when it differs
+	// from the weighting reward (nil: the rewards themselves). See Gain.
+	scores [][]float64
 }
 
 // NewResampler draws pool base samples per prompt of model m (noise seeded by seed) and scores
@@ -57,6 +60,13 @@ const poolChunk = 256
 // generator), eps_i ~ N(0, I) from seed, and scores them with reward. ctx holds the generator's
 // and the reward's variables.
 func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
+	return NewScored(backend, ctx, gen, reward, nil, pool, seed)
+}
+
+// NewScored is New that also scores every pool sample with score (the reward an evaluation
+// reports, when the weights come from another one, e.g. a normalized reward): Gain is then in
+// score's units. A nil score is New.
+func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward, score hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("tilt reference: %v", r)
@@ -67,7 +77,11 @@ func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generato
 	}
 	exec, err := context.NewExec(backend, ctx.Reuse(), func(ctx *context.Context, eps, prompts *Node) []*Node {
 		x := gen.Generate(ctx, eps, prompts)
-		return []*Node{ConvertDType(x, dtypes.Float32), ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)}
+		outs := []*Node{ConvertDType(x, dtypes.Float32), ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)}
+		if score != nil {
+			outs = append(outs, ConvertDType(score.Score(ctx, x, prompts), dtypes.Float32))
+		}
+		return outs
 	})
 	if err != nil {
 		return nil, err
@@ -77,6 +91,9 @@ func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generato
 	noise := gen.NoiseShape()
 	d := size(noise)
 	rs = &Resampler{Pool: pool, seed: seed, images: make([][]float32, np), rewards: make([][]float64, np)}
+	if score != nil {
+		rs.scores = make([][]float64, np)
+	}
 	for p := range np {
 		eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*d)
 		for lo := 0; lo < pool; lo += poolChunk {
@@ -94,6 +111,11 @@ func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generato
 			}
 			for _, v := range tensors.MustCopyFlatData[float32](outs[1]) {
 				rs.rewards[p] = append(rs.rewards[p], float64(v))
+			}
+			if score != nil {
+				for _, v := range tensors.MustCopyFlatData[float32](outs[2]) {
+					rs.scores[p] = append(rs.scores[p], float64(v))
+				}
 			}
 			rs.images[p] = append(rs.images[p], tensors.MustCopyFlatData[float32](outs[0])...)
 		}

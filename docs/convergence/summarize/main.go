@@ -1,9 +1,10 @@
 // Command summarize turns the runs of docs/convergence/ab.sh into the tables of
 // docs/convergence.md (markdown on stdout) and, per beta, a plot of the share of the tilt's reward
-// gain against training seconds. The share of a run at step k is (r_k - r_base)/(r_tilt - r_base),
-// r_k its batch reward (a moving average over 1/30 of the run), r_base and r_tilt the base's and
-// the resampled tilt's mean reward on the evaluation images (OUT/tilt.json); its last point is the
-// share measured by eval. Usage: go run ./docs/convergence/summarize OUT PNGDIR
+// gain against training seconds. The share of a run at step k is (r_k - r_base)/G, r_k its batch
+// reward (a moving average over 1/30 of the run), r_base the base's mean reward on the evaluation
+// images and G the tilt's gain over the base computed from eval's pool (the eval JSON's
+// tilt.reference_gain); its last point is the share measured by eval, (r_HN - r_base)/G on the
+// same evaluation images. Usage: go run ./docs/convergence/summarize OUT PNGDIR
 package main
 
 import (
@@ -52,26 +53,22 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-// reference reads tilt.json: the base row and the tilt's row per beta.
-func reference(out string) (row, map[float64]row, error) {
-	var t struct {
-		Rows []struct {
-			Beta float64 `json:"beta"`
-			row
-		} `json:"rows"`
-	}
-	if err := readJSON(filepath.Join(out, "tilt.json"), &t); err != nil {
-		return row{}, nil, err
-	}
-	ref := map[float64]row{}
-	for _, r := range t.Rows[1:] {
-		ref[r.Beta] = r.row
-	}
-	return t.Rows[0].row, ref, nil
+// evalFile is what summarize reads of NAME.eval.json: the methods' rows and the tilt columns
+// (the resampled reference scored on the same images, and the pool's gain).
+type evalFile struct {
+	Images  int            `json:"images_per_method"`
+	Methods map[string]row `json:"methods"`
+	Tilt    *struct {
+		Beta      float64 `json:"beta"`
+		Pool      int     `json:"pool_per_prompt"`
+		Reference row     `json:"reference"`
+		Gain      float64 `json:"reference_gain"`
+	} `json:"tilt"`
 }
 
-// load reads one run; ok is false when its files are incomplete or it has no tilt reference.
-func load(out, name string, base row, ref map[float64]row) (run, bool) {
+// load reads one run; ok is false when its files are incomplete or its evaluation has no tilt
+// columns with the pool's gain.
+func load(out, name string) (run, evalFile, bool) {
 	var tr struct {
 		Beta   float64 `json:"beta"`
 		Result struct {
@@ -79,16 +76,12 @@ func load(out, name string, base row, ref map[float64]row) (run, bool) {
 			Seconds float64 `json:"seconds"`
 		} `json:"result"`
 	}
-	var ev struct {
-		Methods map[string]row `json:"methods"`
+	var ev evalFile
+	if readJSON(filepath.Join(out, name+".train.json"), &tr) != nil || readJSON(filepath.Join(out, name+".eval.json"), &ev) != nil ||
+		ev.Tilt == nil || !(ev.Tilt.Gain > 0) {
+		return run{}, ev, false
 	}
-	if readJSON(filepath.Join(out, name+".train.json"), &tr) != nil || readJSON(filepath.Join(out, name+".eval.json"), &ev) != nil {
-		return run{}, false
-	}
-	t, ok := ref[tr.Beta]
-	if !ok {
-		return run{}, false
-	}
+	base, t := ev.Methods["base"], ev.Tilt.Reference
 	cmd, _ := os.ReadFile(filepath.Join(out, name+".cmd"))
 	line := strings.TrimSpace(string(cmd))
 	if _, rest, ok := strings.Cut(line, " train "); ok { // the binary's path and the run folder, generic
@@ -96,7 +89,7 @@ func load(out, name string, base row, ref map[float64]row) (run, bool) {
 	}
 	r := run{name: name, cmd: line, beta: tr.Beta, steps: tr.Result.Steps, seconds: tr.Result.Seconds,
 		hn: ev.Methods["hypernoise"]}
-	gain := t.Reward - base.Reward
+	gain := ev.Tilt.Gain
 	r.share = (r.hn.Reward - base.Reward) / gain
 	r.dFD = r.hn.FD - t.FD
 	if h, secs, err := hypernet.ReadHistory(filepath.Join(out, name)); err == nil {
@@ -111,7 +104,7 @@ func load(out, name string, base row, ref map[float64]row) (run, bool) {
 			r.curveY = append(r.curveY, (s/float64(w)-base.Reward)/gain)
 		}
 	}
-	return r, true
+	return r, ev, true
 }
 
 func main() {
@@ -120,17 +113,14 @@ func main() {
 		os.Exit(2)
 	}
 	out, pngDir := os.Args[1], os.Args[2]
-	base, ref, err := reference(out)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	cmds, _ := filepath.Glob(filepath.Join(out, "*.cmd"))
 	byBeta := map[float64][]run{}
+	evals := map[float64]evalFile{} // one evaluation per beta, for its base and reference rows
 	for _, c := range cmds {
 		name := strings.TrimSuffix(filepath.Base(c), ".cmd")
-		if r, ok := load(out, name, base, ref); ok {
+		if r, ev, ok := load(out, name); ok {
 			byBeta[r.beta] = append(byBeta[r.beta], r)
+			evals[r.beta] = ev
 		}
 	}
 	var betas []float64
@@ -138,11 +128,16 @@ func main() {
 		betas = append(betas, b)
 	}
 	sort.Float64s(betas)
-	fmt.Printf("base: reward %.4f, held-out %.3f, FD %.1f, diversity %.2f\n\n", base.Reward, base.Heldout, base.FD, base.Diversity)
-	for _, b := range betas {
+	for i, b := range betas {
 		runs := byBeta[b]
-		t := ref[b]
-		fmt.Printf("### beta %g (tilt: reward %.4f, held-out %.3f, FD %.1f, diversity %.2f)\n\n", b, t.Reward, t.Heldout, t.FD, t.Diversity)
+		ev := evals[b]
+		if i == 0 {
+			base := ev.Methods["base"]
+			fmt.Printf("base (%d images): reward %.4f, held-out %.3f, FD %.2f, diversity %.2f\n\n", ev.Images, base.Reward, base.Heldout, base.FD, base.Diversity)
+		}
+		t := ev.Tilt.Reference
+		fmt.Printf("### beta %g (tilt, pool %d per prompt: gain %.4f, reward %.4f, held-out %.3f, FD %.2f, diversity %.2f)\n\n",
+			b, ev.Tilt.Pool, ev.Tilt.Gain, t.Reward, t.Heldout, t.FD, t.Diversity)
 		fmt.Println("| run | steps | train s | reward | held-out | FD | FD - tilt's | diversity | share of tilt's gain | targets |")
 		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 		for _, r := range runs {
@@ -150,7 +145,7 @@ func main() {
 			if r.share >= 0.9 && r.dFD <= 1.5 {
 				met = "yes"
 			}
-			fmt.Printf("| %s | %d | %.0f | %.4f | %.3f | %.1f | %+.1f | %.2f | %.2f | %s |\n", r.name, r.steps, r.seconds,
+			fmt.Printf("| %s | %d | %.0f | %.4f | %.3f | %.2f | %+.2f | %.2f | %.3f | %s |\n", r.name, r.steps, r.seconds,
 				r.hn.Reward, r.hn.Heldout, r.hn.FD, r.dFD, r.hn.Diversity, r.share, met)
 		}
 		fmt.Println()
@@ -174,7 +169,7 @@ func plotBeta(path string, beta float64, runs []run) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("align, beta %g: share of the tilt's reward gain", beta)
 	p.X.Label.Text = "training seconds (2 shared cores)"
-	p.Y.Label.Text = "(r - r_base) / (r_tilt - r_base)"
+	p.Y.Label.Text = "(r - r_base) / tilt gain"
 	p.Add(plotter.NewGrid())
 	p.Legend.Top, p.Legend.Left = false, false
 	for i, r := range runs {
