@@ -59,16 +59,19 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 	}
 	positions := kernelPositions(l.k)
 	if g == 1 {
-		// im2col and the product fused in one node (see convgemm.go).
-		kc, err := b.transposeIfNeeded(kernel, l.kPerm)
-		if err != nil {
-			return nil, false, err
+		// im2col and the product fused in one node (see convgemm.go). A kernel in ONNX's OIHW layout
+		// goes to oneDNN as it is (it reorders the kernel on every call anyway), without a transpose.
+		km, kOIHW := kernel, b.forwardOnDNNL(xs, n, groups) && isOIHW(l.kPerm)
+		if !kOIHW {
+			kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+			if err != nil {
+				return nil, false, err
+			}
+			if km, err = b.Builder.Reshape(kc, len(positions)*l.cin, l.cout); err != nil {
+				return nil, false, err
+			}
 		}
-		km, err := b.Builder.Reshape(kc, len(positions)*l.cin, l.cout)
-		if err != nil {
-			return nil, false, err
-		}
-		yc, fused, err := b.convGemmNode(xc, km, l.k, strides, kernelDil, l.out, pads, l.cout)
+		yc, fused, err := b.convGemmNode(xc, km, kOIHW, l.k, strides, kernelDil, l.out, pads, l.cout)
 		if err != nil {
 			return nil, false, err
 		}
@@ -321,6 +324,18 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 func (b *patchedBuilder) forwardOnDNNL(xs shapes.Shape, n, groups int) bool {
 	return groups == 1 && n >= 1 && n <= 2 && xs.DType == dtypes.Float32 && b.fastPad && b.fastGemm &&
 		padNodeOn.Load() && convFuseOn.Load() && convDNNLLib() != nil
+}
+
+// isOIHW reports whether a kernel permutation (see convLayout) is that of a kernel in the layout
+// [Cout, Cin, K...] (PyTorch's and ONNX's OIHW).
+func isOIHW(kPerm []int) bool {
+	n := len(kPerm) - 2
+	for i := range n {
+		if kPerm[i] != i+2 {
+			return false
+		}
+	}
+	return kPerm[n] == 1 && kPerm[n+1] == 0
 }
 
 // scatterKernel is the convolution kernel as the fused scatter node takes it, [Cin, Kpos·Cout].
