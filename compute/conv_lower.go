@@ -59,16 +59,19 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 	}
 	positions := kernelPositions(l.k)
 	if g == 1 {
-		// im2col and the product fused in one node (see convgemm.go).
-		kc, err := b.transposeIfNeeded(kernel, l.kPerm)
-		if err != nil {
-			return nil, false, err
+		// im2col and the product fused in one node (see convgemm.go). A kernel in ONNX's OIHW layout
+		// goes to oneDNN as it is (it reorders the kernel on every call anyway), without a transpose.
+		km, kOIHW := kernel, b.forwardOnDNNL(xs, n, groups) && isOIHW(l.kPerm)
+		if !kOIHW {
+			kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+			if err != nil {
+				return nil, false, err
+			}
+			if km, err = b.Builder.Reshape(kc, len(positions)*l.cin, l.cout); err != nil {
+				return nil, false, err
+			}
 		}
-		km, err := b.Builder.Reshape(kc, len(positions)*l.cin, l.cout)
-		if err != nil {
-			return nil, false, err
-		}
-		yc, fused, err := b.convGemmNode(xc, km, l.k, strides, kernelDil, l.out, pads, l.cout)
+		yc, fused, err := b.convGemmNode(xc, km, kOIHW, l.k, strides, kernelDil, l.out, pads, l.cout)
 		if err != nil {
 			return nil, false, err
 		}
@@ -206,18 +209,22 @@ func (b *patchedBuilder) transposeIfNeeded(x backends.Op, perm []int) (backends.
 // It returns ok=false (leaving the convolution to lowerConv, or the rewrite as interior padding to
 // ConvGeneral) unless every stride is 1, the custom nodes are on, and either some input dilation
 // exceeds 1 or there is no input dilation and the scatter moves fewer values (input positions times
-// output channels) than im2col would copy (output positions times input channels).
+// output channels) than im2col would copy (output positions times input channels) and the forward
+// convolution would not run on oneDNN (see forwardOnDNNL).
 func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backends.ConvolveAxesConfig,
 	strides []int, paddings [][2]int, inDil, kernelDil []int, groups, batchGroups int) (backends.Op, bool, error) {
 	if !b.fastPad || !padNodeOn.Load() || batchGroups > 1 || groups < 1 ||
 		slices.ContainsFunc(strides, func(s int) bool { return s != 1 }) {
 		return nil, false, nil
 	}
-	_, l, pads, ok, err := b.convOperands(input, kernel, axes, paddings, groups, inDil, kernelDil)
+	xs, l, pads, ok, err := b.convOperands(input, kernel, axes, paddings, groups, inDil, kernelDil)
 	if !ok || err != nil {
 		return nil, false, err
 	}
 	n := len(axes.InputSpatial)
+	if !slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) && b.forwardOnDNNL(xs, n, groups) {
+		return nil, false, nil
+	}
 	out := make([]int, n)
 	negDil := make([]int, n)
 	off := make([]int, n)
@@ -305,6 +312,30 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 	statConvLowered.Add(1)
 	statConvScatter.Add(1)
 	return y, true, nil
+}
+
+// forwardOnDNNL reports whether an ordinary convolution (no input dilation) of x (shape xs, n
+// spatial axes, groups channel groups) built by lowerConv would run on oneDNN's forward convolution
+// primitive: then the scatter form is not used for it, since oneDNN's direct kernels need no im2col
+// copy, and the scatter form's run on oneDNN (the backward-data primitive) costs a flipped copy of
+// the kernel per call (a fresh 2.6 MB allocation and copy for a 384-to-192-channel 3x3 kernel). On
+// the small T2I fixture's forward (bench's BenchmarkModelForward, batch 2, old and new alternated
+// twice under the heavy lock, 2026-12-05) the median went from 64.6-73.9 to 59.9-64.1 ms per image.
+func (b *patchedBuilder) forwardOnDNNL(xs shapes.Shape, n, groups int) bool {
+	return groups == 1 && n >= 1 && n <= 2 && xs.DType == dtypes.Float32 && b.fastPad && b.fastGemm &&
+		padNodeOn.Load() && convFuseOn.Load() && convDNNLLib() != nil
+}
+
+// isOIHW reports whether a kernel permutation (see convLayout) is that of a kernel in the layout
+// [Cout, Cin, K...] (PyTorch's and ONNX's OIHW).
+func isOIHW(kPerm []int) bool {
+	n := len(kPerm) - 2
+	for i := range n {
+		if kPerm[i] != i+2 {
+			return false
+		}
+	}
+	return kPerm[n] == 1 && kPerm[n+1] == 0
 }
 
 // scatterKernel is the convolution kernel as the fused scatter node takes it, [Cin, Kpos·Cout].

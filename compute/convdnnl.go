@@ -74,6 +74,7 @@ func convDNNLBand(y, x, k []float32, xDims []int, d *convGemmNodeData) func(lo, 
 		return nil
 	}
 	spec := convSpec2D(xDims[1:n+1], p.k, p.out, p.strides, p.dil, p.lo, xDims[n+1], d.cout)
+	spec.OIHW = d.kOIHW
 	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2D(s, y, x, k) }, spec)
 }
 

@@ -25,10 +25,18 @@ import (
 // multiplied at once, and when the work is large enough the batch is cut in contiguous bands, one per
 // core, each running its own im2col and GEMM. Each output row is still one dot product of a patch row
 // with a column of K over the same Kpos·Cin terms.
+//
+// With kOIHW the node's kernel input is the convolution's kernel in the layout [Cout, Cin, K...]
+// (only built when oneDNN's forward primitive runs it, which takes that layout; a band it refuses
+// runs on a transposed copy, K).
 type convGemmNodeData struct {
 	patches im2colNodeData // the patch extraction (its lo pads x with zeros)
 	cout    int
+	kOIHW   bool
 }
+
+// statConvOIHW counts fused convolutions built on an OIHW kernel (for tests).
+var statConvOIHW atomic.Int64
 
 // convChunkElems is the size, in values, of the scratch patch matrix of one chunk (512 KiB of float32):
 // it and the GEMM's packed blocks stay in a core's L2 cache (4 MiB here). convPartMinMNK is the least
@@ -50,9 +58,10 @@ func init() { convFuseOn.Store(true) }
 // statConvFused counts fused convolutions built; statConvFusedSplit those run on several goroutines.
 var statConvFused, statConvFusedSplit atomic.Int64
 
-// convGemmNode builds the fused node from xc [B, S..., Cin] and km [Kpos·Cin, Cout], or returns
-// ok=false when it does not apply (custom nodes off, no GEMM library on this backend, negative padding).
-func (b *patchedBuilder) convGemmNode(xc, km backends.Op, k, strides, dil, out []int, pads [][2]int, cout int) (backends.Op, bool, error) {
+// convGemmNode builds the fused node from xc [B, S..., Cin] and km [Kpos·Cin, Cout] (kOIHW: the
+// kernel [Cout, Cin, K...]), or returns ok=false when it does not apply (custom nodes off, no GEMM
+// library on this backend, negative padding).
+func (b *patchedBuilder) convGemmNode(xc, km backends.Op, kOIHW bool, k, strides, dil, out []int, pads [][2]int, cout int) (backends.Op, bool, error) {
 	xs, ok, err := b.convFusable(xc, km, len(k))
 	if !ok || err != nil {
 		return nil, false, err
@@ -69,11 +78,19 @@ func (b *patchedBuilder) convGemmNode(xc, km backends.Op, k, strides, dil, out [
 	if err != nil {
 		return nil, false, err
 	}
-	if !slices.Equal(ks.Dimensions, []int{kpos * xs.Dimensions[n+1], cout}) || ks.DType != xs.DType {
-		return nil, false, fmt.Errorf("conv: kernel matrix %s for input %s and %d kernel positions", ks, xs, kpos)
+	want := []int{kpos * xs.Dimensions[n+1], cout}
+	if kOIHW {
+		want = slices.Concat([]int{cout, xs.Dimensions[n+1]}, k)
 	}
-	return b.convFusedNode(xc, km, xs, out, cout, &convGemmNodeData{patches: im2colNodeData{k: slices.Clone(k),
-		strides: slices.Clone(strides), dil: slices.Clone(dil), out: slices.Clone(out), lo: lo}, cout: cout})
+	if !slices.Equal(ks.Dimensions, want) || ks.DType != xs.DType {
+		return nil, false, fmt.Errorf("conv: kernel %s for input %s and kernel %v (OIHW: %v)", ks, xs, k, kOIHW)
+	}
+	node, ok, err := b.convFusedNode(xc, km, xs, out, cout, &convGemmNodeData{patches: im2colNodeData{k: slices.Clone(k),
+		strides: slices.Clone(strides), dil: slices.Clone(dil), out: slices.Clone(out), lo: lo}, cout: cout, kOIHW: kOIHW})
+	if ok && kOIHW {
+		statConvOIHW.Add(1)
+	}
+	return node, ok, err
 }
 
 // convFusable reports whether a fused convolution node applies to xc [B, S..., Cin] (n spatial
@@ -183,10 +200,36 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 	if y32, ok := any(y).([]float32); ok {
 		fast = convDNNLBand(y32, any(x).([]float32), any(k).([]float32), xDims, d)
 	}
+	km := k
+	var once sync.Once
+	if d.kOIHW { // a band oneDNN did not run needs K [Kpos·Cin, Cout]: transpose [Cout, Cin, Kpos]
+		km = nil
+	}
 	convChunks(nb, perB, nb*numO*kk*d.cout, fast, func(p []T, b, c int) {
+		if d.kOIHW {
+			once.Do(func() {
+				statConvOIHWFallback.Add(1)
+				t := make([]T, len(k))
+				transposeInto(t, k, []int{d.cout, kk / numKernelPos(d.patches.k), numKernelPos(d.patches.k)}, []int{2, 1, 0})
+				km = t
+			})
+		}
 		im2colKernel(p, x[b*xb:(b+c)*xb], withDim0(xDims, c), &d.patches)
-		gemmCall(false, false, c*numO, d.cout, kk, p, kk, k, d.cout, y[b*yb:(b+c)*yb], d.cout)
+		gemmCall(false, false, c*numO, d.cout, kk, p, kk, km, d.cout, y[b*yb:(b+c)*yb], d.cout)
 	})
+}
+
+// statConvOIHWFallback counts runs of fused convolutions on an OIHW kernel that needed the
+// transposed copy (some band not run by oneDNN).
+var statConvOIHWFallback atomic.Int64
+
+// numKernelPos is the number of kernel positions of a kernel of spatial sizes k.
+func numKernelPos(k []int) int {
+	n := 1
+	for _, v := range k {
+		n *= v
+	}
+	return n
 }
 
 // convChunks calls step(scratch, b, c) on consecutive chunks [b, b+c) of [0, nb), scratch holding

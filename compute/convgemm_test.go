@@ -36,7 +36,8 @@ func TestConvGemmFused(t *testing.T) {
 		{"4x4/s4/patch", []int{5, 12, 8, 3}, []int{4, 4, 3, 17}, []int{4, 4}, nil, nil, 1, false},
 		{"1d/k5/pad2", []int{9, 31, 6}, []int{5, 6, 11}, []int{1}, [][2]int{{2, 2}}, nil, 1, false},
 		{"channels-first/3x3", []int{6, 5, 9, 8}, []int{8, 5, 3, 3}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, true},
-		// Fewer output than input channels, stride 1: the scatter form (GEMM + col2im), fused.
+		// Fewer output than input channels, stride 1: the scatter form (GEMM + col2im), fused, unless
+		// oneDNN's forward convolution runs it (see forwardOnDNNL).
 		{"narrow/3x3/pad1/b32x14x14x32", []int{32, 14, 14, 32}, []int{3, 3, 32, 4}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false},
 		{"narrow/2x3/pad(0,2)(1,0)/odd", []int{9, 7, 5, 13}, []int{2, 3, 13, 3}, []int{1, 1}, [][2]int{{0, 2}, {1, 0}}, nil, 1, false},
 		{"narrow/3x3/dil2/pad(2,1)", []int{7, 9, 8, 11}, []int{3, 3, 11, 5}, []int{1, 1}, [][2]int{{2, 1}, {2, 2}}, []int{2, 2}, 1, false},
@@ -59,24 +60,26 @@ func TestConvGemmFused(t *testing.T) {
 				x := func() *tensors.Tensor { return randFloat32(7, c.x...) }
 				k := func() *tensors.Tensor { return randFloat32(8, c.k...) }
 				before, beforeSplit, beforeScatter := statConvFused.Load(), statConvFusedSplit.Load(), statConvScatter.Load()
+				beforeOIHW := statConvOIHW.Load()
 				beforeDNNL, beforeRefused := ConvDNNLStats()
 				convFuseOn.Store(true)
 				got := eval(t, fast, fn, x(), k())[0]
 				ranDNNL, refused := ConvDNNLStats()
-				// The bottom padding of narrow/2x3/pad(0,2)(1,0) exceeds the kernel's reach, so as a
-				// transposed convolution it would need negative padding, which oneDNN refuses: that
-				// one runs on col2im (counted as refused).
-				refuse := strings.Contains(c.name, "pad(0,2)(1,0)")
-				wantDNNL := dnnlOn && !refuse
-				if (ranDNNL > beforeDNNL) != wantDNNL || (refused != beforeRefused) != (dnnlOn && refuse) {
+				// With oneDNN every case runs on its forward convolution primitive (the narrow ones
+				// too: they are built in the im2col form then).
+				if (ranDNNL > beforeDNNL) != dnnlOn || refused != beforeRefused {
 					t.Errorf("%s, oneDNN on: %v: %d bands ran on oneDNN's convolution, %d refused", c.name, dnnlOn,
 						ranDNNL-beforeDNNL, refused-beforeRefused)
 				}
 				if statConvFused.Load() == before {
 					t.Fatalf("%s: the fused convolution node was not built", c.name)
 				}
-				if narrow := strings.HasPrefix(c.name, "narrow/"); narrow != (statConvScatter.Load() != beforeScatter) {
-					t.Errorf("%s: built in the scatter form: %v, want %v", c.name, !narrow, narrow)
+				if scatter := strings.HasPrefix(c.name, "narrow/") && !dnnlOn; scatter != (statConvScatter.Load() != beforeScatter) {
+					t.Errorf("%s, oneDNN on: %v: built in the scatter form: %v, want %v", c.name, dnnlOn, !scatter, scatter)
+				}
+				// An OIHW kernel (channels first) goes to oneDNN without a transpose.
+				if oihw := c.channelsFirst && dnnlOn; oihw != (statConvOIHW.Load() != beforeOIHW) {
+					t.Errorf("%s, oneDNN on: %v: built on the OIHW kernel: %v, want %v", c.name, dnnlOn, !oihw, oihw)
 				}
 				if parts > 1 && statConvFusedSplit.Load() == beforeSplit {
 					t.Errorf("%s: the fused convolution did not run on %d goroutines", c.name, parts)
@@ -153,6 +156,68 @@ func TestConvScatterFusedInputDilation(t *testing.T) {
 		}
 		if d := maxAbsDiff(got, want); d > 1e-5*scale || math.IsNaN(d) {
 			t.Errorf("%s: max difference %g (%d vs %d values)", c.name, d, len(got), len(want))
+		}
+	}
+}
+
+// TestConvOIHWFallback runs convolutions built on an OIHW kernel for oneDNN (see convGemmNode) with
+// oneDNN switched off after compilation, so that every band takes the im2col path on the transposed
+// copy of the kernel, and compares them with SimpleGo's convolution.
+func TestConvOIHWFallback(t *testing.T) {
+	if !MatmulPath().Fast || convDNNLLib() == nil {
+		t.Skip("oneDNN is not in use here: no convolution is built on an OIHW kernel")
+	}
+	fast := testBackend(t)
+	stock := stockBackend(t)
+	defer convDNNLOn.Store(true)
+	for _, c := range []convVariant{
+		{"channels-first/3x3/pad1", []int{3, 6, 9, 8}, []int{5, 6, 3, 3}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, true},
+		{"channels-first/2x3/s2/dil(1,2)", []int{2, 4, 11, 10}, []int{7, 4, 2, 3}, []int{2, 2}, [][2]int{{1, 0}, {2, 1}}, []int{1, 2}, 1, true},
+		{"channels-first/1d/k3", []int{2, 5, 13}, []int{4, 5, 3}, []int{1}, [][2]int{{1, 1}}, nil, 1, true},
+	} {
+		if c.dil == nil {
+			c.dil = ones(len(c.x) - 2)
+		}
+		fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(in)} }
+		x := func() *tensors.Tensor { return randFloat32(3, c.x...) }
+		k := func() *tensors.Tensor { return randFloat32(4, c.k...) }
+		convDNNLOn.Store(true)
+		exec, err := graph.NewExec(fast, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		beforeOIHW := statConvOIHW.Load()
+		onDNNL, err := exec.Exec(x(), k()) // builds the graph, with oneDNN on
+		if err != nil {
+			t.Fatal(err)
+		}
+		if statConvOIHW.Load() == beforeOIHW {
+			t.Fatalf("%s: not built on the OIHW kernel", c.name)
+		}
+		convDNNLOn.Store(false)
+		beforeFallback := statConvOIHWFallback.Load()
+		fallback, err := exec.Exec(x(), k())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if statConvOIHWFallback.Load() == beforeFallback {
+			t.Errorf("%s: the im2col path on the transposed kernel did not run", c.name)
+		}
+		convDNNLOn.Store(true)
+		exec.Finalize()
+		want := eval(t, stock, fn, x(), k())[0]
+		scale := 0.0
+		for _, v := range want {
+			scale = max(scale, math.Abs(v))
+		}
+		for i, got := range [][]*tensors.Tensor{onDNNL, fallback} {
+			g, err := flatFloat64(got[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxAbsDiff(g, want); d > 1e-5*scale || math.IsNaN(d) {
+				t.Errorf("%s (%s): max difference %g from SimpleGo's convolution (scale %g)", c.name, []string{"oneDNN", "im2col"}[i], d, scale)
+			}
 		}
 	}
 }

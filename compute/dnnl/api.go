@@ -62,6 +62,7 @@ const (
 	dataF32            = 3   // dnnl_f32
 	tagAny             = 1   // dnnl_format_tag_any
 	tagNHWC            = 20  // dnnl_nhwc
+	tagOIHW            = 5   // dnnl_oihw (dnnl_abcd)
 	tagHWIO            = 30  // dnnl_hwio
 	tagOHWI            = 20  // dnnl_ohwi (the same layout as dnnl_nhwc)
 	propForwardInfer   = 96  // dnnl_forward_inference

@@ -14,9 +14,14 @@ import (
 //
 // with x taken as 0 outside its extent (strides SH, SW ≥ 1, kernel dilations DH, DW ≥ 1, padding
 // PT, PL ≥ 0 before each axis; the padding after follows from OH and OW).
+//
+// OIHW (Conv2D only) takes the kernel as [O, C, KH, KW] instead, PyTorch's and ONNX's layout: the
+// kernel is reordered into the primitive's own layout on every call either way, so this saves the
+// caller a transpose.
 type ConvSpec struct {
 	N, H, W, C, KH, KW, O, OH, OW int
 	SH, SW, DH, DW, PT, PL        int
+	OIHW                          bool
 }
 
 // maxConvs bounds the cached convolution primitives (one per ConvSpec and direction); shapes beyond
@@ -116,13 +121,20 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	p := &convPrim{srcMD: make([]byte, memoryDescBytes), dstMD: make([]byte, memoryDescBytes),
 		userWMD: make([]byte, memoryDescBytes)}
 	anyWMD := make([]byte, memoryDescBytes)
+	wTag := userTag[kind]
+	if s.OIHW {
+		if kind != convForward {
+			return nil, fmt.Errorf("dnnl: an OIHW kernel is for the forward convolution only")
+		}
+		wTag = tagOIHW
+	}
 	src, wgt, dst := dims{int64(s.N), int64(s.C), int64(s.H), int64(s.W)},
 		dims{int64(s.O), int64(s.C), int64(s.KH), int64(s.KW)}, dims{int64(s.N), int64(s.O), int64(s.OH), int64(s.OW)}
 	for _, d := range []struct {
 		md   []byte
 		dims *dims
 		tag  int32
-	}{{p.srcMD, &src, tagNHWC}, {p.userWMD, &wgt, userTag[kind]}, {anyWMD, &wgt, tagAny}, {p.dstMD, &dst, tagNHWC}} {
+	}{{p.srcMD, &src, tagNHWC}, {p.userWMD, &wgt, wTag}, {anyWMD, &wgt, tagAny}, {p.dstMD, &dst, tagNHWC}} {
 		if err := statusErr("dnnl_memory_desc_init_by_tag", a.memoryDescInitByTag(unsafe.Pointer(&d.md[0]), 4, d.dims, dataF32, d.tag)); err != nil {
 			return nil, err
 		}
@@ -241,7 +253,8 @@ func aligned64(buf []byte, n int) []byte {
 	return buf[off : off+n]
 }
 
-// Conv2D computes y = conv(x, k) as described by s (see ConvSpec) on the calling thread, on one core.
+// Conv2D computes y = conv(x, k) as described by s (see ConvSpec; k is HWIO, or OIHW with s.OIHW) on
+// the calling thread, on one core.
 // It returns false without touching y when oneDNN does not run s (the caller computes it another
 // way), and an error when a slice is too short or oneDNN fails.
 func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {

@@ -108,6 +108,29 @@ func TestConv2DMatchesDefinition(t *testing.T) {
 			return lib.Conv2D(s, y, x, k)
 		})
 		t.Logf("%dx%d %d->%d k%dx%d s%d d%d: %s", s.H, s.W, s.C, s.O, s.KH, s.KW, s.SH, s.DH, lib.ConvImpl(s))
+		// The same kernel given as OIHW.
+		so := s
+		so.OIHW = true
+		ko := make([]float32, len(k))
+		for u := range s.KH {
+			for v := range s.KW {
+				for c := range s.C {
+					for o := range s.O {
+						ko[((o*s.C+c)*s.KH+u)*s.KW+v] = k[((u*s.KW+v)*s.C+c)*s.O+o]
+					}
+				}
+			}
+		}
+		checkAgainst(t, "forward, OIHW kernel", so, s.KH*s.KW*s.C, naiveConv(s, x, k), func(y []float32) (bool, error) {
+			return lib.Conv2D(so, y, x, ko)
+		})
+	}
+	// Only the forward convolution takes an OIHW kernel.
+	s := convCases[0]
+	s.OIHW = true
+	buf := make([]float32, s.N*s.H*s.W*s.C+s.KH*s.KW*s.C*s.O+s.N*s.OH*s.OW*s.O)
+	if ran, _ := lib.ConvBackwardData2D(s, buf, buf, buf); ran {
+		t.Error("the backward-data convolution ran with an OIHW kernel")
 	}
 }
 

@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/hypernoise/hypernoise/compute"
+	"github.com/hypernoise/hypernoise/internal/testutil"
+	"github.com/hypernoise/hypernoise/models/onnx"
+)
+
+// modelSpec is the imported model the forward benchmarks time: $HN_BENCH_SPEC, else the small T2I
+// fixture's bmm spec (make_t2i.py --size small writes it; the benchmark is skipped without it).
+func modelSpec(b *testing.B) string {
+	spec := os.Getenv("HN_BENCH_SPEC")
+	if spec == "" {
+		spec = "../models/onnx/testdata/t2i-small/t2i_bmm.json"
+	}
+	if _, err := os.Stat(spec); err != nil {
+		b.Skipf("no model spec (%v): run models/onnx/testdata/make_t2i.py --size small or set HN_BENCH_SPEC", err)
+	}
+	return spec
+}
+
+// BenchmarkModelForward times the imported generator's forward at batch 2, as bench --model --scale
+// does (go test ./bench -run XXX -bench 'ModelForward$' -benchtime 10x -cpuprofile cpu.out): the
+// median wall time per image, and the CPU time per image (all threads), which is steadier on a
+// machine shared with other jobs.
+func BenchmarkModelForward(b *testing.B) {
+	modelForward(b, false)
+}
+
+// BenchmarkModelForwardOps prints the time per op kind of the same forwards (HN_OPTIMES_SHAPES=1
+// splits the rows by shape, HN_OPTIMES_ROWS sets how many are printed).
+func BenchmarkModelForwardOps(b *testing.B) {
+	modelForward(b, true)
+}
+
+func modelForward(b *testing.B, ops bool) {
+	const batch = 2
+	spec := modelSpec(b)
+	if ops {
+		compute.EnableOpTimes()
+	}
+	backend := testutil.Backend(b)
+	defer backend.Finalize()
+	m, err := onnx.Load(spec, backend)
+	if err != nil {
+		b.Fatal(err)
+	}
+	exec, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, eps, pr *Node) *Node {
+		return m.Generate(ctx, eps, pr)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer exec.Finalize()
+	eps, prompts := modelNoise(m, batch, 0)
+	run := func() {
+		out, err := exec.Exec(eps, prompts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[0].FinalizeAll()
+	}
+	run()             // compiles
+	compute.OpTimes() // reset
+	steps := max(b.N, 5)
+	times := make([]float64, steps)
+	cpu := processCPUSeconds()
+	for i := range times {
+		start := time.Now()
+		run()
+		times[i] = time.Since(start).Seconds() * 1e3 / batch
+	}
+	b.ReportMetric((processCPUSeconds()-cpu)*1e3/float64(batch*steps), "cpu-ms/image")
+	sort.Float64s(times)
+	b.ReportMetric(times[steps/2], "ms/image")
+	b.ReportMetric(times[0], "min-ms/image")
+	if ops {
+		rows := compute.OpTimes()
+		for _, o := range rows[:min(benchRows(25), len(rows))] {
+			b.Logf("%-40s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6/float64(steps), o.Count/steps, o.Percent)
+		}
+	}
+}
