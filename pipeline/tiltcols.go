@@ -41,7 +41,7 @@ type TiltColumns struct {
 	// the whole pool (tilt.Resampler.Gain, in the evaluation reward's units): the denominator of
 	// every method's tilt share.
 	ReferenceGain float64 `json:"reference_gain"`
-	Distance  string            `json:"distance"` // DistanceFD or DistanceW1
+	Distance      string  `json:"distance"` // DistanceFD or DistanceW1
 	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base
 	// ((r - r_base)/ReferenceGain, r and r_base on the same evaluation noises, and
 	// (r - r_base)/(r_reno - r_base)) and the distance of its samples to the reference set.
