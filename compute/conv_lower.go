@@ -222,9 +222,6 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 		return nil, false, err
 	}
 	n := len(axes.InputSpatial)
-	if !slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) && b.forwardOnDNNL(xs, n, groups) {
-		return nil, false, nil
-	}
 	out := make([]int, n)
 	negDil := make([]int, n)
 	off := make([]int, n)
@@ -235,26 +232,11 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 		}
 		negDil[i], off[i] = -kernelDil[i], pads[i][0]
 	}
-	if !slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) {
-		// Without input dilation, only when the scatter moves fewer values than im2col would copy:
-		// input positions x Cout against output positions x Cin (per batch entry and kernel position).
-		inPos, outPos := 1, 1
-		for i := range n {
-			inPos, outPos = inPos*l.in[i], outPos*out[i]
-		}
-		if inPos*l.cout >= outPos*l.cin {
-			return nil, false, nil
-		}
+	if !slices.ContainsFunc(inDil, func(d int) bool { return d > 1 }) && !b.scatterPays(xs, l, out, groups) {
+		return nil, false, nil
 	}
 	g, cg, coutg := groups, l.cin/groups, l.cout/groups
-	rows := l.b
-	for _, d := range l.in {
-		rows *= d
-	}
-	kpos := 1
-	for _, k := range l.k {
-		kpos *= k
-	}
+	rows, kpos := l.b*prod(l.in), prod(l.k)
 	xc, err := b.transposeIfNeeded(input, l.xPerm)
 	if err != nil {
 		return nil, false, err
@@ -312,6 +294,15 @@ func (b *patchedBuilder) lowerDilatedConv(input, kernel backends.Op, axes backen
 	statConvLowered.Add(1)
 	statConvScatter.Add(1)
 	return y, true, nil
+}
+
+// scatterPays reports whether a convolution without input dilation (input x of shape xs, output
+// spatial sizes out) is better built in the scatter form than by lowerConv: only when oneDNN's
+// forward convolution would not run it (see forwardOnDNNL) and the scatter moves fewer values than
+// im2col would copy (input positions x Cout against output positions x Cin, per batch entry and
+// kernel position).
+func (b *patchedBuilder) scatterPays(xs shapes.Shape, l convLayout, out []int, groups int) bool {
+	return !b.forwardOnDNNL(xs, len(out), groups) && prod(l.in)*l.cout < prod(out)*l.cin
 }
 
 // forwardOnDNNL reports whether an ordinary convolution (no input dilation) of x (shape xs, n

@@ -156,10 +156,7 @@ func inversePerm(perm []int) []int {
 
 // kernelPositions lists every kernel position u (row-major over the kernel's spatial sizes).
 func kernelPositions(k []int) [][]int {
-	total := 1
-	for _, d := range k {
-		total *= d
-	}
+	total := prod(k)
 	out := make([][]int, 0, total)
 	u := make([]int, len(k))
 	for range total {

@@ -189,10 +189,7 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 	if nb == 0 || len(y) == 0 {
 		return
 	}
-	numO := 1
-	for _, o := range d.patches.out {
-		numO *= o
-	}
+	numO := prod(d.patches.out)
 	kk := len(k) / d.cout // Kpos·Cin
 	perB := numO * kk     // patch values per batch entry
 	xb, yb := len(x)/nb, numO*d.cout
@@ -200,18 +197,17 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 	if y32, ok := any(y).([]float32); ok {
 		fast = convDNNLBand(y32, any(x).([]float32), any(k).([]float32), xDims, d)
 	}
+	// A band oneDNN did not run multiplies by K [Kpos·Cin, Cout]: an OIHW kernel [Cout, Cin, Kpos]
+	// is transposed into it once per call, by the first such band.
 	km := k
 	var once sync.Once
-	if d.kOIHW { // a band oneDNN did not run needs K [Kpos·Cin, Cout]: transpose [Cout, Cin, Kpos]
-		km = nil
-	}
 	convChunks(nb, perB, nb*numO*kk*d.cout, fast, func(p []T, b, c int) {
 		if d.kOIHW {
 			once.Do(func() {
 				statConvOIHWFallback.Add(1)
-				t := make([]T, len(k))
-				transposeInto(t, k, []int{d.cout, kk / numKernelPos(d.patches.k), numKernelPos(d.patches.k)}, []int{2, 1, 0})
-				km = t
+				kpos := prod(d.patches.k)
+				km = make([]T, len(k))
+				transposeInto(km, k, []int{d.cout, kk / kpos, kpos}, []int{2, 1, 0})
 			})
 		}
 		im2colKernel(p, x[b*xb:(b+c)*xb], withDim0(xDims, c), &d.patches)
@@ -223,10 +219,11 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 // transposed copy (some band not run by oneDNN).
 var statConvOIHWFallback atomic.Int64
 
-// numKernelPos is the number of kernel positions of a kernel of spatial sizes k.
-func numKernelPos(k []int) int {
+// prod is the product of the sizes xs (1 for none): the number of positions of a kernel or an
+// output of those spatial sizes.
+func prod(xs []int) int {
 	n := 1
-	for _, v := range k {
+	for _, v := range xs {
 		n *= v
 	}
 	return n

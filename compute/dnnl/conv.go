@@ -108,6 +108,18 @@ func statusErr(what string, st int32) error {
 	return fmt.Errorf("dnnl: %s returned status %d", what, st)
 }
 
+// kernelTag is the layout of the caller's kernel for s in the direction kind: OIHW when s says so
+// (forward only), else the direction's own (userTag).
+func (s ConvSpec) kernelTag(kind convKind) (int32, error) {
+	if !s.OIHW {
+		return userTag[kind], nil
+	}
+	if kind != convForward {
+		return 0, fmt.Errorf("dnnl: an OIHW kernel is for the forward convolution only")
+	}
+	return tagOIHW, nil
+}
+
 // newConv creates the primitives for s in the direction kind.
 func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	if !s.valid() {
@@ -121,12 +133,9 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	p := &convPrim{srcMD: make([]byte, memoryDescBytes), dstMD: make([]byte, memoryDescBytes),
 		userWMD: make([]byte, memoryDescBytes)}
 	anyWMD := make([]byte, memoryDescBytes)
-	wTag := userTag[kind]
-	if s.OIHW {
-		if kind != convForward {
-			return nil, fmt.Errorf("dnnl: an OIHW kernel is for the forward convolution only")
-		}
-		wTag = tagOIHW
+	wTag, err := s.kernelTag(kind)
+	if err != nil {
+		return nil, err
 	}
 	src, wgt, dst := dims{int64(s.N), int64(s.C), int64(s.H), int64(s.W)},
 		dims{int64(s.O), int64(s.C), int64(s.KH), int64(s.KW)}, dims{int64(s.N), int64(s.O), int64(s.OH), int64(s.OW)}
