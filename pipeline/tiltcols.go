@@ -37,14 +37,15 @@ type TiltColumns struct {
 	ESSMean float64 `json:"ess_mean"`
 	// Reference is the resampled tilt scored like the methods (same evaluation noises and prompts).
 	Reference *imageeval.Result `json:"reference"`
-	// ReferenceGain is the tilt's expected reward gain over the base, E_tilt[r] - E_base[r], from
-	// the whole pool (tilt.Resampler.Gain, in the evaluation reward's units): the denominator of
-	// every method's tilt share.
-	ReferenceGain float64 `json:"reference_gain"`
+	// ReferenceMean is the tilt's mean reward E_tilt[r] from the whole pool (tilt.Resampler.Mean,
+	// in the evaluation reward's units, no resampling noise): the target of every method's share.
+	ReferenceMean float64 `json:"reference_mean"`
 	Distance      string  `json:"distance"` // DistanceFD or DistanceW1
 	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base
-	// ((r - r_base)/ReferenceGain, r and r_base on the same evaluation noises, and
-	// (r - r_base)/(r_reno - r_base)) and the distance of its samples to the reference set.
+	// ((r - r_base)/(ReferenceMean - r_base) and (r - r_base)/(r_reno - r_base), r and r_base on
+	// the evaluation noises) and the distance of its samples to the reference set. A method at the
+	// reward's ceiling reads about 1 whatever the base's evaluation noises happen to score, since
+	// r_base sits in both terms of the ratio.
 	Methods map[string]TiltRow `json:"methods"`
 }
 
@@ -112,7 +113,7 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 			return nil, err
 		}
 		cols.Reference = out["tilt"]
-		cols.ReferenceGain = rs.Gain(beta)
+		cols.ReferenceMean = rs.Mean(beta)
 		cols.ESSMin = math.Inf(1)
 		for _, e := range rs.ESS(beta) {
 			cols.ESSMin = math.Min(cols.ESSMin, e)
@@ -122,7 +123,7 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 	for name, r := range res {
 		row := TiltRow{TiltShare: metrics.NA, RenoShare: metrics.NA, Distance: metrics.NA}
 		if base != nil && cols.Reference != nil {
-			row.TiltShare = figure(tilt.Share(r.Reward, base.Reward, base.Reward+cols.ReferenceGain))
+			row.TiltShare = figure(tilt.Share(r.Reward, base.Reward, cols.ReferenceMean))
 			row.Distance = distance(r, cols.Reference)
 		}
 		if base != nil && reno != nil {

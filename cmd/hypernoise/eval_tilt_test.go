@@ -40,7 +40,7 @@ func TestEvalTiltColumnsAndSeeds(t *testing.T) {
 				Reference *struct {
 					Reward float64 `json:"reward"`
 				} `json:"reference"`
-				Gain    float64                        `json:"reference_gain"`
+				Mean    float64                        `json:"reference_mean"`
 				Methods map[string]map[string]*float64 `json:"methods"`
 			} `json:"tilt"`
 		} `json:"reports"`
@@ -73,9 +73,9 @@ func TestEvalTiltColumnsAndSeeds(t *testing.T) {
 		t.Errorf("ReNO's share of its own gain = %g, want 1", s)
 	}
 	m := got.Reports[0].Methods
-	want := (m["hypernoise"].Reward - m["base"].Reward) / tc.Gain
-	if s := share("hypernoise", "tilt_gain_share"); math.Abs(s-want) > 1e-9 || !(tc.Gain > 0) {
-		t.Errorf("hypernoise's tilt share %g, want (r - r_base)/(the pool's gain %g) = %g", s, tc.Gain, want)
+	want := (m["hypernoise"].Reward - m["base"].Reward) / (tc.Mean - m["base"].Reward)
+	if s := share("hypernoise", "tilt_gain_share"); math.Abs(s-want) > 1e-9 || !(tc.Mean > m["base"].Reward) {
+		t.Errorf("hypernoise's tilt share %g, want (r - r_base)/(the pool's tilt mean %g - r_base) = %g", s, tc.Mean, want)
 	}
 	if d := share("hypernoise", "distance_to_tilt"); !(d >= 0) {
 		t.Errorf("distance to the tilt %g", d)

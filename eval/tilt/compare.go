@@ -45,48 +45,28 @@ func (rs *Resampler) ReferenceSet(beta float64, perPrompt int) ([]float32, []flo
 	return images, rewards, nil
 }
 
-// MeanReward is the tilt's mean reward at beta computed from the whole pool: the self-normalized
-// importance-sampling estimate Σ_i w_i r_i per prompt, averaged over prompts (no resampling noise).
-func (rs *Resampler) MeanReward(beta float64) float64 {
-	var s float64
-	for p := range rs.rewards {
-		w, _ := rs.weights(p, beta)
-		for i, v := range w {
-			if v > 0 {
-				s += v * rs.rewards[p][i]
-			}
-		}
-	}
-	return s / float64(len(rs.rewards))
-}
-
-// Gain is the tilt's expected gain over the base at beta, in the evaluation's units (the scores
-// of NewScored, else the rewards), computed from the whole pool: per prompt, the self-normalized
-// importance-sampling estimate Σ_i w_i s_i of the tilt's mean minus the pool's plain mean of s
-// (the base's), averaged over prompts. Neither term has resampling noise, and both come from the
-// same base samples, so the gain a method's share divides by is not shifted by how the
-// evaluation's own noises happen to score.
-func (rs *Resampler) Gain(beta float64) float64 {
+// Mean is the tilt's mean reward at beta in the evaluation's units (the scores of NewScored, else
+// the rewards), computed from the whole pool: per prompt the self-normalized importance-sampling
+// estimate Σ_i w_i s_i, averaged over prompts. Unlike the mean of a resampled reference set, it
+// has no resampling noise.
+func (rs *Resampler) Mean(beta float64) float64 {
 	s := rs.scores
 	if s == nil {
 		s = rs.rewards
 	}
-	var g float64
+	var m float64
 	for p := range s {
 		w, _ := rs.weights(p, beta)
-		var tilted, plain float64
-		n := 0
+		var tilted, wsum float64
 		for i, v := range s[p] {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				continue
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				tilted += w[i] * v
+				wsum += w[i]
 			}
-			tilted += w[i] * v
-			plain += v
-			n++
 		}
-		if n > 0 {
-			g += tilted - plain/float64(n)
+		if wsum > 0 {
+			m += tilted / wsum
 		}
 	}
-	return g / float64(len(s))
+	return m / float64(len(s))
 }

@@ -77,16 +77,11 @@ func TestNewSamplesTheGaussianTilt(t *testing.T) {
 	}
 }
 
-// TestReferenceSetAndMeanReward: on the Gaussian tilt, the pool's weighted mean reward is the
-// tilt's, a.(a/beta) = |a|^2/beta (within sampling error), the reference set's rewards are those
-// of its samples, and Share reads 1 for the reference itself.
-func TestReferenceSetAndMeanReward(t *testing.T) {
+// TestReferenceSetAndShare: the reference set's rewards are those of its samples, and Share reads
+// 1 for the reference itself and NaN for a reference without gain.
+func TestReferenceSetAndShare(t *testing.T) {
 	rs := gaussianPool(t, 9)
 	const beta = 2.0
-	want := 1.25 / beta
-	if got, tol := rs.MeanReward(beta), 4*math.Sqrt(1.25/rs.ESS(beta)[0]); math.Abs(got-want) > tol {
-		t.Errorf("tilt mean reward %g, want %g ± %g", got, want, tol)
-	}
 	imgs, rws, err := rs.ReferenceSet(beta, 50)
 	if err != nil || len(imgs) != 100 || len(rws) != 50 {
 		t.Fatalf("reference set: %d values, %d rewards, %v; want 100 and 50", len(imgs), len(rws), err)
@@ -96,24 +91,24 @@ func TestReferenceSetAndMeanReward(t *testing.T) {
 			t.Fatalf("reference sample %d: reward %g is not its sample's", i, r)
 		}
 	}
-	if s := Share(rs.MeanReward(beta), 0, rs.MeanReward(beta)); s != 1 || !math.IsNaN(Share(1, 2, 2)) {
-		t.Errorf("Share of the reference itself %g; of a reference without gain %g", s, Share(1, 2, 2))
+	if g := rs.Mean(beta); Share(g, 0, g) != 1 || !math.IsNaN(Share(1, 2, 2)) {
+		t.Errorf("Share of the reference itself %g; of a reference without gain %g", Share(g, 0, g), Share(1, 2, 2))
 	}
 	if _, _, err := rs.ReferenceSet(0, 5); err == nil {
 		t.Error("beta 0 accepted")
 	}
 }
 
-// TestGain: on the Gaussian tilt the pool's gain is the tilt's mean reward minus the base's,
-// |a|^2/beta - 0 (within sampling error); scored with another reward (here 2r - 3, the weights
-// still from r), the gain is in that reward's units: exactly twice the first, the offset gone.
-func TestGain(t *testing.T) {
+// TestMean: on the Gaussian tilt the pool's weighted mean reward is the tilt's, a.(a/beta) =
+// |a|^2/beta (within sampling error); scored with another reward (here 2r - 3, the weights still
+// from r), the mean is in that reward's units: exactly 2 x the first - 3.
+func TestMean(t *testing.T) {
 	rs := gaussianPool(t, 9)
 	const beta = 2.0
 	want := 1.25 / beta
-	g := rs.Gain(beta)
-	if tol := 4 * math.Sqrt(1.25/rs.ESS(beta)[0]); math.Abs(g-want) > tol {
-		t.Errorf("gain %g, want %g ± %g", g, want, tol)
+	m := rs.Mean(beta)
+	if tol := 4 * math.Sqrt(1.25/rs.ESS(beta)[0]); math.Abs(m-want) > tol {
+		t.Errorf("tilt mean %g, want %g ± %g", m, want, tol)
 	}
 	a := gaussianSlope
 	linear := func(ctx *context.Context, x, prompts *Node) *Node {
@@ -127,7 +122,7 @@ func TestGain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g2 := scored.Gain(beta); math.Abs(g2-2*g) > 1e-4*math.Abs(g) {
-		t.Errorf("gain under the score 2r-3: %g, want 2 x %g", g2, g)
+	if m2 := scored.Mean(beta); math.Abs(m2-(2*m-3)) > 1e-4 {
+		t.Errorf("mean under the score 2r-3: %g, want 2 x %g - 3", m2, m)
 	}
 }

@@ -2,8 +2,8 @@
 // docs/convergence.md (markdown on stdout) and, per beta, a plot of the share of the tilt's reward
 // gain against training seconds. The share of a run at step k is (r_k - r_base)/G, r_k its batch
 // reward (a moving average over 1/30 of the run), r_base the base's mean reward on the evaluation
-// images and G the tilt's gain over the base computed from eval's pool (the eval JSON's
-// tilt.reference_gain); its last point is the share measured by eval, (r_HN - r_base)/G on the
+// images and G = E_tilt[r] - r_base with the tilt's mean reward from eval's pool (the eval JSON's
+// tilt.reference_mean); its last point is the share measured by eval, (r_HN - r_base)/G on the
 // same evaluation images. Usage: go run ./docs/convergence/summarize OUT PNGDIR
 package main
 
@@ -54,7 +54,7 @@ func readJSON(path string, v any) error {
 }
 
 // evalFile is what summarize reads of NAME.eval.json: the methods' rows and the tilt columns
-// (the resampled reference scored on the same images, and the pool's gain).
+// (the resampled reference scored on the same images, and the tilt's mean reward from the pool).
 type evalFile struct {
 	Images  int            `json:"images_per_method"`
 	Methods map[string]row `json:"methods"`
@@ -62,12 +62,12 @@ type evalFile struct {
 		Beta      float64 `json:"beta"`
 		Pool      int     `json:"pool_per_prompt"`
 		Reference row     `json:"reference"`
-		Gain      float64 `json:"reference_gain"`
+		Mean      float64 `json:"reference_mean"`
 	} `json:"tilt"`
 }
 
 // load reads one run; ok is false when its files are incomplete or its evaluation has no tilt
-// columns with the pool's gain.
+// columns with the pool's tilt mean.
 func load(out, name string) (run, evalFile, bool) {
 	var tr struct {
 		Beta   float64 `json:"beta"`
@@ -78,7 +78,7 @@ func load(out, name string) (run, evalFile, bool) {
 	}
 	var ev evalFile
 	if readJSON(filepath.Join(out, name+".train.json"), &tr) != nil || readJSON(filepath.Join(out, name+".eval.json"), &ev) != nil ||
-		ev.Tilt == nil || !(ev.Tilt.Gain > 0) {
+		ev.Tilt == nil || !(ev.Tilt.Mean > ev.Methods["base"].Reward) {
 		return run{}, ev, false
 	}
 	base, t := ev.Methods["base"], ev.Tilt.Reference
@@ -89,7 +89,7 @@ func load(out, name string) (run, evalFile, bool) {
 	}
 	r := run{name: name, cmd: line, beta: tr.Beta, steps: tr.Result.Steps, seconds: tr.Result.Seconds,
 		hn: ev.Methods["hypernoise"]}
-	gain := ev.Tilt.Gain
+	gain := ev.Tilt.Mean - base.Reward
 	r.share = (r.hn.Reward - base.Reward) / gain
 	r.dFD = r.hn.FD - t.FD
 	if h, secs, err := hypernet.ReadHistory(filepath.Join(out, name)); err == nil {
@@ -137,7 +137,7 @@ func main() {
 		}
 		t := ev.Tilt.Reference
 		fmt.Printf("### beta %g (tilt, pool %d per prompt: gain %.4f, reward %.4f, held-out %.3f, FD %.2f, diversity %.2f)\n\n",
-			b, ev.Tilt.Pool, ev.Tilt.Gain, t.Reward, t.Heldout, t.FD, t.Diversity)
+			b, ev.Tilt.Pool, ev.Tilt.Mean-ev.Methods["base"].Reward, t.Reward, t.Heldout, t.FD, t.Diversity)
 		fmt.Println("| run | steps | train s | reward | held-out | FD | FD - tilt's | diversity | share of tilt's gain | targets |")
 		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 		for _, r := range runs {
