@@ -28,3 +28,22 @@ $AB ms-0.2-s1000-cos 0.2 --steps 1000 --schedule cosine
 $AB kl-0.2-s1000-cos-b64 0.2 --reg kl --steps 1000 --schedule cosine --batch 64
 $AB kl-0.2-s1000-cos-clip0 0.2 --reg kl --steps 1000 --schedule cosine --clip 0
 $AB kl-0.2-s2000-cos 0.2 --reg kl --steps 2000 --schedule cosine
+# Second round (2026-12-05, later; ab.sh's 2560-image evaluation): 4000 steps, schedule, modulator,
+# batch, rank and the log-det objective at each beta. Tables and plots:
+# go run ./docs/convergence/summarize OUT docs/convergence/round2
+$AB kl-0.2-s4000 0.2 --reg kl --steps 4000
+$AB logdet-0.2-s3000 0.2 --reg logdet --steps 3000
+$AB kl-1-s4000 1 --reg kl --steps 4000
+$AB logdet-1-s3000 1 --reg logdet --steps 3000
+$AB kl-0.05-s4000 0.05 --reg kl --steps 4000
+$AB logdet-0.05-s3000 0.05 --reg logdet --steps 3000
+$AB kl-1-s4000-cos-lr3e-3 1 --reg kl --steps 4000 --schedule cosine --lr 3e-3
+$AB kl-1-mlp-s4000 1 --reg kl --steps 4000 --modulator mlp
+$AB kl-1-b128-s2000 1 --reg kl --steps 2000 --batch 128
+$AB kl-1-r32-s2000 1 --reg kl --steps 2000 --rank 32
+$AB kl-0.2-s4000-cos-lr3e-3 0.2 --reg kl --steps 4000 --schedule cosine --lr 3e-3
+$AB kl-0.05-s4000-cos-lr3e-3 0.05 --reg kl --steps 4000 --schedule cosine --lr 3e-3
+$AB kl-0.2-mlp-s4000 0.2 --reg kl --steps 4000 --modulator mlp
+$AB kl-1-s4000-cos-lr2e-3 1 --reg kl --steps 4000 --schedule cosine --lr 2e-3
+$AB kl-0.05-s4000-cos-lr2e-3 0.05 --reg kl --steps 4000 --schedule cosine --lr 2e-3
+$AB kl-0.2-s4000-cos-lr2e-3 0.2 --reg kl --steps 4000 --schedule cosine --lr 2e-3
