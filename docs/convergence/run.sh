@@ -12,7 +12,8 @@ export HN OUT LOCK
 AB="sh $(dirname "$0")/ab.sh"
 mkdir -p "$OUT"
 flock "$LOCK" $HN tilt --reward align=1 --beta 0.05,0.2,1 --pool 2048 --seeds 32 --json --quiet > "$OUT/tilt.json"
-# First round: steps, learning rate, rank (constant schedule, surrogate kl at beta 0.2).
+# First round: steps, learning rate, rank (constant schedule, surrogate kl at beta 0.2). Its figures
+# in docs came from EVAL="--seeds 32" (320 images); ab.sh now defaults to 2560.
 $AB kl-0.2-s300 0.2 --reg kl
 $AB kl-0.2-s1000 0.2 --reg kl --steps 1000
 $AB kl-0.2-lr3e-3 0.2 --reg kl --lr 3e-3
