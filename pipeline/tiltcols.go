@@ -40,12 +40,18 @@ type TiltColumns struct {
 	// ReferenceMean is the tilt's mean reward E_tilt[r] from the whole pool (tilt.Resampler.Mean,
 	// in the evaluation reward's units, no resampling noise): the target of every method's share.
 	ReferenceMean float64 `json:"reference_mean"`
+	// BaseMean is the base's mean reward E[r] over the same pool (tilt.Resampler.BaseMean): the
+	// zero of every share.
+	BaseMean float64 `json:"base_mean"`
 	Distance      string  `json:"distance"` // DistanceFD or DistanceW1
-	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base
-	// ((r - r_base)/(ReferenceMean - r_base) and (r - r_base)/(r_reno - r_base), r and r_base on
-	// the evaluation noises) and the distance of its samples to the reference set. A method at the
-	// reward's ceiling reads about 1 whatever the base's evaluation noises happen to score, since
-	// r_base sits in both terms of the ratio.
+	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base and
+	// the distance of its samples to the reference set. The tilt share is
+	// (E[r] - BaseMean)/(ReferenceMean - BaseMean), all three population means: E[r] is the
+	// method's mean on the evaluation noises corrected for how those noises score under the base
+	// (tilt.PairedMean, the base's per-image rewards as a control variate), so an evaluation set
+	// that happens to be hard or easy for the base moves neither a partial tilt's share nor a
+	// method at the reward's ceiling (which reads about 1). ReNO's share is
+	// (r - r_base)/(r_reno - r_base), all three on the evaluation noises.
 	Methods map[string]TiltRow `json:"methods"`
 }
 
@@ -114,6 +120,7 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 		}
 		cols.Reference = out["tilt"]
 		cols.ReferenceMean = rs.Mean(beta)
+		cols.BaseMean = rs.BaseMean()
 		cols.ESSMin = math.Inf(1)
 		for _, e := range rs.ESS(beta) {
 			cols.ESSMin = math.Min(cols.ESSMin, e)
@@ -123,7 +130,7 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 	for name, r := range res {
 		row := TiltRow{TiltShare: metrics.NA, RenoShare: metrics.NA, Distance: metrics.NA}
 		if base != nil && cols.Reference != nil {
-			row.TiltShare = figure(tilt.Share(r.Reward, base.Reward, cols.ReferenceMean))
+			row.TiltShare = figure(tiltShare(r, base, cols))
 			row.Distance = distance(r, cols.Reference)
 		}
 		if base != nil && reno != nil {
@@ -132,6 +139,16 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 		cols.Methods[name] = row
 	}
 	return cols, nil
+}
+
+// tiltShare is r's share of the tilt's reward gain, (E[r] - BaseMean)/(ReferenceMean - BaseMean)
+// with E[r] from tilt.PairedMean; without per-image rewards on the same noises as the base, the
+// plain ratio on the evaluation noises, (r - r_base)/(ReferenceMean - r_base).
+func tiltShare(r, base *imageeval.Result, cols *TiltColumns) float64 {
+	if len(r.Rewards) > 1 && len(r.Rewards) == len(base.Rewards) {
+		return tilt.Share(tilt.PairedMean(r.Rewards, base.Rewards, cols.BaseMean), cols.BaseMean, cols.ReferenceMean)
+	}
+	return tilt.Share(r.Reward, base.Reward, cols.ReferenceMean)
 }
 
 // distance is the distance of a method's samples to the reference's: the FD between their

@@ -70,3 +70,60 @@ func (rs *Resampler) Mean(beta float64) float64 {
 	}
 	return m / float64(len(s))
 }
+
+// BaseMean is the base model's mean reward in the evaluation's units (the scores of NewScored,
+// else the rewards): per prompt the plain mean over the pool, averaged over prompts. It is E[r]
+// under the base with the pool's precision (pool x prompts samples).
+func (rs *Resampler) BaseMean() float64 {
+	s := rs.scores
+	if s == nil {
+		s = rs.rewards
+	}
+	var m float64
+	for p := range s {
+		var sum float64
+		var n int
+		for _, v := range s[p] {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				sum += v
+				n++
+			}
+		}
+		if n > 0 {
+			m += sum / float64(n)
+		}
+	}
+	return m / float64(len(s))
+}
+
+// PairedMean estimates a method's population mean reward E[r_m] from its rewards m[i] and the
+// base's b[i] on the same evaluation noises, using the base's population mean baseMean (from a
+// larger pool) as a control variate: mean(m) - c (mean(b) - baseMean), with c = cov(m, b)/var(b)
+// the regression slope of m on b. An evaluation set whose noises happen to score above or below
+// the base's average moves mean(m) by about c times that deviation; this takes it back out. It
+// is the plain mean when the evaluation set is representative (mean(b) = baseMean), baseMean
+// itself for the base (c = 1), and about mean(m) for a method whose reward no longer depends on
+// the noise (c = 0). NaN if the lengths differ or fewer than two samples are given.
+func PairedMean(m, b []float64, baseMean float64) float64 {
+	n := len(m)
+	if n < 2 || len(b) != n {
+		return math.NaN()
+	}
+	var mm, mb float64
+	for i := range m {
+		mm += m[i]
+		mb += b[i]
+	}
+	mm /= float64(n)
+	mb /= float64(n)
+	var cov, vb float64
+	for i := range m {
+		cov += (m[i] - mm) * (b[i] - mb)
+		vb += (b[i] - mb) * (b[i] - mb)
+	}
+	c := 0.0
+	if vb > 0 {
+		c = cov / vb
+	}
+	return mm - c*(mb-baseMean)
+}

@@ -2,6 +2,7 @@ package tilt
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -124,5 +125,41 @@ func TestMean(t *testing.T) {
 	}
 	if m2 := scored.Mean(beta); math.Abs(m2-(2*m-3)) > 1e-4 {
 		t.Errorf("mean under the score 2r-3: %g, want 2 x %g - 3", m2, m)
+	}
+}
+
+// TestPairedMean: on a synthetic population (base reward b ~ N(-1, 1), a partial tilt
+// m = 0.4 b + noise, population mean -0.4) an evaluation subset drawn from the lower half of b
+// (a "hard" set) reads mean(m) far below -0.4, while PairedMean with the population's base mean
+// recovers -0.4 within sampling error; the base itself maps to baseMean exactly and a method at a
+// noise-independent ceiling keeps its mean.
+func TestPairedMean(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var m, b, ceil []float64
+	for len(b) < 4000 {
+		bi := r.NormFloat64() - 1
+		if bi > -1 && r.Float64() < 0.7 { // keep only 30% of the upper half: a biased set
+			continue
+		}
+		b = append(b, bi)
+		m = append(m, 0.4*bi+0.1*r.NormFloat64())
+		ceil = append(ceil, 0.01*r.NormFloat64())
+	}
+	plain := 0.0
+	for _, v := range m {
+		plain += v / float64(len(m))
+	}
+	got := PairedMean(m, b, -1)
+	if math.Abs(got-(-0.4)) > 0.02 || math.Abs(plain-(-0.4)) < 0.1 {
+		t.Errorf("paired mean %g, plain mean %g; want the paired one near -0.4 and the plain one off by > 0.1", got, plain)
+	}
+	if g := PairedMean(b, b, -1); math.Abs(g-(-1)) > 1e-12 {
+		t.Errorf("the base's paired mean %g, want the base mean -1", g)
+	}
+	if g := PairedMean(ceil, b, -1); math.Abs(g) > 0.01 {
+		t.Errorf("a noise-independent method's paired mean %g, want about 0", g)
+	}
+	if !math.IsNaN(PairedMean(m[:3], b[:2], 0)) || !math.IsNaN(PairedMean(m[:1], b[:1], 0)) {
+		t.Error("mismatched or single-sample input gave a number")
 	}
 }

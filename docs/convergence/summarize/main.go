@@ -1,10 +1,13 @@
 // Command summarize turns the runs of docs/convergence/ab.sh into the tables of
 // docs/convergence.md (markdown on stdout) and, per beta, a plot of the share of the tilt's reward
 // gain against training seconds. The share of a run at step k is (r_k - r_base)/G, r_k its batch
-// reward (a moving average over 1/30 of the run), r_base the base's mean reward on the evaluation
-// images and G = E_tilt[r] - r_base with the tilt's mean reward from eval's pool (the eval JSON's
-// tilt.reference_mean); its last point is the share measured by eval, (r_HN - r_base)/G on the
-// same evaluation images. Usage: go run ./docs/convergence/summarize OUT PNGDIR
+// reward (a moving average over 1/30 of the run, on fresh training noise), r_base the base's mean
+// reward over eval's tilt pool (the eval JSON's tilt.base_mean) and G = E_tilt[r] - r_base with the
+// tilt's mean reward from the same pool (tilt.reference_mean); its last point is the share measured
+// by eval (tilt.methods.hypernoise.tilt_gain_share: the evaluated mean corrected for how the
+// evaluation noises score under the base). Evaluations written before base_mean existed use the
+// base's mean on the evaluation images for r_base and (r_HN - r_base)/G for the last point.
+// Usage: go run ./docs/convergence/summarize OUT PNGDIR
 package main
 
 import (
@@ -63,6 +66,10 @@ type evalFile struct {
 		Pool      int     `json:"pool_per_prompt"`
 		Reference row     `json:"reference"`
 		Mean      float64 `json:"reference_mean"`
+		BaseMean  float64 `json:"base_mean"`
+		Methods   map[string]struct {
+			Share *float64 `json:"tilt_gain_share"`
+		} `json:"methods"`
 	} `json:"tilt"`
 }
 
@@ -89,8 +96,15 @@ func load(out, name string) (run, evalFile, bool) {
 	}
 	r := run{name: name, cmd: line, beta: tr.Beta, steps: tr.Result.Steps, seconds: tr.Result.Seconds,
 		hn: ev.Methods["hypernoise"]}
-	gain := ev.Tilt.Mean - base.Reward
-	r.share = (r.hn.Reward - base.Reward) / gain
+	zero := base.Reward // evaluations before base_mean was recorded: the base on the evaluation images
+	if ev.Tilt.BaseMean != 0 {
+		zero = ev.Tilt.BaseMean
+	}
+	gain := ev.Tilt.Mean - zero
+	r.share = (r.hn.Reward - zero) / gain
+	if s := ev.Tilt.Methods["hypernoise"].Share; s != nil && ev.Tilt.BaseMean != 0 {
+		r.share = *s
+	}
 	r.dFD = r.hn.FD - t.FD
 	if h, secs, err := hypernet.ReadHistory(filepath.Join(out, name)); err == nil {
 		rw := h.Metrics["reward"]
@@ -101,7 +115,7 @@ func load(out, name string) (run, evalFile, bool) {
 				s += v
 			}
 			r.curveX = append(r.curveX, secs*float64(k+1)/float64(len(rw)))
-			r.curveY = append(r.curveY, (s/float64(w)-base.Reward)/gain)
+			r.curveY = append(r.curveY, (s/float64(w)-zero)/gain)
 		}
 	}
 	return r, ev, true
