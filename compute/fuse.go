@@ -89,7 +89,8 @@ func (b *patchedBuilder) tagOf(op backends.Op) fuseTag {
 	return fuseTag{}
 }
 
-// Constant implements backends.Builder, remembering the scalar float constant 1.
+// Constant implements backends.Builder, remembering the scalar float constant 1 and the values of
+// scalar float constants (see normfuse.go).
 func (b *patchedBuilder) Constant(flat any, dims ...int) (backends.Op, error) {
 	op, err := b.Builder.Constant(flat, dims...)
 	if err == nil && len(dims) == 0 {
@@ -98,9 +99,15 @@ func (b *patchedBuilder) Constant(flat any, dims ...int) (backends.Op, error) {
 			if len(f) == 1 && f[0] == 1 {
 				b.tag(op, fuseTag{kind: fuseOne})
 			}
+			if len(f) == 1 {
+				b.rememberScalar(op, float64(f[0]))
+			}
 		case []float64:
 			if len(f) == 1 && f[0] == 1 {
 				b.tag(op, fuseTag{kind: fuseOne})
+			}
+			if len(f) == 1 {
+				b.rememberScalar(op, f[0])
 			}
 		}
 	}
@@ -166,10 +173,17 @@ func (b *patchedBuilder) unbroadcast(lhs, rhs backends.Op) (backends.Op, backend
 // statUnbroadcast counts binary ops built on a broadcast's source (for tests).
 var statUnbroadcast atomic.Int64
 
-// Sub implements backends.Builder, remembering 1 - σ and skipping broadcasts (see unbroadcast).
+// Sub implements backends.Builder, remembering 1 - σ and x - mean (see normfuse.go) and skipping
+// broadcasts (see unbroadcast).
 func (b *patchedBuilder) Sub(lhs, rhs backends.Op) (backends.Op, error) {
 	lhs, rhs = b.unbroadcast(lhs, rhs)
+	if op, ok, err := b.normSub(lhs, rhs); err != nil || ok {
+		return op, err
+	}
 	op, err := b.Builder.Sub(lhs, rhs)
+	if err == nil {
+		b.normAfterSub(op, lhs, rhs)
+	}
 	if err == nil && b.tagOf(lhs).kind == fuseOne {
 		if t := b.tagOf(rhs); t.kind == fuseLogistic {
 			b.tag(op, fuseTag{kind: fuseOneMinus, sigma: t.sigma})
@@ -179,7 +193,8 @@ func (b *patchedBuilder) Sub(lhs, rhs backends.Op) (backends.Op, error) {
 }
 
 // Add implements backends.Builder: v·σ + (v·x)·(σ·(1-σ)) (either order) of a SiLU's σ = σ(x) is built
-// as one node; broadcasts are skipped (see unbroadcast).
+// as one node, a normalization's bias is folded into its fused node (see normfuse.go); broadcasts are
+// skipped (see unbroadcast).
 func (b *patchedBuilder) Add(lhs, rhs backends.Op) (backends.Op, error) {
 	lhs, rhs = b.unbroadcast(lhs, rhs)
 	lt, rt := b.tagOf(lhs), b.tagOf(rhs)
@@ -192,13 +207,33 @@ func (b *patchedBuilder) Add(lhs, rhs backends.Op) (backends.Op, error) {
 			return op, err
 		}
 	}
-	return b.Builder.Add(lhs, rhs)
+	if op, ok, err := b.normAdd(lhs, rhs); err != nil || ok {
+		return op, err
+	}
+	op, err := b.Builder.Add(lhs, rhs)
+	if err == nil {
+		b.normAfterAdd(op, lhs, rhs)
+	}
+	return op, err
 }
 
 // Mul implements backends.Builder: it remembers σ·(1-σ), and builds v·(σ·(1-σ)) (either order) as
-// one node; broadcasts are skipped (see unbroadcast).
+// one node; a normalization's c·rstd and scale are built as or folded into its fused node (see
+// normfuse.go); broadcasts are skipped (see unbroadcast).
 func (b *patchedBuilder) Mul(lhs, rhs backends.Op) (backends.Op, error) {
 	lhs, rhs = b.unbroadcast(lhs, rhs)
+	if op, ok, err := b.normMul(lhs, rhs); err != nil || ok {
+		return op, err
+	}
+	op, err := b.mul(lhs, rhs)
+	if err == nil {
+		b.normAfterMul(op, lhs, rhs)
+	}
+	return op, err
+}
+
+// mul is Mul after the normalization chain's checks: the logistic-gradient fusions.
+func (b *patchedBuilder) mul(lhs, rhs backends.Op) (backends.Op, error) {
 	lt, rt := b.tagOf(lhs), b.tagOf(rhs)
 	if (lt.kind == fuseLogistic && rt.kind == fuseOneMinus && rt.sigma == lt.sigma) ||
 		(rt.kind == fuseLogistic && lt.kind == fuseOneMinus && lt.sigma == rt.sigma) {

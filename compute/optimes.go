@@ -125,6 +125,8 @@ func opName(op backends.OpType, n *simplego.Node) string {
 		return "Pad:LogisticGrad"
 	case *siluGradNodeData:
 		return "Pad:SiLUGrad"
+	case *normNodeData:
+		return "Pad:Norm"
 	}
 	return "Pad"
 }

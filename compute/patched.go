@@ -108,6 +108,8 @@ type patchedBuilder struct {
 	fastPad  bool                       // build Pad as one node (see fastpad.go), and the fused nodes
 	fastGemm bool                       // the backend runs products on the GEMM library (see fastdot.go)
 	tags     map[*simplego.Node]fuseTag // origins of ops, for fusing (see fuse.go)
+	ntags    map[*simplego.Node]normTag // places of ops in normalization chains (see normfuse.go)
+	scalars  map[*simplego.Node]float64 // values of scalar float constants
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)
