@@ -568,6 +568,10 @@ func rowStats[T float32 | float64](row []T) (mean, variance float64) {
 // ((x - mean)·rstd) followed by the stages, computed in float64, and out = (x - mean)·A + B.
 func normRows[T float32 | float64](out, x []T, params [][]T, d *normNodeData, lo, hi int) {
 	m, run := d.m, d.run
+	if p, q, ok := periodicCoefs(params, d); ok {
+		normRowsPeriodic(out, x, d, p, q, lo, hi)
+		return
+	}
 	// Each stage's operand position at the band's first entry: idx = (i/s)%c, pos = i%s.
 	idx := make([]int, len(d.stages))
 	pos := make([]int, len(d.stages))
@@ -663,4 +667,74 @@ func (b *patchedBuilder) Div(lhs, rhs backends.Op) (backends.Op, error) {
 		return op, err
 	}
 	return b.Builder.Div(lhs, rhs)
+}
+
+// periodicCoefs returns, when every stage's operand entries repeat with each row (a LayerNorm's scale
+// and bias over the normalized axes, scalars), the coefficients of ((x - mean)·rstd) followed by the
+// stages as (x - mean)·rstd·p[q] + b[q] for run q of a row; ok=false otherwise (or without stages).
+func periodicCoefs[T float32 | float64](params [][]T, d *normNodeData) (p, b []float64, ok bool) {
+	if len(d.stages) == 0 {
+		return nil, nil, false
+	}
+	for _, st := range d.stages {
+		if st.c > 1 && d.m%(st.c*st.s) != 0 {
+			return nil, nil, false
+		}
+	}
+	runs := d.m / d.run
+	p, b = make([]float64, runs), make([]float64, runs)
+	for q := range runs {
+		j0 := q * d.run
+		a, bias := 1.0, 0.0
+		for _, st := range d.stages {
+			v := float64(params[st.in][0])
+			if st.c > 1 {
+				v = float64(params[st.in][(j0/st.s)%st.c])
+			}
+			switch st.op {
+			case backends.OpTypeMul:
+				a *= v
+				bias *= v
+			case backends.OpTypeAdd:
+				bias += v
+			case backends.OpTypeSub:
+				bias -= v
+			}
+		}
+		p[q], b[q] = a, bias
+	}
+	return p, b, true
+}
+
+// normRowsPeriodic is normRows for stages whose coefficients repeat with each row (periodicCoefs).
+func normRowsPeriodic[T float32 | float64](out, x []T, d *normNodeData, p, b []float64, lo, hi int) {
+	m, run := d.m, d.run
+	if run == 1 {
+		pt, bt := make([]T, m), make([]T, m)
+		for j := range m {
+			pt[j], bt[j] = T(p[j]), T(b[j])
+		}
+		for r := lo; r < hi; r++ {
+			row, dst := x[r*m:(r+1)*m], out[r*m:(r+1)*m]
+			mean, variance := rowStats(row)
+			mu, rs := T(mean), T(1/math.Sqrt(variance+d.eps))
+			for j, v := range row {
+				dst[j] = (v-mu)*(rs*pt[j]) + bt[j]
+			}
+		}
+		return
+	}
+	for r := lo; r < hi; r++ {
+		row, dst := x[r*m:(r+1)*m], out[r*m:(r+1)*m]
+		mean, variance := rowStats(row)
+		rstd := 1 / math.Sqrt(variance+d.eps)
+		mu := T(mean)
+		for q := range p {
+			ta, tb := T(rstd*p[q]), T(b[q])
+			seg, o := row[q*run:(q+1)*run], dst[q*run:(q+1)*run]
+			for j, v := range seg {
+				o[j] = (v-mu)*ta + tb
+			}
+		}
+	}
 }

@@ -211,6 +211,35 @@ func TestNormRows(t *testing.T) {
 	}
 	check(d, want)
 	check(d3, want3)
+
+	// Stages that repeat with each row (the periodic path): per entry, per run of 4, a scalar.
+	p5 := []float32{0.5, 2, -1}
+	dp := &normNodeData{m: m, eps: d.eps, stages: []normStage{
+		{op: backends.OpTypeMul, in: 2, c: 12, s: 1},
+		{op: backends.OpTypeAdd, in: 5, c: 3, s: 4},
+		{op: backends.OpTypeSub, in: 4, c: 1, s: 1},
+	}, run: 1}
+	dq := &normNodeData{m: m, eps: d.eps, stages: dp.stages[1:], run: 4}
+	params = append(params, p5)
+	wantP, wantQ := make([]float64, len(x)), make([]float64, len(x))
+	for r := range rows {
+		var s, q float64
+		for j := range m {
+			s += float64(x[r*m+j])
+		}
+		mean := s / m
+		for j := range m {
+			q += (float64(x[r*m+j]) - mean) * (float64(x[r*m+j]) - mean)
+		}
+		rstd := 1 / math.Sqrt(q/m+d.eps)
+		for j := range m {
+			v := (float64(x[r*m+j]) - mean) * rstd
+			wantP[r*m+j] = v*float64(p2[j]) + float64(p5[j/4]) - float64(p4[0])
+			wantQ[r*m+j] = v + float64(p5[j/4]) - float64(p4[0])
+		}
+	}
+	check(dp, wantP)
+	check(dq, wantQ)
 }
 
 func checkNormRows(t *testing.T, x []float32, params [][]float32, rows int, d *normNodeData, want []float64) {
