@@ -53,6 +53,11 @@ const (
 	normStd                        // Sqrt(var + ε)
 	normRstd                       // Rsqrt(var + ε)
 	normOut                        // a fused node (or a Reshape of one)
+
+	softMax   // ReduceMax(x) over trailing axes, possibly reshaped or through Identity (softmaxfuse.go)
+	softShift // x - max
+	softExp   // Exp(x - max)
+	softSum   // ReduceSum(Exp(x - max)) over the same axes, possibly reshaped
 )
 
 // normTag is a builder op's place in a normalization chain of x with rows of m entries.
@@ -202,6 +207,10 @@ func (b *patchedBuilder) normReduceSum(op, x backends.Op, axes []int) {
 		b.ntag(op, normTag{kind: normSumSq, x: t.x, m: m})
 		return
 	}
+	if t := b.ntagOf(x); t.kind == softExp && t.m == m {
+		b.ntag(op, normTag{kind: softSum, x: t.x, m: m})
+		return
+	}
 	b.ntag(op, normTag{kind: normSum, x: xn, m: m})
 }
 
@@ -256,11 +265,15 @@ func (b *patchedBuilder) normAfterSub(op, lhs, rhs backends.Op) {
 		return
 	}
 	rt := b.ntagOf(rhs)
-	if rt.kind != normMean || rt.x != lhs {
+	if (rt.kind != normMean && rt.kind != softMax) || rt.x != lhs {
 		return
 	}
-	if _, ok := b.statFor(rhs, normMean, rt.x, rt.m, lhs); ok {
-		b.ntag(op, normTag{kind: normCent, x: rt.x, m: rt.m})
+	if _, ok := b.statFor(rhs, rt.kind, rt.x, rt.m, lhs); ok {
+		kind := normCent
+		if rt.kind == softMax {
+			kind = softShift
+		}
+		b.ntag(op, normTag{kind: kind, x: rt.x, m: rt.m})
 	}
 }
 
@@ -341,12 +354,15 @@ func (b *patchedBuilder) normUnary(op, x backends.Op, kind normKind) {
 	}
 }
 
-// normDiv builds c / Sqrt(var + ε) as the fused node.
+// normDiv builds c / Sqrt(var + ε) as the fused node, or a softmax's e / sum as its own.
 func (b *patchedBuilder) normDiv(lhs, rhs backends.Op) (backends.Op, bool, error) {
 	if !b.normOn() {
 		return nil, false, nil
 	}
 	c := b.ntagOf(lhs)
+	if c.kind == softExp {
+		return b.softmaxDiv(lhs, rhs)
+	}
 	if c.kind != normCent {
 		return nil, false, nil
 	}
@@ -359,7 +375,7 @@ func (b *patchedBuilder) normDiv(lhs, rhs backends.Op) (backends.Op, bool, error
 // normReshape tags a Reshape of a statistic or of a fused node with the same tag.
 func (b *patchedBuilder) normReshape(op, x backends.Op) {
 	switch t := b.ntagOf(x); t.kind {
-	case normMean, normVar, normVarEps, normStd, normRstd, normOut:
+	case normMean, normVar, normVarEps, normStd, normRstd, normOut, softMax, softSum:
 		b.ntag(op, t)
 	}
 }

@@ -127,6 +127,8 @@ func opName(op backends.OpType, n *simplego.Node) string {
 		return "Pad:SiLUGrad"
 	case *normNodeData:
 		return "Pad:Norm"
+	case *softmaxNodeData:
+		return "Pad:Softmax"
 	}
 	return "Pad"
 }

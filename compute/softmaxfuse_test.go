@@ -1,0 +1,92 @@
+package compute
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+)
+
+// softmaxCases are softmax graphs as GoMLX (and the ONNX importer's Softmax) build them, with the
+// number of fused nodes each must build.
+var softmaxCases = []struct {
+	name  string
+	fn    func(in []*graph.Node) *graph.Node
+	dims  [][]int
+	fused int
+}{
+	{"last-axis", func(in []*graph.Node) *graph.Node { return graph.Softmax(in[0], -1) }, [][]int{{2, 3, 7}}, 1},
+	{"two-axes", func(in []*graph.Node) *graph.Node { return graph.Softmax(in[0], 1, 2) }, [][]int{{2, 3, 4}}, 1},
+	{"large-rows-times-w", func(in []*graph.Node) *graph.Node {
+		return graph.Mul(graph.Softmax(in[0], -1), in[1])
+	}, [][]int{{4, 8, 2100}, {4, 8, 2100}}, 1},
+	{"not-trailing", func(in []*graph.Node) *graph.Node { return graph.Softmax(in[0], 0) }, [][]int{{3, 4}}, 0},
+	{"shifted-by-other", func(in []*graph.Node) *graph.Node {
+		mx := graph.StopGradient(graph.ReduceAndKeep(in[0], graph.ReduceMax, -1))
+		e := graph.Exp(graph.Sub(in[1], mx))
+		return graph.Div(e, graph.ReduceAndKeep(e, graph.ReduceSum, -1))
+	}, [][]int{{3, 4}, {3, 4}}, 0},
+}
+
+// TestSoftmaxFused: each softmax graph gives, on the patched backend, SimpleGo's values within 1e-6
+// of the output's largest entry in float32 (1e-14 in float64), building the fused nodes it should;
+// its gradients match central differences of the fused forward (within 1e-5) and SimpleGo's gradients.
+func TestSoftmaxFused(t *testing.T) {
+	fast := testBackend(t)
+	stock := stockBackend(t)
+	for _, c := range softmaxCases {
+		for _, f32 := range []bool{true, false} {
+			before := statSoftmaxFused.Load()
+			fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(in)} }
+			got := eval(t, fast, fn, normInputs(c.dims, f32)...)
+			if n := int(statSoftmaxFused.Load() - before); n != c.fused {
+				t.Errorf("%s float32 %v: %d fused softmax nodes built, want %d", c.name, f32, n, c.fused)
+			}
+			want := eval(t, stock, fn, normInputs(c.dims, f32)...)
+			tol := 1e-14
+			if f32 {
+				tol = 1e-6
+			}
+			if e := maxRelDiff(got[0], want[0]); e > tol {
+				t.Errorf("%s float32 %v: differs from SimpleGo by %.3g of the largest entry (tolerance %g)", c.name, f32, e, tol)
+			}
+		}
+		e, err := CheckGradient(fast, c.fn, normInputs(c.dims, false), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		// 1e-5: central differences of SimpleGo's own forward are 1.6e-6 off on the 2100-entry rows.
+		if e > 1e-5 {
+			t.Errorf("%s: gradient differs from central differences by %.3g", c.name, e)
+		}
+		grad := func(in []*graph.Node) []*graph.Node {
+			return graph.Gradient(graph.ReduceAllSum(graph.Mul(c.fn(in), graph.Sin(c.fn(in)))), in...)
+		}
+		got := eval(t, fast, grad, normInputs(c.dims, false)...)
+		want := eval(t, stock, grad, normInputs(c.dims, false)...)
+		for k := range want {
+			if e := maxRelDiff(got[k], want[k]); e > 1e-10 {
+				t.Errorf("%s: gradient %d differs from SimpleGo's by %.3g", c.name, k, e)
+			}
+		}
+	}
+}
+
+// TestExpNeg32: e^-a within 4 ulps of float64's exponential over [0, 87] (normal results), 0 far
+// beyond, NaN for NaN.
+func TestExpNeg32(t *testing.T) {
+	worst := 0.0
+	for i := 0; i <= 2000000; i++ {
+		a := float32(i) * 87.0 / 2000000
+		got, want := float64(expNeg32(a)), math.Exp(-float64(a))
+		ulp := float64(math.Nextafter32(float32(want), float32(math.Inf(1)))) - float64(float32(want))
+		worst = max(worst, math.Abs(got-want)/ulp)
+	}
+	if worst > 4 {
+		t.Errorf("expNeg32: %.2f ulps from math.Exp", worst)
+	}
+	if expNeg32(200) != 0 || !math.IsNaN(float64(expNeg32(float32(math.NaN())))) || expNeg32(0) != 1 {
+		t.Errorf("expNeg32: 200 -> %g, NaN -> %g, 0 -> %g", expNeg32(200), expNeg32(float32(math.NaN())), expNeg32(0))
+	}
+	t.Logf("worst %.2f ulps", worst)
+}
