@@ -17,11 +17,12 @@ import (
 
 // CompositionalOptions are the compositional benchmark's settings on the embedded default: 18 seeds
 // per prompt (30 prompts: 540 images per method), a LoRA rank-8 hypernetwork trained like the
-// demo's (DefaultTrainOptions) but for CompositionalSteps steps on the compositional reward, ReNO
+// demo's (constant lr 1e-3, demoTrain) but for CompositionalSteps steps on the compositional reward, ReNO
 // with the paper's 50 steps, best-of-4 and best-of-100, 10 warm-start ReNO steps. Quick: 4 seeds
 // per prompt, 120 training steps, no best-of-100 (120 images per method).
 func CompositionalOptions(quick bool, seed int64) compositional.Options {
 	to := DefaultTrainOptions()
+	demoTrain(&to.Train)
 	to.Train.Seed = seed
 	to.Train.Steps = CompositionalSteps
 	o := compositional.Options{SeedsPerPrompt: 18, Seed: 2025, Train: to.Train, LoRARank: to.Modulator.Rank,

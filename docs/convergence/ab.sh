@@ -5,7 +5,7 @@
 # of 8192 base samples per prompt; EVAL overrides those flags). Each heavy step runs under the
 # shared lock. Usage: HN=path/to/hypernoise OUT=folder sh docs/convergence/ab.sh NAME BETA [train flags...]
 # writes OUT/NAME (the hypernetwork folder), OUT/NAME.train.json, OUT/NAME.eval.json and
-# OUT/NAME.cmd (the command line).
+# OUT/NAME.cmd (the command line). FLAGS (optional) go before the given flags, which override them.
 set -e
 HN=${HN:-hypernoise}
 OUT=${OUT:-convergence-runs}
@@ -15,6 +15,6 @@ name=$1
 beta=$2
 shift 2
 mkdir -p "$OUT"
-echo "$HN train --reward align=1 --beta $beta $* --out $OUT/$name" > "$OUT/$name.cmd"
-flock "$LOCK" $HN train --reward align=1 --beta "$beta" "$@" --out "$OUT/$name" --force --quiet --json > "$OUT/$name.train.json"
+echo "$HN train --reward align=1 --beta $beta $FLAGS $* --out $OUT/$name" > "$OUT/$name.cmd"
+flock "$LOCK" $HN train --reward align=1 --beta "$beta" $FLAGS "$@" --out "$OUT/$name" --force --quiet --json > "$OUT/$name.train.json"
 flock "$LOCK" $HN eval --hypernet "$OUT/$name" --methods base,hypernoise --finetune-steps 0 $EVAL --json --quiet > "$OUT/$name.eval.json"

@@ -10,11 +10,15 @@ OUT=${OUT:-convergence-runs}
 LOCK=${LOCK:-/tmp/hn-heavy.lock}
 export HN OUT LOCK
 AB="sh $(dirname "$0")/ab.sh"
+# Rounds 1-3 ran on the train defaults of their day (lr 1e-3, constant schedule; 300 steps in the
+# first round, 1000 after it; before 2026-12-06), which FLAGS restores; the given flags override it.
+FLAGS="--steps 300 --lr 1e-3 --schedule constant"
+export FLAGS
 mkdir -p "$OUT"
 flock "$LOCK" $HN tilt --reward align=1 --beta 0.05,0.2,1 --pool 2048 --seeds 32 --json --quiet > "$OUT/tilt.json"
 # First round: steps, learning rate, rank (constant schedule, surrogate kl at beta 0.2). Its figures
 # in docs came from EVAL="--seeds 32" (320 images); ab.sh now defaults to 2560.
-$AB kl-0.2-s300 0.2 --reg kl
+$AB kl-0.2-s300 0.2 --reg kl --steps 300
 $AB kl-0.2-s1000 0.2 --reg kl --steps 1000
 $AB kl-0.2-lr3e-3 0.2 --reg kl --lr 3e-3
 $AB kl-0.2-lr1e-2 0.2 --reg kl --lr 1e-2
@@ -22,6 +26,7 @@ $AB kl-0.2-s1000-lr3e-3 0.2 --reg kl --steps 1000 --lr 3e-3
 $AB kl-0.2-r32 0.2 --reg kl --rank 32
 $AB kl-0.2-s2000-lr3e-3 0.2 --reg kl --steps 2000 --lr 3e-3
 $AB logdet-0.2-s1000-lr3e-3 0.2 --reg logdet --steps 1000 --lr 3e-3
+FLAGS="--steps 1000 --lr 1e-3 --schedule constant"
 # Second round: schedule, objective scale (mean-sq at the same beta), batch, clipping.
 $AB kl-0.2-s1000-cos 0.2 --reg kl --steps 1000 --schedule cosine
 $AB kl-0.2-s1000-cos-lr3e-3 0.2 --reg kl --steps 1000 --schedule cosine --lr 3e-3
@@ -48,3 +53,22 @@ $AB kl-0.2-mlp-s4000 0.2 --reg kl --steps 4000 --modulator mlp
 $AB kl-1-s4000-cos-lr2e-3 1 --reg kl --steps 4000 --schedule cosine --lr 2e-3
 $AB kl-0.05-s4000-cos-lr2e-3 0.05 --reg kl --steps 4000 --schedule cosine --lr 2e-3
 $AB kl-0.2-s4000-cos-lr2e-3 0.2 --reg kl --steps 4000 --schedule cosine --lr 2e-3
+# Third round (2026-12-06; eval's share with the base's pool mean and a control variate): one
+# setting for every beta. Tables: go run ./docs/convergence/summarize OUT docs/convergence/round3
+$AB kl-0.05-s4000-cos-lr1.5e-3 0.05 --reg kl --steps 4000 --schedule cosine --lr 1.5e-3
+$AB kl-0.2-s4000-cos-lr1.5e-3 0.2 --reg kl --steps 4000 --schedule cosine --lr 1.5e-3
+for b in 0.05 1 0.2; do
+  $AB kl-$b-mlp-s4000-cos-lr2e-3 $b --reg kl --steps 4000 --schedule cosine --lr 2e-3 --modulator mlp
+done
+$AB kl-0.05-s2000-cos-lr2e-3 0.05 --reg kl --steps 2000 --schedule cosine --lr 2e-3
+$AB kl-0.05-s4000-cos-lr2e-3-clip0 0.05 --reg kl --steps 4000 --schedule cosine --lr 2e-3 --clip 0
+$AB kl-0.05-s4000-cos-lr2e-3-r4 0.05 --reg kl --steps 4000 --schedule cosine --lr 2e-3 --rank 4
+$AB kl-0.05-s4000-cos-lr1e-3 0.05 --reg kl --steps 4000 --schedule cosine --lr 1e-3
+# The default since 2026-12-06 (4000 steps, cosine lr 2e-3), training seeds 1-3, nothing else given.
+# Tables and plots: go run ./docs/convergence/summarize OUT docs/convergence/round4
+FLAGS=""
+for s in 1 2 3; do
+  for b in 0.2 1 0.05; do
+    $AB default-$b-seed$s $b --seed $s
+  done
+done

@@ -12,11 +12,11 @@ mkdir -p "$OUT"
 EVAL="--methods base,hypernoise --finetune-steps 0 --seeds 32 --json --quiet"
 for beta in 0.05 0.2 1; do
   for reg in kl logdet; do
-    $HN train --reward align=1 --reg $reg --beta $beta --steps 300 --out "$OUT/$reg-$beta" --quiet --json > "$OUT/$reg-$beta.train.json"
+    $HN train --reward align=1 --reg $reg --beta $beta --steps 300 --lr 1e-3 --schedule constant --out "$OUT/$reg-$beta" --quiet --json > "$OUT/$reg-$beta.train.json"
     $HN eval --hypernet "$OUT/$reg-$beta" $EVAL > "$OUT/$reg-$beta.eval.json"
   done
 done
-$HN train --reward align=1 --modulator dial --reg logdet --beta-range 0.05,1 --steps 600 --out "$OUT/dial" --quiet --json > "$OUT/dial.train.json"
+$HN train --reward align=1 --modulator dial --reg logdet --beta-range 0.05,1 --steps 600 --lr 1e-3 --schedule constant --out "$OUT/dial" --quiet --json > "$OUT/dial.train.json"
 for beta in 0.05 0.1 0.2 0.5 1; do
   $HN eval --hypernet "$OUT/dial" --beta $beta $EVAL > "$OUT/dial-$beta.eval.json"
 done

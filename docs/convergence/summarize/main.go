@@ -147,11 +147,19 @@ func main() {
 		ev := evals[b]
 		if i == 0 {
 			base := ev.Methods["base"]
-			fmt.Printf("base (%d images): reward %.4f, held-out %.3f, FD %.2f, diversity %.2f\n\n", ev.Images, base.Reward, base.Heldout, base.FD, base.Diversity)
+			fmt.Printf("base (%d images): reward %.4f, held-out %.3f, FD %.2f, diversity %.2f", ev.Images, base.Reward, base.Heldout, base.FD, base.Diversity)
+			if ev.Tilt.BaseMean != 0 {
+				fmt.Printf("; base mean reward over the tilt pool %.4f", ev.Tilt.BaseMean)
+			}
+			fmt.Print("\n\n")
 		}
 		t := ev.Tilt.Reference
+		zero := ev.Methods["base"].Reward
+		if ev.Tilt.BaseMean != 0 {
+			zero = ev.Tilt.BaseMean
+		}
 		fmt.Printf("### beta %g (tilt, pool %d per prompt: gain %.4f, reward %.4f, held-out %.3f, FD %.2f, diversity %.2f)\n\n",
-			b, ev.Tilt.Pool, ev.Tilt.Mean-ev.Methods["base"].Reward, t.Reward, t.Heldout, t.FD, t.Diversity)
+			b, ev.Tilt.Pool, ev.Tilt.Mean-zero, t.Reward, t.Heldout, t.FD, t.Diversity)
 		fmt.Println("| run | steps | train s | reward | held-out | FD | FD - tilt's | diversity | share of tilt's gain | targets |")
 		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 		for _, r := range runs {

@@ -1,0 +1,1 @@
+/tmp/hn3 train --reward align=1 --beta 0.2  --seed 1 --out /tmp/conv4/default-0.2-seed1

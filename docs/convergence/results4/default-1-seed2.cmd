@@ -1,0 +1,1 @@
+/tmp/hn3 train --reward align=1 --beta 1  --seed 2 --out /tmp/conv4/default-1-seed2
