@@ -72,3 +72,5 @@ for s in 1 2 3; do
     $AB default-$b-seed$s $b --seed $s
   done
 done
+# After the default's seeds: the log-det objective kept to its second-order term at beta 0.05.
+$AB logdet1-0.05-s3000-cos-lr2e-3 0.05 --reg logdet --terms 1 --steps 3000
