@@ -43,7 +43,7 @@ type TiltColumns struct {
 	// BaseMean is the base's mean reward E[r] over the same pool (tilt.Resampler.BaseMean): the
 	// zero of every share.
 	BaseMean float64 `json:"base_mean"`
-	Distance      string  `json:"distance"` // DistanceFD or DistanceW1
+	Distance string  `json:"distance"` // DistanceFD or DistanceW1
 	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base and
 	// the distance of its samples to the reference set. The tilt share is
 	// (E[r] - BaseMean)/(ReferenceMean - BaseMean), all three population means: E[r] is the
