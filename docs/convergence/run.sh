@@ -74,3 +74,4 @@ for s in 1 2 3; do
 done
 # After the default's seeds: the log-det objective kept to its second-order term at beta 0.05.
 $AB logdet1-0.05-s3000-cos-lr2e-3 0.05 --reg logdet --terms 1 --steps 3000
+$AB default-0.05-r16-seed1 0.05 --rank 16 --seed 1
