@@ -89,3 +89,56 @@ func modelForward(b *testing.B, ops bool) {
 		}
 	}
 }
+
+// BenchmarkModelReno times ReNO iterations on the imported model (batch 2, the spec's default
+// reward; -benchtime Nx: N iterations per timed run, at least 3), as bench --model --scale does: the
+// best wall time per iteration per image, and the CPU time (all threads) per iteration per image,
+// which is steadier on a shared machine. Gradients run through the generator, where the fused
+// normalization and softmax nodes meet the gradient (compute/unfuse.go).
+func BenchmarkModelReno(b *testing.B) {
+	modelReno(b, false)
+}
+
+// BenchmarkModelRenoOps prints the time per op kind of the same ReNO iterations.
+func BenchmarkModelRenoOps(b *testing.B) {
+	modelReno(b, true)
+}
+
+func modelReno(b *testing.B, ops bool) {
+	const batch = 2
+	spec := modelSpec(b)
+	if ops {
+		compute.EnableOpTimes()
+	}
+	backend := testutil.Backend(b)
+	defer backend.Finalize()
+	m, err := onnx.Load(spec, backend)
+	if err != nil {
+		b.Fatal(err)
+	}
+	im := onnx.ModelOf(m)
+	reward, err := im.Rewards.Parse(im.DefaultReward)
+	if err != nil {
+		b.Fatal(err)
+	}
+	steps := max(b.N, 3)
+	o := ScaleOptions{Batch: batch, Steps: steps}
+	if _, err := modelRenoStep(backend, m, im, reward, o); err != nil { // compiles
+		b.Fatal(err)
+	}
+	compute.OpTimes() // reset
+	cpu := processCPUSeconds()
+	ms, err := modelRenoStep(backend, m, im, reward, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// modelRenoStep runs ReNO twice (the first untimed), so the CPU and op times cover 2·steps iterations.
+	b.ReportMetric((processCPUSeconds()-cpu)*1e3/float64(2*steps*batch), "cpu-ms/iter/image")
+	b.ReportMetric(ms, "ms/iter/image")
+	if ops {
+		rows := compute.OpTimes()
+		for _, o := range rows[:min(benchRows(25), len(rows))] {
+			b.Logf("%-40s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6/float64(2*steps), o.Count/(2*steps), o.Percent)
+		}
+	}
+}

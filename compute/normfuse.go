@@ -34,8 +34,9 @@ import (
 // y = (x - mean)·A + B.
 //
 // The nodes the chain is built from stay in the graph; SimpleGo runs only those that something still
-// reads (a gradient reads c and the variance, so training still computes them, and the fused node
-// only replaces the final passes). Gradients are untouched: GoMLX differentiates the graph's own
+// reads. A gradient reads c and the root, so in a graph that computes gradients the chain runs anyway:
+// there the fused nodes are replaced at compile time by the plain ops built beside them (unfuse.go),
+// and only forward-only graphs run them. Gradients are untouched: GoMLX differentiates the graph's own
 // nodes, whose values the fused node reproduces to float rounding (the sums in float64, the output
 // within a few ulps of the composed ops). Other backends (XLA) never see these nodes.
 
@@ -62,12 +63,13 @@ const (
 
 // normTag is a builder op's place in a normalization chain of x with rows of m entries.
 type normTag struct {
-	kind normKind
-	x    *simplego.Node
-	m    int
-	eps  float64
-	node *simplego.Node   // normOut: the fused node
-	ins  []*simplego.Node // normOut: its inputs
+	kind  normKind
+	x     *simplego.Node
+	m     int
+	eps   float64
+	node  *simplego.Node   // normOut: the fused node
+	ins   []*simplego.Node // normOut: its inputs
+	chain *fusedChain      // normOut: the chain, with the plain ops of its fused ops (unfuse.go)
 }
 
 // normStage is one affine stage applied after the normalization: entry i of the output is combined
@@ -254,7 +256,7 @@ func (b *patchedBuilder) normSub(lhs, rhs backends.Op) (backends.Op, bool, error
 		return nil, false, nil
 	}
 	if lt := b.ntagOf(lhs); lt.kind == normOut {
-		return b.normStageNode(lhs, rhs, backends.OpTypeSub)
+		return b.normStageNode(lhs, rhs, backends.OpTypeSub, lhs, rhs)
 	}
 	return nil, false, nil
 }
@@ -290,14 +292,14 @@ func (b *patchedBuilder) normMul(lhs, rhs backends.Op) (backends.Op, bool, error
 	}
 	if c := b.ntagOf(cOp); c.kind == normCent {
 		if r, ok := b.statFor(rOp, normRstd, c.x, c.m, cOp); ok {
-			return b.normNode(c.x, c.m, r.eps)
+			return b.normNode(c.x, c.m, r.eps, lhs, rhs, backends.OpTypeMul)
 		}
 	}
 	if lt.kind == normOut {
-		return b.normStageNode(lhs, rhs, backends.OpTypeMul)
+		return b.normStageNode(lhs, rhs, backends.OpTypeMul, lhs, rhs)
 	}
 	if rt.kind == normOut {
-		return b.normStageNode(rhs, lhs, backends.OpTypeMul)
+		return b.normStageNode(rhs, lhs, backends.OpTypeMul, lhs, rhs)
 	}
 	return nil, false, nil
 }
@@ -321,10 +323,10 @@ func (b *patchedBuilder) normAdd(lhs, rhs backends.Op) (backends.Op, bool, error
 		return nil, false, nil
 	}
 	if b.ntagOf(lhs).kind == normOut {
-		return b.normStageNode(lhs, rhs, backends.OpTypeAdd)
+		return b.normStageNode(lhs, rhs, backends.OpTypeAdd, lhs, rhs)
 	}
 	if b.ntagOf(rhs).kind == normOut {
-		return b.normStageNode(rhs, lhs, backends.OpTypeAdd)
+		return b.normStageNode(rhs, lhs, backends.OpTypeAdd, lhs, rhs)
 	}
 	return nil, false, nil
 }
@@ -367,7 +369,7 @@ func (b *patchedBuilder) normDiv(lhs, rhs backends.Op) (backends.Op, bool, error
 		return nil, false, nil
 	}
 	if s, ok := b.statFor(rhs, normStd, c.x, c.m, lhs); ok {
-		return b.normNode(c.x, c.m, s.eps)
+		return b.normNode(c.x, c.m, s.eps, lhs, rhs, backends.OpTypeDiv)
 	}
 	return nil, false, nil
 }
@@ -380,8 +382,9 @@ func (b *patchedBuilder) normReshape(op, x backends.Op) {
 	}
 }
 
-// normNode builds the fused (x - mean)·rstd node.
-func (b *patchedBuilder) normNode(x *simplego.Node, m int, eps float64) (backends.Op, bool, error) {
+// normNode builds the fused (x - mean)·rstd node for lhs op rhs (c / √(var+ε) or c·rstd, either
+// order), and the plain op beside it (see unfuse.go).
+func (b *patchedBuilder) normNode(x *simplego.Node, m int, eps float64, lhs, rhs backends.Op, op backends.OpType) (backends.Op, bool, error) {
 	xs, err := b.OpShape(x)
 	if err != nil || !isFloatShape(xs) {
 		return nil, false, err
@@ -391,9 +394,29 @@ func (b *patchedBuilder) normNode(x *simplego.Node, m int, eps float64) (backend
 	if !setNodeData(node, data) {
 		return nil, false, nil
 	}
+	plain, err := b.plainBinary(op, lhs, rhs)
+	if err != nil {
+		return nil, false, err
+	}
 	statNormFused.Add(1)
-	b.ntag(node, normTag{kind: normOut, x: x, m: m, eps: eps, node: node, ins: []*simplego.Node{x}})
+	chain := b.newChain(true, lhs, rhs)
+	chain.addSub(node, plain)
+	b.ntag(node, normTag{kind: normOut, x: x, m: m, eps: eps, node: node, ins: []*simplego.Node{x}, chain: chain})
 	return node, true, nil
+}
+
+// plainBinary builds lhs op rhs with SimpleGo's own op (the op a fused node stands for).
+func (b *patchedBuilder) plainBinary(op backends.OpType, lhs, rhs backends.Op) (backends.Op, error) {
+	switch op {
+	case backends.OpTypeMul:
+		return b.Builder.Mul(lhs, rhs)
+	case backends.OpTypeAdd:
+		return b.Builder.Add(lhs, rhs)
+	case backends.OpTypeSub:
+		return b.Builder.Sub(lhs, rhs)
+	default:
+		return b.Builder.Div(lhs, rhs)
+	}
 }
 
 // stageLayout returns (c, s) when p broadcasts over y's shape by repeating it along all but one
@@ -447,11 +470,12 @@ func gcd(a, b int) int {
 	return a
 }
 
-// normStageNode folds y op p (y a fused node or a Reshape of one) into a new fused node.
-func (b *patchedBuilder) normStageNode(y, p backends.Op, op backends.OpType) (backends.Op, bool, error) {
+// normStageNode folds y op p (y a fused node or a Reshape of one) into a new fused node; lhs op rhs is
+// the op as written (y and p in either order), built beside it as its plain op (see unfuse.go).
+func (b *patchedBuilder) normStageNode(y, p backends.Op, op backends.OpType, lhs, rhs backends.Op) (backends.Op, bool, error) {
 	t := b.ntagOf(y)
 	pn, ok := p.(*simplego.Node)
-	if !ok || pn == t.x {
+	if !ok || pn == t.x || t.chain == nil {
 		return nil, false, nil
 	}
 	ys, err := b.OpShape(y)
@@ -485,10 +509,15 @@ func (b *patchedBuilder) normStageNode(y, p backends.Op, op backends.OpType) (ba
 	if !setNodeData(node, data) {
 		return nil, false, nil
 	}
+	plain, err := b.plainBinary(op, lhs, rhs)
+	if err != nil {
+		return nil, false, err
+	}
 	statNormFused.Add(1)
-	tag := normTag{kind: normOut, x: t.x, m: t.m, eps: t.eps, node: node, ins: inputs}
+	tag := normTag{kind: normOut, x: t.x, m: t.m, eps: t.eps, node: node, ins: inputs, chain: t.chain}
 	b.ntag(node, tag)
 	if xs.Equal(ys) {
+		t.chain.addSub(node, plain)
 		return node, true, nil
 	}
 	view, err := b.Builder.Reshape(node, ys.Dimensions...)
@@ -496,6 +525,7 @@ func (b *patchedBuilder) normStageNode(y, p backends.Op, op backends.OpType) (ba
 		return nil, false, err
 	}
 	b.ntag(view, tag)
+	t.chain.addSub(view, plain)
 	return view, true, nil
 }
 
@@ -523,8 +553,12 @@ func execNorm(backend *simplego.Backend, data *normNodeData, inputs []*simplego.
 		return nil, fmt.Errorf("compute: normalization of dtype %s", xs.DType)
 	}
 	statFastOps.Add(1)
+	statNormRun.Add(1)
 	return outBuf.(*simplego.Buffer), nil
 }
+
+// statNormRun and statSoftmaxRun count fused normalization and softmax nodes run (for tests).
+var statNormRun, statSoftmaxRun atomic.Int64
 
 // normParallel runs normRows over bands of rows on the cores.
 func normParallel[T float32 | float64](out []T, flats []any, d *normNodeData) {

@@ -110,6 +110,7 @@ type patchedBuilder struct {
 	tags     map[*simplego.Node]fuseTag // origins of ops, for fusing (see fuse.go)
 	ntags    map[*simplego.Node]normTag // places of ops in normalization chains (see normfuse.go)
 	scalars  map[*simplego.Node]float64 // values of scalar float constants
+	chains   []*fusedChain              // fused normalization and softmax chains (see unfuse.go)
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)

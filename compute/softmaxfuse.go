@@ -23,7 +23,8 @@ import (
 // their sum (float64) in one pass over the output, then y_j = e_j · (1/sum). The float32 exponential
 // is expNeg32 (the logistic's polynomial, logistic.go: within a few ulps of e^-a), float64 rows use
 // math.Exp. As for the normalization, the chain's own nodes stay in the graph for its gradient, and
-// SimpleGo runs them only when the gradient reads them.
+// in a graph that reads them (a gradient reads e and the sum) the fused node is replaced at compile
+// time by the plain Div built beside it (unfuse.go).
 
 // softmaxNodeData is the data of a fused softmax node (input x, rows of m entries).
 type softmaxNodeData struct{ m int }
@@ -80,7 +81,12 @@ func (b *patchedBuilder) softmaxDiv(lhs, rhs backends.Op) (backends.Op, bool, er
 	if !setNodeData(node, &softmaxNodeData{m: e.m}) {
 		return nil, false, nil
 	}
+	plain, err := b.Builder.Div(lhs, rhs)
+	if err != nil {
+		return nil, false, err
+	}
 	statSoftmaxFused.Add(1)
+	b.newChain(false, lhs, rhs).addSub(node, plain)
 	return node, true, nil
 }
 
@@ -105,6 +111,7 @@ func execSoftmax(backend *simplego.Backend, data *softmaxNodeData, inputs []*sim
 		return nil, fmt.Errorf("compute: softmax of dtype %s", xs.DType)
 	}
 	statFastOps.Add(1)
+	statSoftmaxRun.Add(1)
 	return outBuf.(*simplego.Buffer), nil
 }
 
