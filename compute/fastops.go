@@ -31,6 +31,8 @@ import (
 //     where SimpleGo's branches mispredict half the time);
 //   - Logistic (σ(x) = 1/(1+e^-x), the same formula as SimpleGo's) runs on two goroutines for large
 //     tensors;
+//   - Erf of float32 runs erf32 (erf.go: a float32 polynomial table, within 1e-7 of math.Erf, where
+//     SimpleGo rounds float64 math.Erf), on two goroutines for large tensors;
 //   - Add, Sub, Mul with broadcasting merge adjacent axes with the same broadcast pattern and run
 //     the innermost merged axis as a tight loop over a contiguous or constant operand; large ones,
 //     with or without broadcasting, run on several goroutines (parallel.go).
@@ -54,7 +56,7 @@ func installFastOps() {
 	opsHooked.Do(func() {
 		for _, op := range []backends.OpType{backends.OpTypeSlice, backends.OpTypeAdd, backends.OpTypeSub,
 			backends.OpTypeMul, backends.OpTypeDiv, backends.OpTypeBroadcastInDim, backends.OpTypeLogistic, backends.OpTypeTranspose,
-			backends.OpTypeSign, backends.OpTypeReduceSum} {
+			backends.OpTypeSign, backends.OpTypeReduceSum, backends.OpTypeErf} {
 			stockExec[op] = simplegoNodeExecutors[op] // nil if the table is not as expected: op left alone
 		}
 		if stockExec[backends.OpTypeSlice] != nil {
@@ -75,6 +77,10 @@ func installFastOps() {
 		}
 		if stockExec[backends.OpTypeLogistic] != nil {
 			simplegoNodeExecutors[backends.OpTypeLogistic] = fastUnary32(backends.OpTypeLogistic, logistic32)
+		}
+		if stockExec[backends.OpTypeErf] != nil {
+			// float32 only (erf.go); float64 and bfloat16 stay on SimpleGo's math.Erf.
+			simplegoNodeExecutors[backends.OpTypeErf] = fastUnary32(backends.OpTypeErf, erf32)
 		}
 		for _, op := range []backends.OpType{backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul, backends.OpTypeDiv} {
 			if stockExec[op] != nil {
