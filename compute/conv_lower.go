@@ -76,8 +76,12 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 			return nil, false, err
 		}
 		if fused {
-			if yc, err = b.transposeIfNeeded(yc, inversePerm(l.yPerm)); err != nil {
+			cn, perm := yc, inversePerm(l.yPerm)
+			if yc, err = b.transposeIfNeeded(yc, perm); err != nil {
 				return nil, false, err
+			}
+			if b.forwardOnDNNL(xs, n, groups) {
+				b.rememberConv(yc, cn, perm) // its bias may be folded in (see convbias.go)
 			}
 			statConvLowered.Add(1)
 			return yc, true, nil

@@ -65,8 +65,8 @@ func convSpec2D(in, k, out, stride, dil, pad []int, c, o int) dnnl.ConvSpec {
 
 // convDNNLBand returns the per-band runner of the fused convolution d on oneDNN (nil when oneDNN is
 // not in use or the convolution has more than two spatial axes): it computes y's rows of batch
-// entries [lo, hi) and reports whether it did.
-func convDNNLBand(y, x, k []float32, xDims []int, d *convGemmNodeData) func(lo, hi int) bool {
+// entries [lo, hi) and reports whether it did. A bias (not nil) is added by the primitive.
+func convDNNLBand(y, x, k, bias []float32, xDims []int, d *convGemmNodeData) func(lo, hi int) bool {
 	lib := convDNNLLib()
 	p := &d.patches
 	n := len(p.k)
@@ -75,6 +75,9 @@ func convDNNLBand(y, x, k []float32, xDims []int, d *convGemmNodeData) func(lo, 
 	}
 	spec := convSpec2D(xDims[1:n+1], p.k, p.out, p.strides, p.dil, p.lo, xDims[n+1], d.cout)
 	spec.OIHW = d.kOIHW
+	if bias != nil {
+		return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2DBias(s, y, x, k, bias) }, spec)
+	}
 	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2D(s, y, x, k) }, spec)
 }
 

@@ -33,6 +33,7 @@ type convGemmNodeData struct {
 	patches im2colNodeData // the patch extraction (its lo pads x with zeros)
 	cout    int
 	kOIHW   bool
+	bias    bool // a third input, bias [Cout], is added to every output row (see convbias.go)
 }
 
 // statConvOIHW counts fused convolutions built on an OIHW kernel (for tests).
@@ -130,9 +131,19 @@ func (b *patchedBuilder) convFusedNode(xc, km backends.Op, xs shapes.Shape, out 
 
 // execConvGemm runs a fused convolution node.
 func execConvGemm(backend *simplego.Backend, data *convGemmNodeData, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
+	var bias any
+	if data.bias {
+		bias, _ = backend.BufferData(inputs[2])
+	}
 	return execConvNode(backend, inputs, data.patches.out, data.cout,
-		func(y, x, k []float32, xDims []int) { convGemmRun(y, x, k, xDims, data) },
-		func(y, x, k []float64, xDims []int) { convGemmRun(y, x, k, xDims, data) })
+		func(y, x, k []float32, xDims []int) { convGemmRun(y, x, k, xDims, data, asSlice[float32](bias)) },
+		func(y, x, k []float64, xDims []int) { convGemmRun(y, x, k, xDims, data, asSlice[float64](bias)) })
+}
+
+// asSlice is v as a []T, nil when it is not one.
+func asSlice[T any](v any) []T {
+	s, _ := v.([]T)
+	return s
 }
 
 // execConvNode runs a fused convolution node of either form: it allocates the output [batch,
@@ -181,10 +192,10 @@ var convGemmParts = func(f32 bool, nb, mnk int) int {
 	return max(1, min(runtime.GOMAXPROCS(0), nb, mnk/convPartMinMNK))
 }
 
-// convGemmRun computes y = im2col(x)·K. float32 runs in chunks of whole batch entries of about
+// convGemmRun computes y = im2col(x)·K (+ bias in every row when bias is not nil). float32 runs in chunks of whole batch entries of about
 // convChunkElems patch values, split over cores (convGemmParts); float64 runs as one im2col and one
 // GEMM, exactly the unfused lowering.
-func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
+func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData, bias []T) {
 	nb := xDims[0]
 	if nb == 0 || len(y) == 0 {
 		return
@@ -195,7 +206,7 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 	xb, yb := len(x)/nb, numO*d.cout
 	var fast func(lo, hi int) bool
 	if y32, ok := any(y).([]float32); ok {
-		fast = convDNNLBand(y32, any(x).([]float32), any(k).([]float32), xDims, d)
+		fast = convDNNLBand(y32, any(x).([]float32), any(k).([]float32), any(bias).([]float32), xDims, d)
 	}
 	// A band oneDNN did not run multiplies by K [Kpos·Cin, Cout]: an OIHW kernel [Cout, Cin, Kpos]
 	// is transposed into it once per call, by the first such band.
@@ -211,7 +222,16 @@ func convGemmRun[T gemmFloat](y, x, k []T, xDims []int, d *convGemmNodeData) {
 			})
 		}
 		im2colKernel(p, x[b*xb:(b+c)*xb], withDim0(xDims, c), &d.patches)
-		gemmCall(false, false, c*numO, d.cout, kk, p, kk, km, d.cout, y[b*yb:(b+c)*yb], d.cout)
+		yc := y[b*yb : (b+c)*yb]
+		gemmCall(false, false, c*numO, d.cout, kk, p, kk, km, d.cout, yc, d.cout)
+		if bias != nil {
+			for r := 0; r < len(yc); r += d.cout {
+				row := yc[r : r+d.cout]
+				for j, v := range bias[:d.cout] {
+					row[j] += v
+				}
+			}
+		}
 	})
 }
 

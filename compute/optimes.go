@@ -116,6 +116,9 @@ func opName(op backends.OpType, n *simplego.Node) string {
 	case *col2imNodeData:
 		return "Pad:col2im"
 	case *convGemmNodeData:
+		if getNodeData(n).(*convGemmNodeData).bias {
+			return "Pad:conv(im2col+GEMM)+bias"
+		}
 		return "Pad:conv(im2col+GEMM)"
 	case *convScatterNodeData:
 		return "Pad:conv(GEMM+col2im)"

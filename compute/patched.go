@@ -111,6 +111,7 @@ type patchedBuilder struct {
 	ntags    map[*simplego.Node]normTag // places of ops in normalization chains (see normfuse.go)
 	scalars  map[*simplego.Node]float64 // values of scalar float constants
 	chains   []*fusedChain              // fused normalization and softmax chains (see unfuse.go)
+	convOuts map[*simplego.Node]convOut // fused convolutions on oneDNN, by returned op (see convbias.go)
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)

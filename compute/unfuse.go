@@ -30,6 +30,7 @@ type fusedChain struct {
 	reads []*simplego.Node    // the chain's ops a gradient reads: the Div or Mul's operands
 	subs  [][2]*simplego.Node // each fused op returned to the caller, and the plain op with its value
 	norm  bool                // a normalization (else a softmax)
+	bias  bool                // a convolution's folded bias (see convbias.go)
 }
 
 // statNormUnfused and statSoftmaxUnfused count fused ops replaced by their plain ops at compile time
@@ -131,11 +132,16 @@ func (b *patchedBuilder) unfuseRead(outputs []backends.Op) []backends.Op {
 			read = read || live[r]
 		}
 		if !read {
+			if c.bias && len(c.subs) > 0 && live[c.subs[0][0]] {
+				statConvBiasFolded.Add(1)
+			}
 			continue
 		}
 		for _, s := range c.subs {
 			repl[s[0]] = s[1]
-			if c.norm {
+			if c.bias {
+				statConvBiasUnfused.Add(1)
+			} else if c.norm {
 				statNormUnfused.Add(1)
 			} else {
 				statSoftmaxUnfused.Add(1)

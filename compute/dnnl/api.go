@@ -61,6 +61,7 @@ const (
 	streamDefaultFlags = 1   // dnnl_stream_default_flags
 	dataF32            = 3   // dnnl_f32
 	tagAny             = 1   // dnnl_format_tag_any
+	tagA               = 2   // dnnl_a (a 1-D vector)
 	tagNHWC            = 20  // dnnl_nhwc
 	tagOIHW            = 5   // dnnl_oihw (dnnl_abcd)
 	tagHWIO            = 30  // dnnl_hwio
@@ -76,6 +77,7 @@ const (
 	argSrc             = 1   // DNNL_ARG_SRC (and DNNL_ARG_FROM)
 	argDst             = 17  // DNNL_ARG_DST (and DNNL_ARG_TO)
 	argWeights         = 33  // DNNL_ARG_WEIGHTS
+	argBias            = 41  // DNNL_ARG_BIAS
 	argScratchpad      = 80  // DNNL_ARG_SCRATCHPAD
 	argDiffSrc         = 129 // DNNL_ARG_DIFF_SRC
 	argDiffDst         = 145 // DNNL_ARG_DIFF_DST

@@ -18,10 +18,13 @@ import (
 // OIHW (Conv2D only) takes the kernel as [O, C, KH, KW] instead, PyTorch's and ONNX's layout: the
 // kernel is reordered into the primitive's own layout on every call either way, so this saves the
 // caller a transpose.
+//
+// Bias (Conv2DBias only, set by it) adds a per-output-channel bias b[o] to every y[n, i, j, o] in
+// the primitive itself.
 type ConvSpec struct {
 	N, H, W, C, KH, KW, O, OH, OW int
 	SH, SW, DH, DW, PT, PL        int
-	OIHW                          bool
+	OIHW, Bias                    bool
 }
 
 // maxConvs bounds the cached convolution primitives (one per ConvSpec and direction); shapes beyond
@@ -49,6 +52,7 @@ type convKey struct {
 type convPrim struct {
 	pd, prim, rpd, reorder    uintptr
 	srcMD, dstMD, userWMD     []byte  // memory descriptors in Go memory
+	biasMD                    []byte  // the bias's (forward with s.Bias), else nil
 	wMD, spMD, rspMD          uintptr // owned by pd and rpd
 	wBytes, spBytes, rspBytes int
 	impl                      string
@@ -148,6 +152,18 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 			return nil, err
 		}
 	}
+	var biasMD unsafe.Pointer
+	if s.Bias {
+		if kind != convForward {
+			return nil, fmt.Errorf("dnnl: a bias is for the forward convolution only")
+		}
+		p.biasMD = make([]byte, memoryDescBytes)
+		bd := dims{int64(s.O)}
+		if err := statusErr("dnnl_memory_desc_init_by_tag (bias)", a.memoryDescInitByTag(unsafe.Pointer(&p.biasMD[0]), 1, &bd, dataF32, tagA)); err != nil {
+			return nil, err
+		}
+		biasMD = unsafe.Pointer(&p.biasMD[0])
+	}
 	desc := make([]byte, convDescBytes)
 	strides, dil := dims{int64(s.SH), int64(s.SW)}, dims{int64(s.DH - 1), int64(s.DW - 1)}
 	padL, padR := dims{int64(s.PT), int64(s.PL)}, dims{int64(pb), int64(pr)}
@@ -156,7 +172,7 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 		prop = propForwardTrain
 	}
 	if err := statusErr("dnnl_dilated_convolution_forward_desc_init", a.dilatedConvFwdInit(unsafe.Pointer(&desc[0]),
-		prop, convDirect, unsafe.Pointer(&p.srcMD[0]), unsafe.Pointer(&anyWMD[0]), nil,
+		prop, convDirect, unsafe.Pointer(&p.srcMD[0]), unsafe.Pointer(&anyWMD[0]), biasMD,
 		unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)); err != nil {
 		return nil, err
 	}
@@ -267,6 +283,7 @@ func aligned64(buf []byte, n int) []byte {
 // It returns false without touching y when oneDNN does not run s (the caller computes it another
 // way), and an error when a slice is too short or oneDNN fails.
 func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {
+	s.Bias = false
 	return l.run(convKey{s, convForward}, x, y, k)
 }
 
@@ -277,7 +294,18 @@ func (l *Lib) Conv2D(s ConvSpec, y, x, k []float32) (bool, error) {
 // for ȳ [N, OH, OW, O] and the kernel k as [O, KH, KW, C] (OHWI): the transposed convolution, which
 // scatters each ȳ entry through the kernel. Like Conv2D it returns false when oneDNN does not run s.
 func (l *Lib) ConvBackwardData2D(s ConvSpec, xbar, ybar, k []float32) (bool, error) {
+	s.Bias = false
 	return l.run(convKey{s, convBackData}, xbar, ybar, k)
+}
+
+// Conv2DBias is Conv2D followed by y[n, i, j, o] += bias[o] (bias has s.O values), in the
+// primitive.
+func (l *Lib) Conv2DBias(s ConvSpec, y, x, k, bias []float32) (bool, error) {
+	s.Bias = true
+	if len(bias) < s.O {
+		return false, fmt.Errorf("dnnl: convolution %+v with a bias of %d values", s, len(bias))
+	}
+	return l.run(convKey{s, convForward}, x, y, k, bias...)
 }
 
 // ConvBackwardWeights2D computes the gradient of the convolution s with respect to its kernel,
@@ -287,12 +315,14 @@ func (l *Lib) ConvBackwardData2D(s ConvSpec, xbar, ybar, k []float32) (bool, err
 // (HWIO, like Conv2D's kernel) for x [N, H, W, C] and ȳ [N, OH, OW, O]. Like Conv2D it returns false
 // when oneDNN does not run s.
 func (l *Lib) ConvBackwardWeights2D(s ConvSpec, kbar, x, ybar []float32) (bool, error) {
+	s.Bias = false
 	return l.run(convKey{s, convBackWeights}, x, ybar, kbar)
 }
 
 // run executes the primitive for key with the forward convolution's source src, destination dst and
-// kernel wgt (each the operand or the gradient, by direction; the gradient is written).
-func (l *Lib) run(key convKey, src, dst, wgt []float32) (bool, error) {
+// kernel wgt (each the operand or the gradient, by direction; the gradient is written), and the
+// bias (forward with key.spec.Bias).
+func (l *Lib) run(key convKey, src, dst, wgt []float32, bias ...float32) (bool, error) {
 	s := key.spec
 	if !s.valid() || len(src) < s.N*s.H*s.W*s.C || len(wgt) < s.KH*s.KW*s.C*s.O || len(dst) < s.N*s.OH*s.OW*s.O {
 		return false, fmt.Errorf("dnnl: convolution %+v with slices of %d, %d, %d values", s, len(src), len(wgt), len(dst))
@@ -327,9 +357,9 @@ func (l *Lib) run(key convKey, src, dst, wgt []float32) (bool, error) {
 	}
 	a := l.api
 	l.oneThread(func() {
-		var mx, my, mk, mkb, msp, mrsp uintptr
+		var mx, my, mk, mkb, msp, mrsp, mb uintptr
 		defer func() {
-			for _, m := range []uintptr{mx, my, mk, mkb, msp, mrsp} {
+			for _, m := range []uintptr{mx, my, mk, mkb, msp, mrsp, mb} {
 				if m != 0 {
 					a.memoryDestroy(m)
 				}
@@ -342,6 +372,11 @@ func (l *Lib) run(key convKey, src, dst, wgt []float32) (bool, error) {
 		}{{&mx, p.srcMD, unsafe.Pointer(&src[0])}, {&my, p.dstMD, unsafe.Pointer(&dst[0])},
 			{&mk, p.userWMD, unsafe.Pointer(&wgt[0])}} {
 			if err = statusErr("dnnl_memory_create", a.memoryCreateGo(m.mem, unsafe.Pointer(&m.md[0]), l.engine, m.handle)); err != nil {
+				return
+			}
+		}
+		if p.biasMD != nil {
+			if err = statusErr("dnnl_memory_create (bias)", a.memoryCreateGo(&mb, unsafe.Pointer(&p.biasMD[0]), l.engine, unsafe.Pointer(&bias[0]))); err != nil {
 				return
 			}
 		}
@@ -367,7 +402,11 @@ func (l *Lib) run(key convKey, src, dst, wgt []float32) (bool, error) {
 		switch key.kind {
 		case convForward:
 			if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
-				err = exec("convolution", p.prim, []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}, msp)
+				args := []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}
+				if mb != 0 {
+					args = append(args, execArg{arg: argBias, mem: mb})
+				}
+				err = exec("convolution", p.prim, args, msp)
 			}
 		case convBackData:
 			if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
@@ -383,6 +422,7 @@ func (l *Lib) run(key convKey, src, dst, wgt []float32) (bool, error) {
 	runtime.KeepAlive(src)
 	runtime.KeepAlive(dst)
 	runtime.KeepAlive(wgt)
+	runtime.KeepAlive(bias)
 	scratchPool.Put(bp)
 	if err != nil {
 		return false, err

@@ -124,6 +124,15 @@ func TestConv2DMatchesDefinition(t *testing.T) {
 		checkAgainst(t, "forward, OIHW kernel", so, s.KH*s.KW*s.C, naiveConv(s, x, k), func(y []float32) (bool, error) {
 			return lib.Conv2D(so, y, x, ko)
 		})
+		// With a bias, in the primitive.
+		bias := randF32(r, s.O)
+		wantB := naiveConv(s, x, k)
+		for i := range wantB {
+			wantB[i] += float64(bias[i%s.O])
+		}
+		checkAgainst(t, "forward with a bias", so, s.KH*s.KW*s.C, wantB, func(y []float32) (bool, error) {
+			return lib.Conv2DBias(so, y, x, ko, bias)
+		})
 	}
 	// Only the forward convolution takes an OIHW kernel.
 	s := convCases[0]
