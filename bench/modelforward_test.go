@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
@@ -43,16 +44,8 @@ func BenchmarkModelForwardOps(b *testing.B) {
 
 func modelForward(b *testing.B, ops bool) {
 	const batch = 2
-	spec := modelSpec(b)
-	if ops {
-		compute.EnableOpTimes()
-	}
-	backend := testutil.Backend(b)
+	backend, m := loadBenchModel(b, ops)
 	defer backend.Finalize()
-	m, err := onnx.Load(spec, backend)
-	if err != nil {
-		b.Fatal(err)
-	}
 	exec, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, eps, pr *Node) *Node {
 		return m.Generate(ctx, eps, pr)
 	})
@@ -83,10 +76,7 @@ func modelForward(b *testing.B, ops bool) {
 	b.ReportMetric(times[steps/2], "ms/image")
 	b.ReportMetric(times[0], "min-ms/image")
 	if ops {
-		rows := compute.OpTimes()
-		for _, o := range rows[:min(benchRows(25), len(rows))] {
-			b.Logf("%-40s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6/float64(steps), o.Count/steps, o.Percent)
-		}
+		logOpTimes(b, steps)
 	}
 }
 
@@ -106,16 +96,8 @@ func BenchmarkModelRenoOps(b *testing.B) {
 
 func modelReno(b *testing.B, ops bool) {
 	const batch = 2
-	spec := modelSpec(b)
-	if ops {
-		compute.EnableOpTimes()
-	}
-	backend := testutil.Backend(b)
+	backend, m := loadBenchModel(b, ops)
 	defer backend.Finalize()
-	m, err := onnx.Load(spec, backend)
-	if err != nil {
-		b.Fatal(err)
-	}
 	im := onnx.ModelOf(m)
 	reward, err := im.Rewards.Parse(im.DefaultReward)
 	if err != nil {
@@ -136,9 +118,30 @@ func modelReno(b *testing.B, ops bool) {
 	b.ReportMetric((processCPUSeconds()-cpu)*1e3/float64(2*steps*batch), "cpu-ms/iter/image")
 	b.ReportMetric(ms, "ms/iter/image")
 	if ops {
-		rows := compute.OpTimes()
-		for _, o := range rows[:min(benchRows(25), len(rows))] {
-			b.Logf("%-40s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6/float64(2*steps), o.Count/(2*steps), o.Percent)
-		}
+		logOpTimes(b, 2*steps)
+	}
+}
+
+// loadBenchModel loads the benchmark's model spec (modelSpec) on the test backend, with the per-op
+// timers on when ops is set.
+func loadBenchModel(b *testing.B, ops bool) (backends.Backend, *onnx.Model) {
+	spec := modelSpec(b)
+	if ops {
+		compute.EnableOpTimes()
+	}
+	backend := testutil.Backend(b)
+	m, err := onnx.Load(spec, backend)
+	if err != nil {
+		backend.Finalize()
+		b.Fatal(err)
+	}
+	return backend, m
+}
+
+// logOpTimes logs the top rows of the per-op timers (benchRows, default 25), per run of runs.
+func logOpTimes(b *testing.B, runs int) {
+	rows := compute.OpTimes()
+	for _, o := range rows[:min(benchRows(25), len(rows))] {
+		b.Logf("%-40s %8.1f ms %6d  %5.1f%%", o.Op, float64(o.Time)/1e6/float64(runs), o.Count/runs, o.Percent)
 	}
 }

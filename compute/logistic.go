@@ -61,6 +61,30 @@ func logistic32f(out, x []float32) {
 	logistic32Scalar(out, x)
 }
 
+// expNegCore32 is e^-a for 0 ≤ a ≤ lgMax (NaN for NaN) in float32 arithmetic, the exponential of
+// every float32 logistic kernel (the vector kernels in logistic_amd64.s compute the same steps):
+// 2^(-a·log2 e) split as 2^k·e^r with |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^k applied in two
+// halves so that k below -126 still reaches the subnormals.
+func expNegCore32(a float32) float32 {
+	// The float32 conversions round each product, so that no compiler fuses a multiply and an add
+	// (the vector kernels round each operation).
+	t := float32(-a*lgLog2e) + lgMagic
+	nf := t - lgMagic
+	r := (-a - float32(nf*lgLn2hi)) - float32(nf*lgLn2lo)
+	p := float32(lgC7*r) + lgC6
+	p = float32(p*r) + lgC5
+	p = float32(p*r) + lgC4
+	p = float32(p*r) + lgC3
+	p = float32(p*r) + lgC2
+	p = float32(p*r) + 1
+	p = float32(p*r) + 1
+	k := int32(math.Float32bits(t) - lgMagicBits)
+	k1 := k >> 1
+	k2 := k - k1
+	e := p * math.Float32frombits(uint32(k1+127)<<23)
+	return e * math.Float32frombits(uint32(k2+127)<<23)
+}
+
 // logistic32Scalar is logistic32f one value at a time.
 func logistic32Scalar(out, x []float32) {
 	out = out[:len(x)]
@@ -70,23 +94,7 @@ func logistic32Scalar(out, x []float32) {
 		if a > lgMax { // false for NaN, which stays NaN
 			a = lgMax
 		}
-		// The float32 conversions round each product, so that no compiler fuses a multiply and an add
-		// (the vector kernels round each operation).
-		t := float32(-a*lgLog2e) + lgMagic
-		nf := t - lgMagic
-		r := (-a - float32(nf*lgLn2hi)) - float32(nf*lgLn2lo)
-		p := float32(lgC7*r) + lgC6
-		p = float32(p*r) + lgC5
-		p = float32(p*r) + lgC4
-		p = float32(p*r) + lgC3
-		p = float32(p*r) + lgC2
-		p = float32(p*r) + 1
-		p = float32(p*r) + 1
-		k := int32(math.Float32bits(t) - lgMagicBits)
-		k1 := k >> 1
-		k2 := k - k1
-		e := p * math.Float32frombits(uint32(k1+127)<<23)
-		e = e * math.Float32frombits(uint32(k2+127)<<23)
+		e := expNegCore32(a)
 		num := float32(1)
 		if bits>>31 != 0 {
 			num = e

@@ -389,20 +389,30 @@ func (b *patchedBuilder) normNode(x *simplego.Node, m int, eps float64, lhs, rhs
 	if err != nil || !isFloatShape(xs) {
 		return nil, false, err
 	}
-	data := &normNodeData{m: m, eps: eps, run: m}
-	node := simplegoNewNode(b.Builder, backends.OpTypePad, xs.Clone(), x)
-	if !setNodeData(node, data) {
-		return nil, false, nil
-	}
-	plain, err := b.plainBinary(op, lhs, rhs)
-	if err != nil {
+	node, plain, err := b.newNormNode(xs, &normNodeData{m: m, eps: eps, run: m}, op, lhs, rhs, x)
+	if node == nil || err != nil {
 		return nil, false, err
 	}
-	statNormFused.Add(1)
 	chain := b.newChain(true, lhs, rhs)
 	chain.addSub(node, plain)
 	b.ntag(node, normTag{kind: normOut, x: x, m: m, eps: eps, node: node, ins: []*simplego.Node{x}, chain: chain})
 	return node, true, nil
+}
+
+// newNormNode builds a fused normalization node of shape xs over inputs and, beside it, the plain
+// lhs op rhs it stands for (see unfuse.go); a nil node (and nil error) when the node data cannot be
+// attached.
+func (b *patchedBuilder) newNormNode(xs shapes.Shape, data *normNodeData, op backends.OpType, lhs, rhs backends.Op, inputs ...*simplego.Node) (*simplego.Node, backends.Op, error) {
+	node := simplegoNewNode(b.Builder, backends.OpTypePad, xs.Clone(), inputs...)
+	if !setNodeData(node, data) {
+		return nil, nil, nil
+	}
+	plain, err := b.plainBinary(op, lhs, rhs)
+	if err != nil {
+		return nil, nil, err
+	}
+	statNormFused.Add(1)
+	return node, plain, nil
 }
 
 // plainBinary builds lhs op rhs with SimpleGo's own op (the op a fused node stands for).
@@ -505,15 +515,10 @@ func (b *patchedBuilder) normStageNode(y, p backends.Op, op backends.OpType, lhs
 	if err != nil {
 		return nil, false, err
 	}
-	node := simplegoNewNode(b.Builder, backends.OpTypePad, xs.Clone(), inputs...)
-	if !setNodeData(node, data) {
-		return nil, false, nil
-	}
-	plain, err := b.plainBinary(op, lhs, rhs)
-	if err != nil {
+	node, plain, err := b.newNormNode(xs, data, op, lhs, rhs, inputs...)
+	if node == nil || err != nil {
 		return nil, false, err
 	}
-	statNormFused.Add(1)
 	tag := normTag{kind: normOut, x: t.x, m: t.m, eps: t.eps, node: node, ins: inputs, chain: t.chain}
 	b.ntag(node, tag)
 	if xs.Equal(ys) {

@@ -190,15 +190,7 @@ func TestNormRows(t *testing.T) {
 	want, want3 := make([]float64, len(x)), make([]float64, len(x))
 	check := func(d *normNodeData, want []float64) { t.Helper(); checkNormRows(t, x, params, rows, d, want) }
 	for r := range rows {
-		var s, q float64
-		for j := range m {
-			s += float64(x[r*m+j])
-		}
-		mean := s / m
-		for j := range m {
-			q += (float64(x[r*m+j]) - mean) * (float64(x[r*m+j]) - mean)
-		}
-		rstd := 1 / math.Sqrt(q/m+d.eps)
+		mean, rstd := refMeanRstd(x[r*m:(r+1)*m], d.eps)
 		for j := range m {
 			i := r*m + j
 			v := (float64(x[i]) - mean) * rstd
@@ -223,15 +215,7 @@ func TestNormRows(t *testing.T) {
 	params = append(params, p5)
 	wantP, wantQ := make([]float64, len(x)), make([]float64, len(x))
 	for r := range rows {
-		var s, q float64
-		for j := range m {
-			s += float64(x[r*m+j])
-		}
-		mean := s / m
-		for j := range m {
-			q += (float64(x[r*m+j]) - mean) * (float64(x[r*m+j]) - mean)
-		}
-		rstd := 1 / math.Sqrt(q/m+d.eps)
+		mean, rstd := refMeanRstd(x[r*m:(r+1)*m], d.eps)
 		for j := range m {
 			v := (float64(x[r*m+j]) - mean) * rstd
 			wantP[r*m+j] = v*float64(p2[j]) + float64(p5[j/4]) - float64(p4[0])
@@ -261,4 +245,17 @@ func checkNormRows(t *testing.T, x []float32, params [][]float32, rows int, d *n
 			}
 		}
 	}
+}
+
+// refMeanRstd is row's mean and 1/sqrt(variance + eps) (population variance), in float64.
+func refMeanRstd(row []float32, eps float64) (mean, rstd float64) {
+	for _, v := range row {
+		mean += float64(v)
+	}
+	mean /= float64(len(row))
+	var q float64
+	for _, v := range row {
+		q += (float64(v) - mean) * (float64(v) - mean)
+	}
+	return mean, 1 / math.Sqrt(q/float64(len(row))+eps)
 }

@@ -157,8 +157,8 @@ func softmaxRows[T float32 | float64](out, x []T, m int) {
 	}
 }
 
-// expNeg32 is e^-a for a ≥ 0 (NaN for NaN) in float32 arithmetic: logistic32Scalar's e (see
-// logistic.go), within a few ulps of the exact value, 0 beyond a = 104.
+// expNeg32 is e^-a for a ≥ 0 (NaN for NaN) in float32 arithmetic: the logistic's exponential
+// (expNegCore32, within a few ulps of the exact value), 0 beyond a = lgMax.
 func expNeg32(a float32) float32 {
 	if a > lgMax {
 		if a != a {
@@ -166,19 +166,5 @@ func expNeg32(a float32) float32 {
 		}
 		return 0
 	}
-	t := float32(-a*lgLog2e) + lgMagic
-	nf := t - lgMagic
-	r := (-a - float32(nf*lgLn2hi)) - float32(nf*lgLn2lo)
-	p := float32(lgC7*r) + lgC6
-	p = float32(p*r) + lgC5
-	p = float32(p*r) + lgC4
-	p = float32(p*r) + lgC3
-	p = float32(p*r) + lgC2
-	p = float32(p*r) + 1
-	p = float32(p*r) + 1
-	k := int32(math.Float32bits(t) - lgMagicBits)
-	k1 := k >> 1
-	k2 := k - k1
-	e := p * math.Float32frombits(uint32(k1+127)<<23)
-	return e * math.Float32frombits(uint32(k2+127)<<23)
+	return expNegCore32(a)
 }
