@@ -35,8 +35,8 @@ const BrightnessSpec = "brightness=0.1"
 // DefaultTrainOptions are CPU-friendly defaults for the embedded default: LoRA rank 8 on the
 // student, the reference regularizer reg_weight*mean(f^2) with weight 0.5 (or, with --beta B, the
 // weight B*D/2 that makes it the tilt at B), AdamW (peak lr 2e-3, cosine decay to 0, weight decay
-// 1e-4) with 20 warm-up steps and clip 1, batch 32, fresh noise, 4000 steps (about 70-90 s on two
-// cores for the embedded default; --budget trades time for quality).
+// 1e-4) with 20 warm-up steps and clip 1, batch 32, fresh noise, 4000 steps (81-113 s on two shared
+// cores for the embedded default in the third round; --budget trades time for quality).
 //
 // 4000 steps with a cosine schedule at lr 2e-3 (issue 19's A/B, docs/convergence.md, align=1):
 // the setting that reaches >= 0.9 of the tilt's reward gain with FD within 1.5 of the tilt's at

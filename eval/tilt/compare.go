@@ -50,22 +50,36 @@ func (rs *Resampler) ReferenceSet(beta float64, perPrompt int) ([]float32, []flo
 // estimate Σ_i w_i s_i, averaged over prompts. Unlike the mean of a resampled reference set, it
 // has no resampling noise.
 func (rs *Resampler) Mean(beta float64) float64 {
+	return rs.promptMean(func(p int) []float64 { w, _ := rs.weights(p, beta); return w })
+}
+
+// promptMean is the evaluation's per-prompt mean over the pool (the scores of NewScored, else the
+// rewards), weighted by weights(p) (nil: uniform), over its finite values, averaged over prompts.
+func (rs *Resampler) promptMean(weights func(p int) []float64) float64 {
 	s := rs.scores
 	if s == nil {
 		s = rs.rewards
 	}
 	var m float64
 	for p := range s {
-		w, _ := rs.weights(p, beta)
-		var tilted, wsum float64
+		var w []float64
+		if weights != nil {
+			w = weights(p)
+		}
+		var sum, wsum float64
 		for i, v := range s[p] {
-			if !math.IsNaN(v) && !math.IsInf(v, 0) {
-				tilted += w[i] * v
-				wsum += w[i]
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
 			}
+			wi := 1.0
+			if w != nil {
+				wi = w[i]
+			}
+			sum += wi * v
+			wsum += wi
 		}
 		if wsum > 0 {
-			m += tilted / wsum
+			m += sum / wsum
 		}
 	}
 	return m / float64(len(s))
@@ -74,27 +88,7 @@ func (rs *Resampler) Mean(beta float64) float64 {
 // BaseMean is the base model's mean reward in the evaluation's units (the scores of NewScored,
 // else the rewards): per prompt the plain mean over the pool, averaged over prompts. It is E[r]
 // under the base with the pool's precision (pool x prompts samples).
-func (rs *Resampler) BaseMean() float64 {
-	s := rs.scores
-	if s == nil {
-		s = rs.rewards
-	}
-	var m float64
-	for p := range s {
-		var sum float64
-		var n int
-		for _, v := range s[p] {
-			if !math.IsNaN(v) && !math.IsInf(v, 0) {
-				sum += v
-				n++
-			}
-		}
-		if n > 0 {
-			m += sum / float64(n)
-		}
-	}
-	return m / float64(len(s))
-}
+func (rs *Resampler) BaseMean() float64 { return rs.promptMean(nil) }
 
 // PairedMean estimates a method's population mean reward E[r_m] from its rewards m[i] and the
 // base's b[i] on the same evaluation noises, using the base's population mean baseMean (from a
