@@ -341,3 +341,21 @@ func BenchmarkGemmSplit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTranspose2D times transposeInto on the small T2I fixture's NCHW<->NHWC activation
+// transposes (batch 2) and a text-embedding-sized one, in GB/s moved (read plus write).
+func BenchmarkTranspose2D(b *testing.B) {
+	for _, d := range [][]int{{2, 64, 128 * 128}, {2, 128 * 128, 64}, {2, 96, 64 * 64}, {2, 64 * 64, 96}, {16, 77, 64}} {
+		n := d[0] * d[1] * d[2]
+		src, dst := make([]float32, n), make([]float32, n)
+		for i := range src {
+			src[i] = float32(i)
+		}
+		b.Run(fmt.Sprint(d), func(b *testing.B) {
+			for range b.N {
+				transposeInto(dst, src, d, []int{0, 2, 1})
+			}
+			b.ReportMetric(float64(8*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
+	}
+}
