@@ -44,9 +44,14 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 	}
 	g, cg, coutg := groups, l.cin/groups, l.cout/groups
 
-	xc, err := b.transposeIfNeeded(input, l.xPerm)
+	xc, twin, err := b.nhwcConvInput(input, l.xPerm) // SiLU(GroupNorm(h)) written channels-last
 	if err != nil {
 		return nil, false, err
+	}
+	if !twin {
+		if xc, err = b.transposeIfNeeded(input, l.xPerm); err != nil {
+			return nil, false, err
+		}
 	}
 	padCfg := make([]backends.PadAxis, n+2)
 	padded := slices.Clone(l.in)
@@ -190,7 +195,11 @@ var statConvLowered, statConvScatter atomic.Int64
 func (b *patchedBuilder) transposeIfNeeded(x backends.Op, perm []int) (backends.Op, error) {
 	for i, p := range perm {
 		if i != p {
-			return b.Builder.Transpose(x, perm...)
+			out, err := b.Builder.Transpose(x, perm...)
+			if err == nil {
+				b.rememberTranspose(out, x, perm)
+			}
+			return out, err
 		}
 	}
 	return x, nil

@@ -85,7 +85,8 @@ type normNodeData struct {
 	m      int
 	eps    float64
 	stages []normStage
-	run    int // entries per run sharing every stage's coefficient: gcd of m and the stages' s
+	run    int       // entries per run sharing every stage's coefficient: gcd of m and the stages' s
+	nhwc   *normNHWC // a twin writing its output channels-last (see normnhwc.go), else nil
 }
 
 // maxNormStages bounds the affine stages folded into one node.
@@ -582,27 +583,33 @@ func normParallel[T float32 | float64](out []T, flats []any, d *normNodeData) {
 }
 
 // rowStats returns the mean and the (biased) variance of row, summed in float64: float32 rows in one
-// pass, shifted by the first entry (so that a mean far from 0 costs no precision), float64 rows in
-// two (the centred sum of squares).
+// pass (four interleaved partial sums), shifted by the first entry (so that a mean far from 0 costs
+// no precision), float64 rows in two (the centred sum of squares).
 func rowStats[T float32 | float64](row []T) (mean, variance float64) {
 	n := float64(len(row))
 	if r32, ok := any(row).([]float32); ok {
 		k := float64(r32[0])
-		var s0, s1, q0, q1 float64
+		// Four independent sums of each kind, so that the adds' latencies overlap.
+		var s0, s1, s2, s3, q0, q1, q2, q3 float64
 		i := 0
-		for ; i+1 < len(r32); i += 2 {
-			d0, d1 := float64(r32[i])-k, float64(r32[i+1])-k
+		for ; i+3 < len(r32); i += 4 {
+			v := r32[i : i+4 : i+4]
+			d0, d1, d2, d3 := float64(v[0])-k, float64(v[1])-k, float64(v[2])-k, float64(v[3])-k
 			s0 += d0
 			s1 += d1
+			s2 += d2
+			s3 += d3
 			q0 += d0 * d0
 			q1 += d1 * d1
+			q2 += d2 * d2
+			q3 += d3 * d3
 		}
 		for ; i < len(r32); i++ {
 			d := float64(r32[i]) - k
 			s0 += d
 			q0 += d * d
 		}
-		s, q := s0+s1, q0+q1
+		s, q := (s0+s1)+(s2+s3), (q0+q1)+(q2+q3)
 		return k + s/n, max(q-s*s/n, 0) / n
 	}
 	var s float64
@@ -694,6 +701,7 @@ func (b *patchedBuilder) Reshape(x backends.Op, dims ...int) (backends.Op, error
 	op, err := b.Builder.Reshape(x, dims...)
 	if err == nil && b.normOn() {
 		b.normReshape(op, x)
+		b.rememberReshape(op, x)
 	}
 	return op, err
 }

@@ -129,6 +129,9 @@ func opName(op backends.OpType, n *simplego.Node) string {
 	case *siluGradNodeData:
 		return "Pad:SiLUGrad"
 	case *normNodeData:
+		if getNodeData(n).(*normNodeData).nhwc != nil {
+			return "Pad:Norm(to NHWC)"
+		}
 		return "Pad:Norm"
 	case *softmaxNodeData:
 		return "Pad:Softmax"

@@ -112,6 +112,10 @@ type patchedBuilder struct {
 	scalars  map[*simplego.Node]float64 // values of scalar float constants
 	chains   []*fusedChain              // fused normalization and softmax chains (see unfuse.go)
 	convOuts map[*simplego.Node]convOut // fused convolutions on oneDNN, by returned op (see convbias.go)
+	// transposes and reshapes record the operands of the builder's own Transposes and of Reshapes
+	// (see normnhwc.go).
+	transposes map[*simplego.Node]transposeRec
+	reshapes   map[*simplego.Node]*simplego.Node
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)

@@ -1,0 +1,329 @@
+package compute
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sync/atomic"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+)
+
+// Normalizations that hand a convolution its input channels-last.
+//
+// The convolutions run on oneDNN in NHWC (convdnnl.go), so in an ONNX (NCHW) graph each one reads
+// Transpose(x, NCHW→NHWC) and its output is transposed back. In a diffusion UNet or a VAE decoder
+// the input of most convolutions is SiLU(GroupNorm(h)), and h is often another convolution's
+// output. When the lowering of a convolution meets that pattern, with the GroupNorm built as a fused
+// normalization node (normfuse.go) whose per-channel coefficients are constant over each channel's
+// positions, it builds a twin of that node that writes its output as [N, H, W, C] (and, when the
+// normalization's input is itself a transposed convolution output, reads that NHWC output instead),
+// applies the SiLU to the twin, and hands the result to the convolution without a Transpose. The
+// NCHW chain stays in the graph for whatever else reads it; SimpleGo skips it when nothing does.
+//
+// The twin computes each row's statistics as the fused node does (the same float64 sums in the
+// same order when it reads NCHW rows; per group over channels-last positions when it reads NHWC),
+// each channel's coefficients as the fused node does, and writes (x - mean)·A + B with them, so
+// reading NCHW it gives the fused node's values exactly, transposed. In a graph that computes
+// gradients the normalization chain is replaced by its plain ops (unfuse.go); the twin is then
+// replaced too, by the plain Transpose of the SiLU it stands for, since it is registered with the
+// same chain.
+
+// normNHWC is the layout of a twin normalization node (normNodeData.nhwc): the fused node's output
+// is [N, c, hw] in NCHW order, the twin writes [N, hw, c].
+type normNHWC struct {
+	n, c, hw int
+	dims     []int // the twin's shape, [N, H, W, C]
+	inNHWC   bool  // x (input 0) is [N, hw, c]: the NCHW normalization input, transposed
+}
+
+var (
+	// nhwcNormOn switches the twins on (tests compare them with the transposes).
+	nhwcNormOn atomic.Bool
+	// statNormNHWC counts twins built, statNormNHWCIn those reading an NHWC input (for tests).
+	statNormNHWC, statNormNHWCIn atomic.Int64
+)
+
+func init() { nhwcNormOn.Store(true) }
+
+// transposeRec is a Transpose the builder made: its operand and permutation.
+type transposeRec struct {
+	src  backends.Op
+	perm []int
+}
+
+var (
+	permToNHWC = []int{0, 2, 3, 1}
+	permToNCHW = []int{0, 3, 1, 2}
+)
+
+// rememberTranspose records that out = Transpose(src, perm).
+func (b *patchedBuilder) rememberTranspose(out, src backends.Op, perm []int) {
+	if n, ok := out.(*simplego.Node); ok && b.fastPad {
+		if b.transposes == nil {
+			b.transposes = map[*simplego.Node]transposeRec{}
+		}
+		b.transposes[n] = transposeRec{src: src, perm: slices.Clone(perm)}
+	}
+}
+
+// rememberReshape records that out = Reshape(src).
+func (b *patchedBuilder) rememberReshape(out, src backends.Op) {
+	n, ok1 := out.(*simplego.Node)
+	s, ok2 := src.(*simplego.Node)
+	if ok1 && ok2 && b.fastPad {
+		if b.reshapes == nil {
+			b.reshapes = map[*simplego.Node]*simplego.Node{}
+		}
+		b.reshapes[n] = s
+	}
+}
+
+// nhwcConvInput returns Transpose(input, perm) built without the transpose, as described above, or
+// ok=false when input is not (a SiLU of) a fused normalization this applies to.
+func (b *patchedBuilder) nhwcConvInput(input backends.Op, perm []int) (out backends.Op, ok bool, err error) {
+	if !nhwcNormOn.Load() || !b.normOn() || !slices.Equal(perm, permToNHWC) {
+		return nil, false, nil
+	}
+	v, silu, vLeft := input, false, false
+	if t := b.tagOf(input); t.kind == fuseVSigma {
+		if st := b.tags[t.sigma]; st.kind == fuseLogistic && st.x == t.v {
+			v, silu, vLeft = t.v, true, t.a == t.v
+		}
+	}
+	nt := b.ntagOf(v)
+	if nt.kind != normOut || nt.node == nil || nt.chain == nil {
+		return nil, false, nil
+	}
+	d, ok := getNodeData(nt.node).(*normNodeData)
+	ins, ok2 := nodeInputs(nt.node)
+	if !ok || !ok2 || d.nhwc != nil || len(ins) == 0 {
+		return nil, false, nil
+	}
+	vs, err := b.OpShape(v)
+	if err != nil || vs.Rank() != 4 || !isFloatShape(vs) {
+		return nil, false, err
+	}
+	n, c, hw := vs.Dimensions[0], vs.Dimensions[1], vs.Dimensions[2]*vs.Dimensions[3]
+	if hw == 0 || d.m%hw != 0 || (c*hw)%d.m != 0 || d.run%hw != 0 {
+		return nil, false, nil // a channel's positions would not share one row and one coefficient run
+	}
+	ins = slices.Clone(ins)
+	layout := &normNHWC{n: n, c: c, hw: hw, dims: []int{n, vs.Dimensions[2], vs.Dimensions[3], c}}
+	if y, ok := b.nhwcSource(ins[0], vs); ok {
+		ins[0], layout.inNHWC = y, true
+	}
+	nd := *d
+	nd.nhwc = layout
+	twin := simplegoNewNode(b.Builder, backends.OpTypePad, shapes.Make(vs.DType, layout.dims...), ins...)
+	if !setNodeData(twin, &nd) {
+		return nil, false, nil
+	}
+	out = twin
+	if silu {
+		sig, err := b.Builder.Logistic(twin)
+		if err != nil {
+			return nil, false, err
+		}
+		if vLeft {
+			out, err = b.Builder.Mul(twin, sig)
+		} else {
+			out, err = b.Builder.Mul(sig, twin)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	plain, err := b.Builder.Transpose(input, perm...)
+	if err != nil {
+		return nil, false, err
+	}
+	nt.chain.addSub(out, plain)
+	statNormNHWC.Add(1)
+	if layout.inNHWC {
+		statNormNHWCIn.Add(1)
+	}
+	return out, true, nil
+}
+
+// nhwcSource returns y when x (the normalization's input, possibly a Reshape of it) is
+// Transpose(y, NHWC→NCHW) of shape vs: a transposed convolution output, read channels-last instead.
+func (b *patchedBuilder) nhwcSource(x *simplego.Node, vs shapes.Shape) (*simplego.Node, bool) {
+	u := x
+	if r, ok := b.reshapes[u]; ok {
+		u = r
+	}
+	tr, ok := b.transposes[u]
+	if !ok || !slices.Equal(tr.perm, permToNCHW) {
+		return nil, false
+	}
+	us, err := b.OpShape(u)
+	y, ok := tr.src.(*simplego.Node)
+	if err != nil || !ok || !slices.Equal(us.Dimensions, vs.Dimensions) {
+		return nil, false
+	}
+	return y, true
+}
+
+// execNormNHWC runs a twin normalization node (see above): statistics per row, coefficients per
+// channel, then the channels-last output.
+func execNormNHWC(backend *simplego.Backend, data *normNodeData, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
+	xs, err := backend.BufferShape(inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	l := data.nhwc
+	flats := make([]any, len(inputs))
+	for i, in := range inputs {
+		flats[i], _ = backend.BufferData(in)
+	}
+	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, l.dims...))
+	if err != nil {
+		return nil, err
+	}
+	switch out := outFlat.(type) {
+	case []float32:
+		normNHWCRun(out, flats, data)
+	case []float64:
+		normNHWCRun(out, flats, data)
+	default:
+		_ = backend.BufferFinalize(outBuf)
+		return nil, fmt.Errorf("compute: normalization of dtype %s", xs.DType)
+	}
+	statFastOps.Add(1)
+	statNormRun.Add(1)
+	return outBuf.(*simplego.Buffer), nil
+}
+
+// normNHWCRun computes the twin's output out [N, hw, c] from x and the stages' operands (flats).
+func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
+	l := d.nhwc
+	x := flats[0].([]T)
+	params := make([][]T, len(flats))
+	for i, f := range flats[1:] {
+		params[i+1] = f.([]T)
+	}
+	rows := l.n * l.c * l.hw / d.m // rows per batch entry: the groups
+	g := rows / l.n
+	mean, variance := make([]float64, rows), make([]float64, rows)
+	if l.inNHWC {
+		parallelAxis(l.n, len(x), func(lo, hi int) {
+			for b := lo; b < hi; b++ {
+				groupStatsNHWC(mean[b*g:(b+1)*g], variance[b*g:(b+1)*g], x[b*l.hw*l.c:(b+1)*l.hw*l.c], l.c, l.hw)
+			}
+		})
+	} else {
+		parallelAxis(rows, len(x), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				mean[r], variance[r] = rowStats(x[r*d.m : (r+1)*d.m])
+			}
+		})
+	}
+	// Per (batch entry, channel): mean, A and B, as normRows computes them for the channel's run.
+	mu, ta, tb := make([]T, l.n*l.c), make([]T, l.n*l.c), make([]T, l.n*l.c)
+	for k := range mu {
+		e := k * l.hw // the channel's first entry in NCHW order
+		r := e / d.m
+		a, bias := 1/math.Sqrt(variance[r]+d.eps), 0.0
+		for _, st := range d.stages {
+			p := float64(params[st.in][0])
+			if st.c > 1 {
+				p = float64(params[st.in][(e/st.s)%st.c])
+			}
+			switch st.op {
+			case backends.OpTypeMul:
+				a *= p
+				bias *= p
+			case backends.OpTypeAdd:
+				bias += p
+			case backends.OpTypeSub:
+				bias -= p
+			}
+		}
+		mu[k], ta[k], tb[k] = T(mean[r]), T(a), T(bias)
+	}
+	per := l.hw * l.c
+	if l.inNHWC {
+		parallelAxis(l.n*l.hw, len(out), func(lo, hi int) {
+			for q := lo; q < hi; q++ {
+				b := q / l.hw
+				src, dst := x[q*l.c:(q+1)*l.c], out[q*l.c:(q+1)*l.c]
+				m, a, bb := mu[b*l.c:(b+1)*l.c], ta[b*l.c:(b+1)*l.c], tb[b*l.c:(b+1)*l.c]
+				for ch, v := range src {
+					dst[ch] = (v-m[ch])*a[ch] + bb[ch]
+				}
+			}
+		})
+		return
+	}
+	// Transposed: [c, hw] per batch entry into [hw, c], in bands of channels.
+	bands := (l.c + transposeSpan - 1) / transposeSpan
+	parallelAxis(l.n*bands, len(out), func(lo, hi int) {
+		for u := lo; u < hi; u++ {
+			b, c0 := u/bands, (u%bands)*transposeSpan
+			c1 := min(c0+transposeSpan, l.c)
+			k := b * l.c
+			affineTranspose(out[b*per:(b+1)*per], x[b*per:(b+1)*per], l.c, l.hw, c0, c1, mu[k:k+l.c], ta[k:k+l.c], tb[k:k+l.c])
+		}
+	})
+}
+
+// groupStatsNHWC sets mean[j] and variance[j] (biased) of group j of x [hw, c] (channels in
+// len(mean) equal groups), summed in float64, shifted by the group's first entry as rowStats does:
+// per channel over the positions first (a contiguous inner loop), then per group.
+func groupStatsNHWC[T float32 | float64](mean, variance []float64, x []T, c, hw int) {
+	g := len(mean)
+	cg := c / g
+	shift, s, q := make([]float64, c), make([]float64, c), make([]float64, c)
+	for ch := range c {
+		shift[ch] = float64(x[(ch/cg)*cg])
+	}
+	for p := range hw {
+		row := x[p*c : (p+1)*c : (p+1)*c]
+		for ch, v := range row {
+			dv := float64(v) - shift[ch]
+			s[ch] += dv
+			q[ch] += dv * dv
+		}
+	}
+	n := float64(cg * hw)
+	for j := range g {
+		var sj, qj float64
+		for ch := j * cg; ch < (j+1)*cg; ch++ {
+			sj += s[ch]
+			qj += q[ch]
+		}
+		mean[j] = shift[j*cg] + sj/n
+		variance[j] = max(qj-sj*sj/n, 0) / n
+	}
+}
+
+// affineTranspose writes dst[p·c + ch] = (src[ch·hw + p] - mu[ch])·a[ch] + b[ch] for channels
+// [c0, c1) and every position p: src [c, hw] into dst [hw, c], in tiles of transposeSpan positions
+// and 4x4 blocks (four channels' rows read together), as transposeBlock does.
+func affineTranspose[T float32 | float64](dst, src []T, c, hw, c0, c1 int, mu, a, b []T) {
+	for p0 := 0; p0 < hw; p0 += transposeSpan {
+		p1 := min(p0+transposeSpan, hw)
+		ch := c0
+		for ; ch+4 <= c1; ch += 4 {
+			s0, s1, s2, s3 := src[ch*hw:], src[(ch+1)*hw:], src[(ch+2)*hw:], src[(ch+3)*hw:]
+			m0, m1, m2, m3 := mu[ch], mu[ch+1], mu[ch+2], mu[ch+3]
+			a0, a1, a2, a3 := a[ch], a[ch+1], a[ch+2], a[ch+3]
+			b0, b1, b2, b3 := b[ch], b[ch+1], b[ch+2], b[ch+3]
+			for p := p0; p < p1; p++ {
+				o := dst[p*c+ch : p*c+ch+4 : p*c+ch+4]
+				o[0] = (s0[p]-m0)*a0 + b0
+				o[1] = (s1[p]-m1)*a1 + b1
+				o[2] = (s2[p]-m2)*a2 + b2
+				o[3] = (s3[p]-m3)*a3 + b3
+			}
+		}
+		for ; ch < c1; ch++ {
+			for p := p0; p < p1; p++ {
+				dst[p*c+ch] = (src[ch*hw+p]-mu[ch])*a[ch] + b[ch]
+			}
+		}
+	}
+}

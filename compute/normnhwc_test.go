@@ -1,0 +1,153 @@
+package compute
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/backends"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// groupNormExport is PyTorch's GroupNorm as the ONNX importer builds it (Reshape, normalize,
+// Reshape, per-channel Mul and Add) over x [N, C, H, W] with g groups.
+func groupNormExport(x, scale, bias *graph.Node, g int) *graph.Node {
+	d := x.Shape().Dimensions
+	xg := graph.Reshape(x, d[0], g, -1)
+	y := graph.Reshape(divNormalize(xg, 1e-6, 2), d...)
+	return graph.Add(graph.Mul(y, graph.Reshape(scale, 1, d[1], 1, 1)), graph.Reshape(bias, 1, d[1], 1, 1))
+}
+
+// silu is x·σ(x), as the importer builds ONNX's Sigmoid and Mul.
+func silu(x *graph.Node) *graph.Node { return graph.Mul(x, graph.Sigmoid(x)) }
+
+// TestNormNHWCTwin: a channels-first convolution whose input is SiLU(GroupNorm(h)) is built with the
+// normalization written channels-last (no transpose), reading h channels-last when h is itself a
+// convolution's output; its values are SimpleGo's within 1e-5 of the largest entry, as with the
+// twins switched off (then within 1e-6 of each other), in float32 and float64. A graph with the
+// gradients of Σ y·sin(y) builds the twin, replaces it at compile time (the gradient reads the
+// normalization's intermediates, see unfuse.go) and gives the gradients of the graph without it
+// (SimpleGo has no convolution gradient to compare with; conv_vjp's are checked against finite
+// differences in conv_test.go).
+func TestNormNHWCTwin(t *testing.T) {
+	if !MatmulPath().Fast || convDNNLLib() == nil {
+		t.Skip("oneDNN is not in use here: the convolutions are not lowered for it")
+	}
+	fast, stock := testBackend(t), stockBackend(t)
+	defer nhwcNormOn.Store(true)
+	conv := func(x, k, bias *graph.Node) *graph.Node {
+		c := convVariant{strides: []int{1, 1}, pads: [][2]int{{1, 1}, {1, 1}}, dil: []int{1, 1}, channelsFirst: true, x: make([]int, 4)}
+		y := c.fn([]*graph.Node{x, k})
+		return graph.Add(y, graph.Reshape(bias, 1, k.Shape().Dimensions[0], 1, 1))
+	}
+	const n, c, h, w, cout, g = 2, 8, 9, 7, 10, 4 // cout > c: float64 convolutions take the im2col form
+	cases := []struct {
+		name       string
+		fn         func(in []*graph.Node) *graph.Node
+		twins, nin int64
+	}{
+		{"norm-silu-conv", func(in []*graph.Node) *graph.Node {
+			return conv(silu(groupNormExport(in[0], in[1], in[2], g)), in[3], in[4])
+		}, 1, 0},
+		{"conv-norm-silu-conv", func(in []*graph.Node) *graph.Node {
+			h1 := conv(in[0], in[5], in[6])
+			return conv(silu(groupNormExport(h1, in[1], in[2], g)), in[3], in[4])
+		}, 1, 1},
+		{"conv-norm-conv (no SiLU), instance norm", func(in []*graph.Node) *graph.Node {
+			h1 := conv(in[0], in[5], in[6])
+			return conv(groupNormExport(h1, in[1], in[2], c), in[3], in[4])
+		}, 1, 1},
+	}
+	f32 := true
+	inputs := func() []*tensors.Tensor {
+		in := normInputs([][]int{{n, c, h, w}, {c}, {c}, {cout, c, 3, 3}, {cout}, {c, c, 3, 3}, {c}}, f32)
+		return in
+	}
+	for _, tc := range cases {
+		fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{tc.fn(in)} }
+		built, in0 := statNormNHWC.Load(), statNormNHWCIn.Load()
+		got := eval(t, fast, fn, inputs()...)
+		if d, din := statNormNHWC.Load()-built, statNormNHWCIn.Load()-in0; d != tc.twins || din != tc.nin {
+			t.Errorf("%s: %d twins built (%d reading NHWC), want %d (%d)", tc.name, d, din, tc.twins, tc.nin)
+		}
+		want := eval(t, stock, fn, inputs()...)
+		if e := maxRelDiff(got[0], want[0]); e > 1e-5 {
+			t.Errorf("%s: differs from SimpleGo by %.3g of the largest entry", tc.name, e)
+		}
+		nhwcNormOn.Store(false)
+		off := eval(t, fast, fn, inputs()...)
+		nhwcNormOn.Store(true)
+		if e := maxRelDiff(got[0], off[0]); e > 1e-6 {
+			t.Errorf("%s: differs from the transposed graph by %.3g of the largest entry", tc.name, e)
+		}
+		// float64 (convolutions on im2col): the twin is built and agrees with SimpleGo.
+		f32 = false
+		built = statNormNHWC.Load()
+		got64 := eval(t, fast, fn, inputs()...)
+		want64 := eval(t, stock, fn, inputs()...)
+		f32 = true
+		if statNormNHWC.Load() == built {
+			t.Errorf("%s float64: no twin built", tc.name)
+		}
+		if e := maxRelDiff(got64[0], want64[0]); e > 1e-12 {
+			t.Errorf("%s float64: differs from SimpleGo by %.3g of the largest entry", tc.name, e)
+		}
+		grad := func(in []*graph.Node) []*graph.Node {
+			y := tc.fn(in)
+			return graph.Gradient(graph.ReduceAllSum(graph.Mul(y, graph.Sin(y))), in...)
+		}
+		built, unfused := statNormNHWC.Load(), statNormUnfused.Load()
+		gotG := eval(t, fast, grad, inputs()...)
+		if statNormNHWC.Load() == built || statNormUnfused.Load() == unfused {
+			t.Errorf("%s: the gradient graph built %d twins and unfused %d fused ops, want some of each", tc.name,
+				statNormNHWC.Load()-built, statNormUnfused.Load()-unfused)
+		}
+		nhwcNormOn.Store(false)
+		wantG := eval(t, fast, grad, inputs()...)
+		nhwcNormOn.Store(true)
+		for k := range wantG {
+			if e := maxRelDiff(gotG[k], wantG[k]); e > 1e-6 {
+				t.Errorf("%s: gradient %d differs from the transposed graph's by %.3g", tc.name, k, e)
+			}
+		}
+	}
+}
+
+// BenchmarkNormNHWC times the twin's kernel on the small T2I fixture's largest GroupNorm ([2, 64,
+// 128, 128], 32 groups, per-channel scale and bias) reading NCHW and reading NHWC, beside the fused
+// node's own kernel (NCHW in and out) and a transpose of the same tensor.
+func BenchmarkNormNHWC(b *testing.B) {
+	const n, c, hw, g = 2, 64, 128 * 128, 32
+	x := make([]float32, n*c*hw)
+	for i := range x {
+		x[i] = float32(i%977) * 0.01
+	}
+	scale, bias := make([]float32, c), make([]float32, c)
+	for i := range scale {
+		scale[i], bias[i] = 1+0.01*float32(i), 0.1*float32(i)
+	}
+	d := &normNodeData{m: c / g * hw, eps: 1e-6, run: hw, stages: []normStage{
+		{op: backends.OpTypeMul, in: 1, c: c, s: hw}, {op: backends.OpTypeAdd, in: 2, c: c, s: hw}}}
+	out := make([]float32, len(x))
+	flats := []any{x, scale, bias}
+	b.Run("fused-NCHW", func(b *testing.B) {
+		for range b.N {
+			normParallel(out, flats, d)
+		}
+	})
+	for _, in := range []bool{false, true} {
+		dt := *d
+		dt.nhwc = &normNHWC{n: n, c: c, hw: hw, dims: []int{n, 128, 128, c}, inNHWC: in}
+		b.Run(fmt.Sprintf("twin-inNHWC=%v", in), func(b *testing.B) {
+			for range b.N {
+				normNHWCRun(out, flats, &dt)
+			}
+		})
+	}
+	b.Run("transpose", func(b *testing.B) {
+		for range b.N {
+			transposeInto(out, x, []int{n, c, hw}, []int{0, 2, 1})
+		}
+	})
+}
