@@ -133,14 +133,47 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	if !ok {
 		return nil, fmt.Errorf("dnnl: %+v would need negative padding", s)
 	}
-	a := l.api
-	p := &convPrim{srcMD: make([]byte, memoryDescBytes), dstMD: make([]byte, memoryDescBytes),
-		userWMD: make([]byte, memoryDescBytes)}
-	anyWMD := make([]byte, memoryDescBytes)
-	wTag, err := s.kernelTag(kind)
+	p, anyWMD, err := l.convDescs(s, kind)
 	if err != nil {
 		return nil, err
 	}
+	g := convGeom{strides: dims{int64(s.SH), int64(s.SW)}, dil: dims{int64(s.DH - 1), int64(s.DW - 1)},
+		padL: dims{int64(s.PT), int64(s.PL)}, padR: dims{int64(pb), int64(pr)}}
+	var attr uintptr
+	if err := statusErr("dnnl_primitive_attr_create", l.api.attrCreate(&attr)); err != nil {
+		return nil, err
+	}
+	defer l.api.attrDestroy(attr)
+	// Scratchpads are passed in on each call, so that one primitive may run on several threads at once.
+	if err := statusErr("dnnl_primitive_attr_set_scratchpad_mode", l.api.attrSetScratchpadMode(attr, scratchpadUser)); err != nil {
+		return nil, err
+	}
+	if err := l.convPD(p, kind, anyWMD, g, attr); err != nil {
+		return nil, err
+	}
+	if err := l.convPrimitive(p, s, kind); err != nil {
+		return nil, err
+	}
+	if err := l.weightsReorder(p, kind, attr); err != nil {
+		return nil, err // the convolution primitive stays allocated: at most maxConvs of them
+	}
+	return p, nil
+}
+
+// convGeom is a convolution's strides, dilations (oneDNN counts them from 0) and paddings.
+type convGeom struct{ strides, dil, padL, padR dims }
+
+// convDescs returns p with the memory descriptors of s's source and destination (NHWC), of the
+// caller's kernel and of the bias (forward with s.Bias), and a kernel descriptor in the "any"
+// layout, for the primitive to choose its own.
+func (l *Lib) convDescs(s ConvSpec, kind convKind) (p *convPrim, anyWMD []byte, err error) {
+	wTag, err := s.kernelTag(kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	p = &convPrim{srcMD: make([]byte, memoryDescBytes), dstMD: make([]byte, memoryDescBytes),
+		userWMD: make([]byte, memoryDescBytes)}
+	anyWMD = make([]byte, memoryDescBytes)
 	src, wgt, dst := dims{int64(s.N), int64(s.C), int64(s.H), int64(s.W)},
 		dims{int64(s.O), int64(s.C), int64(s.KH), int64(s.KW)}, dims{int64(s.N), int64(s.O), int64(s.OH), int64(s.OW)}
 	for _, d := range []struct {
@@ -148,69 +181,70 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 		dims *dims
 		tag  int32
 	}{{p.srcMD, &src, tagNHWC}, {p.userWMD, &wgt, wTag}, {anyWMD, &wgt, tagAny}, {p.dstMD, &dst, tagNHWC}} {
-		if err := statusErr("dnnl_memory_desc_init_by_tag", a.memoryDescInitByTag(unsafe.Pointer(&d.md[0]), 4, d.dims, dataF32, d.tag)); err != nil {
-			return nil, err
+		if err := statusErr("dnnl_memory_desc_init_by_tag", l.api.memoryDescInitByTag(unsafe.Pointer(&d.md[0]), 4, d.dims, dataF32, d.tag)); err != nil {
+			return nil, nil, err
 		}
 	}
-	var biasMD unsafe.Pointer
 	if s.Bias {
 		if kind != convForward {
-			return nil, fmt.Errorf("dnnl: a bias is for the forward convolution only")
+			return nil, nil, fmt.Errorf("dnnl: a bias is for the forward convolution only")
 		}
 		p.biasMD = make([]byte, memoryDescBytes)
 		bd := dims{int64(s.O)}
-		if err := statusErr("dnnl_memory_desc_init_by_tag (bias)", a.memoryDescInitByTag(unsafe.Pointer(&p.biasMD[0]), 1, &bd, dataF32, tagA)); err != nil {
-			return nil, err
+		if err := statusErr("dnnl_memory_desc_init_by_tag (bias)", l.api.memoryDescInitByTag(unsafe.Pointer(&p.biasMD[0]), 1, &bd, dataF32, tagA)); err != nil {
+			return nil, nil, err
 		}
+	}
+	return p, anyWMD, nil
+}
+
+// convPD sets p.pd, the primitive descriptor of the convolution in the direction kind: the
+// forward one, or a backward one created with the forward one as its hint.
+func (l *Lib) convPD(p *convPrim, kind convKind, anyWMD []byte, g convGeom, attr uintptr) error {
+	a := l.api
+	defer runtime.KeepAlive(anyWMD)
+	var biasMD unsafe.Pointer
+	if p.biasMD != nil {
 		biasMD = unsafe.Pointer(&p.biasMD[0])
 	}
-	desc := make([]byte, convDescBytes)
-	strides, dil := dims{int64(s.SH), int64(s.SW)}, dims{int64(s.DH - 1), int64(s.DW - 1)}
-	padL, padR := dims{int64(s.PT), int64(s.PL)}, dims{int64(pb), int64(pr)}
 	prop := int32(propForwardInfer)
 	if kind != convForward {
 		prop = propForwardTrain
 	}
+	desc := make([]byte, convDescBytes)
 	if err := statusErr("dnnl_dilated_convolution_forward_desc_init", a.dilatedConvFwdInit(unsafe.Pointer(&desc[0]),
 		prop, convDirect, unsafe.Pointer(&p.srcMD[0]), unsafe.Pointer(&anyWMD[0]), biasMD,
-		unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)); err != nil {
-		return nil, err
-	}
-	var attr uintptr
-	if err := statusErr("dnnl_primitive_attr_create", a.attrCreate(&attr)); err != nil {
-		return nil, err
-	}
-	defer a.attrDestroy(attr)
-	// Scratchpads are passed in on each call, so that one primitive may run on several threads at once.
-	if err := statusErr("dnnl_primitive_attr_set_scratchpad_mode", a.attrSetScratchpadMode(attr, scratchpadUser)); err != nil {
-		return nil, err
+		unsafe.Pointer(&p.dstMD[0]), &g.strides, &g.dil, &g.padL, &g.padR)); err != nil {
+		return err
 	}
 	if err := statusErr("dnnl_primitive_desc_create", a.primitiveDescCreate(&p.pd, unsafe.Pointer(&desc[0]), attr, l.engine, 0)); err != nil {
-		return nil, err
+		return err
 	}
-	if kind != convForward {
-		// The forward descriptor is the hint the backward one is created from.
-		hint := p.pd
-		defer a.primitiveDescDestroy(hint)
-		bwd := make([]byte, convDescBytes)
-		var st int32
-		if kind == convBackData {
-			st = a.dilatedConvBwdDataInit(unsafe.Pointer(&bwd[0]), convDirect, unsafe.Pointer(&p.srcMD[0]),
-				unsafe.Pointer(&anyWMD[0]), unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)
-		} else {
-			st = a.dilatedConvBwdWeightsInit(unsafe.Pointer(&bwd[0]), convDirect, unsafe.Pointer(&p.srcMD[0]),
-				unsafe.Pointer(&anyWMD[0]), nil, unsafe.Pointer(&p.dstMD[0]), &strides, &dil, &padL, &padR)
-		}
-		if err := statusErr("dnnl_dilated_convolution_backward_*_desc_init", st); err != nil {
-			return nil, err
-		}
-		p.pd = 0
-		if err := statusErr("dnnl_primitive_desc_create (backward)", a.primitiveDescCreate(&p.pd,
-			unsafe.Pointer(&bwd[0]), attr, l.engine, hint)); err != nil {
-			return nil, err
-		}
+	if kind == convForward {
+		return nil
 	}
-	runtime.KeepAlive(anyWMD)
+	hint := p.pd
+	defer a.primitiveDescDestroy(hint)
+	bwd := make([]byte, convDescBytes)
+	var st int32
+	if kind == convBackData {
+		st = a.dilatedConvBwdDataInit(unsafe.Pointer(&bwd[0]), convDirect, unsafe.Pointer(&p.srcMD[0]),
+			unsafe.Pointer(&anyWMD[0]), unsafe.Pointer(&p.dstMD[0]), &g.strides, &g.dil, &g.padL, &g.padR)
+	} else {
+		st = a.dilatedConvBwdWeightsInit(unsafe.Pointer(&bwd[0]), convDirect, unsafe.Pointer(&p.srcMD[0]),
+			unsafe.Pointer(&anyWMD[0]), nil, unsafe.Pointer(&p.dstMD[0]), &g.strides, &g.dil, &g.padL, &g.padR)
+	}
+	if err := statusErr("dnnl_dilated_convolution_backward_*_desc_init", st); err != nil {
+		return err
+	}
+	p.pd = 0
+	return statusErr("dnnl_primitive_desc_create (backward)", a.primitiveDescCreate(&p.pd, unsafe.Pointer(&bwd[0]), attr, l.engine, hint))
+}
+
+// convPrimitive reads from p.pd the kernel's name, the layout the primitive chose for the kernel
+// (its gradient, backward-weights) and the scratchpad, and creates the primitive.
+func (l *Lib) convPrimitive(p *convPrim, s ConvSpec, kind convKind) error {
+	a := l.api
 	var impl *byte
 	if a.primitiveDescQueryImpl(p.pd, queryImplInfoStr, 0, &impl) == 0 && impl != nil {
 		p.impl = cString(impl)
@@ -223,17 +257,14 @@ func (l *Lib) newConv(s ConvSpec, kind convKind) (*convPrim, error) {
 	p.spMD = a.primitiveDescQueryMD(p.pd, queryScratchpadMD, 0)
 	if p.wMD == 0 || p.spMD == 0 {
 		a.primitiveDescDestroy(p.pd)
-		return nil, fmt.Errorf("dnnl: convolution %+v: no weights or scratchpad descriptor", s)
+		return fmt.Errorf("dnnl: convolution %+v: no weights or scratchpad descriptor", s)
 	}
 	p.wBytes, p.spBytes = int(a.memoryDescGetSize(p.wMD)), int(a.memoryDescGetSize(p.spMD))
 	if err := statusErr("dnnl_primitive_create", a.primitiveCreate(&p.prim, p.pd)); err != nil {
 		a.primitiveDescDestroy(p.pd)
-		return nil, err
+		return err
 	}
-	if err := l.weightsReorder(p, kind, attr); err != nil {
-		return nil, err // the convolution primitive stays allocated: at most maxConvs of them
-	}
-	return p, nil
+	return nil
 }
 
 // weightsReorder creates p's reorder, which brings the caller's kernel into the primitive's layout,
@@ -331,93 +362,12 @@ func (l *Lib) run(key convKey, src, dst, wgt []float32, bias ...float32) (bool, 
 	if p == nil {
 		return false, nil
 	}
-	// One buffer for the reordered kernel and the two scratchpads, each part 64-byte aligned.
-	parts := []int{p.wBytes, p.spBytes, p.rspBytes}
-	total := 0
-	for _, n := range parts {
-		total += (n+63)/64*64 + 64
-	}
-	bp, _ := scratchPool.Get().(*[]byte)
-	if bp == nil || cap(*bp) < total {
-		b := make([]byte, total)
-		bp = &b
-	}
-	buf := (*bp)[:total]
-	var region [3]unsafe.Pointer
-	off := 0
-	for i, n := range parts {
-		if n > 0 {
-			region[i] = unsafe.Pointer(&aligned64(buf[off:], n)[0])
-		}
-		off += (n+63)/64*64 + 64
-	}
+	bp, region := scratchRegions(p)
 	stream, err := l.stream()
 	if err != nil {
 		return false, err
 	}
-	a := l.api
-	l.oneThread(func() {
-		var mx, my, mk, mkb, msp, mrsp, mb uintptr
-		defer func() {
-			for _, m := range []uintptr{mx, my, mk, mkb, msp, mrsp, mb} {
-				if m != 0 {
-					a.memoryDestroy(m)
-				}
-			}
-		}()
-		for _, m := range []struct {
-			mem    *uintptr
-			md     []byte
-			handle unsafe.Pointer
-		}{{&mx, p.srcMD, unsafe.Pointer(&src[0])}, {&my, p.dstMD, unsafe.Pointer(&dst[0])},
-			{&mk, p.userWMD, unsafe.Pointer(&wgt[0])}} {
-			if err = statusErr("dnnl_memory_create", a.memoryCreateGo(m.mem, unsafe.Pointer(&m.md[0]), l.engine, m.handle)); err != nil {
-				return
-			}
-		}
-		if p.biasMD != nil {
-			if err = statusErr("dnnl_memory_create (bias)", a.memoryCreateGo(&mb, unsafe.Pointer(&p.biasMD[0]), l.engine, unsafe.Pointer(&bias[0]))); err != nil {
-				return
-			}
-		}
-		if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mkb, p.wMD, l.engine, region[0])); err != nil {
-			return
-		}
-		if p.spBytes > 0 {
-			if err = statusErr("dnnl_memory_create", a.memoryCreateC(&msp, p.spMD, l.engine, region[1])); err != nil {
-				return
-			}
-		}
-		if p.rspBytes > 0 {
-			if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mrsp, p.rspMD, l.engine, region[2])); err != nil {
-				return
-			}
-		}
-		exec := func(what string, prim uintptr, args []execArg, scratch uintptr) error {
-			if scratch != 0 {
-				args = append(args, execArg{arg: argScratchpad, mem: scratch})
-			}
-			return statusErr("dnnl_primitive_execute ("+what+")", a.primitiveExecute(prim, stream, int32(len(args)), unsafe.Pointer(&args[0])))
-		}
-		switch key.kind {
-		case convForward:
-			if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
-				args := []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}
-				if mb != 0 {
-					args = append(args, execArg{arg: argBias, mem: mb})
-				}
-				err = exec("convolution", p.prim, args, msp)
-			}
-		case convBackData:
-			if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
-				err = exec("backward data", p.prim, []execArg{{arg: argDiffSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDiffDst, mem: my}}, msp)
-			}
-		case convBackWeights:
-			if err = exec("backward weights", p.prim, []execArg{{arg: argSrc, mem: mx}, {arg: argDiffWeights, mem: mkb}, {arg: argDiffDst, mem: my}}, msp); err == nil {
-				err = exec("kernel gradient reorder", p.reorder, []execArg{{arg: argSrc, mem: mkb}, {arg: argDst, mem: mk}}, mrsp)
-			}
-		}
-	})
+	l.oneThread(func() { err = l.execute(p, key.kind, stream, region, src, dst, wgt, bias) })
 	l.putStream(stream)
 	runtime.KeepAlive(src)
 	runtime.KeepAlive(dst)
@@ -428,4 +378,95 @@ func (l *Lib) run(key convKey, src, dst, wgt []float32, bias ...float32) (bool, 
 		return false, err
 	}
 	return true, nil
+}
+
+// scratchRegions returns a pooled buffer (put it back after use) holding, each 64-byte aligned, the
+// reordered kernel, the convolution's scratchpad and the reorder's: their starts (nil when empty).
+func scratchRegions(p *convPrim) (bp *[]byte, region [3]unsafe.Pointer) {
+	parts := []int{p.wBytes, p.spBytes, p.rspBytes}
+	total := 0
+	for _, n := range parts {
+		total += (n+63)/64*64 + 64
+	}
+	bp, _ = scratchPool.Get().(*[]byte)
+	if bp == nil || cap(*bp) < total {
+		b := make([]byte, total)
+		bp = &b
+	}
+	buf := (*bp)[:total]
+	off := 0
+	for i, n := range parts {
+		if n > 0 {
+			region[i] = unsafe.Pointer(&aligned64(buf[off:], n)[0])
+		}
+		off += (n+63)/64*64 + 64
+	}
+	return bp, region
+}
+
+// execute runs p's kernel reorder and convolution (backward-weights: the convolution, then the
+// reorder of its result) on stream, over oneDNN memories wrapping the caller's slices and the
+// scratch regions (see scratchRegions). It must run on the thread oneThread gives.
+func (l *Lib) execute(p *convPrim, kind convKind, stream uintptr, region [3]unsafe.Pointer, src, dst, wgt, bias []float32) (err error) {
+	a := l.api
+	var mx, my, mk, mkb, msp, mrsp, mb uintptr
+	defer func() {
+		for _, m := range []uintptr{mx, my, mk, mkb, msp, mrsp, mb} {
+			if m != 0 {
+				a.memoryDestroy(m)
+			}
+		}
+	}()
+	for _, m := range []struct {
+		mem    *uintptr
+		md     []byte
+		handle unsafe.Pointer
+	}{{&mx, p.srcMD, unsafe.Pointer(&src[0])}, {&my, p.dstMD, unsafe.Pointer(&dst[0])},
+		{&mk, p.userWMD, unsafe.Pointer(&wgt[0])}} {
+		if err = statusErr("dnnl_memory_create", a.memoryCreateGo(m.mem, unsafe.Pointer(&m.md[0]), l.engine, m.handle)); err != nil {
+			return err
+		}
+	}
+	if p.biasMD != nil {
+		if err = statusErr("dnnl_memory_create (bias)", a.memoryCreateGo(&mb, unsafe.Pointer(&p.biasMD[0]), l.engine, unsafe.Pointer(&bias[0]))); err != nil {
+			return err
+		}
+	}
+	for _, m := range []struct {
+		mem    *uintptr
+		md     uintptr
+		size   int
+		handle unsafe.Pointer
+	}{{&mkb, p.wMD, 1, region[0]}, {&msp, p.spMD, p.spBytes, region[1]}, {&mrsp, p.rspMD, p.rspBytes, region[2]}} {
+		if m.size > 0 {
+			if err = statusErr("dnnl_memory_create", a.memoryCreateC(m.mem, m.md, l.engine, m.handle)); err != nil {
+				return err
+			}
+		}
+	}
+	exec := func(what string, prim uintptr, args []execArg, scratch uintptr) error {
+		if scratch != 0 {
+			args = append(args, execArg{arg: argScratchpad, mem: scratch})
+		}
+		return statusErr("dnnl_primitive_execute ("+what+")", a.primitiveExecute(prim, stream, int32(len(args)), unsafe.Pointer(&args[0])))
+	}
+	switch kind {
+	case convForward:
+		if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
+			args := []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}
+			if mb != 0 {
+				args = append(args, execArg{arg: argBias, mem: mb})
+			}
+			err = exec("convolution", p.prim, args, msp)
+		}
+	case convBackData:
+		if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
+			err = exec("backward data", p.prim, []execArg{{arg: argDiffSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDiffDst, mem: my}}, msp)
+		}
+	case convBackWeights:
+		if err = exec("backward weights", p.prim, []execArg{{arg: argSrc, mem: mx}, {arg: argDiffWeights, mem: mkb}, {arg: argDiffDst, mem: my}}, msp); err == nil {
+			err = exec("kernel gradient reorder", p.reorder, []execArg{{arg: argSrc, mem: mkb}, {arg: argDst, mem: mk}}, mrsp)
+		}
+	}
+	return err
 }
