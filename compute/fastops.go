@@ -702,8 +702,28 @@ func fastBroadcastInDim(backend *simplego.Backend, node *simplego.Node, inputs [
 	return outBuf.(*simplego.Buffer), nil
 }
 
-// broadcastCopy writes out = x broadcast to outDims (x has the same rank, with 1 on broadcast axes).
+// broadcastCopy writes out = x broadcast to outDims (x has the same rank, with 1 on broadcast axes),
+// cut along the first axis over the cores when it is longer than 1 (a nearest upsampling's repeat
+// of a [B, C, H, W, 1] activation, say).
 func broadcastCopy[T any](out, x []T, xDims, outDims []int) {
+	if len(outDims) < 2 || outDims[0] < 2 || len(out) < 2*elemParallelMin {
+		broadcastKernel(out, x, xDims, outDims)
+		return
+	}
+	n := outDims[0]
+	ob, xb := len(out)/n, 0
+	if xDims[0] == n {
+		xb = len(x) / n
+	}
+	parallelAxis(n, len(out), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			broadcastKernel(out[i*ob:(i+1)*ob], x[i*xb:], xDims[1:], outDims[1:])
+		}
+	})
+}
+
+// broadcastKernel is broadcastCopy on the calling goroutine.
+func broadcastKernel[T any](out, x []T, xDims, outDims []int) {
 	if len(out) == 0 {
 		return
 	}
@@ -751,6 +771,13 @@ func broadcastCopy[T any](out, x []T, xDims, outDims []int) {
 				copy(out[o:o+n], src)
 				o += n
 			}
+		} else if n == 2 { // each value twice (a nearest upsampling's last axis)
+			o2 := out[o : o+2*second.size]
+			for j := range second.size {
+				v := x[xp+j*second.ls]
+				o2[2*j], o2[2*j+1] = v, v
+			}
+			o += 2 * second.size
 		} else { // inner axes broadcast, second copied: runs of one value each
 			for j := range second.size {
 				v, oo := x[xp+j*second.ls], out[o:o+n]

@@ -72,6 +72,11 @@ func TestFastOpsMatchStock(t *testing.T) {
 		{"reduce/unit-lead-deep", func(in []*graph.Node) *graph.Node { return graph.ReduceSum(in[0], 2, 4, 5) }, [][]int{{1, 3, 50, 2, 3, 70}}},
 		{"broadcast/groupnorm-like", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 2, 5, 3, 4) }, [][]int{{2, 1, 3, 1}}},
 		{"broadcast/inner-and-outer", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 2, 4, 5, 3) }, [][]int{{1, 4, 1, 3}}},
+		// A nearest upsampling's repeats (models/onnx/shim's Resize), large enough to be cut over the
+		// cores along the first axis: each value twice, and each row twice.
+		{"broadcast/upsample-pairs", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 3, 40, 150, 2) }, [][]int{{3, 40, 150, 1}}},
+		{"broadcast/upsample-rows", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 2, 30, 17, 2, 21) }, [][]int{{2, 30, 17, 1, 21}}},
+		{"broadcast/first-axis-repeated", func(in []*graph.Node) *graph.Node { return graph.BroadcastToDims(in[0], 4, 30, 300) }, [][]int{{1, 30, 300}}},
 		{"reduce/all", func(in []*graph.Node) *graph.Node { return graph.ReduceAllSum(in[0]) }, [][]int{{3, 1, 4}}},
 		{"sign", func(in []*graph.Node) *graph.Node { return graph.Sign(in[0]) }, [][]int{{7, 9}}},
 		{"logistic/large", func(in []*graph.Node) *graph.Node { return graph.Logistic(in[0]) }, [][]int{{3, 20000}}},

@@ -338,3 +338,28 @@ func TestCubicResize(t *testing.T) {
 		checkOp(t, be, fmt.Sprintf("cubic %+v", c), n, xt, want, 1e-6, nil, nil, sizes) // weights stored as float32
 	}
 }
+
+// TestRepeatFactor: nearest upsampling by an integer factor, as PyTorch exports
+// F.interpolate(scale_factor=2, mode="nearest") (asymmetric, floor) and with ONNX's default
+// half_pixel and round_prefer_floor, is recognised as a repeat (built as a broadcast, not a
+// product); linear upsampling, a non-integer factor and nearest downsampling are not. The values
+// of both forms are checked by the Resize conformance tests.
+func TestRepeatFactor(t *testing.T) {
+	for _, c := range []struct {
+		in, out       int
+		mode, ctm, nm string
+		k             int
+	}{
+		{4, 8, "nearest", "asymmetric", "floor", 2},
+		{5, 15, "nearest", "half_pixel", "round_prefer_floor", 3},
+		{4, 8, "linear", "asymmetric", "floor", 0},
+		{4, 6, "nearest", "asymmetric", "floor", 0},
+		{8, 4, "nearest", "asymmetric", "floor", 0},
+	} {
+		m := interpMatrix(c.in, c.out, float64(c.out)/float64(c.in), c.mode, c.ctm, c.nm, true, cubic{a: -0.75})
+		k, ok := repeatFactor(m)
+		if (c.k > 0) != ok || (ok && k != c.k) {
+			t.Errorf("%d -> %d %s %s %s: repeat factor %d (%v), want %d", c.in, c.out, c.mode, c.ctm, c.nm, k, ok, c.k)
+		}
+	}
+}

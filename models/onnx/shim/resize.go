@@ -104,6 +104,10 @@ func opResize(b *builder, n *node, in []*Node) []*Node {
 			continue
 		}
 		m := interpMatrix(dims[a], outDims[a], scaleOf[a], mode, ctm, nm, sizes == nil, cub)
+		if k, ok := repeatFactor(m); ok {
+			y = repeatAlong(y, a, k)
+			continue
+		}
 		y = alongAxis(y, Const(x.Graph(), m), a)
 	}
 	if y.DType() != x.DType() {
@@ -210,6 +214,40 @@ func (c cubic) weights(m [][]float32, o, i0 int, f float64, in int) {
 		i := min(max(i0+k-1, 0), in-1)
 		m[i][o] += float32(w[k] / total)
 	}
+}
+
+// repeatFactor returns k when M [in][out] repeats each input k times (out = k·in, M[i][o] = 1 if
+// o/k = i, else 0): a nearest upsampling by an integer factor.
+func repeatFactor(m [][]float32) (int, bool) {
+	in := len(m)
+	if in == 0 || len(m[0])%in != 0 {
+		return 0, false
+	}
+	k := len(m[0]) / in
+	for i, row := range m {
+		for o, v := range row {
+			want := float32(0)
+			if o/k == i {
+				want = 1
+			}
+			if v != want {
+				return 0, false
+			}
+		}
+	}
+	return k, true
+}
+
+// repeatAlong repeats each entry of x k times along axis a, as a broadcast over a new axis after a
+// (y = x ×_a M for repeatFactor's M, without the product and its transpose).
+func repeatAlong(x *Node, a, k int) *Node {
+	dims := x.Shape().Dimensions
+	split := append(append(append([]int(nil), dims[:a+1]...), 1), dims[a+1:]...)
+	wide := append([]int(nil), split...)
+	wide[a+1] = k
+	out := append([]int(nil), dims...)
+	out[a] *= k
+	return Reshape(BroadcastToDims(Reshape(x, split...), wide...), out...)
 }
 
 // alongAxis contracts axis a of x with the first axis of m [in, out]; the result keeps x's axis order.
