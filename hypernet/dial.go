@@ -163,7 +163,7 @@ func NewDialProblem(gen hypernoise.Generator, dial Dial, obj Objective) (*Proble
 		beta := ConvertDType(Exp(AddScalar(MulScalar(u, math.Log(hi)-math.Log(lo)), math.Log(lo))), eps.DType())
 		f := dial.ResidualAt(ctx, eps, prompts, beta)
 		x := gen.Generate(ctx, Add(eps, f), prompts)
-		loss, reward, reg, extra := obj.terms(ctx, eps, f, x, prompts, beta, problemProbes(ctx, eps, scope, obj))
+		loss, reward, reg, extra := obj.terms(ctx, eps, f, x, prompts, beta, problemProbes(ctx, eps, scope, obj), nil)
 		return loss, append([]Metric{{"reward", reward}, {"reg", reg}, {"beta", beta}}, extra...)
 	}
 	return inner, nil

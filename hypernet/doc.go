@@ -20,11 +20,13 @@
 //
 //   - Modulators: LoRA (the paper's: a copy of the generator's own noise-shaped network with
 //     LoRA adapters, output layer = LoRA branch only, so f_phi = 0 at step 0) and MLP (a small
-//     standalone network of noise and prompt, zero-initialized output).
+//     standalone network of noise and prompt, zero-initialized output), and Flow (an invertible
+//     coupling flow, T = eps at step 0, whose log|det dT/deps| is exact and cheap: with it
+//     RegExactKL is the exact KL at any noise dimension, trained with the path gradient PathKL).
 //   - Objective: the reward term plus one of the regularizers RegKL (paper, 1/2||f||^2 with an
 //     explicit beta), RegMeanSquare (the reference code's reg_weight*mean(f^2), equal to beta times
 //     the paper's loss for beta = 2*reg_weight/D), RegChi (ReNO's chi-norm prior), RegExactKL (the
-//     exact KL(T#N || N) through log|det(I + J_f)|, for 1- or 2-element noise), RegLogDet (the
+//     exact KL(T#N || N) through log|det(I + J_f)|, for 1- or 2-element noise or a LogDetModulator), RegLogDet (the
 //     exact KL at any noise dimension, estimated as 1/2||f||^2 + Σ_{k>=2} (-1)^k tr(J_f^k)/k with
 //     Hutchinson probes and vector-Jacobian products, a guard and divergence detection; LogDet,
 //     LogDetSeries), RegNone. KLSurrogate, MeanSquare, ChiPrior, JacobianRows, LogDetJacobian,

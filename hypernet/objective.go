@@ -20,7 +20,9 @@ const (
 	RegKL Regularizer = "kl"
 	// RegExactKL is an unbiased per-sample estimate of the exact KL(T#N || N) for T(eps) = eps + f(eps):
 	// R = 1/2 ||eps + f||^2 - 1/2 ||eps||^2 - log|det(I + J_f(eps))|, loss R - r(x)/Beta.
-	// Only for noise of 1 or 2 elements (the Jacobian is built row by row).
+	// With a modulator that computes its own exact log-determinant (a LogDetModulator, e.g. Flow;
+	// Objective.ExactLogDet) at any noise dimension; otherwise only for noise of 1 or 2 elements
+	// (the Jacobian is built row by row).
 	RegExactKL Regularizer = "exact-kl"
 	// RegLogDet is the exact KL(T#N || N) at any noise dimension, estimated stochastically:
 	// R = 1/2 ||f||^2 + Σ_{k=2}^{Terms+1} (-1)^k tr(J_f^k)/k with Hutchinson probes and
@@ -72,6 +74,9 @@ type Objective struct {
 	Beta   float64 // tilt temperature, for RegKL, RegExactKL and RegLogDet (> 0)
 	Weight float64 // regularizer weight, for RegMeanSquare and RegChi (>= 0)
 	LogDet LogDet  // the estimator's settings, for RegLogDet
+	// ExactLogDet: the modulator supplies log|det dT/deps| exactly (a LogDetModulator), so
+	// RegExactKL is valid at any noise dimension. NewProblem sets it from the modulator.
+	ExactLogDet bool
 }
 
 // Tempered reports whether the regularizer is a KL divided against r/Beta (kl, exact-kl, logdet),
@@ -93,9 +98,9 @@ func (o Objective) Validate(noiseShape []int) error {
 				return err
 			}
 		}
-		if o.Reg == RegExactKL {
+		if o.Reg == RegExactKL && !o.ExactLogDet {
 			if d := size(noiseShape); d < 1 || d > 2 {
-				return fmt.Errorf("objective: the exact KL regularizer needs noise of 1 or 2 elements, got shape %v (%d elements); use %q", noiseShape, d, RegKL)
+				return fmt.Errorf("objective: the exact KL regularizer needs noise of 1 or 2 elements, got shape %v (%d elements); use %q or a modulator with an exact log-determinant (flow)", noiseShape, d, RegKL)
 			}
 		}
 	case RegMeanSquare, RegChi:
@@ -207,6 +212,16 @@ func ExactKL(eps, f *Node) *Node {
 	return Sub(quad, LogDetJacobian(eps, f))
 }
 
+// FlowKL is ExactKL with the log-determinant given: 1/2 ||eps + f||^2 - 1/2 ||eps||^2 - logDet
+// per sample, for a map T(eps) = eps + f whose log|det dT/deps| [B] is logDet (see LogDetModulator).
+func FlowKL(eps, f, logDet *Node) *Node {
+	quad := MulScalar(Sub(ReduceSum(Square(perSample(Add(eps, f))), -1), ReduceSum(Square(perSample(eps)), -1)), 0.5)
+	if logDet.DType() != quad.DType() {
+		logDet = ConvertDType(logDet, quad.DType())
+	}
+	return Sub(quad, logDet)
+}
+
 // Terms builds the objective's per-sample loss [B] for noise eps, residual f = f(eps, c) (built from
 // eps, so that the exact KL can differentiate it) and sample x = g(eps + f, c), and returns it with
 // the per-sample reward r(x, c) and regularizer R. For RegLogDet the probes are drawn from ctx's
@@ -219,14 +234,15 @@ func (o Objective) Terms(ctx *context.Context, eps, f, x, prompts *Node) (loss, 
 		one := OnesLike(u)
 		probes = Where(LessThan(u, MulScalar(one, 0.5)), Neg(one), one)
 	}
-	loss, reward, reg, _ = o.terms(ctx, eps, f, x, prompts, nil, probes)
+	loss, reward, reg, _ = o.terms(ctx, eps, f, x, prompts, nil, probes, nil)
 	return loss, reward, reg
 }
 
 // terms is Terms with an optional per-sample temperature beta [B] (nil: o.Beta) for the tempered
-// regularizers, and the Rademacher probes [P, B, D] RegLogDet needs; it also returns the
-// estimator's diagnostics as metrics.
-func (o Objective) terms(ctx *context.Context, eps, f, x, prompts, beta, probes *Node) (loss, reward, reg *Node, extra []Metric) {
+// regularizers, the Rademacher probes [P, B, D] RegLogDet needs, and a per-sample estimate of
+// KL(T#N || N) [B] built from the modulator's exact log-determinant (nil if it has none;
+// RegExactKL then builds the Jacobian); it also returns the estimator's diagnostics as metrics.
+func (o Objective) terms(ctx *context.Context, eps, f, x, prompts, beta, probes, kl *Node) (loss, reward, reg *Node, extra []Metric) {
 	reward = o.Reward.Score(ctx, x, prompts)
 	if reward.DType() != eps.DType() {
 		reward = ConvertDType(reward, eps.DType())
@@ -242,7 +258,11 @@ func (o Objective) terms(ctx *context.Context, eps, f, x, prompts, beta, probes 
 		reg = KLSurrogate(f)
 		loss = Sub(reg, tempered(reward))
 	case RegExactKL:
-		reg = ExactKL(eps, f)
+		if kl != nil {
+			reg = kl
+		} else {
+			reg = ExactKL(eps, f)
+		}
 		loss = Sub(reg, tempered(reward))
 	case RegLogDet:
 		s := LogDetSeries(eps, f, probes, o.LogDet)

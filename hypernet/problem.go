@@ -63,11 +63,18 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 		return nil, fmt.Errorf("modulator %q does not report the scope of its variables (implement Scope() string)", mod.Name())
 	}
 	shape := slices.Clone(gen.NoiseShape())
+	ldm, exact := mod.(LogDetModulator)
+	obj.ExactLogDet = exact
 	if err := obj.Validate(shape); err != nil {
 		return nil, err
 	}
 	cost := Cost{Forward: 2, Backward: 2} // modulator + generator, forward and backward
-	if obj.Reg == RegExactKL {
+	if _, ok := mod.(Invertible); ok && obj.Reg == RegExactKL {
+		// The path gradient: the inverse map and its reverse pass.
+		cost.Forward++
+		cost.Backward += 2
+	}
+	if obj.Reg == RegExactKL && !exact {
 		// D extra reverse passes through the modulator for the Jacobian rows, and the
 		// backward of those (second order) again about twice that.
 		d := float64(size(shape))
@@ -88,12 +95,53 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 		Models:     "generator " + hypernoise.Describe(gen) + ", reward " + hypernoise.Describe(obj.Reward),
 		Saves:      "hypernetwork",
 		Loss: func(ctx *context.Context, eps, prompts *Node) (*Node, []Metric) {
-			f := mod.Residual(ctx, eps, prompts)
+			var f, logDet, kl *Node
+			if exact {
+				f, logDet = ldm.ResidualLogDet(ctx, eps, prompts)
+				if obj.Reg == RegExactKL {
+					kl = FlowKL(eps, f, logDet)
+					if inv, ok := mod.(Invertible); ok {
+						kl = PathKL(ctx, inv, eps, f, logDet, prompts)
+					}
+				}
+			} else {
+				f = mod.Residual(ctx, eps, prompts)
+			}
 			x := gen.Generate(ctx, Add(eps, f), prompts)
-			loss, reward, reg, extra := obj.terms(ctx, eps, f, x, prompts, nil, problemProbes(ctx, eps, scope, obj))
+			loss, reward, reg, extra := obj.terms(ctx, eps, f, x, prompts, nil, problemProbes(ctx, eps, scope, obj), kl)
+			if logDet != nil {
+				// The exact KL(T#N || N) and log-det are reported whatever the objective.
+				extra = append(extra, Metric{"logdet", StopGradient(logDet)}, Metric{"kl_exact", StopGradient(FlowKL(eps, f, logDet))})
+			}
 			return loss, append([]Metric{{"reward", reward}, {"reg", reg}}, extra...)
 		},
 	}, nil
+}
+
+// Invertible is a LogDetModulator that can also undo its map: Inverse builds T^{-1}(z, c) and the
+// forward log|det dT/deps| at that point. With it the exact KL is trained with the path gradient
+// (PathKL).
+type Invertible interface {
+	LogDetModulator
+	Inverse(ctx *context.Context, z, prompts *Node) (eps, logDet *Node)
+}
+
+// PathKL is the per-sample estimate of KL(T#N || N) for z = T(eps) = eps + f (FlowKL's value:
+// log q(z) - log N(z) with q = T#N, log q(z) = log N(eps) - logDet) whose gradient is the path
+// gradient: (∇_z log q(z) + z) · ∂z/∂phi with q's own parameters held fixed, ∇_z log q computed
+// through inv's inverse. It drops the score term E[∇_phi log q_phi(z)], which is zero in
+// expectation, so its mean gradient is the KL's; its variance vanishes where q matches the target
+// ("sticking the landing", Roeder et al. 2017; path gradients for flows, Vaitl et al. 2022),
+// whereas the plain estimator's gradient keeps the noise of eps·∂f/∂phi.
+func PathKL(ctx *context.Context, inv Invertible, eps, f, logDet, prompts *Node) *Node {
+	z := Add(eps, f)
+	// Identity: Gradient does not differentiate with respect to a stop-gradient node itself.
+	zs := Identity(StopGradient(z))
+	back, ld := inv.Inverse(ctx, zs, prompts)
+	logQ := Neg(Add(MulScalar(ReduceSum(Square(perSample(back)), -1), 0.5), ConvertDType(ld, back.DType())))
+	dir := StopGradient(Add(Gradient(ReduceAllSum(logQ), zs)[0], z))
+	path := ReduceSum(perSample(Mul(dir, z)), -1)
+	return Add(StopGradient(Sub(FlowKL(eps, f, logDet), path)), path)
 }
 
 // problemProbes draws the Rademacher probes obj needs (nil if none) from a stream that depends

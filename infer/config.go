@@ -19,6 +19,7 @@ const (
 	MaxAlphaPerRank = 16
 	MaxHidden       = 8192
 	MaxLayers       = 16
+	MaxCouplings    = 64
 )
 
 // checkBounds checks the spec's sizes against the documented bounds.
@@ -29,6 +30,14 @@ func (s ModulatorSpec) checkBounds() error {
 			return err
 		}
 		return hypernet.CheckRange("LoRA alpha (0: 2*rank)", s.Alpha, 0, float64(MaxAlphaPerRank*s.Rank))
+	case KindFlow:
+		if err := hypernet.CheckIntRange("flow coupling layers", s.Couplings, 1, MaxCouplings); err != nil {
+			return err
+		}
+		if s.Conditioner == ConditionerLoRA {
+			return (ModulatorSpec{Kind: KindLoRA, Rank: s.Rank, Alpha: s.Alpha}).checkBounds()
+		}
+		return (ModulatorSpec{Kind: KindMLP, Hidden: s.Hidden, Layers: s.Layers}).checkBounds()
 	case KindMLP, KindDial:
 		if err := hypernet.CheckIntRange("MLP hidden width", s.Hidden, 1, MaxHidden); err != nil {
 			return err

@@ -32,6 +32,13 @@ const (
 	KindLoRA = "lora" // LoRA copy of the generator's noise-shaped backbone (the paper's)
 	KindMLP  = "mlp"  // small standalone network on noise and prompt
 	KindDial = "dial" // tilt dial: the MLP conditioned on beta, trained over BetaRange
+	KindFlow = "flow" // invertible coupling flow with an exact log-determinant (hypernet.Flow)
+)
+
+// Flow conditioners (ModulatorSpec.Conditioner).
+const (
+	ConditionerMLP  = "mlp"
+	ConditionerLoRA = "lora"
 )
 
 // ModulatorSpec describes the hypernetwork's architecture.
@@ -39,8 +46,13 @@ type ModulatorSpec struct {
 	Kind   string  `json:"kind"`
 	Rank   int     `json:"rank,omitempty"`   // lora
 	Alpha  float64 `json:"alpha,omitempty"`  // lora (0: 2*rank)
-	Hidden int     `json:"hidden,omitempty"` // mlp
-	Layers int     `json:"layers,omitempty"` // mlp, dial
+	Hidden int     `json:"hidden,omitempty"` // mlp, dial, flow (its conditioners)
+	Layers int     `json:"layers,omitempty"` // mlp, dial, flow (its conditioners)
+	// Couplings is the flow's number of coupling layers; Conditioner what computes each coupling's
+	// scales and shifts: "mlp" (default; Hidden, Layers) or "lora" (a LoRA copy of the generator's
+	// backbone per coupling; Rank, Alpha).
+	Couplings   int    `json:"couplings,omitempty"`
+	Conditioner string `json:"conditioner,omitempty"`
 	// BetaRange is the dial's trained range of beta [lo, hi].
 	BetaRange [2]float64 `json:"beta_range,omitzero"`
 }
@@ -55,6 +67,22 @@ func (s ModulatorSpec) Validate() error {
 		if s.Alpha < 0 {
 			return fmt.Errorf("LoRA alpha must be >= 0 (0 means 2*rank), got %g", s.Alpha)
 		}
+	case KindFlow:
+		if s.Couplings <= 0 {
+			return fmt.Errorf("flow coupling layers must be positive, got %d", s.Couplings)
+		}
+		switch s.Conditioner {
+		case "", ConditionerMLP:
+			if s.Hidden <= 0 || s.Layers <= 0 {
+				return fmt.Errorf("MLP hidden width and layers must be positive, got %d and %d", s.Hidden, s.Layers)
+			}
+		case ConditionerLoRA:
+			if s.Rank <= 0 || s.Alpha < 0 {
+				return fmt.Errorf("LoRA rank must be positive and alpha >= 0 (0 means 2*rank), got %d and %g", s.Rank, s.Alpha)
+			}
+		default:
+			return fmt.Errorf("unknown flow conditioner %q; allowed: %s, %s", s.Conditioner, ConditionerMLP, ConditionerLoRA)
+		}
 	case KindMLP, KindDial:
 		if s.Hidden <= 0 || s.Layers <= 0 {
 			return fmt.Errorf("MLP hidden width and layers must be positive, got %d and %d", s.Hidden, s.Layers)
@@ -63,7 +91,7 @@ func (s ModulatorSpec) Validate() error {
 			return fmt.Errorf("the tilt dial's beta range must satisfy 0 < lo < hi, got [%g, %g]", lo, hi)
 		}
 	default:
-		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial)
+		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial, KindFlow)
 	}
 	return s.checkBounds()
 }
@@ -81,6 +109,16 @@ func (s ModulatorSpec) Build(gen hypernoise.Generator, scope string) (hypernoise
 			return nil, fmt.Errorf("generator %s has no noise-shaped backbone for a LoRA modulator; use --modulator mlp", gen.Name())
 		}
 		return hypernet.NewLoRA(bb, s.Rank, s.Alpha, scope)
+	}
+	if s.Kind == KindFlow && s.Conditioner == ConditionerLoRA {
+		bb, ok := gen.(hypernoise.Backbone)
+		if !ok {
+			return nil, fmt.Errorf("generator %s has no noise-shaped backbone for a flow with LoRA conditioners; use --conditioner mlp", gen.Name())
+		}
+		return hypernet.NewLoRAFlow(bb, gen.NoiseShape(), len(gen.Prompts()), s.Rank, s.Alpha, s.Couplings, scope)
+	}
+	if s.Kind == KindFlow {
+		return hypernet.NewFlow(gen.NoiseShape(), len(gen.Prompts()), s.Hidden, s.Layers, s.Couplings, scope)
 	}
 	if s.Kind == KindDial {
 		return hypernet.NewDialMLP(gen.NoiseShape(), len(gen.Prompts()), s.Hidden, s.Layers, s.BetaRange[0], s.BetaRange[1], scope)

@@ -43,8 +43,8 @@ type LoRA struct {
 }
 
 // WithLoRA returns a context in which a network built from this package's layers runs with LoRA
-// adapters. prefix names a new scope root (for example "hypernet" or "finetune") under which the
-// adapters live: a layer that normally lives at scope /S reads its frozen base weights from /S and
+// adapters. prefix names a new scope root (for example "hypernet" or "finetune", or a path such as
+// "hypernet/coupling_0" for several adapter sets under one root) under which the adapters live: a layer that normally lives at scope /S reads its frozen base weights from /S and
 // keeps its adapters under /prefix/S. base is the context (scope) the network normally runs in.
 func WithLoRA(base *context.Context, prefix string, cfg LoRA) (*context.Context, error) {
 	if cfg.Rank <= 0 {
@@ -53,8 +53,10 @@ func WithLoRA(base *context.Context, prefix string, cfg LoRA) (*context.Context,
 	if cfg.Alpha <= 0 {
 		return nil, fmt.Errorf("LoRA alpha must be positive, got %g", cfg.Alpha)
 	}
-	if prefix == "" || strings.Contains(prefix, context.ScopeSeparator) {
-		return nil, fmt.Errorf("LoRA prefix must be a single non-empty scope name, got %q", prefix)
+	for _, name := range strings.Split(prefix, context.ScopeSeparator) {
+		if name == "" {
+			return nil, fmt.Errorf("LoRA prefix must be a non-empty scope name or a path of them (a/b), got %q", prefix)
+		}
 	}
 	root := base.InAbsPath(context.ScopeSeparator + prefix)
 	root.SetParam(paramLoRARank, cfg.Rank)

@@ -138,7 +138,8 @@ func TestWithLoRABadConfig(t *testing.T) {
 	for _, c := range []struct {
 		prefix string
 		cfg    LoRA
-	}{{"p", LoRA{Rank: 0, Alpha: 1}}, {"p", LoRA{Rank: 2, Alpha: 0}}, {"", LoRA{Rank: 2, Alpha: 4}}, {"a/b", LoRA{Rank: 2, Alpha: 4}}} {
+	}{{"p", LoRA{Rank: 0, Alpha: 1}}, {"p", LoRA{Rank: 2, Alpha: 0}}, {"", LoRA{Rank: 2, Alpha: 4}}, {"/a", LoRA{Rank: 2, Alpha: 4}},
+		{"a//b", LoRA{Rank: 2, Alpha: 4}}, {"a/", LoRA{Rank: 2, Alpha: 4}}} {
 		if _, err := WithLoRA(ctx, c.prefix, c.cfg); err == nil {
 			t.Errorf("WithLoRA(%q, %+v) succeeded", c.prefix, c.cfg)
 		}

@@ -22,14 +22,25 @@ func EstimateTrainBytes(m *family.Model, o TrainOptions) int64 {
 	switch o.Modulator.Kind {
 	case infer.KindLoRA:
 		est += int64(o.Modulator.Rank) * f.PerLoRARank
+	case infer.KindFlow:
+		if o.Modulator.Conditioner == infer.ConditionerLoRA { // one adapter set and backbone pass per coupling
+			c := int64(o.Modulator.Couplings)
+			est += c*int64(o.Modulator.Rank)*f.PerLoRARank + (c-1)*b*f.TrainPerSample
+			break
+		}
+		fallthrough
 	case infer.KindMLP, infer.KindDial:
 		noise := int64(1)
 		for _, d := range m.Generator.NoiseShape() {
 			noise *= int64(d)
 		}
 		d, h, l := noise+f.PromptEmbed, int64(o.Modulator.Hidden), int64(o.Modulator.Layers)
-		params := d*h + (l-1)*h*h + h*noise
-		est += params*f.PerMLPParam + b*h*l*16
+		params, nets := d*h+(l-1)*h*h+h*noise, int64(1)
+		if o.Modulator.Kind == infer.KindFlow { // one conditioner per coupling, each with 2*noise outputs
+			nets = int64(o.Modulator.Couplings)
+			params = nets * (params + h*noise)
+		}
+		est += params*f.PerMLPParam + nets*b*h*l*16
 	}
 	return min(est, maxEstimate)
 }

@@ -49,17 +49,28 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	o := def
 	o.RewardSpec = *f.spec
 	var err error
-	if o.Modulator, err = modulatorSpec(*f.kind, *f.rank, *f.alpha, *f.hidden, *f.layers, *f.betaRange); err != nil {
+	if o.Modulator, err = modulatorSpec(*f.kind, *f.rank, *f.alpha, *f.hidden, *f.layers, *f.couplings, *f.conditioner, *f.betaRange); err != nil {
 		return err
 	}
 	r, err := regularizer(*f.kind, *f.reg)
 	if err != nil {
 		return err
 	}
+	// A flow trains on the exact KL (its log-determinant is exact) unless --reg says otherwise; its
+	// beta defaults to the tilt of the default objective (mean-sq at --reg-weight), set once the
+	// model's noise size is known.
+	flowExact, flowBeta := false, false
+	if *f.kind == infer.KindFlow && !flagSet(fs, "reg") {
+		r = hypernet.RegExactKL
+		flowExact, flowBeta = true, !flagSet(fs, "beta")
+	}
 	if err := resolveBeta(fs, r, f.beta); err != nil {
 		return err
 	}
 	o.Reg, o.RegWeight, o.Beta = r, *f.regWeight, *f.beta
+	if flowExact {
+		o.RegWeight = 0 // the exact KL has no weight; hypernet.json records 0
+	}
 	if err := infer.CheckObjective(r, *f.regWeight, *f.beta); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
@@ -93,6 +104,12 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		return err
 	}
 	defer backend.Finalize()
+	if flowBeta {
+		o.Beta = hypernet.Objective{Reg: hypernet.RegMeanSquare, Weight: *f.regWeight}.TiltBeta(m.Generator.NoiseShape())
+		if err := hypernet.CheckRange("beta (2*reg-weight/D)", o.Beta, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
+	}
 	if err := trainModelChecks(fs, m, &o); err != nil {
 		return err
 	}
@@ -109,47 +126,52 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 
 // trainFlags are train's flags beyond --model, --backend and --dtype.
 type trainFlags struct {
-	spec       *string
-	out        *string
-	kind       *string
-	betaRange  *string
-	rank       *int
-	alpha      *float64
-	hidden     *int
-	layers     *int
-	reg        *string
-	regWeight  *float64
-	beta       *float64
-	rewardNorm *string
-	probes     *int
-	terms      *int
-	steps      *int
-	batch      *int
-	opt        *string
-	lr         *float64
-	warmup     *int
-	schedule   *string
-	budget     *string
-	clip       *float64
-	noise      *string
-	seed       *int64
-	every      *int
-	resume     *bool
-	force      *bool
-	quiet      *bool
-	asJSON     *bool
+	spec        *string
+	out         *string
+	kind        *string
+	betaRange   *string
+	rank        *int
+	alpha       *float64
+	hidden      *int
+	layers      *int
+	couplings   *int
+	conditioner *string
+	reg         *string
+	regWeight   *float64
+	beta        *float64
+	rewardNorm  *string
+	probes      *int
+	terms       *int
+	steps       *int
+	batch       *int
+	opt         *string
+	lr          *float64
+	warmup      *int
+	schedule    *string
+	budget      *string
+	clip        *float64
+	noise       *string
+	seed        *int64
+	every       *int
+	resume      *bool
+	force       *bool
+	quiet       *bool
+	asJSON      *bool
 }
 
 func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f := &trainFlags{}
 	f.spec = fs.String("reward", def.RewardSpec, "reward spec")
 	f.out = fs.String("out", "", "output folder (required)")
-	f.kind = fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone) or dial (mlp conditioned on beta, a tilt dial)")
+	f.kind = fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone), dial (mlp conditioned on beta, a tilt dial) "+
+		"or flow (an invertible coupling flow with an exact log-determinant, trained on the exact KL unless --reg is given)")
 	f.betaRange = fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
 	f.rank = fs.Int("rank", def.Modulator.Rank, "LoRA rank")
 	f.alpha = fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
 	f.hidden = fs.Int("hidden", 256, "MLP modulator hidden width")
 	f.layers = fs.Int("layers", 2, "MLP modulator hidden layers")
+	f.couplings = fs.Int("couplings", 4, "flow modulator: coupling layers")
+	f.conditioner = fs.String("conditioner", infer.ConditionerMLP, "flow modulator: what computes each coupling's scales and shifts: mlp (--hidden, --layers) or lora (a LoRA copy of the student per coupling, --rank, --alpha)")
 	f.reg = fs.String("reg", string(def.Reg), fmt.Sprintf("regularizer: %v", hypernet.Regularizers()))
 	f.regWeight = fs.Float64("reg-weight", def.RegWeight, "weight of the mean-square or chi regularizer")
 	f.beta = fs.Float64("beta", 0, "tilt temperature beta of p*(x) ∝ p(x) exp(r(x)/beta), for every regularizer but chi and none "+
@@ -176,10 +198,18 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 }
 
 // modulatorSpec is the hypernetwork architecture the flags describe (a usage error if invalid).
-func modulatorSpec(kind string, rank int, alpha float64, hidden, layers int, betaRange string) (infer.ModulatorSpec, error) {
+func modulatorSpec(kind string, rank int, alpha float64, hidden, layers, couplings int, conditioner, betaRange string) (infer.ModulatorSpec, error) {
 	spec := infer.ModulatorSpec{Kind: kind, Rank: rank, Alpha: alpha}
 	if kind == infer.KindMLP || kind == infer.KindDial {
 		spec = infer.ModulatorSpec{Kind: kind, Hidden: hidden, Layers: layers}
+	}
+	if kind == infer.KindFlow {
+		spec = infer.ModulatorSpec{Kind: kind, Hidden: hidden, Layers: layers, Couplings: couplings}
+		if conditioner == infer.ConditionerLoRA {
+			spec = infer.ModulatorSpec{Kind: kind, Rank: rank, Alpha: alpha, Couplings: couplings, Conditioner: conditioner}
+		} else if conditioner != infer.ConditionerMLP {
+			return spec, cli.Usagef("train: unknown --conditioner %q; allowed: %s, %s", conditioner, infer.ConditionerMLP, infer.ConditionerLoRA)
+		}
 	}
 	if kind == infer.KindDial {
 		var lo, hi float64
@@ -253,11 +283,12 @@ func trainModelChecks(fs *flag.FlagSet, m *family.Model, o *pipeline.TrainOption
 	if o.Reg == hypernet.RegMeanSquare && o.Beta > 0 { // --beta is the tilt's temperature for mean-sq too
 		weight = hypernet.MeanSquareWeight(o.Beta, m.Generator.NoiseShape())
 	}
-	obj := hypernet.Objective{Reward: reward, Reg: o.Reg, Weight: weight, Beta: o.Beta, LogDet: o.LogDet}
+	obj := hypernet.Objective{Reward: reward, Reg: o.Reg, Weight: weight, Beta: o.Beta, LogDet: o.LogDet,
+		ExactLogDet: o.Modulator.Kind == infer.KindFlow}
 	if err := obj.Validate(m.Generator.NoiseShape()); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	if c, ok := m.Generator.(family.LoRAChecker); ok && o.Modulator.Kind == infer.KindLoRA {
+	if c, ok := m.Generator.(family.LoRAChecker); ok && (o.Modulator.Kind == infer.KindLoRA || o.Modulator.Conditioner == infer.ConditionerLoRA) {
 		if err := c.CheckLoRA(); err != nil {
 			return cli.Usagef("--modulator lora: %v", err)
 		}
