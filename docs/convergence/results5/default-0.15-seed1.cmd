@@ -1,0 +1,1 @@
+hypernoise train --reward align=1 --beta 0.15 --seed 1 --out OUT/default-0.15-seed1

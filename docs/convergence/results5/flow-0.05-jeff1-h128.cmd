@@ -1,0 +1,1 @@
+HN19_JEFF=1 hypernoise train --reward align=1 --beta 0.05 --modulator flow --hidden 128 --out OUT/flow-0.05-jeff1-h128

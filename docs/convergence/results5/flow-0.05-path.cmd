@@ -1,0 +1,1 @@
+hypernoise train --reward align=1 --beta 0.05 --modulator flow --out OUT/flow-0.05-path
