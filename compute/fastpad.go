@@ -143,9 +143,6 @@ func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simpl
 	case *siluGradNodeData:
 		return execSiluGrad(backend, data, inputs, owned)
 	case *normNodeData:
-		if data.nhwc != nil {
-			return execNormNHWC(backend, data, inputs)
-		}
 		return execNorm(backend, data, inputs, owned)
 	case *softmaxNodeData:
 		return execSoftmax(backend, data, inputs, owned)

@@ -535,7 +535,8 @@ func (b *patchedBuilder) normStageNode(y, p backends.Op, op backends.OpType, lhs
 	return view, true, nil
 }
 
-// execNorm runs a fused normalization node, writing into x's buffer when it is x's last use.
+// execNorm runs a fused normalization node, writing into x's buffer when it is x's last use, or a
+// twin writing channels-last (normnhwc.go) into a new buffer of its own shape.
 func execNorm(backend *simplego.Backend, data *normNodeData, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	xs, err := backend.BufferShape(inputs[0])
 	if err != nil {
@@ -545,15 +546,29 @@ func execNorm(backend *simplego.Backend, data *normNodeData, inputs []*simplego.
 	for i, in := range inputs {
 		flats[i], _ = backend.BufferData(in)
 	}
-	outBuf, outFlat, err := outputBuffer(backend, inputs, owned, xs)
+	var outBuf backends.Buffer
+	var outFlat any
+	if data.nhwc != nil {
+		outBuf, outFlat, err = backend.NewSharedBuffer(0, shapes.Make(xs.DType, data.nhwc.dims...))
+	} else {
+		outBuf, outFlat, err = outputBuffer(backend, inputs, owned, xs)
+	}
 	if err != nil {
 		return nil, err
 	}
 	switch out := outFlat.(type) {
 	case []float32:
-		normParallel(out, flats, data)
+		if data.nhwc != nil {
+			normNHWCRun(out, flats, data)
+		} else {
+			normParallel(out, flats, data)
+		}
 	case []float64:
-		normParallel(out, flats, data)
+		if data.nhwc != nil {
+			normNHWCRun(out, flats, data)
+		} else {
+			normParallel(out, flats, data)
+		}
 	default:
 		_ = backend.BufferFinalize(outBuf)
 		return nil, fmt.Errorf("compute: normalization of dtype %s", xs.DType)
@@ -747,26 +762,31 @@ func periodicCoefs[T float32 | float64](params [][]T, d *normNodeData) (p, b []f
 	runs := d.m / d.run
 	p, b = make([]float64, runs), make([]float64, runs)
 	for q := range runs {
-		j0 := q * d.run
-		a, bias := 1.0, 0.0
-		for _, st := range d.stages {
-			v := float64(params[st.in][0])
-			if st.c > 1 {
-				v = float64(params[st.in][(j0/st.s)%st.c])
-			}
-			switch st.op {
-			case backends.OpTypeMul:
-				a *= v
-				bias *= v
-			case backends.OpTypeAdd:
-				bias += v
-			case backends.OpTypeSub:
-				bias -= v
-			}
-		}
-		p[q], b[q] = a, bias
+		p[q], b[q] = foldStages(params, d.stages, q*d.run, 1)
 	}
 	return p, b, true
+}
+
+// foldStages returns the coefficients (a, b) of y·a + b for y·a0 followed by the stages, with each
+// stage's operand entry the one entry e (an index into the node's output) meets: (e/s)%c.
+func foldStages[T float32 | float64](params [][]T, stages []normStage, e int, a0 float64) (a, b float64) {
+	a = a0
+	for _, st := range stages {
+		v := float64(params[st.in][0])
+		if st.c > 1 {
+			v = float64(params[st.in][(e/st.s)%st.c])
+		}
+		switch st.op {
+		case backends.OpTypeMul:
+			a *= v
+			b *= v
+		case backends.OpTypeAdd:
+			b += v
+		case backends.OpTypeSub:
+			b -= v
+		}
+	}
+	return a, b
 }
 
 // normRowsPeriodic is normRows for stages whose coefficients repeat with each row (periodicCoefs).

@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -167,36 +166,6 @@ func (b *patchedBuilder) nhwcSource(x *simplego.Node, vs shapes.Shape) (*simpleg
 	return y, true
 }
 
-// execNormNHWC runs a twin normalization node (see above): statistics per row, coefficients per
-// channel, then the channels-last output.
-func execNormNHWC(backend *simplego.Backend, data *normNodeData, inputs []*simplego.Buffer) (*simplego.Buffer, error) {
-	xs, err := backend.BufferShape(inputs[0])
-	if err != nil {
-		return nil, err
-	}
-	l := data.nhwc
-	flats := make([]any, len(inputs))
-	for i, in := range inputs {
-		flats[i], _ = backend.BufferData(in)
-	}
-	outBuf, outFlat, err := backend.NewSharedBuffer(0, shapes.Make(xs.DType, l.dims...))
-	if err != nil {
-		return nil, err
-	}
-	switch out := outFlat.(type) {
-	case []float32:
-		normNHWCRun(out, flats, data)
-	case []float64:
-		normNHWCRun(out, flats, data)
-	default:
-		_ = backend.BufferFinalize(outBuf)
-		return nil, fmt.Errorf("compute: normalization of dtype %s", xs.DType)
-	}
-	statFastOps.Add(1)
-	statNormRun.Add(1)
-	return outBuf.(*simplego.Buffer), nil
-}
-
 // normNHWCRun computes the twin's output out [N, hw, c] from x and the stages' operands (flats).
 func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	l := d.nhwc
@@ -226,22 +195,7 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	for k := range mu {
 		e := k * l.hw // the channel's first entry in NCHW order
 		r := e / d.m
-		a, bias := 1/math.Sqrt(variance[r]+d.eps), 0.0
-		for _, st := range d.stages {
-			p := float64(params[st.in][0])
-			if st.c > 1 {
-				p = float64(params[st.in][(e/st.s)%st.c])
-			}
-			switch st.op {
-			case backends.OpTypeMul:
-				a *= p
-				bias *= p
-			case backends.OpTypeAdd:
-				bias += p
-			case backends.OpTypeSub:
-				bias -= p
-			}
-		}
+		a, bias := foldStages(params, d.stages, e, 1/math.Sqrt(variance[r]+d.eps))
 		mu[k], ta[k], tb[k] = T(mean[r]), T(a), T(bias)
 	}
 	per := l.hw * l.c
