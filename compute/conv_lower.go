@@ -195,11 +195,7 @@ var statConvLowered, statConvScatter atomic.Int64
 func (b *patchedBuilder) transposeIfNeeded(x backends.Op, perm []int) (backends.Op, error) {
 	for i, p := range perm {
 		if i != p {
-			out, err := b.Builder.Transpose(x, perm...)
-			if err == nil {
-				b.rememberTranspose(out, x, perm)
-			}
-			return out, err
+			return b.Transpose(x, perm...)
 		}
 	}
 	return x, nil

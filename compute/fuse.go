@@ -213,6 +213,9 @@ func (b *patchedBuilder) Add(lhs, rhs backends.Op) (backends.Op, error) {
 	if op, ok, err := b.convBiasAdd(lhs, rhs); err != nil || ok {
 		return op, err
 	}
+	if op, ok, err := b.carriedSum(lhs, rhs); err != nil || ok {
+		return op, err
+	}
 	op, err := b.Builder.Add(lhs, rhs)
 	if err == nil {
 		b.normAfterAdd(op, lhs, rhs)

@@ -77,6 +77,10 @@ func (b *patchedBuilder) Compile(outputs []backends.Op, shardings []*backends.Sh
 	if len(b.chains) > 0 {
 		outputs = b.unfuseRead(outputs)
 	}
+	outputs, err := b.distinctOutputs(outputs)
+	if err != nil {
+		return nil, err
+	}
 	return b.Builder.Compile(outputs, shardings)
 }
 

@@ -98,17 +98,30 @@ func opResize(b *builder, n *node, in []*Node) []*Node {
 	ctm := n.strAttr("coordinate_transformation_mode", "half_pixel")
 	nm := n.strAttr("nearest_mode", "round_prefer_floor")
 	cub := cubic{a: n.floatAttr("cubic_coeff_a", -0.75), excludeOutside: n.intAttr("exclude_outside", 0) != 0}
-	y := x
+	mats := make([][][]float32, r)
+	factors := make([]int, r)
+	repeats, resized := true, false // every resized axis is a spatial repeat of an NCHW image
 	for a := range r {
 		if outDims[a] == dims[a] && scaleOf[a] == 1 {
 			continue
 		}
-		m := interpMatrix(dims[a], outDims[a], scaleOf[a], mode, ctm, nm, sizes == nil, cub)
-		if k, ok := repeatFactor(m); ok {
-			y = repeatAlong(y, a, k)
-			continue
+		mats[a] = interpMatrix(dims[a], outDims[a], scaleOf[a], mode, ctm, nm, sizes == nil, cub)
+		k, ok := repeatFactor(mats[a])
+		factors[a] = k
+		repeats, resized = repeats && ok && a >= 2, true
+	}
+	y := x
+	if repeats && resized && r == 4 {
+		return one(repeatNHWC(x, factors[2], factors[3]))
+	}
+	for a := range r {
+		switch {
+		case mats[a] == nil:
+		case factors[a] > 0:
+			y = repeatAlong(y, a, factors[a])
+		default:
+			y = alongAxis(y, Const(x.Graph(), mats[a]), a)
 		}
-		y = alongAxis(y, Const(x.Graph(), m), a)
 	}
 	if y.DType() != x.DType() {
 		y = ConvertDType(y, x.DType())
@@ -248,6 +261,24 @@ func repeatAlong(x *Node, a, k int) *Node {
 	out := append([]int(nil), dims...)
 	out[a] *= k
 	return Reshape(BroadcastToDims(Reshape(x, split...), wide...), out...)
+}
+
+// repeatNHWC is the nearest upsampling of an NCHW image x by integer factors kh, kw (0 or 1: none),
+// computed channels-last: Transpose(repeat(Transpose(x, NCHW→NHWC)), NHWC→NCHW). In a UNet or a VAE
+// decoder the upsampling feeds a convolution, which the compute backend runs channels-last: there the
+// outer transpose cancels with the convolution's own, and the inner one with the transpose of the
+// convolution or residual sum that computed x (compute/transposes.go), so the image is repeated once
+// and never transposed at the upsampled size. Elsewhere it costs two transposes the plain repeat
+// does not.
+func repeatNHWC(x *Node, kh, kw int) *Node {
+	y := TransposeAllAxes(x, 0, 2, 3, 1)
+	if kh > 1 {
+		y = repeatAlong(y, 1, kh)
+	}
+	if kw > 1 {
+		y = repeatAlong(y, 2, kw)
+	}
+	return TransposeAllAxes(y, 0, 3, 1, 2)
 }
 
 // alongAxis contracts axis a of x with the first axis of m [in, out]; the result keeps x's axis order.
