@@ -28,3 +28,19 @@ func siluGradF32AVX2(out, v, x, s []float32) {
 		out[i] = float32(vi*si) + float32(float32(vi*x[i])*float32(si*(1-si))) // rounded as siluGrad's loop
 	}
 }
+
+func affineF32AVX2(dst, src, m, a, b []float32) {
+	for i, v := range src {
+		dst[i] = (v-m[i])*a[i] + b[i]
+	}
+}
+
+func chanSums16AVX2(s, q, shift []float64, x []float32, stride, n int) {
+	for p := range n {
+		for j := range 16 {
+			d := float64(x[p*stride+j]) - shift[j]
+			s[j] += d
+			q[j] += d * d
+		}
+	}
+}

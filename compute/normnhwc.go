@@ -19,7 +19,9 @@ import (
 // normalization node (normfuse.go) whose per-channel coefficients are constant over each channel's
 // positions, it builds a twin of that node that writes its output as [N, H, W, C] (and, when the
 // normalization's input is itself a transposed convolution output, reads that NHWC output instead),
-// applies the SiLU to the twin, and hands the result to the convolution without a Transpose. The
+// applies the SiLU in the twin (y·σ(y) with σ the backend's own logistic, logistic.go, so the values
+// are those of the separate Logistic and Mul), and hands the result to the convolution without a
+// Transpose. The
 // NCHW chain stays in the graph for whatever else reads it; SimpleGo skips it when nothing does.
 //
 // The twin computes each row's statistics as the fused node does (the same float64 sums in the
@@ -36,6 +38,7 @@ type normNHWC struct {
 	n, c, hw int
 	dims     []int // the twin's shape, [N, H, W, C]
 	inNHWC   bool  // x (input 0) is [N, hw, c]: the NCHW normalization input, transposed
+	silu     bool  // the twin writes SiLU(y) = y·σ(y) of the normalization's y
 }
 
 var (
@@ -86,10 +89,10 @@ func (b *patchedBuilder) nhwcConvInput(input backends.Op, perm []int) (out backe
 	if !nhwcNormOn.Load() || !b.normOn() || !slices.Equal(perm, permToNHWC) {
 		return nil, false, nil
 	}
-	v, silu, vLeft := input, false, false
+	v, silu := input, false
 	if t := b.tagOf(input); t.kind == fuseVSigma {
 		if st := b.tags[t.sigma]; st.kind == fuseLogistic && st.x == t.v {
-			v, silu, vLeft = t.v, true, t.a == t.v
+			v, silu = t.v, true
 		}
 	}
 	nt := b.ntagOf(v)
@@ -110,7 +113,7 @@ func (b *patchedBuilder) nhwcConvInput(input backends.Op, perm []int) (out backe
 		return nil, false, nil // a channel's positions would not share one row and one coefficient run
 	}
 	ins = slices.Clone(ins)
-	layout := &normNHWC{n: n, c: c, hw: hw, dims: []int{n, vs.Dimensions[2], vs.Dimensions[3], c}}
+	layout := &normNHWC{n: n, c: c, hw: hw, dims: []int{n, vs.Dimensions[2], vs.Dimensions[3], c}, silu: silu}
 	if y, ok := b.nhwcSource(ins[0], vs); ok {
 		ins[0], layout.inNHWC = y, true
 	}
@@ -121,20 +124,6 @@ func (b *patchedBuilder) nhwcConvInput(input backends.Op, perm []int) (out backe
 		return nil, false, nil
 	}
 	out = twin
-	if silu {
-		sig, err := b.Builder.Logistic(twin)
-		if err != nil {
-			return nil, false, err
-		}
-		if vLeft {
-			out, err = b.Builder.Mul(twin, sig)
-		} else {
-			out, err = b.Builder.Mul(sig, twin)
-		}
-		if err != nil {
-			return nil, false, err
-		}
-	}
 	plain, err := b.Builder.Transpose(input, perm...)
 	if err != nil {
 		return nil, false, err
@@ -201,27 +190,83 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	per := l.hw * l.c
 	if l.inNHWC {
 		parallelAxis(l.n*l.hw, len(out), func(lo, hi int) {
+			var tmp []T
+			if l.silu {
+				tmp = make([]T, l.c)
+			}
 			for q := lo; q < hi; q++ {
 				b := q / l.hw
 				src, dst := x[q*l.c:(q+1)*l.c], out[q*l.c:(q+1)*l.c]
 				m, a, bb := mu[b*l.c:(b+1)*l.c], ta[b*l.c:(b+1)*l.c], tb[b*l.c:(b+1)*l.c]
-				for ch, v := range src {
-					dst[ch] = (v-m[ch])*a[ch] + bb[ch]
+				affineRow(dst, src, m, a, bb)
+				if l.silu {
+					siluInPlace(dst, tmp)
 				}
 			}
 		})
 		return
 	}
-	// Transposed: [c, hw] per batch entry into [hw, c], in bands of channels.
-	bands := (l.c + transposeSpan - 1) / transposeSpan
-	parallelAxis(l.n*bands, len(out), func(lo, hi int) {
+	// Transposed: [c, hw] per batch entry into [hw, c], in tiles of positions (all channels each).
+	tiles := (l.hw + transposeSpan - 1) / transposeSpan
+	parallelAxis(l.n*tiles, len(out), func(lo, hi int) {
+		var tmp []T
+		if l.silu {
+			tmp = make([]T, transposeSpan*l.c)
+		}
 		for u := lo; u < hi; u++ {
-			b, c0 := u/bands, (u%bands)*transposeSpan
-			c1 := min(c0+transposeSpan, l.c)
+			b, p0 := u/tiles, (u%tiles)*transposeSpan
+			p1 := min(p0+transposeSpan, l.hw)
 			k := b * l.c
-			affineTranspose(out[b*per:(b+1)*per], x[b*per:(b+1)*per], l.c, l.hw, c0, c1, mu[k:k+l.c], ta[k:k+l.c], tb[k:k+l.c])
+			dst := out[b*per : (b+1)*per]
+			affineTranspose(dst, x[b*per:(b+1)*per], l.c, l.hw, p0, p1, mu[k:k+l.c], ta[k:k+l.c], tb[k:k+l.c])
+			if l.silu {
+				siluInPlace(dst[p0*l.c:p1*l.c], tmp)
+			}
 		}
 	})
+}
+
+// siluInPlace replaces each y of ys by y·σ(y), σ computed as the backend's Logistic computes it
+// (logistic32f for float32); tmp holds at least len(ys) values.
+func siluInPlace[T float32 | float64](ys, tmp []T) {
+	switch v := any(ys).(type) {
+	case []float32:
+		t := any(tmp).([]float32)[:len(v)]
+		logistic32f(t, v)
+		n := 0
+		if binaryVector {
+			n = len(v) &^ 7
+		}
+		if n > 0 {
+			mulF32AVX2(v[:n], v[:n], t[:n])
+		}
+		for i := n; i < len(v); i++ {
+			v[i] *= t[i]
+		}
+	case []float64:
+		for i, y := range v {
+			v[i] = y * logistic64(y)
+		}
+	}
+}
+
+// affineRow writes dst[ch] = (src[ch] - m[ch])·a[ch] + b[ch] (eight channels at a time in AVX2
+// for float32, the same operations in the same order).
+func affineRow[T float32 | float64](dst, src, m, a, b []T) {
+	n := 0
+	if binaryVector {
+		n = len(src) &^ 7
+	}
+	if n > 0 {
+		if d, ok := any(dst).([]float32); ok {
+			affineF32AVX2(d[:n], any(src).([]float32)[:n], any(m).([]float32), any(a).([]float32), any(b).([]float32))
+		} else {
+			n = 0
+		}
+	}
+	for ch := n; ch < len(src); ch++ {
+		dst[ch] = (src[ch]-m[ch])*a[ch] + b[ch]
+	}
 }
 
 // groupStatsNHWC sets mean[j] and variance[j] (biased) of group j of x [hw, c] (channels in
@@ -234,12 +279,21 @@ func groupStatsNHWC[T float32 | float64](mean, variance []float64, x []T, c, hw 
 	for ch := range c {
 		shift[ch] = float64(x[(ch/cg)*cg])
 	}
-	for p := range hw {
-		row := x[p*c : (p+1)*c : (p+1)*c]
-		for ch, v := range row {
-			dv := float64(v) - shift[ch]
-			s[ch] += dv
-			q[ch] += dv * dv
+	lo := 0 // channels [0, lo) summed by the vector kernel, sixteen at a time
+	if xf, ok := any(x).([]float32); ok && binaryVector && hw > 0 {
+		for ; lo+16 <= c; lo += 16 {
+			chanSums16AVX2(s[lo:], q[lo:], shift[lo:], xf[lo:], c, hw)
+		}
+	}
+	if lo < c {
+		for p := range hw {
+			row := x[p*c+lo : (p+1)*c : (p+1)*c]
+			for k, v := range row {
+				ch := lo + k
+				dv := float64(v) - shift[ch]
+				s[ch] += dv
+				q[ch] += dv * dv
+			}
 		}
 	}
 	n := float64(cg * hw)
@@ -254,14 +308,13 @@ func groupStatsNHWC[T float32 | float64](mean, variance []float64, x []T, c, hw 
 	}
 }
 
-// affineTranspose writes dst[p·c + ch] = (src[ch·hw + p] - mu[ch])·a[ch] + b[ch] for channels
-// [c0, c1) and every position p: src [c, hw] into dst [hw, c], in tiles of transposeSpan positions
-// and 4x4 blocks (four channels' rows read together), as transposeBlock does.
-func affineTranspose[T float32 | float64](dst, src []T, c, hw, c0, c1 int, mu, a, b []T) {
-	for p0 := 0; p0 < hw; p0 += transposeSpan {
-		p1 := min(p0+transposeSpan, hw)
-		ch := c0
-		for ; ch+4 <= c1; ch += 4 {
+// affineTranspose writes dst[p·c + ch] = (src[ch·hw + p] - mu[ch])·a[ch] + b[ch] for every channel
+// and the positions p in [p0, p1): src [c, hw] into dst [hw, c], in 4x4 blocks (four channels' rows
+// read together), as transposeBlock does.
+func affineTranspose[T float32 | float64](dst, src []T, c, hw, p0, p1 int, mu, a, b []T) {
+	{
+		ch := 0
+		for ; ch+4 <= c; ch += 4 {
 			s0, s1, s2, s3 := src[ch*hw:], src[(ch+1)*hw:], src[(ch+2)*hw:], src[(ch+3)*hw:]
 			m0, m1, m2, m3 := mu[ch], mu[ch+1], mu[ch+2], mu[ch+3]
 			a0, a1, a2, a3 := a[ch], a[ch+1], a[ch+2], a[ch+3]
@@ -274,10 +327,20 @@ func affineTranspose[T float32 | float64](dst, src []T, c, hw, c0, c1 int, mu, a
 				o[3] = (s3[p]-m3)*a3 + b3
 			}
 		}
-		for ; ch < c1; ch++ {
+		for ; ch < c; ch++ {
 			for p := p0; p < p1; p++ {
 				dst[p*c+ch] = (src[ch*hw+p]-mu[ch])*a[ch] + b[ch]
 			}
 		}
 	}
+}
+
+// logistic64 is σ(x) in float64 as SimpleGo's Logistic computes it: 1/(1+e^-x) for x ≥ 0,
+// e^x/(1+e^x) below.
+func logistic64(x float64) float64 {
+	if x >= 0 {
+		return 1 / (1 + math.Exp(-x))
+	}
+	e := math.Exp(x)
+	return e / (1 + e)
 }

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/gomlx/gomlx/backends"
 	"testing"
@@ -115,7 +116,8 @@ func TestNormNHWCTwin(t *testing.T) {
 }
 
 // BenchmarkNormNHWC times the twin's kernel on the small T2I fixture's largest GroupNorm ([2, 64,
-// 128, 128], 32 groups, per-channel scale and bias) reading NCHW and reading NHWC, beside the fused
+// 128, 128], 32 groups, per-channel scale and bias) reading NCHW and reading NHWC, with and without
+// the SiLU, beside the fused
 // node's own kernel (NCHW in and out) and a transpose of the same tensor.
 func BenchmarkNormNHWC(b *testing.B) {
 	const n, c, hw, g = 2, 64, 128 * 128, 32
@@ -136,18 +138,74 @@ func BenchmarkNormNHWC(b *testing.B) {
 			normParallel(out, flats, d)
 		}
 	})
-	for _, in := range []bool{false, true} {
-		dt := *d
-		dt.nhwc = &normNHWC{n: n, c: c, hw: hw, dims: []int{n, 128, 128, c}, inNHWC: in}
-		b.Run(fmt.Sprintf("twin-inNHWC=%v", in), func(b *testing.B) {
-			for range b.N {
-				normNHWCRun(out, flats, &dt)
-			}
-		})
+	for _, silu := range []bool{false, true} {
+		for _, in := range []bool{false, true} {
+			dt := *d
+			dt.nhwc = &normNHWC{n: n, c: c, hw: hw, dims: []int{n, 128, 128, c}, inNHWC: in, silu: silu}
+			b.Run(fmt.Sprintf("twin-inNHWC=%v-silu=%v", in, silu), func(b *testing.B) {
+				for range b.N {
+					normNHWCRun(out, flats, &dt)
+				}
+			})
+		}
 	}
 	b.Run("transpose", func(b *testing.B) {
 		for range b.N {
 			transposeInto(out, x, []int{n, c, hw}, []int{0, 2, 1})
 		}
 	})
+}
+
+// TestNormNHWCKernels: the vector kernels of the channels-last normalization give the scalar loops'
+// bits: the per-channel float64 sums over positions (16 channels at a time, with a strided input)
+// and the affine row (x - m)·a + b, on lengths with and without a remainder.
+func TestNormNHWCKernels(t *testing.T) {
+	if !binaryVector {
+		t.Skip("no AVX2 here: the scalar loops run")
+	}
+	rnd := func(n int, scale float32) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = scale * float32(math.Sin(float64(i)*1.37+0.3)) * float32(1+i%7)
+		}
+		return v
+	}
+	for _, c := range []int{16, 48, 64} {
+		const hw = 37
+		x := rnd(c*hw, 3)
+		shift := make([]float64, c)
+		for j := range shift {
+			shift[j] = float64(x[j]) + 0.25
+		}
+		s, q := make([]float64, c), make([]float64, c)
+		ws, wq := make([]float64, c), make([]float64, c)
+		for j := range c {
+			s[j], q[j], ws[j], wq[j] = float64(j), 2*float64(j), float64(j), 2*float64(j)
+		}
+		for lo := 0; lo+16 <= c; lo += 16 {
+			chanSums16AVX2(s[lo:], q[lo:], shift[lo:], x[lo:], c, hw)
+		}
+		for p := range hw {
+			for j := range c {
+				d := float64(x[p*c+j]) - shift[j]
+				ws[j] += d
+				wq[j] += d * d
+			}
+		}
+		for j := range c {
+			if s[j] != ws[j] || q[j] != wq[j] {
+				t.Fatalf("c=%d channel %d: sums %v, %v, want %v, %v", c, j, s[j], q[j], ws[j], wq[j])
+			}
+		}
+	}
+	for _, n := range []int{8, 24, 29} {
+		src, m, a, b := rnd(n, 5), rnd(n, 1), rnd(n, 2), rnd(n, 0.5)
+		got := make([]float32, n)
+		affineRow(got, src, m, a, b)
+		for i := range n {
+			if want := (src[i]-m[i])*a[i] + b[i]; got[i] != want {
+				t.Fatalf("n=%d entry %d: %v, want %v", n, i, got[i], want)
+			}
+		}
+	}
 }
