@@ -163,9 +163,9 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	for i, f := range flats[1:] {
 		params[i+1] = f.([]T)
 	}
-	rows := l.n * l.c * l.hw / d.m // rows per batch entry: the groups
-	g := rows / l.n
-	mean, variance := make([]float64, rows), make([]float64, rows)
+	groups := l.n * l.c * l.hw / d.m // the normalized rows, over all batch entries
+	g := groups / l.n
+	mean, variance := make([]float64, groups), make([]float64, groups)
 	if l.inNHWC {
 		parallelAxis(l.n, len(x), func(lo, hi int) {
 			for b := lo; b < hi; b++ {
@@ -173,7 +173,7 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 			}
 		})
 	} else {
-		parallelAxis(rows, len(x), func(lo, hi int) {
+		parallelAxis(groups, len(x), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				mean[r], variance[r] = rowStats(x[r*d.m : (r+1)*d.m])
 			}
@@ -187,44 +187,60 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 		a, bias := foldStages(params, d.stages, e, 1/math.Sqrt(variance[r]+d.eps))
 		mu[k], ta[k], tb[k] = T(mean[r]), T(a), T(bias)
 	}
+	// The affine map and the SiLU run over chunks of whole positions (at least 16, about nhwcTile
+	// values) rather than one position's c values at a time, with each batch entry's per-channel
+	// mean, A and B repeated over a chunk. Reading NCHW, a task first transposes transposeSpan
+	// positions' values into place (as transposeBlock does: whole cache lines of every channel's
+	// row), then runs its chunks.
 	per := l.hw * l.c
-	if l.inNHWC {
-		parallelAxis(l.n*l.hw, len(out), func(lo, hi int) {
-			var tmp []T
-			if l.silu {
-				tmp = make([]T, l.c)
+	rows := min(max(16, nhwcTile/l.c), l.hw)
+	span := rows * l.c
+	taskRows := rows
+	if !l.inNHWC {
+		taskRows = min(l.hw, (transposeSpan+rows-1)/rows*rows)
+	}
+	tasks := (l.hw + taskRows - 1) / taskRows
+	rm, ra, rb := make([]T, l.n*span), make([]T, l.n*span), make([]T, l.n*span)
+	for i := range rm {
+		b, ch := i/span, i%l.c
+		rm[i], ra[i], rb[i] = mu[b*l.c+ch], ta[b*l.c+ch], tb[b*l.c+ch]
+	}
+	parallelAxis(l.n*tasks, len(out), func(lo, hi int) {
+		var tmp []T
+		if l.silu {
+			tmp = make([]T, span)
+		}
+		for u := lo; u < hi; u++ {
+			b, t0 := u/tasks, (u%tasks)*taskRows
+			t1 := min(t0+taskRows, l.hw)
+			xb, ob := x[b*per:(b+1)*per], out[b*per:(b+1)*per]
+			src := xb
+			if !l.inNHWC {
+				// ob[p·c + ch] = xb[ch·hw + p] for the task's positions p, channels in bands.
+				for c0 := 0; c0 < l.c; c0 += transposeSpan {
+					c1 := min(c0+transposeSpan, l.c)
+					if l.hw >= l.c {
+						transposeTileSrcRows(ob, l.c, xb, l.hw, t0, t1, c0, c1)
+					} else {
+						transposeTileDstRows(ob, l.c, xb, l.hw, t0, t1, c0, c1)
+					}
+				}
+				src = ob
 			}
-			for q := lo; q < hi; q++ {
-				b := q / l.hw
-				src, dst := x[q*l.c:(q+1)*l.c], out[q*l.c:(q+1)*l.c]
-				m, a, bb := mu[b*l.c:(b+1)*l.c], ta[b*l.c:(b+1)*l.c], tb[b*l.c:(b+1)*l.c]
-				affineRow(dst, src, m, a, bb)
+			for q0 := t0; q0 < t1; q0 += rows {
+				e0, e1 := q0*l.c, min(q0+rows, t1)*l.c
+				dst := ob[e0:e1]
+				affineRow(dst, src[e0:e1], rm[b*span:], ra[b*span:], rb[b*span:])
 				if l.silu {
 					siluInPlace(dst, tmp)
 				}
 			}
-		})
-		return
-	}
-	// Transposed: [c, hw] per batch entry into [hw, c], in tiles of positions (all channels each).
-	tiles := (l.hw + transposeSpan - 1) / transposeSpan
-	parallelAxis(l.n*tiles, len(out), func(lo, hi int) {
-		var tmp []T
-		if l.silu {
-			tmp = make([]T, transposeSpan*l.c)
-		}
-		for u := lo; u < hi; u++ {
-			b, p0 := u/tiles, (u%tiles)*transposeSpan
-			p1 := min(p0+transposeSpan, l.hw)
-			k := b * l.c
-			dst := out[b*per : (b+1)*per]
-			affineTranspose(dst, x[b*per:(b+1)*per], l.c, l.hw, p0, p1, mu[k:k+l.c], ta[k:k+l.c], tb[k:k+l.c])
-			if l.silu {
-				siluInPlace(dst[p0*l.c:p1*l.c], tmp)
-			}
 		}
 	})
 }
+
+// nhwcTile is about the number of values a task of the channels-last twin writes.
+const nhwcTile = 2048
 
 // siluInPlace replaces each y of ys by y·σ(y), σ computed as the backend's Logistic computes it
 // (logistic32f for float32); tmp holds at least len(ys) values.
@@ -305,33 +321,6 @@ func groupStatsNHWC[T float32 | float64](mean, variance []float64, x []T, c, hw 
 		}
 		mean[j] = shift[j*cg] + sj/n
 		variance[j] = max(qj-sj*sj/n, 0) / n
-	}
-}
-
-// affineTranspose writes dst[p·c + ch] = (src[ch·hw + p] - mu[ch])·a[ch] + b[ch] for every channel
-// and the positions p in [p0, p1): src [c, hw] into dst [hw, c], in 4x4 blocks (four channels' rows
-// read together), as transposeBlock does.
-func affineTranspose[T float32 | float64](dst, src []T, c, hw, p0, p1 int, mu, a, b []T) {
-	{
-		ch := 0
-		for ; ch+4 <= c; ch += 4 {
-			s0, s1, s2, s3 := src[ch*hw:], src[(ch+1)*hw:], src[(ch+2)*hw:], src[(ch+3)*hw:]
-			m0, m1, m2, m3 := mu[ch], mu[ch+1], mu[ch+2], mu[ch+3]
-			a0, a1, a2, a3 := a[ch], a[ch+1], a[ch+2], a[ch+3]
-			b0, b1, b2, b3 := b[ch], b[ch+1], b[ch+2], b[ch+3]
-			for p := p0; p < p1; p++ {
-				o := dst[p*c+ch : p*c+ch+4 : p*c+ch+4]
-				o[0] = (s0[p]-m0)*a0 + b0
-				o[1] = (s1[p]-m1)*a1 + b1
-				o[2] = (s2[p]-m2)*a2 + b2
-				o[3] = (s3[p]-m3)*a3 + b3
-			}
-		}
-		for ; ch < c; ch++ {
-			for p := p0; p < p1; p++ {
-				dst[p*c+ch] = (src[ch*hw+p]-mu[ch])*a[ch] + b[ch]
-			}
-		}
 	}
 }
 

@@ -209,3 +209,46 @@ func TestNormNHWCKernels(t *testing.T) {
 		}
 	}
 }
+
+// TestNormNHWCTwinExact: reading NCHW, the twin's output is the fused node's (normParallel) transposed,
+// bit for bit, and with the SiLU it is that times the backend's logistic of it, on shapes with more
+// positions than channels and fewer (the two tile walks) and with a ragged last task.
+func TestNormNHWCTwinExact(t *testing.T) {
+	for _, sh := range []struct{ n, c, hw, g int }{{2, 8, 63, 4}, {2, 192, 16, 16}, {1, 40, 5, 8}, {2, 32, 2100, 16}} {
+		x := make([]float32, sh.n*sh.c*sh.hw)
+		for i := range x {
+			x[i] = float32(math.Sin(float64(i)*0.71)) * float32(1+i%5)
+		}
+		scale, bias := make([]float32, sh.c), make([]float32, sh.c)
+		for i := range scale {
+			scale[i], bias[i] = 1+0.01*float32(i), 0.1*float32(i)-1
+		}
+		d := &normNodeData{m: sh.c / sh.g * sh.hw, eps: 1e-6, run: sh.hw, stages: []normStage{
+			{op: backends.OpTypeMul, in: 1, c: sh.c, s: sh.hw}, {op: backends.OpTypeAdd, in: 2, c: sh.c, s: sh.hw}}}
+		flats := []any{x, scale, bias}
+		fused := make([]float32, len(x))
+		normParallel(fused, flats, d)
+		sig := make([]float32, len(x))
+		logistic32f(sig, fused)
+		for _, silu := range []bool{false, true} {
+			dt := *d
+			dt.nhwc = &normNHWC{n: sh.n, c: sh.c, hw: sh.hw, dims: []int{sh.n, sh.hw, 1, sh.c}, silu: silu}
+			got := make([]float32, len(x))
+			normNHWCRun(got, flats, &dt)
+			for b := range sh.n {
+				for ch := range sh.c {
+					for p := range sh.hw {
+						k := (b*sh.c+ch)*sh.hw + p
+						want := fused[k]
+						if silu {
+							want *= sig[k]
+						}
+						if g := got[(b*sh.hw+p)*sh.c+ch]; g != want {
+							t.Fatalf("%+v silu=%v: [%d, %d, %d] = %v, want %v", sh, silu, b, p, ch, g, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
