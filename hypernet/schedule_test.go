@@ -3,6 +3,7 @@ package hypernet
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/hypernoise/hypernoise/internal/testgen"
 	"github.com/hypernoise/hypernoise/internal/testutil"
@@ -30,14 +31,15 @@ func TestLRFactor(t *testing.T) {
 	}
 }
 
-// TestTimeBudget: a budget far below one step's time stops the run after the probe steps, one far
-// above leaves Steps as it is; the result's configuration records the steps done.
+// TestTimeBudget: a budget far below one step's time stops the run after the first step and the
+// probe steps, one far above leaves Steps as it is; the result's configuration records the steps
+// done.
 func TestTimeBudget(t *testing.T) {
 	b := testutil.Backend(t)
 	for _, c := range []struct {
 		budget float64
 		want   int
-	}{{1e-9, budgetProbeSteps}, {1e5, 40}} {
+	}{{1e-9, 1 + budgetProbeSteps}, {1e5, 40}} {
 		cfg := DefaultAdamW()
 		cfg.Steps, cfg.BatchSize, cfg.Schedule, cfg.BudgetSeconds = 40, 4, ScheduleCosine, c.budget
 		gen, p := hyperProblem(t)
@@ -55,5 +57,59 @@ func TestTimeBudget(t *testing.T) {
 	cfg.BudgetSeconds, cfg.Resume, cfg.CheckpointDir = 10, true, t.TempDir()
 	if err := cfg.Validate(); err == nil {
 		t.Error("a time budget on a resumed run was accepted")
+	}
+}
+
+// TestTimeBudgetExcludesFirstStep: a first step far slower than the others (as the compiling step
+// of an imported model is; here a progress report that sleeps after it) is paid once and does not
+// set the pace. With the first step at 0.5 s and the others at a few ms, a 1 s budget buys
+// hundreds of steps; a pace counting the first step (>= 0.1 s a step over 5 steps) bought at most
+// 10.
+func TestTimeBudgetExcludesFirstStep(t *testing.T) {
+	b := testutil.Backend(t)
+	cfg := DefaultAdamW()
+	cfg.Steps, cfg.BatchSize, cfg.Schedule, cfg.BudgetSeconds = 2000, 4, ScheduleCosine, 1
+	gen, p := hyperProblem(t)
+	ctx := testgen.Seeded(1)
+	initGen(t, b, ctx, gen)
+	slowFirst := func(done, total int, status string) {
+		if done == 1 {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	res, err := Train(b, ctx, p, cfg, slowFirst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At 20 ms a step (a busy machine) the remaining 0.5 s still buys 25 steps.
+	if res.Steps < 30 || res.Config.Steps != res.Steps {
+		t.Errorf("first step 0.5 s, budget 1 s: %d steps done (config %d); want the budget filled at the later steps' pace (>= 30)", res.Steps, res.Config.Steps)
+	}
+	t.Logf("%d steps in %.2f s", res.Steps, res.Seconds)
+	if res.Seconds > 3 {
+		t.Errorf("budget 1 s: the run took %.2f s", res.Seconds)
+	}
+}
+
+// TestBudgetSteps: the pace arithmetic. The budget minus the time spent so far (the compiling
+// first step included, once), at the pace of the steps after the first; at least the steps done,
+// at most cfg.Steps.
+func TestBudgetSteps(t *testing.T) {
+	cfg := TrainConfig{Steps: 10000, BudgetSeconds: 600}
+	for _, c := range []struct {
+		done, first    int
+		elapsed, probe float64
+		want           int
+	}{
+		// the small T2I fixture's case: a 30 s first step, then 0.65 s a step: 6 + (600-33.25)/0.65
+		{6, 1, 30 + 5*0.65, 5 * 0.65, 6 + 871},
+		{6, 1, 700, 5, 6},         // the budget is spent: stop
+		{6, 1, 10, 5e-9, 10000},   // a pace far under the budget: at most Steps
+		{6, 6, 10, 0, 6},          // no step timed: stop where we are
+		{16, 11, 12, 5, 16 + 588}, // after a resume's start at 10
+	} {
+		if got := budgetSteps(cfg, c.done, c.first, c.elapsed, c.probe); got != c.want {
+			t.Errorf("budgetSteps(done %d, first %d, elapsed %g, probe %g) = %d, want %d", c.done, c.first, c.elapsed, c.probe, got, c.want)
+		}
 	}
 }

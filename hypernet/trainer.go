@@ -43,9 +43,11 @@ type TrainConfig struct {
 	// Schedule of the learning rate after warm-up: "" or ScheduleConstant, or ScheduleCosine
 	// (see LRFactor).
 	Schedule string `json:"schedule,omitempty"`
-	// BudgetSeconds, if > 0, bounds the run's wall time: after the first budgetProbeSteps steps
-	// the trainer sets Steps to the most that fit in the budget at the measured pace (never more
-	// than Steps), so that the schedule still ends at the last step. The steps done are recorded
+	// BudgetSeconds, if > 0, bounds the run's wall time: after the first step (which compiles the
+	// graph) and budgetProbeSteps more, the trainer sets Steps to the most that fit in what is left
+	// of the budget at the pace of those budgetProbeSteps steps (the first one's compilation is
+	// charged to the budget once, not to every step), never more than Steps, so that the schedule
+	// still ends at the last step. The steps done are recorded
 	// (Steps of the saved configuration); the run is reproducible from them, not from the budget.
 	BudgetSeconds float64 `json:"budget_seconds,omitempty"`
 	// ClipNorm: the gradient (all trainable variables together) is scaled by
@@ -166,7 +168,10 @@ func LRFactor(schedule string, step, warmup, total int) float64 {
 	return f
 }
 
-// budgetProbeSteps is how many steps a time budget measures before it fixes the step count.
+// budgetProbeSteps is how many steps after the first a time budget times before it fixes the step
+// count. The first step is not timed: it builds and compiles the step's graph, which on an
+// imported model can take longer than several steps (the small T2I fixture: ~1.8 s against
+// ~0.65 s, so a pace that counted it fixed about half the steps a budget could run).
 const budgetProbeSteps = 5
 
 // WarmupFactor is the linear warm-up multiplier of the learning rate at 0-based step k:
@@ -197,13 +202,25 @@ type TrainResult struct {
 	Config TrainConfig
 }
 
-// budgetSteps is the step count that fits cfg.BudgetSeconds when the steps [start, done) took
-// elapsed seconds (the first, compiling, step included, so the estimate errs short): at least
-// done, at most cfg.Steps.
-func budgetSteps(cfg TrainConfig, start, done int, elapsed float64) int {
-	per := elapsed / float64(done-start)
-	n := start + int(cfg.BudgetSeconds/per)
-	return max(done, min(cfg.Steps, n))
+// budgetSteps is the step count that fits cfg.BudgetSeconds when the run has done steps [start,
+// done) in elapsed seconds, the last probe = done-first of them, from the end of the first step
+// (first seconds in), in probe seconds: the remaining budget, cfg.BudgetSeconds - elapsed, at
+// probe/(done-first) seconds a step. The first step's time (its compilation) is thus paid once, as
+// it is, instead of being spread over every step. At least done, at most cfg.Steps.
+func budgetSteps(cfg TrainConfig, done, first int, elapsed, probe float64) int {
+	if done <= first || !(probe > 0) {
+		return done // no pace measured: stop where we are
+	}
+	per := probe / float64(done-first)
+	left := cfg.BudgetSeconds - elapsed
+	if left <= 0 {
+		return done
+	}
+	more := left / per
+	if more >= float64(cfg.Steps) { // also guards the int conversion
+		return max(done, cfg.Steps)
+	}
+	return max(done, min(cfg.Steps, done+int(more)))
 }
 
 // DefaultMaxNonFinite is the default TrainConfig.MaxNonFinite.
@@ -267,7 +284,8 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 		res.Seconds = time.Since(t0).Seconds()
 		res.TotalSeconds = prevSeconds + res.Seconds
 	}()
-	badRun := 0 // consecutive non-finite steps
+	badRun := 0          // consecutive non-finite steps
+	var firstEnd float64 // seconds into the run when its first step ended (time budget)
 	for step := start; step < cfg.Steps; step++ {
 		epsFlat, promptIDs := TrainingBatch(cfg.Noise, cfg.Seed, step, cfg.BatchSize, cfg.NoiseSetSize, p.NoiseShape, p.NumPrompts)
 		epsT := tensors.FromFlatDataAndDimensions(epsFlat, append([]int{cfg.BatchSize}, p.NoiseShape...)...)
@@ -302,9 +320,15 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 			}
 		}
 		report.Report(step+1, cfg.Steps, fmt.Sprintf("loss %.4g", loss))
-		if cfg.BudgetSeconds > 0 && step+1-start == budgetProbeSteps {
-			cfg.Steps = budgetSteps(cfg, start, step+1, time.Since(t0).Seconds())
-			res.Config = cfg
+		if cfg.BudgetSeconds > 0 {
+			switch step + 1 - start {
+			case 1: // the compiling step: the pace is timed from here
+				firstEnd = time.Since(t0).Seconds()
+			case 1 + budgetProbeSteps:
+				elapsed := time.Since(t0).Seconds()
+				cfg.Steps = budgetSteps(cfg, step+1, start+1, elapsed, elapsed-firstEnd)
+				res.Config = cfg
+			}
 		}
 	}
 	if err := checkSkippedShare(p, res.Skipped, res.Steps, cfg.MaxSkippedShare); err != nil {

@@ -185,7 +185,7 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.lr = fs.Float64("lr", def.Train.LR, "peak learning rate")
 	f.warmup = fs.Int("warmup", def.Train.WarmupSteps, "linear warm-up steps")
 	f.schedule = fs.String("schedule", scheduleName(def.Train.Schedule), "learning rate after warm-up: constant or cosine (decays to 0 at the last step)")
-	f.budget = fs.String("budget", "", "training budget: a step count (2000) or wall seconds (90s; the steps that fit at the pace of the first steps, at most --steps' maximum); default --steps")
+	f.budget = fs.String("budget", "", "training budget: a step count (2000) or wall seconds (90s, from the first step: the steps that fit in the rest of it at the pace of steps 2-6, the first, compiling step not counted in the pace; at most --steps' maximum); default --steps")
 	f.clip = fs.Float64("clip", def.Train.ClipNorm, "gradient-norm clip (0: off)")
 	f.noise = fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
 	f.seed = fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
