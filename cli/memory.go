@@ -1,85 +1,32 @@
 package cli
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
+
+	"github.com/hypernoise/hypernoise/internal/membudget"
 )
 
 // EnvMemBudget names the environment variable that sets the memory budget, e.g. "8GiB", "512M"
 // or a number of bytes.
-const EnvMemBudget = "HYPERNOISE_MEM_BUDGET"
+const EnvMemBudget = membudget.Env
 
 // MemBudget returns the memory, in bytes, a command may plan to use: $HYPERNOISE_MEM_BUDGET if
 // set, else 80% of the machine's (or the cgroup's, if smaller) memory, else 4 GiB if neither is
-// known. A malformed variable is a usage error.
+// known (membudget.Budget). A malformed variable is a usage error.
 func MemBudget() (int64, error) {
-	if v := strings.TrimSpace(os.Getenv(EnvMemBudget)); v != "" {
-		b, err := ParseBytes(v)
-		if err != nil {
-			return 0, Usagef("$%s: %v", EnvMemBudget, err)
-		}
-		return b, nil
+	b, err := membudget.Budget()
+	if err != nil {
+		return 0, Usagef("%v", err)
 	}
-	total := physicalMemory()
-	if total <= 0 {
-		return 4 << 30, nil
-	}
-	return total / 5 * 4, nil
+	return b, nil
 }
 
 // ParseBytes parses a size such as "1500000", "512M", "8G", "8GiB" or "2.5GB" (K, M, G, T are
 // powers of 1024, with or without "B" or "iB").
-func ParseBytes(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := 1.0
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			t = t[:n-1]
-		}
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || !(f > 0) || f*mult > 1<<60 {
-		return 0, fmt.Errorf("%q is not a memory size like 8GiB, 512M or a positive number of bytes", s)
-	}
-	return int64(f * mult), nil
-}
+func ParseBytes(s string) (int64, error) { return membudget.ParseBytes(s) }
 
 // physicalMemory is MemTotal from /proc/meminfo, capped by a cgroup v2 limit; 0 if unknown.
-func physicalMemory() int64 {
-	var total int64
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) >= 2 && fields[0] == "MemTotal:" {
-				if kb, err := strconv.ParseInt(fields[1], 10, 64); err == nil {
-					total = kb << 10
-				}
-			}
-		}
-		f.Close()
-	}
-	if data, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
-		if lim, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil && lim > 0 && (total == 0 || lim < total) {
-			total = lim
-		}
-	}
-	return total
-}
+func physicalMemory() int64 { return membudget.PhysicalMemory() }
 
 // CheckMemory is a usage error (exit 2) when a command's up-front estimate need exceeds the memory
 // budget; what names the work, e.g. "train --batch 4096".
