@@ -110,6 +110,13 @@ type MemoryFit struct {
 	PromptEmbed    int64 // width of the MLP modulator's prompt embedding
 	SampleBase     int64 // sampling: process, models, graphs
 	PerImage       int64 // per generated image kept
+	// ForwardPerRow and GradPerRow are the memory of one row (sample) of a compiled call: one that
+	// runs the generator and the rewards forward (sampling, best-of-N, scoring, the tilt pool, the
+	// reward spread) and one that also takes their gradients (ReNO). They size the chunks those
+	// calls run in (Model.ChunkRows); 0: the family's chunks are not bounded by them (their
+	// default sizes are part of SampleBase, as measured) and keep their default sizes.
+	ForwardPerRow int64
+	GradPerRow    int64
 }
 
 // LoRAChecker is implemented by generators that can say, before training, whether a LoRA

@@ -32,6 +32,10 @@ func ParseRewardNorm(s string) (string, error) {
 // SpreadSamples is how many base samples RewardSpread draws by default.
 const SpreadSamples = 1024
 
+// SpreadChunk is the most base samples one compiled call of RewardSpread generates and scores by
+// default (a model's memory estimate may lower it: family.Model.ChunkRows).
+const SpreadChunk = 128
+
 // streamSpread is the random stream of the spread's base samples (see Normal).
 const streamSpread uint64 = 3 << 40
 
@@ -45,9 +49,11 @@ func (e *ZeroSpreadError) Error() string {
 
 // RewardSpread measures, for each term r_k of the sum (unweighted), its standard deviation under
 // the base generator: s_k = std of r_k(g(eps, c), c) over n samples with eps ~ N(0, I) and c
-// uniform over the prompts, drawn from seed (a pure function of it). ctx holds the generator's and
-// the rewards' variables. A term whose spread is 0 (or not finite) is a *ZeroSpreadError.
-func RewardSpread(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, sum *rewards.Sum, n int, seed int64) (spread []float64, err error) {
+// uniform over the prompts, drawn from seed (a pure function of it, whatever the chunk: the noises
+// and prompts are drawn for all n at once, and each sample is scored on its own). ctx holds the
+// generator's and the rewards' variables. Each compiled call runs at most chunk samples (<= 0:
+// SpreadChunk). A term whose spread is 0 (or not finite) is a *ZeroSpreadError.
+func RewardSpread(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, sum *rewards.Sum, n int, seed int64, chunk int) (spread []float64, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("measuring the reward spread: %v", r)
@@ -74,7 +80,9 @@ func RewardSpread(backend backends.Backend, ctx *context.Context, gen hypernoise
 	eps := Normal(seed, streamSpread, n*d)
 	ids := PromptIDs(seed, streamSpread+1, n, len(gen.Prompts()))
 	sums, sqs := make([]float64, len(terms)), make([]float64, len(terms))
-	const chunk = 128
+	if chunk <= 0 {
+		chunk = SpreadChunk
+	}
 	for lo := 0; lo < n; lo += chunk {
 		b := min(chunk, n-lo)
 		et := tensors.FromFlatDataAndDimensions(eps[lo*d:(lo+b)*d], append([]int{b}, shape...)...)

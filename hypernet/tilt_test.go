@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -94,7 +95,7 @@ func TestRewardSpread(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 4096
-	s, err := RewardSpread(b, ctx, identityGen{}, sum, n, 7)
+	s, err := RewardSpread(b, ctx, identityGen{}, sum, n, 7, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestRewardSpread(t *testing.T) {
 	}
 	// The normalized sum, scored as one reward on the same samples: its spread is the weight, 3.
 	whole, _ := rewards.NewSum(rewards.Term{Reward: norm, Weight: 1})
-	s1, err := RewardSpread(b, ctx, identityGen{}, whole, n, 7)
+	s1, err := RewardSpread(b, ctx, identityGen{}, whole, n, 7, 0)
 	if err != nil || math.Abs(s1[0]-3) > 1e-4 {
 		t.Errorf("spread of the normalized reward on the same samples = %v, %v; want 3", s1, err)
 	}
@@ -120,12 +121,47 @@ func TestRewardSpread(t *testing.T) {
 		return AddScalar(MulScalar(ReduceSum(Reshape(x, x.Shape().Dim(0), -1), -1), 0), 2)
 	}}
 	two, _ := rewards.NewSum(rewards.Term{Reward: linearReward(1, 0), Weight: 1}, rewards.Term{Reward: constant, Weight: 1})
-	_, err = RewardSpread(b, ctx, identityGen{}, two, 256, 7)
+	_, err = RewardSpread(b, ctx, identityGen{}, two, 256, 7, 0)
 	var zs *ZeroSpreadError
 	if !errors.As(err, &zs) || zs.Reward != "flat" || !strings.Contains(err.Error(), `"flat"`) {
 		t.Errorf("constant reward: err = %v; want a zero-spread error naming \"flat\"", err)
 	}
 	if _, err := ParseRewardNorm("max"); err == nil {
 		t.Error("unknown normalization accepted")
+	}
+}
+
+// TestRewardSpreadChunks: the spread is the same, bit for bit, whatever the chunk its samples run
+// in, and no compiled call runs more rows than the chunk.
+func TestRewardSpreadChunks(t *testing.T) {
+	b := testutil.Backend(t)
+	ctx := testgen.Seeded(1)
+	testgen.SetIdentity(ctx)
+	var mu sync.Mutex
+	maxRows := 0
+	rows := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		mu.Lock()
+		maxRows = max(maxRows, x.Shape().Dim(0))
+		mu.Unlock()
+		return linearReward(1, 2).Score(ctx, x, prompts)
+	}}
+	sum, _ := rewards.NewSum(rewards.Term{Reward: rows, Weight: 1})
+	whole, err := RewardSpread(b, ctx, identityGen{}, sum, 1000, 7, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxRows != SpreadChunk {
+		t.Errorf("default chunk: calls of up to %d rows, want %d", maxRows, SpreadChunk)
+	}
+	maxRows = 0
+	chunked, err := RewardSpread(b, ctx, identityGen{}, sum, 1000, 7, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxRows > 7 {
+		t.Errorf("chunk 7: a call of %d rows", maxRows)
+	}
+	if chunked[0] != whole[0] {
+		t.Errorf("spread in chunks of 7: %v, in chunks of %d: %v", chunked, SpreadChunk, whole)
 	}
 }

@@ -108,6 +108,18 @@ func New(backend backends.Backend, model *family.Model, chunk int) (*Pipeline, e
 		rewardsBy: map[string]hypernoise.Reward{}, scorers: map[string]*hypernet.SharedExec{}}, nil
 }
 
+// Chunk is the most rows a method of the pipeline runs in one compiled call: the pipeline's chunk
+// (hypernoise.DefaultChunk when 0), lowered to what the model's memory estimate allows
+// (family.Model.ChunkRows; grad: the method takes gradients, as ReNO's optimization steps do).
+// Methods treat rows independently, so the chunk changes memory and speed, not the samples.
+func (p *Pipeline) Chunk(grad bool) int {
+	chunk := p.chunk
+	if chunk <= 0 {
+		chunk = hypernoise.DefaultChunk
+	}
+	return p.model.ChunkRows(grad, chunk)
+}
+
 // Model returns the pipeline's model.
 func (p *Pipeline) Model() *family.Model { return p.model }
 
@@ -288,7 +300,7 @@ func (p *Pipeline) resolve(r Request) (Request, hypernoise.MethodInfo, hypernois
 		return r, info, hypernoise.MethodEnv{}, err
 	}
 	env := hypernoise.MethodEnv{Backend: p.backend, Context: p.model.Context, Lock: &p.lock,
-		Generator: p.model.Generator, Chunk: p.chunk}
+		Generator: p.model.Generator, Chunk: p.Chunk(info.Needs.Has(hypernoise.NeedsSteps))}
 	var hn *Hypernet
 	if info.Needs.Has(hypernoise.NeedsModulator) || r.Hypernet != "" {
 		if hn, err = p.Hypernet(r.Hypernet); err != nil {
@@ -439,10 +451,7 @@ func (p *Pipeline) Score(spec string, x, prompts *tensors.Tensor) ([]float32, er
 	flat := tensors.MustCopyFlatData[float32](x)
 	ids := tensors.MustCopyFlatData[int32](prompts)
 	d := len(flat) / max(b, 1)
-	chunk := p.chunk
-	if chunk <= 0 {
-		chunk = hypernoise.DefaultChunk
-	}
+	chunk := p.Chunk(false)
 	var out []float32
 	err = hypernet.Chunks(b, chunk, func(lo, hi int) error {
 		pr := hypernet.PaddedRows(hi-lo, chunk)

@@ -209,7 +209,8 @@ func normalizeReward(backend backends.Backend, im *family.Model, reward *rewards
 	if err != nil || norm == hypernet.NormNone {
 		return reward, nil, err
 	}
-	spread, err := hypernet.RewardSpread(backend, im.Context, im.Generator, reward, hypernet.SpreadSamples, opts.Train.Seed)
+	spread, err := hypernet.RewardSpread(backend, im.Context, im.Generator, reward, hypernet.SpreadSamples, opts.Train.Seed,
+		im.ChunkRows(false, hypernet.SpreadChunk))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -15,7 +15,9 @@ import (
 
 // DefaultChunk is the most rows (images, or best-of-N candidates) a method runs in one compiled
 // call. It bounds memory: measured peak of `hypernoise sample --method best-of-n --best-of 100
-// --prompt all --n 16` is in docs (see notes of issue 9).
+// --prompt all --n 16` is in docs (see notes of issue 9). A model with per-row memory figures
+// (family.MemoryFit.ForwardPerRow, GradPerRow: the imported ones) runs fewer where its estimate
+// asks (infer.Pipeline.Chunk).
 const DefaultChunk = hypernoise.DefaultChunk
 
 // MethodDefault is a registered method's default knobs (hypernoise.MethodInfo.Defaults).
@@ -70,7 +72,9 @@ func DefaultTrainOptions() TrainOptions {
 
 // DefaultEvalOptions: 16 seeds per prompt (160 images), ReNO and HyperNoise+ReNO with the
 // registry's default steps (the paper's 50; 10 warm-start), best-of-N with N = 2*50 (ReNO's 50
-// forward + 50 backward evaluations) and N = 4.
+// forward + 50 backward evaluations) and N = 4. Batch, 160 images per method call, is a most: an
+// imported model's memory estimate lowers it, and every chunk of the evaluation, to what keeps it
+// under a quarter of the memory budget (family.Model.ChunkRows; the embedded model keeps them).
 func DefaultEvalOptions() EvalOptions {
 	return EvalOptions{SeedsPerPrompt: 16, Seed: 2025, RenoSteps: MethodDefault(reno.Name).Steps, WarmRenoSteps: MethodDefault(reno.WarmName).Steps,
 		SmallN: 4, FinetuneSteps: 300, FinetuneRank: 8, GridSeeds: 8, Batch: 160, TiltPool: DefaultTiltPool}

@@ -106,7 +106,7 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 			score = hn.Reward
 		}
 		m := p.Model()
-		rs, err := tilt.NewScored(p.Backend(), m.Context, m.Generator, reward, score, opts.TiltPool, opts.Seed)
+		rs, err := tilt.NewScored(p.Backend(), m.Context, m.Generator, reward, score, opts.TiltPool, opts.Seed, m.ChunkRows(false, tilt.PoolChunk))
 		if err != nil {
 			return nil, err
 		}

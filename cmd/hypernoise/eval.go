@@ -35,6 +35,11 @@ Per method: mean training reward, held-out alignment, FD to the test set in held
 (null for a model without a held-out evaluator), diversity, network evaluations and seconds per
 image. The model is the one DIR was trained on (or --model).
 
+Each compiled call (a method's chunk of images, the scoring, the tilt pool) runs at most as many
+images as keep the model's memory estimate under a quarter of $HYPERNOISE_MEM_BUDGET (for an
+imported model; the defaults, 64 to 256 images, otherwise): the figures are the same to float32
+rounding whatever the chunk.
+
   hypernoise eval --write-test-stats   rebuilds the embedded test-set statistics (needs the dataset)`)
 	dir := fs.String("hypernet", "", "hypernetwork folder written by hypernoise train (required)")
 	seeds := fs.Int("seeds", def.SeedsPerPrompt, "images per prompt")

@@ -33,7 +33,7 @@ import (
 type Options struct {
 	SeedsPerPrompt int    // images per prompt
 	Seed           uint64 // noise seed of the evaluation set
-	Batch          int    // images per call of a method (0: all at once)
+	Batch          int    // images per call of a method (0: all at once); at most the model's forward chunk (family.Model.ChunkRows)
 	GridSeeds      int    // images per prompt shown in the grids (0: none)
 }
 
@@ -69,7 +69,8 @@ func EvalSet(numPrompts, perPrompt int, seed uint64, noiseShape []int) (eps *ten
 	return hypernoise.Noise(seed, n, noiseShape), tensors.FromValue(ids)
 }
 
-// scoreChunk is the most images scored in one compiled call (bounds memory).
+// scoreChunk is the most images scored in one compiled call (bounds memory), lowered to the
+// model's forward chunk (family.Model.ChunkRows).
 const scoreChunk = 256
 
 // Evaluator scores samples of a model; it holds the compiled reward (and held-out) graph.
@@ -127,6 +128,9 @@ func (e *Evaluator) Evaluate(methods []hypernoise.Method, opts Options, report p
 	if batch <= 0 || batch > n {
 		batch = n
 	}
+	// No more images per call than the model's memory estimate allows in one forward chunk (the
+	// methods chunk their own calls too; this bounds the noises and images in flight).
+	batch = e.m.ChunkRows(false, batch)
 	epsFlat := tensors.MustCopyFlatData[float32](eps)
 	ids := tensors.MustCopyFlatData[int32](prompts)
 	d := len(epsFlat) / n
@@ -177,8 +181,9 @@ func (e *Evaluator) score(images []float32, dims []int, ids []int32, opts Option
 	}
 	var rewards []float32
 	var logits, feats [][]float64
-	err := hypernet.Chunks(n, scoreChunk, func(lo, hi int) error {
-		p := hypernet.PaddedRows(hi-lo, scoreChunk)
+	chunk := e.m.ChunkRows(false, scoreChunk)
+	err := hypernet.Chunks(n, chunk, func(lo, hi int) error {
+		p := hypernet.PaddedRows(hi-lo, chunk)
 		outs, err := e.scorer.Exec(tensors.FromFlatDataAndDimensions(hypernet.PadRows(images, px, lo, hi, p), append([]int{p}, dims...)...),
 			tensors.FromFlatDataAndDimensions(hypernet.PadRows(ids, 1, lo, hi, p), p))
 		if err != nil {

@@ -3,6 +3,7 @@ package tilt
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -119,7 +120,7 @@ func TestMean(t *testing.T) {
 	score := rewards.Func{RewardName: "scaled", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
 		return AddScalar(MulScalar(linear(ctx, x, prompts), 2), -3)
 	}}
-	scored, err := NewScored(testutil.Backend(t), context.New(), identityGen{}, reward, score, 4000, 9)
+	scored, err := NewScored(testutil.Backend(t), context.New(), identityGen{}, reward, score, 4000, 9, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,5 +162,34 @@ func TestPairedMean(t *testing.T) {
 	}
 	if !math.IsNaN(PairedMean(m[:3], b[:2], 0)) || !math.IsNaN(PairedMean(m[:1], b[:1], 0)) {
 		t.Error("mismatched or single-sample input gave a number")
+	}
+}
+
+// TestPoolChunks: the pool (its samples and rewards) is the same, bit for bit, whatever the chunk
+// its samples are drawn in, and no compiled call runs more rows than the chunk.
+func TestPoolChunks(t *testing.T) {
+	backend := testutil.Backend(t)
+	maxRows := 0
+	reward := rewards.Func{RewardName: "linear", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+		maxRows = max(maxRows, x.Shape().Dim(0))
+		return ReduceSum(Mul(x, ExpandAxes(Const(x.Graph(), gaussianSlope), 0)), -1)
+	}}
+	whole, err := NewScored(backend, context.New(), identityGen{}, reward, nil, 600, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxRows != PoolChunk {
+		t.Errorf("default chunk: calls of up to %d rows, want %d", maxRows, PoolChunk)
+	}
+	maxRows = 0
+	chunked, err := NewScored(backend, context.New(), identityGen{}, reward, nil, 600, 3, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxRows > 7 {
+		t.Errorf("chunk 7: a call of %d rows", maxRows)
+	}
+	if !slices.Equal(whole.rewards[0], chunked.rewards[0]) || !slices.Equal(whole.images[0], chunked.images[0]) {
+		t.Error("the pool drawn in chunks of 7 differs from the one drawn in chunks of 256")
 	}
 }

@@ -48,25 +48,27 @@ type Resampler struct {
 }
 
 // NewResampler draws pool base samples per prompt of model m (noise seeded by seed) and scores
-// them with reward; see New.
+// them with reward; see New. Its calls run as many samples as m's memory estimate allows
+// (family.Model.ChunkRows, at most PoolChunk).
 func NewResampler(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64) (*Resampler, error) {
-	return New(backend, m.Context, m.Generator, reward, pool, seed)
+	return NewScored(backend, m.Context, m.Generator, reward, nil, pool, seed, m.ChunkRows(false, PoolChunk))
 }
 
-// poolChunk is how many base samples one compiled call generates and scores.
-const poolChunk = 256
+// PoolChunk is the most base samples one compiled call generates and scores (the default chunk).
+const PoolChunk = 256
 
 // New draws pool base samples x_i = g(eps_i, c) per prompt c of gen (one set for an unconditional
 // generator), eps_i ~ N(0, I) from seed, and scores them with reward. ctx holds the generator's
 // and the reward's variables.
 func New(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
-	return NewScored(backend, ctx, gen, reward, nil, pool, seed)
+	return NewScored(backend, ctx, gen, reward, nil, pool, seed, PoolChunk)
 }
 
 // NewScored is New that also scores every pool sample with score (the reward an evaluation
 // reports, when the weights come from another one, e.g. a normalized reward): Gain is then in
-// score's units. A nil score is New.
-func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward, score hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
+// score's units. A nil score is New. Each compiled call runs at most chunk samples (<= 0:
+// PoolChunk); samples are drawn and scored one by one, so the pool is the same for any chunk.
+func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward, score hypernoise.Reward, pool int, seed uint64, chunk int) (rs *Resampler, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("tilt reference: %v", r)
@@ -74,6 +76,9 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 	}()
 	if pool < 2 {
 		return nil, fmt.Errorf("tilt reference: pool must be >= 2 samples per prompt, got %d", pool)
+	}
+	if chunk <= 0 {
+		chunk = PoolChunk
 	}
 	exec, err := context.NewExec(backend, ctx.Reuse(), func(ctx *context.Context, eps, prompts *Node) []*Node {
 		x := gen.Generate(ctx, eps, prompts)
@@ -96,8 +101,8 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 	}
 	for p := range np {
 		eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*d)
-		for lo := 0; lo < pool; lo += poolChunk {
-			n := min(poolChunk, pool-lo)
+		for lo := 0; lo < pool; lo += chunk {
+			n := min(chunk, pool-lo)
 			ids := make([]int32, n)
 			for i := range ids {
 				ids[i] = int32(p)

@@ -72,7 +72,9 @@ func (m *Model) EstimateTrainBytes(batch, rank int) int64 {
 // MemoryFit is the model's estimate in the form the commands' memory checks read
 // (pipeline.EstimateTrainBytes, EstimateSampleBytes): the terms of EstimateBytes and
 // EstimateTrainBytes. A sample keeps every image of a request in one batch, so each image costs a
-// forward pass's activations.
+// forward pass's activations. The chunks of evaluation, the tilt pool, the reward spread and the
+// methods follow the same terms (family.Model.ChunkRows): a forward pass's activations per row,
+// and for ReNO's gradient steps EstimateBytes(batch, true)'s.
 func (m *Model) MemoryFit() *family.MemoryFit {
 	base := memBase + m.WeightBytes()
 	return &family.MemoryFit{
@@ -83,5 +85,7 @@ func (m *Model) MemoryFit() *family.MemoryFit {
 		PromptEmbed:    mlpPromptEmbed,
 		SampleBase:     base,
 		PerImage:       m.forwardPerSample(),
+		ForwardPerRow:  m.forwardPerSample(),
+		GradPerRow:     2 * (2*m.mem.genActivations + m.mem.rewardActivations),
 	}
 }
