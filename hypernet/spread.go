@@ -14,19 +14,20 @@ import (
 
 // Reward normalizations (TrainOptions / hypernet.json "reward_norm").
 const (
-	NormNone = "none" // rewards as given: beta is in the reward's own units
-	NormStd  = "std"  // each reward divided by its standard deviation under the base generator
+	NormNone      = "none"       // rewards as given: beta is in the reward's own units
+	NormStd       = "std"        // each reward divided by its standard deviation under the base generator
+	NormStdWithin = "std-within" // each reward divided by its pooled standard deviation within a prompt
 )
 
 // ParseRewardNorm checks a reward normalization name.
 func ParseRewardNorm(s string) (string, error) {
 	switch s {
-	case NormNone, NormStd:
+	case NormNone, NormStd, NormStdWithin:
 		return s, nil
 	case "":
 		return NormNone, nil
 	}
-	return "", fmt.Errorf("unknown reward normalization %q; allowed: %s, %s", s, NormNone, NormStd)
+	return "", fmt.Errorf("unknown reward normalization %q; allowed: %s, %s, %s", s, NormNone, NormStd, NormStdWithin)
 }
 
 // SpreadSamples is how many base samples RewardSpread draws by default.
@@ -41,9 +42,15 @@ const streamSpread uint64 = 3 << 40
 
 // ZeroSpreadError says that a reward does not vary under the base generator, so it cannot be
 // normalized by its spread.
-type ZeroSpreadError struct{ Reward string }
+type ZeroSpreadError struct {
+	Reward string
+	Within bool // the within-prompt spread (RewardSpreadWithin)
+}
 
 func (e *ZeroSpreadError) Error() string {
+	if e.Within {
+		return fmt.Sprintf("reward %q has zero spread within a prompt under the base model (it is constant on each prompt's samples), so it cannot be normalized by it; train it with --reward-norm none", e.Reward)
+	}
 	return fmt.Sprintf("reward %q has zero spread under the base model (it is constant on its samples), so it cannot be normalized by it; train it with --reward-norm none", e.Reward)
 }
 
@@ -54,6 +61,20 @@ func (e *ZeroSpreadError) Error() string {
 // generator's and the rewards' variables. Each compiled call runs at most chunk samples (<= 0:
 // SpreadChunk). A term whose spread is 0 (or not finite) is a *ZeroSpreadError.
 func RewardSpread(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, sum *rewards.Sum, n int, seed int64, chunk int) (spread []float64, err error) {
+	return rewardSpread(backend, ctx, gen, sum, n, seed, chunk, false)
+}
+
+// RewardSpreadWithin is RewardSpread with each term's pooled within-prompt standard deviation,
+// s_k² = Σ_c Σ_{i: c_i = c} (r_k,i - m_k,c)² / (n - P), m_k,c the mean of term k over the samples of
+// prompt c and P the number of prompts drawn: the spread the tilt p(x|c)·exp(r(x,c)/beta) sees, one
+// prompt at a time. A reward that varies between prompts but hardly within one (a prompt-dependent
+// offset) has a large RewardSpread and a small RewardSpreadWithin, so that beta 1 in the first's
+// units can be a nearly flat tilt. On the same samples as RewardSpread (the same seed).
+func RewardSpreadWithin(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, sum *rewards.Sum, n int, seed int64, chunk int) (spread []float64, err error) {
+	return rewardSpread(backend, ctx, gen, sum, n, seed, chunk, true)
+}
+
+func rewardSpread(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, sum *rewards.Sum, n int, seed int64, chunk int, within bool) (spread []float64, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("measuring the reward spread: %v", r)
@@ -78,8 +99,21 @@ func RewardSpread(backend backends.Backend, ctx *context.Context, gen hypernoise
 	shape := gen.NoiseShape()
 	d := size(shape)
 	eps := Normal(seed, streamSpread, n*d)
-	ids := PromptIDs(seed, streamSpread+1, n, len(gen.Prompts()))
-	sums, sqs := make([]float64, len(terms)), make([]float64, len(terms))
+	numPrompts := len(gen.Prompts())
+	ids := PromptIDs(seed, streamSpread+1, n, numPrompts)
+	groups := 1 // the sums are kept per prompt for the within-prompt spread
+	if within {
+		groups = max(1, numPrompts)
+	}
+	sums, sqs := make([]float64, len(terms)*groups), make([]float64, len(terms)*groups)
+	counts := make([]int, groups)
+	for _, id := range ids {
+		if within {
+			counts[id]++
+		} else {
+			counts[0]++
+		}
+	}
 	if chunk <= 0 {
 		chunk = SpreadChunk
 	}
@@ -91,19 +125,41 @@ func RewardSpread(backend backends.Backend, ctx *context.Context, gen hypernoise
 			return nil, err
 		}
 		for k, o := range outs {
-			for _, v := range tensors.MustCopyFlatData[float32](o) {
-				sums[k] += float64(v)
-				sqs[k] += float64(v) * float64(v)
+			for i, v := range tensors.MustCopyFlatData[float32](o) {
+				j := k * groups
+				if within {
+					j += int(ids[lo+i])
+				}
+				sums[j] += float64(v)
+				sqs[j] += float64(v) * float64(v)
 			}
 		}
 	}
+	drawn := 0 // prompts with at least one sample: the degrees of freedom the means take
+	for _, c := range counts {
+		if c > 0 {
+			drawn++
+		}
+	}
+	if n-drawn < 1 {
+		return nil, fmt.Errorf("the within-prompt reward spread needs more samples (%d) than prompts drawn (%d)", n, drawn)
+	}
 	spread = make([]float64, len(terms))
 	for k, t := range terms {
-		m := sums[k] / float64(n)
-		v := (sqs[k] - float64(n)*m*m) / float64(n-1)
+		var ss, total float64 // Σ (r - m_c)² over the samples, Σ r
+		for c, cnt := range counts {
+			if cnt == 0 {
+				continue
+			}
+			j := k*groups + c
+			m := sums[j] / float64(cnt)
+			ss += sqs[j] - float64(cnt)*m*m
+			total += sums[j]
+		}
+		v := ss / float64(n-drawn)
 		spread[k] = math.Sqrt(math.Max(v, 0))
-		if !(spread[k] > 1e-12*math.Max(1, math.Abs(m))) || math.IsInf(spread[k], 0) {
-			return nil, &ZeroSpreadError{Reward: t.Reward.Name()}
+		if !(spread[k] > 1e-12*math.Max(1, math.Abs(total/float64(n)))) || math.IsInf(spread[k], 0) {
+			return nil, &ZeroSpreadError{Reward: t.Reward.Name(), Within: within}
 		}
 	}
 	return spread, nil

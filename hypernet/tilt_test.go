@@ -165,3 +165,55 @@ func TestRewardSpreadChunks(t *testing.T) {
 		t.Errorf("spread in chunks of 7: %v, in chunks of %d: %v", chunked, SpreadChunk, whole)
 	}
 }
+
+// promptedIdentity is identityGen with four prompts.
+type promptedIdentity struct{ identityGen }
+
+func (promptedIdentity) Prompts() []string { return []string{"a", "b", "c", "d"} }
+
+// TestRewardSpreadWithin: for g(eps) = eps and r(x, c) = x_1 + 10·c over four uniform prompts c,
+// the spread over all samples is sqrt(1 + 100·1.25) and the pooled within-prompt spread is 1
+// (within sampling error); a reward that depends on the prompt only has a nonzero spread but is
+// refused by the within-prompt one, naming it; "std-within" parses.
+func TestRewardSpreadWithin(t *testing.T) {
+	b := testutil.Backend(t)
+	ctx := testgen.Seeded(1)
+	testgen.SetIdentity(ctx)
+	offset := func(a float32) rewards.Func {
+		return rewards.Func{RewardName: "offset", Fn: func(ctx *context.Context, x, prompts *Node) *Node {
+			first := Reshape(Slice(Reshape(x, x.Shape().Dim(0), 2), AxisRange(), AxisRange(0, 1)), -1)
+			return Add(MulScalar(first, float64(a)), MulScalar(ConvertDType(prompts, x.DType()), 10))
+		}}
+	}
+	sum, err := rewards.NewSum(rewards.Term{Reward: offset(1), Weight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4096
+	all, err := RewardSpread(b, ctx, promptedIdentity{}, sum, n, 7, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within, err := RewardSpreadWithin(b, ctx, promptedIdentity{}, sum, n, 7, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := math.Sqrt(1 + 100*1.25); math.Abs(all[0]-want) > 0.05*want {
+		t.Errorf("spread over all samples %g, want about %g", all[0], want)
+	}
+	if tol := 4 / math.Sqrt(2*n); math.Abs(within[0]-1) > tol {
+		t.Errorf("within-prompt spread %g, want 1 ± %g", within[0], tol)
+	}
+	only, _ := rewards.NewSum(rewards.Term{Reward: offset(0), Weight: 1})
+	if _, err := RewardSpread(b, ctx, promptedIdentity{}, only, 256, 7, 0); err != nil {
+		t.Errorf("a prompt-only reward has a spread over all samples, got %v", err)
+	}
+	_, err = RewardSpreadWithin(b, ctx, promptedIdentity{}, only, 256, 7, 0)
+	var zs *ZeroSpreadError
+	if !errors.As(err, &zs) || !zs.Within || !strings.Contains(err.Error(), `"offset"`) || !strings.Contains(err.Error(), "within a prompt") {
+		t.Errorf("prompt-only reward: err = %v; want a within-prompt zero-spread error naming \"offset\"", err)
+	}
+	if got, err := ParseRewardNorm("std-within"); err != nil || got != NormStdWithin {
+		t.Errorf("ParseRewardNorm(std-within) = %q, %v", got, err)
+	}
+}

@@ -142,8 +142,9 @@ type Config struct {
 	// Beta is the tilt temperature trained for (hypernet.Objective.TiltBeta; for mean-sq 2*weight/D),
 	// in the units of the reward trained on (see RewardNorm); a dial's default beta (1 if in range).
 	Beta float64 `json:"beta,omitempty"`
-	// RewardNorm "std": each reward term was divided by its spread under the base generator,
-	// RewardScale[name] (measured before training), so the tilt is exp(Σ w_k r_k/s_k / beta).
+	// RewardNorm "std" ("std-within"): each reward term was divided by its spread (its pooled
+	// within-prompt spread) under the base generator, RewardScale[name] (measured before training),
+	// so the tilt is exp(Σ w_k r_k/s_k / beta).
 	RewardNorm  string               `json:"reward_norm,omitempty"`
 	RewardScale map[string]float64   `json:"reward_scale,omitempty"`
 	LogDet      *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator

@@ -33,8 +33,9 @@ type TrainOptions struct {
 	// it sets the weight (hypernet.MeanSquareWeight; RegWeight is then ignored). hypernet.json
 	// records the beta actually trained for (hypernet.Objective.TiltBeta).
 	Beta float64
-	// RewardNorm is hypernet.NormNone (the reward as given) or hypernet.NormStd (each reward term
-	// divided by its spread under the base generator, measured once before training and stored).
+	// RewardNorm is hypernet.NormNone (the reward as given), hypernet.NormStd (each reward term
+	// divided by its spread under the base generator, measured once before training and stored) or
+	// hypernet.NormStdWithin (divided by its pooled spread within a prompt, likewise).
 	RewardNorm string
 	LogDet     hypernet.LogDet // for the logdet regularizer
 	Train      hypernet.TrainConfig
@@ -165,7 +166,7 @@ func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions
 		RewardScale: scale,
 	}
 	if scale != nil {
-		hcfg.RewardNorm = hypernet.NormStd
+		hcfg.RewardNorm = opts.RewardNorm
 	}
 	if opts.Reg == hypernet.RegLogDet {
 		ld := opts.LogDet
@@ -202,14 +203,19 @@ func curvePNG(res *hypernet.TrainResult, spec string) ([]byte, error) {
 }
 
 // normalizeReward returns the reward training uses: reward itself, or with opts.RewardNorm =
-// hypernet.NormStd, each term divided by its spread under the base generator (measured from the
-// training seed), with the spreads by reward name.
+// hypernet.NormStd (hypernet.NormStdWithin), each term divided by its spread (its pooled
+// within-prompt spread) under the base generator, measured from the training seed, with the
+// spreads by reward name.
 func normalizeReward(backend backends.Backend, im *family.Model, reward *rewards.Sum, opts TrainOptions) (hypernoise.Reward, map[string]float64, error) {
 	norm, err := hypernet.ParseRewardNorm(opts.RewardNorm)
 	if err != nil || norm == hypernet.NormNone {
 		return reward, nil, err
 	}
-	spread, err := hypernet.RewardSpread(backend, im.Context, im.Generator, reward, hypernet.SpreadSamples, opts.Train.Seed,
+	measure := hypernet.RewardSpread
+	if norm == hypernet.NormStdWithin {
+		measure = hypernet.RewardSpreadWithin
+	}
+	spread, err := measure(backend, im.Context, im.Generator, reward, hypernet.SpreadSamples, opts.Train.Seed,
 		im.ChunkRows(false, hypernet.SpreadChunk))
 	if err != nil {
 		return nil, nil, err

@@ -176,7 +176,7 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.regWeight = fs.Float64("reg-weight", def.RegWeight, "weight of the mean-square or chi regularizer")
 	f.beta = fs.Float64("beta", 0, "tilt temperature beta of p*(x) ∝ p(x) exp(r(x)/beta), for every regularizer but chi and none "+
 		"(mean-sq: sets its weight to beta*D/2, D noise elements; default: 1 for kl, exact-kl and logdet, --reg-weight for mean-sq)")
-	f.rewardNorm = fs.String("reward-norm", hypernet.NormNone, "reward scale: none (as given) or std (each reward divided by its spread under the base model, measured before training)")
+	f.rewardNorm = fs.String("reward-norm", hypernet.NormNone, "reward scale: none (as given), std (each reward divided by its spread under the base model, measured before training) or std-within (by its pooled spread within a prompt, the spread each prompt's tilt sees)")
 	f.probes = fs.Int("probes", def.LogDet.Probes, "logdet: Rademacher probes per sample")
 	f.terms = fs.Int("terms", def.LogDet.Terms, "logdet: series terms after the first (k = 2..terms+1)")
 	f.steps = fs.Int("steps", def.Train.Steps, "optimizer steps")
