@@ -61,34 +61,31 @@ func TestTimeBudget(t *testing.T) {
 }
 
 // TestTimeBudgetExcludesFirstStep: a first step far slower than the others (as the compiling step
-// of an imported model is; here a progress report that sleeps after it) is paid once and does not
-// set the pace. With the first step at 0.5 s and the others at a few ms, a 1 s budget buys
-// hundreds of steps; a pace counting the first step (>= 0.1 s a step over 5 steps) bought at most
-// 10.
+// of an imported model is; here a progress report that sleeps 2 s after it) is paid once and does
+// not set the pace. With a 4 s budget, a pace that counted the first step (at least 2 s over the 6
+// timed steps) could fix at most 6·4/2 = 12 steps; timed from the second step, the remaining ~2 s
+// buy more than that unless a step of this small problem takes over 0.15 s. No wall-time bound is
+// asserted (the machine may be busy); the count is compared with the old rule's most.
 func TestTimeBudgetExcludesFirstStep(t *testing.T) {
 	b := testutil.Backend(t)
 	cfg := DefaultAdamW()
-	cfg.Steps, cfg.BatchSize, cfg.Schedule, cfg.BudgetSeconds = 2000, 4, ScheduleCosine, 1
+	cfg.Steps, cfg.BatchSize, cfg.Schedule, cfg.BudgetSeconds = 2000, 4, ScheduleCosine, 4
 	gen, p := hyperProblem(t)
 	ctx := testgen.Seeded(1)
 	initGen(t, b, ctx, gen)
 	slowFirst := func(done, total int, status string) {
 		if done == 1 {
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(2 * time.Second)
 		}
 	}
 	res, err := Train(b, ctx, p, cfg, slowFirst)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// At 20 ms a step (a busy machine) the remaining 0.5 s still buys 25 steps.
-	if res.Steps < 30 || res.Config.Steps != res.Steps {
-		t.Errorf("first step 0.5 s, budget 1 s: %d steps done (config %d); want the budget filled at the later steps' pace (>= 30)", res.Steps, res.Config.Steps)
+	if oldMost := (1 + budgetProbeSteps) * 4 / 2; res.Steps <= oldMost || res.Config.Steps != res.Steps {
+		t.Errorf("first step 2 s, budget 4 s: %d steps done (config %d); want more than the %d a pace counting the first step allows", res.Steps, res.Config.Steps, oldMost)
 	}
 	t.Logf("%d steps in %.2f s", res.Steps, res.Seconds)
-	if res.Seconds > 3 {
-		t.Errorf("budget 1 s: the run took %.2f s", res.Seconds)
-	}
 }
 
 // TestBudgetSteps: the pace arithmetic. The budget minus the time spent so far (the compiling

@@ -202,11 +202,11 @@ type TrainResult struct {
 	Config TrainConfig
 }
 
-// budgetSteps is the step count that fits cfg.BudgetSeconds when the run has done steps [start,
-// done) in elapsed seconds, the last probe = done-first of them, from the end of the first step
-// (first seconds in), in probe seconds: the remaining budget, cfg.BudgetSeconds - elapsed, at
-// probe/(done-first) seconds a step. The first step's time (its compilation) is thus paid once, as
-// it is, instead of being spread over every step. At least done, at most cfg.Steps.
+// budgetSteps is the step count that fits cfg.BudgetSeconds when the run is elapsed seconds in,
+// has done its steps up to done, and the steps after step first (first < done) took probe seconds:
+// done plus the remaining budget, cfg.BudgetSeconds - elapsed, at probe/(done-first) seconds a
+// step. The first step's time (its compilation) is thus paid once, as it is, instead of being
+// spread over every step. At least done, at most cfg.Steps.
 func budgetSteps(cfg TrainConfig, done, first int, elapsed, probe float64) int {
 	if done <= first || !(probe > 0) {
 		return done // no pace measured: stop where we are
