@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/hypernoise/hypernoise/internal/membudget"
 )
 
 // oomKills returns the number of kills by the kernel's out-of-memory killer that the system
@@ -60,7 +62,7 @@ func killMessage(name string, oomBefore, oomAfter int64, countersKnown bool, pea
 	if peakRSS > 0 {
 		peak = FormatBytes(peakRSS)
 	}
-	total := physicalMemory()
+	total := membudget.PhysicalMemory()
 	switch {
 	case countersKnown && oomAfter > oomBefore:
 		return fmt.Sprintf("%s: the command was killed by the system's out-of-memory killer (peak memory %s; the memory budget is %s, $%s)",

@@ -25,9 +25,6 @@ func MemBudget() (int64, error) {
 // powers of 1024, with or without "B" or "iB").
 func ParseBytes(s string) (int64, error) { return membudget.ParseBytes(s) }
 
-// physicalMemory is MemTotal from /proc/meminfo, capped by a cgroup v2 limit; 0 if unknown.
-func physicalMemory() int64 { return membudget.PhysicalMemory() }
-
 // CheckMemory is a usage error (exit 2) when a command's up-front estimate need exceeds the memory
 // budget; what names the work, e.g. "train --batch 4096".
 func CheckMemory(what string, need int64) error {

@@ -46,7 +46,7 @@ func (m *Model) EstimateBytes(batch int, training bool) int64 {
 	b := int64(batch)
 	perSample := m.forwardPerSample()
 	if training {
-		perSample = 2 * (2*m.mem.genActivations + m.mem.rewardActivations)
+		perSample = m.gradPerSample()
 	}
 	return memBase + m.WeightBytes() + b*perSample
 }
@@ -61,6 +61,12 @@ const fwdFactor = 8
 // never more than every tensor the graphs compute.
 func (m *Model) forwardPerSample() int64 {
 	return min(m.mem.genActivations+m.mem.rewardActivations, fwdFactor*(m.mem.genPeak+m.mem.rewardPeak))
+}
+
+// gradPerSample is a pass with gradients per sample: twice (values and gradients) the generator's
+// activations twice (LoRA copy and frozen generator) and the rewards'.
+func (m *Model) gradPerSample() int64 {
+	return 2 * (2*m.mem.genActivations + m.mem.rewardActivations)
 }
 
 // EstimateTrainBytes is EstimateBytes(batch, true) plus rank-rank LoRA adapters on the generator
@@ -86,6 +92,6 @@ func (m *Model) MemoryFit() *family.MemoryFit {
 		SampleBase:     base,
 		PerImage:       m.forwardPerSample(),
 		ForwardPerRow:  m.forwardPerSample(),
-		GradPerRow:     2 * (2*m.mem.genActivations + m.mem.rewardActivations),
+		GradPerRow:     m.gradPerSample(),
 	}
 }
