@@ -21,8 +21,8 @@ import (
 // normalization's input is itself a transposed convolution output, reads that NHWC output instead),
 // applies the SiLU in the twin (y·σ(y) with σ the backend's own logistic, logistic.go, so the values
 // are those of the separate Logistic and Mul), and hands the result to the convolution without a
-// Transpose. The
-// NCHW chain stays in the graph for whatever else reads it; SimpleGo skips it when nothing does.
+// Transpose. The NCHW chain stays in the graph for whatever else reads it; SimpleGo skips it when
+// nothing does.
 //
 // The twin computes each row's statistics as the fused node does (the same float64 sums in the
 // same order when it reads NCHW rows; per group over channels-last positions when it reads NHWC),

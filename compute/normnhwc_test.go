@@ -117,8 +117,7 @@ func TestNormNHWCTwin(t *testing.T) {
 
 // BenchmarkNormNHWC times the twin's kernel on the small T2I fixture's largest GroupNorm ([2, 64,
 // 128, 128], 32 groups, per-channel scale and bias) reading NCHW and reading NHWC, with and without
-// the SiLU, beside the fused
-// node's own kernel (NCHW in and out) and a transpose of the same tensor.
+// the SiLU, beside the fused node's own kernel (NCHW in and out) and a transpose of the same tensor.
 func BenchmarkNormNHWC(b *testing.B) {
 	const n, c, hw, g = 2, 64, 128 * 128, 32
 	x := make([]float32, n*c*hw)

@@ -19,8 +19,8 @@ import (
 // TestChunkedEvaluationSameFigures: with a memory fit whose per-row figures leave 3 rows to a
 // forward chunk and 1 to a gradient chunk (as an imported 128x128 model's do at a larger scale),
 // the reward spread of `--reward-norm std`, the methods, the scoring and the tilt pool run no
-// compiled call of more rows than that, and training and evaluation give the same figures, bit
-// for bit, as with the default chunks (64 rows a method call, 128 the spread, 256 the scoring and
+// compiled call of more rows than that, and training and evaluation give the same figures, to
+// float32 rounding (see near), as with the default chunks (64 rows a method call, 128 the spread, 256 the scoring and
 // the pool).
 func TestChunkedEvaluationSameFigures(t *testing.T) {
 	backend, m := setup(t)

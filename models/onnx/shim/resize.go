@@ -110,10 +110,10 @@ func opResize(b *builder, n *node, in []*Node) []*Node {
 		factors[a] = k
 		repeats, resized = repeats && ok && a >= 2, true
 	}
-	y := x
 	if repeats && resized && r == 4 {
 		return one(repeatNHWC(x, factors[2], factors[3]))
 	}
+	y := x
 	for a := range r {
 		switch {
 		case mats[a] == nil:
