@@ -81,10 +81,8 @@ func convDNNLBand(y, x, k, bias []float32, xDims []int, d *convGemmNodeData) fun
 	}
 	spec := convSpec2D(xDims[1:n+1], p.k, p.out, p.strides, p.dil, p.lo, xDims[n+1], d.cout)
 	spec.OIHW = d.kOIHW
-	if bias != nil {
-		return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2DBias(s, y, x, k, bias) }, spec)
-	}
-	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2D(s, y, x, k) }, spec)
+	kern := dnnl.NewKernel(k) // hashed once for every band (see dnnl.Kernel)
+	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2DKernel(s, y, x, kern, bias) }, spec)
 }
 
 // dnnlBands returns the per-band runner of a convolution spec over nb batch entries of x into y.
@@ -130,10 +128,15 @@ func convDNNLScatterBand(y, x, k []float32, xDims []int, d *convScatterNodeData)
 	}
 	spec := convSpec2D(p.out, p.k, xDims[1:n+1], p.strides, dil, pad, d.cout, xDims[n+1])
 	if flipH, flipW := n == 2 && flip[0], flip[n-1]; flipH || flipW {
+		// A fresh copy on every call: its reordered copy would never be found again.
 		k = flipKernel(k, spec.O, spec.KH, spec.KW, spec.C, flipH, flipW)
+		return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) {
+			return lib.ConvBackwardData2D(s, y, x, k)
+		}, spec)
 	}
+	kern := dnnl.NewKernel(k)
 	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) {
-		return lib.ConvBackwardData2D(s, y, x, k)
+		return lib.ConvBackwardData2DKernel(s, y, x, kern)
 	}, spec)
 }
 

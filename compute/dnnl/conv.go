@@ -354,6 +354,13 @@ func (l *Lib) ConvBackwardWeights2D(s ConvSpec, kbar, x, ybar []float32) (bool, 
 // kernel wgt (each the operand or the gradient, by direction; the gradient is written), and the
 // bias (forward with key.spec.Bias).
 func (l *Lib) run(key convKey, src, dst, wgt []float32, bias ...float32) (bool, error) {
+	return l.runKernel(key, src, dst, Kernel{Data: wgt}, false, bias)
+}
+
+// runKernel is run with the kernel k; with reuse (forward and backward-data only) the kernel is
+// taken from its reordered copy (packedCache.acquire) when there is room for one.
+func (l *Lib) runKernel(key convKey, src, dst []float32, k Kernel, reuse bool, bias []float32) (bool, error) {
+	wgt := k.Data
 	s := key.spec
 	if !s.valid() || len(src) < s.N*s.H*s.W*s.C || len(wgt) < s.KH*s.KW*s.C*s.O || len(dst) < s.N*s.OH*s.OW*s.O {
 		return false, fmt.Errorf("dnnl: convolution %+v with slices of %d, %d, %d values", s, len(src), len(wgt), len(dst))
@@ -367,7 +374,21 @@ func (l *Lib) run(key convKey, src, dst, wgt []float32, bias ...float32) (bool, 
 	if err != nil {
 		return false, err
 	}
-	l.oneThread(func() { err = l.execute(p, key.kind, stream, region, src, dst, wgt, bias) })
+	l.oneThread(func() {
+		packed := false
+		if reuse && key.kind != convBackWeights && PackedBudget.Load() > 0 {
+			var e *packedCopy
+			e, err = l.packed.acquire(p, k, func(to unsafe.Pointer) error { return l.reorderKernel(p, stream, wgt, to, region[2]) })
+			if err != nil {
+				return
+			}
+			if e != nil {
+				defer e.mu.RUnlock()
+				region[0], packed = e.ptr, true
+			}
+		}
+		err = l.execute(p, key.kind, stream, region, src, dst, wgt, bias, packed)
+	})
 	l.putStream(stream)
 	runtime.KeepAlive(src)
 	runtime.KeepAlive(dst)
@@ -404,10 +425,10 @@ func scratchRegions(p *convPrim) (bp *[]byte, region [3]unsafe.Pointer) {
 	return bp, region
 }
 
-// execute runs p's kernel reorder and convolution (backward-weights: the convolution, then the
+// execute runs p's kernel reorder (unless packed: region[0] already holds the reordered kernel) and convolution (backward-weights: the convolution, then the
 // reorder of its result) on stream, over oneDNN memories wrapping the caller's slices and the
 // scratch regions (see scratchRegions). It must run on the thread oneThread gives.
-func (l *Lib) execute(p *convPrim, kind convKind, stream uintptr, region [3]unsafe.Pointer, src, dst, wgt, bias []float32) (err error) {
+func (l *Lib) execute(p *convPrim, kind convKind, stream uintptr, region [3]unsafe.Pointer, src, dst, wgt, bias []float32, packed bool) (err error) {
 	a := l.api
 	var mx, my, mk, mkb, msp, mrsp, mb uintptr
 	defer func() {
@@ -452,7 +473,10 @@ func (l *Lib) execute(p *convPrim, kind convKind, stream uintptr, region [3]unsa
 	}
 	switch kind {
 	case convForward:
-		if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
+		if !packed {
+			err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp)
+		}
+		if err == nil {
 			args := []execArg{{arg: argSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDst, mem: my}}
 			if mb != 0 {
 				args = append(args, execArg{arg: argBias, mem: mb})
@@ -460,7 +484,10 @@ func (l *Lib) execute(p *convPrim, kind convKind, stream uintptr, region [3]unsa
 			err = exec("convolution", p.prim, args, msp)
 		}
 	case convBackData:
-		if err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp); err == nil {
+		if !packed {
+			err = exec("kernel reorder", p.reorder, []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}, mrsp)
+		}
+		if err == nil {
 			err = exec("backward data", p.prim, []execArg{{arg: argDiffSrc, mem: mx}, {arg: argWeights, mem: mkb}, {arg: argDiffDst, mem: my}}, msp)
 		}
 	case convBackWeights:
@@ -468,5 +495,35 @@ func (l *Lib) execute(p *convPrim, kind convKind, stream uintptr, region [3]unsa
 			err = exec("kernel gradient reorder", p.reorder, []execArg{{arg: argSrc, mem: mkb}, {arg: argDst, mem: mk}}, mrsp)
 		}
 	}
+	return err
+}
+
+// reorderKernel reorders the caller's kernel wgt into p's layout at to (p.wBytes bytes), with the
+// reorder's scratchpad at rsp, on stream. It must run on the thread oneThread gives.
+func (l *Lib) reorderKernel(p *convPrim, stream uintptr, wgt []float32, to, rsp unsafe.Pointer) (err error) {
+	a := l.api
+	var mk, mkb, mrsp uintptr
+	defer func() {
+		for _, m := range []uintptr{mk, mkb, mrsp} {
+			if m != 0 {
+				a.memoryDestroy(m)
+			}
+		}
+	}()
+	if err = statusErr("dnnl_memory_create", a.memoryCreateGo(&mk, unsafe.Pointer(&p.userWMD[0]), l.engine, unsafe.Pointer(&wgt[0]))); err != nil {
+		return err
+	}
+	if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mkb, p.wMD, l.engine, to)); err != nil {
+		return err
+	}
+	args := []execArg{{arg: argSrc, mem: mk}, {arg: argDst, mem: mkb}}
+	if p.rspBytes > 0 {
+		if err = statusErr("dnnl_memory_create", a.memoryCreateC(&mrsp, p.rspMD, l.engine, rsp)); err != nil {
+			return err
+		}
+		args = append(args, execArg{arg: argScratchpad, mem: mrsp})
+	}
+	err = statusErr("dnnl_primitive_execute (kernel reorder)", a.primitiveExecute(p.reorder, stream, int32(len(args)), unsafe.Pointer(&args[0])))
+	runtime.KeepAlive(wgt)
 	return err
 }

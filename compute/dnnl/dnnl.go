@@ -46,6 +46,7 @@ type Lib struct {
 
 	convMu sync.Mutex
 	convs  map[convKey]*convPrim // nil entry: oneDNN does not run it
+	packed packedCache           // kernels kept reordered between calls (see Kernel)
 	// streams holds idle execution streams (one per concurrent call).
 	streams chan uintptr
 }
