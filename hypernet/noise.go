@@ -49,6 +49,8 @@ func ParseNoiseMode(s string) (NoiseMode, error) {
 const (
 	streamTrainStep uint64 = 1 << 40 // + step
 	streamTrainSet  uint64 = 2 << 40
+	// streamTrainPrompts + e: the e-th permutation of the prompts (StratifiedPrompts).
+	streamTrainPrompts uint64 = 3 << 40
 )
 
 // rng returns a generator for (seed, stream).
@@ -95,9 +97,65 @@ func size(shape []int) int {
 }
 
 // TrainingBatch returns the noise (flat, batch*prod(shape) values, row-major [batch, shape...])
-// and prompt ids [batch] the trainer uses at step (0-based) for the given mode. It is a pure
-// function of its arguments. setSize is the size of the fixed set in NoiseMulti mode.
+// and prompt ids [batch] the trainer uses at step (0-based) for the given mode, with independent
+// prompts (TrainConfig.PromptsPerStep = 0; see StepBatch). It is a pure function of its
+// arguments. setSize is the size of the fixed set in NoiseMulti mode.
 func TrainingBatch(mode NoiseMode, seed int64, step, batch, setSize int, shape []int, numPrompts int) ([]float32, []int32) {
+	return trainingBatch(mode, seed, step, batch, setSize, shape, numPrompts)
+}
+
+// StepBatch is the noise and prompt ids the trainer uses at step (0-based) under cfg:
+// TrainingBatch's, except that cfg.PromptsPerStep = k > 0 (NoiseFresh and NoiseBatch only)
+// replaces the rows' independent uniform prompts by StratifiedPrompts' k prompts per step. The
+// noise is the same either way. cfg.NoiseSetSize must be set (0 reads as cfg.BatchSize).
+func StepBatch(cfg TrainConfig, step int, shape []int, numPrompts int) ([]float32, []int32) {
+	setSize := cfg.NoiseSetSize
+	if setSize == 0 {
+		setSize = cfg.BatchSize
+	}
+	eps, prompts := trainingBatch(cfg.Noise, cfg.Seed, step, cfg.BatchSize, setSize, shape, numPrompts)
+	if cfg.PromptsPerStep > 0 && numPrompts > 0 && (cfg.Noise == NoiseFresh || cfg.Noise == NoiseBatch) {
+		prompts = StratifiedPrompts(cfg.Seed, step, cfg.BatchSize, numPrompts, cfg.PromptsPerStep)
+	}
+	return eps, prompts
+}
+
+// StratifiedPrompts returns the prompt ids [batch] of step (0-based) when every step holds k
+// prompts (1 <= k <= batch): rows are split into k contiguous groups, as equal as possible (the
+// first batch mod k groups one row larger), and every row of a group gets the group's prompt.
+// The groups' prompts are read in order from a sequence of random permutations of all numPrompts
+// prompts (permutation e, a pure function of (seed, e), covers positions e*numPrompts to
+// (e+1)*numPrompts - 1; step s reads positions s*k to s*k + k - 1), so every prompt is trained on
+// equally often, up to one permutation. k = 1 holds the prompt fixed for the whole batch: the
+// batch's gradient is then one prompt's, averaged over batch noises.
+func StratifiedPrompts(seed int64, step, batch, numPrompts, k int) []int32 {
+	out := make([]int32, batch)
+	if numPrompts <= 0 || batch <= 0 {
+		return out
+	}
+	k = min(max(k, 1), batch)
+	perms := map[int][]int{}
+	row := 0
+	for g := range k {
+		pos := step*k + g
+		e := pos / numPrompts
+		if perms[e] == nil {
+			perms[e] = rng(seed, streamTrainPrompts+uint64(e)).Perm(numPrompts)
+		}
+		p := int32(perms[e][pos%numPrompts])
+		n := batch / k
+		if g < batch%k {
+			n++
+		}
+		for range n {
+			out[row] = p
+			row++
+		}
+	}
+	return out
+}
+
+func trainingBatch(mode NoiseMode, seed int64, step, batch, setSize int, shape []int, numPrompts int) ([]float32, []int32) {
 	d := size(shape)
 	stepStream := streamTrainStep + uint64(step)
 	eps := make([]float32, batch*d)

@@ -55,7 +55,12 @@ type TrainConfig struct {
 	ClipNorm     float64   `json:"clip_norm"`
 	Noise        NoiseMode `json:"noise"`          // see NoiseMode
 	NoiseSetSize int       `json:"noise_set_size"` // size of the fixed set for NoiseMulti (0: BatchSize)
-	Seed         int64     `json:"seed"`           // initialization and noise
+	// PromptsPerStep, if > 0, is how many prompts each step's batch holds (NoiseFresh and
+	// NoiseBatch only): the rows are split into that many groups, each with one prompt, the
+	// prompts read from seeded permutations of all prompts (StratifiedPrompts); 1 holds the
+	// prompt fixed for the whole batch. 0: every row draws its prompt independently and uniformly.
+	PromptsPerStep int   `json:"prompts_per_step,omitempty"`
+	Seed           int64 `json:"seed"` // initialization and noise
 
 	// CheckpointDir, if set, receives a checkpoint every CheckpointEvery steps (0: only at the
 	// end): train.safetensors (trainable variables and optimizer state) and train.json.
@@ -116,6 +121,7 @@ func (c TrainConfig) Validate() error {
 		CheckRange("clip norm (0 disables)", c.ClipNorm, 0, MaxClipNorm),
 		CheckIntRange("checkpoint interval", c.CheckpointEvery, 0, MaxSteps),
 		CheckIntRange("noise set size", c.NoiseSetSize, 0, MaxNoiseSet),
+		CheckIntRange("prompts per step (0: independent per row)", c.PromptsPerStep, 0, max(c.BatchSize, 1)),
 	}
 	if c.Optimizer == AdamW {
 		checks = append(checks, CheckRange("AdamW beta1", c.Beta1, 0, 0.999999),
@@ -128,6 +134,10 @@ func (c TrainConfig) Validate() error {
 	}
 	if _, err := ParseNoiseMode(string(c.Noise)); err != nil {
 		return err
+	}
+	if c.PromptsPerStep > 0 && c.Noise != NoiseFresh && c.Noise != NoiseBatch {
+		return fmt.Errorf("prompts per step applies to the %s and %s noise modes (the %s and %s modes fix their own prompts), got noise mode %s",
+			NoiseFresh, NoiseBatch, NoiseOne, NoiseMulti, c.Noise)
 	}
 	if c.Schedule != "" && c.Schedule != ScheduleConstant && c.Schedule != ScheduleCosine {
 		return fmt.Errorf("unknown learning-rate schedule %q; allowed: %s, %s", c.Schedule, ScheduleConstant, ScheduleCosine)
@@ -287,7 +297,7 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 	badRun := 0          // consecutive non-finite steps
 	var firstEnd float64 // seconds into the run when its first step ended (time budget)
 	for step := start; step < cfg.Steps; step++ {
-		epsFlat, promptIDs := TrainingBatch(cfg.Noise, cfg.Seed, step, cfg.BatchSize, cfg.NoiseSetSize, p.NoiseShape, p.NumPrompts)
+		epsFlat, promptIDs := StepBatch(cfg, step, p.NoiseShape, p.NumPrompts)
 		epsT := tensors.FromFlatDataAndDimensions(epsFlat, append([]int{cfg.BatchSize}, p.NoiseShape...)...)
 		promptT := tensors.FromFlatDataAndDimensions(promptIDs, cfg.BatchSize)
 		lr := float32(cfg.LR * LRFactor(cfg.Schedule, step, cfg.WarmupSteps, cfg.Steps))

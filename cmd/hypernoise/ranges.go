@@ -71,7 +71,7 @@ func trainRanges(env *cli.Env, fs *flag.FlagSet) {
 		"probes": {1, maxProbes}, "terms": {1, maxTerms},
 		"steps": {1, hypernet.MaxSteps}, "batch": {1, hypernet.MaxBatchSize},
 		"lr": {1e-12, hypernet.MaxLR}, "warmup": {0, hypernet.MaxSteps}, "clip": {0, hypernet.MaxClipNorm},
-		"seed": {0, maxSeed}, "checkpoint-every": {0, hypernet.MaxSteps},
+		"seed": {0, maxSeed}, "checkpoint-every": {0, hypernet.MaxSteps}, "prompts-per-step": {0, hypernet.MaxBatchSize},
 	})
 }
 

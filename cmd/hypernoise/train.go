@@ -84,6 +84,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	}
 	o.Train.Steps, o.Train.BatchSize, o.Train.LR, o.Train.WarmupSteps = *f.steps, *f.batch, *f.lr, *f.warmup
 	o.Train.ClipNorm, o.Train.Noise, o.Train.Seed, o.Train.CheckpointEvery = *f.clip, nm, *f.seed, *f.every
+	o.Train.PromptsPerStep = *f.promptsPerStep
 	if err := setOptimizer(&o.Train, *f.opt); err != nil {
 		return err
 	}
@@ -126,37 +127,38 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 
 // trainFlags are train's flags beyond --model, --backend and --dtype.
 type trainFlags struct {
-	spec        *string
-	out         *string
-	kind        *string
-	betaRange   *string
-	rank        *int
-	alpha       *float64
-	hidden      *int
-	layers      *int
-	couplings   *int
-	conditioner *string
-	reg         *string
-	regWeight   *float64
-	beta        *float64
-	rewardNorm  *string
-	probes      *int
-	terms       *int
-	steps       *int
-	batch       *int
-	opt         *string
-	lr          *float64
-	warmup      *int
-	schedule    *string
-	budget      *string
-	clip        *float64
-	noise       *string
-	seed        *int64
-	every       *int
-	resume      *bool
-	force       *bool
-	quiet       *bool
-	asJSON      *bool
+	spec           *string
+	out            *string
+	kind           *string
+	betaRange      *string
+	rank           *int
+	alpha          *float64
+	hidden         *int
+	layers         *int
+	couplings      *int
+	conditioner    *string
+	reg            *string
+	regWeight      *float64
+	beta           *float64
+	rewardNorm     *string
+	probes         *int
+	terms          *int
+	steps          *int
+	batch          *int
+	opt            *string
+	lr             *float64
+	warmup         *int
+	schedule       *string
+	budget         *string
+	clip           *float64
+	noise          *string
+	promptsPerStep *int
+	seed           *int64
+	every          *int
+	resume         *bool
+	force          *bool
+	quiet          *bool
+	asJSON         *bool
 }
 
 func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
@@ -188,6 +190,7 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.budget = fs.String("budget", "", "training budget: a step count (2000) or wall seconds (90s, from the first step: the steps that fit in the rest of it at the pace of steps 2-6, the first, compiling step not counted in the pace; at most --steps' maximum); default --steps")
 	f.clip = fs.Float64("clip", def.Train.ClipNorm, "gradient-norm clip (0: off)")
 	f.noise = fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
+	f.promptsPerStep = fs.Int("prompts-per-step", def.Train.PromptsPerStep, "prompts in each step's batch, each held by a group of rows (fresh and batch noise modes; 1: one prompt for the whole batch); 0: every row draws its prompt independently; at most --batch")
 	f.seed = fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
 	f.every = fs.Int("checkpoint-every", def.Train.CheckpointEvery, "steps between checkpoints")
 	f.resume = fs.Bool("resume", false, "continue the run checkpointed in --out (same reward, model and settings; --steps may grow)")
