@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"runtime"
 	"sync/atomic"
 
 	"github.com/hypernoise/hypernoise/compute/dnnl"
@@ -81,8 +82,13 @@ func convDNNLBand(y, x, k, bias []float32, xDims []int, d *convGemmNodeData) fun
 	}
 	spec := convSpec2D(xDims[1:n+1], p.k, p.out, p.strides, p.dil, p.lo, xDims[n+1], d.cout)
 	spec.OIHW = d.kOIHW
-	kern := dnnl.NewKernel(k) // hashed once for every band (see dnnl.Kernel)
+	kern := dnnl.NewKernel(k, hashRanges) // hashed once for every band (see dnnl.Kernel)
 	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2DKernel(s, y, x, kern, bias) }, spec)
+}
+
+// hashRanges runs dnnl.NewKernel's pieces on the cores (the helpers of runBands).
+func hashRanges(n int, fn func(lo, hi int)) {
+	parallelRanges(n, min(n, runtime.GOMAXPROCS(0)), 1, fn)
 }
 
 // dnnlBands returns the per-band runner of a convolution spec over nb batch entries of x into y.
@@ -134,7 +140,7 @@ func convDNNLScatterBand(y, x, k []float32, xDims []int, d *convScatterNodeData)
 			return lib.ConvBackwardData2D(s, y, x, k)
 		}, spec)
 	}
-	kern := dnnl.NewKernel(k)
+	kern := dnnl.NewKernel(k, hashRanges)
 	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) {
 		return lib.ConvBackwardData2DKernel(s, y, x, kern)
 	}, spec)

@@ -3,7 +3,6 @@ package dnnl
 import (
 	"fmt"
 	"hash/maphash"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -42,33 +41,31 @@ type Kernel struct {
 	hash uint64
 }
 
-// hashChunk is the number of values hashed as one piece: NewKernel hashes the pieces in parallel
-// and then the list of their hashes.
+// hashChunk is the number of values hashed as one piece: NewKernel hashes the pieces (possibly in
+// parallel) and then the list of their hashes, so the hash does not depend on how they were run.
 const hashChunk = 1 << 16
 
-// NewKernel returns k with the hash of its values, by which calls find its reordered copy. A
-// kernel of several pieces of hashChunk values is hashed on up to GOMAXPROCS goroutines.
-func NewKernel(k []float32) Kernel {
+// NewKernel returns k with the hash of its values, by which calls find its reordered copy. The
+// pieces of hashChunk values are hashed by ranges(n, fn), which must call fn on ranges covering
+// [0, n) once each, possibly at once on several goroutines (the caller's worker pool); nil runs
+// fn(0, n) here.
+func NewKernel(k []float32, ranges func(n int, fn func(lo, hi int))) Kernel {
 	if len(k) == 0 {
 		return Kernel{Data: k}
 	}
-	bytesOf := func(v []float32) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)) }
 	pieces := (len(k) + hashChunk - 1) / hashChunk
-	if pieces == 1 {
-		return Kernel{Data: k, hash: maphash.Bytes(kernelSeed, bytesOf(k))}
-	}
 	sums := make([]uint64, pieces)
-	workers := min(runtime.GOMAXPROCS(0), pieces)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < pieces; i = int(next.Add(1) - 1) {
-				sums[i] = maphash.Bytes(kernelSeed, bytesOf(k[i*hashChunk:min(len(k), (i+1)*hashChunk)]))
-			}
-		})
+	hashRange := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := k[i*hashChunk : min(len(k), (i+1)*hashChunk)]
+			sums[i] = maphash.Bytes(kernelSeed, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)))
+		}
 	}
-	wg.Wait()
+	if ranges == nil || pieces == 1 {
+		hashRange(0, pieces)
+	} else {
+		ranges(pieces, hashRange)
+	}
 	return Kernel{Data: k, hash: maphash.Bytes(kernelSeed, unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 8*pieces))}
 }
 

@@ -31,7 +31,7 @@ func TestConvKernelReuse(t *testing.T) {
 	}
 	h0, f0, _ := lib.PackedStats()
 	for round := range 3 {
-		kern := NewKernel(k)
+		kern := NewKernel(k, nil)
 		checkAgainst(t, "forward, reused kernel", s, s.KH*s.KW*s.C, naiveConv(s, x, k), func(y []float32) (bool, error) {
 			return lib.Conv2DKernel(s, y, x, kern, nil)
 		})
@@ -52,7 +52,7 @@ func TestConvKernelReuse(t *testing.T) {
 	}
 	ybar := randF32(r, s.N*s.OH*s.OW*s.O)
 	for range 2 {
-		kern := NewKernel(k)
+		kern := NewKernel(k, nil)
 		checkAgainst(t, "backward data, reused kernel", s, s.KH*s.KW*s.O, naiveBackData(s, ybar, k), func(xbar []float32) (bool, error) {
 			return lib.ConvBackwardData2DKernel(s, xbar, ybar, kern)
 		})
@@ -73,7 +73,7 @@ func TestConvKernelBudget(t *testing.T) {
 	setPackedBudget(t, 0)
 	_, f0, _ := lib.PackedStats()
 	checkAgainst(t, "forward, no budget", s, s.KH*s.KW*s.C, naiveConv(s, x, k1), func(y []float32) (bool, error) {
-		return lib.Conv2DKernel(s, y, x, NewKernel(k1), nil)
+		return lib.Conv2DKernel(s, y, x, NewKernel(k1, nil), nil)
 	})
 	if _, f, _ := lib.PackedStats(); f != f0 {
 		t.Fatal("a copy was filled with a zero budget")
@@ -92,7 +92,7 @@ func TestConvKernelBudget(t *testing.T) {
 			k = k2
 		}
 		checkAgainst(t, "forward, one-copy budget", s, s.KH*s.KW*s.C, naiveConv(s, x, k), func(y []float32) (bool, error) {
-			return lib.Conv2DKernel(s, y, x, NewKernel(k), nil)
+			return lib.Conv2DKernel(s, y, x, NewKernel(k, nil), nil)
 		})
 		if _, _, b := lib.PackedStats(); b > PackedBudget.Load() {
 			t.Fatalf("copies hold %d bytes over a budget of %d", b, PackedBudget.Load())
@@ -104,7 +104,7 @@ func TestConvKernelBudget(t *testing.T) {
 
 	PackedBudget.Store(1 << 30)
 	want := naiveConv(s, x, k1)
-	kern := NewKernel(k1)
+	kern := NewKernel(k1, nil)
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
@@ -116,25 +116,32 @@ func TestConvKernelBudget(t *testing.T) {
 	wg.Wait()
 }
 
-// TestNewKernelHash: the hash covers every value of a kernel of several pieces, and does not
-// depend on how many goroutines computed it.
+// TestNewKernelHash: the hash covers every value of a kernel of several pieces, and is the same
+// whether the pieces are hashed here or in ranges on several goroutines.
 func TestNewKernelHash(t *testing.T) {
 	k := make([]float32, 3*hashChunk+5)
 	for i := range k {
 		k[i] = float32(i%101) * 0.25
 	}
-	h := NewKernel(k).hash
-	if NewKernel(k).hash != h {
-		t.Fatal("two hashes of the same values differ")
+	h := NewKernel(k, nil).hash
+	split := func(n int, fn func(lo, hi int)) { // one goroutine per piece, in reverse order
+		var wg sync.WaitGroup
+		for i := n - 1; i >= 0; i-- {
+			wg.Go(func() { fn(i, i+1) })
+		}
+		wg.Wait()
+	}
+	if NewKernel(k, split).hash != h {
+		t.Fatal("the hash differs when the pieces are hashed in parallel")
 	}
 	for _, i := range []int{0, hashChunk - 1, 2*hashChunk + 7, len(k) - 1} {
 		k[i] += 1
-		if NewKernel(k).hash == h {
+		if NewKernel(k, nil).hash == h || NewKernel(k, split).hash == h {
 			t.Fatalf("changing value %d left the hash unchanged", i)
 		}
 		k[i] -= 1
 	}
-	if NewKernel(k).hash != h {
+	if NewKernel(k, nil).hash != h {
 		t.Fatal("restoring the values did not restore the hash")
 	}
 }
