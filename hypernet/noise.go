@@ -96,14 +96,6 @@ func size(shape []int) int {
 	return d
 }
 
-// TrainingBatch returns the noise (flat, batch*prod(shape) values, row-major [batch, shape...])
-// and prompt ids [batch] the trainer uses at step (0-based) for the given mode, with independent
-// prompts (TrainConfig.PromptsPerStep = 0; see StepBatch). It is a pure function of its
-// arguments. setSize is the size of the fixed set in NoiseMulti mode.
-func TrainingBatch(mode NoiseMode, seed int64, step, batch, setSize int, shape []int, numPrompts int) ([]float32, []int32) {
-	return trainingBatch(mode, seed, step, batch, setSize, shape, numPrompts)
-}
-
 // StepBatch is the noise and prompt ids the trainer uses at step (0-based) under cfg:
 // TrainingBatch's, except that cfg.PromptsPerStep = k > 0 (NoiseFresh and NoiseBatch only)
 // replaces the rows' independent uniform prompts by StratifiedPrompts' k prompts per step. The
@@ -113,7 +105,7 @@ func StepBatch(cfg TrainConfig, step int, shape []int, numPrompts int) ([]float3
 	if setSize == 0 {
 		setSize = cfg.BatchSize
 	}
-	eps, prompts := trainingBatch(cfg.Noise, cfg.Seed, step, cfg.BatchSize, setSize, shape, numPrompts)
+	eps, prompts := TrainingBatch(cfg.Noise, cfg.Seed, step, cfg.BatchSize, setSize, shape, numPrompts)
 	if cfg.PromptsPerStep > 0 && numPrompts > 0 && (cfg.Noise == NoiseFresh || cfg.Noise == NoiseBatch) {
 		prompts = StratifiedPrompts(cfg.Seed, step, cfg.BatchSize, numPrompts, cfg.PromptsPerStep)
 	}
@@ -155,7 +147,11 @@ func StratifiedPrompts(seed int64, step, batch, numPrompts, k int) []int32 {
 	return out
 }
 
-func trainingBatch(mode NoiseMode, seed int64, step, batch, setSize int, shape []int, numPrompts int) ([]float32, []int32) {
+// TrainingBatch returns the noise (flat, batch*prod(shape) values, row-major [batch, shape...])
+// and prompt ids [batch] the trainer uses at step (0-based) for the given mode, with independent
+// prompts (TrainConfig.PromptsPerStep = 0; see StepBatch). It is a pure function of its
+// arguments. setSize is the size of the fixed set in NoiseMulti mode.
+func TrainingBatch(mode NoiseMode, seed int64, step, batch, setSize int, shape []int, numPrompts int) ([]float32, []int32) {
 	d := size(shape)
 	stepStream := streamTrainStep + uint64(step)
 	eps := make([]float32, batch*d)
