@@ -1,6 +1,9 @@
 package onnx
 
-import "github.com/hypernoise/hypernoise/family"
+import (
+	"github.com/hypernoise/hypernoise/compute/dnnl"
+	"github.com/hypernoise/hypernoise/family"
+)
 
 // memStats are the sizes Load measured while checking the spec, per sample (for a batch of 2,
 // halved): the bytes of every tensor the graphs compute (constants and weights excluded), and the
@@ -33,8 +36,8 @@ func (m *Model) WeightBytes() int64 {
 
 // EstimateBytes estimates the peak memory of running the model on batch samples at once:
 //
-//	forward (training false): base + weights + batch · min(all activations, fwdFactor · peaks)
-//	training: base + weights + batch · 2 · (2 · generator activations + reward activations)
+//	forward (training false): base + weights + kernel copies + batch · min(all activations, fwdFactor · peaks)
+//	training: base + weights + kernel copies + batch · 2 · (2 · generator activations + reward activations)
 //
 // A forward pass holds at most every tensor it computes, and in practice far less (the backend frees
 // tensors as it goes): the graphs' liveness peaks times fwdFactor, for what the peaks do not see
@@ -48,7 +51,15 @@ func (m *Model) EstimateBytes(batch int, training bool) int64 {
 	if training {
 		perSample = m.gradPerSample()
 	}
-	return memBase + m.WeightBytes() + b*perSample
+	return m.baseBytes() + b*perSample
+}
+
+// baseBytes is what a run holds whatever its batch: the process (memBase), the weights, and the
+// convolution kernels kept reordered between calls (compute/dnnl's copies, forward and
+// backward-data: at most twice the weights, never more than dnnl.PackedBudget).
+func (m *Model) baseBytes() int64 {
+	w := m.WeightBytes()
+	return memBase + w + min(2*w, dnnl.PackedBudget.Load())
 }
 
 // fwdFactor is how much more than the liveness peaks a forward pass was measured to hold on the
@@ -82,7 +93,7 @@ func (m *Model) EstimateTrainBytes(batch, rank int) int64 {
 // methods follow the same terms (family.Model.ChunkRows): a forward pass's activations per row,
 // and for ReNO's gradient steps EstimateBytes(batch, true)'s.
 func (m *Model) MemoryFit() *family.MemoryFit {
-	base := memBase + m.WeightBytes()
+	base := m.baseBytes()
 	return &family.MemoryFit{
 		TrainBase:      base,
 		TrainPerSample: 2 * (2*m.mem.genActivations + m.mem.rewardActivations),

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hypernoise/hypernoise/compute/dnnl"
 	"github.com/hypernoise/hypernoise/internal/testutil"
 )
 
@@ -36,6 +37,19 @@ func TestEstimateBytes(t *testing.T) {
 	f := m.MemoryFit()
 	if f.SampleBase+3*f.PerImage != m.EstimateBytes(3, false) || f.TrainBase+3*f.TrainPerSample+8*f.PerLoRARank != m.EstimateTrainBytes(3, 8) {
 		t.Fatal("the family's memory fit must give the same estimates as EstimateBytes and EstimateTrainBytes")
+	}
+	// The reordered kernel copies: twice the weights at most, within dnnl.PackedBudget.
+	old := dnnl.PackedBudget.Load()
+	defer dnnl.PackedBudget.Store(old)
+	dnnl.PackedBudget.Store(0)
+	none := m.EstimateBytes(1, false)
+	dnnl.PackedBudget.Store(1 << 40)
+	if got := m.EstimateBytes(1, false) - none; got != 2*m.WeightBytes() {
+		t.Fatalf("kernel copies add %d bytes with an unbounded budget, want twice the weights (%d)", got, 2*m.WeightBytes())
+	}
+	dnnl.PackedBudget.Store(100)
+	if got := m.EstimateBytes(1, false) - none; got != min(100, 2*m.WeightBytes()) {
+		t.Fatalf("kernel copies add %d bytes with a 100-byte budget", got)
 	}
 }
 
