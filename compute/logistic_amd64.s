@@ -177,3 +177,135 @@ loop8:
 	JNZ loop8
 	VZEROUPPER
 	RET
+
+// func expNegShift32AVX512(out, x []float32, m float32)
+// len(x) is a positive multiple of 16 and len(out) >= len(x): out[i] = expNegCore32(min(m - x[i], 104)),
+// the exponential of logistic32AVX512 with a = m - x[i] in place of |x|, sixteen values at a time.
+TEXT ·expNegShift32AVX512(SB), NOSPLIT, $0-52
+	MOVQ out_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	VBROADCASTSS m+48(FP), Z16
+	VBROADCASTSS lgMaxC<>(SB), Z17
+	VBROADCASTSS lgLog2eC<>(SB), Z18
+	VBROADCASTSS lgMagicC<>(SB), Z19
+	VBROADCASTSS lgLn2hiC<>(SB), Z20
+	VBROADCASTSS lgLn2loC<>(SB), Z21
+	VBROADCASTSS lgC2C<>(SB), Z22
+	VBROADCASTSS lgC3C<>(SB), Z23
+	VBROADCASTSS lgC4C<>(SB), Z24
+	VBROADCASTSS lgC5C<>(SB), Z25
+	VBROADCASTSS lgC6C<>(SB), Z26
+	VBROADCASTSS lgC7C<>(SB), Z27
+	VBROADCASTSS lgOneC<>(SB), Z28
+	VPBROADCASTD lgMagicBitsC<>(SB), Z29
+	VPBROADCASTD lgBiasC<>(SB), Z30
+	VPBROADCASTD lgSignC<>(SB), Z31
+eloop16:
+	VMOVUPS (SI), Z0
+	VSUBPS Z0, Z16, Z1              // a = m - x
+	VMINPS Z1, Z17, Z1              // a = min(104, a); a when a is NaN
+	VMULPS Z18, Z1, Z2
+	VSUBPS Z2, Z19, Z2              // t = 1.5·2^23 - a·log2(e): n in its low bits
+	VSUBPS Z19, Z2, Z3              // nf = t - 1.5·2^23
+	VMULPS Z20, Z3, Z4
+	VADDPS Z4, Z1, Z4
+	VXORPS Z31, Z4, Z5              // -(a + nf·ln2hi)
+	VMULPS Z21, Z3, Z4
+	VSUBPS Z4, Z5, Z5               // r
+	VMULPS Z27, Z5, Z6
+	VADDPS Z26, Z6, Z6
+	VMULPS Z5, Z6, Z6
+	VADDPS Z25, Z6, Z6
+	VMULPS Z5, Z6, Z6
+	VADDPS Z24, Z6, Z6
+	VMULPS Z5, Z6, Z6
+	VADDPS Z23, Z6, Z6
+	VMULPS Z5, Z6, Z6
+	VADDPS Z22, Z6, Z6
+	VMULPS Z5, Z6, Z6
+	VADDPS Z28, Z6, Z6
+	VMULPS Z5, Z6, Z6
+	VADDPS Z28, Z6, Z6              // p ≈ e^r
+	VPSUBD Z29, Z2, Z2              // n
+	VPSRAD $1, Z2, Z4               // n1 = n >> 1
+	VPSUBD Z4, Z2, Z2               // n2 = n - n1
+	VPADDD Z30, Z4, Z4
+	VPSLLD $23, Z4, Z4              // 2^n1
+	VPADDD Z30, Z2, Z2
+	VPSLLD $23, Z2, Z2              // 2^n2
+	VMULPS Z4, Z6, Z6
+	VMULPS Z2, Z6, Z6               // e^-a
+	VMOVUPS Z6, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JNZ eloop16
+	VZEROUPPER
+	RET
+
+// func expNegShift32AVX2(out, x []float32, m float32)
+// len(x) is a positive multiple of 8 and len(out) >= len(x): expNegShift32AVX512 eight values at a
+// time.
+TEXT ·expNegShift32AVX2(SB), NOSPLIT, $0-52
+	MOVQ out_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	VBROADCASTSS m+48(FP), Y8
+	VBROADCASTSS lgMaxC<>(SB), Y9
+	VBROADCASTSS lgLog2eC<>(SB), Y10
+	VBROADCASTSS lgMagicC<>(SB), Y11
+	VBROADCASTSS lgOneC<>(SB), Y12
+	VPBROADCASTD lgMagicBitsC<>(SB), Y13
+	VPBROADCASTD lgBiasC<>(SB), Y14
+	VPBROADCASTD lgSignC<>(SB), Y15
+eloop8:
+	VMOVUPS (SI), Y0
+	VSUBPS Y0, Y8, Y1               // a = m - x
+	VMINPS Y1, Y9, Y1               // a = min(104, a); a when a is NaN
+	VMULPS Y10, Y1, Y2
+	VSUBPS Y2, Y11, Y2              // t = 1.5·2^23 - a·log2(e): n in its low bits
+	VSUBPS Y11, Y2, Y3              // nf = t - 1.5·2^23
+	VBROADCASTSS lgLn2hiC<>(SB), Y7
+	VMULPS Y7, Y3, Y4
+	VADDPS Y4, Y1, Y4
+	VXORPS Y15, Y4, Y5              // -(a + nf·ln2hi)
+	VBROADCASTSS lgLn2loC<>(SB), Y7
+	VMULPS Y7, Y3, Y4
+	VSUBPS Y4, Y5, Y5               // r
+	VBROADCASTSS lgC7C<>(SB), Y7
+	VMULPS Y7, Y5, Y6
+	VBROADCASTSS lgC6C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
+	VMULPS Y5, Y6, Y6
+	VBROADCASTSS lgC5C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
+	VMULPS Y5, Y6, Y6
+	VBROADCASTSS lgC4C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
+	VMULPS Y5, Y6, Y6
+	VBROADCASTSS lgC3C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
+	VMULPS Y5, Y6, Y6
+	VBROADCASTSS lgC2C<>(SB), Y7
+	VADDPS Y7, Y6, Y6
+	VMULPS Y5, Y6, Y6
+	VADDPS Y12, Y6, Y6
+	VMULPS Y5, Y6, Y6
+	VADDPS Y12, Y6, Y6              // p ≈ e^r
+	VPSUBD Y13, Y2, Y2              // n
+	VPSRAD $1, Y2, Y4               // n1 = n >> 1
+	VPSUBD Y4, Y2, Y2               // n2 = n - n1
+	VPADDD Y14, Y4, Y4
+	VPSLLD $23, Y4, Y4              // 2^n1
+	VPADDD Y14, Y2, Y2
+	VPSLLD $23, Y2, Y2              // 2^n2
+	VMULPS Y4, Y6, Y6
+	VMULPS Y2, Y6, Y6               // e^-a
+	VMOVUPS Y6, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ eloop8
+	VZEROUPPER
+	RET

@@ -137,10 +137,9 @@ func softmaxRows[T float32 | float64](out, x []T, m int) {
 		}
 		var sum float64
 		if r32, ok := any(row).([]float32); ok {
-			d32, m32 := any(dst).([]float32), float32(mx)
-			for j, v := range r32 {
-				e := expNeg32(m32 - v)
-				d32[j] = e
+			d32 := any(dst).([]float32)
+			expNegShift32(d32, r32, float32(mx))
+			for _, e := range d32 {
 				sum += float64(e)
 			}
 		} else {
@@ -167,4 +166,32 @@ func expNeg32(a float32) float32 {
 		return 0
 	}
 	return expNegCore32(a)
+}
+
+// expNegShift32 writes out[i] = expNeg32(m - x[i]), e^-(m - x[i]) for m ≥ x[i], sixteen (AVX-512)
+// or eight (AVX2) values at a time where it can: the vector kernels clamp m - x[i] at lgMax, where
+// expNegCore32 is already 0 (as expNeg32 returns beyond it), so every path gives the same bits.
+// len(out) >= len(x).
+func expNegShift32(out, x []float32, m float32) {
+	n := len(x)
+	if logisticVector512 && n >= 16 {
+		v := n &^ 15
+		expNegShift32AVX512(out[:v], x[:v], m)
+		out, x = out[v:], x[v:]
+		n -= v
+	}
+	if logisticVector && n >= 8 {
+		v := n &^ 7
+		expNegShift32AVX2(out[:v], x[:v], m)
+		out, x = out[v:], x[v:]
+	}
+	expNegShift32Scalar(out, x, m)
+}
+
+// expNegShift32Scalar is expNegShift32 one value at a time.
+func expNegShift32Scalar(out, x []float32, m float32) {
+	out = out[:len(x)]
+	for i, v := range x {
+		out[i] = expNeg32(m - v)
+	}
 }

@@ -90,3 +90,56 @@ func TestExpNeg32(t *testing.T) {
 	}
 	t.Logf("worst %.2f ulps", worst)
 }
+
+// TestExpNegShiftKernelsAgree: the AVX-512 and AVX2 kernels of expNegShift32 give the scalar loop's
+// bits on a sweep of m - x from 0 to past the clamp, with infinities, NaN and a row that is not a
+// multiple of the vector width.
+func TestExpNegShiftKernelsAgree(t *testing.T) {
+	const m = float32(3.5)
+	var x []float32
+	for i := 0; i < 300000; i++ {
+		x = append(x, m-float32(i)*120/300000) // m - x from 0 to 120
+	}
+	inf := float32(math.Inf(1))
+	x = append(x, -inf, m, float32(math.NaN()), m-104, m-103.99, m-1e-30, -1e30, 1e-40, m)
+	want := make([]float32, len(x))
+	expNegShift32Scalar(want, x, m)
+	kernels := map[string]func(out, x []float32, m float32){"expNegShift32": expNegShift32}
+	vector := func(kernel func(out, x []float32, m float32), width int) func(out, x []float32, m float32) {
+		return func(out, x []float32, m float32) {
+			if v := len(x) / width * width; v > 0 { // the kernels need at least one vector
+				kernel(out[:v], x[:v], m)
+				out, x = out[v:], x[v:]
+			}
+			expNegShift32Scalar(out, x, m)
+		}
+	}
+	if logisticVector {
+		kernels["avx2"] = vector(expNegShift32AVX2, 8)
+	}
+	if logisticVector512 {
+		kernels["avx512"] = vector(expNegShift32AVX512, 16)
+	}
+	for name, fn := range kernels {
+		for _, n := range []int{len(x), 77, 15, 1} { // tails of every width
+			got := make([]float32, n)
+			fn(got, x[len(x)-n:], m)
+			bad := 0
+			for i, g := range got {
+				w := want[len(x)-n+i]
+				if math.Float32bits(g) != math.Float32bits(w) && !(g != g && w != w) {
+					if bad++; bad <= 5 {
+						t.Errorf("%s: e^-(m - %g) = %g, the scalar loop gives %g", name, x[len(x)-n+i], g, w)
+					}
+				}
+			}
+		}
+	}
+	if v := want[len(x)-9]; v != 0 { // m - (-Inf) = +Inf
+		t.Errorf("e^-(m + Inf) = %g, want 0", v)
+	}
+	if v := want[len(x)-7]; v == v {
+		t.Errorf("e^-(m - NaN) = %g, want NaN", v)
+	}
+	t.Logf("AVX2 kernel: %v, AVX-512 kernel: %v", logisticVector, logisticVector512)
+}
