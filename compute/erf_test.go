@@ -87,6 +87,38 @@ func TestErf32Accuracy(t *testing.T) {
 	}
 }
 
+// TestErf32VectorAgrees: the AVX-512 kernel gives erf32Scalar's bits on erfInputs (every exponent,
+// the clamp, infinities, NaN keeping its sign), and erf32Vector's scalar tail on lengths that are
+// not multiples of 16.
+func TestErf32VectorAgrees(t *testing.T) {
+	if !erfVector512 {
+		t.Skip("no AVX-512 on this CPU: erf32 runs erf32Scalar only")
+	}
+	x := erfInputs()
+	want := make([]float32, len(x))
+	erf32Scalar(want, x)
+	for _, n := range []int{len(x), 33, 16, 5} {
+		got := make([]float32, n)
+		erf32Vector(got, x[len(x)-n:])
+		bad := 0
+		for i, g := range got {
+			w := want[len(x)-n+i]
+			same := math.Float32bits(g) == math.Float32bits(w)
+			if g != g && w != w { // NaN: the kernel may quiet a signalling NaN; the sign stays
+				same = math.Signbit(float64(g)) == math.Signbit(float64(w))
+			}
+			if !same {
+				if bad++; bad <= 5 {
+					t.Errorf("erf32Vector(%g) = %g, erf32Scalar %g", x[len(x)-n+i], g, w)
+				}
+			}
+		}
+		if bad > 0 {
+			t.Errorf("n=%d: %d values differ from the scalar loop", n, bad)
+		}
+	}
+}
+
 // TestErf32Exhaustive checks every float32 (about a minute of one core); it runs only with
 // HN_ERF_EXHAUSTIVE=1.
 func TestErf32Exhaustive(t *testing.T) {
