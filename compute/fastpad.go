@@ -135,7 +135,8 @@ func (b *patchedBuilder) padNode(x, fill backends.Op, cfg []backends.PadAxis) (b
 
 // execPadNode is the executor of this package's own nodes, which all carry OpTypePad: it dispatches on
 // the node's data (a Pad, an im2col patch extraction or a col2im scatter, see im2col.go, or a
-// logistic's gradient, see fuse.go, a normalization, see normfuse.go, or a softmax, see softmaxfuse.go).
+// logistic's gradient, see fuse.go, a normalization, see normfuse.go, a softmax, see softmaxfuse.go,
+// or a row gather, see gather.go).
 func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	switch data := getNodeData(node).(type) {
 	case *sigmoidGradNodeData:
@@ -158,6 +159,8 @@ func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simpl
 		return execConvScatter(backend, data, inputs)
 	case *convBackWeightsData:
 		return execConvBackWeights(backend, data, inputs)
+	case *gatherRowsData:
+		return execGatherRows(backend, node, inputs)
 	}
 	return nil, fmt.Errorf("compute: node of type Pad without a configuration")
 }
