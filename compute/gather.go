@@ -2,6 +2,8 @@ package compute
 
 import (
 	"fmt"
+	"math"
+	"reflect"
 	"slices"
 	"sync/atomic"
 
@@ -65,7 +67,7 @@ func isRowGather(xs, is shapes.Shape, indexVectorAxis int, offsetOutputAxes, col
 	default:
 		return false
 	}
-	if _, ok := indexInts(is.DType); !ok || xs.Rank() < 1 || is.Rank() < 1 {
+	if !is.DType.IsInt() || xs.Rank() < 1 || is.Rank() < 1 {
 		return false
 	}
 	q := is.Rank() - 1
@@ -92,42 +94,28 @@ func isRowGather(xs, is shapes.Shape, indexVectorAxis int, offsetOutputAxes, col
 	return true
 }
 
-// indexInts returns a function converting a flat index buffer of the dtype to ints, if the dtype
-// is an integer one.
-func indexInts(dt dtypes.DType) (func(flat any) []int, bool) {
-	switch dt {
-	case dtypes.Int8:
-		return func(f any) []int { return toInts(f.([]int8)) }, true
-	case dtypes.Int16:
-		return func(f any) []int { return toInts(f.([]int16)) }, true
-	case dtypes.Int32:
-		return func(f any) []int { return toInts(f.([]int32)) }, true
-	case dtypes.Int64:
-		return func(f any) []int { return toInts(f.([]int64)) }, true
-	case dtypes.Uint8:
-		return func(f any) []int { return toInts(f.([]uint8)) }, true
-	case dtypes.Uint16:
-		return func(f any) []int { return toInts(f.([]uint16)) }, true
-	case dtypes.Uint32:
-		return func(f any) []int { return toInts(f.([]uint32)) }, true
-	case dtypes.Uint64:
-		return func(f any) []int { return toInts(f.([]uint64)) }, true
+// indexInts converts a flat buffer of integer indices (any integer dtype) to ints, saturating
+// unsigned values beyond the int range (they are clamped to the last row anyway); ok is false for
+// a buffer that is not of an integer type.
+func indexInts(flat any) (idx []int, ok bool) {
+	v := reflect.ValueOf(flat)
+	if v.Kind() != reflect.Slice {
+		return nil, false
 	}
-	return nil, false
-}
-
-// toInts converts indices to ints, saturating uint64 values beyond the int range (they are clamped
-// to the last row anyway).
-func toInts[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](s []T) []int {
-	out := make([]int, len(s))
-	for i, v := range s {
-		if v > 0 && uint64(v) > uint64(1<<62) {
-			out[i] = 1 << 62
-			continue
+	idx = make([]int, v.Len())
+	switch v.Type().Elem().Kind() {
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		for i := range idx {
+			idx[i] = int(v.Index(i).Int())
 		}
-		out[i] = int(v)
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		for i := range idx {
+			idx[i] = int(min(v.Index(i).Uint(), math.MaxInt64))
+		}
+	default:
+		return nil, false
 	}
-	return out
+	return idx, true
 }
 
 // execGatherRows runs a row-gather node: out[b] = x[clamp(idx[b], 0, d0-1)].
@@ -140,13 +128,12 @@ func execGatherRows(backend *simplego.Backend, node *simplego.Node, inputs []*si
 	if err != nil {
 		return nil, err
 	}
-	conv, ok := indexInts(is.DType)
+	xf, _ := backend.BufferData(inputs[0])
+	idxFlat, _ := backend.BufferData(inputs[1])
+	idx, ok := indexInts(idxFlat)
 	if !ok {
 		return nil, fmt.Errorf("compute: row gather with indices of dtype %s", is.DType)
 	}
-	xf, _ := backend.BufferData(inputs[0])
-	idxFlat, _ := backend.BufferData(inputs[1])
-	idx := conv(idxFlat)
 	outShape := shapes.Make(xs.DType, slices.Concat(is.Dimensions[:is.Rank()-1], xs.Dimensions[1:])...)
 	outBuf, outFlat, err := backend.NewSharedBuffer(0, outShape)
 	if err != nil {
