@@ -269,23 +269,11 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 	if maxBad == 0 {
 		maxBad = DefaultMaxNonFinite
 	}
-	numMetrics := -1
-	var metricNames []string
-	exec, err := context.NewExec(backend, ctx, func(ctx *context.Context, eps, prompts, lr *Node) []*Node {
-		loss, metrics, gnorm, finite := buildStep(ctx, p, cfg, eps, prompts, lr)
-		outs := []*Node{loss, gnorm, ConvertDType(finite, dtypes.Float32)}
-		metricNames = metricNames[:0]
-		for _, m := range metrics {
-			metricNames = append(metricNames, m.Name)
-			outs = append(outs, ConvertDType(ReduceAllMean(m.Value), dtypes.Float32))
-		}
-		numMetrics = len(metrics)
-		return outs
-	})
+	exec, err := newStepExec(backend, ctx, p, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer exec.Finalize()
+	defer exec.exec.Finalize()
 
 	res = &TrainResult{StartStep: start, Steps: start, Skipped: skipped, Config: cfg}
 	t0 := time.Now()
@@ -301,22 +289,15 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 		epsT := tensors.FromFlatDataAndDimensions(epsFlat, append([]int{cfg.BatchSize}, p.NoiseShape...)...)
 		promptT := tensors.FromFlatDataAndDimensions(promptIDs, cfg.BatchSize)
 		lr := float32(cfg.LR * LRFactor(cfg.Schedule, step, cfg.WarmupSteps, cfg.Steps))
-		outs, err := exec.Exec(epsT, promptT, lr)
+		loss, finite, err := exec.run(epsT, promptT, lr, hist)
 		if err != nil {
 			return res, fmt.Errorf("training %s, step %d: %w", p.Name, step, err)
 		}
-		loss := float64(scalarOf(outs[0]))
-		gn := float64(scalarOf(outs[1]))
-		if scalarOf(outs[2]) == 0 {
+		if !finite {
 			res.Skipped++
 			badRun++
 		} else {
 			badRun = 0
-		}
-		hist.Loss = append(hist.Loss, loss)
-		hist.GradNorm = append(hist.GradNorm, gn)
-		for i := 0; i < numMetrics; i++ {
-			hist.Metrics[metricNames[i]] = append(hist.Metrics[metricNames[i]], float64(scalarOf(outs[3+i])))
 		}
 		res.Steps = step + 1
 		if badRun >= maxBad {
@@ -356,6 +337,49 @@ func Train(backend backends.Backend, ctx *context.Context, p *Problem, cfg Train
 		}
 	}
 	return res, nil
+}
+
+// stepExec is the compiled training step (buildStep): its outputs are the loss, the gradient
+// norm, whether both were finite (the update is skipped otherwise) and the step's metrics.
+type stepExec struct {
+	exec        *context.Exec
+	metricNames []string // filled when the step's graph is built
+}
+
+// newStepExec compiles the training step of p under cfg.
+func newStepExec(backend backends.Backend, ctx *context.Context, p *Problem, cfg TrainConfig) (*stepExec, error) {
+	s := &stepExec{}
+	exec, err := context.NewExec(backend, ctx, func(ctx *context.Context, eps, prompts, lr *Node) []*Node {
+		loss, metrics, gnorm, finite := buildStep(ctx, p, cfg, eps, prompts, lr)
+		outs := []*Node{loss, gnorm, ConvertDType(finite, dtypes.Float32)}
+		s.metricNames = s.metricNames[:0]
+		for _, m := range metrics {
+			s.metricNames = append(s.metricNames, m.Name)
+			outs = append(outs, ConvertDType(ReduceAllMean(m.Value), dtypes.Float32))
+		}
+		return outs
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.exec = exec
+	return s, nil
+}
+
+// run executes one step, appends its loss, gradient norm and metrics to hist, and returns the
+// loss and whether the step was finite (applied).
+func (s *stepExec) run(eps, prompts *tensors.Tensor, lr float32, hist *History) (loss float64, finite bool, err error) {
+	outs, err := s.exec.Exec(eps, prompts, lr)
+	if err != nil {
+		return 0, false, err
+	}
+	loss = float64(scalarOf(outs[0]))
+	hist.Loss = append(hist.Loss, loss)
+	hist.GradNorm = append(hist.GradNorm, float64(scalarOf(outs[1])))
+	for i, name := range s.metricNames {
+		hist.Metrics[name] = append(hist.Metrics[name], float64(scalarOf(outs[3+i])))
+	}
+	return loss, scalarOf(outs[2]) != 0, nil
 }
 
 // runStart is where a run starts: step 0 with an empty history, or a resumed checkpoint's state.
