@@ -22,14 +22,14 @@ func logistic32AVX512(out, x []float32)
 //go:noescape
 func logistic32AVX2(out, x []float32)
 
-// expNegShift32AVX512 writes out[i] = expNegCore32(min(m-x[i], lgMax)) sixteen values at a time
+// expNegShift32AVX512 writes out[i] = expNegCore32(min(m-c·x[i], lgMax)) sixteen values at a time
 // (logistic_amd64.s); len(x) must be a positive multiple of 16 and len(out) >= len(x).
 //
 //go:noescape
-func expNegShift32AVX512(out, x []float32, m float32)
+func expNegShift32AVX512(out, x []float32, m, c float32)
 
 // expNegShift32AVX2 is expNegShift32AVX512 eight values at a time; len(x) must be a positive
 // multiple of 8.
 //
 //go:noescape
-func expNegShift32AVX2(out, x []float32, m float32)
+func expNegShift32AVX2(out, x []float32, m, c float32)

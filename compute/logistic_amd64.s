@@ -198,18 +198,21 @@ loop8:
 	VZEROUPPER
 	RET
 
-// func expNegShift32AVX512(out, x []float32, m float32)
-// len(x) is a positive multiple of 16 and len(out) >= len(x): out[i] = expNegCore32(min(m - x[i], 104)),
-// the exponential of logistic32AVX512 with a = m - x[i] in place of |x|, sixteen values at a time.
-TEXT ·expNegShift32AVX512(SB), NOSPLIT, $0-52
+// func expNegShift32AVX512(out, x []float32, m, c float32)
+// len(x) is a positive multiple of 16 and len(out) >= len(x): out[i] = expNegCore32(min(m - c·x[i], 104)),
+// the exponential of logistic32AVX512 with a = m - c·x[i] in place of |x| (the product rounded
+// before the difference, no fused multiply-add), sixteen values at a time.
+TEXT ·expNegShift32AVX512(SB), NOSPLIT, $0-56
 	MOVQ out_base+0(FP), DI
 	MOVQ x_base+24(FP), SI
 	MOVQ x_len+32(FP), CX
 	VBROADCASTSS m+48(FP), Z16
+	VBROADCASTSS c+52(FP), Z7
 	LOADEXP512
 eloop16:
 	VMOVUPS (SI), Z0
-	VSUBPS Z0, Z16, Z1              // a = m - x
+	VMULPS Z7, Z0, Z0               // c·x
+	VSUBPS Z0, Z16, Z1              // a = m - c·x
 	EXPNEG512                       // Z6 = e^-a
 	VMOVUPS Z6, (DI)
 	ADDQ $64, SI
@@ -219,10 +222,10 @@ eloop16:
 	VZEROUPPER
 	RET
 
-// func expNegShift32AVX2(out, x []float32, m float32)
+// func expNegShift32AVX2(out, x []float32, m, c float32)
 // len(x) is a positive multiple of 8 and len(out) >= len(x): expNegShift32AVX512 eight values at a
-// time.
-TEXT ·expNegShift32AVX2(SB), NOSPLIT, $0-52
+// time (no register is left for c, so it is broadcast from the frame in the loop).
+TEXT ·expNegShift32AVX2(SB), NOSPLIT, $0-56
 	MOVQ out_base+0(FP), DI
 	MOVQ x_base+24(FP), SI
 	MOVQ x_len+32(FP), CX
@@ -230,7 +233,9 @@ TEXT ·expNegShift32AVX2(SB), NOSPLIT, $0-52
 	LOADEXP256
 eloop8:
 	VMOVUPS (SI), Y0
-	VSUBPS Y0, Y8, Y1               // a = m - x
+	VBROADCASTSS c+52(FP), Y1
+	VMULPS Y1, Y0, Y0               // c·x
+	VSUBPS Y0, Y8, Y1               // a = m - c·x
 	EXPNEG256                       // Y6 = e^-a
 	VMOVUPS Y6, (DI)
 	ADDQ $32, SI

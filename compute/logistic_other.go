@@ -10,5 +10,5 @@ const (
 func logistic32AVX512(out, x []float32) { logistic32Scalar(out, x) }
 func logistic32AVX2(out, x []float32)   { logistic32Scalar(out, x) }
 
-func expNegShift32AVX512(out, x []float32, m float32) { expNegShift32Scalar(out, x, m) }
-func expNegShift32AVX2(out, x []float32, m float32)   { expNegShift32Scalar(out, x, m) }
+func expNegShift32AVX512(out, x []float32, m, c float32) { expNegShift32Scalar(out, x, m, c) }
+func expNegShift32AVX2(out, x []float32, m, c float32)   { expNegShift32Scalar(out, x, m, c) }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 )
 
 // Softmax as one node.
@@ -25,12 +26,25 @@ import (
 // math.Exp. As for the normalization, the chain's own nodes stay in the graph for its gradient, and
 // in a graph that reads them (a gradient reads e and the sum) the fused node is replaced at compile
 // time by the plain Div built beside it (unfuse.go).
+//
+// Attention's softmax reads scaled scores, softmax(c·s) with c = 1/√d a positive scalar constant
+// (`bmm(q, kᵀ) * scale` as exported): one more full pass over the [heads, N, N] scores. When the
+// chain's x is such a product (a Mul tagged fuseProduct whose other operand is a positive finite
+// scalar constant and whose output has s's shape), the fused node reads s and applies c in its row
+// pass: max_j fl(c·s_j) = fl(c·max_j s_j) because rounding is monotone and c > 0, and the
+// exponentials take a_j = fl(c·max) - fl(c·s_j), so the values are the bits the unscaled node gives
+// on the Mul's output. In a forward-only graph nothing then reads the Mul, and SimpleGo skips it.
 
-// softmaxNodeData is the data of a fused softmax node (input x, rows of m entries).
-type softmaxNodeData struct{ m int }
+// softmaxNodeData is the data of a fused softmax node: its input s, rows of m entries, is scaled by
+// scale (1 when the chain's x is read as it is).
+type softmaxNodeData struct {
+	m     int
+	scale float64
+}
 
-// statSoftmaxFused counts fused softmax nodes built (for tests).
-var statSoftmaxFused atomic.Int64
+// statSoftmaxFused and statSoftmaxScaled count fused softmax nodes built, and those of them that
+// read a scaled product's unscaled operand (for tests).
+var statSoftmaxFused, statSoftmaxScaled atomic.Int64
 
 // ReduceMax implements backends.Builder, remembering maxima over trailing axes.
 func (b *patchedBuilder) ReduceMax(x backends.Op, axes ...int) (backends.Op, error) {
@@ -77,8 +91,9 @@ func (b *patchedBuilder) softmaxDiv(lhs, rhs backends.Op) (backends.Op, bool, er
 	if err != nil || !isFloatShape(xs) {
 		return nil, false, err
 	}
-	node := simplegoNewNode(b.Builder, backends.OpTypePad, xs.Clone(), e.x)
-	if !setNodeData(node, &softmaxNodeData{m: e.m}) {
+	in, scale := b.scaledSource(e.x, xs)
+	node := simplegoNewNode(b.Builder, backends.OpTypePad, xs.Clone(), in)
+	if !setNodeData(node, &softmaxNodeData{m: e.m, scale: scale}) {
 		return nil, false, nil
 	}
 	plain, err := b.Builder.Div(lhs, rhs)
@@ -86,8 +101,30 @@ func (b *patchedBuilder) softmaxDiv(lhs, rhs backends.Op) (backends.Op, bool, er
 		return nil, false, err
 	}
 	statSoftmaxFused.Add(1)
+	if in != e.x {
+		statSoftmaxScaled.Add(1)
+	}
 	b.newChain(false, lhs, rhs).addSub(node, plain)
 	return node, true, nil
+}
+
+// scaledSource returns (s, c) when x = s·c (either order) for a positive finite scalar constant c and
+// an s of x's shape xs, else (x, 1).
+func (b *patchedBuilder) scaledSource(x *simplego.Node, xs shapes.Shape) (*simplego.Node, float64) {
+	t := b.tagOf(x)
+	if t.kind != fuseProduct {
+		return x, 1
+	}
+	for _, p := range [][2]*simplego.Node{{t.a, t.b}, {t.b, t.a}} {
+		c, ok := b.scalarOf(p[1])
+		if !ok || !(c > 0) || math.IsInf(c, 0) {
+			continue
+		}
+		if ss, err := b.OpShape(p[0]); err == nil && ss.Equal(xs) {
+			return p[0], c
+		}
+	}
+	return x, 1
 }
 
 // execSoftmax runs a fused softmax node, writing into x's buffer when it is x's last use.
@@ -103,9 +140,9 @@ func execSoftmax(backend *simplego.Backend, data *softmaxNodeData, inputs []*sim
 	}
 	switch out := outFlat.(type) {
 	case []float32:
-		softmaxParallel(out, xf.([]float32), data.m)
+		softmaxParallel(out, xf.([]float32), data.m, float32(data.scale))
 	case []float64:
-		softmaxParallel(out, xf.([]float64), data.m)
+		softmaxParallel(out, xf.([]float64), data.m, data.scale)
 	default:
 		_ = backend.BufferFinalize(outBuf)
 		return nil, fmt.Errorf("compute: softmax of dtype %s", xs.DType)
@@ -116,17 +153,19 @@ func execSoftmax(backend *simplego.Backend, data *softmaxNodeData, inputs []*sim
 }
 
 // softmaxParallel runs softmaxRows over bands of rows on the cores.
-func softmaxParallel[T float32 | float64](out, x []T, m int) {
+func softmaxParallel[T float32 | float64](out, x []T, m int, c T) {
 	if m == 0 || len(out) == 0 {
 		return
 	}
 	parallelAxis(len(out)/m, len(out), func(lo, hi int) {
-		softmaxRows(out[lo*m:hi*m], x[lo*m:hi*m], m)
+		softmaxRows(out[lo*m:hi*m], x[lo*m:hi*m], m, c)
 	})
 }
 
-// softmaxRows writes the softmax of each row of m entries of x into out (out may be x).
-func softmaxRows[T float32 | float64](out, x []T, m int) {
+// softmaxRows writes the softmax of each row of m entries of c·x into out (out may be x), for c > 0:
+// the products fl(c·x_j) are rounded before they are shifted by fl(c·max_j x_j), which is their
+// maximum, so the result is the softmax of the rounded products (c = 1 reads x as it is).
+func softmaxRows[T float32 | float64](out, x []T, m int, c T) {
 	for r := 0; r+m <= len(x); r += m {
 		row, dst := x[r:r+m], out[r:r+m]
 		mx := row[0]
@@ -135,16 +174,17 @@ func softmaxRows[T float32 | float64](out, x []T, m int) {
 				mx = v
 			}
 		}
+		mx = T(c * mx)
 		var sum float64
 		if r32, ok := any(row).([]float32); ok {
 			d32 := any(dst).([]float32)
-			expNegShift32(d32, r32, float32(mx))
+			expNegShift32(d32, r32, float32(mx), float32(c))
 			for _, e := range d32 {
 				sum += float64(e)
 			}
 		} else {
 			for j, v := range row {
-				e := T(math.Exp(float64(v - mx)))
+				e := T(math.Exp(float64(T(c*v) - mx)))
 				dst[j] = e
 				sum += float64(e)
 			}
@@ -168,30 +208,31 @@ func expNeg32(a float32) float32 {
 	return expNegCore32(a)
 }
 
-// expNegShift32 writes out[i] = expNeg32(m - x[i]), e^-(m - x[i]) for m ≥ x[i], sixteen (AVX-512)
-// or eight (AVX2) values at a time where it can: the vector kernels clamp m - x[i] at lgMax, where
-// expNegCore32 is already 0 (as expNeg32 returns beyond it), so every path gives the same bits.
-// len(out) >= len(x).
-func expNegShift32(out, x []float32, m float32) {
+// expNegShift32 writes out[i] = expNeg32(m - fl(c·x[i])), e^-(m - c·x[i]) for m ≥ c·x[i] with the
+// product rounded to float32 first, sixteen (AVX-512) or eight (AVX2) values at a time where it can:
+// the vector kernels clamp m - c·x[i] at lgMax, where expNegCore32 is already 0 (as expNeg32 returns
+// beyond it), so every path gives the same bits. c = 1 leaves x[i] as it is. len(out) >= len(x).
+func expNegShift32(out, x []float32, m, c float32) {
 	n := len(x)
 	if logisticVector512 && n >= 16 {
 		v := n &^ 15
-		expNegShift32AVX512(out[:v], x[:v], m)
+		expNegShift32AVX512(out[:v], x[:v], m, c)
 		out, x = out[v:], x[v:]
 		n -= v
 	}
 	if logisticVector && n >= 8 {
 		v := n &^ 7
-		expNegShift32AVX2(out[:v], x[:v], m)
+		expNegShift32AVX2(out[:v], x[:v], m, c)
 		out, x = out[v:], x[v:]
 	}
-	expNegShift32Scalar(out, x, m)
+	expNegShift32Scalar(out, x, m, c)
 }
 
-// expNegShift32Scalar is expNegShift32 one value at a time.
-func expNegShift32Scalar(out, x []float32, m float32) {
+// expNegShift32Scalar is expNegShift32 one value at a time (the conversion rounds the product, so it
+// is never fused with the difference).
+func expNegShift32Scalar(out, x []float32, m, c float32) {
 	out = out[:len(x)]
 	for i, v := range x {
-		out[i] = expNeg32(m - v)
+		out[i] = expNeg32(m - float32(c*v))
 	}
 }

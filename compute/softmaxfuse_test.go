@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // softmaxCases are softmax graphs as GoMLX (and the ONNX importer's Softmax) build them, with the
@@ -20,6 +21,11 @@ var softmaxCases = []struct {
 	{"large-rows-times-w", func(in []*graph.Node) *graph.Node {
 		return graph.Mul(graph.Softmax(in[0], -1), in[1])
 	}, [][]int{{4, 8, 2100}, {4, 8, 2100}}, 1},
+	{"scaled-scores", func(in []*graph.Node) *graph.Node { return graph.Softmax(graph.MulScalar(in[0], 0.125), -1) }, [][]int{{2, 5, 33}}, 1},
+	{"scale-on-left", func(in []*graph.Node) *graph.Node {
+		return graph.Softmax(graph.Mul(graph.Scalar(in[0].Graph(), in[0].DType(), 0.3), in[0]), -1)
+	}, [][]int{{3, 40}}, 1},
+	{"negative-scale", func(in []*graph.Node) *graph.Node { return graph.Softmax(graph.MulScalar(in[0], -0.5), -1) }, [][]int{{3, 17}}, 1},
 	{"not-trailing", func(in []*graph.Node) *graph.Node { return graph.Softmax(in[0], 0) }, [][]int{{3, 4}}, 0},
 	{"shifted-by-other", func(in []*graph.Node) *graph.Node {
 		mx := graph.StopGradient(graph.ReduceAndKeep(in[0], graph.ReduceMax, -1))
@@ -93,7 +99,8 @@ func TestExpNeg32(t *testing.T) {
 
 // TestExpNegShiftKernelsAgree: the AVX-512 and AVX2 kernels of expNegShift32 give the scalar loop's
 // bits on a sweep of m - x from 0 to past the clamp, with infinities, NaN and a row that is not a
-// multiple of the vector width.
+// multiple of the vector width, at scales c that round their products and at c = 1, where the scalar
+// loop is expNeg32(m - x).
 func TestExpNegShiftKernelsAgree(t *testing.T) {
 	const m = float32(3.5)
 	var x []float32
@@ -102,16 +109,15 @@ func TestExpNegShiftKernelsAgree(t *testing.T) {
 	}
 	inf := float32(math.Inf(1))
 	x = append(x, -inf, m, float32(math.NaN()), m-104, m-103.99, m-1e-30, -1e30, 1e-40, m)
-	want := make([]float32, len(x))
-	expNegShift32Scalar(want, x, m)
-	kernels := map[string]func(out, x []float32, m float32){"expNegShift32": expNegShift32}
-	vector := func(kernel func(out, x []float32, m float32), width int) func(out, x []float32, m float32) {
-		return func(out, x []float32, m float32) {
+	type kernel = func(out, x []float32, m, c float32)
+	kernels := map[string]kernel{"expNegShift32": expNegShift32}
+	vector := func(k kernel, width int) kernel {
+		return func(out, x []float32, m, c float32) {
 			if v := len(x) / width * width; v > 0 { // the kernels need at least one vector
-				kernel(out[:v], x[:v], m)
+				k(out[:v], x[:v], m, c)
 				out, x = out[v:], x[v:]
 			}
-			expNegShift32Scalar(out, x, m)
+			expNegShift32Scalar(out, x, m, c)
 		}
 	}
 	if logisticVector {
@@ -120,19 +126,31 @@ func TestExpNegShiftKernelsAgree(t *testing.T) {
 	if logisticVector512 {
 		kernels["avx512"] = vector(expNegShift32AVX512, 16)
 	}
-	for name, fn := range kernels {
-		for _, n := range []int{len(x), 77, 15, 1} { // tails of every width
-			got := make([]float32, n)
-			fn(got, x[len(x)-n:], m)
-			bad := 0
-			for i, g := range got {
-				w := want[len(x)-n+i]
-				if math.Float32bits(g) != math.Float32bits(w) && !(g != g && w != w) {
-					if bad++; bad <= 5 {
-						t.Errorf("%s: e^-(m - %g) = %g, the scalar loop gives %g", name, x[len(x)-n+i], g, w)
+	// c = 1 reads x as it is; 1/√d and 0.3 round their products (0.3·x is not exact).
+	for _, c := range []float32{1, 0.125, 0.3, float32(1 / math.Sqrt(40))} {
+		want := make([]float32, len(x))
+		expNegShift32Scalar(want, x, m*c, c)
+		for name, fn := range kernels {
+			for _, n := range []int{len(x), 77, 15, 1} { // tails of every width
+				got := make([]float32, n)
+				fn(got, x[len(x)-n:], m*c, c)
+				bad := 0
+				for i, g := range got {
+					w := want[len(x)-n+i]
+					if math.Float32bits(g) != math.Float32bits(w) && !(g != g && w != w) {
+						if bad++; bad <= 5 {
+							t.Errorf("%s, c = %g: e^-(m - c·%g) = %g, the scalar loop gives %g", name, c, x[len(x)-n+i], g, w)
+						}
 					}
 				}
 			}
+		}
+	}
+	want := make([]float32, len(x))
+	expNegShift32Scalar(want, x, m, 1)
+	for i, v := range x[:1000] { // c = 1 is the unscaled exponential
+		if w := expNeg32(m - v); math.Float32bits(want[i]) != math.Float32bits(w) {
+			t.Fatalf("c = 1: e^-(m - %g) = %g, expNeg32 gives %g", v, want[i], w)
 		}
 	}
 	if v := want[len(x)-9]; v != 0 { // m - (-Inf) = +Inf
@@ -142,4 +160,49 @@ func TestExpNegShiftKernelsAgree(t *testing.T) {
 		t.Errorf("e^-(m - NaN) = %g, want NaN", v)
 	}
 	t.Logf("AVX2 kernel: %v, AVX-512 kernel: %v", logisticVector, logisticVector512)
+}
+
+// TestSoftmaxScaleFolded: softmax(c·s) for a positive scalar constant c reads s in the fused node (the
+// Mul is then unused) and gives the bits of the fused softmax of the Mul's own output, in float32 and
+// float64; a negative c is left to the Mul.
+func TestSoftmaxScaleFolded(t *testing.T) {
+	fast := testBackend(t)
+	dims := []int{3, 4, 70}
+	for _, f32 := range []bool{true, false} {
+		for _, c := range []float64{0.125, 1 / math.Sqrt(40), 1, -0.5} {
+			x := normInputs([][]int{dims}, f32)[0]
+			before := statSoftmaxScaled.Load()
+			got := eval(t, fast, func(in []*graph.Node) []*graph.Node {
+				return []*graph.Node{graph.Softmax(graph.MulScalar(in[0], c), -1)}
+			}, x)[0]
+			wantFolded := int64(1)
+			if c < 0 {
+				wantFolded = 0
+			}
+			if n := statSoftmaxScaled.Load() - before; n != wantFolded {
+				t.Errorf("float32 %v, c = %g: %d softmax nodes read the unscaled scores, want %d", f32, c, n, wantFolded)
+			}
+			prod := eval(t, fast, func(in []*graph.Node) []*graph.Node {
+				return []*graph.Node{graph.MulScalar(in[0], c)}
+			}, x)[0]
+			var y *tensors.Tensor
+			if f32 {
+				p32 := make([]float32, len(prod))
+				for i, v := range prod {
+					p32[i] = float32(v)
+				}
+				y = tensors.FromFlatDataAndDimensions(p32, dims...)
+			} else {
+				y = tensors.FromFlatDataAndDimensions(prod, dims...)
+			}
+			want := eval(t, fast, func(in []*graph.Node) []*graph.Node {
+				return []*graph.Node{graph.Softmax(in[0], -1)}
+			}, y)[0]
+			for i := range want {
+				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+					t.Fatalf("float32 %v, c = %g: entry %d is %.17g, the softmax of the product gives %.17g", f32, c, i, got[i], want[i])
+				}
+			}
+		}
+	}
 }
