@@ -3,6 +3,7 @@ package bench
 import (
 	"os"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -28,8 +29,8 @@ func modelSpec(b *testing.B) string {
 	return spec
 }
 
-// BenchmarkModelForward times the imported generator's forward at batch 2, as bench --model --scale
-// does (go test ./bench -run XXX -bench 'ModelForward$' -benchtime 10x -cpuprofile cpu.out): the
+// BenchmarkModelForward times the imported generator's forward at batch 2 ($HN_BENCH_BATCH if set),
+// as bench --model --scale does (go test ./bench -run XXX -bench 'ModelForward$' -benchtime 10x -cpuprofile cpu.out): the
 // median wall time per image, and the CPU time per image (all threads), which is steadier on a
 // machine shared with other jobs.
 func BenchmarkModelForward(b *testing.B) {
@@ -43,7 +44,10 @@ func BenchmarkModelForwardOps(b *testing.B) {
 }
 
 func modelForward(b *testing.B, ops bool) {
-	const batch = 2
+	batch := 2
+	if v, err := strconv.Atoi(os.Getenv("HN_BENCH_BATCH")); err == nil && v > 0 {
+		batch = v
+	}
 	backend, m := loadBenchModel(b, ops)
 	defer backend.Finalize()
 	exec, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, eps, pr *Node) *Node {
@@ -69,7 +73,7 @@ func modelForward(b *testing.B, ops bool) {
 	for i := range times {
 		start := time.Now()
 		run()
-		times[i] = time.Since(start).Seconds() * 1e3 / batch
+		times[i] = time.Since(start).Seconds() * 1e3 / float64(batch)
 	}
 	b.ReportMetric((processCPUSeconds()-cpu)*1e3/float64(batch*steps), "cpu-ms/image")
 	sort.Float64s(times)
