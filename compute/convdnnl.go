@@ -83,7 +83,78 @@ func convDNNLBand(y, x, k, bias []float32, xDims []int, d *convGemmNodeData) fun
 	spec := convSpec2D(xDims[1:n+1], p.k, p.out, p.strides, p.dil, p.lo, xDims[n+1], d.cout)
 	spec.OIHW = d.kOIHW
 	kern := dnnl.NewKernel(k, hashRanges) // hashed once for every band (see dnnl.Kernel)
-	return dnnlBands(y, x, xDims[0], func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2DKernel(s, y, x, kern, bias) }, spec)
+	run := func(s dnnl.ConvSpec, y, x []float32) (bool, error) { return lib.Conv2DKernel(s, y, x, kern, bias) }
+	batch := dnnlBands(y, x, xDims[0], run, spec)
+	nb := xDims[0]
+	rows := convRowParts(nb, spec.OH, nb*prod(p.out)*len(k))
+	if n != 2 || rows < 2 {
+		return batch
+	}
+	return func(lo, hi int) bool {
+		if lo != 0 || hi != nb { // the batch is already cut over the cores
+			return batch(lo, hi)
+		}
+		return dnnlRowBands(y, x, nb, rows, run, spec)
+	}
+}
+
+// Row bands: a batch smaller than the cores (one image sampled or served) would run each
+// convolution on a single core, since the bands above are whole batch entries. Then each entry's
+// output rows are cut into convRowParts bands instead, each one oneDNN call on its own core: the
+// band of output rows [r0, r1) reads the input rows from a = r0·SH - PT to e = (r1-1)·SH - PT +
+// (KH-1)·DH, clipped to the image, as a convolution of those rows alone with top padding (the
+// clipped part above the image) max(0, -a); the padding below follows from the sizes (see
+// dnnl.ConvSpec). Each window sees the same input values and kernel taps as in the whole image.
+
+// convRowParts is the number of row bands per batch entry for a batch of nb entries with oh output
+// rows and mnk multiply-adds in all: enough bands to give every core one (at most oh), when the
+// batch has fewer entries than the cores and each band gets convPartMinMNK multiply-adds; 1 when
+// no cut is made.
+var convRowParts = func(nb, oh, mnk int) int {
+	cores := runtime.GOMAXPROCS(0)
+	if nb >= cores || nb < 1 {
+		return 1
+	}
+	parts := min(cores, mnk/convPartMinMNK)
+	return max(1, min(oh, (parts+nb-1)/nb))
+}
+
+// statConvDNNLRows counts convolutions run in row bands (for tests).
+var statConvDNNLRows atomic.Int64
+
+// dnnlRowBands computes the convolution spec over nb batch entries of x into y in rows bands of
+// output rows per entry, on the cores; it reports false if oneDNN refused a band (y is then partly
+// written, and the caller computes it again).
+func dnnlRowBands(y, x []float32, nb, rows int, run func(s dnnl.ConvSpec, y, x []float32) (bool, error), spec dnnl.ConvSpec) bool {
+	xb, yb := len(x)/nb, len(y)/nb
+	xRow, yRow := spec.W*spec.C, spec.OW*spec.O
+	var failed atomic.Bool
+	parallelRanges(nb*rows, min(nb*rows, runtime.GOMAXPROCS(0)), 1, func(lo, hi int) {
+		for u := lo; u < hi && !failed.Load(); u++ {
+			b, part := u/rows, u%rows
+			r0, r1 := part*spec.OH/rows, (part+1)*spec.OH/rows
+			a := r0*spec.SH - spec.PT
+			e := (r1-1)*spec.SH - spec.PT + (spec.KH-1)*spec.DH
+			ac, ec := max(0, a), min(spec.H-1, e)
+			s := spec
+			s.N, s.H, s.OH, s.PT = 1, ec-ac+1, r1-r0, ac-a
+			if s.H < 1 {
+				failed.Store(true)
+				return
+			}
+			ran, err := run(s, y[b*yb+r0*yRow:b*yb+r1*yRow], x[b*xb+ac*xRow:b*xb+(ec+1)*xRow])
+			if !ran || err != nil {
+				failed.Store(true)
+			}
+		}
+	})
+	if failed.Load() {
+		statConvDNNLRefused.Add(1)
+		return false
+	}
+	statConvDNNL.Add(1)
+	statConvDNNLRows.Add(1)
+	return true
 }
 
 // hashRanges runs dnnl.NewKernel's pieces on the cores (the helpers of runBands).

@@ -221,3 +221,51 @@ func TestConvOIHWFallback(t *testing.T) {
 		}
 	}
 }
+
+// TestConvDNNLRowBands: a batch smaller than the cores runs each oneDNN convolution in bands of
+// output rows (convRowParts); with 2, 3 and 5 bands per entry, strides, dilations, uneven paddings,
+// an OIHW kernel and bands whose windows start or end in the padding, the result is SimpleGo's
+// convolution's, and the row bands are the ones that ran.
+func TestConvDNNLRowBands(t *testing.T) {
+	fast := testBackend(t)
+	stock := stockBackend(t)
+	if convDNNLLib() == nil {
+		t.Skip("oneDNN is not in use here")
+	}
+	saved := convRowParts
+	defer func() { convRowParts = saved }()
+	cases := []convVariant{
+		{"3x3/s1/pad1", []int{1, 11, 9, 6}, []int{3, 3, 6, 8}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false},
+		{"3x3/s2/pad(2,0)", []int{1, 13, 7, 5}, []int{3, 3, 5, 7}, []int{2, 1}, [][2]int{{2, 0}, {1, 1}}, nil, 1, false},
+		{"3x2/dil(2,1)/pad(0,3)", []int{1, 12, 8, 4}, []int{3, 2, 4, 9}, []int{1, 1}, [][2]int{{0, 3}, {1, 0}}, []int{2, 1}, 1, false},
+		{"5x5/s3/pad(4,4)", []int{1, 10, 10, 3}, []int{5, 5, 3, 4}, []int{3, 1}, [][2]int{{4, 4}, {2, 2}}, nil, 1, false},
+		{"channels-first/3x3/b2", []int{2, 6, 10, 7}, []int{5, 6, 3, 3}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, true},
+	}
+	for _, rows := range []int{2, 3, 5} {
+		convRowParts = func(nb, oh, mnk int) int { return min(rows, oh) }
+		for _, c := range cases {
+			if c.dil == nil {
+				c.dil = ones(len(c.x) - 2)
+			}
+			fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{c.fn(in)} }
+			in := func() []*tensors.Tensor { return []*tensors.Tensor{randFloat32(7, c.x...), randFloat32(8, c.k...)} }
+			before := statConvDNNLRows.Load()
+			_, refusedBefore := ConvDNNLStats()
+			got := eval(t, fast, fn, in()...)[0]
+			if statConvDNNLRows.Load() == before {
+				t.Errorf("%s, %d rows: not run in row bands", c.name, rows)
+			}
+			if _, refused := ConvDNNLStats(); refused != refusedBefore {
+				t.Errorf("%s, %d rows: oneDNN refused a band", c.name, rows)
+			}
+			want := eval(t, stock, fn, in()...)[0]
+			scale := 0.0
+			for _, v := range want {
+				scale = max(scale, math.Abs(v))
+			}
+			if d := maxAbsDiff(got, want); d > 1e-5*scale || math.IsNaN(d) || len(got) != len(want) {
+				t.Errorf("%s, %d rows: max difference %g from SimpleGo's convolution (scale %g)", c.name, rows, d, scale)
+			}
+		}
+	}
+}
