@@ -167,11 +167,21 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	g := groups / l.n
 	mean, variance := make([]float64, groups), make([]float64, groups)
 	if l.inNHWC {
-		parallelAxis(l.n, len(x), func(lo, hi int) {
-			for b := lo; b < hi; b++ {
-				groupStatsNHWC(mean[b*g:(b+1)*g], variance[b*g:(b+1)*g], x[b*l.hw*l.c:(b+1)*l.hw*l.c], l.c, l.hw)
+		// Per channel sums over the positions, in blocks of 16 channels (each channel's sum in the
+		// same order whatever the cut), then per group.
+		shift, sum, sq := make([]float64, l.n*l.c), make([]float64, l.n*l.c), make([]float64, l.n*l.c)
+		blocks := (l.c + 15) / 16
+		parallelAxis(l.n*blocks, len(x), func(lo, hi int) {
+			for u := lo; u < hi; u++ {
+				b, c0 := u/blocks, (u%blocks)*16
+				o := b * l.c
+				chanStatsNHWC(shift[o:o+l.c], sum[o:o+l.c], sq[o:o+l.c], x[b*l.hw*l.c:(b+1)*l.hw*l.c], l.c, l.hw, g, c0, min(l.c, c0+16))
 			}
 		})
+		for b := range l.n {
+			o := b * l.c
+			groupsFromChannels(mean[b*g:(b+1)*g], variance[b*g:(b+1)*g], shift[o:o+l.c], sum[o:o+l.c], sq[o:o+l.c], l.hw)
+		}
 	} else {
 		parallelAxis(groups, len(x), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
@@ -285,33 +295,34 @@ func affineRow[T float32 | float64](dst, src, m, a, b []T) {
 	}
 }
 
-// groupStatsNHWC sets mean[j] and variance[j] (biased) of group j of x [hw, c] (channels in
-// len(mean) equal groups), summed in float64, shifted by the group's first entry as rowStats does:
-// per channel over the positions first (a contiguous inner loop), then per group.
-func groupStatsNHWC[T float32 | float64](mean, variance []float64, x []T, c, hw int) {
-	g := len(mean)
+// chanStatsNHWC sets, for the channels [c0, c1) of x [hw, c] (at most 16; channels in g equal
+// groups), shift[ch] to the channel's group's first entry and s[ch], q[ch] to the sums over the
+// positions of x - shift and of its square, in float64, position after position.
+func chanStatsNHWC[T float32 | float64](shift, s, q []float64, x []T, c, hw, g, c0, c1 int) {
 	cg := c / g
-	shift, s, q := make([]float64, c), make([]float64, c), make([]float64, c)
-	for ch := range c {
+	for ch := c0; ch < c1; ch++ {
 		shift[ch] = float64(x[(ch/cg)*cg])
 	}
-	lo := 0 // channels [0, lo) summed by the vector kernel, sixteen at a time
-	if xf, ok := any(x).([]float32); ok && binaryVector && hw > 0 {
-		for ; lo+16 <= c; lo += 16 {
-			chanSums16AVX2(s[lo:], q[lo:], shift[lo:], xf[lo:], c, hw)
+	if xf, ok := any(x).([]float32); ok && binaryVector && hw > 0 && c1-c0 == 16 {
+		chanSums16AVX2(s[c0:], q[c0:], shift[c0:], xf[c0:], c, hw)
+		return
+	}
+	for p := range hw {
+		row := x[p*c+c0 : p*c+c1 : p*c+c1]
+		for k, v := range row {
+			ch := c0 + k
+			dv := float64(v) - shift[ch]
+			s[ch] += dv
+			q[ch] += dv * dv
 		}
 	}
-	if lo < c {
-		for p := range hw {
-			row := x[p*c+lo : (p+1)*c : (p+1)*c]
-			for k, v := range row {
-				ch := lo + k
-				dv := float64(v) - shift[ch]
-				s[ch] += dv
-				q[ch] += dv * dv
-			}
-		}
-	}
+}
+
+// groupsFromChannels sets mean[j] and variance[j] (biased) of group j from its channels' shifted
+// sums (chanStatsNHWC) over hw positions each.
+func groupsFromChannels(mean, variance, shift, s, q []float64, hw int) {
+	g := len(mean)
+	cg := len(s) / g
 	n := float64(cg * hw)
 	for j := range g {
 		var sj, qj float64

@@ -251,3 +251,42 @@ func TestNormNHWCTwinExact(t *testing.T) {
 		}
 	}
 }
+
+// TestChanStatsNHWCBlocks: group statistics of a channels-last x [hw, c] computed from blocks of 16
+// channels (the vector kernel's, then a remainder of 8 on the scalar loop), the blocks run in reverse
+// order as the cores may run them, match float64 two-pass statistics of each group.
+func TestChanStatsNHWCBlocks(t *testing.T) {
+	const hw, c, g = 37, 40, 5
+	x := make([]float32, hw*c)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.37))*3 + float32(i%c)*0.5 + 7
+	}
+	shift, s, q := make([]float64, c), make([]float64, c), make([]float64, c)
+	for c0 := (c - 1) / 16 * 16; c0 >= 0; c0 -= 16 {
+		chanStatsNHWC(shift, s, q, x, c, hw, g, c0, min(c, c0+16))
+	}
+	mean, variance := make([]float64, g), make([]float64, g)
+	groupsFromChannels(mean, variance, shift, s, q, hw)
+	cg := c / g
+	for j := range g {
+		var vals []float64
+		for p := range hw {
+			for ch := j * cg; ch < (j+1)*cg; ch++ {
+				vals = append(vals, float64(x[p*c+ch]))
+			}
+		}
+		m := 0.0
+		for _, v := range vals {
+			m += v
+		}
+		m /= float64(len(vals))
+		v2 := 0.0
+		for _, v := range vals {
+			v2 += (v - m) * (v - m)
+		}
+		v2 /= float64(len(vals))
+		if math.Abs(mean[j]-m) > 1e-12*math.Abs(m) || math.Abs(variance[j]-v2) > 1e-10*v2 {
+			t.Errorf("group %d: mean %.15g variance %.15g, want %.15g and %.15g", j, mean[j], variance[j], m, v2)
+		}
+	}
+}
