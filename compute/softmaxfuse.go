@@ -166,6 +166,10 @@ func softmaxParallel[T float32 | float64](out, x []T, m int, c T) {
 // the products fl(c·x_j) are rounded before they are shifted by fl(c·max_j x_j), which is their
 // maximum, so the result is the softmax of the rounded products (c = 1 reads x as it is).
 func softmaxRows[T float32 | float64](out, x []T, m int, c T) {
+	if x32, ok := any(x).([]float32); ok {
+		softmaxRows32(any(out).([]float32), x32, m, float32(c))
+		return
+	}
 	for r := 0; r+m <= len(x); r += m {
 		row, dst := x[r:r+m], out[r:r+m]
 		mx := row[0]
@@ -176,23 +180,27 @@ func softmaxRows[T float32 | float64](out, x []T, m int, c T) {
 		}
 		mx = T(c * mx)
 		var sum float64
-		if r32, ok := any(row).([]float32); ok {
-			d32 := any(dst).([]float32)
-			expNegShift32(d32, r32, float32(mx), float32(c))
-			for _, e := range d32 {
-				sum += float64(e)
-			}
-		} else {
-			for j, v := range row {
-				e := T(math.Exp(float64(T(c*v) - mx)))
-				dst[j] = e
-				sum += float64(e)
-			}
+		for j, v := range row {
+			e := T(math.Exp(float64(T(c*v) - mx)))
+			dst[j] = e
+			sum += float64(e)
 		}
 		inv := T(1 / sum)
 		for j := range dst {
 			dst[j] *= inv
 		}
+	}
+}
+
+// softmaxRows32 is softmaxRows on float32 rows, each pass over a row vectorized (rowops.go): the
+// maximum, the exponentials (expNegShift32), their float64 sum in sumRow32's fixed order, and the
+// scaling by 1/sum.
+func softmaxRows32(out, x []float32, m int, c float32) {
+	for r := 0; r+m <= len(x); r += m {
+		row, dst := x[r:r+m], out[r:r+m]
+		mx := float32(c * maxRow32(row))
+		expNegShift32(dst, row, mx, c)
+		scaleRow32(dst, float32(1/sumRow32(dst)))
 	}
 }
 
