@@ -72,7 +72,8 @@ func convSpec2D(in, k, out, stride, dil, pad []int, c, o int) dnnl.ConvSpec {
 
 // convDNNLBand returns the per-band runner of the fused convolution d on oneDNN (nil when oneDNN is
 // not in use or the convolution has more than two spatial axes): it computes y's rows of batch
-// entries [lo, hi) and reports whether it did. A bias (not nil) is added by the primitive.
+// entries [lo, hi) and reports whether it did; given the whole of a batch smaller than the cores,
+// it cuts each entry into bands of output rows (below). A bias (not nil) is added by the primitive.
 func convDNNLBand(y, x, k, bias []float32, xDims []int, d *convGemmNodeData) func(lo, hi int) bool {
 	lib := convDNNLLib()
 	p := &d.patches
@@ -122,8 +123,8 @@ var convRowParts = func(nb, oh, mnk int) int {
 // statConvDNNLRows counts convolutions run in row bands (for tests).
 var statConvDNNLRows atomic.Int64
 
-// dnnlRowBands computes the convolution spec over nb batch entries of x into y in rows bands of
-// output rows per entry, on the cores; it reports false if oneDNN refused a band (y is then partly
+// dnnlRowBands computes the convolution spec over nb batch entries of x into y, each entry's output
+// rows cut into `rows` bands (see above), on the cores; it reports false if oneDNN refused a band (y is then partly
 // written, and the caller computes it again).
 func dnnlRowBands(y, x []float32, nb, rows int, run func(s dnnl.ConvSpec, y, x []float32) (bool, error), spec dnnl.ConvSpec) bool {
 	xb, yb := len(x)/nb, len(y)/nb
