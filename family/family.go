@@ -58,6 +58,9 @@ type Model struct {
 	// MethodDefaults override the method registry's defaults for this model (method name ->
 	// knobs; zero fields keep the registry's). See hypernoise.MethodInfo.Defaults.
 	MethodDefaults map[string]hypernoise.Knobs
+	// DefaultModulator is the hypernetwork kind `train` builds when no flag names one ("mlp", ...;
+	// "": the toolkit's default, the LoRA copy of the generator).
+	DefaultModulator string
 }
 
 // Ref is the --model value that loads this model again: "family" or "family:arg".

@@ -18,7 +18,7 @@ func TestExportCommand(t *testing.T) {
 	spec := filepath.Join(fixtureDir, "spec.json")
 	dir := t.TempDir()
 	hn := filepath.Join(dir, "hn")
-	if code, _, msg := run("train", "--model", spec, "--reward", "score=1", "--out", hn, "--steps", "2", "--batch", "2", "--quiet"); code != 0 {
+	if code, _, msg := run("train", "--model", spec, "--modulator", "lora", "--reward", "score=1", "--out", hn, "--steps", "2", "--batch", "2", "--quiet"); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, msg)
 	}
 	out := filepath.Join(dir, "hn.onnx")

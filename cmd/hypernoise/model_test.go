@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/infer"
 )
 
 const fixtureDir = "../../models/onnx/testdata"
@@ -102,7 +104,7 @@ func TestModelTrainSampleEval(t *testing.T) {
 	spec := filepath.Join(fixtureDir, "spec.json")
 	dir := t.TempDir()
 	hn := filepath.Join(dir, "hn")
-	if code, _, msg := run("train", "--model", spec, "--reward", "score=1", "--out", hn, "--steps", "3", "--batch", "4", "--quiet"); code != 0 {
+	if code, _, msg := run("train", "--model", spec, "--modulator", "lora", "--reward", "score=1", "--out", hn, "--steps", "3", "--batch", "4", "--quiet"); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, msg)
 	}
 	grid := filepath.Join(dir, "grid.png")
@@ -155,5 +157,39 @@ func TestModelUnconditional(t *testing.T) {
 	}
 	if code, out, msg := run("eval", "--model", spec, "--hypernet", hn, "--seeds", "2", "--methods", "base,hypernoise", "--quiet"); code != 0 || !strings.Contains(out, "hypernoise") {
 		t.Fatalf("eval: exit %d: %s %s", code, out, msg)
+	}
+}
+
+// TestTrainDefaultModulator: without --modulator, train builds the model's default hypernetwork:
+// the MLP on an imported model, the LoRA copy there when --rank or --alpha is given or --modulator
+// names it, and the LoRA copy on the embedded model; hypernet.json records what was built.
+func TestTrainDefaultModulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few seconds")
+	}
+	spec := filepath.Join(fixtureDir, "spec.json")
+	dir := t.TempDir()
+	for i, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", spec}, "mlp"},
+		{[]string{"--model", spec, "--rank", "4"}, "lora"},
+		{[]string{"--model", spec, "--alpha", "8"}, "lora"},
+		{[]string{"--model", spec, "--modulator", "lora"}, "lora"},
+		{nil, "lora"},
+	} {
+		out := filepath.Join(dir, fmt.Sprint(i))
+		args := append([]string{"train", "--out", out, "--steps", "2", "--batch", "4", "--quiet"}, c.args...)
+		if code, _, msg := run(args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, msg)
+		}
+		f, err := infer.OpenFolder(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Config.Modulator.Kind != c.want {
+			t.Errorf("%v: built a %q hypernetwork, want %q", c.args, f.Config.Modulator.Kind, c.want)
+		}
 	}
 }

@@ -105,6 +105,13 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		return err
 	}
 	defer backend.Finalize()
+	// The model's own default hypernetwork (an imported model's is the MLP), unless a flag chose
+	// one: --modulator, or --rank or --alpha, which only a LoRA reads.
+	if k := m.DefaultModulator; k != "" && !flagSet(fs, "modulator") && !flagSet(fs, "rank") && !flagSet(fs, "alpha") {
+		if o.Modulator, err = modulatorSpec(k, *f.rank, *f.alpha, *f.hidden, *f.layers, *f.couplings, *f.conditioner, *f.betaRange); err != nil {
+			return err
+		}
+	}
 	if flowBeta {
 		o.Beta = hypernet.Objective{Reg: hypernet.RegMeanSquare, Weight: *f.regWeight}.TiltBeta(m.Generator.NoiseShape())
 		if err := hypernet.CheckRange("beta (2*reg-weight/D)", o.Beta, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
@@ -166,7 +173,8 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.spec = fs.String("reward", def.RewardSpec, "reward spec")
 	f.out = fs.String("out", "", "output folder (required)")
 	f.kind = fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone), dial (mlp conditioned on beta, a tilt dial) "+
-		"or flow (an invertible coupling flow with an exact log-determinant, trained on the exact KL unless --reg is given)")
+		"or flow (an invertible coupling flow with an exact log-determinant, trained on the exact KL unless --reg is given); "+
+		"default: the model's, lora for the embedded model, mlp for an imported (ONNX) one unless --rank or --alpha is given")
 	f.betaRange = fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
 	f.rank = fs.Int("rank", def.Modulator.Rank, "LoRA rank")
 	f.alpha = fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
