@@ -48,6 +48,10 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	}
 	o := def
 	o.RewardSpec = *f.spec
+	kindGiven := *f.kind != "" // else the model's default, known once it is loaded (below)
+	if !kindGiven {
+		*f.kind = def.Modulator.Kind
+	}
 	var err error
 	if o.Modulator, err = modulatorSpec(*f.kind, *f.rank, *f.alpha, *f.hidden, *f.layers, *f.couplings, *f.conditioner, *f.betaRange); err != nil {
 		return err
@@ -107,7 +111,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	defer backend.Finalize()
 	// The model's own default hypernetwork (an imported model's is the MLP), unless a flag chose
 	// one: --modulator, or --rank or --alpha, which only a LoRA reads.
-	if k := m.DefaultModulator; k != "" && !flagSet(fs, "modulator") && !flagSet(fs, "rank") && !flagSet(fs, "alpha") {
+	if k := m.DefaultModulator; k != "" && !kindGiven && !flagSet(fs, "rank") && !flagSet(fs, "alpha") {
 		if o.Modulator, err = modulatorSpec(k, *f.rank, *f.alpha, *f.hidden, *f.layers, *f.couplings, *f.conditioner, *f.betaRange); err != nil {
 			return err
 		}
@@ -172,9 +176,9 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f := &trainFlags{}
 	f.spec = fs.String("reward", def.RewardSpec, "reward spec")
 	f.out = fs.String("out", "", "output folder (required)")
-	f.kind = fs.String("modulator", def.Modulator.Kind, "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone), dial (mlp conditioned on beta, a tilt dial) "+
+	f.kind = fs.String("modulator", "", "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone), dial (mlp conditioned on beta, a tilt dial) "+
 		"or flow (an invertible coupling flow with an exact log-determinant, trained on the exact KL unless --reg is given); "+
-		"default: the model's, lora for the embedded model, mlp for an imported (ONNX) one unless --rank or --alpha is given")
+		"default: the model's, lora for the embedded model, mlp for an imported (ONNX) one unless --rank or --alpha is given, which only a LoRA reads")
 	f.betaRange = fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
 	f.rank = fs.Int("rank", def.Modulator.Rank, "LoRA rank")
 	f.alpha = fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
