@@ -48,7 +48,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	}
 	o := def
 	o.RewardSpec = *f.spec
-	kindGiven := *f.kind != "" // else the model's default, known once it is loaded (below)
+	kindGiven := *f.kind != "" // else the model's default, known once it is loaded (modelModulator)
 	if !kindGiven {
 		*f.kind = def.Modulator.Kind
 	}
@@ -82,22 +82,8 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		return cli.Usagef("train: %v", err)
 	}
 	o.LogDet.Probes, o.LogDet.Terms = *f.probes, *f.terms
-	nm, err := hypernet.ParseNoiseMode(*f.noise)
-	if err != nil {
-		return cli.Usagef("train: %v", err)
-	}
-	o.Train.Steps, o.Train.BatchSize, o.Train.LR, o.Train.WarmupSteps = *f.steps, *f.batch, *f.lr, *f.warmup
-	o.Train.ClipNorm, o.Train.Noise, o.Train.Seed, o.Train.CheckpointEvery = *f.clip, nm, *f.seed, *f.every
-	o.Train.PromptsPerStep = *f.promptsPerStep
-	if err := setOptimizer(&o.Train, *f.opt); err != nil {
+	if err := trainConfig(fs, f, &o.Train); err != nil {
 		return err
-	}
-	o.Train.Schedule = *f.schedule
-	if err := applyBudget(fs, *f.budget, &o.Train); err != nil {
-		return err
-	}
-	if err := o.Train.Validate(); err != nil {
-		return cli.Usagef("train: %v", err)
 	}
 	o.OutDir, o.Resume, o.Force = *f.out, *f.resume, *f.force
 	if err := infer.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
@@ -109,10 +95,8 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		return err
 	}
 	defer backend.Finalize()
-	// The model's own default hypernetwork (an imported model's is the MLP), unless a flag chose
-	// one: --modulator, or --rank or --alpha, which only a LoRA reads.
-	if k := m.DefaultModulator; k != "" && !kindGiven && !flagSet(fs, "rank") && !flagSet(fs, "alpha") {
-		if o.Modulator, err = modulatorSpec(k, *f.rank, *f.alpha, *f.hidden, *f.layers, *f.couplings, *f.conditioner, *f.betaRange); err != nil {
+	if !kindGiven {
+		if err := modelModulator(fs, f, m, &o); err != nil {
 			return err
 		}
 	}
@@ -237,6 +221,41 @@ func modulatorSpec(kind string, rank int, alpha float64, hidden, layers, couplin
 		return spec, cli.Usagef("train: %v", err)
 	}
 	return spec, nil
+}
+
+// trainConfig sets the optimizer loop's settings in c from the flags (a usage error if invalid).
+func trainConfig(fs *flag.FlagSet, f *trainFlags, c *hypernet.TrainConfig) error {
+	nm, err := hypernet.ParseNoiseMode(*f.noise)
+	if err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	c.Steps, c.BatchSize, c.LR, c.WarmupSteps = *f.steps, *f.batch, *f.lr, *f.warmup
+	c.ClipNorm, c.Noise, c.Seed, c.CheckpointEvery = *f.clip, nm, *f.seed, *f.every
+	c.PromptsPerStep = *f.promptsPerStep
+	if err := setOptimizer(c, *f.opt); err != nil {
+		return err
+	}
+	c.Schedule = *f.schedule
+	if err := applyBudget(fs, *f.budget, c); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	return nil
+}
+
+// modelModulator sets o's hypernetwork to the model's own default (an imported model's is the MLP)
+// when --modulator was not given, unless --rank or --alpha, which only a LoRA reads, asks for the
+// LoRA copy.
+func modelModulator(fs *flag.FlagSet, f *trainFlags, m *family.Model, o *pipeline.TrainOptions) error {
+	k := m.DefaultModulator
+	if k == "" || flagSet(fs, "rank") || flagSet(fs, "alpha") {
+		return nil
+	}
+	var err error
+	o.Modulator, err = modulatorSpec(k, *f.rank, *f.alpha, *f.hidden, *f.layers, *f.couplings, *f.conditioner, *f.betaRange)
+	return err
 }
 
 // regularizer parses --reg (the tilt dial needs a beta-tempered one).
