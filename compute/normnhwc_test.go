@@ -290,3 +290,34 @@ func TestChanStatsNHWCBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestNormNHWCTwinChannelBlocks: a twin reading a convolution's channels-last output with 40
+// channels (statistics in blocks of 16, 16 and 8, cut over the cores) and a batch of 3 gives
+// SimpleGo's values.
+func TestNormNHWCTwinChannelBlocks(t *testing.T) {
+	if !MatmulPath().Fast || convDNNLLib() == nil {
+		t.Skip("oneDNN is not in use here: the convolutions are not lowered for it")
+	}
+	fast, stock := testBackend(t), stockBackend(t)
+	const n, c, h, w, cout, g = 3, 40, 6, 5, 48, 8
+	conv := func(x, k, bias *graph.Node) *graph.Node {
+		cv := convVariant{strides: []int{1, 1}, pads: [][2]int{{1, 1}, {1, 1}}, dil: []int{1, 1}, channelsFirst: true, x: make([]int, 4)}
+		return graph.Add(cv.fn([]*graph.Node{x, k}), graph.Reshape(bias, 1, k.Shape().Dimensions[0], 1, 1))
+	}
+	fn := func(in []*graph.Node) []*graph.Node {
+		h1 := conv(in[0], in[5], in[6])
+		return []*graph.Node{conv(silu(groupNormExport(h1, in[1], in[2], g)), in[3], in[4])}
+	}
+	in := func() []*tensors.Tensor {
+		return normInputs([][]int{{n, c, h, w}, {c}, {c}, {cout, c, 3, 3}, {cout}, {c, c, 3, 3}, {c}}, true)
+	}
+	in0 := statNormNHWCIn.Load()
+	got := eval(t, fast, fn, in()...)
+	if statNormNHWCIn.Load() == in0 {
+		t.Fatal("no twin read the convolution's channels-last output")
+	}
+	want := eval(t, stock, fn, in()...)
+	if e := maxRelDiff(got[0], want[0]); e > 1e-5 {
+		t.Errorf("differs from SimpleGo by %.3g of the largest entry", e)
+	}
+}
