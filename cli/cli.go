@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -221,7 +222,13 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 			code = ExitFailure
 		}
 	}()
+	stopProfile, perr := startCPUProfile(os.Getenv("HYPERNOISE_CPUPROFILE"))
+	if perr != nil {
+		fmt.Fprintf(stderr, "%s %s: HYPERNOISE_CPUPROFILE: %s\n", name, cmd.Name, capLine(perr.Error()))
+		return ExitUsage
+	}
 	err := cmd.Run(env, args[1:])
+	stopProfile()
 	var ue *UsageError
 	switch {
 	case err == nil, errors.Is(err, errHelp):
@@ -279,4 +286,24 @@ func limitRuntime() func() {
 		}
 		debug.SetTraceback("single")
 	}
+}
+
+// startCPUProfile starts Go's CPU profiler writing to path (pprof format; `go tool pprof` reads it)
+// and returns the function that stops it and closes the file; with an empty path it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

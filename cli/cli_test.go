@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -123,5 +125,31 @@ func TestWriteJSONNulls(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"reward": null`) || !strings.Contains(errb.String(), "methods[1].reward") {
 		t.Errorf("stdout %s, stderr %s", out.String(), errb.String())
+	}
+}
+
+// TestCPUProfile: HYPERNOISE_CPUPROFILE writes Go's CPU profile (gzip-compressed pprof) of the
+// command; a path that cannot be created is one line and exit code 2, before the command runs.
+func TestCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cpu.prof")
+	t.Setenv("HYPERNOISE_CPUPROFILE", path)
+	var out, errb bytes.Buffer
+	if code := Main("hypernoise", "about", testCommands(), []string{"echo"}, &out, &errb); code != ExitOK {
+		t.Fatalf("exit code %d, stderr %q", code, errb.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("the profile (%d bytes) is not gzip-compressed pprof data", len(b))
+	}
+	t.Setenv("HYPERNOISE_CPUPROFILE", filepath.Join(dir, "missing", "cpu.prof"))
+	errb.Reset()
+	code := Main("hypernoise", "about", testCommands(), []string{"echo", "--n", "7"}, &out, &errb)
+	msg := strings.TrimRight(errb.String(), "\n")
+	if code != ExitUsage || !strings.Contains(msg, "HYPERNOISE_CPUPROFILE") || strings.Contains(msg, "\n") || strings.Contains(msg, "unlucky") {
+		t.Errorf("bad profile path: exit code %d, stderr %q; want 2 and one line naming the variable, before the command runs", code, msg)
 	}
 }
