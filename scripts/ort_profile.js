@@ -8,6 +8,9 @@
 //   node scripts/ort_profile.js '{"model": "gen.onnx", "noise_input": "noise", "noise_shape": [4,16,16],
 //        "prompt_input": "prompt", "prompts": 8, "batch": 2, "runs": 20, "threads": 2}'
 //
+// With "nodes": K it also prints the K slowest nodes (ms per forward, op, input shapes), to set
+// beside our per-shape profile (HN_OPTIMES_SHAPES=1).
+//
 // onnxruntime-node is looked for as in ort_bench.js ($HYPERNOISE_ORT_DIR, default .ort/).
 'use strict';
 const fs = require('fs');
@@ -44,12 +47,16 @@ async function main() {
   if (files.length !== 1) throw new Error(`expected one profile file in ${tmp}, found ${files.length}`);
   const events = JSON.parse(fs.readFileSync(path.join(tmp, files[0]), 'utf8'));
   const byOp = {};
+  const byNode = {};
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
     const op = e.args.op_name;
     byOp[op] = byOp[op] || [0, 0];
     byOp[op][0] += e.dur / 1000;
     byOp[op][1] += 1;
+    const shapes = (e.args.input_type_shape || []).map((s) => JSON.stringify(Object.values(s)[0])).join(',');
+    byNode[e.name] = byNode[e.name] || { op, shapes, ms: 0 };
+    byNode[e.name].ms += e.dur / 1000;
   }
   const rows = Object.entries(byOp).sort((a, b) => b[1][0] - a[1][0]);
   // the warm-up run is in the profile too
@@ -57,6 +64,10 @@ async function main() {
   for (const [op, [ms, count]] of rows) out[op] = [+(ms / (runs + 1)).toFixed(3), Math.round(count / (runs + 1))];
   wall.sort((a, b) => a - b);
   console.log(JSON.stringify({ ms_per_forward_by_op: out, wall_ms_median: wall[Math.floor(wall.length / 2)], runs }));
+  if (cfg.nodes) {
+    const top = Object.values(byNode).sort((a, b) => b.ms - a.ms).slice(0, cfg.nodes);
+    for (const n of top) console.log(`${(n.ms / (runs + 1)).toFixed(2).padStart(8)} ms  ${n.op}  ${n.shapes}`);
+  }
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
