@@ -41,7 +41,14 @@ func (b *patchedBuilder) DotGeneral(lhs backends.Op, lhsContracting, lhsBatch []
 		lhs, lhsContracting, lhsBatch = b.dotOperandSource(lhs, lhsContracting, lhsBatch)
 		rhs, rhsContracting, rhsBatch = b.dotOperandSource(rhs, rhsContracting, rhsBatch)
 	}
-	return b.Builder.DotGeneral(lhs, lhsContracting, lhsBatch, rhs, rhsContracting, rhsBatch)
+	if op, ok, err := b.attentionNode(lhs, rhs, lhsContracting, lhsBatch, rhsContracting, rhsBatch); ok || err != nil {
+		return op, err
+	}
+	op, err := b.Builder.DotGeneral(lhs, lhsContracting, lhsBatch, rhs, rhsContracting, rhsBatch)
+	if err == nil {
+		b.rememberDot(op, lhs, rhs, lhsContracting, lhsBatch, rhsContracting, rhsBatch)
+	}
+	return op, err
 }
 
 // dotOperandSource returns, for x = Transpose(s, p) built here whose permutation keeps the order of

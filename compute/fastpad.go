@@ -136,7 +136,7 @@ func (b *patchedBuilder) padNode(x, fill backends.Op, cfg []backends.PadAxis) (b
 // execPadNode is the executor of this package's own nodes, which all carry OpTypePad: it dispatches on
 // the node's data (a Pad, an im2col patch extraction or a col2im scatter, see im2col.go, or a
 // logistic's gradient, see fuse.go, a normalization, see normfuse.go, a softmax, see softmaxfuse.go,
-// or a row gather, see gather.go).
+// a fused attention, see attention.go, or a row gather, see gather.go).
 func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	switch data := getNodeData(node).(type) {
 	case *sigmoidGradNodeData:
@@ -147,6 +147,8 @@ func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simpl
 		return execNorm(backend, data, inputs, owned)
 	case *softmaxNodeData:
 		return execSoftmax(backend, data, inputs, owned)
+	case *attnNodeData:
+		return execAttention(backend, data, inputs)
 	case *padNodeData:
 		return execPad(backend, data, inputs)
 	case *im2colNodeData:

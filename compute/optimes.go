@@ -135,6 +135,8 @@ func opName(op backends.OpType, n *simplego.Node) string {
 		return "Pad:Norm"
 	case *softmaxNodeData:
 		return "Pad:Softmax"
+	case *attnNodeData:
+		return "Pad:Attention"
 	case *gatherRowsData:
 		return "Pad:GatherRows"
 	}

@@ -116,6 +116,9 @@ type patchedBuilder struct {
 	// (see normnhwc.go).
 	transposes map[*simplego.Node]transposeRec
 	reshapes   map[*simplego.Node]*simplego.Node
+	// dots and softmaxes record the builder's products and fused softmax nodes (see attention.go).
+	dots      map[*simplego.Node]dotRec
+	softmaxes map[*simplego.Node]softmaxRec
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)

@@ -31,6 +31,13 @@ type fusedChain struct {
 	subs  [][2]*simplego.Node // each fused op returned to the caller, and the plain op with its value
 	norm  bool                // a normalization (else a softmax)
 	bias  bool                // a convolution's folded bias (see convbias.go)
+	att   bool                // a fused attention (see attention.go)
+}
+
+// attn marks c as a fused attention's and returns it.
+func (c *fusedChain) attn() *fusedChain {
+	c.att = true
+	return c
 }
 
 // statNormUnfused and statSoftmaxUnfused count fused ops replaced by their plain ops at compile time
@@ -145,6 +152,8 @@ func (b *patchedBuilder) unfuseRead(outputs []backends.Op) []backends.Op {
 			repl[s[0]] = s[1]
 			if c.bias {
 				statConvBiasUnfused.Add(1)
+			} else if c.att {
+				statAttnUnfused.Add(1)
 			} else if c.norm {
 				statNormUnfused.Add(1)
 			} else {
