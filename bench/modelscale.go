@@ -31,7 +31,10 @@ type ScaleOptions struct {
 	// EstimateTrainBytes(batch, rank); ReNO: EstimateBytes(batch, true)) is not run, and Errors says
 	// so with the estimate, as train and sample refuse such runs.
 	MemBudget int64
-	Log       func(string)
+	// Rounds is how many times our forward and onnxruntime's are timed, alternately (ours, then
+	// onnxruntime's, per round), for the ratio's median (1: once each).
+	Rounds int
+	Log    func(string)
 }
 
 // ScaleResult is what RunModel measured on an imported model (times in seconds or milliseconds,
@@ -50,7 +53,44 @@ type ScaleResult struct {
 	PeakRSS           int64    `json:"peak_rss_bytes"`         // the process's peak resident memory
 	Torch             any      `json:"torch,omitempty"`        // PyTorch's figures (--torch-cmd), as printed
 	ORT               any      `json:"onnxruntime,omitempty"`  // onnxruntime's figures (--ort)
-	Errors            []string `json:"errors,omitempty"`       // figures that could not be measured, and why
+	// ForwardRounds are the alternated forward timings (ScaleOptions.Rounds > 1), the first being
+	// ForwardMSPerImage and onnxruntime's above; ForwardRatioMedian is the median of their ratios.
+	ForwardRounds      []ForwardRound `json:"forward_rounds,omitempty"`
+	ForwardRatioMedian *float64       `json:"forward_ratio_median,omitempty"`
+	Errors             []string       `json:"errors,omitempty"` // figures that could not be measured, and why
+}
+
+// ForwardRound is one round of alternated forward timings: the median ms per image of ours, then of
+// onnxruntime's, and ours / onnxruntime's.
+type ForwardRound struct {
+	OursMS float64 `json:"ours_ms_per_image"`
+	ORTMS  float64 `json:"onnxruntime_ms_per_image"`
+	Ratio  float64 `json:"ratio"`
+}
+
+// forwardRounds times rounds of ours() then ort() (ms per image each), the first round given as
+// first, and returns every round with the median of the ratios; it stops at the first error.
+func forwardRounds(rounds int, first ForwardRound, ours, ort func() (float64, error)) ([]ForwardRound, float64, error) {
+	out := []ForwardRound{first}
+	for len(out) < rounds {
+		o, err := ours()
+		if err != nil {
+			return out, 0, err
+		}
+		x, err := ort()
+		if err != nil {
+			return out, 0, err
+		}
+		if !(o > 0) || !(x > 0) {
+			return out, 0, fmt.Errorf("round %d: a forward time that is not positive (ours %g, onnxruntime %g ms)", len(out)+1, o, x)
+		}
+		out = append(out, ForwardRound{OursMS: o, ORTMS: x, Ratio: o / x})
+	}
+	ratios := make([]float64, len(out))
+	for i, r := range out {
+		ratios[i] = r.Ratio
+	}
+	return out, median(ratios), nil
 }
 
 // RunModel times an imported model on backend: load, the first forward, forwards, a HyperNoise
@@ -118,7 +158,52 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 	}
 	res.PeakRSS = peakRSS()
 	res.external(m, specPath, o)
+	res.rounds(backend, m, specPath, o, logf)
 	return res, nil
+}
+
+// rounds times o.Rounds - 1 more rounds of our forward and onnxruntime's, alternately, when both
+// ran once (see forwardRounds).
+func (res *ScaleResult) rounds(backend backends.Backend, m *onnx.Model, specPath string, o ScaleOptions, logf func(string, ...any)) {
+	ortMS, ok := ortForwardMS(res.ORT)
+	if o.Rounds <= 1 || !ok || !(res.ForwardMSPerImage > 0) {
+		return
+	}
+	first := ForwardRound{OursMS: res.ForwardMSPerImage, ORTMS: ortMS, Ratio: res.ForwardMSPerImage / ortMS}
+	ours := func() (float64, error) {
+		var r ScaleResult
+		err := forwardTimes(backend, m, o, &r)
+		return r.ForwardMSPerImage, err
+	}
+	ort := func() (float64, error) {
+		v, err := ORTFigures(o.ORTScript, m, specPath, o.Batch, o.Steps)
+		if err != nil {
+			return 0, err
+		}
+		ms, ok := ortForwardMS(v)
+		if !ok {
+			return 0, fmt.Errorf("onnxruntime printed no forward_ms_per_image")
+		}
+		return ms, nil
+	}
+	rounds, med, err := forwardRounds(o.Rounds, first, ours, ort)
+	res.ForwardRounds = rounds
+	if err != nil {
+		res.Errors = append(res.Errors, "forward rounds: "+err.Error())
+		return
+	}
+	res.ForwardRatioMedian = &med
+	logf("forward against onnxruntime over %d alternated rounds: median ratio %.3fx", len(rounds), med)
+}
+
+// ortForwardMS reads forward_ms_per_image from onnxruntime's figures.
+func ortForwardMS(v any) (float64, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return 0, false
+	}
+	ms, ok := m["forward_ms_per_image"].(float64)
+	return ms, ok && ms > 0
 }
 
 // external adds PyTorch's and onnxruntime's figures (after ours, so that our peak memory is ours).

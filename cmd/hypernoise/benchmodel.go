@@ -16,6 +16,7 @@ import (
 type scaleFlags struct {
 	scale, noORT *bool
 	torchCmd     *string
+	rounds       *int
 }
 
 func addScaleFlags(fs *flag.FlagSet) scaleFlags {
@@ -25,6 +26,8 @@ func addScaleFlags(fs *flag.FlagSet) scaleFlags {
 		torchCmd: fs.String("torch-cmd", "", "--scale: a command printing PyTorch's figures as one JSON line, e.g. "+
 			"\"/usr/bin/python3 models/onnx/testdata/make_t2i.py --size small --bench --batch 2\""),
 		noORT: fs.Bool("no-ort", false, "--scale: do not run onnxruntime (scripts/ort_bench.js, npm onnxruntime-node in .ort/)"),
+		rounds: fs.Int("rounds", 1, "--scale: time our forward and onnxruntime's this many times, alternately, and print each ratio and their median "+
+			"(range [1, 20]; a shared machine's speed drifts between two single runs)"),
 	}
 }
 
@@ -38,13 +41,18 @@ func runScaleBench(env *cli.Env, sf scaleFlags, mf modelBenchFlags, ref, backend
 		return cli.Usagef("--batch must be in [1, 4096], got %d", *mf.batch)
 	case *mf.rank < 0 || *mf.rank > 1024:
 		return cli.Usagef("--rank must be in [0, 1024], got %d", *mf.rank)
+	case *sf.rounds < 1 || *sf.rounds > 20:
+		return cli.Usagef("--rounds must be in [1, 20], got %d", *sf.rounds)
+	case *sf.rounds > 1 && *sf.noORT:
+		return cli.Usagef("--rounds %d alternates our forward with onnxruntime's, which --no-ort turns off", *sf.rounds)
 	}
 	backend, err := cli.Backend(backendName)
 	if err != nil {
 		return err
 	}
 	defer backend.Finalize()
-	o := bench.ScaleOptions{Batch: *mf.batch, Steps: min(steps, 20), Rank: *mf.rank, Reward: *mf.reward, TorchCmd: *sf.torchCmd}
+	o := bench.ScaleOptions{Batch: *mf.batch, Steps: min(steps, 20), Rank: *mf.rank, Reward: *mf.reward, TorchCmd: *sf.torchCmd,
+		Rounds: *sf.rounds}
 	if o.MemBudget, err = cli.MemBudget(); err != nil {
 		return err
 	}
@@ -91,6 +99,12 @@ func writeModelTable(w io.Writer, r *bench.ScaleResult) {
 	}
 	if r.ORT != nil {
 		fmt.Fprintf(w, "onnxruntime           %v\n", r.ORT)
+	}
+	for i, fr := range r.ForwardRounds {
+		fmt.Fprintf(w, "forward round %-2d      %8.1f / %.1f ms/image (ours / onnxruntime) = %.3fx\n", i+1, fr.OursMS, fr.ORTMS, fr.Ratio)
+	}
+	if r.ForwardRatioMedian != nil {
+		fmt.Fprintf(w, "forward / onnxruntime %8.3fx (median of %d alternated rounds)\n", *r.ForwardRatioMedian, len(r.ForwardRounds))
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "not measured: %s\n", e)

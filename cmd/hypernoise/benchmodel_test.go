@@ -40,6 +40,20 @@ func TestBenchModel(t *testing.T) {
 	if code, _, stderr := run("bench", "--model", spec, "--scale", "--batch", "0"); code != cli.ExitUsage {
 		t.Fatalf("--batch 0: exit %d (%s), want 2", code, stderr)
 	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--rounds", "0"}, "--rounds must be in [1, 20], got 0"},
+		{[]string{"--rounds", "21"}, "--rounds must be in [1, 20], got 21"},
+		{[]string{"--rounds", "3", "--no-ort"}, "--no-ort turns off"},
+	} {
+		args := append([]string{"bench", "--model", spec, "--scale"}, tc.args...)
+		code, _, stderr := run(args...)
+		if code != cli.ExitUsage || !strings.Contains(stderr, tc.msg) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line with %q", tc.args, code, stderr, tc.msg)
+		}
+	}
 }
 
 // TestBenchModelMemoryBudget: bench --scale runs no stage whose up-front estimate exceeds
