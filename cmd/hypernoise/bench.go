@@ -19,7 +19,7 @@ func init() {
 func runBench(env *cli.Env, args []string) error {
 	fs := env.FlagSet("bench", `Usage: hypernoise bench [--json] [--backend NAME] [--dtype f32|bf16] [--torch-dir DIR | --no-torch]
        hypernoise bench --model SPEC.json [--batch N] [--rank R] [--reward SPEC] [--backend NAME] [--dtype f32|bf16] [--json]
-       hypernoise bench --model SPEC.json --scale [--batch N] [--rank R] [--steps N] [--torch-cmd CMD] [--no-ort] [--json]
+       hypernoise bench --model SPEC.json --scale [--batch N] [--rank R] [--steps N] [--rounds R] [--torch-cmd CMD] [--no-ort] [--json]
 
 Times, on the selected backend: a 1024^3 float32 matmul (GFLOP/s), one HyperNoise training step on
 the embedded default or --model (batch 32, LoRA rank 8 or an MLP for a generator without a
