@@ -22,6 +22,7 @@ func TestConvGemmFused(t *testing.T) {
 	}
 	fast := testBackend(t)
 	stock := stockBackend(t)
+	oneDNNForSmallConvs(t)
 	saved := convGemmParts
 	defer func() { convGemmParts = saved; convFuseOn.Store(true); convDNNLOn.Store(true) }()
 	dnnlModes := []bool{false}
@@ -232,6 +233,7 @@ func TestConvDNNLRowBands(t *testing.T) {
 	if convDNNLLib() == nil {
 		t.Skip("oneDNN is not in use here")
 	}
+	oneDNNForSmallConvs(t)
 	saved := convRowParts
 	defer func() { convRowParts = saved }()
 	cases := []convVariant{
@@ -266,6 +268,49 @@ func TestConvDNNLRowBands(t *testing.T) {
 			if d := maxAbsDiff(got, want); d > 1e-5*scale || math.IsNaN(d) || len(got) != len(want) {
 				t.Errorf("%s, %d rows: max difference %g from SimpleGo's convolution (scale %g)", c.name, rows, d, scale)
 			}
+		}
+	}
+}
+
+// oneDNNForSmallConvs runs every convolution of the test on oneDNN, small ones included (see
+// smallConvOnGemm), so that the test's small shapes exercise its kernels.
+func oneDNNForSmallConvs(t *testing.T) {
+	saved := smallConvOnGemm
+	smallConvOnGemm = func(int, int) bool { return false }
+	t.Cleanup(func() { smallConvOnGemm = saved })
+}
+
+// TestSmallConvOnGemm: a convolution of at most 64 output positions per image with at most 64 input
+// channels (the embedded default's 7x7 maps) runs on im2col and a GEMM, one with more input
+// channels or more positions on oneDNN, each within 1e-5 of SimpleGo's values.
+func TestSmallConvOnGemm(t *testing.T) {
+	if !MatmulPath().Fast || convDNNLLib() == nil {
+		t.Skip("oneDNN is not in use here")
+	}
+	fast, stock := testBackend(t), stockBackend(t)
+	cases := []struct {
+		v     convVariant
+		small bool
+	}{
+		{convVariant{"7x7x32", []int{6, 7, 7, 32}, []int{3, 3, 32, 24}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, true},
+		{convVariant{"8x8x64", []int{3, 8, 8, 64}, []int{3, 3, 64, 16}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, true},
+		{convVariant{"7x7x96", []int{4, 7, 7, 96}, []int{3, 3, 96, 32}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, false},
+		{convVariant{"9x9x32", []int{4, 9, 9, 32}, []int{3, 3, 32, 32}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, false},
+	}
+	for _, tc := range cases {
+		in := func() []*tensors.Tensor {
+			return []*tensors.Tensor{toFloat32(randTensor(3, tc.v.x...)), toFloat32(randTensor(4, tc.v.k...))}
+		}
+		gemm0, dnnl0 := statConvSmallGemm.Load(), statConvDNNL.Load()
+		fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{tc.v.fn(in)} }
+		got := eval(t, fast, fn, in()...)
+		onGemm, onDNNL := statConvSmallGemm.Load() > gemm0, statConvDNNL.Load() > dnnl0
+		if onGemm != tc.small || onDNNL == tc.small {
+			t.Errorf("%s: on im2col %v, on oneDNN %v; want im2col %v", tc.v.name, onGemm, onDNNL, tc.small)
+		}
+		want := eval(t, stock, fn, in()...)
+		if e := maxRelDiff(got[0], want[0]); e > 1e-5 {
+			t.Errorf("%s: differs from SimpleGo by %.3g of the largest entry", tc.v.name, e)
 		}
 	}
 }
