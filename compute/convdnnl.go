@@ -81,7 +81,7 @@ func convDNNLBand(y, x, k, bias []float32, xDims []int, d *convGemmNodeData) fun
 	if lib == nil || n < 1 || n > 2 {
 		return nil
 	}
-	if smallConvOnGemm(prod(p.out), xDims[n+1]) {
+	if smallConvOnGemm(xDims[0], prod(p.out), xDims[n+1]) {
 		statConvSmallGemm.Add(1)
 		return nil
 	}
@@ -124,21 +124,22 @@ var convRowParts = func(nb, oh, mnk int) int {
 	return max(1, min(oh, (parts+nb-1)/nb))
 }
 
-// Small convolutions on im2col and one GEMM. oneDNN's direct kernels are slow on small images with
-// few channels: on the embedded default's 7x7 feature maps with 32 input channels (batch 32) a 3x3
-// convolution took 0.63 ms a call, 46 GFLOP/s on two cores. With every convolution of at most 64
-// output positions per image and at most 64 input channels on the im2col path instead, `hypernoise
-// bench` read a HyperNoise step of 27.2 against 33.2 ms, a ReNO iteration of 0.546 against 0.584 ms
-// per image, a sample of 0.283 against 0.304 ms per image, and `BenchmarkHypernetStep` 25.0-26.0
-// against 30.9-33.8 ms (two alternations); the demo ran in 2 min 55 s against 3 min 20 s - 3 min 39
-// s. Extending it to 256 positions (the 14x14 maps) was slower (26.9-27.2 ms a step), and on the
-// small T2I fixture, whose small maps have 128-384 channels, moving its at most 64-position
-// convolutions to im2col made the batch-16 forward slower (35.1-35.2 against 33.6-33.7 ms per
-// image): hence both bounds.
+// Small convolutions on im2col and one GEMM. A oneDNN convolution costs a roughly fixed time per call
+// beside its kernel's, which dominates on small maps with few channels and a small batch: the
+// embedded default's 3x3 convolution on [B, 7, 7, 32] took, as a node (steady state, 2000 calls,
+// 2 cores), 176 / 238-245 / 238 / 216 / 312 / 475-493 microseconds on oneDNN at B = 16 / 32 / 48
+// / 64 / 96 / 160, and 103 / 178-182 / 264 / 342 / 514 / 838-848 on im2col and a GEMM. So a
+// convolution with at most 64 output positions per image, at most 64 input channels and at most
+// 2048 output rows in all (B·positions: batch 32 of 7x7 maps, the training step's, but not batch
+// 48) runs on im2col. With it, `hypernoise bench` read a HyperNoise step of 27.2 against 33.2 ms
+// and `BenchmarkHypernetStep` 25.0-26.0 against 30.9-33.8 ms (two alternations). Extending it to 256
+// positions (the 14x14 maps) was slower (26.9-27.2 ms a step), and on the small T2I fixture, whose
+// small maps have 128-384 channels, moving its at most 64-position convolutions to im2col made the
+// batch-16 forward slower (35.1-35.2 against 33.6-33.7 ms per image).
 
-// smallConvOnGemm says whether a float32 convolution with pos output positions per image and cin
-// input channels runs on im2col and a GEMM rather than oneDNN (above); tests may replace it.
-var smallConvOnGemm = func(pos, cin int) bool { return pos <= 64 && cin <= 64 }
+// smallConvOnGemm says whether a float32 convolution over nb images with pos output positions each
+// and cin input channels runs on im2col and a GEMM rather than oneDNN (above); tests may replace it.
+var smallConvOnGemm = func(nb, pos, cin int) bool { return pos <= 64 && cin <= 64 && nb*pos <= 2048 }
 
 // statConvSmallGemm counts fused convolutions run on im2col because they are small (for tests).
 var statConvSmallGemm atomic.Int64

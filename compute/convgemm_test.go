@@ -276,13 +276,14 @@ func TestConvDNNLRowBands(t *testing.T) {
 // smallConvOnGemm), so that the test's small shapes exercise its kernels.
 func oneDNNForSmallConvs(t *testing.T) {
 	saved := smallConvOnGemm
-	smallConvOnGemm = func(int, int) bool { return false }
+	smallConvOnGemm = func(int, int, int) bool { return false }
 	t.Cleanup(func() { smallConvOnGemm = saved })
 }
 
 // TestSmallConvOnGemm: a convolution of at most 64 output positions per image with at most 64 input
-// channels (the embedded default's 7x7 maps) runs on im2col and a GEMM, one with more input
-// channels or more positions on oneDNN, each within 1e-5 of SimpleGo's values.
+// channels and at most 2048 output rows (the embedded default's 7x7 maps at batch 32) runs on im2col
+// and a GEMM, one with more input channels, positions or rows on oneDNN, each within 1e-5 of
+// SimpleGo's values.
 func TestSmallConvOnGemm(t *testing.T) {
 	if !MatmulPath().Fast || convDNNLLib() == nil {
 		t.Skip("oneDNN is not in use here")
@@ -296,6 +297,8 @@ func TestSmallConvOnGemm(t *testing.T) {
 		{convVariant{"8x8x64", []int{3, 8, 8, 64}, []int{3, 3, 64, 16}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, true},
 		{convVariant{"7x7x96", []int{4, 7, 7, 96}, []int{3, 3, 96, 32}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, false},
 		{convVariant{"9x9x32", []int{4, 9, 9, 32}, []int{3, 3, 32, 32}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, false},
+		{convVariant{"7x7x32 batch 32", []int{32, 7, 7, 32}, []int{3, 3, 32, 8}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, true},
+		{convVariant{"7x7x32 batch 48", []int{48, 7, 7, 32}, []int{3, 3, 32, 8}, []int{1, 1}, [][2]int{{1, 1}, {1, 1}}, nil, 1, false}, false},
 	}
 	for _, tc := range cases {
 		in := func() []*tensors.Tensor {
