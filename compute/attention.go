@@ -2,6 +2,7 @@ package compute
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
@@ -51,13 +52,6 @@ type dotRec struct {
 	lc, lb, rc, rb []int
 }
 
-// softmaxRec is a fused softmax node the builder made: the node it reads and its scale.
-type softmaxRec struct {
-	in    *simplego.Node
-	m     int // entries per row
-	scale float64
-}
-
 var (
 	// attnFuseOn switches the fused attention on (tests compare it with the plain ops).
 	attnFuseOn atomic.Bool
@@ -82,19 +76,6 @@ func (b *patchedBuilder) rememberDot(out, lhs, rhs backends.Op, lc, lb, rc, rb [
 	b.dots[on] = dotRec{lhs: ln, rhs: rn, lc: lc, lb: lb, rc: rc, rb: rb}
 }
 
-// leadingAxes reports whether axes are 0, 1, ..., k-1.
-func leadingAxes(axes []int, k int) bool {
-	if len(axes) != k {
-		return false
-	}
-	for i, a := range axes {
-		if a != i {
-			return false
-		}
-	}
-	return true
-}
-
 // attentionNode builds DotGeneral(p, v) (axes lc, lb, rc, rb) as a fused attention node when p is a
 // fused softmax over a product of queries and keys in the layouts above; ok=false otherwise.
 func (b *patchedBuilder) attentionNode(p, v backends.Op, lc, lb, rc, rb []int) (backends.Op, bool, error) {
@@ -105,11 +86,15 @@ func (b *patchedBuilder) attentionNode(p, v backends.Op, lc, lb, rc, rb []int) (
 	if !ok {
 		return nil, false, nil
 	}
-	sm, ok := b.softmaxes[pn]
+	sm, ok := getNodeData(pn).(*softmaxNodeData) // p is a fused softmax node: its one input is the scores
 	if !ok {
 		return nil, false, nil
 	}
-	s, ok := b.dots[sm.in]
+	ins, ok := nodeInputs(pn)
+	if !ok || len(ins) != 1 {
+		return nil, false, nil
+	}
+	s, ok := b.dots[ins[0]]
 	if !ok {
 		return nil, false, nil
 	}
@@ -130,7 +115,8 @@ func (b *patchedBuilder) attentionNode(p, v backends.Op, lc, lb, rc, rb []int) (
 			return nil, false, nil
 		}
 	}
-	if !leadingAxes(lb, k) || !leadingAxes(rb, k) || !leadingAxes(s.lb, k) || !leadingAxes(s.rb, k) ||
+	batch := iotaFrom(0, k)
+	if !slices.Equal(lb, batch) || !slices.Equal(rb, batch) || !slices.Equal(s.lb, batch) || !slices.Equal(s.rb, batch) ||
 		len(lc) != 1 || lc[0] != k+1 || len(rc) != 1 || rc[0] != k ||
 		len(s.lc) != 1 || s.lc[0] != k+1 || len(s.rc) != 1 || (s.rc[0] != k && s.rc[0] != k+1) {
 		return nil, false, nil
@@ -161,7 +147,9 @@ func (b *patchedBuilder) attentionNode(p, v backends.Op, lc, lb, rc, rb []int) (
 		return nil, false, err
 	}
 	statAttnFused.Add(1)
-	b.newChain(false, p).attn().addSub(node, plain)
+	chain := b.newChain(false, p)
+	chain.att = true
+	chain.addSub(node, plain)
 	return node, true, nil
 }
 

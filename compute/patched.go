@@ -116,9 +116,8 @@ type patchedBuilder struct {
 	// (see normnhwc.go).
 	transposes map[*simplego.Node]transposeRec
 	reshapes   map[*simplego.Node]*simplego.Node
-	// dots and softmaxes record the builder's products and fused softmax nodes (see attention.go).
-	dots      map[*simplego.Node]dotRec
-	softmaxes map[*simplego.Node]softmaxRec
+	// dots records the builder's products (see attention.go).
+	dots map[*simplego.Node]dotRec
 }
 
 var _ backends.Builder = (*patchedBuilder)(nil)

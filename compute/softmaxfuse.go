@@ -101,10 +101,6 @@ func (b *patchedBuilder) softmaxDiv(lhs, rhs backends.Op) (backends.Op, bool, er
 		return nil, false, err
 	}
 	statSoftmaxFused.Add(1)
-	if b.softmaxes == nil {
-		b.softmaxes = map[*simplego.Node]softmaxRec{}
-	}
-	b.softmaxes[node] = softmaxRec{in: in, m: e.m, scale: scale}
 	if in != e.x {
 		statSoftmaxScaled.Add(1)
 	}

@@ -34,12 +34,6 @@ type fusedChain struct {
 	att   bool                // a fused attention (see attention.go)
 }
 
-// attn marks c as a fused attention's and returns it.
-func (c *fusedChain) attn() *fusedChain {
-	c.att = true
-	return c
-}
-
 // statNormUnfused and statSoftmaxUnfused count fused ops replaced by their plain ops at compile time
 // (for tests).
 var statNormUnfused, statSoftmaxUnfused atomic.Int64
