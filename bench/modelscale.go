@@ -170,10 +170,15 @@ func (res *ScaleResult) rounds(backend backends.Backend, m *onnx.Model, specPath
 		return
 	}
 	first := ForwardRound{OursMS: res.ForwardMSPerImage, ORTMS: ortMS, Ratio: res.ForwardMSPerImage / ortMS}
-	ours := func() (float64, error) {
-		var r ScaleResult
-		err := forwardTimes(backend, m, o, &r)
-		return r.ForwardMSPerImage, err
+	call, done, err := forwardRunner(backend, m, o.Batch)
+	if err != nil {
+		res.Errors = append(res.Errors, "forward rounds: "+err.Error())
+		return
+	}
+	defer done()
+	ours := func() (float64, error) { // compiled once for every round; its first call is a warm-up like the first round's
+		_, ms, err := timeForwards(call, o.Steps, o.Batch)
+		return ms, err
 	}
 	ort := func() (float64, error) {
 		v, err := ORTFigures(o.ORTScript, m, specPath, o.Batch, o.Steps)
@@ -226,31 +231,54 @@ func (res *ScaleResult) external(m *onnx.Model, specPath string, o ScaleOptions)
 
 // forwardTimes times the generator's first call at o.Batch, then the median of o.Steps calls.
 func forwardTimes(backend backends.Backend, m *onnx.Model, o ScaleOptions, res *ScaleResult) error {
+	call, done, err := forwardRunner(backend, m, o.Batch)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res.FirstCallS, res.ForwardMSPerImage, err = timeForwards(call, o.Steps, o.Batch)
+	return err
+}
+
+// forwardRunner returns a function running the generator's forward once on a seeded batch of batch
+// noises (the graph built and compiled on its first call) and reporting its seconds, and the
+// function that releases it.
+func forwardRunner(backend backends.Backend, m *onnx.Model, batch int) (call func() (float64, error), done func(), err error) {
 	exec, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, eps, pr *Node) *Node {
 		return m.Generate(ctx, eps, pr)
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer exec.Finalize()
-	eps, prompts := modelNoise(m, o.Batch, 0)
-	var times []float64
-	for i := range o.Steps + 1 {
+	eps, prompts := modelNoise(m, batch, 0)
+	call = func() (float64, error) {
 		start := time.Now()
 		out, err := exec.Exec(eps, prompts)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		out[0].FinalizeAll()
-		d := time.Since(start).Seconds()
+		return time.Since(start).Seconds(), nil
+	}
+	return call, exec.Finalize, nil
+}
+
+// timeForwards makes steps+1 calls: it returns the first call's seconds and the median of the
+// others in ms per image of a batch of batch.
+func timeForwards(call func() (float64, error), steps, batch int) (firstS, msPerImage float64, err error) {
+	times := make([]float64, 0, steps)
+	for i := range steps + 1 {
+		d, err := call()
+		if err != nil {
+			return 0, 0, err
+		}
 		if i == 0 {
-			res.FirstCallS = d
+			firstS = d
 		} else {
-			times = append(times, d*1e3/float64(o.Batch))
+			times = append(times, d*1e3/float64(batch))
 		}
 	}
-	res.ForwardMSPerImage = median(times)
-	return nil
+	return firstS, median(times), nil
 }
 
 // modelNoise is a seeded batch of noises and prompt ids (cycling over the model's prompts).
