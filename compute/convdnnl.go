@@ -126,13 +126,17 @@ var convRowParts = func(nb, oh, mnk int) int {
 
 // Small convolutions on im2col and one GEMM. A oneDNN convolution costs a roughly fixed time per call
 // beside its kernel's, which dominates on small maps with few channels and a small batch: the
-// embedded default's 3x3 convolution on [B, 7, 7, 32] took, as a node (steady state, 2000 calls,
-// 2 cores), 176 / 238-245 / 238 / 216 / 312 / 475-493 microseconds on oneDNN at B = 16 / 32 / 48
+// embedded default's 3x3 convolution on [B, 7, 7, 32] took, as a node (a throwaway benchmark,
+// steady state, 2000 calls, 2 cores), 176 / 238-245 / 238 / 216 / 312 / 475-493 microseconds on oneDNN at B = 16 / 32 / 48
 // / 64 / 96 / 160, and 103 / 178-182 / 264 / 342 / 514 / 838-848 on im2col and a GEMM. So a
 // convolution with at most 64 output positions per image, at most 64 input channels and at most
 // 2048 output rows in all (B·positions: batch 32 of 7x7 maps, the training step's, but not batch
-// 48) runs on im2col. With it, `hypernoise bench` read a HyperNoise step of 27.2 against 33.2 ms
-// and `BenchmarkHypernetStep` 25.0-26.0 against 30.9-33.8 ms (two alternations). Extending it to 256
+// 48) runs on im2col. `hypernoise bench`, the build before it and this one alternated twice: the
+// HyperNoise step 39.4 / 33.1 against 27.1 / 27.2 ms; the ReNO iteration (0.535 / 0.532 against
+// 0.540 / 0.500 ms per image) and the sample (0.272 / 0.280 against 0.278, and 0.93 once, beside a
+// build) unchanged;
+// the compute benchmark's conv-net step 28.4 / 29.2 against 30.2 / 31.9 ms, peak 287-300 MB both;
+// `hypernoise demo` back to back: 3 min 41 s, 458 MiB against 3 min 00 s, 417 MiB. Extending it to 256
 // positions (the 14x14 maps) was slower (26.9-27.2 ms a step), and on the small T2I fixture, whose
 // small maps have 128-384 channels, moving its at most 64-position convolutions to im2col made the
 // batch-16 forward slower (35.1-35.2 against 33.6-33.7 ms per image).
