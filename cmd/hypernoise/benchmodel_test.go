@@ -37,6 +37,21 @@ func TestBenchModel(t *testing.T) {
 		r.RenoStepMSPerImage == nil || *r.RenoStepMSPerImage <= 0 || r.WeightBytes <= 0 || r.PeakRSSBytes < r.WeightBytes || len(r.Errors) > 0 {
 		t.Fatalf("figures missing or not positive: %s", stdout)
 	}
+	// --rank 0: the forward and ReNO timed, no training step (bench.ScaleOptions.Rank), no error
+	code, stdout, stderr = run("bench", "--model", spec, "--scale", "--json", "--no-ort", "--steps", "1", "--batch", "2", "--rank", "0")
+	r.HypernetStepMS, r.RenoStepMSPerImage, r.Errors = nil, nil, nil
+	if code != 0 {
+		t.Fatalf("--rank 0: exit %d: %s", code, stderr)
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.ForwardMSPerImage <= 0 || r.HypernetStepMS != nil || r.RenoStepMSPerImage == nil || len(r.Errors) > 0 {
+		t.Fatalf("--rank 0: %s; want the forward and ReNO timed and no HyperNoise step", stdout)
+	}
+	if code, _, stderr := run("bench", "--model", spec, "--rank", "0"); code != cli.ExitUsage || !strings.Contains(stderr, "--rank must be in [1, 1024], got 0") {
+		t.Fatalf("bench --model --rank 0 (no --scale): exit %d (%s), want 2: the step needs a LoRA", code, stderr)
+	}
 	if code, _, stderr := run("bench", "--model", spec, "--scale", "--batch", "0"); code != cli.ExitUsage {
 		t.Fatalf("--batch 0: exit %d (%s), want 2", code, stderr)
 	}

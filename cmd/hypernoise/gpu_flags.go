@@ -38,7 +38,7 @@ func addModelBenchFlags(fs *flag.FlagSet) modelBenchFlags {
 	return modelBenchFlags{
 		reward: fs.String("reward", "", "--model: time only the HyperNoise step, with this reward spec (default: the model's first reward)"),
 		batch:  fs.Int("batch", 2, "--model: time only the HyperNoise step, at this batch"),
-		rank:   fs.Int("rank", 4, "--model: time only the HyperNoise step, with this LoRA rank (make_t2i.py --bench's default)"),
+		rank:   fs.Int("rank", 4, "--model: time only the HyperNoise step, with this LoRA rank (make_t2i.py --bench's default); with --scale, 0 skips the step"),
 	}
 }
 
