@@ -208,7 +208,14 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 	}
 	restore := limitRuntime()
 	defer restore()
-	stopCatching := env.catchInterrupts(name+" "+cmd.Name, stderr, os.Exit)
+	stopProfile, perr := startCPUProfile(os.Getenv(EnvCPUProfile))
+	if perr != nil {
+		fmt.Fprintf(stderr, "%s %s: %s: %s\n", name, cmd.Name, EnvCPUProfile, capLine(perr.Error()))
+		return ExitUsage
+	}
+	defer stopProfile() // also after a panic
+	// Ctrl-C or SIGTERM exits at once: the profile is written first.
+	stopCatching := env.catchInterrupts(name+" "+cmd.Name, stderr, func(code int) { stopProfile(); exitProcess(code) })
 	env.intMu.Lock()
 	env.stopCatch = stopCatching
 	env.intMu.Unlock()
@@ -222,13 +229,7 @@ func Main(name, about string, commands []Command, args []string, stdout, stderr 
 			code = ExitFailure
 		}
 	}()
-	stopProfile, perr := startCPUProfile(os.Getenv("HYPERNOISE_CPUPROFILE"))
-	if perr != nil {
-		fmt.Fprintf(stderr, "%s %s: HYPERNOISE_CPUPROFILE: %s\n", name, cmd.Name, capLine(perr.Error()))
-		return ExitUsage
-	}
 	err := cmd.Run(env, args[1:])
-	stopProfile()
 	var ue *UsageError
 	switch {
 	case err == nil, errors.Is(err, errHelp):
@@ -288,8 +289,15 @@ func limitRuntime() func() {
 	}
 }
 
-// startCPUProfile starts Go's CPU profiler writing to path (pprof format; `go tool pprof` reads it)
-// and returns the function that stops it and closes the file; with an empty path it does nothing.
+// EnvCPUProfile names the environment variable that makes Main write Go's CPU profile of the
+// command to a file (pprof format; `go tool pprof` reads it).
+const EnvCPUProfile = "HYPERNOISE_CPUPROFILE"
+
+// exitProcess ends the process after an interrupt (tests replace it).
+var exitProcess = os.Exit
+
+// startCPUProfile starts Go's CPU profiler writing to path and returns the function that stops it
+// and closes the file (once, whoever calls it first); with an empty path it does nothing.
 func startCPUProfile(path string) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
@@ -302,8 +310,11 @@ func startCPUProfile(path string) (stop func(), err error) {
 		f.Close()
 		return nil, err
 	}
+	var once sync.Once
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -145,11 +146,50 @@ func TestCPUProfile(t *testing.T) {
 	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Fatalf("the profile (%d bytes) is not gzip-compressed pprof data", len(b))
 	}
+	// a panicking command still stops the profiler: the next command can profile again
+	if code := Main("hypernoise", "about", testCommands(), []string{"echo", "--n", "13"}, &out, &errb); code != ExitFailure {
+		t.Fatalf("panicking command: exit code %d, want %d", code, ExitFailure)
+	}
+	if code := Main("hypernoise", "about", testCommands(), []string{"echo"}, &out, &errb); code != ExitOK {
+		t.Fatalf("after a panic: exit code %d, stderr %q; the profiler was left running", code, errb.String())
+	}
 	t.Setenv("HYPERNOISE_CPUPROFILE", filepath.Join(dir, "missing", "cpu.prof"))
 	errb.Reset()
 	code := Main("hypernoise", "about", testCommands(), []string{"echo", "--n", "7"}, &out, &errb)
 	msg := strings.TrimRight(errb.String(), "\n")
 	if code != ExitUsage || !strings.Contains(msg, "HYPERNOISE_CPUPROFILE") || strings.Contains(msg, "\n") || strings.Contains(msg, "unlucky") {
 		t.Errorf("bad profile path: exit code %d, stderr %q; want 2 and one line naming the variable, before the command runs", code, msg)
+	}
+}
+
+// TestCPUProfileInterrupted: Ctrl-C exits the process at once, and the profile is complete on disk
+// before it does (the exit is stubbed here).
+func TestCPUProfileInterrupted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	t.Setenv(EnvCPUProfile, path)
+	release := make(chan struct{})
+	var exitCode int
+	var atExit []byte
+	saved := exitProcess
+	exitProcess = func(code int) {
+		exitCode = code
+		atExit, _ = os.ReadFile(path)
+		close(release)
+	}
+	defer func() { exitProcess = saved }()
+	wait := Command{Name: "wait", Summary: "test", Run: func(env *Env, args []string) error {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+			return err
+		}
+		<-release
+		return nil
+	}}
+	var out, errb bytes.Buffer
+	Main("hypernoise", "about", []Command{wait}, []string{"wait"}, &out, &errb)
+	if exitCode != ExitInterrupted {
+		t.Fatalf("exit code %d, want %d (stderr %q)", exitCode, ExitInterrupted, errb.String())
+	}
+	if len(atExit) < 2 || atExit[0] != 0x1f || atExit[1] != 0x8b {
+		t.Fatalf("at exit the profile held %d bytes, not a finished gzip-compressed pprof file", len(atExit))
 	}
 }
