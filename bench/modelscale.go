@@ -124,8 +124,18 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 		res.PeakRSS = peakRSS()
 		return res, nil
 	}
-	if err := forwardTimes(backend, m, o, res); err != nil {
+	call, done, err := forwardRunner(backend, m, o.Batch)
+	if err != nil {
 		return nil, err
+	}
+	if res.FirstCallS, res.ForwardMSPerImage, err = timeForwards(call, o.Steps, o.Batch); err != nil {
+		done()
+		return nil, err
+	}
+	if o.Rounds > 1 { // the rounds reuse this compiled forward (at sd-turbo's size a compile is 20-25 s)
+		defer done()
+	} else {
+		done()
 	}
 	logf("first call %.2f s, forward %.1f ms/image", res.FirstCallS, res.ForwardMSPerImage)
 	im := onnx.ModelOf(m)
@@ -158,25 +168,19 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 	}
 	res.PeakRSS = peakRSS()
 	res.external(m, specPath, o)
-	res.rounds(backend, m, specPath, o, logf)
+	res.rounds(call, m, specPath, o, logf)
 	return res, nil
 }
 
-// rounds times o.Rounds - 1 more rounds of our forward and onnxruntime's, alternately, when both
-// ran once (see forwardRounds).
-func (res *ScaleResult) rounds(backend backends.Backend, m *onnx.Model, specPath string, o ScaleOptions, logf func(string, ...any)) {
+// rounds times o.Rounds - 1 more rounds of our forward (call, the first round's compiled forward)
+// and onnxruntime's, alternately, when both ran once (see forwardRounds).
+func (res *ScaleResult) rounds(call func() (float64, error), m *onnx.Model, specPath string, o ScaleOptions, logf func(string, ...any)) {
 	ortMS, ok := ortForwardMS(res.ORT)
 	if o.Rounds <= 1 || !ok || !(res.ForwardMSPerImage > 0) {
 		return
 	}
 	first := ForwardRound{OursMS: res.ForwardMSPerImage, ORTMS: ortMS, Ratio: res.ForwardMSPerImage / ortMS}
-	call, done, err := forwardRunner(backend, m, o.Batch)
-	if err != nil {
-		res.Errors = append(res.Errors, "forward rounds: "+err.Error())
-		return
-	}
-	defer done()
-	ours := func() (float64, error) { // compiled once for every round; its first call is a warm-up like the first round's
+	ours := func() (float64, error) { // each round starts with one untimed call, like the first
 		_, ms, err := timeForwards(call, o.Steps, o.Batch)
 		return ms, err
 	}
@@ -227,17 +231,6 @@ func (res *ScaleResult) external(m *onnx.Model, specPath string, o ScaleOptions)
 			res.ORT = v
 		}
 	}
-}
-
-// forwardTimes times the generator's first call at o.Batch, then the median of o.Steps calls.
-func forwardTimes(backend backends.Backend, m *onnx.Model, o ScaleOptions, res *ScaleResult) error {
-	call, done, err := forwardRunner(backend, m, o.Batch)
-	if err != nil {
-		return err
-	}
-	defer done()
-	res.FirstCallS, res.ForwardMSPerImage, err = timeForwards(call, o.Steps, o.Batch)
-	return err
 }
 
 // forwardRunner returns a function running the generator's forward once on a seeded batch of batch
