@@ -29,10 +29,7 @@ func (tc attnCase) dims() [][]int {
 
 func (tc attnCase) fn(in []*graph.Node) *graph.Node {
 	k := len(tc.batch)
-	batch := make([]int, k)
-	for i := range batch {
-		batch[i] = i
-	}
+	batch := iotaFrom(0, k)
 	q, key, v := in[0], in[1], in[2]
 	var s *graph.Node
 	switch {

@@ -49,26 +49,14 @@ func TestBenchModel(t *testing.T) {
 	if r.ForwardMSPerImage <= 0 || r.HypernetStepMS != nil || r.RenoStepMSPerImage == nil || len(r.Errors) > 0 {
 		t.Fatalf("--rank 0: %s; want the forward and ReNO timed and no HyperNoise step", stdout)
 	}
-	if code, _, stderr := run("bench", "--model", spec, "--rank", "0"); code != cli.ExitUsage || !strings.Contains(stderr, "--rank must be in [1, 1024], got 0") {
-		t.Fatalf("bench --model --rank 0 (no --scale): exit %d (%s), want 2: the step needs a LoRA", code, stderr)
-	}
-	if code, _, stderr := run("bench", "--model", spec, "--scale", "--batch", "0"); code != cli.ExitUsage {
-		t.Fatalf("--batch 0: exit %d (%s), want 2", code, stderr)
-	}
-	for _, tc := range []struct {
-		args []string
-		msg  string
-	}{
+	// without --scale the step needs a LoRA
+	checkUsageErrors(t, []string{"bench", "--model", spec}, []usageCase{{[]string{"--rank", "0"}, "--rank must be in [1, 1024], got 0"}})
+	checkUsageErrors(t, []string{"bench", "--model", spec, "--scale"}, []usageCase{
+		{[]string{"--batch", "0"}, "--batch must be in [1, 4096], got 0"},
 		{[]string{"--rounds", "0"}, "--rounds must be in [1, 20], got 0"},
 		{[]string{"--rounds", "21"}, "--rounds must be in [1, 20], got 21"},
 		{[]string{"--rounds", "3", "--no-ort"}, "--no-ort turns off"},
-	} {
-		args := append([]string{"bench", "--model", spec, "--scale"}, tc.args...)
-		code, _, stderr := run(args...)
-		if code != cli.ExitUsage || !strings.Contains(stderr, tc.msg) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q; want 2 and one line with %q", tc.args, code, stderr, tc.msg)
-		}
-	}
+	})
 }
 
 // TestBenchModelMemoryBudget: bench --scale runs no stage whose up-front estimate exceeds
