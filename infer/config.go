@@ -20,11 +20,14 @@ const (
 	MaxHidden       = 8192
 	MaxLayers       = 16
 	MaxCouplings    = 64
+	MaxShiftScale   = 1000
 )
 
 // checkBounds checks the spec's sizes against the documented bounds.
 func (s ModulatorSpec) checkBounds() error {
 	switch s.Kind {
+	case KindAffine:
+		return hypernet.CheckRange("affine shift scale", s.ShiftScale, 0, MaxShiftScale)
 	case KindLoRA:
 		if err := hypernet.CheckIntRange("LoRA rank", s.Rank, 1, MaxRank); err != nil {
 			return err

@@ -29,10 +29,11 @@ const SavedScope = "hypernet"
 
 // Modulator kinds.
 const (
-	KindLoRA = "lora" // LoRA copy of the generator's noise-shaped backbone (the paper's)
-	KindMLP  = "mlp"  // small standalone network on noise and prompt
-	KindDial = "dial" // tilt dial: the MLP conditioned on beta, trained over BetaRange
-	KindFlow = "flow" // invertible coupling flow with an exact log-determinant (hypernet.Flow)
+	KindLoRA   = "lora"   // LoRA copy of the generator's noise-shaped backbone (the paper's)
+	KindMLP    = "mlp"    // small standalone network on noise and prompt
+	KindDial   = "dial"   // tilt dial: the MLP conditioned on beta, trained over BetaRange
+	KindFlow   = "flow"   // invertible coupling flow with an exact log-determinant (hypernet.Flow)
+	KindAffine = "affine" // per-prompt affine map b_c + A_c eps (hypernet.Affine)
 )
 
 // Flow conditioners (ModulatorSpec.Conditioner).
@@ -53,6 +54,9 @@ type ModulatorSpec struct {
 	// backbone per coupling; Rank, Alpha).
 	Couplings   int    `json:"couplings,omitempty"`
 	Conditioner string `json:"conditioner,omitempty"`
+	// ShiftScale is the affine modulator's shift parametrization b_c = ShiftScale·B_c
+	// (hypernet.Affine.ShiftScale).
+	ShiftScale float64 `json:"shift_scale,omitempty"`
 	// BetaRange is the dial's trained range of beta [lo, hi].
 	BetaRange [2]float64 `json:"beta_range,omitzero"`
 }
@@ -83,6 +87,10 @@ func (s ModulatorSpec) Validate() error {
 		default:
 			return fmt.Errorf("unknown flow conditioner %q; allowed: %s, %s", s.Conditioner, ConditionerMLP, ConditionerLoRA)
 		}
+	case KindAffine:
+		if !(s.ShiftScale > 0) {
+			return fmt.Errorf("affine shift scale must be positive, got %g", s.ShiftScale)
+		}
 	case KindMLP, KindDial:
 		if s.Hidden <= 0 || s.Layers <= 0 {
 			return fmt.Errorf("MLP hidden width and layers must be positive, got %d and %d", s.Hidden, s.Layers)
@@ -91,7 +99,7 @@ func (s ModulatorSpec) Validate() error {
 			return fmt.Errorf("the tilt dial's beta range must satisfy 0 < lo < hi, got [%g, %g]", lo, hi)
 		}
 	default:
-		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial, KindFlow)
+		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial, KindFlow, KindAffine)
 	}
 	return s.checkBounds()
 }
@@ -119,6 +127,14 @@ func (s ModulatorSpec) Build(gen hypernoise.Generator, scope string) (hypernoise
 	}
 	if s.Kind == KindFlow {
 		return hypernet.NewFlow(gen.NoiseShape(), len(gen.Prompts()), s.Hidden, s.Layers, s.Couplings, scope)
+	}
+	if s.Kind == KindAffine {
+		m, err := hypernet.NewAffine(gen.NoiseShape(), len(gen.Prompts()), scope)
+		if err != nil {
+			return nil, err
+		}
+		m.ShiftScale = s.ShiftScale
+		return m, nil
 	}
 	if s.Kind == KindDial {
 		return hypernet.NewDialMLP(gen.NoiseShape(), len(gen.Prompts()), s.Hidden, s.Layers, s.BetaRange[0], s.BetaRange[1], scope)

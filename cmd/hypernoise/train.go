@@ -85,6 +85,9 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := trainConfig(fs, f, &o.Train); err != nil {
 		return err
 	}
+	if *f.kind == infer.KindAffine {
+		affineDefaults(fs, &o.Train)
+	}
 	o.OutDir, o.Resume, o.Force = *f.out, *f.resume, *f.force
 	if err := infer.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
@@ -161,7 +164,8 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.spec = fs.String("reward", def.RewardSpec, "reward spec")
 	f.out = fs.String("out", "", "output folder (required)")
 	f.kind = fs.String("modulator", "", "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone), dial (mlp conditioned on beta, a tilt dial) "+
-		"or flow (an invertible coupling flow with an exact log-determinant, trained on the exact KL unless --reg is given); "+
+		"flow (an invertible coupling flow with an exact log-determinant, trained on the exact KL unless --reg is given) "+
+		"or affine (a per-prompt affine map b_c + A_c eps, for noise of up to a few thousand elements; SGD at lr 0.02 unless --optimizer or --lr is given); "+
 		"default: the model's, lora for the embedded model, mlp for an imported (ONNX) one unless --rank or --alpha is given, which only a LoRA reads")
 	f.betaRange = fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
 	f.rank = fs.Int("rank", def.Modulator.Rank, "LoRA rank")
@@ -201,6 +205,9 @@ func modulatorSpec(kind string, rank int, alpha float64, hidden, layers, couplin
 	spec := infer.ModulatorSpec{Kind: kind, Rank: rank, Alpha: alpha}
 	if kind == infer.KindMLP || kind == infer.KindDial {
 		spec = infer.ModulatorSpec{Kind: kind, Hidden: hidden, Layers: layers}
+	}
+	if kind == infer.KindAffine {
+		spec = infer.ModulatorSpec{Kind: kind, ShiftScale: hypernet.DefaultAffineShiftScale}
 	}
 	if kind == infer.KindFlow {
 		spec = infer.ModulatorSpec{Kind: kind, Hidden: hidden, Layers: layers, Couplings: couplings}
@@ -244,6 +251,22 @@ func trainConfig(fs *flag.FlagSet, f *trainFlags, c *hypernet.TrainConfig) error
 	}
 	return nil
 }
+
+// affineDefaults sets the affine modulator's optimizer, SGD with momentum 0.9 at lr 0.02, where
+// --optimizer and --lr leave it open. Its matrix A_c is a D x D moment that AdamW's per-entry
+// normalization turns into noise (docs/convergence.md, the curvature round).
+func affineDefaults(fs *flag.FlagSet, c *hypernet.TrainConfig) {
+	if !flagSet(fs, "optimizer") {
+		d := hypernet.DefaultSGD()
+		c.Optimizer, c.Momentum, c.WeightDecay = d.Optimizer, d.Momentum, d.WeightDecay
+	}
+	if !flagSet(fs, "lr") {
+		c.LR = AffineLR
+	}
+}
+
+// AffineLR is the affine modulator's default learning rate (SGD).
+const AffineLR = 0.02
 
 // modelModulator sets o's hypernetwork to the model's own default (an imported model's is the MLP)
 // when --modulator was not given, unless --rank or --alpha, which only a LoRA reads, asks for the
@@ -321,6 +344,11 @@ func trainModelChecks(fs *flag.FlagSet, m *family.Model, o *pipeline.TrainOption
 		ExactLogDet: o.Modulator.Kind == infer.KindFlow}
 	if err := obj.Validate(m.Generator.NoiseShape()); err != nil {
 		return cli.Usagef("train: %v", err)
+	}
+	if o.Modulator.Kind == infer.KindAffine { // a D x D matrix per prompt: refused up front past its bound
+		if _, err := o.Modulator.Build(m.Generator, ""); err != nil {
+			return cli.Usagef("train: %v", err)
+		}
 	}
 	if c, ok := m.Generator.(family.LoRAChecker); ok && (o.Modulator.Kind == infer.KindLoRA || o.Modulator.Conditioner == infer.ConditionerLoRA) {
 		if err := c.CheckLoRA(); err != nil {
