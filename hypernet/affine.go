@@ -27,6 +27,10 @@ const MaxAffineParams = 1 << 26
 // surrogate ½||f||² - r/beta is minimized by A_c = (I - H_c/beta)^{-1} - I (twice the tilt's
 // curvature correction, to first order in H_c/beta) and the same b_c. The MLP modulator's f is in
 // practice a per-prompt constant (docs/convergence.md, the `small` fixture): this map with A_c = 0.
+// The optimum exists while H_c/beta < I: at a beta below the reward's largest curvature in the
+// noise (on the `small` T2I fixture the default beta, 1/D, is, by two orders of magnitude) the
+// surrogate's A_c grows without bound: the modulator is for tilts a pool of base samples can
+// resample.
 // Trained with SGD (the CLI's default for it), the mean-square penalty's sampled gradient
 // (A_c eps + b_c) eps^T cancels the reward gradient's H_c eps eps^T part near the optimum (exactly,
 // for a quadratic reward), so the step noise vanishes there.
