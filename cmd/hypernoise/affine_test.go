@@ -38,12 +38,12 @@ func init() {
 
 // TestAffineModulator: `train --modulator affine` records the affine map and its shift scale, trains
 // with SGD at lr 0.02 unless --optimizer or --lr says otherwise, and sample and eval run the
-// folder; export refuses it by name; noise too large for a D x D matrix is refused up front with
-// exit 2.
+// folder; export refuses it by name; noise too large for a D x D matrix, and a run without an
+// explicit --beta (the default 1/D has no bounded optimum for it), are refused up front with exit 2.
 func TestAffineModulator(t *testing.T) {
 	dir := t.TempDir()
 	hn := filepath.Join(dir, "hn")
-	if code, _, msg := run("train", "--model", "tiny", "--modulator", "affine", "--steps", "3", "--batch", "4", "--quiet", "--out", hn); code != 0 {
+	if code, _, msg := run("train", "--model", "tiny", "--modulator", "affine", "--beta", "0.5", "--steps", "3", "--batch", "4", "--quiet", "--out", hn); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, msg)
 	}
 	hf, err := infer.OpenFolder(hn)
@@ -64,14 +64,15 @@ func TestAffineModulator(t *testing.T) {
 		t.Errorf("export of an affine hypernetwork: exit %d, %q; want a refusal naming the modulator", code, msg)
 	}
 	hn2 := filepath.Join(dir, "hn2")
-	if code, _, msg := run("train", "--model", "tiny", "--modulator", "affine", "--optimizer", "adamw", "--lr", "0.001", "--steps", "2", "--batch", "4", "--quiet", "--out", hn2); code != 0 {
+	if code, _, msg := run("train", "--model", "tiny", "--modulator", "affine", "--beta", "0.5", "--optimizer", "adamw", "--lr", "0.001", "--steps", "2", "--batch", "4", "--quiet", "--out", hn2); code != 0 {
 		t.Fatalf("train --optimizer adamw: exit %d: %s", code, msg)
 	}
 	if hf, err := infer.OpenFolder(hn2); err != nil || hf.Config.Train.Optimizer != hypernet.AdamW || hf.Config.Train.LR != 0.001 {
 		t.Fatalf("train --optimizer adamw --lr 0.001: %v, %+v", err, hf.Config.Train)
 	}
 	checkUsageErrors(t, []string{"train", "--out", filepath.Join(dir, "hn3"), "--modulator", "affine"}, []usageCase{
-		{[]string{"--model", "wide"}, "use --modulator mlp"},
+		{[]string{"--model", "wide", "--beta", "1"}, "use --modulator mlp"},
+		{[]string{"--model", "tiny"}, "--modulator affine needs --beta (or --reg-weight)"},
 	})
 	// A hypernet.json's shift scale is checked on load.
 	for _, s := range []float64{0, -1, 2000} {

@@ -71,6 +71,9 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := resolveBeta(fs, r, f.beta); err != nil {
 		return err
 	}
+	if *f.kind == infer.KindAffine && !flagSet(fs, "beta") && !flagSet(fs, "reg-weight") {
+		return cli.Usagef("train: --modulator affine needs --beta (or --reg-weight): its optimum exists only while beta exceeds the reward's curvature in the noise, which the default, 1/D, does not on the models measured; use a beta a pool of base samples can resample, e.g. --reward-norm std-within --beta 1")
+	}
 	o.Reg, o.RegWeight, o.Beta = r, *f.regWeight, *f.beta
 	if flowExact {
 		o.RegWeight = 0 // the exact KL has no weight; hypernet.json records 0
@@ -165,7 +168,7 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.out = fs.String("out", "", "output folder (required)")
 	f.kind = fs.String("modulator", "", "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone), dial (mlp conditioned on beta, a tilt dial) "+
 		"flow (an invertible coupling flow with an exact log-determinant, trained on the exact KL unless --reg is given) "+
-		"or affine (a per-prompt affine map b_c + A_c eps, for noise of up to a few thousand elements; SGD at lr 0.02 unless --optimizer or --lr is given); "+
+		"or affine (a per-prompt affine map b_c + A_c eps, for noise of up to a few thousand elements; needs --beta; SGD at lr 0.02 unless --optimizer or --lr is given); "+
 		"default: the model's, lora for the embedded model, mlp for an imported (ONNX) one unless --rank or --alpha is given, which only a LoRA reads")
 	f.betaRange = fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
 	f.rank = fs.Int("rank", def.Modulator.Rank, "LoRA rank")
