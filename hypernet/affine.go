@@ -77,7 +77,10 @@ func (m *Affine) Name() string { return "affine" }
 // Scope returns "/" + ScopeName.
 func (m *Affine) Scope() string { return context.ScopeSeparator + m.ScopeName }
 
-// Residual builds f(eps, c) = b_c + A_c flat(eps), reshaped to eps's shape.
+// Residual builds f(eps, c) = b_c + A_c flat(eps), reshaped to eps's shape. The table holds the
+// A_c^T stacked, W [P·D, D] with W[c·D + j, i] = A_c[i, j], so that A_c eps is one matrix product of
+// the noise lifted by the prompt's one-hot, z[b, c·D + j] = [c_b = c]·eps_b[j], with W: no D x D
+// matrix is copied per row, and the gradient into W is the product z^T (dL/df).
 func (m *Affine) Residual(ctx *context.Context, eps, prompts *Node) *Node {
 	mctx := ctx.InAbsPath(m.Scope())
 	g := eps.Graph()
@@ -85,18 +88,17 @@ func (m *Affine) Residual(ctx *context.Context, eps, prompts *Node) *Node {
 	d := size(m.NoiseShape)
 	p := max(m.NumPrompts, 1)
 	zctx := mctx.Checked(false).WithInitializer(initializers.Zero)
-	A := zctx.VariableWithShape("matrix", shapes.Make(dtypes.Float32, p, d, d)).ValueGraph(g)
+	W := zctx.VariableWithShape("matrix_t", shapes.Make(dtypes.Float32, p*d, d)).ValueGraph(g)
 	shift := MulScalar(zctx.VariableWithShape("shift", shapes.Make(dtypes.Float32, p, d)).ValueGraph(g), m.ShiftScale)
-	x := Reshape(eps, b, d)
+	x := ConvertDType(Reshape(eps, b, d), dtypes.Float32)
 	var ids *Node
 	if m.NumPrompts > 0 {
-		ids = ExpandAxes(ConvertDType(prompts, dtypes.Int32), -1)
+		ids = ConvertDType(prompts, dtypes.Int32)
 	} else {
-		ids = Zeros(g, shapes.Make(dtypes.Int32, b, 1))
+		ids = Zeros(g, shapes.Make(dtypes.Int32, b))
 	}
-	Ab := Gather(A, ids)     // [B, D, D]
-	bb := Gather(shift, ids) // [B, D]
-	lin := Einsum("bij,bj->bi", Ab, ConvertDType(x, dtypes.Float32))
-	f := ConvertDType(Add(lin, bb), eps.DType())
-	return Reshape(f, eps.Shape().Dimensions...)
+	oh := OneHot(ids, p, dtypes.Float32)                            // [B, P]
+	z := Reshape(Mul(ExpandAxes(oh, -1), ExpandAxes(x, 1)), b, p*d) // [B, P·D]
+	f := Add(Dot(z, W), Dot(oh, shift))                             // [B, D]
+	return Reshape(ConvertDType(f, eps.DType()), eps.Shape().Dimensions...)
 }

@@ -2,6 +2,7 @@ package hypernet
 
 import (
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -118,4 +119,54 @@ func toF32(v []float64) []float32 {
 		out[i] = float32(x)
 	}
 	return out
+}
+
+// TestAffineResidualPerPrompt: with 3 prompts, each row's f is its own prompt's b_c + A_c eps, with
+// A_c[i, j] = W[c·D + j, i] and b_c = ShiftScale·B_c, computed here by hand from random tables.
+func TestAffineResidualPerPrompt(t *testing.T) {
+	b := testutil.Backend(t)
+	const p, d, n = 3, 4, 5
+	m, err := NewAffine([]int{2, 2}, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	table := func(rows, cols int) [][]float32 {
+		v := make([][]float32, rows)
+		for i := range v {
+			v[i] = make([]float32, cols)
+			for j := range v[i] {
+				v[i][j] = float32(rng.NormFloat64())
+			}
+		}
+		return v
+	}
+	W, B, eps := table(p*d, d), table(p, d), table(n, d)
+	prompts := []int32{2, 0, 1, 2, 0}
+	ctx := context.New()
+	sc := ctx.InAbsPath(m.Scope())
+	sc.VariableWithValue("matrix_t", W)
+	sc.VariableWithValue("shift", B)
+	flat := make([]float32, 0, n*d)
+	for _, row := range eps {
+		flat = append(flat, row...)
+	}
+	out, err := context.ExecOnce(b, ctx, func(ctx *context.Context, e, pr *Node) *Node {
+		return m.Residual(ctx, e, pr)
+	}, tensors.FromFlatDataAndDimensions(flat, n, 2, 2), tensors.FromFlatDataAndDimensions(prompts, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tensors.MustCopyFlatData[float32](out)
+	for r, c := range prompts {
+		for i := range d {
+			want := m.ShiftScale * float64(B[c][i])
+			for j := range d {
+				want += float64(W[int(c)*d+j][i]) * float64(eps[r][j])
+			}
+			if diff := math.Abs(float64(got[r*d+i]) - want); diff > 1e-5 {
+				t.Fatalf("row %d (prompt %d), f[%d] = %g, want %g", r, c, i, got[r*d+i], want)
+			}
+		}
+	}
 }

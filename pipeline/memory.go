@@ -29,13 +29,13 @@ func EstimateTrainBytes(m *family.Model, o TrainOptions) int64 {
 			break
 		}
 		fallthrough
-	case infer.KindAffine: // P·(D² + D) parameters; each row gathers its prompt's D x D matrix and its gradient
+	case infer.KindAffine: // P·(D² + D) parameters; each row's noise lifted by its prompt's one-hot, and its gradient
 		noise := int64(1)
 		for _, d := range m.Generator.NoiseShape() {
 			noise *= int64(d)
 		}
 		p := int64(max(len(m.Generator.Prompts()), 1))
-		est += p*(noise*noise+noise)*f.PerMLPParam + 2*b*noise*noise*4
+		est += p*(noise*noise+noise)*f.PerMLPParam + 2*b*p*noise*4
 	case infer.KindMLP, infer.KindDial:
 		noise := int64(1)
 		for _, d := range m.Generator.NoiseShape() {
