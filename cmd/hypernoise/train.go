@@ -256,8 +256,9 @@ func trainConfig(fs *flag.FlagSet, f *trainFlags, c *hypernet.TrainConfig) error
 }
 
 // affineDefaults sets the affine modulator's optimizer, SGD with momentum 0.9 at lr 0.02, where
-// --optimizer and --lr leave it open. Its matrix A_c is a D x D moment that AdamW's per-entry
-// normalization turns into noise (docs/convergence.md, the curvature round).
+// --optimizer and --lr leave it open: SGD averages the per-sample gradients into A_c, while AdamW,
+// measured once on the small fixture, grew A_c a hundredfold past SGD's and spread the samples
+// wider than the base's (docs/convergence.md, the curvature round).
 func affineDefaults(fs *flag.FlagSet, c *hypernet.TrainConfig) {
 	if !flagSet(fs, "optimizer") {
 		d := hypernet.DefaultSGD()
