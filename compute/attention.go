@@ -3,6 +3,7 @@ package compute
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
@@ -176,6 +177,10 @@ func execAttention(backend *simplego.Backend, data *attnNodeData, inputs []*simp
 	return outBuf.(*simplego.Buffer), nil
 }
 
+// attnScratch holds the score blocks of attention32 between calls (4 MiB a core at M = 4096:
+// allocated afresh, the sd-turbo fixture's forward left about 256 MiB of them to the collector).
+var attnScratch sync.Pool
+
 // attention32 writes o = softmax(c·q·kᵀ)·v per batch entry (the layouts of attnNodeData), in blocks
 // of attnRows query rows over the cores.
 func attention32(o, q, k, v []float32, a *attnNodeData) {
@@ -185,7 +190,14 @@ func attention32(o, q, k, v []float32, a *attnNodeData) {
 		ldk = a.m
 	}
 	parallelAxis(a.b*blocks, a.b*a.n*a.m, func(lo, hi int) {
-		scores := make([]float32, min(attnRows, a.n)*a.m)
+		need := min(attnRows, a.n) * a.m
+		sp, _ := attnScratch.Get().(*[]float32)
+		if sp == nil || cap(*sp) < need {
+			buf := make([]float32, need)
+			sp = &buf
+		}
+		defer attnScratch.Put(sp)
+		scores := (*sp)[:need]
 		for u := lo; u < hi; u++ {
 			e, r0 := u/blocks, (u%blocks)*attnRows
 			rows := min(attnRows, a.n-r0)

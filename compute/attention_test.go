@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"math"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -64,7 +65,8 @@ func attnCases() []attnCase {
 // TestAttentionFused: softmax(c·Q·Kᵀ)·V in a forward graph runs as one fused node (the scores never
 // allocated) in every layout the builder recognizes, and gives the op-by-op graph's and SimpleGo's
 // values within 1e-5 of the largest output (float32; the GEMMs of a block may add in another order
-// than those of the whole); where the pattern does not apply, nothing is fused.
+// than those of the whole); where the pattern does not apply, nothing is fused. Before each case
+// the score scratch pool is handed NaN-filled blocks: reused scratch is written before it is read.
 func TestAttentionFused(t *testing.T) {
 	if !MatmulPath().Fast {
 		t.Skip("no GEMM library here: the fused attention runs on it")
@@ -73,6 +75,13 @@ func TestAttentionFused(t *testing.T) {
 	for _, tc := range attnCases() {
 		fn := func(in []*graph.Node) []*graph.Node { return []*graph.Node{tc.fn(in)} }
 		in := func() []*tensors.Tensor { return normInputs(tc.dims(), true) }
+		for range 4 {
+			poison := make([]float32, attnRows*tc.m)
+			for i := range poison {
+				poison[i] = float32(math.NaN())
+			}
+			attnScratch.Put(&poison)
+		}
 		built, ran := statAttnFused.Load(), statAttnRun.Load()
 		got := eval(t, fast, fn, in()...)
 		b, r := statAttnFused.Load()-built, statAttnRun.Load()-ran
