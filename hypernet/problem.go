@@ -103,6 +103,9 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 					if inv, ok := mod.(Invertible); ok {
 						kl = PathKL(ctx, inv, eps, f, logDet, prompts)
 					}
+					if c, ok := mod.(ClosedFormKL); ok {
+						kl = c.KL(ctx, eps, prompts)
+					}
 				}
 			} else {
 				f = mod.Residual(ctx, eps, prompts)
@@ -116,6 +119,13 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 			return loss, append([]Metric{{"reward", reward}, {"reg", reg}}, extra...)
 		},
 	}, nil
+}
+
+// ClosedFormKL is a LogDetModulator whose KL(T#N || N) has a closed form (Gaussian): the exact
+// KL objective then uses it, per row [B] of eps and prompts, instead of sampling it.
+type ClosedFormKL interface {
+	LogDetModulator
+	KL(ctx *context.Context, eps, prompts *Node) *Node
 }
 
 // Invertible is a LogDetModulator that can also undo its map: Inverse builds T^{-1}(z, c) and the

@@ -26,8 +26,8 @@ const (
 // checkBounds checks the spec's sizes against the documented bounds.
 func (s ModulatorSpec) checkBounds() error {
 	switch s.Kind {
-	case KindAffine:
-		return hypernet.CheckRange("affine shift scale", s.ShiftScale, 0, MaxShiftScale)
+	case KindAffine, KindGaussian:
+		return hypernet.CheckRange(s.Kind+" shift scale", s.ShiftScale, 0, MaxShiftScale)
 	case KindLoRA:
 		if err := hypernet.CheckIntRange("LoRA rank", s.Rank, 1, MaxRank); err != nil {
 			return err

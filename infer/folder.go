@@ -34,7 +34,14 @@ const (
 	KindDial   = "dial"   // tilt dial: the MLP conditioned on beta, trained over BetaRange
 	KindFlow   = "flow"   // invertible coupling flow with an exact log-determinant (hypernet.Flow)
 	KindAffine = "affine" // per-prompt affine map b_c + A_c eps (hypernet.Affine)
+	// KindGaussian is the affine map in Cholesky form, b_c + L_c eps with an exact log-determinant
+	// (hypernet.Gaussian): it trains on the exact KL by default.
+	KindGaussian = "gaussian"
 )
+
+// DenseMatrix reports whether kind keeps a D x D matrix per prompt (affine, gaussian): such
+// modulators are refused past hypernet.MaxAffineParams and need an explicit beta.
+func DenseMatrix(kind string) bool { return kind == KindAffine || kind == KindGaussian }
 
 // Flow conditioners (ModulatorSpec.Conditioner).
 const (
@@ -54,7 +61,7 @@ type ModulatorSpec struct {
 	// backbone per coupling; Rank, Alpha).
 	Couplings   int    `json:"couplings,omitempty"`
 	Conditioner string `json:"conditioner,omitempty"`
-	// ShiftScale is the affine modulator's shift parametrization b_c = ShiftScale·B_c
+	// ShiftScale is the affine and gaussian modulators' shift parametrization b_c = ShiftScale·B_c
 	// (hypernet.Affine.ShiftScale).
 	ShiftScale float64 `json:"shift_scale,omitempty"`
 	// BetaRange is the dial's trained range of beta [lo, hi].
@@ -87,9 +94,9 @@ func (s ModulatorSpec) Validate() error {
 		default:
 			return fmt.Errorf("unknown flow conditioner %q; allowed: %s, %s", s.Conditioner, ConditionerMLP, ConditionerLoRA)
 		}
-	case KindAffine:
+	case KindAffine, KindGaussian:
 		if !(s.ShiftScale > 0) {
-			return fmt.Errorf("affine shift scale must be positive, got %g", s.ShiftScale)
+			return fmt.Errorf("%s shift scale must be positive, got %g", s.Kind, s.ShiftScale)
 		}
 	case KindMLP, KindDial:
 		if s.Hidden <= 0 || s.Layers <= 0 {
@@ -99,7 +106,7 @@ func (s ModulatorSpec) Validate() error {
 			return fmt.Errorf("the tilt dial's beta range must satisfy 0 < lo < hi, got [%g, %g]", lo, hi)
 		}
 	default:
-		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial, KindFlow, KindAffine)
+		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s, %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial, KindFlow, KindAffine, KindGaussian)
 	}
 	return s.checkBounds()
 }
@@ -130,6 +137,14 @@ func (s ModulatorSpec) Build(gen hypernoise.Generator, scope string) (hypernoise
 	}
 	if s.Kind == KindAffine {
 		m, err := hypernet.NewAffine(gen.NoiseShape(), len(gen.Prompts()), scope)
+		if err != nil {
+			return nil, err
+		}
+		m.ShiftScale = s.ShiftScale
+		return m, nil
+	}
+	if s.Kind == KindGaussian {
+		m, err := hypernet.NewGaussian(gen.NoiseShape(), len(gen.Prompts()), scope)
 		if err != nil {
 			return nil, err
 		}

@@ -29,7 +29,7 @@ func EstimateTrainBytes(m *family.Model, o TrainOptions) int64 {
 			break
 		}
 		fallthrough
-	case infer.KindAffine: // P·(D² + D) parameters; each row's noise lifted by its prompt's one-hot, and its gradient
+	case infer.KindAffine, infer.KindGaussian: // P·(D² + D) parameters; each row's noise lifted by its prompt's one-hot, and its gradient
 		noise := int64(1)
 		for _, d := range m.Generator.NoiseShape() {
 			noise *= int64(d)

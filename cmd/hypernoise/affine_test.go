@@ -84,3 +84,45 @@ func TestAffineModulator(t *testing.T) {
 		t.Error("the unknown-modulator error does not list affine")
 	}
 }
+
+// TestGaussianModulator: `train --modulator gaussian` trains on the exact KL (its log-determinant is
+// exact) with SGD unless flags say otherwise, --reg overrides the objective, sample and eval run
+// the folder, export refuses it, and it shares the affine map's refusals (size, missing --beta).
+func TestGaussianModulator(t *testing.T) {
+	dir := t.TempDir()
+	hn := filepath.Join(dir, "hn")
+	if code, _, msg := run("train", "--model", "tiny", "--modulator", "gaussian", "--beta", "0.5", "--steps", "3", "--batch", "4", "--quiet", "--out", hn); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, msg)
+	}
+	hf, err := infer.OpenFolder(hn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := hf.Config
+	if c.Modulator != (infer.ModulatorSpec{Kind: infer.KindGaussian, ShiftScale: hypernet.DefaultAffineShiftScale}) || c.Reg != hypernet.RegExactKL || c.Beta != 0.5 || c.Train.Optimizer != hypernet.SGD || c.Train.LR != AffineLR {
+		t.Fatalf("hypernet.json: modulator %+v, reg %s beta %g, optimizer %s lr %g; want gaussian on exact-kl at 0.5, sgd 0.02", c.Modulator, c.Reg, c.Beta, c.Train.Optimizer, c.Train.LR)
+	}
+	if code, out, msg := run("sample", "--hypernet", hn, "--prompt", "all", "--n", "2", "--out", filepath.Join(dir, "g.png")); code != 0 {
+		t.Fatalf("sample: exit %d: %s %s", code, out, msg)
+	}
+	if code, _, msg := run("eval", "--hypernet", hn, "--seeds", "2", "--methods", "base,hypernoise", "--json", "--quiet"); code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, msg)
+	}
+	if code, _, msg := run("export", "--hypernet", hn, "--out", filepath.Join(dir, "hn.onnx")); code == 0 || !strings.Contains(msg, `modulator "gaussian" cannot be exported`) {
+		t.Errorf("export of a gaussian hypernetwork: exit %d, %q; want a refusal naming the modulator", code, msg)
+	}
+	hn2 := filepath.Join(dir, "hn2")
+	if code, _, msg := run("train", "--model", "tiny", "--modulator", "gaussian", "--reg", "kl", "--beta", "0.5", "--steps", "2", "--batch", "4", "--quiet", "--out", hn2); code != 0 {
+		t.Fatalf("train --reg kl: exit %d: %s", code, msg)
+	}
+	if hf, err := infer.OpenFolder(hn2); err != nil || hf.Config.Reg != hypernet.RegKL {
+		t.Fatalf("train --modulator gaussian --reg kl: %v, %+v", err, hf.Config)
+	}
+	checkUsageErrors(t, []string{"train", "--out", filepath.Join(dir, "hn3"), "--modulator", "gaussian"}, []usageCase{
+		{[]string{"--model", "wide", "--beta", "1"}, "use --modulator mlp"},
+		{[]string{"--model", "tiny"}, "--modulator gaussian needs --beta (or --reg-weight)"},
+	})
+	if err := (infer.ModulatorSpec{Kind: infer.KindGaussian, ShiftScale: 0}).Validate(); err == nil || !strings.Contains(err.Error(), "gaussian shift scale") {
+		t.Errorf("gaussian shift scale 0: %v, want a refusal naming it", err)
+	}
+}

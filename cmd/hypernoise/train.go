@@ -60,19 +60,19 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err != nil {
 		return err
 	}
-	// A flow trains on the exact KL (its log-determinant is exact) unless --reg says otherwise; its
-	// beta defaults to the tilt of the default objective (mean-sq at --reg-weight), set once the
-	// model's noise size is known.
+	// A flow or a gaussian trains on the exact KL (its log-determinant is exact) unless --reg says
+	// otherwise; a flow's beta defaults to the tilt of the default objective (mean-sq at
+	// --reg-weight), set once the model's noise size is known (a gaussian needs --beta, below).
 	flowExact, flowBeta := false, false
-	if *f.kind == infer.KindFlow && !flagSet(fs, "reg") {
+	if (*f.kind == infer.KindFlow || *f.kind == infer.KindGaussian) && !flagSet(fs, "reg") {
 		r = hypernet.RegExactKL
-		flowExact, flowBeta = true, !flagSet(fs, "beta")
+		flowExact, flowBeta = true, *f.kind == infer.KindFlow && !flagSet(fs, "beta")
 	}
 	if err := resolveBeta(fs, r, f.beta); err != nil {
 		return err
 	}
-	if *f.kind == infer.KindAffine && !flagSet(fs, "beta") && !flagSet(fs, "reg-weight") {
-		return cli.Usagef("train: --modulator affine needs --beta (or --reg-weight): its optimum exists only while beta exceeds the reward's curvature in the noise, which the default, 1/D, does not on the models measured; use a beta a pool of base samples can resample, e.g. --reward-norm std-within --beta 1")
+	if infer.DenseMatrix(*f.kind) && !flagSet(fs, "beta") && !flagSet(fs, "reg-weight") {
+		return cli.Usagef("train: --modulator %s needs --beta (or --reg-weight): its optimum exists only while beta exceeds the reward's curvature in the noise, which the default, 1/D, does not on the models measured; use a beta a pool of base samples can resample, e.g. --reward-norm std-within --beta 1", *f.kind)
 	}
 	o.Reg, o.RegWeight, o.Beta = r, *f.regWeight, *f.beta
 	if flowExact {
@@ -88,7 +88,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := trainConfig(fs, f, &o.Train); err != nil {
 		return err
 	}
-	if *f.kind == infer.KindAffine {
+	if infer.DenseMatrix(*f.kind) {
 		affineDefaults(fs, &o.Train)
 	}
 	o.OutDir, o.Resume, o.Force = *f.out, *f.resume, *f.force
@@ -168,7 +168,8 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.out = fs.String("out", "", "output folder (required)")
 	f.kind = fs.String("modulator", "", "hypernetwork: lora (LoRA copy of the student, the paper's), mlp (standalone), dial (mlp conditioned on beta, a tilt dial) "+
 		"flow (an invertible coupling flow with an exact log-determinant, trained on the exact KL unless --reg is given) "+
-		"or affine (a per-prompt affine map b_c + A_c eps, for noise of up to a few thousand elements; needs --beta; SGD at lr 0.02 unless --optimizer or --lr is given); "+
+		"affine (a per-prompt affine map b_c + A_c eps, for noise of up to a few thousand elements; needs --beta; SGD at lr 0.02 unless --optimizer or --lr is given) "+
+		"or gaussian (the affine map in Cholesky form b_c + L_c eps, the same distributions with an exact log-determinant: trained on the exact KL unless --reg is given; otherwise as affine); "+
 		"default: the model's, lora for the embedded model, mlp for an imported (ONNX) one unless --rank or --alpha is given, which only a LoRA reads")
 	f.betaRange = fs.String("beta-range", "0.25,4", "dial: the range lo,hi of beta it is trained over (log-uniform)")
 	f.rank = fs.Int("rank", def.Modulator.Rank, "LoRA rank")
@@ -209,7 +210,7 @@ func modulatorSpec(kind string, rank int, alpha float64, hidden, layers, couplin
 	if kind == infer.KindMLP || kind == infer.KindDial {
 		spec = infer.ModulatorSpec{Kind: kind, Hidden: hidden, Layers: layers}
 	}
-	if kind == infer.KindAffine {
+	if infer.DenseMatrix(kind) {
 		spec = infer.ModulatorSpec{Kind: kind, ShiftScale: hypernet.DefaultAffineShiftScale}
 	}
 	if kind == infer.KindFlow {
@@ -345,11 +346,11 @@ func trainModelChecks(fs *flag.FlagSet, m *family.Model, o *pipeline.TrainOption
 		weight = hypernet.MeanSquareWeight(o.Beta, m.Generator.NoiseShape())
 	}
 	obj := hypernet.Objective{Reward: reward, Reg: o.Reg, Weight: weight, Beta: o.Beta, LogDet: o.LogDet,
-		ExactLogDet: o.Modulator.Kind == infer.KindFlow}
+		ExactLogDet: o.Modulator.Kind == infer.KindFlow || o.Modulator.Kind == infer.KindGaussian}
 	if err := obj.Validate(m.Generator.NoiseShape()); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
-	if o.Modulator.Kind == infer.KindAffine { // a D x D matrix per prompt: refused up front past its bound
+	if infer.DenseMatrix(o.Modulator.Kind) { // a D x D matrix per prompt: refused up front past its bound
 		if _, err := o.Modulator.Build(m.Generator, ""); err != nil {
 			return cli.Usagef("train: %v", err)
 		}
