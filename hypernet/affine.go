@@ -91,14 +91,23 @@ func (m *Affine) Residual(ctx *context.Context, eps, prompts *Node) *Node {
 	W := zctx.VariableWithShape("matrix_t", shapes.Make(dtypes.Float32, p*d, d)).ValueGraph(g)
 	shift := MulScalar(zctx.VariableWithShape("shift", shapes.Make(dtypes.Float32, p, d)).ValueGraph(g), m.ShiftScale)
 	x := ConvertDType(Reshape(eps, b, d), dtypes.Float32)
-	var ids *Node
-	if m.NumPrompts > 0 {
-		ids = ConvertDType(prompts, dtypes.Int32)
-	} else {
-		ids = Zeros(g, shapes.Make(dtypes.Int32, b))
-	}
-	oh := OneHot(ids, p, dtypes.Float32)                            // [B, P]
-	z := Reshape(Mul(ExpandAxes(oh, -1), ExpandAxes(x, 1)), b, p*d) // [B, P·D]
-	f := Add(Dot(z, W), Dot(oh, shift))                             // [B, D]
+	oh := promptOneHot(g, prompts, m.NumPrompts, b)
+	f := Add(Dot(liftByPrompt(x, oh), W), Dot(oh, shift)) // [B, D]
 	return Reshape(ConvertDType(f, eps.DType()), eps.Shape().Dimensions...)
+}
+
+// promptOneHot is the [B, P] one-hot of each row's prompt, P = max(numPrompts, 1) (every row
+// prompt 0 for an unconditional generator, whose prompts may be nil).
+func promptOneHot(g *Graph, prompts *Node, numPrompts, b int) *Node {
+	if numPrompts == 0 {
+		return OneHot(Zeros(g, shapes.Make(dtypes.Int32, b)), 1, dtypes.Float32)
+	}
+	return OneHot(ConvertDType(prompts, dtypes.Int32), numPrompts, dtypes.Float32)
+}
+
+// liftByPrompt is z [B, P·D] with z[b, c·D + j] = [c_b = c]·x[b, j] for x [B, D] and the rows'
+// prompt one-hot oh [B, P]: z times a stacked table [P·D, D] applies each row's own prompt's block.
+func liftByPrompt(x, oh *Node) *Node {
+	b, d, p := x.Shape().Dim(0), x.Shape().Dim(1), oh.Shape().Dim(1)
+	return Reshape(Mul(ExpandAxes(oh, -1), ExpandAxes(x, 1)), b, p*d)
 }

@@ -56,13 +56,12 @@ func (m *Gaussian) Residual(ctx *context.Context, eps, prompts *Node) *Node {
 func (m *Gaussian) ResidualLogDet(ctx *context.Context, eps, prompts *Node) (*Node, *Node) {
 	g := eps.Graph()
 	b := eps.Shape().Dim(0)
-	d, p := size(m.NoiseShape), max(m.NumPrompts, 1)
+	d := size(m.NoiseShape)
 	W, logDiag, shift := m.params(ctx, g)
 	x := ConvertDType(Reshape(eps, b, d), dtypes.Float32)
-	oh := m.oneHot(g, prompts, b)                                   // [B, P]
-	z := Reshape(Mul(ExpandAxes(oh, -1), ExpandAxes(x, 1)), b, p*d) // [B, P·D]
-	scale := Dot(oh, Sub(Exp(logDiag), OnesLike(logDiag)))          // [B, D]: exp(s_c) - 1 per row
-	f := Add(Add(Dot(z, W), Mul(scale, x)), Dot(oh, shift))
+	oh := promptOneHot(g, prompts, m.NumPrompts, b)
+	scale := Dot(oh, Sub(Exp(logDiag), OnesLike(logDiag))) // [B, D]: exp(s_c) - 1 per row
+	f := Add(Add(Dot(liftByPrompt(x, oh), W), Mul(scale, x)), Dot(oh, shift))
 	logDet := Dot(oh, ReduceSum(logDiag, -1)) // [B]
 	return Reshape(ConvertDType(f, eps.DType()), eps.Shape().Dimensions...), ConvertDType(logDet, eps.DType())
 }
@@ -82,7 +81,7 @@ func (m *Gaussian) KL(ctx *context.Context, eps, prompts *Node) *Node {
 	W, logDiag, shift := m.params(ctx, g)
 	sq := Add(Add(ReduceSum(Reshape(Square(W), p, d*d), -1), ReduceSum(Square(shift), -1)), ReduceSum(Exp(MulScalar(logDiag, 2)), -1))
 	kl := Sub(MulScalar(AddScalar(sq, -float64(d)), 0.5), ReduceSum(logDiag, -1)) // [P]
-	return ConvertDType(Dot(m.oneHot(g, prompts, eps.Shape().Dim(0)), kl), eps.DType())
+	return ConvertDType(Dot(promptOneHot(g, prompts, m.NumPrompts, eps.Shape().Dim(0)), kl), eps.DType())
 }
 
 // params returns the strictly-upper-masked table of the W_c^T [P·D, D], s [P, D] and b [P, D].
@@ -98,15 +97,4 @@ func (m *Gaussian) params(ctx *context.Context, g *Graph) (W, logDiag, shift *No
 	mask := ConvertDType(GreaterThan(cols, rows), dtypes.Float32)
 	W = Reshape(Mul(Reshape(W, p, d, d), ExpandAxes(mask, 0)), p*d, d)
 	return W, logDiag, shift
-}
-
-// oneHot is the [B, P] one-hot of each row's prompt (all rows prompt 0 without prompts).
-func (m *Gaussian) oneHot(g *Graph, prompts *Node, b int) *Node {
-	var ids *Node
-	if m.NumPrompts > 0 {
-		ids = ConvertDType(prompts, dtypes.Int32)
-	} else {
-		ids = Zeros(g, shapes.Make(dtypes.Int32, b))
-	}
-	return OneHot(ids, max(m.NumPrompts, 1), dtypes.Float32)
 }

@@ -109,17 +109,7 @@ func TestGaussianResidualAndLogDet(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	table := func(rows, cols int) [][]float32 {
-		v := make([][]float32, rows)
-		for i := range v {
-			v[i] = make([]float32, cols)
-			for j := range v[i] {
-				v[i][j] = float32(rng.NormFloat64())
-			}
-		}
-		return v
-	}
-	W, B, S, eps := table(p*d, d), table(p, d), table(p, d), table(n, d)
+	W, B, S, eps := normalTable(rng, p*d, d), normalTable(rng, p, d), normalTable(rng, p, d), normalTable(rng, n, d)
 	prompts := []int32{2, 0, 1, 2, 0}
 	ctx := context.New()
 	sc := ctx.InAbsPath(m.Scope())

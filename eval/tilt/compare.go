@@ -29,7 +29,7 @@ func (rs *Resampler) ReferenceSet(beta float64, perPrompt int) ([]float32, []flo
 	var images []float32
 	var rewards []float64
 	for p := range rs.rewards {
-		w, _ := rs.weights(p, beta)
+		w, _ := rs.Weights(p, beta)
 		cum := make([]float64, len(w))
 		acc := 0.0
 		for i, v := range w {
@@ -50,7 +50,7 @@ func (rs *Resampler) ReferenceSet(beta float64, perPrompt int) ([]float32, []flo
 // estimate Σ_i w_i s_i, averaged over prompts. Unlike the mean of a resampled reference set, it
 // has no resampling noise.
 func (rs *Resampler) Mean(beta float64) float64 {
-	return rs.promptMean(func(p int) []float64 { w, _ := rs.weights(p, beta); return w })
+	return rs.promptMean(func(p int) []float64 { w, _ := rs.Weights(p, beta); return w })
 }
 
 // promptMean is the evaluation's per-prompt mean over the pool (the scores of NewScored, else the

@@ -193,3 +193,35 @@ func TestPoolChunks(t *testing.T) {
 		t.Error("the pool drawn in chunks of 7 differs from the one drawn in chunks of 256")
 	}
 }
+
+// TestNoiseAndWeights: for g(eps) = eps the pool's samples are its noise, so Noise returns them,
+// and Weights are exp(r_i/beta) normalized, with ESS 1/Σ w_i² (between 1 and the pool).
+func TestNoiseAndWeights(t *testing.T) {
+	rs := gaussianPool(t, 9)
+	eps := rs.Noise(0, 2)
+	if len(eps) != len(rs.images[0]) {
+		t.Fatalf("Noise: %d values, the pool holds %d", len(eps), len(rs.images[0]))
+	}
+	for i := range eps {
+		if eps[i] != rs.images[0][i] {
+			t.Fatalf("Noise[%d] = %g, the pool's sample %g", i, eps[i], rs.images[0][i])
+		}
+	}
+	const beta = 2.0
+	w, ess := rs.Weights(0, beta)
+	r := rs.Rewards(0)
+	sum, sum2 := 0.0, 0.0
+	for i := range r {
+		sum += math.Exp(r[i] / beta)
+	}
+	for i := range r {
+		want := math.Exp(r[i]/beta) / sum
+		if math.Abs(w[i]-want) > 1e-9*math.Max(want, 1e-12)+1e-15 {
+			t.Fatalf("Weights[%d] = %g, want %g", i, w[i], want)
+		}
+		sum2 += want * want
+	}
+	if math.Abs(ess-1/sum2) > 1e-6*ess || ess < 1 || ess > float64(rs.Pool) {
+		t.Errorf("ESS %g, want %g in [1, %d]", ess, 1/sum2, rs.Pool)
+	}
+}

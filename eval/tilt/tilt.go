@@ -100,7 +100,7 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 		rs.scores = make([][]float64, np)
 	}
 	for p := range np {
-		eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*d)
+		eps := poolNoise(seed, p, pool*d)
 		for lo := 0; lo < pool; lo += chunk {
 			n := min(chunk, pool-lo)
 			ids := make([]int32, n)
@@ -128,6 +128,15 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 	return rs, nil
 }
 
+// poolNoise is the stream of prompt p's pool noise: n standard normal values from seed.
+func poolNoise(seed uint64, p, n int) []float32 {
+	return hypernet.Normal(int64(seed), uint64(9000+p), n)
+}
+
+// Noise returns the noise the pool's samples of prompt p were generated from, [Pool, NoiseShape...]
+// flattened (recomputed from the seed, not kept); d is the size of one noise.
+func (rs *Resampler) Noise(p, d int) []float32 { return poolNoise(rs.seed, p, rs.Pool*d) }
+
 // SampleShape is the shape of one sample of the pool.
 func (rs *Resampler) SampleShape() []int { return rs.shape }
 
@@ -142,8 +151,9 @@ func size(shape []int) int {
 	return n
 }
 
-// weights returns the normalized SIR weights of prompt p at beta, and their ESS.
-func (rs *Resampler) weights(p int, beta float64) ([]float64, float64) {
+// Weights returns the normalized SIR weights of prompt p's pool at beta, w_i ∝ exp(r_i/beta) (0 for
+// a NaN reward), and their effective sample size 1/Σ w_i².
+func (rs *Resampler) Weights(p int, beta float64) ([]float64, float64) {
 	r := rs.rewards[p]
 	mx := math.Inf(-1)
 	for _, v := range r {
@@ -170,7 +180,7 @@ func (rs *Resampler) weights(p int, beta float64) ([]float64, float64) {
 func (rs *Resampler) ESS(beta float64) []float64 {
 	out := make([]float64, len(rs.rewards))
 	for p := range out {
-		_, out[p] = rs.weights(p, beta)
+		_, out[p] = rs.Weights(p, beta)
 	}
 	return out
 }
@@ -186,7 +196,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 	np := len(rs.rewards)
 	cum := make([][]float64, np)
 	for p := range np {
-		w, _ := rs.weights(p, beta)
+		w, _ := rs.Weights(p, beta)
 		c := make([]float64, len(w))
 		acc := 0.0
 		for i, v := range w {

@@ -11,7 +11,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -65,23 +64,12 @@ func main() {
 	table := make([]float32, 0, np*pool*d)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for p := range np {
-		eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*d) // the resampler's stream
-		r := rs.Rewards(p)
-		mx := math.Inf(-1)
-		for _, v := range r {
-			if !math.IsNaN(v) {
-				mx = math.Max(mx, v)
-			}
-		}
+		eps := rs.Noise(p, d)
+		w, ess := rs.Weights(p, beta)
 		cum := make([]float64, pool)
-		s, s2 := 0.0, 0.0
-		for i, v := range r {
-			w := 0.0
-			if !math.IsNaN(v) {
-				w = math.Exp((v - mx) / beta)
-			}
-			s += w
-			s2 += w * w
+		s := 0.0
+		for i := range w {
+			s += w[i]
 			cum[i] = s
 		}
 		distinct := map[int]bool{}
@@ -99,7 +87,7 @@ func main() {
 			distinct[lo] = true
 			table = append(table, eps[lo*d:(lo+1)*d]...)
 		}
-		fmt.Printf("prompt %d: ESS %.0f, %d distinct of %d resampled\n", p, s*s/s2, len(distinct), pool)
+		fmt.Printf("prompt %d: ESS %.0f, %d distinct of %d resampled\n", p, ess, len(distinct), pool)
 	}
 	mod, err := cfg.Modulator.Build(gen, infer.SavedScope)
 	must(err)

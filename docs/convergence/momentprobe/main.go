@@ -22,7 +22,6 @@ import (
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/eval/tilt"
 	"github.com/hypernoise/hypernoise/family"
-	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 	_ "github.com/hypernoise/hypernoise/models"
 	"gonum.org/v1/gonum/mat"
@@ -79,26 +78,9 @@ func main() {
 	logDiag := make([][]float32, np)
 	shift := make([][]float32, np)
 	for p := range np {
-		eps := hypernet.Normal(int64(seed), uint64(9000+p), pool*d) // the resampler's stream
-		r := rs.Rewards(p)
-		mx := math.Inf(-1)
-		for _, v := range r {
-			if !math.IsNaN(v) {
-				mx = math.Max(mx, v)
-			}
-		}
-		w := make([]float64, pool)
-		var s, s2 float64
-		for i, v := range r {
-			if !math.IsNaN(v) {
-				w[i] = math.Exp((v - mx) / beta)
-			}
-			s += w[i]
-		}
-		for i := range w {
-			w[i] /= s
-			s2 += w[i] * w[i]
-		}
+		eps := rs.Noise(p, d)
+		w, ess := rs.Weights(p, beta)
+		s2 := 1 / ess
 		mu := make([]float64, d)
 		for i := range pool {
 			for j := range d {
@@ -127,7 +109,7 @@ func main() {
 		}
 		var ch mat.Cholesky
 		if !ch.Factorize(cov) {
-			must(fmt.Errorf("prompt %d: the weighted covariance is not positive definite (ESS %.0f)", p, 1/s2))
+			must(fmt.Errorf("prompt %d: the weighted covariance is not positive definite (ESS %.0f)", p, ess))
 		}
 		var L mat.TriDense
 		ch.LTo(&L)
@@ -143,7 +125,7 @@ func main() {
 				table[p*d+j][i] = float32(L.At(i, j))
 			}
 		}
-		fmt.Printf("prompt %d: ESS %.0f of %d, |mu| %.3f, mean variance %.3f, smallest L_ii %.3f\n", p, 1/s2, pool, norm(mu), trace/float64(d), minSV)
+		fmt.Printf("prompt %d: ESS %.0f of %d, |mu| %.3f, mean variance %.3f, smallest L_ii %.3f\n", p, ess, pool, norm(mu), trace/float64(d), minSV)
 	}
 	ctx := context.New()
 	sc := ctx.InAbsPath("/" + infer.SavedScope)
