@@ -67,7 +67,7 @@ func trainRanges(env *cli.Env, fs *flag.FlagSet) {
 	ranges(env, fs, map[string][2]float64{
 		"rank": {1, infer.MaxRank}, "alpha": {0, infer.MaxRank * infer.MaxAlphaPerRank},
 		"hidden": {1, infer.MaxHidden}, "layers": {1, infer.MaxLayers}, "couplings": {1, infer.MaxCouplings},
-		"reg-weight": {0, hypernet.MaxRegWeight}, "beta": {0, hypernet.MaxBeta},
+		"reg-weight": {0, hypernet.MaxRegWeight}, "beta": {hypernet.MinBeta, hypernet.MaxBeta},
 		"probes": {1, maxProbes}, "terms": {1, maxTerms},
 		"steps": {1, hypernet.MaxSteps}, "batch": {1, hypernet.MaxBatchSize},
 		"lr": {1e-12, hypernet.MaxLR}, "warmup": {0, hypernet.MaxSteps}, "clip": {0, hypernet.MaxClipNorm},
