@@ -48,7 +48,22 @@ type EvalOptions struct {
 	// TiltPool is how many base samples per prompt the tilt reference at the hypernetwork's beta
 	// resamples (0: no tilt reference; see TiltColumns).
 	TiltPool int `json:"tilt_pool,omitempty"`
+	// TiltSampler is how the tilt reference is drawn: TiltSIR (default, ""), resampling TiltPool
+	// base samples, or TiltSMC, moving TiltPool particles per prompt along the tempered path
+	// (eval/tilt's SMC: for a beta at which the base pool's ESS collapses).
+	TiltSampler string `json:"tilt_sampler,omitempty"`
+	// TiltMoves is the SMC sampler's MALA moves per stage (0: tilt.DefaultSMC's).
+	TiltMoves int `json:"tilt_moves,omitempty"`
 }
+
+// MaxTiltMoves bounds EvalOptions.TiltMoves.
+const MaxTiltMoves = 1000
+
+// Tilt reference samplers (EvalOptions.TiltSampler).
+const (
+	TiltSIR = "sir"
+	TiltSMC = "smc"
+)
 
 // Validate checks the options; the method knobs against the method registry's limits.
 func (o EvalOptions) Validate() error {
@@ -63,6 +78,10 @@ func (o EvalOptions) Validate() error {
 		return fmt.Errorf("grid seeds and batch must be >= 0")
 	case o.TiltPool < 0 || o.TiltPool == 1 || o.TiltPool > MaxTiltPool:
 		return fmt.Errorf("tilt pool must be 0 (none) or in [2, %d], got %d", MaxTiltPool, o.TiltPool)
+	case o.TiltMoves < 0 || o.TiltMoves > MaxTiltMoves:
+		return fmt.Errorf("tilt moves must be in [0, %d], got %d", MaxTiltMoves, o.TiltMoves)
+	case o.TiltSampler != "" && o.TiltSampler != TiltSIR && o.TiltSampler != TiltSMC:
+		return fmt.Errorf("unknown tilt sampler %q (want %s or %s)", o.TiltSampler, TiltSIR, TiltSMC)
 	}
 	if err := hypernoise.CheckKnobs(reno.Name, hypernoise.Knobs{Steps: o.RenoSteps}); err != nil {
 		return err
@@ -154,7 +173,7 @@ func Evaluate(p *infer.Pipeline, hn *infer.Hypernet, dir string, opts EvalOption
 			}
 		}
 	}
-	if rep.Tilt, err = tiltColumns(p, hn, ev, res, opts); err != nil {
+	if rep.Tilt, err = tiltColumns(p, hn, ev, res, opts, prog); err != nil {
 		return nil, err
 	}
 	rep.Seconds = time.Since(start).Seconds()

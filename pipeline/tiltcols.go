@@ -11,6 +11,7 @@ import (
 	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/metrics"
+	"github.com/hypernoise/hypernoise/progress"
 )
 
 // DefaultTiltPool is how many base samples per prompt the tilt reference of an evaluation
@@ -31,7 +32,14 @@ const (
 // exact tilt at the hypernetwork's beta (resampled, eval/tilt) and ReNO.
 type TiltColumns struct {
 	Beta float64 `json:"beta"` // the tilt temperature, in the units of the reward trained on
-	Pool int     `json:"pool_per_prompt"`
+	// Sampler is how the reference was drawn (TiltSIR or TiltSMC); Pool its base samples (SIR)
+	// or particles (SMC) per prompt.
+	Sampler string `json:"sampler"`
+	Pool    int    `json:"pool_per_prompt"`
+	// SMCStages and SMCAccept are the SMC sampler's tempering stages and mean MALA acceptance
+	// rate (TiltSMC only).
+	SMCStages int     `json:"smc_stages,omitempty"`
+	SMCAccept float64 `json:"smc_accept,omitempty"`
 	// ESSMin and ESSMean are the effective sample sizes of the resampling weights over prompts.
 	ESSMin  float64 `json:"ess_min"`
 	ESSMean float64 `json:"ess_mean"`
@@ -84,14 +92,18 @@ func trainedReward(p *infer.Pipeline, hn *infer.Hypernet) (hypernoise.Reward, er
 }
 
 // tiltColumns scores the tilt reference at hn's beta with ev (pool base samples per prompt,
-// resampled with weights exp(r_trained/beta)) and fills in every method's shares and distance.
-// Without a beta (a regularizer that targets no tilt) only ReNO's share is given.
-func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator, res map[string]*imageeval.Result, opts EvalOptions) (*TiltColumns, error) {
+// resampled with weights exp(r_trained/beta), or as many SMC particles) and fills in every
+// method's shares and distance. Without a beta (a regularizer that targets no tilt) only ReNO's
+// share is given.
+func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator, res map[string]*imageeval.Result, opts EvalOptions, prog progress.Func) (*TiltColumns, error) {
 	beta := hn.Config.Beta
 	if opts.Beta > 0 {
 		beta = opts.Beta
 	}
-	cols := &TiltColumns{Beta: beta, Pool: opts.TiltPool, Methods: map[string]TiltRow{}, Distance: DistanceW1}
+	cols := &TiltColumns{Beta: beta, Sampler: TiltSIR, Pool: opts.TiltPool, Methods: map[string]TiltRow{}, Distance: DistanceW1}
+	if opts.TiltSampler == TiltSMC {
+		cols.Sampler = TiltSMC
+	}
 	if p.Model().HeldOut != nil {
 		cols.Distance = DistanceFD
 	}
@@ -106,7 +118,22 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 			score = hn.Reward
 		}
 		m := p.Model()
-		rs, err := tilt.NewScored(p.Backend(), m.Context, m.Generator, reward, score, opts.TiltPool, opts.Seed, m.ChunkRows(false, tilt.PoolChunk))
+		var rs *tilt.Resampler
+		if cols.Sampler == TiltSMC {
+			cfg := tilt.DefaultSMC()
+			cfg.Particles, cfg.Seed, cfg.Chunk = opts.TiltPool, opts.Seed, m.ChunkRows(true, tilt.PoolChunk)
+			if opts.TiltMoves > 0 {
+				cfg.Moves = opts.TiltMoves
+			}
+			cfg.Progress = func(stage int, t, accept float64) {
+				prog.Report(int(1000*t), 1000, fmt.Sprintf("SMC tilt reference: stage %d, t = %.4f of 1, MALA acceptance %.2f", stage, t, accept))
+			}
+			var stats tilt.SMCStats
+			rs, stats, err = tilt.SMC(p.Backend(), m.Context, m.Generator, reward, score, beta, cfg)
+			cols.SMCStages, cols.SMCAccept = stats.Stages, stats.Accept
+		} else {
+			rs, err = tilt.NewScored(p.Backend(), m.Context, m.Generator, reward, score, opts.TiltPool, opts.Seed, m.ChunkRows(false, tilt.PoolChunk))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +225,11 @@ func (c *TiltColumns) writeText(b *strings.Builder, order []string) {
 		fmt.Fprintf(b, "%-16s %16s %16s %18s\n", name, f(r.TiltShare, "%.3f"), f(r.RenoShare, "%.3f"), f(r.Distance, "%.4g"))
 	}
 	if c.Reference != nil {
-		fmt.Fprintf(b, "tilt reference at beta %g (%d base samples per prompt, ESS min %.0f, mean %.0f): reward %.4g", c.Beta, c.Pool, c.ESSMin, c.ESSMean, c.Reference.Reward)
+		if c.Sampler == TiltSMC {
+			fmt.Fprintf(b, "tilt reference at beta %g (SMC: %d particles per prompt, %d stages, MALA acceptance %.2f): reward %.4g", c.Beta, c.Pool, c.SMCStages, c.SMCAccept, c.Reference.Reward)
+		} else {
+			fmt.Fprintf(b, "tilt reference at beta %g (%d base samples per prompt, ESS min %.0f, mean %.0f): reward %.4g", c.Beta, c.Pool, c.ESSMin, c.ESSMean, c.Reference.Reward)
+		}
 		if c.Reference.FD.Valid() {
 			fmt.Fprintf(b, ", FD %.4g", float64(c.Reference.FD))
 		}

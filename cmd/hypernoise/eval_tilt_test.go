@@ -105,6 +105,8 @@ func TestEvalSeedsAndPoolBadInput(t *testing.T) {
 		{[]string{"--train-seeds", "-2"}, "--train-seeds must be in [1, 100]"},
 		{[]string{"--tilt-pool", "1"}, "tilt pool must be 0 (none) or in [2, 100000], got 1"},
 		{[]string{"--tilt-pool", "-5"}, "--tilt-pool must be in [0, 100000], got -5"},
+		{[]string{"--tilt-sampler", "mcmc"}, `unknown tilt sampler "mcmc" (want sir or smc)`},
+		{[]string{"--tilt-moves", "-1"}, "--tilt-moves must be in [0, 1000], got -1"},
 	})
 }
 
@@ -113,5 +115,59 @@ func TestDemoSeedsBadInput(t *testing.T) {
 	code, _, msg := run("demo", "--train-seeds", "0", "--out", t.TempDir())
 	if code != 2 || !strings.Contains(msg, "--train-seeds must be in [1, 100], got 0") || strings.Count(strings.TrimSpace(msg), "\n") != 0 {
 		t.Errorf("exit %d, stderr %q", code, msg)
+	}
+}
+
+// TestEvalTiltSMC: with --tilt-sampler smc the tilt columns come from SMC particles (sampler,
+// stages and acceptance reported), the base's share is 0, and at a beta where a base pool of the
+// same size has an ESS near 1 the SMC reference's mean reward lies above that pool's best sample
+// (the SIR "reference" there), which it must at the tilt of a reward with no ceiling nearby.
+func TestEvalTiltSMC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains and evaluates for a few seconds")
+	}
+	spec := filepath.Join(fixtureDir, "spec.json")
+	hn := filepath.Join(t.TempDir(), "hn")
+	if code, _, msg := run("train", "--model", spec, "--reward", "score=1", "--beta", "0.01", "--out", hn, "--steps", "3", "--batch", "4", "--quiet"); code != 0 {
+		t.Fatalf("train: exit %d: %s", code, msg)
+	}
+	type cols struct {
+		Sampler   string  `json:"sampler"`
+		Stages    int     `json:"smc_stages"`
+		Accept    float64 `json:"smc_accept"`
+		ESSMin    float64 `json:"ess_min"`
+		Mean      float64 `json:"reference_mean"`
+		BaseMean  float64 `json:"base_mean"`
+		Reference *struct {
+			Reward float64 `json:"reward"`
+		} `json:"reference"`
+		Methods map[string]map[string]*float64 `json:"methods"`
+	}
+	evalCols := func(sampler string) cols {
+		code, out, msg := run("eval", "--model", spec, "--hypernet", hn, "--seeds", "4", "--methods", "base,hypernoise",
+			"--tilt-pool", "16", "--tilt-sampler", sampler, "--json", "--quiet")
+		if code != 0 {
+			t.Fatalf("eval --tilt-sampler %s: exit %d: %s", sampler, code, msg)
+		}
+		var got struct {
+			Tilt cols `json:"tilt"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return got.Tilt
+	}
+	smc, sir := evalCols("smc"), evalCols("sir")
+	if smc.Sampler != "smc" || sir.Sampler != "sir" || smc.Stages < 2 || !(smc.Accept > 0.2) || smc.Reference == nil {
+		t.Fatalf("smc columns %+v, sir sampler %q: want sampler smc with several stages and a working MALA", smc, sir.Sampler)
+	}
+	if sir.ESSMin > 3 {
+		t.Fatalf("the base pool's ESS at beta 0.01 is %.1f: the test needs a tilt SIR cannot resample", sir.ESSMin)
+	}
+	if v := smc.Methods["base"]["tilt_gain_share"]; v == nil || math.Abs(*v) > 1e-9 {
+		t.Errorf("base's share of the SMC tilt's gain = %v, want 0", v)
+	}
+	if !(smc.Mean > sir.Mean) || !(smc.Mean > smc.BaseMean) {
+		t.Errorf("SMC tilt mean reward %g, SIR's (its pool's best) %g, base %g: want SMC's above both", smc.Mean, sir.Mean, smc.BaseMean)
 	}
 }

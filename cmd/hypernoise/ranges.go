@@ -80,7 +80,7 @@ func evalRanges(env *cli.Env, fs *flag.FlagSet) {
 		"seeds": {2, 1000}, "seed": {0, maxUint64}, "reno-steps": {1, 1000}, "warm-steps": {0, 1000},
 		"small-n": {1, 1000}, "finetune-steps": {-1, hypernet.MaxSteps},
 		"beta":      {hypernet.MinBeta, hypernet.MaxBeta},
-		"tilt-pool": {0, pipeline.MaxTiltPool}, "train-seeds": {1, pipeline.MaxTrainSeeds},
+		"tilt-pool": {0, pipeline.MaxTiltPool}, "train-seeds": {1, pipeline.MaxTrainSeeds}, "tilt-moves": {0, pipeline.MaxTiltMoves},
 		// tilt's
 		"pool": {1, 1 << 16},
 	})

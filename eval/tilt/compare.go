@@ -88,7 +88,12 @@ func (rs *Resampler) promptMean(weights func(p int) []float64) float64 {
 // BaseMean is the base model's mean reward in the evaluation's units (the scores of NewScored,
 // else the rewards): per prompt the plain mean over the pool, averaged over prompts. It is E[r]
 // under the base with the pool's precision (pool x prompts samples).
-func (rs *Resampler) BaseMean() float64 { return rs.promptMean(nil) }
+func (rs *Resampler) BaseMean() float64 {
+	if rs.baseMean != nil {
+		return *rs.baseMean
+	}
+	return rs.promptMean(nil)
+}
 
 // PairedMean estimates a method's population mean reward E[r_m] from its rewards m[i] and the
 // base's b[i] on the same evaluation noises, using the base's population mean baseMean (from a

@@ -45,6 +45,13 @@ type Resampler struct {
 	// scores per prompt: each pool sample's score under the evaluation's reward, when it differs
 	// from the weighting reward (nil: the rewards themselves). See Gain.
 	scores [][]float64
+	// invBeta0 is 1/beta0 when the pool's samples are already drawn from the tilt at beta0 (SMC),
+	// 0 for base samples; the weights at beta are then exp(r (1/beta - 1/beta0)).
+	invBeta0 float64
+	// noise holds the pool's noises (prompt-major) when they are not the seed's stream (SMC).
+	noise []float32
+	// baseMean, when set, is the base's mean reward measured apart from the pool (SMC).
+	baseMean *float64
 }
 
 // NewResampler draws pool base samples per prompt of model m (noise seeded by seed) and scores
@@ -80,6 +87,24 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 	if chunk <= 0 {
 		chunk = PoolChunk
 	}
+	np := max(1, len(gen.Prompts()))
+	d := size(gen.NoiseShape())
+	eps := make([]float32, 0, np*pool*d)
+	for p := range np {
+		eps = append(eps, poolNoise(seed, p, pool*d)...)
+	}
+	rs, err = scoreNoises(backend, ctx, gen, reward, score, eps, np, pool, chunk)
+	if err != nil {
+		return nil, err
+	}
+	rs.Pool, rs.seed = pool, seed
+	return rs, nil
+}
+
+// scoreNoises generates x = g(eps, c) for n noises per prompt (eps flat, prompt-major: rows
+// [p·n, (p+1)·n) belong to prompt p of np) and scores them with reward (and score, when not
+// nil), at most chunk rows per compiled call: the images, rewards and scores of a Resampler.
+func scoreNoises(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward, score hypernoise.Reward, eps []float32, np, n, chunk int) (*Resampler, error) {
 	exec, err := context.NewExec(backend, ctx.Reuse(), func(ctx *context.Context, eps, prompts *Node) []*Node {
 		x := gen.Generate(ctx, eps, prompts)
 		outs := []*Node{ConvertDType(x, dtypes.Float32), ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)}
@@ -92,22 +117,21 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 		return nil, err
 	}
 	defer exec.Finalize()
-	np := max(1, len(gen.Prompts()))
 	noise := gen.NoiseShape()
 	d := size(noise)
-	rs = &Resampler{Pool: pool, seed: seed, images: make([][]float32, np), rewards: make([][]float64, np)}
+	rs := &Resampler{images: make([][]float32, np), rewards: make([][]float64, np)}
 	if score != nil {
 		rs.scores = make([][]float64, np)
 	}
 	for p := range np {
-		eps := poolNoise(seed, p, pool*d)
-		for lo := 0; lo < pool; lo += chunk {
-			n := min(chunk, pool-lo)
-			ids := make([]int32, n)
+		pe := eps[p*n*d : (p+1)*n*d]
+		for lo := 0; lo < n; lo += chunk {
+			m := min(chunk, n-lo)
+			ids := make([]int32, m)
 			for i := range ids {
 				ids[i] = int32(p)
 			}
-			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(eps[lo*d:(lo+n)*d], append([]int{n}, noise...)...), tensors.FromValue(ids))
+			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(pe[lo*d:(lo+m)*d], append([]int{m}, noise...)...), tensors.FromValue(ids))
 			if err != nil {
 				return nil, err
 			}
@@ -135,7 +159,12 @@ func poolNoise(seed uint64, p, n int) []float32 {
 
 // Noise returns the noise the pool's samples of prompt p were generated from, [Pool, NoiseShape...]
 // flattened (recomputed from the seed, not kept); d is the size of one noise.
-func (rs *Resampler) Noise(p, d int) []float32 { return poolNoise(rs.seed, p, rs.Pool*d) }
+func (rs *Resampler) Noise(p, d int) []float32 {
+	if rs.noise != nil {
+		return slicesClone(rs.noise[p*rs.Pool*d : (p+1)*rs.Pool*d])
+	}
+	return poolNoise(rs.seed, p, rs.Pool*d)
+}
 
 // SampleShape is the shape of one sample of the pool.
 func (rs *Resampler) SampleShape() []int { return rs.shape }
@@ -152,20 +181,22 @@ func size(shape []int) int {
 }
 
 // Weights returns the normalized SIR weights of prompt p's pool at beta, w_i ∝ exp(r_i/beta) (0 for
-// a NaN reward), and their effective sample size 1/Σ w_i².
+// a NaN reward), and their effective sample size 1/Σ w_i². For a pool drawn from the tilt at
+// beta0 (SMC) they are w_i ∝ exp(r_i (1/beta - 1/beta0)): uniform at beta0.
 func (rs *Resampler) Weights(p int, beta float64) ([]float64, float64) {
 	r := rs.rewards[p]
-	mx := math.Inf(-1)
+	k := 1/beta - rs.invBeta0
+	mx := math.Inf(-1) // the largest exponent k·r_i, taken out before exponentiating
 	for _, v := range r {
 		if !math.IsNaN(v) {
-			mx = math.Max(mx, v)
+			mx = math.Max(mx, k*v)
 		}
 	}
 	w := make([]float64, len(r))
 	var s, s2 float64
 	for i, v := range r {
 		if !math.IsNaN(v) {
-			w[i] = math.Exp((v - mx) / beta)
+			w[i] = math.Exp(k*v - mx)
 		}
 		s += w[i]
 	}
