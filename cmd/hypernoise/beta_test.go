@@ -56,5 +56,7 @@ func TestBetaAndLogDetBadInput(t *testing.T) {
 		{[]string{"train", "--out", dir, "--reg", "exact-kl"}, "exact KL regularizer needs noise of 1 or 2 elements"},
 		{[]string{"tilt", "--beta", "0,1"}, "--beta must be positive numbers"},
 		{[]string{"tilt", "--pool", "1"}, "--pool must be in"},
+		{[]string{"tilt", "--sampler", "mh"}, `unknown --sampler "mh" (want sir or smc)`},
+		{[]string{"tilt", "--sampler", "smc", "--moves", "0"}, "--moves must be in [1, 1000], got 0"},
 	})
 }

@@ -87,6 +87,19 @@ func TestNewFamilyThroughEveryCommand(t *testing.T) {
 	if code, out, msg := run("tilt", "--model", "tiny", "--pool", "4", "--seeds", "2", "--beta", "1", "--json", "--quiet"); code != 0 || !strings.Contains(out, "brightness=1") {
 		t.Fatalf("tilt: exit %d: %s %s", code, out, msg)
 	}
+	// The SMC reference: its particles are the tilt's samples, so the ESS is the particle count.
+	code, out, msg = run("tilt", "--model", "tiny", "--sampler", "smc", "--pool", "8", "--moves", "2", "--seeds", "2", "--beta", "0.05", "--json", "--quiet")
+	var tr struct {
+		Sampler string `json:"sampler"`
+		Rows    []struct {
+			Beta   float64 `json:"beta"`
+			ESSMin float64 `json:"ess_min"`
+			Reward float64 `json:"reward"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(out), &tr); code != 0 || err != nil || tr.Sampler != "smc" || len(tr.Rows) != 2 || tr.Rows[1].ESSMin != 8 || !(tr.Rows[1].Reward > tr.Rows[0].Reward) {
+		t.Fatalf("tilt --sampler smc: exit %d, %v: %+v %s", code, err, tr, msg)
+	}
 	serveTiny(t, hn)
 	if code, out, msg := run("bench", "--model", "tiny", "--no-torch", "--steps", "1", "--json"); code != 0 || !strings.Contains(out, "hypernet_step_ms") {
 		t.Fatalf("bench: exit %d: %s %s", code, out, msg)

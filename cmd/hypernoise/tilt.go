@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/gomlx/gomlx/backends"
 	"math"
 	"strconv"
 	"strings"
@@ -19,7 +21,7 @@ import (
 func init() {
 	commands = append(commands, cli.Command{
 		Name:    "tilt",
-		Summary: "reference figures of the exact reward-tilted distribution on images, by importance resampling",
+		Summary: "reference figures of the exact reward-tilted distribution on images, by importance resampling or SMC",
 		Run:     runTilt,
 	})
 }
@@ -41,11 +43,17 @@ weights exp(r/beta) (sampling-importance-resampling). Each beta's reference set 
 hypernoise eval's methods (same evaluation seeds): reward, held-out alignment, FD, diversity, and
 the effective sample size of the weights (min and mean over prompts). Compare a hypernetwork's
 eval row with the reference at its beta to see how close it lands to the tilt.
+Where the ESS collapses (a small beta, a reward with a wide spread), --sampler smc moves --pool
+particles per prompt from the base to each beta's tilt instead (tempered sequential Monte Carlo
+with Langevin moves, --moves per stage; eval/tilt's SMC): its particles are the tilt's samples,
+at the cost of the reward's gradient through the generator, about 100-300 passes per particle.
 Rewards (default: the model's default reward; the embedded model's):
 `+family.DefaultRewardHelp())
 	spec := fs.String("reward", "", "reward spec (default: the model's default reward)")
 	betas := fs.String("beta", "0.05,0.2,1", "comma-separated tilt temperatures")
-	pool := fs.Int("pool", 2048, "base samples per prompt")
+	pool := fs.Int("pool", 2048, "base samples (sir) or particles (smc) per prompt")
+	sampler := fs.String("sampler", pipeline.TiltSIR, "sir (importance resampling of base samples) or smc (tempered sequential Monte Carlo with Langevin moves)")
+	moves := fs.Int("moves", 10, "with --sampler smc: Langevin moves per tempering stage")
 	seeds := fs.Int("seeds", 32, "evaluation images per prompt")
 	seed := fs.Uint64("seed", pipeline.DefaultEvalOptions().Seed, "seed of the evaluation set (and of the pool)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -66,6 +74,12 @@ Rewards (default: the model's default reward; the embedded model's):
 	if *seeds < 2 || *seeds > 1000 {
 		return cli.Usagef("tilt: --seeds must be in [2, 1000], got %d", *seeds)
 	}
+	if *sampler != pipeline.TiltSIR && *sampler != pipeline.TiltSMC {
+		return cli.Usagef("tilt: unknown --sampler %q (want %s or %s)", *sampler, pipeline.TiltSIR, pipeline.TiltSMC)
+	}
+	if *moves < 1 || *moves > pipeline.MaxTiltMoves {
+		return cli.Usagef("tilt: --moves must be in [1, %d], got %d", pipeline.MaxTiltMoves, *moves)
+	}
 	backend, m, err := backendAndModel(*backendName, *modelRef, nil)
 	if err != nil {
 		return err
@@ -79,8 +93,7 @@ Rewards (default: the model's default reward; the embedded model's):
 		return cli.Usagef("tilt: %v", err)
 	}
 	prog := progress.New(env.Stderr, "tilt", *quiet || *asJSON)
-	prog.Report(0, 1, fmt.Sprintf("drawing %d base samples per prompt", *pool))
-	rs, err := tilt.NewResampler(backend, m, reward, *pool, *seed)
+	pools, err := tiltPools(backend, m, reward, bs, *sampler, *pool, *moves, *seed, prog)
 	if err != nil {
 		return err
 	}
@@ -100,9 +113,9 @@ Rewards (default: the model's default reward; the embedded model's):
 	}
 	methods := []hypernoise.Method{base}
 	names := []string{"base"}
-	for _, b := range bs {
+	for i, b := range bs {
 		name := "tilt beta=" + strconv.FormatFloat(b, 'g', -1, 64)
-		meth, err := rs.Method(name, b)
+		meth, err := pools[i].Method(name, b)
 		if err != nil {
 			return cli.Usagef("tilt: %v", err)
 		}
@@ -113,14 +126,45 @@ Rewards (default: the model's default reward; the embedded model's):
 	if err != nil {
 		return err
 	}
-	rows := tiltRows(rs, res, names, bs)
+	rows := tiltRows(pools, res, names, bs)
 	if *asJSON {
-		return env.WriteJSON(map[string]any{"reward_spec": *spec, "pool_per_prompt": *pool,
+		return env.WriteJSON(map[string]any{"reward_spec": *spec, "sampler": *sampler, "pool_per_prompt": *pool,
 			"images_per_method": *seeds * m.NumPrompts(), "rows": rows})
 	}
 	printTilt(env, rows, names)
-	fmt.Fprintf(env.Stdout, "reward %q, %d base samples per prompt, %d images per row\n", *spec, *pool, *seeds*m.NumPrompts())
+	what := "base samples"
+	if *sampler == pipeline.TiltSMC {
+		what = "SMC particles"
+	}
+	fmt.Fprintf(env.Stdout, "reward %q, %d %s per prompt, %d images per row\n", *spec, *pool, what, *seeds*m.NumPrompts())
 	return nil
+}
+
+// tiltPools returns each beta's reference pool: one SIR pool of n base samples per prompt for
+// every beta, or with smc one SMC run of n particles per prompt per beta.
+func tiltPools(backend backends.Backend, m *family.Model, reward hypernoise.Reward, bs []float64, sampler string, n, moves int, seed uint64, prog progress.Func) ([]*tilt.Resampler, error) {
+	pools := make([]*tilt.Resampler, len(bs))
+	if sampler != pipeline.TiltSMC {
+		prog.Report(0, 1, fmt.Sprintf("drawing %d base samples per prompt", n))
+		rs, err := tilt.NewResampler(backend, m, reward, n, seed)
+		for i := range pools {
+			pools[i] = rs
+		}
+		return pools, err
+	}
+	for i, b := range bs {
+		cfg := tilt.DefaultSMC()
+		cfg.Particles, cfg.Moves, cfg.Seed, cfg.Chunk = n, moves, seed, m.ChunkRows(true, tilt.PoolChunk)
+		cfg.Progress = func(stage int, t, accept float64) {
+			prog.Report(int(1000*t), 1000, fmt.Sprintf("SMC at beta %g: stage %d, t = %.4f of 1, MALA acceptance %.2f", b, stage, t, accept))
+		}
+		rs, _, err := tilt.SMC(backend, m.Context, m.Generator, reward, nil, b, cfg)
+		if err != nil {
+			return nil, err
+		}
+		pools[i] = rs
+	}
+	return pools, nil
 }
 
 // parseBetas parses --beta: positive numbers separated by commas.
@@ -138,10 +182,10 @@ func parseBetas(betas string) ([]float64, error) {
 
 // tiltRows are the base row and one row per beta with the ESS of its weights (min and mean over
 // prompts).
-func tiltRows(rs *tilt.Resampler, res map[string]*imageeval.Result, names []string, bs []float64) []tiltRow {
+func tiltRows(pools []*tilt.Resampler, res map[string]*imageeval.Result, names []string, bs []float64) []tiltRow {
 	rows := []tiltRow{{Result: res["base"]}}
 	for i, b := range bs {
-		ess := rs.ESS(b)
+		ess := pools[i].ESS(b)
 		row := tiltRow{Beta: b, ESSMin: math.Inf(1), Result: res[names[i+1]]}
 		for _, e := range ess {
 			row.ESSMin = math.Min(row.ESSMin, e)
