@@ -82,7 +82,7 @@ func evalRanges(env *cli.Env, fs *flag.FlagSet) {
 		"beta":      {hypernet.MinBeta, hypernet.MaxBeta},
 		"tilt-pool": {0, pipeline.MaxTiltPool}, "train-seeds": {1, pipeline.MaxTrainSeeds}, "tilt-moves": {0, pipeline.MaxTiltMoves},
 		// tilt's
-		"pool": {1, 1 << 16},
+		"pool": {1, 1 << 16}, "moves": {1, pipeline.MaxTiltMoves},
 	})
 }
 
