@@ -52,6 +52,9 @@ type TiltColumns struct {
 	// zero of every share.
 	BaseMean float64 `json:"base_mean"`
 	Distance string  `json:"distance"` // DistanceFD or DistanceW1
+	// Warning, when not empty, says why the reference's figures are not the tilt's (a resampled
+	// pool whose ESS is below MinTiltESS on some prompt).
+	Warning string `json:"warning,omitempty"`
 	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base and
 	// the distance of its samples to the reference set. The tilt share is
 	// (E[r] - BaseMean)/(ReferenceMean - BaseMean), all three population means: E[r] is the
@@ -153,6 +156,9 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 			cols.ESSMin = math.Min(cols.ESSMin, e)
 			cols.ESSMean += e / float64(len(rs.ESS(beta)))
 		}
+		if cols.Sampler == TiltSIR && cols.ESSMin < MinTiltESS {
+			cols.Warning = fmt.Sprintf("the resampled tilt reference has an effective sample size of %.1f on some prompt (below %d): its mean reward is about the pool's best sample, not the tilt's, and the tilt shares compare with that; --tilt-sampler smc draws the tilt itself", cols.ESSMin, MinTiltESS)
+		}
 	}
 	for name, r := range res {
 		row := TiltRow{TiltShare: metrics.NA, RenoShare: metrics.NA, Distance: metrics.NA}
@@ -198,6 +204,10 @@ func figure(v float64) metrics.Figure {
 	return metrics.Figure(v)
 }
 
+// MinTiltESS is the least effective sample size per prompt at which a resampled tilt reference is
+// reported without a warning (TiltColumns.Warning).
+const MinTiltESS = 10
+
 // MaxTiltPool bounds EvalOptions.TiltPool.
 const MaxTiltPool = 100_000
 
@@ -234,6 +244,9 @@ func (c *TiltColumns) writeText(b *strings.Builder, order []string) {
 			fmt.Fprintf(b, ", FD %.4g", float64(c.Reference.FD))
 		}
 		fmt.Fprintf(b, "; distance: %s\n", c.Distance)
+		if c.Warning != "" {
+			fmt.Fprintf(b, "warning: %s\n", c.Warning)
+		}
 	} else {
 		fmt.Fprintf(b, "no tilt reference (%s)\n", map[bool]string{true: "no beta", false: "--tilt-pool 0"}[c.Beta == 0])
 	}

@@ -119,7 +119,8 @@ func TestDemoSeedsBadInput(t *testing.T) {
 }
 
 // TestEvalTiltSMC: with --tilt-sampler smc the tilt columns come from SMC particles (sampler,
-// stages and acceptance reported), the base's share is 0, and at a beta where a base pool of the
+// stages and acceptance reported), the base's share is 0, the resampled reference at an ESS near 1
+// carries a warning that says so (the SMC one none), and at a beta where a base pool of the
 // same size has an ESS near 1 the SMC reference's mean reward lies above that pool's best sample
 // (the SIR "reference" there), which it must at the tilt of a reward with no ceiling nearby.
 func TestEvalTiltSMC(t *testing.T) {
@@ -142,6 +143,7 @@ func TestEvalTiltSMC(t *testing.T) {
 			Reward float64 `json:"reward"`
 		} `json:"reference"`
 		Methods map[string]map[string]*float64 `json:"methods"`
+		Warning string                         `json:"warning"`
 	}
 	evalCols := func(sampler string) cols {
 		code, out, msg := run("eval", "--model", spec, "--hypernet", hn, "--seeds", "4", "--methods", "base,hypernoise",
@@ -163,6 +165,9 @@ func TestEvalTiltSMC(t *testing.T) {
 	}
 	if sir.ESSMin > 3 {
 		t.Fatalf("the base pool's ESS at beta 0.01 is %.1f: the test needs a tilt SIR cannot resample", sir.ESSMin)
+	}
+	if !strings.Contains(sir.Warning, "--tilt-sampler smc draws the tilt itself") || smc.Warning != "" {
+		t.Errorf("warnings: sir %q (want one naming --tilt-sampler smc at ESS %.1f), smc %q (want none)", sir.Warning, sir.ESSMin, smc.Warning)
 	}
 	if v := smc.Methods["base"]["tilt_gain_share"]; v == nil || math.Abs(*v) > 1e-9 {
 		t.Errorf("base's share of the SMC tilt's gain = %v, want 0", v)
