@@ -54,6 +54,9 @@ type EvalOptions struct {
 	TiltSampler string `json:"tilt_sampler,omitempty"`
 	// TiltMoves is the SMC sampler's MALA moves per stage (0: tilt.DefaultSMC's).
 	TiltMoves int `json:"tilt_moves,omitempty"`
+
+	// tiltCache, when set (EvaluateSeeds), shares tilt references between evaluations.
+	tiltCache *tiltCache
 }
 
 // MaxTiltMoves bounds EvalOptions.TiltMoves.

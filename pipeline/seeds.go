@@ -65,6 +65,9 @@ func EvaluateSeeds(backend backends.Backend, load func() (*family.Model, error),
 	if k < 1 || k > MaxTrainSeeds {
 		return nil, nil, fmt.Errorf("training seeds must be in [1, %d], got %d", MaxTrainSeeds, k)
 	}
+	if opts.tiltCache == nil {
+		opts.tiltCache = &tiltCache{} // one reference for every seed that shares it
+	}
 	first, err := Evaluate(p, hn, dir, opts, log)
 	if err != nil {
 		return nil, nil, err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/eval/imageeval"
@@ -121,25 +123,15 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 			score = hn.Reward
 		}
 		m := p.Model()
-		var rs *tilt.Resampler
-		if cols.Sampler == TiltSMC {
-			cfg := tilt.DefaultSMC()
-			cfg.Particles, cfg.Seed, cfg.Chunk = opts.TiltPool, opts.Seed, m.ChunkRows(true, tilt.PoolChunk)
-			if opts.TiltMoves > 0 {
-				cfg.Moves = opts.TiltMoves
-			}
-			cfg.Progress = func(stage int, t, accept float64) {
-				prog.Report(int(1000*t), 1000, fmt.Sprintf("SMC tilt reference: stage %d, t = %.4f of 1, MALA acceptance %.2f", stage, t, accept))
-			}
-			var stats tilt.SMCStats
-			rs, stats, err = tilt.SMC(p.Backend(), m.Context, m.Generator, reward, score, beta, cfg)
-			cols.SMCStages, cols.SMCAccept = stats.Stages, stats.Accept
-		} else {
-			rs, err = tilt.NewScored(p.Backend(), m.Context, m.Generator, reward, score, opts.TiltPool, opts.Seed, m.ChunkRows(false, tilt.PoolChunk))
-		}
+		key := tiltKey{model: m.Hash, reward: hn.Config.RewardSpec, scale: fmt.Sprint(hn.Config.RewardScale), beta: beta,
+			sampler: cols.Sampler, pool: opts.TiltPool, moves: opts.TiltMoves, seed: opts.Seed}
+		rs, stats, err := opts.tiltCache.get(key, func() (*tilt.Resampler, tilt.SMCStats, error) {
+			return drawTilt(p, reward, score, beta, cols.Sampler, opts, prog)
+		})
 		if err != nil {
 			return nil, err
 		}
+		cols.SMCStages, cols.SMCAccept = stats.Stages, stats.Accept
 		ref, err := rs.Method("tilt", beta)
 		if err != nil {
 			return nil, err
@@ -250,4 +242,74 @@ func (c *TiltColumns) writeText(b *strings.Builder, order []string) {
 	} else {
 		fmt.Fprintf(b, "no tilt reference (%s)\n", map[bool]string{true: "no beta", false: "--tilt-pool 0"}[c.Beta == 0])
 	}
+}
+
+// drawTilt draws the tilt reference at beta for p's model under reward (score: the evaluation's
+// reward when training normalized it): an SIR pool or SMC particles, opts.TiltPool per prompt.
+func drawTilt(p *infer.Pipeline, reward, score hypernoise.Reward, beta float64, sampler string, opts EvalOptions, prog progress.Func) (*tilt.Resampler, tilt.SMCStats, error) {
+	m := p.Model()
+	tiltReferencesDrawn.Add(1)
+	if sampler != TiltSMC {
+		rs, err := tilt.NewScored(p.Backend(), m.Context, m.Generator, reward, score, opts.TiltPool, opts.Seed, m.ChunkRows(false, tilt.PoolChunk))
+		return rs, tilt.SMCStats{}, err
+	}
+	cfg := tilt.DefaultSMC()
+	cfg.Particles, cfg.Seed, cfg.Chunk = opts.TiltPool, opts.Seed, m.ChunkRows(true, tilt.PoolChunk)
+	if opts.TiltMoves > 0 {
+		cfg.Moves = opts.TiltMoves
+	}
+	cfg.Progress = func(stage int, t, accept float64) {
+		prog.Report(int(1000*t), 1000, fmt.Sprintf("SMC tilt reference: stage %d, t = %.4f of 1, MALA acceptance %.2f", stage, t, accept))
+	}
+	return tilt.SMC(p.Backend(), m.Context, m.Generator, reward, score, beta, cfg)
+}
+
+// tiltReferencesDrawn counts drawTilt's calls (for tests: a tilt reference is drawn once for all
+// the training seeds of EvaluateSeeds that share it).
+var tiltReferencesDrawn atomic.Int64
+
+// TiltReferencesDrawn is how many tilt references (SIR pools or SMC runs) this process has drawn.
+func TiltReferencesDrawn() int64 { return tiltReferencesDrawn.Load() }
+
+// tiltKey identifies a tilt reference: the same model weights, trained reward (spec and stored
+// scales), beta, sampler, size, moves and seed draw the same reference.
+type tiltKey struct {
+	model, reward, scale, sampler string
+	beta                          float64
+	pool, moves                   int
+	seed                          uint64
+}
+
+// tiltCache keeps the tilt references of one EvaluateSeeds call, so that its training seeds,
+// which share the model, the reward and beta unless each normalized the reward by its own
+// measured spread, are compared with one reference drawn once. A nil cache draws every time.
+type tiltCache struct {
+	mu      sync.Mutex
+	entries map[tiltKey]tiltEntry
+}
+
+type tiltEntry struct {
+	rs    *tilt.Resampler
+	stats tilt.SMCStats
+}
+
+// get returns the reference for key, drawing it with draw the first time.
+func (c *tiltCache) get(key tiltKey, draw func() (*tilt.Resampler, tilt.SMCStats, error)) (*tilt.Resampler, tilt.SMCStats, error) {
+	if c == nil {
+		return draw()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok {
+		return e.rs, e.stats, nil
+	}
+	rs, stats, err := draw()
+	if err != nil {
+		return nil, stats, err
+	}
+	if c.entries == nil {
+		c.entries = map[tiltKey]tiltEntry{}
+	}
+	c.entries[key] = tiltEntry{rs, stats}
+	return rs, stats, nil
 }

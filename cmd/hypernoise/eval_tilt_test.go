@@ -7,13 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hypernoise/hypernoise/pipeline"
 )
 
 // TestEvalTiltColumnsAndSeeds: on the ONNX fixture (no held-out evaluator), eval reports every
 // method's share of the tilt's and ReNO's reward gain (the base's shares are 0, ReNO's own share
 // of its gain 1) and the reward-space distance to the tilt reference (0 for nothing but a valid
-// figure); --train-seeds 2 trains a second seed beside the first and reports the trained methods'
-// mean and standard deviation.
+// figure); --train-seeds 2 trains a second seed beside the first, compares both with one tilt
+// reference drawn once, and reports the trained methods' mean and standard deviation.
 func TestEvalTiltColumnsAndSeeds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains and evaluates for a few seconds")
@@ -24,10 +26,15 @@ func TestEvalTiltColumnsAndSeeds(t *testing.T) {
 	if code, _, msg := run("train", "--model", spec, "--reward", "score=1", "--beta", "0.5", "--out", hn, "--steps", "3", "--batch", "4", "--quiet"); code != 0 {
 		t.Fatalf("train: exit %d: %s", code, msg)
 	}
+	drawn := pipeline.TiltReferencesDrawn()
 	code, out, msg := run("eval", "--model", spec, "--hypernet", hn, "--seeds", "4", "--methods", "base,reno,hypernoise",
 		"--reno-steps", "3", "--tilt-pool", "32", "--train-seeds", "2", "--json", "--quiet")
 	if code != 0 {
 		t.Fatalf("eval: exit %d: %s", code, msg)
+	}
+	// Both seeds share the model, the reward and beta: one tilt reference serves them.
+	if n := pipeline.TiltReferencesDrawn() - drawn; n != 1 {
+		t.Errorf("%d tilt references drawn for two training seeds of one configuration, want 1", n)
 	}
 	var got struct {
 		Reports []struct {
