@@ -87,7 +87,8 @@ func (rs *Resampler) promptMean(weights func(p int) []float64) float64 {
 
 // BaseMean is the base model's mean reward in the evaluation's units (the scores of NewScored,
 // else the rewards): per prompt the plain mean over the pool, averaged over prompts. It is E[r]
-// under the base with the pool's precision (pool x prompts samples).
+// under the base with the pool's precision (pool x prompts samples). An SMC pool, whose samples
+// are the tilt's, returns the mean of the base pool it measured (SMCConfig.BasePool).
 func (rs *Resampler) BaseMean() float64 {
 	if rs.baseMean != nil {
 		return *rs.baseMean

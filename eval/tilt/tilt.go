@@ -8,7 +8,8 @@
 // As Pool grows this converges to p*(. | c); its quality is reported as the effective sample size
 // ESS = (Σ w)^2 / Σ w^2 per prompt (a reference set much larger than the ESS repeats images).
 // Scored with the same evaluator as the methods, it says where a sampler of the exact tilt lands
-// in reward, held-out alignment, FD and diversity.
+// in reward, held-out alignment, FD and diversity. Where the ESS collapses, SMC (smc.go) moves
+// the samples to the tilt instead and returns them as a pool of the same type.
 package tilt
 
 import (
@@ -158,7 +159,8 @@ func poolNoise(seed uint64, p, n int) []float32 {
 }
 
 // Noise returns the noise the pool's samples of prompt p were generated from, [Pool, NoiseShape...]
-// flattened (recomputed from the seed, not kept); d is the size of one noise.
+// flattened (a base pool's recomputed from the seed, an SMC pool's copied); d is the size of one
+// noise.
 func (rs *Resampler) Noise(p, d int) []float32 {
 	if rs.noise != nil {
 		return slicesClone(rs.noise[p*rs.Pool*d : (p+1)*rs.Pool*d])
