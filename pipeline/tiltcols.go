@@ -253,15 +253,9 @@ func drawTilt(p *infer.Pipeline, reward, score hypernoise.Reward, beta float64, 
 		rs, err := tilt.NewScored(p.Backend(), m.Context, m.Generator, reward, score, opts.TiltPool, opts.Seed, m.ChunkRows(false, tilt.PoolChunk))
 		return rs, tilt.SMCStats{}, err
 	}
-	cfg := tilt.DefaultSMC()
-	cfg.Particles, cfg.Seed, cfg.Chunk = opts.TiltPool, opts.Seed, m.ChunkRows(true, tilt.PoolChunk)
-	if opts.TiltMoves > 0 {
-		cfg.Moves = opts.TiltMoves
-	}
-	cfg.Progress = func(stage int, t, accept float64) {
+	return tilt.NewSMC(p.Backend(), m, reward, score, beta, opts.TiltPool, opts.TiltMoves, opts.Seed, func(stage int, t, accept float64) {
 		prog.Report(int(1000*t), 1000, fmt.Sprintf("SMC tilt reference: stage %d, t = %.4f of 1, MALA acceptance %.2f", stage, t, accept))
-	}
-	return tilt.SMC(p.Backend(), m.Context, m.Generator, reward, score, beta, cfg)
+	})
 }
 
 // tiltReferencesDrawn counts drawTilt's calls (for tests: a tilt reference is drawn once for all

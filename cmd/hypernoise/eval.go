@@ -51,7 +51,7 @@ rounding whatever the chunk.
 	only := fs.String("methods", "", "comma-separated methods to run (default all): "+pipeline.MethodList())
 	beta := fs.Float64("beta", 0, "tilt temperature for a tilt-dial hypernetwork (default: its own)")
 	tiltPool := fs.Int("tilt-pool", def.TiltPool, "base samples per prompt of the tilt reference at the hypernetwork's beta (0: no tilt columns)")
-	tiltSampler := fs.String("tilt-sampler", pipeline.TiltSIR, "how the tilt reference is drawn: sir (resample --tilt-pool base samples) or smc (move --tilt-pool particles per prompt from the base to the tilt by tempered sequential Monte Carlo with Langevin moves: for a beta at which the pool's ESS collapses; costs about as many gradient passes per particle as 60 ReNO steps)")
+	tiltSampler := fs.String("tilt-sampler", pipeline.TiltSIR, "how the tilt reference is drawn: sir (resample --tilt-pool base samples) or smc (move --tilt-pool particles per prompt from the base to the tilt by tempered sequential Monte Carlo with Langevin moves: for a beta at which the pool's ESS collapses; costs 1 + stages x moves gradient passes per particle, 21-541 on the project's fixtures)")
 	tiltMoves := fs.Int("tilt-moves", 0, "with --tilt-sampler smc: Langevin moves per tempering stage (0: the default, 10)")
 	trainSeeds := fs.Int("train-seeds", 1, "train and evaluate this many training seeds of the hypernetwork's configuration (its own, then the next ones, in DIR/train-seed-S) and report mean and std of the trained methods")
 	out := fs.String("out", "", "also write metrics.json, grids and index.html into this folder")

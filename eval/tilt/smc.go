@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -34,6 +35,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
 )
 
@@ -75,14 +77,11 @@ func (c SMCConfig) Validate() error {
 	return nil
 }
 
-// SMCStats describes a run of the sampler.
+// SMCStats describes a run of the sampler: it took 1 + Stages·Moves forward and backward passes
+// of the generator and the reward per particle.
 type SMCStats struct {
 	Stages int     // tempering stages from t = 0 to 1
 	Accept float64 // mean MALA acceptance rate over all moves
-	// Step is the final MALA step size h per prompt.
-	Step []float64
-	// Evals is the number of generator+reward forward and backward passes per particle.
-	Evals int
 }
 
 // smcTarget evaluates r(g(eps, c), c) and ∇_eps r for chunks of rows.
@@ -130,8 +129,8 @@ func (s *smcTarget) eval(eps []float32, ids []int32) (r []float64, grad []float3
 // SMC draws cfg.Particles samples per prompt of the tilt of gen at beta under reward (see the
 // comment at the top of this file) and returns them as a pool that is already the tilt: its
 // Weights at beta are uniform, at another beta' they are exp(r (1/beta' - 1/beta)), and its
-// BaseMean is that of a base pool of cfg.BasePool samples per prompt (NewScored's, same seed). score, when not nil, is the reward the
-// evaluation reports (as in NewScored).
+// BaseMean is that of cfg.BasePool base samples per prompt (NewScored's noises for the same
+// seed). score, when not nil, is the reward the evaluation reports (as in NewScored).
 func SMC(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward, score hypernoise.Reward, beta float64, cfg SMCConfig) (rs *Resampler, stats SMCStats, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -172,32 +171,14 @@ func SMC(backend backends.Backend, ctx *context.Context, gen hypernoise.Generato
 		step[p] = 0.5 / math.Cbrt(float64(d)) // MALA's scaling for N(0, I) in d dimensions, adapted below
 	}
 	var acceptSum float64
-	var moves int
 	t := 0.0
 	for t < 1 {
 		if stats.Stages == cfg.MaxStages {
 			return nil, stats, fmt.Errorf("SMC tilt reference: reached t = %.3g of 1 after %d stages (max); the tilt at beta %g is too far from the base for %d particles", t, stats.Stages, beta, n)
 		}
 		next := nextTemperature(r, np, n, t, beta, cfg.ESSFrac)
-		for p := range np {
-			w := make([]float64, n)
-			rp := r[p*n : (p+1)*n]
-			mx := math.Inf(-1)
-			for _, v := range rp {
-				if isFinite(v) {
-					mx = math.Max(mx, v)
-				}
-			}
-			if math.IsInf(mx, -1) {
-				return nil, stats, fmt.Errorf("SMC tilt reference: every particle of prompt %d has a non-finite reward (%s)", p, hypernoise.Describe(reward))
-			}
-			for i, v := range rp {
-				if isFinite(v) {
-					w[i] = math.Exp((next - t) * (v - mx) / beta)
-				}
-			}
-			idx := systematic(w, rng.Float64())
-			resampleRows(eps[p*n*d:(p+1)*n*d], grad[p*n*d:(p+1)*n*d], rp, idx, d)
+		if err := resampleStage(eps, grad, r, np, n, d, (next-t)/beta, rng); err != nil {
+			return nil, stats, fmt.Errorf("%w (%s)", err, hypernoise.Describe(reward))
 		}
 		t = next
 		stats.Stages++
@@ -208,7 +189,6 @@ func SMC(backend backends.Backend, ctx *context.Context, gen hypernoise.Generato
 				return nil, stats, err
 			}
 			stageAcc += acc / float64(cfg.Moves)
-			moves++
 		}
 		acceptSum += stageAcc
 		if cfg.Progress != nil {
@@ -216,22 +196,52 @@ func SMC(backend backends.Backend, ctx *context.Context, gen hypernoise.Generato
 		}
 	}
 	stats.Accept = acceptSum / float64(stats.Stages)
-	stats.Step = step
-	stats.Evals = 1 + moves
-	// The pool: the final particles, their images, rewards and scores; the base's mean apart.
-	pool, err := scoreNoises(backend, ctx, gen, reward, score, eps, np, n, cfg.Chunk)
+	// The pool: the final particles' images, rewards and scores; the base's mean from a pool of
+	// base samples whose images are not kept.
+	sc, err := newScorer(backend, ctx, gen, reward, score)
 	if err != nil {
 		return nil, stats, err
 	}
-	basePool, err := NewScored(backend, ctx, gen, reward, score, max(cfg.BasePool, n), cfg.Seed, cfg.Chunk)
+	defer sc.exec.Finalize()
+	pool, err := sc.pool(eps, n, cfg.Chunk, true)
 	if err != nil {
 		return nil, stats, err
 	}
-	pool.Pool, pool.seed, pool.invBeta0 = n, cfg.Seed, 1/beta
-	pool.noise = eps
-	bm := basePool.BaseMean()
-	pool.baseMean = &bm
+	nb := max(cfg.BasePool, n)
+	base, err := sc.pool(basePoolNoise(gen, nb, cfg.Seed), nb, cfg.Chunk, false)
+	if err != nil {
+		return nil, stats, err
+	}
+	bm := base.BaseMean()
+	pool.Pool, pool.seed, pool.invBeta0, pool.noise, pool.baseMean = n, cfg.Seed, 1/beta, eps, &bm
 	return pool, stats, nil
+}
+
+// resampleStage resamples each prompt's n particles (rows of eps and grad, d values each, and
+// their rewards r) in place by the incremental weights exp(k·r_i) (systematic resampling); an
+// error when every particle of a prompt has a non-finite reward.
+func resampleStage(eps, grad []float32, r []float64, np, n, d int, k float64, rng *rand.Rand) error {
+	for p := range np {
+		rp := r[p*n : (p+1)*n]
+		if !slices.ContainsFunc(rp, finite) {
+			return fmt.Errorf("SMC tilt reference: every particle of prompt %d has a non-finite reward", p)
+		}
+		idx := systematic(expWeights(rp, k), rng.Float64())
+		resampleRows(eps[p*n*d:(p+1)*n*d], grad[p*n*d:(p+1)*n*d], rp, idx, d)
+	}
+	return nil
+}
+
+// NewSMC is SMC for model m (its context and generator) with particles per prompt, moves per
+// stage (0: DefaultSMC's) and seed, in chunks that m's memory estimate allows for a gradient
+// pass; progress, when not nil, is called after each stage (SMCConfig.Progress).
+func NewSMC(backend backends.Backend, m *family.Model, reward, score hypernoise.Reward, beta float64, particles, moves int, seed uint64, progress func(stage int, t, accept float64)) (*Resampler, SMCStats, error) {
+	cfg := DefaultSMC()
+	cfg.Particles, cfg.Seed, cfg.Chunk, cfg.Progress = particles, seed, m.ChunkRows(true, PoolChunk), progress
+	if moves > 0 {
+		cfg.Moves = moves
+	}
+	return SMC(backend, m.Context, m.Generator, reward, score, beta, cfg)
 }
 
 // nextTemperature is the largest t' in (t, 1] whose incremental weights exp((t'-t) r/beta) keep
@@ -261,21 +271,12 @@ func nextTemperature(r []float64, np, n int, t, beta, frac float64) float64 {
 	return math.Max(lo, t+1e-9*(1-t))
 }
 
-// essOf is the ESS of the weights exp(k r_i) (0 for a non-finite r_i).
+// essOf is the ESS (Σw)²/Σw² of the weights exp(k r_i) (0 for a non-finite r_i).
 func essOf(r []float64, k float64) float64 {
-	mx := math.Inf(-1)
-	for _, v := range r {
-		if isFinite(v) {
-			mx = math.Max(mx, v)
-		}
-	}
 	var s, s2 float64
-	for _, v := range r {
-		if isFinite(v) {
-			w := math.Exp(k * (v - mx))
-			s += w
-			s2 += w * w
-		}
+	for _, w := range expWeights(r, k) {
+		s += w
+		s2 += w * w
 	}
 	if s2 == 0 {
 		return 0
@@ -306,7 +307,7 @@ func systematic(w []float64, u float64) []int {
 
 // resampleRows replaces rows i of eps, grad (d values each) and r by rows idx[i].
 func resampleRows(eps, grad []float32, r []float64, idx []int, d int) {
-	e0, g0, r0 := slicesClone(eps), slicesClone(grad), slicesClone(r)
+	e0, g0, r0 := slices.Clone(eps), slices.Clone(grad), slices.Clone(r)
 	for i, j := range idx {
 		copy(eps[i*d:(i+1)*d], e0[j*d:(j+1)*d])
 		copy(grad[i*d:(i+1)*d], g0[j*d:(j+1)*d])
@@ -338,7 +339,7 @@ func malaMove(tg *smcTarget, eps, grad []float32, r []float64, ids []int32, np, 
 		p := ids[row]
 		h := step[p]
 		a := 0.0
-		if isFinite(pr[row]) {
+		if finite(pr[row]) {
 			// log π(eps') - log π(eps) + log q(eps | eps') - log q(eps' | eps)
 			var lp, lq float64
 			for j := row * d; j < (row+1)*d; j++ {
@@ -349,7 +350,7 @@ func malaMove(tg *smcTarget, eps, grad []float32, r []float64, ids []int32, np, 
 				lq += (fwd*fwd - bwd*bwd) / (4 * h)
 			}
 			lp += k * (pr[row] - r[row])
-			if !isFinite(r[row]) {
+			if !finite(r[row]) {
 				a = 1
 			} else {
 				a = math.Min(1, math.Exp(lp+lq))
@@ -368,7 +369,3 @@ func malaMove(tg *smcTarget, eps, grad []float32, r []float64, ids []int32, np, 
 	}
 	return accAll, nil
 }
-
-func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }

@@ -52,7 +52,7 @@ func TestSMCSamplesAFarTilt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stages %d, acceptance %.2f, steps %.3g, evals per particle %d", stats.Stages, stats.Accept, stats.Step, stats.Evals)
+	t.Logf("stages %d, acceptance %.2f", stats.Stages, stats.Accept)
 	if stats.Stages < 2 || !(stats.Accept > 0.3) {
 		t.Errorf("stages %d, acceptance %.2f: want several stages and a working MALA", stats.Stages, stats.Accept)
 	}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 
@@ -88,13 +89,12 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 	if chunk <= 0 {
 		chunk = PoolChunk
 	}
-	np := max(1, len(gen.Prompts()))
-	d := size(gen.NoiseShape())
-	eps := make([]float32, 0, np*pool*d)
-	for p := range np {
-		eps = append(eps, poolNoise(seed, p, pool*d)...)
+	sc, err := newScorer(backend, ctx, gen, reward, score)
+	if err != nil {
+		return nil, err
 	}
-	rs, err = scoreNoises(backend, ctx, gen, reward, score, eps, np, pool, chunk)
+	defer sc.exec.Finalize()
+	rs, err = sc.pool(basePoolNoise(gen, pool, seed), pool, chunk, true)
 	if err != nil {
 		return nil, err
 	}
@@ -102,10 +102,26 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 	return rs, nil
 }
 
-// scoreNoises generates x = g(eps, c) for n noises per prompt (eps flat, prompt-major: rows
-// [p·n, (p+1)·n) belong to prompt p of np) and scores them with reward (and score, when not
-// nil), at most chunk rows per compiled call: the images, rewards and scores of a Resampler.
-func scoreNoises(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward, score hypernoise.Reward, eps []float32, np, n, chunk int) (*Resampler, error) {
+// basePoolNoise is the base pool's noise for every prompt of gen, prompt-major: n noises each.
+func basePoolNoise(gen hypernoise.Generator, n int, seed uint64) []float32 {
+	np, d := max(1, len(gen.Prompts())), size(gen.NoiseShape())
+	eps := make([]float32, 0, np*n*d)
+	for p := range np {
+		eps = append(eps, poolNoise(seed, p, n*d)...)
+	}
+	return eps
+}
+
+// scorer is the compiled graph that generates x = g(eps, c) and scores it with a reward (and the
+// evaluation's score, when not nil).
+type scorer struct {
+	exec       *context.Exec
+	noise      []int
+	np         int
+	withScores bool
+}
+
+func newScorer(backend backends.Backend, ctx *context.Context, gen hypernoise.Generator, reward, score hypernoise.Reward) (*scorer, error) {
 	exec, err := context.NewExec(backend, ctx.Reuse(), func(ctx *context.Context, eps, prompts *Node) []*Node {
 		x := gen.Generate(ctx, eps, prompts)
 		outs := []*Node{ConvertDType(x, dtypes.Float32), ConvertDType(reward.Score(ctx, x, prompts), dtypes.Float32)}
@@ -117,14 +133,19 @@ func scoreNoises(backend backends.Backend, ctx *context.Context, gen hypernoise.
 	if err != nil {
 		return nil, err
 	}
-	defer exec.Finalize()
-	noise := gen.NoiseShape()
-	d := size(noise)
-	rs := &Resampler{images: make([][]float32, np), rewards: make([][]float64, np)}
-	if score != nil {
-		rs.scores = make([][]float64, np)
+	return &scorer{exec: exec, noise: gen.NoiseShape(), np: max(1, len(gen.Prompts())), withScores: score != nil}, nil
+}
+
+// pool generates and scores n noises per prompt (eps flat, prompt-major: rows [p·n, (p+1)·n)
+// belong to prompt p), at most chunk rows per call: a Resampler's rewards and scores, and its
+// images when keepImages (a pool only measured for its mean needs none).
+func (sc *scorer) pool(eps []float32, n, chunk int, keepImages bool) (*Resampler, error) {
+	d := size(sc.noise)
+	rs := &Resampler{images: make([][]float32, sc.np), rewards: make([][]float64, sc.np)}
+	if sc.withScores {
+		rs.scores = make([][]float64, sc.np)
 	}
-	for p := range np {
+	for p := range sc.np {
 		pe := eps[p*n*d : (p+1)*n*d]
 		for lo := 0; lo < n; lo += chunk {
 			m := min(chunk, n-lo)
@@ -132,7 +153,7 @@ func scoreNoises(backend backends.Backend, ctx *context.Context, gen hypernoise.
 			for i := range ids {
 				ids[i] = int32(p)
 			}
-			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(pe[lo*d:(lo+m)*d], append([]int{m}, noise...)...), tensors.FromValue(ids))
+			outs, err := sc.exec.Exec(tensors.FromFlatDataAndDimensions(pe[lo*d:(lo+m)*d], append([]int{m}, sc.noise...)...), tensors.FromValue(ids))
 			if err != nil {
 				return nil, err
 			}
@@ -142,12 +163,14 @@ func scoreNoises(backend backends.Backend, ctx *context.Context, gen hypernoise.
 			for _, v := range tensors.MustCopyFlatData[float32](outs[1]) {
 				rs.rewards[p] = append(rs.rewards[p], float64(v))
 			}
-			if score != nil {
+			if sc.withScores {
 				for _, v := range tensors.MustCopyFlatData[float32](outs[2]) {
 					rs.scores[p] = append(rs.scores[p], float64(v))
 				}
 			}
-			rs.images[p] = append(rs.images[p], tensors.MustCopyFlatData[float32](outs[0])...)
+			if keepImages {
+				rs.images[p] = append(rs.images[p], tensors.MustCopyFlatData[float32](outs[0])...)
+			}
 		}
 	}
 	return rs, nil
@@ -163,7 +186,7 @@ func poolNoise(seed uint64, p, n int) []float32 {
 // noise.
 func (rs *Resampler) Noise(p, d int) []float32 {
 	if rs.noise != nil {
-		return slicesClone(rs.noise[p*rs.Pool*d : (p+1)*rs.Pool*d])
+		return slices.Clone(rs.noise[p*rs.Pool*d : (p+1)*rs.Pool*d])
 	}
 	return poolNoise(rs.seed, p, rs.Pool*d)
 }
@@ -183,24 +206,13 @@ func size(shape []int) int {
 }
 
 // Weights returns the normalized SIR weights of prompt p's pool at beta, w_i ∝ exp(r_i/beta) (0 for
-// a NaN reward), and their effective sample size 1/Σ w_i². For a pool drawn from the tilt at
+// a non-finite reward), and their effective sample size 1/Σ w_i². For a pool drawn from the tilt at
 // beta0 (SMC) they are w_i ∝ exp(r_i (1/beta - 1/beta0)): uniform at beta0.
 func (rs *Resampler) Weights(p int, beta float64) ([]float64, float64) {
-	r := rs.rewards[p]
-	k := 1/beta - rs.invBeta0
-	mx := math.Inf(-1) // the largest exponent k·r_i, taken out before exponentiating
-	for _, v := range r {
-		if !math.IsNaN(v) {
-			mx = math.Max(mx, k*v)
-		}
-	}
-	w := make([]float64, len(r))
+	w := expWeights(rs.rewards[p], 1/beta-rs.invBeta0)
 	var s, s2 float64
-	for i, v := range r {
-		if !math.IsNaN(v) {
-			w[i] = math.Exp(k*v - mx)
-		}
-		s += w[i]
+	for _, v := range w {
+		s += v
 	}
 	for i := range w {
 		w[i] /= s
@@ -208,6 +220,26 @@ func (rs *Resampler) Weights(p int, beta float64) ([]float64, float64) {
 	}
 	return w, 1 / s2
 }
+
+// expWeights returns the unnormalized weights exp(k·r_i), scaled so that the largest is 1
+// (0 for a non-finite r_i).
+func expWeights(r []float64, k float64) []float64 {
+	mx := math.Inf(-1)
+	for _, v := range r {
+		if finite(v) {
+			mx = math.Max(mx, k*v)
+		}
+	}
+	w := make([]float64, len(r))
+	for i, v := range r {
+		if finite(v) {
+			w[i] = math.Exp(k*v - mx)
+		}
+	}
+	return w
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // ESS returns the effective sample size of the pool at beta, per prompt.
 func (rs *Resampler) ESS(beta float64) []float64 {
