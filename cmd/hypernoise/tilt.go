@@ -124,17 +124,22 @@ Rewards (default: the model's default reward; the embedded model's):
 	if err != nil {
 		return err
 	}
-	rows := tiltRows(pools, res, names, bs)
-	if *asJSON {
-		return env.WriteJSON(map[string]any{"reward_spec": *spec, "sampler": *sampler, "pool_per_prompt": *pool,
-			"images_per_method": *seeds * m.NumPrompts(), "rows": rows})
+	return writeTilt(env, tiltRows(pools, res, names, bs), names, *spec, *sampler, *pool, *seeds*m.NumPrompts(), *asJSON)
+}
+
+// writeTilt prints the rows as JSON or as a table with a line saying what the references were
+// drawn from.
+func writeTilt(env *cli.Env, rows []tiltRow, names []string, spec, sampler string, pool, images int, asJSON bool) error {
+	if asJSON {
+		return env.WriteJSON(map[string]any{"reward_spec": spec, "sampler": sampler, "pool_per_prompt": pool,
+			"images_per_method": images, "rows": rows})
 	}
 	printTilt(env, rows, names)
 	what := "base samples"
-	if *sampler == pipeline.TiltSMC {
+	if sampler == pipeline.TiltSMC {
 		what = "SMC particles"
 	}
-	fmt.Fprintf(env.Stdout, "reward %q, %d %s per prompt, %d images per row\n", *spec, *pool, what, *seeds*m.NumPrompts())
+	fmt.Fprintf(env.Stdout, "reward %q, %d %s per prompt, %d images per row\n", spec, pool, what, images)
 	return nil
 }
 
