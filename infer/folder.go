@@ -102,8 +102,8 @@ func (s ModulatorSpec) Validate() error {
 		if s.Hidden <= 0 || s.Layers <= 0 {
 			return fmt.Errorf("MLP hidden width and layers must be positive, got %d and %d", s.Hidden, s.Layers)
 		}
-		if lo, hi := s.BetaRange[0], s.BetaRange[1]; s.Kind == KindDial && !(lo > 0 && hi > lo && !math.IsInf(hi, 0)) {
-			return fmt.Errorf("the tilt dial's beta range must satisfy 0 < lo < hi, got [%g, %g]", lo, hi)
+		if lo, hi := s.BetaRange[0], s.BetaRange[1]; s.Kind == KindDial && !(lo >= hypernet.MinBeta && hi > lo && hi <= hypernet.MaxBeta) {
+			return fmt.Errorf("the tilt dial's beta range must satisfy %g <= lo < hi <= %g, got [%g, %g]", hypernet.MinBeta, hypernet.MaxBeta, lo, hi)
 		}
 	default:
 		return fmt.Errorf("unknown modulator %q; allowed: %s, %s, %s, %s, %s, %s", s.Kind, KindLoRA, KindMLP, KindDial, KindFlow, KindAffine, KindGaussian)

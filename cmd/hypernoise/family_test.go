@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/models/onnx"
@@ -41,6 +42,14 @@ var tinyFamily = family.Family{Name: "tiny", Summary: "a 4x4 test generator",
 		ctx.In("tiny").VariableWithValue("bias", []float32{-1, 1}).SetTrainable(false)
 		reg := rewards.NewRegistry()
 		if err := imagerewards.Pixel(reg); err != nil {
+			return nil, err
+		}
+		// flat scores every image 0: a reward with zero spread under the base model.
+		if err := reg.Register("flat", "0 for every image", func() (hypernoise.Reward, error) {
+			return rewards.Func{RewardName: "flat", Fn: func(_ *context.Context, x, _ *Node) *Node {
+				return ReduceSum(MulScalar(x, 0), 1, 2, 3)
+			}}, nil
+		}); err != nil {
 			return nil, err
 		}
 		return &family.Model{Generator: tinyGen{}, Context: ctx, Rewards: reg, DefaultReward: "brightness=1",

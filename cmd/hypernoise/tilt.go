@@ -13,6 +13,7 @@ import (
 	"github.com/hypernoise/hypernoise/eval/imageeval"
 	"github.com/hypernoise/hypernoise/eval/tilt"
 	"github.com/hypernoise/hypernoise/family"
+	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
@@ -172,8 +173,11 @@ func parseBetas(betas string) ([]float64, error) {
 	var bs []float64
 	for _, s := range strings.Split(betas, ",") {
 		b, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil || !(b > 0) || math.IsInf(b, 0) {
-			return nil, cli.Usagef("tilt: --beta must be positive numbers separated by commas, got %q", betas)
+		if err != nil {
+			return nil, cli.Usagef("tilt: --beta must be numbers separated by commas, got %q", betas)
+		}
+		if err := hypernet.CheckRange("--beta", b, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
+			return nil, cli.Usagef("tilt: %v", err)
 		}
 		bs = append(bs, b)
 	}

@@ -92,6 +92,9 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		affineDefaults(fs, &o.Train)
 	}
 	o.OutDir, o.Resume, o.Force = *f.out, *f.resume, *f.force
+	if o.Resume && o.Train.BudgetSeconds > 0 {
+		return cli.Usagef("train: --budget %s fixes the step count of a fresh run; resume with --steps instead", *f.budget)
+	}
 	if err := infer.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
@@ -112,12 +115,19 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 			return cli.Usagef("train: %v", err)
 		}
 	}
+	if r == hypernet.RegMeanSquare && flagSet(fs, "reg-weight") && *f.regWeight > 0 {
+		// The beta that hypernet.json records for this weight must be one --beta could give.
+		beta := hypernet.Objective{Reg: r, Weight: *f.regWeight}.TiltBeta(m.Generator.NoiseShape())
+		if err := hypernet.CheckRange("beta (2*reg-weight/D)", beta, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
+			return cli.Usagef("train: --reg-weight %g: %v", *f.regWeight, err)
+		}
+	}
 	if err := trainModelChecks(fs, m, &o); err != nil {
 		return err
 	}
 	hn, res, err := pipeline.Train(backend, m, o, progress.New(env.Stderr, "train", *f.quiet || *f.asJSON))
 	if err != nil {
-		return runFolderUsage(err)
+		return trainUsage(err)
 	}
 	if *f.asJSON {
 		return env.WriteJSON(hn.Config)

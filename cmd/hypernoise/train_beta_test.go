@@ -1,15 +1,12 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hypernoise/hypernoise/cli"
-	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 )
 
@@ -66,12 +63,36 @@ func TestTrainBetaBadInput(t *testing.T) {
 	})
 }
 
-// TestZeroSpreadIsUsage: a reward that cannot be normalized (zero spread under the base model),
-// however wrapped, is a usage error that names it.
+// TestZeroSpreadIsUsage: train with --reward-norm std or std-within on a reward that is constant
+// under the base model (the test family's "flat") is refused as a usage error naming the reward,
+// through the command's own path.
 func TestZeroSpreadIsUsage(t *testing.T) {
-	err := trainUsage(fmt.Errorf("training: %w", &hypernet.ZeroSpreadError{Reward: "flat"}))
-	var u *cli.UsageError
-	if !errors.As(err, &u) || !strings.Contains(u.Msg, `reward "flat" has zero spread`) {
-		t.Errorf("got %v (%T); want a usage error naming the reward", err, err)
+	for _, norm := range []string{"std", "std-within"} {
+		code, _, msg := run("train", "--model", "tiny", "--modulator", "mlp", "--hidden", "8", "--layers", "1",
+			"--reward", "brightness=1,flat=1", "--reward-norm", norm, "--steps", "2", "--batch", "4", "--quiet",
+			"--out", filepath.Join(t.TempDir(), "hn"))
+		if code != cli.ExitUsage || !strings.Contains(msg, `reward "flat" has zero spread`) ||
+			strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+			t.Errorf("--reward-norm %s: exit %d, stderr %q; want exit 2 and one line naming the reward", norm, code, msg)
+		}
 	}
+}
+
+// TestTrainBudgetAndBetaBadInput: --budget's forms and ranges, and a --reg-weight whose tilt
+// (2*weight/D) lies outside beta's range, are one-line usage errors (exit 2).
+func TestTrainBudgetAndBetaBadInput(t *testing.T) {
+	dir := t.TempDir()
+	checkUsageErrors(t, []string{"train", "--out", dir}, []usageCase{
+		{[]string{"--budget", "0"}, "--budget steps must be positive and at most 200000, got 0"},
+		{[]string{"--budget", "-5"}, "--budget steps must be positive and at most 200000, got -5"},
+		{[]string{"--budget", "0s"}, "--budget seconds must be in [1, 604800], got 0"},
+		{[]string{"--budget", "1e9s"}, "--budget seconds must be in [1, 604800], got 1e+09"},
+		{[]string{"--budget", "nans"}, "--budget seconds must be a finite number, got NaN"},
+		{[]string{"--budget", "abc"}, `--budget must be steps (2000) or seconds (90s), got "abc"`},
+		{[]string{"--budget", "1.5"}, `--budget must be steps (2000) or seconds (90s), got "1.5"`},
+		{[]string{"--budget", "5m"}, `--budget must be steps (2000) or seconds (90s), got "5m"`},
+		{[]string{"--budget", "10", "--steps", "5"}, "give --budget STEPS or --steps, not both"},
+		{[]string{"--budget", "10s", "--resume"}, "--budget 10s fixes the step count of a fresh run; resume with --steps instead"},
+		{[]string{"--reg-weight", "1e-12"}, "--reg-weight 1e-12: beta (2*reg-weight/D) must be in [1e-06, 1e+06]"},
+	})
 }
