@@ -149,6 +149,11 @@ type Family struct {
 	// Accepts reports whether a bare --model value (no "family:" prefix) names a model of this
 	// family, e.g. a path to an ONNX spec; nil: never.
 	Accepts func(ref string) bool
+	// WeightBytes, when set, reads how much memory the weights of the model arg names will hold
+	// once loaded, without loading them, so that a command can refuse a model over its memory
+	// budget before allocating it. It stops reading past limit (> 0): then exact is false and
+	// bytes (> limit) is a lower bound. nil: the family's models are small enough not to check.
+	WeightBytes func(arg string, limit int64) (bytes int64, exact bool, err error)
 }
 
 var registry struct {

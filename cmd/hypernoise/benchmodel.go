@@ -44,6 +44,9 @@ func runScaleBench(env *cli.Env, sf scaleFlags, mf modelBenchFlags, ref, backend
 	case *sf.rounds > 1 && *sf.noORT:
 		return cli.Usagef("--rounds %d alternates our forward with onnxruntime's, which --no-ort turns off", *sf.rounds)
 	}
+	if err := checkWeightsFit(ref); err != nil {
+		return err
+	}
 	backend, err := cli.Backend(backendName)
 	if err != nil {
 		return err

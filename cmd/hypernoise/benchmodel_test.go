@@ -106,4 +106,9 @@ func TestBenchModelMemoryBudget(t *testing.T) {
 		len(r.Errors) != 1 || !strings.HasPrefix(r.Errors[0], "forward: refused up front") {
 		t.Fatalf("budget under the forward's estimate: %+v; want only the load timed", r)
 	}
+	t.Setenv(cli.EnvMemBudget, fmt.Sprint(m.WeightBytes()-1))
+	code, _, stderr := run("bench", "--model", spec, "--scale", "--json", "--no-ort", "--steps", "1")
+	if code != cli.ExitUsage || !strings.Contains(stderr, "its weights alone need") || !strings.Contains(stderr, "nothing was loaded") {
+		t.Fatalf("budget under the weights: exit %d, stderr %q; want exit 2 before loading", code, stderr)
+	}
 }

@@ -26,6 +26,9 @@ func loadModel(ref string, hf *infer.Folder, backend backends.Backend) (*family.
 	if ref == "" && hf != nil {
 		ref = hf.Config.Model
 	}
+	if err := checkWeightsFit(ref); err != nil {
+		return nil, err
+	}
 	m, err := family.Load(ref, backend)
 	if err != nil {
 		if family.IsArgError(err) {
@@ -70,4 +73,28 @@ func checkReward(cmd string, m *family.Model, spec string) error {
 		return cli.Usagef("%s: --reward: %v", cmd, err)
 	}
 	return nil
+}
+
+// checkWeightsFit refuses (exit 2) a model whose weights alone, as its family reads them from the
+// files without loading them (family.Family.WeightBytes), exceed the memory budget
+// ($HYPERNOISE_MEM_BUDGET): before anything is allocated, rather than after the load.
+func checkWeightsFit(ref string) error {
+	f, arg, err := family.Resolve(ref)
+	if err != nil || f.WeightBytes == nil {
+		return nil // family.Load reports a bad reference
+	}
+	budget, err := cli.MemBudget()
+	if err != nil {
+		return err
+	}
+	bytes, exact, err := f.WeightBytes(arg, budget)
+	if err != nil || bytes <= budget {
+		return nil // family.Load reports a broken file, with its own message
+	}
+	about := "about"
+	if !exact {
+		about = "at least" // the files were read only until the budget was passed
+	}
+	return cli.Usagef("--model %s: its weights alone need %s %s of memory once loaded (half precision widened to float32), more than the budget of %s (set $%s to change it); nothing was loaded",
+		ref, about, cli.FormatBytes(bytes), cli.FormatBytes(budget), cli.EnvMemBudget)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,3 +39,37 @@ func TestModelMemoryRefusal(t *testing.T) {
 		t.Fatalf("sample with a 1 MiB budget: exit %d, stderr %q; want exit 2, no --n fits", code, stderr)
 	}
 }
+
+// TestWeightsOverBudgetRefusedBeforeLoading: a model whose weights alone exceed
+// $HYPERNOISE_MEM_BUDGET is refused (exit 2, the weights' size) before any file is loaded: the
+// spec's generator here lacks its external data file, which loading would report (exit 1).
+func TestWeightsOverBudgetRefusedBeforeLoading(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join(fixtureDir, "spec.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := copyFixture(t, strings.Replace(string(good), `"gen.onnx"`, `"gen_ext.onnx"`, 1))
+	data, err := os.ReadFile(filepath.Join(fixtureDir, "gen_ext.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(spec), "gen_ext.onnx"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	weights, exact, err := onnx.SpecWeightBytes(spec, 0)
+	if err != nil || !exact || weights <= 0 {
+		t.Fatalf("SpecWeightBytes: %d, %v, %v", weights, exact, err)
+	}
+	args := []string{"sample", "--model", spec, "--prompt", "circle", "--n", "1", "--out", filepath.Join(t.TempDir(), "g.png")}
+	t.Setenv(cli.EnvMemBudget, fmt.Sprint(weights-1))
+	code, _, stderr := run(args...)
+	if code != cli.ExitUsage || !strings.Contains(stderr, "its weights alone need") || !strings.Contains(stderr, "nothing was loaded") ||
+		strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Fatalf("weights over budget: exit %d, stderr %q; want exit 2, one line on the weights", code, stderr)
+	}
+	t.Setenv(cli.EnvMemBudget, fmt.Sprint(weights+1<<30))
+	if code, _, stderr := run(args...); code != cli.ExitFailure || !strings.Contains(stderr, "gen_ext.onnx.data") {
+		t.Fatalf("weights within budget: exit %d, stderr %q; want the load's exit 1 naming the missing data file", code, stderr)
+	}
+}
+

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/hypernoise/hypernoise/family"
+	"github.com/hypernoise/hypernoise/models/onnx/shim"
 )
 
 // FamilyName is the family's name in --model ("onnx:SPEC") and in hypernet.json.
@@ -35,7 +36,38 @@ var Family = family.Family{
 		}
 		return fm, nil
 	},
-	Accepts: func(ref string) bool { return strings.HasSuffix(strings.ToLower(ref), ".json") },
+	Accepts:     func(ref string) bool { return strings.HasSuffix(strings.ToLower(ref), ".json") },
+	WeightBytes: SpecWeightBytes,
+}
+
+// SpecWeightBytes is the memory the weights of the spec's generator and rewards will hold once
+// loaded (Model.WeightBytes), read from the ONNX files' tensor headers without decoding any weight
+// (shim.WeightBytesOf). Past limit (> 0) it stops: exact is false and bytes exceeds limit.
+func SpecWeightBytes(specPath string, limit int64) (bytes int64, exact bool, err error) {
+	spec, err := ReadSpec(specPath)
+	if err != nil {
+		return 0, false, err
+	}
+	dir := filepath.Dir(specPath)
+	files := []string{spec.Generator.ONNX}
+	for _, name := range spec.RewardNames() {
+		files = append(files, spec.Rewards[name].ONNX)
+	}
+	for _, f := range files {
+		left := int64(0)
+		if limit > 0 {
+			left = max(limit-bytes, 1)
+		}
+		n, ok, err := shim.WeightBytesOf(resolve(dir, f), left)
+		if err != nil {
+			return 0, false, err
+		}
+		bytes += n
+		if !ok || (limit > 0 && bytes > limit) {
+			return bytes, false, nil
+		}
+	}
+	return bytes, true, nil
 }
 
 // ModelOf is the family model of m: its rewards are the spec's, the default reward is the spec's
