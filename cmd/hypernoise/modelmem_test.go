@@ -72,4 +72,3 @@ func TestWeightsOverBudgetRefusedBeforeLoading(t *testing.T) {
 		t.Fatalf("weights within budget: exit %d, stderr %q; want the load's exit 1 naming the missing data file", code, stderr)
 	}
 }
-
