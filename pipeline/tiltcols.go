@@ -53,9 +53,13 @@ type TiltColumns struct {
 	// BaseMean is the base's mean reward E[r] over the same pool (tilt.Resampler.BaseMean): the
 	// zero of every share.
 	BaseMean float64 `json:"base_mean"`
+	// GainSE is the standard error of the tilt's gain ReferenceMean - BaseMean
+	// (tilt.Resampler.GainSE; a lower bound for SMC).
+	GainSE   float64 `json:"gain_se"`
 	Distance string  `json:"distance"` // DistanceFD or DistanceW1
 	// Warning, when not empty, says why the reference's figures are not the tilt's (a resampled
-	// pool whose ESS is below MinTiltESS on some prompt).
+	// pool whose ESS is below MinTiltESS on some prompt) or why its shares are noise (a gain
+	// within MinGainSEs standard errors of zero).
 	Warning string `json:"warning,omitempty"`
 	// Methods: per method, the shares of the tilt's and of ReNO's reward gain over the base and
 	// the distance of its samples to the reference set. The tilt share is
@@ -148,9 +152,8 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 			cols.ESSMin = math.Min(cols.ESSMin, e)
 			cols.ESSMean += e / float64(len(rs.ESS(beta)))
 		}
-		if cols.Sampler == TiltSIR && cols.ESSMin < MinTiltESS {
-			cols.Warning = fmt.Sprintf("the resampled tilt reference has an effective sample size of %.1f on some prompt (below %d): its mean reward is about the pool's best sample, not the tilt's, and the tilt shares compare with that; --tilt-sampler smc draws the tilt itself", cols.ESSMin, MinTiltESS)
-		}
+		cols.GainSE = rs.GainSE(beta)
+		cols.Warning = cols.warning()
 	}
 	for name, r := range res {
 		row := TiltRow{TiltShare: metrics.NA, RenoShare: metrics.NA, Distance: metrics.NA}
@@ -164,6 +167,20 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 		cols.Methods[name] = row
 	}
 	return cols, nil
+}
+
+// warning says why the reference's figures are not to be trusted, "" when they are: a resampled
+// pool whose ESS is below MinTiltESS on some prompt, a tilt's gain within MinGainSEs standard
+// errors of zero (or exactly zero).
+func (c *TiltColumns) warning() string {
+	var warn []string
+	if c.Sampler == TiltSIR && c.ESSMin < MinTiltESS {
+		warn = append(warn, fmt.Sprintf("the resampled tilt reference has an effective sample size of %.1f on some prompt (below %d): its mean reward is about the pool's best sample, not the tilt's, and the tilt shares compare with that; --tilt-sampler smc draws the tilt itself", c.ESSMin, MinTiltESS))
+	}
+	if gain := c.ReferenceMean - c.BaseMean; !(math.Abs(gain) > MinGainSEs*c.GainSE) {
+		warn = append(warn, fmt.Sprintf("the tilt's reward gain over the base, %.3g, is within %d standard errors (%.3g each) of zero: the tilt shares divide by noise; a larger --tilt-pool shrinks the error", gain, MinGainSEs, c.GainSE))
+	}
+	return strings.Join(warn, "; ")
 }
 
 // tiltShare is r's share of the tilt's reward gain, (E[r] - BaseMean)/(ReferenceMean - BaseMean)
@@ -195,6 +212,10 @@ func figure(v float64) metrics.Figure {
 	}
 	return metrics.Figure(v)
 }
+
+// MinGainSEs is how many standard errors (TiltColumns.GainSE) the tilt's reward gain must be from
+// zero for its shares to be reported without a warning.
+const MinGainSEs = 3
 
 // MinTiltESS is the least effective sample size per prompt at which a resampled tilt reference is
 // reported without a warning (TiltColumns.Warning).

@@ -85,6 +85,80 @@ func (rs *Resampler) promptMean(weights func(p int) []float64) float64 {
 	return m / float64(len(s))
 }
 
+// GainSE is the standard error of the tilt's reward gain Mean(beta) - BaseMean(), both averaged
+// over prompts, to first order (the delta method). A pool of base samples gives both means from the
+// same samples: prompt p's gain moves by (1/n) Σ_i ψ_i with ψ_i = n w_i (s_i - m_w) - (s_i - m),
+// w the tilt's normalized weights, s the scores, m_w and m the weighted and plain means, so its
+// variance is Σ_i ψ_i² / n². An SMC pool's tilt mean, Σ_i w_i (s_i - m_w)² of variance, is
+// independent of its separate base pool's (whose variance is added): its particles are correlated
+// by resampling and moves, so there the figure is a lower bound. The result is
+// sqrt(Σ_p var_p)/P over the P prompts.
+func (rs *Resampler) GainSE(beta float64) float64 {
+	s := rs.scores
+	if s == nil {
+		s = rs.rewards
+	}
+	var v2 float64
+	for p := range s {
+		w, _ := rs.Weights(p, beta)
+		mw, m, n := 0.0, 0.0, 0
+		for i, x := range s[p] {
+			if finite(x) {
+				mw += w[i] * x
+				m += x
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		m /= float64(n)
+		for i, x := range s[p] {
+			if !finite(x) {
+				continue
+			}
+			psi := float64(n) * w[i] * (x - mw)
+			if rs.baseVar == nil {
+				psi -= x - m
+			}
+			v2 += psi * psi / float64(n*n)
+		}
+	}
+	if rs.baseVar != nil {
+		v2 += *rs.baseVar * float64(len(s)*len(s))
+	}
+	return math.Sqrt(v2) / float64(len(s))
+}
+
+// baseMeanVar is the squared standard error of BaseMean: Σ_p u_p/n_p / P², u_p and n_p the
+// variance and count of prompt p's finite scores.
+func (rs *Resampler) baseMeanVar() float64 {
+	if rs.baseVar != nil {
+		return *rs.baseVar
+	}
+	s := rs.scores
+	if s == nil {
+		s = rs.rewards
+	}
+	var v float64
+	for p := range s {
+		var sum, sq float64
+		n := 0
+		for _, x := range s[p] {
+			if finite(x) {
+				sum += x
+				sq += x * x
+				n++
+			}
+		}
+		if n > 0 {
+			m := sum / float64(n)
+			v += max(sq/float64(n)-m*m, 0) / float64(n)
+		}
+	}
+	return v / float64(len(s)*len(s))
+}
+
 // BaseMean is the base model's mean reward in the evaluation's units (the scores of NewScored,
 // else the rewards): per prompt the plain mean over the pool, averaged over prompts. It is E[r]
 // under the base with the pool's precision (pool x prompts samples). An SMC pool, whose samples

@@ -213,7 +213,8 @@ func SMC(backend backends.Backend, ctx *context.Context, gen hypernoise.Generato
 		return nil, stats, err
 	}
 	bm := base.BaseMean()
-	pool.Pool, pool.seed, pool.invBeta0, pool.noise, pool.baseMean = n, cfg.Seed, 1/beta, eps, &bm
+	bv := base.baseMeanVar()
+	pool.Pool, pool.seed, pool.invBeta0, pool.noise, pool.baseMean, pool.baseVar = n, cfg.Seed, 1/beta, eps, &bm, &bv
 	return pool, stats, nil
 }
 

@@ -52,8 +52,9 @@ type Resampler struct {
 	invBeta0 float64
 	// noise holds the pool's noises (prompt-major) when they are not the seed's stream (SMC).
 	noise []float32
-	// baseMean, when set, is the base's mean reward measured apart from the pool (SMC).
-	baseMean *float64
+	// baseMean, when set, is the base's mean reward measured apart from the pool (SMC), and baseVar
+	// the squared standard error of that mean (averaged over prompts).
+	baseMean, baseVar *float64
 }
 
 // NewResampler draws pool base samples per prompt of model m (noise seeded by seed) and scores
