@@ -96,6 +96,11 @@ func TestNewFamilyThroughEveryCommand(t *testing.T) {
 	if code, out, msg := run("tilt", "--model", "tiny", "--pool", "4", "--seeds", "2", "--beta", "1", "--json", "--quiet"); code != 0 || !strings.Contains(out, "brightness=1") {
 		t.Fatalf("tilt: exit %d: %s %s", code, out, msg)
 	}
+	// As a table: the figures the family cannot give (no held-out classifier) are dashes, not NaN.
+	if code, out, msg := run("tilt", "--model", "tiny", "--pool", "4", "--seeds", "2", "--beta", "1", "--quiet"); code != 0 ||
+		strings.Contains(out, "NaN") || !strings.Contains(out, "        -") {
+		t.Fatalf("tilt table: exit %d: %s %s; want dashes for held-out alignment and FD", code, out, msg)
+	}
 	// The SMC reference: its particles are the tilt's samples, so the ESS is the particle count.
 	code, out, msg = run("tilt", "--model", "tiny", "--sampler", "smc", "--pool", "8", "--moves", "2", "--seeds", "2", "--beta", "0.05", "--json", "--quiet")
 	var tr struct {

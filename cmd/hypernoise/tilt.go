@@ -208,6 +208,15 @@ func printTilt(env *cli.Env, rows []tiltRow, names []string) {
 		if i > 0 {
 			a, b = fmt.Sprintf("%.0f", r.ESSMin), fmt.Sprintf("%.0f", r.ESSMean)
 		}
-		fmt.Fprintf(env.Stdout, "%-18s %9.4f %9.3f %8.1f %9.2f %9s %9s\n", names[i], r.Reward, r.HeldoutAlignment, r.FD, r.Diversity, a, b)
+		fmt.Fprintf(env.Stdout, "%-18s %9.4f %9s %8s %9.2f %9s %9s\n", names[i], r.Reward, cell("%.3f", float64(r.HeldoutAlignment)),
+			cell("%.1f", float64(r.FD)), r.Diversity, a, b)
 	}
+}
+
+// cell formats v, or "-" for a figure the model cannot give (NaN: no held-out classifier).
+func cell(verb string, v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf(verb, v)
 }

@@ -79,7 +79,11 @@ func (t Table) WriteText(b *strings.Builder, corner string, nameWidth, colWidth 
 	for _, row := range t.Rows {
 		fmt.Fprintf(b, "%-*s", nameWidth, row.Name)
 		for _, v := range row.Values {
-			fmt.Fprintf(b, " %*s", colWidth, fmt.Sprintf(verb, v))
+			cell := "-" // a figure the model cannot give (no held-out classifier, say)
+			if !math.IsNaN(v) {
+				cell = fmt.Sprintf(verb, v)
+			}
+			fmt.Fprintf(b, " %*s", colWidth, cell)
 		}
 		b.WriteString("\n")
 	}
@@ -115,6 +119,8 @@ type NamedTable struct {
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"fmtf": func(v float64) string {
 		switch a := math.Abs(v); {
+		case math.IsNaN(v):
+			return "-"
 		case v == 0:
 			return "0"
 		case a >= 1000 || a < 0.001:

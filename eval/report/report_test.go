@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"image/png"
+	"math"
 	"strings"
 	"testing"
 )
@@ -66,5 +67,15 @@ func TestTableWriteText(t *testing.T) {
 	want := "method       a     bb\nbase      0.50  12.25\nreno      1.00  -0.12\n"
 	if b.String() != want {
 		t.Fatalf("got\n%q\nwant\n%q", b.String(), want)
+	}
+	// A figure the model cannot give (NaN: no held-out classifier) is a dash, in text and HTML.
+	b.Reset()
+	Table{Columns: []string{"FD"}, Rows: []Row{{Name: "base", Values: []float64{math.NaN()}}}}.WriteText(&b, "m", 5, 4, "%.2f")
+	if want := "m       FD\nbase     -\n"; b.String() != want {
+		t.Errorf("NaN cell: got %q, want %q", b.String(), want)
+	}
+	page, err := HTML(Page{Title: "t", Tables: []NamedTable{{Heading: "h", Table: Table{Columns: []string{"FD"}, Rows: []Row{{"base", []float64{math.NaN()}}}}}}})
+	if err != nil || strings.Contains(string(page), "NaN") || !strings.Contains(string(page), "<td>-</td>") {
+		t.Errorf("NaN cell in HTML: %v; want a dash, no NaN", err)
 	}
 }
