@@ -186,6 +186,53 @@ func TestEmbeddingsBadInput(t *testing.T) {
 			t.Errorf("%s: %q, want one line containing %q", c.name, err, c.want)
 		}
 	}
+	// The same refusals for a reward's embeddings (the clip reward's table, [prompts, 32]).
+	clip := func(s map[string]any) map[string]any { return s["rewards"].(map[string]any)["clip"].(map[string]any) }
+	tableOf := func(rows, width int, prompts string, bad float32) []byte {
+		v := make([]float32, rows*width)
+		for i := range v {
+			v[i] = float32(math.Sin(float64(i) * 0.3))
+		}
+		v[3] = bad
+		return stFile(t, map[string][]float32{"embeddings": v}, map[string][]int{"embeddings": {rows, width}}, map[string]string{"prompts": prompts})
+	}
+	all := `["a red apple", "a blue car", "a green forest"]`
+	for _, c := range []struct {
+		name     string
+		data     []byte
+		wantSpec bool
+		want     string
+	}{
+		{"reward table lacks a prompt", tableOf(2, 32, `["a red apple", "a blue car"]`, 0), true, `no embedding for prompt "a green forest"`},
+		{"reward table of the wrong width", tableOf(3, 48, all, 0), true, "48"},
+		{"reward table with NaN", tableOf(3, 32, all, float32(math.NaN())), true, "non-finite value"},
+		{"reward table not safetensors", []byte("hello"), true, "not a valid safetensors file"},
+		{"reward table missing", nil, false, "no such file"},
+	} {
+		s := t2iSpec(t, "t2i_emb.json")
+		genFile, _ := filepath.Abs(filepath.Join("testdata", "t2i_text.safetensors")) // the generator's own, valid
+		gen(s)["prompt_embeddings"] = map[string]any{"file": genFile}
+		extra := map[string][]byte{}
+		if c.data != nil {
+			extra["r.safetensors"] = c.data
+			clip(s)["prompt_embeddings"] = map[string]any{"file": "r.safetensors"}
+		} else {
+			clip(s)["prompt_embeddings"] = map[string]any{"file": "absent.safetensors"}
+		}
+		_, err := Load(writeT2ISpec(t, s, extra), testutil.Backend(t))
+		var se *SpecError
+		var fe *FileError
+		switch {
+		case err == nil:
+			t.Errorf("%s: loaded", c.name)
+		case c.wantSpec && !errors.As(err, &se):
+			t.Errorf("%s: %T %v, want a *SpecError", c.name, err, err)
+		case !c.wantSpec && !errors.As(err, &fe):
+			t.Errorf("%s: %T %v, want a *FileError", c.name, err, err)
+		case !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "rewards.clip") && c.wantSpec || strings.Contains(err.Error(), "\n"):
+			t.Errorf("%s: %q, want one line naming rewards.clip and containing %q", c.name, err, c.want)
+		}
+	}
 	s := t2iSpec(t, "t2i_emb.json")
 	delete(gen(s), "prompt_input")
 	data, _ := json.Marshal(s)
