@@ -1,14 +1,10 @@
 package shim
 
 import (
-	"errors"
 	"fmt"
-	"os"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/hypernoise/hypernoise/internal/safeio"
 )
 
 // Protobuf field numbers read by splitWeights.
@@ -150,76 +146,4 @@ func (g *Model) LoRAParams(rank int) int64 {
 		sum += int64(rank) * int64(fanIn+fanOut)
 	}
 	return sum
-}
-
-// WeightBytesOf is the memory the floating-point initializers of the ONNX file at path will hold
-// once loaded (Model.WeightBytes of the loaded model: each weight's element count times its size
-// as held, half precision widened to float32), read from the tensors' headers (dims and type)
-// without decoding any data: external data files are not opened. A file larger than limit (> 0)
-// is not read at all: its size, a lower bound of its weights' memory when they are stored inside
-// it, is returned with ok false, so that a caller can refuse a model over its memory budget before
-// allocating anything.
-func WeightBytesOf(path string, limit int64) (bytes int64, ok bool, err error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0, false, &FileError{Path: path, Err: errors.Unwrap(err)}
-	}
-	if limit > 0 && st.Size() > limit {
-		return st.Size(), false, nil
-	}
-	data, err := safeio.ReadFile(path, safeio.Weights)
-	if errors.Is(err, safeio.ErrRefused) {
-		return 0, false, err
-	}
-	if err != nil {
-		return 0, false, &FileError{Path: path, Err: errors.Unwrap(err)}
-	}
-	err = eachField(data, func(num protowire.Number, typ protowire.Type, _, graph []byte) error {
-		if num != modelGraph || typ != protowire.BytesType {
-			return nil
-		}
-		return eachField(graph, func(num protowire.Number, typ protowire.Type, _, tensor []byte) error {
-			if num != graphInitializer || typ != protowire.BytesType {
-				return nil
-			}
-			n, code, err := tensorHeader(tensor)
-			if err != nil {
-				return fmt.Errorf("initializer: %w", err)
-			}
-			dt, err := dtypeOf(code)
-			if err != nil || !dt.IsFloat() {
-				return nil // not a weight (Model.WeightBytes counts floating-point tensors only)
-			}
-			bytes += n * int64(dt.Size())
-			return nil
-		})
-	})
-	if err != nil {
-		return 0, false, &FileError{Path: path, Err: err}
-	}
-	return bytes, true, nil
-}
-
-// tensorHeader reads a serialized TensorProto's element count (the product of its dims, 1 for a
-// scalar) and data_type, skipping its data.
-func tensorHeader(tensor []byte) (n int64, code int, err error) {
-	n = 1
-	err = eachField(tensor, func(num protowire.Number, typ protowire.Type, field, val []byte) error {
-		var v uint64
-		if typ == protowire.VarintType {
-			_, _, k := protowire.ConsumeTag(field)
-			v, _ = protowire.ConsumeVarint(field[k:])
-		}
-		switch num {
-		case 2:
-			code = int(v)
-		case 1: // dims, packed or not
-			return ints(typ, v, val, func(x uint64) { n *= int64(x) })
-		}
-		return nil
-	})
-	if err == nil && n < 0 {
-		err = fmt.Errorf("negative dimension")
-	}
-	return n, code, err
 }
