@@ -35,7 +35,7 @@ and DIR/metrics.json (key "compositional").`)
 	seed := fs.Int64("seed", 1, "training seed")
 	weights := fs.String("weights", "", "fashion weights folder (default: the embedded weights)")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	asJSON := fs.Bool("json", false, "print metrics.json to stdout")
+	asJSON := fs.Bool("json", false, "print metrics.json to stdout (progress still goes to stderr; --quiet silences it)")
 	backendName := cli.BackendFlag(fs)
 	seedRange(env, fs)
 	if err := env.Parse(fs, args, false); err != nil {
@@ -56,7 +56,7 @@ and DIR/metrics.json (key "compositional").`)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	res, err := pipeline.RunCompositional(backend, m, *out, *quick, *seed, env.Stderr, progress.New(env.Stderr, "compositional", *quiet || *asJSON))
+	res, err := pipeline.RunCompositional(backend, m, *out, *quick, *seed, env.Stderr, progress.New(env.Stderr, "compositional", *quiet))
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	noComp := fs.Bool("no-compositional", false, "skip the compositional benchmark")
 	trainSeeds := fs.Int("train-seeds", 1, "also train the align hypernetwork and rerun the compositional benchmark with this many training seeds in all, and report mean and std")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	asJSON := fs.Bool("json", false, "print metrics.json to stdout")
+	asJSON := fs.Bool("json", false, "print metrics.json to stdout (progress still goes to stderr; --quiet silences it)")
 	force := fs.Bool("force", false, "train the hypernetworks afresh, discarding those a previous demo left in --out")
 	resume := fs.Bool("resume", false, "continue a previous demo in --out (the default when it holds one; finished parts are reused)")
 	backendName := cli.BackendFlag(fs)
@@ -64,7 +64,7 @@ image grids and a reward-vs-seconds plot. --quick uses fewer steps and seeds (lo
 	}
 	env.OnInterrupt(func() string { return demoKept(*out, args) })
 	res, err := pipeline.Demo(backend, pipeline.DemoOptions{OutDir: *out, Quick: *quick, Seed: *seed, Brightness: !*noBright,
-		Compositional: !*noComp, Force: *force, TrainSeeds: *trainSeeds}, log, *quiet || *asJSON)
+		Compositional: !*noComp, Force: *force, TrainSeeds: *trainSeeds}, log, *quiet)
 	if errors.Is(err, infer.ErrRunFolder) {
 		return cli.Usagef("%v", err)
 	}

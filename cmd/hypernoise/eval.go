@@ -55,7 +55,7 @@ rounding whatever the chunk.
 	tiltMoves := fs.Int("tilt-moves", 0, "with --tilt-sampler smc: Langevin moves per tempering stage (0: the default, 10)")
 	trainSeeds := fs.Int("train-seeds", 1, "train and evaluate this many training seeds of the hypernetwork's configuration (its own, then the next ones, in DIR/train-seed-S) and report mean and std of the trained methods")
 	out := fs.String("out", "", "also write metrics.json, grids and index.html into this folder")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
+	asJSON := fs.Bool("json", false, "print the report as JSON to stdout (progress still goes to stderr; --quiet silences it)")
 	quiet := fs.Bool("quiet", false, "no progress output")
 	writeStats := fs.Bool("write-test-stats", false, "compute the held-out feature statistics of the test set into "+pipeline.TestStatsFile)
 	modelRef := modelFlag(fs)
@@ -119,7 +119,7 @@ rounding whatever the chunk.
 	if *ftSteps == -1 {
 		o.FinetuneSteps = hn.Config.Train.Steps
 	}
-	prog := progress.New(env.Stderr, "eval", *quiet || *asJSON)
+	prog := progress.New(env.Stderr, "eval", *quiet)
 	if *trainSeeds > 1 {
 		return evalSeeds(env, backend, m, p, hn, *dir, *trainSeeds, o, *asJSON, prog)
 	}

@@ -58,7 +58,7 @@ Rewards (default: the model's default reward; the embedded model's):
 	moves := fs.Int("moves", 10, "with --sampler smc: Langevin moves per tempering stage")
 	seeds := fs.Int("seeds", 32, "evaluation images per prompt")
 	seed := fs.Uint64("seed", pipeline.DefaultEvalOptions().Seed, "seed of the evaluation set (and of the pool)")
-	asJSON := fs.Bool("json", false, "print JSON")
+	asJSON := fs.Bool("json", false, "print JSON to stdout (progress still goes to stderr; --quiet silences it)")
 	modelRef := modelFlag(fs)
 	quiet := fs.Bool("quiet", false, "no progress output")
 	backendName := cli.BackendFlag(fs)
@@ -91,7 +91,7 @@ Rewards (default: the model's default reward; the embedded model's):
 	if err != nil {
 		return cli.Usagef("tilt: %v", err)
 	}
-	prog := progress.New(env.Stderr, "tilt", *quiet || *asJSON)
+	prog := progress.New(env.Stderr, "tilt", *quiet)
 	pools, err := tiltPools(backend, m, reward, bs, *sampler, *pool, *moves, *seed, prog)
 	if err != nil {
 		return err

@@ -125,7 +125,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := trainModelChecks(fs, m, &o); err != nil {
 		return err
 	}
-	hn, res, err := pipeline.Train(backend, m, o, progress.New(env.Stderr, "train", *f.quiet || *f.asJSON))
+	hn, res, err := pipeline.Train(backend, m, o, progress.New(env.Stderr, "train", *f.quiet))
 	if err != nil {
 		return trainUsage(err)
 	}
@@ -210,7 +210,7 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.resume = fs.Bool("resume", false, "continue the run checkpointed in --out (same reward, model and settings; --steps may grow)")
 	f.force = fs.Bool("force", false, "discard the run in --out, if any, and start over")
 	f.quiet = fs.Bool("quiet", false, "no progress output")
-	f.asJSON = fs.Bool("json", false, "print the result as JSON")
+	f.asJSON = fs.Bool("json", false, "print the result as JSON to stdout (progress still goes to stderr; --quiet silences it)")
 	return f
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"path/filepath"
 	"strings"
@@ -95,4 +96,18 @@ func TestTrainBudgetAndBetaBadInput(t *testing.T) {
 		{[]string{"--budget", "10s", "--resume"}, "--budget 10s fixes the step count of a fresh run; resume with --steps instead"},
 		{[]string{"--reg-weight", "1e-12"}, "--reg-weight 1e-12: beta (2*reg-weight/D) must be in [1e-06, 1e+06]"},
 	})
+}
+
+// TestJSONKeepsProgress: --json prints JSON alone on stdout and leaves the progress on stderr
+// (a long run piped to a file still shows how far it is); --quiet silences it.
+func TestJSONKeepsProgress(t *testing.T) {
+	args := []string{"train", "--model", "tiny", "--modulator", "mlp", "--hidden", "8", "--layers", "1", "--steps", "3", "--batch", "4", "--json"}
+	code, out, msg := run(append(args, "--out", filepath.Join(t.TempDir(), "hn"))...)
+	var cfg map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &cfg) != nil || !strings.Contains(msg, "train 3/3") {
+		t.Fatalf("train --json: exit %d, stdout %q, stderr %q; want JSON on stdout and the progress on stderr", code, out, msg)
+	}
+	if code, _, msg := run(append(args, "--quiet", "--out", filepath.Join(t.TempDir(), "hn"))...); code != 0 || msg != "" {
+		t.Fatalf("train --json --quiet: exit %d, stderr %q; want nothing on stderr", code, msg)
+	}
 }
