@@ -151,9 +151,8 @@ type Family struct {
 	Accepts func(ref string) bool
 	// WeightBytes, when set, reads how much memory the weights of the model arg names will hold
 	// once loaded, without loading them, so that a command can refuse a model over its memory
-	// budget before allocating it. It stops reading past limit (> 0): then exact is false and
-	// bytes (> limit) is a lower bound. nil: the family's models are small enough not to check.
-	WeightBytes func(arg string, limit int64) (bytes int64, exact bool, err error)
+	// budget before allocating it. nil: the family's models are small enough not to check.
+	WeightBytes func(arg string) (int64, error)
 }
 
 var registry struct {

@@ -87,14 +87,10 @@ func checkWeightsFit(ref string) error {
 	if err != nil {
 		return err
 	}
-	bytes, exact, err := f.WeightBytes(arg, budget)
+	bytes, err := f.WeightBytes(arg)
 	if err != nil || bytes <= budget {
 		return nil // family.Load reports a broken file, with its own message
 	}
-	about := "about"
-	if !exact {
-		about = "at least" // the files were read only until the budget was passed
-	}
-	return cli.Usagef("--model %s: its weights alone need %s %s of memory once loaded (half precision widened to float32), more than the budget of %s (set $%s to change it); nothing was loaded",
-		ref, about, cli.FormatBytes(bytes), cli.FormatBytes(budget), cli.EnvMemBudget)
+	return cli.Usagef("--model %s: its weights alone need about %s of memory once loaded (half precision counted as float32), more than the budget of %s (set $%s to change it); nothing was loaded",
+		ref, cli.FormatBytes(bytes), cli.FormatBytes(budget), cli.EnvMemBudget)
 }

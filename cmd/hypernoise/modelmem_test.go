@@ -56,14 +56,14 @@ func TestWeightsOverBudgetRefusedBeforeLoading(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(filepath.Dir(spec), "gen_ext.onnx"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	weights, exact, err := onnx.SpecWeightBytes(spec, 0)
-	if err != nil || !exact || weights <= 0 {
-		t.Fatalf("SpecWeightBytes: %d, %v, %v", weights, exact, err)
+	weights, err := onnx.SpecWeightBytes(spec)
+	if err != nil || weights <= 0 {
+		t.Fatalf("SpecWeightBytes: %d, %v", weights, err)
 	}
 	args := []string{"sample", "--model", spec, "--prompt", "circle", "--n", "1", "--out", filepath.Join(t.TempDir(), "g.png")}
 	t.Setenv(cli.EnvMemBudget, fmt.Sprint(weights-1))
 	code, _, stderr := run(args...)
-	if code != cli.ExitUsage || !strings.Contains(stderr, "its weights alone need") || !strings.Contains(stderr, "nothing was loaded") ||
+	if code != cli.ExitUsage || !strings.Contains(stderr, "its weights alone need about "+cli.FormatBytes(weights)) || !strings.Contains(stderr, "nothing was loaded") ||
 		strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 		t.Fatalf("weights over budget: exit %d, stderr %q; want exit 2, one line on the weights", code, stderr)
 	}

@@ -42,32 +42,26 @@ var Family = family.Family{
 
 // SpecWeightBytes is the memory the weights of the spec's generator and rewards will hold once
 // loaded (Model.WeightBytes), read from the ONNX files' tensor headers without decoding any weight
-// (shim.WeightBytesOf). Past limit (> 0) it stops: exact is false and bytes exceeds limit.
-func SpecWeightBytes(specPath string, limit int64) (bytes int64, exact bool, err error) {
+// (shim.WeightBytesOf).
+func SpecWeightBytes(specPath string) (int64, error) {
 	spec, err := ReadSpec(specPath)
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	dir := filepath.Dir(specPath)
 	files := []string{spec.Generator.ONNX}
 	for _, name := range spec.RewardNames() {
 		files = append(files, spec.Rewards[name].ONNX)
 	}
+	var sum int64
 	for _, f := range files {
-		left := int64(0)
-		if limit > 0 {
-			left = max(limit-bytes, 1)
-		}
-		n, ok, err := shim.WeightBytesOf(resolve(dir, f), left)
+		n, err := shim.WeightBytesOf(resolve(dir, f))
 		if err != nil {
-			return 0, false, err
+			return 0, err
 		}
-		bytes += n
-		if !ok || (limit > 0 && bytes > limit) {
-			return bytes, false, nil
-		}
+		sum += n
 	}
-	return bytes, true, nil
+	return sum, nil
 }
 
 // ModelOf is the family model of m: its rewards are the spec's, the default reward is the spec's

@@ -14,24 +14,20 @@ import (
 // once loaded (Model.WeightBytes of the loaded model: each weight's element count times its size
 // as held, half precision widened to float32), read from the tensors' headers (dims and type).
 // The file is scanned, not read into memory: tensor data inside it is skipped by seeking, and
-// external data files are not opened. A file larger than limit (> 0) is not scanned at all: its
-// size, a lower bound of its weights' memory when they are stored inside it, is returned with ok
-// false, so that a caller can refuse a model over its memory budget before allocating anything.
-func WeightBytesOf(path string, limit int64) (bytes int64, ok bool, err error) {
+// external data files are not opened, so a caller can refuse a model over its memory budget
+// before allocating anything.
+func WeightBytesOf(path string) (bytes int64, err error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return 0, false, &FileError{Path: path, Err: errors.Unwrap(err)}
+		return 0, &FileError{Path: path, Err: errors.Unwrap(err)}
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, false, &FileError{Path: path, Err: err}
+		return 0, &FileError{Path: path, Err: err}
 	}
 	if !st.Mode().IsRegular() {
-		return 0, false, &FileError{Path: path, Err: fmt.Errorf("not a regular file")}
-	}
-	if limit > 0 && st.Size() > limit {
-		return st.Size(), false, nil
+		return 0, &FileError{Path: path, Err: fmt.Errorf("not a regular file")}
 	}
 	r := &scanReader{f: f}
 	err = r.fields(st.Size(), func(num protowire.Number, typ protowire.Type, n int64, v uint64) (bool, error) {
@@ -53,9 +49,9 @@ func WeightBytesOf(path string, limit int64) (bytes int64, ok bool, err error) {
 		})
 	})
 	if err != nil {
-		return 0, false, &FileError{Path: path, Err: err}
+		return 0, &FileError{Path: path, Err: err}
 	}
-	return bytes, true, nil
+	return bytes, nil
 }
 
 // scanReader reads a protobuf message from a file front to back through a small buffer, skipping
