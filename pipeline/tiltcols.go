@@ -148,9 +148,10 @@ func tiltColumns(p *infer.Pipeline, hn *infer.Hypernet, ev *imageeval.Evaluator,
 		cols.ReferenceMean = rs.Mean(beta)
 		cols.BaseMean = rs.BaseMean()
 		cols.ESSMin = math.Inf(1)
-		for _, e := range rs.ESS(beta) {
+		ess := rs.ESS(beta)
+		for _, e := range ess {
 			cols.ESSMin = math.Min(cols.ESSMin, e)
-			cols.ESSMean += e / float64(len(rs.ESS(beta)))
+			cols.ESSMean += e / float64(len(ess))
 		}
 		cols.GainSE = rs.GainSE(beta)
 		cols.Warning = cols.warning()

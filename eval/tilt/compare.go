@@ -56,10 +56,7 @@ func (rs *Resampler) Mean(beta float64) float64 {
 // promptMean is the evaluation's per-prompt mean over the pool (the scores of NewScored, else the
 // rewards), weighted by weights(p) (nil: uniform), over its finite values, averaged over prompts.
 func (rs *Resampler) promptMean(weights func(p int) []float64) float64 {
-	s := rs.scores
-	if s == nil {
-		s = rs.rewards
-	}
+	s := rs.values()
 	var m float64
 	for p := range s {
 		var w []float64
@@ -85,6 +82,15 @@ func (rs *Resampler) promptMean(weights func(p int) []float64) float64 {
 	return m / float64(len(s))
 }
 
+// values are the pool's per-prompt values in the evaluation's units: the scores of NewScored,
+// else the rewards.
+func (rs *Resampler) values() [][]float64 {
+	if rs.scores != nil {
+		return rs.scores
+	}
+	return rs.rewards
+}
+
 // GainSE is the standard error of the tilt's reward gain Mean(beta) - BaseMean(), both averaged
 // over prompts, to first order (the delta method). A pool of base samples gives both means from the
 // same samples: prompt p's gain moves by (1/n) Σ_i ψ_i with ψ_i = n w_i (s_i - m_w) - (s_i - m),
@@ -94,10 +100,7 @@ func (rs *Resampler) promptMean(weights func(p int) []float64) float64 {
 // by resampling and moves, so there the figure is a lower bound. The result is
 // sqrt(Σ_p var_p)/P over the P prompts.
 func (rs *Resampler) GainSE(beta float64) float64 {
-	s := rs.scores
-	if s == nil {
-		s = rs.rewards
-	}
+	s := rs.values()
 	var v2 float64
 	for p := range s {
 		w, _ := rs.Weights(p, beta)
@@ -136,10 +139,7 @@ func (rs *Resampler) baseMeanVar() float64 {
 	if rs.baseVar != nil {
 		return *rs.baseVar
 	}
-	s := rs.scores
-	if s == nil {
-		s = rs.rewards
-	}
+	s := rs.values()
 	var v float64
 	for p := range s {
 		var sum, sq float64

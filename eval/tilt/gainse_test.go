@@ -10,7 +10,7 @@ import (
 // independent pools, for a pool of base samples (both means from the same samples) and for a
 // pool of tilt samples with a separate base pool (SMC's form).
 func TestGainSE(t *testing.T) {
-	const prompts, n, reps, beta = 2, 400, 400, 1.0
+	const n, reps, beta = 400, 400, 1.0
 	rng := rand.New(rand.NewPCG(7, 11))
 	normal := func(mu float64) []float64 {
 		v := make([]float64, n)
