@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/family"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/internal/safeio"
 	"github.com/hypernoise/hypernoise/pipeline"
 	"github.com/hypernoise/hypernoise/progress"
@@ -90,23 +92,9 @@ rounding whatever the chunk.
 	if err := checkEvalFlags(&o, *trainSeeds, *ftSteps, *only); err != nil {
 		return err
 	}
-	var m *family.Model
-	if *modelRef != "" { // a bad spec is a usage error, reported before the folder is read
-		if m, err = loadModel(*modelRef, nil, backend); err != nil {
-			return err
-		}
-	}
-	folders, err := openHypernets(*dir)
+	m, folders, err := evalModel(fs, backend, *modelRef, *dir, *beta)
 	if err != nil {
 		return err
-	}
-	if err := checkBetaFlag(fs, folders[0], *beta); err != nil {
-		return err
-	}
-	if m == nil {
-		if m, err = loadModel("", folders[0], backend); err != nil {
-			return err
-		}
 	}
 	p, err := pipeline.NewPipeline(backend, m, folders...)
 	if err != nil {
@@ -128,6 +116,32 @@ rounding whatever the chunk.
 		return err
 	}
 	return writeEval(env, rep, *out, *asJSON)
+}
+
+// evalModel opens the hypernetwork folder dir and loads the model: --model's (a bad spec is a usage
+// error, reported before the folder is read), else the one the folder was trained on; --beta is
+// checked against the folder in between.
+func evalModel(fs *flag.FlagSet, backend backends.Backend, modelRef, dir string, beta float64) (*family.Model, []*infer.Folder, error) {
+	var m *family.Model
+	var err error
+	if modelRef != "" {
+		if m, err = loadModel(modelRef, nil, backend); err != nil {
+			return nil, nil, err
+		}
+	}
+	folders, err := openHypernets(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkBetaFlag(fs, folders[0], beta); err != nil {
+		return nil, nil, err
+	}
+	if m == nil {
+		if m, err = loadModel("", folders[0], backend); err != nil {
+			return nil, nil, err
+		}
+	}
+	return m, folders, nil
 }
 
 // checkEvalFlags validates eval's options (a usage error naming the range) and fills o.Methods.

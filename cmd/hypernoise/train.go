@@ -92,9 +92,6 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		affineDefaults(fs, &o.Train)
 	}
 	o.OutDir, o.Resume, o.Force = *f.out, *f.resume, *f.force
-	if o.Resume && o.Train.BudgetSeconds > 0 {
-		return cli.Usagef("train: --budget %s fixes the step count of a fresh run; resume with --steps instead", *f.budget)
-	}
 	if err := infer.CheckRunFolder(o.OutDir, o.Resume, o.Force); err != nil {
 		return cli.Usagef("train: %v", err)
 	}
@@ -109,18 +106,8 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 			return err
 		}
 	}
-	if flowBeta {
-		o.Beta = hypernet.Objective{Reg: hypernet.RegMeanSquare, Weight: *f.regWeight}.TiltBeta(m.Generator.NoiseShape())
-		if err := hypernet.CheckRange("beta (2*reg-weight/D)", o.Beta, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
-			return cli.Usagef("train: %v", err)
-		}
-	}
-	if r == hypernet.RegMeanSquare && flagSet(fs, "reg-weight") && *f.regWeight > 0 {
-		// The beta that hypernet.json records for this weight must be one --beta could give.
-		beta := hypernet.Objective{Reg: r, Weight: *f.regWeight}.TiltBeta(m.Generator.NoiseShape())
-		if err := hypernet.CheckRange("beta (2*reg-weight/D)", beta, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
-			return cli.Usagef("train: --reg-weight %g: %v", *f.regWeight, err)
-		}
+	if err := weightBeta(fs, *f.regWeight, r, flowBeta, m.Generator.NoiseShape(), &o); err != nil {
+		return err
 	}
 	if err := trainModelChecks(fs, m, &o); err != nil {
 		return err
@@ -259,6 +246,9 @@ func trainConfig(fs *flag.FlagSet, f *trainFlags, c *hypernet.TrainConfig) error
 	c.Schedule = *f.schedule
 	if err := applyBudget(fs, *f.budget, c); err != nil {
 		return err
+	}
+	if *f.resume && c.BudgetSeconds > 0 { // hypernet refuses it too, later and as a run-time error
+		return cli.Usagef("train: --budget %s fixes the step count of a fresh run; resume with --steps instead", *f.budget)
 	}
 	if err := c.Validate(); err != nil {
 		return cli.Usagef("train: %v", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/pipeline"
 )
 
 // resolveBeta applies --beta's meaning to the regularizer r: the tilt temperature for every
@@ -27,6 +28,23 @@ func resolveBeta(fs *flag.FlagSet, r hypernet.Regularizer, beta *float64) error 
 		}
 	case r.Tempered():
 		*beta = 1
+	}
+	return nil
+}
+
+// weightBeta checks the tilt 2w/D that a mean-sq weight w means over D noise elements, where it
+// sets the beta: a flow's default beta (flowBeta: o.Beta becomes it), and a --reg-weight given with
+// mean-sq (hypernet.json records it). Outside beta's range it is a usage error.
+func weightBeta(fs *flag.FlagSet, w float64, r hypernet.Regularizer, flowBeta bool, noise []int, o *pipeline.TrainOptions) error {
+	if !flowBeta && !(r == hypernet.RegMeanSquare && flagSet(fs, "reg-weight") && w > 0) {
+		return nil
+	}
+	beta := hypernet.Objective{Reg: hypernet.RegMeanSquare, Weight: w}.TiltBeta(noise)
+	if err := hypernet.CheckRange("beta (2*reg-weight/D)", beta, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
+		return cli.Usagef("train: --reg-weight %g: %v", w, err)
+	}
+	if flowBeta {
+		o.Beta = beta
 	}
 	return nil
 }
