@@ -76,9 +76,17 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 				return nil, false, err
 			}
 		}
-		yc, fused, err := b.convGemmNode(xc, km, kOIHW, l.k, strides, kernelDil, l.out, pads, l.cout)
-		if err != nil {
-			return nil, false, err
+		var yc backends.Op
+		fused := false
+		if kOIHW && !twin { // a 3x3 convolution of a nearest 2x upsampling, at the low resolution (upconv.go)
+			if yc, fused, err = b.upsampledConv(xc, km, l.k, strides, kernelDil, pads, l.cout); err != nil {
+				return nil, false, err
+			}
+		}
+		if !fused {
+			if yc, fused, err = b.convGemmNode(xc, km, kOIHW, l.k, strides, kernelDil, l.out, pads, l.cout); err != nil {
+				return nil, false, err
+			}
 		}
 		if fused {
 			cn, perm := yc, inversePerm(l.yPerm)

@@ -17,7 +17,9 @@ import (
 // in the primitive; a band run on im2col adds it after its product), transposed likewise: one pass
 // over y less. As for the fused normalizations (see unfuse.go), the plain Add is built beside it and
 // the copy is a chain whose read is the un-biased node: when the graph's outputs reach that node
-// (something else reads the un-biased y), the plain Add replaces the copy at compile time.
+// (something else reads the un-biased y), the plain Add replaces the copy at compile time. For a
+// convolution of an upsampling computed at the low resolution (upconv.go) the bias, four times over,
+// goes into its 2x2 convolution, and the copy is a new interleave node over that.
 
 // convOut is a fused convolution node on oneDNN and the transpose that followed it.
 type convOut struct {
@@ -66,8 +68,14 @@ func (b *patchedBuilder) convBiasAdd(lhs, rhs backends.Op) (backends.Op, bool, e
 		if !ok {
 			continue
 		}
-		d, ok := getNodeData(co.conv).(*convGemmNodeData)
-		ins, ok2 := nodeInputs(co.conv)
+		conv, up := co.conv, false
+		if _, ok := getNodeData(conv).(*upInterleaveData); ok { // the bias goes into its 2x2 convolution
+			if ins, ok := nodeInputs(conv); ok && len(ins) == 1 {
+				conv, up = ins[0], true
+			}
+		}
+		d, ok := getNodeData(conv).(*convGemmNodeData)
+		ins, ok2 := nodeInputs(conv)
 		if !ok || !ok2 || d.bias || len(ins) != 2 {
 			continue
 		}
@@ -94,11 +102,16 @@ func (b *patchedBuilder) convBiasAdd(lhs, rhs backends.Op) (backends.Op, bool, e
 		if err != nil {
 			return nil, false, err
 		}
+		if up { // one copy per phase of the 2x2 convolution's 4·Cout channels
+			if bias, err = b.Builder.Concatenate(0, bias, bias, bias, bias); err != nil {
+				return nil, false, err
+			}
+		}
 		bn, ok := bias.(*simplego.Node)
 		if !ok {
 			continue
 		}
-		cs, err := b.OpShape(co.conv)
+		cs, err := b.OpShape(conv)
 		if err != nil {
 			return nil, false, err
 		}
@@ -107,6 +120,15 @@ func (b *patchedBuilder) convBiasAdd(lhs, rhs backends.Op) (backends.Op, bool, e
 		node := simplegoNewNode(b.Builder, backends.OpTypePad, cs, ins[0], ins[1], bn)
 		if !setNodeData(node, &nd) {
 			return nil, false, nil
+		}
+		if up {
+			us, err := b.OpShape(co.conv)
+			if err != nil {
+				return nil, false, err
+			}
+			if node = simplegoNewNode(b.Builder, backends.OpTypePad, us, node); !setNodeData(node, &upInterleaveData{}) {
+				return nil, false, nil
+			}
 		}
 		out, err := b.transposeIfNeeded(node, co.perm)
 		if err != nil {

@@ -136,7 +136,8 @@ func (b *patchedBuilder) padNode(x, fill backends.Op, cfg []backends.PadAxis) (b
 // execPadNode is the executor of this package's own nodes, which all carry OpTypePad: it dispatches on
 // the node's data (a Pad, an im2col patch extraction or a col2im scatter, see im2col.go, or a
 // logistic's gradient, see fuse.go, a normalization, see normfuse.go, a softmax, see softmaxfuse.go,
-// a fused attention, see attention.go, or a row gather, see gather.go).
+// a fused attention, see attention.go, a row gather, see gather.go, or the interleave of an
+// upsampled convolution, see upconv.go).
 func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	switch data := getNodeData(node).(type) {
 	case *sigmoidGradNodeData:
@@ -163,6 +164,10 @@ func execPadNode(backend *simplego.Backend, node *simplego.Node, inputs []*simpl
 		return execConvBackWeights(backend, data, inputs)
 	case *gatherRowsData:
 		return execGatherRows(backend, node, inputs)
+	case *upInterleaveData:
+		return execUpInterleave(backend, inputs)
+	case *phaseKernelData:
+		return execPhaseKernels(backend, inputs)
 	}
 	return nil, fmt.Errorf("compute: node of type Pad without a configuration")
 }

@@ -139,6 +139,10 @@ func opName(op backends.OpType, n *simplego.Node) string {
 		return "Pad:Attention"
 	case *gatherRowsData:
 		return "Pad:GatherRows"
+	case *upInterleaveData:
+		return "Pad:UpConvInterleave"
+	case *phaseKernelData:
+		return "Pad:UpConvKernels"
 	}
 	return "Pad"
 }
