@@ -38,8 +38,8 @@ func upsampleNCHW(x *graph.Node, kh, kw int, wFirst bool) *graph.Node {
 // a bias (folded into the 2x2 convolution, or left to the plain Add when the un-biased output is also
 // read), whichever axis is repeated first, and when the upsampled image is an output too; gradients of
 // Σ y·sin(y) with respect to the image, the kernel and the bias equal those of the graph with the
-// rewrite off. A 3x3 convolution without padding, one of an upsampling by 3, and a 2x2 one are not
-// rewritten.
+// rewrite off. A 3x3 convolution without padding, one of an upsampling by 3, a 2x2 one and one of
+// an image under upConvMinPixels are not rewritten.
 func TestUpsampledConv(t *testing.T) {
 	if !MatmulPath().Fast || convDNNLLib() == nil {
 		t.Skip("oneDNN is not in use here: no convolution is rewritten")
@@ -50,7 +50,7 @@ func TestUpsampledConv(t *testing.T) {
 		c := convVariant{x: x.Shape().Dimensions, strides: []int{1, 1}, pads: [][2]int{{pad, pad}, {pad, pad}}, dil: []int{1, 1}, channelsFirst: true}
 		return c.fn([]*graph.Node{x, k})
 	}
-	const n, cin, cout, h, w = 2, 5, 6, 7, 9
+	const n, cin, cout = 2, 5, 6
 	type variant struct {
 		name     string
 		kh, kw   int // the upsampling
@@ -60,16 +60,18 @@ func TestUpsampledConv(t *testing.T) {
 		wFirst   bool
 		outputs  string // "y", "y+conv" (the un-biased output read too), "y+up" (the upsampled image too)
 		rewrites int64
+		h, w     int // the low-resolution image
 	}
 	for _, v := range []variant{
-		{"plain", 2, 2, 3, 1, false, false, "y", 1},
-		{"bias", 2, 2, 3, 1, true, false, "y", 1},
-		{"bias/W first", 2, 2, 3, 1, true, true, "y", 1},
-		{"bias/un-biased read", 2, 2, 3, 1, true, false, "y+conv", 1},
-		{"upsampled image read", 2, 2, 3, 1, true, false, "y+up", 1},
-		{"no padding", 2, 2, 3, 0, false, false, "y", 0},
-		{"upsampling by 3", 3, 3, 3, 1, false, false, "y", 0},
-		{"2x2 kernel", 2, 2, 2, 1, false, false, "y", 0},
+		{"plain", 2, 2, 3, 1, false, false, "y", 1, 23, 29},
+		{"bias", 2, 2, 3, 1, true, false, "y", 1, 23, 29},
+		{"bias/W first", 2, 2, 3, 1, true, true, "y", 1, 23, 29},
+		{"bias/un-biased read", 2, 2, 3, 1, true, false, "y+conv", 1, 23, 29},
+		{"upsampled image read", 2, 2, 3, 1, true, false, "y+up", 1, 23, 29},
+		{"no padding", 2, 2, 3, 0, false, false, "y", 0, 23, 29},
+		{"upsampling by 3", 3, 3, 3, 1, false, false, "y", 0, 23, 29},
+		{"2x2 kernel", 2, 2, 2, 1, false, false, "y", 0, 23, 29},
+		{"small image", 2, 2, 3, 1, false, false, "y", 0, 15, 17}, // 2·15·17 < the default upConvMinPixels
 	} {
 		build := func(in []*graph.Node) []*graph.Node {
 			up := upsampleNCHW(in[0], v.kh, v.kw, v.wFirst)
@@ -87,7 +89,7 @@ func TestUpsampledConv(t *testing.T) {
 			return []*graph.Node{y}
 		}
 		inputs := func() []*tensors.Tensor { // fresh tensors for each backend and run
-			return []*tensors.Tensor{randFloat32(3, n, cin, h, w), randFloat32(4, cout, cin, v.ksize, v.ksize), randFloat32(5, cout)}
+			return []*tensors.Tensor{randFloat32(3, n, cin, v.h, v.w), randFloat32(4, cout, cin, v.ksize, v.ksize), randFloat32(5, cout)}
 		}
 		compare := func(what string, got []*tensors.Tensor, want [][]float64) {
 			t.Helper()
