@@ -40,7 +40,7 @@ func TorchFigures(command string) (map[string]any, error) {
 
 // ORTFigures times the spec's generator with onnxruntime through scripts/ort_bench.js (node and
 // npm's onnxruntime-node, see the script), on as many threads as Go uses.
-func ORTFigures(script string, m *onnx.Model, specPath string, batch, runs int) (map[string]any, error) {
+func ORTFigures(script string, m *onnx.Model, specPath string, batch, warmup, runs int) (map[string]any, error) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		return nil, fmt.Errorf("node is not installed")
@@ -48,7 +48,7 @@ func ORTFigures(script string, m *onnx.Model, specPath string, batch, runs int) 
 	g := m.Spec.Generator
 	cfg := map[string]any{"model": filepath.Join(filepath.Dir(specPath), g.ONNX), "noise_input": g.NoiseInput,
 		"noise_shape": g.NoiseShape, "prompt_input": g.PromptInput, "prompts": len(m.Spec.Prompts),
-		"batch": batch, "runs": runs, "threads": runtime.GOMAXPROCS(0)}
+		"batch": batch, "warmup": warmup, "runs": runs, "threads": runtime.GOMAXPROCS(0)}
 	b, _ := json.Marshal(cfg)
 	cmd := exec.Command(node, script, string(b))
 	cmd.Env = os.Environ()

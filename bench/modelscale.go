@@ -31,6 +31,10 @@ type ScaleOptions struct {
 	// EstimateTrainBytes(batch, rank); ReNO: EstimateBytes(batch, true)) is not run, and Errors says
 	// so with the estimate, as train and sample refuse such runs.
 	MemBudget int64
+	// Warmup is how many untimed forwards follow the first call before the timed ones, on our side
+	// and on onnxruntime's (each of its runs a new process, so each of its rounds too): a process's
+	// first forwards run slower than its later ones (docs/bring-your-model.md, section 6).
+	Warmup int
 	// Rounds is how many times our forward and onnxruntime's are timed, alternately (ours, then
 	// onnxruntime's, per round), for the ratio's median (1: once each).
 	Rounds int
@@ -42,8 +46,9 @@ type ScaleOptions struct {
 type ScaleResult struct {
 	Spec              string   `json:"spec"`
 	Batch             int      `json:"batch"`
-	LoadS             float64  `json:"load_s"`       // spec + ONNX files read, graphs checked (onnx.Load)
-	FirstCallS        float64  `json:"first_call_s"` // the first forward at this batch: build, compile, run
+	Warmup            int      `json:"warmup,omitempty"` // untimed forwards before the timed ones (ScaleOptions.Warmup)
+	LoadS             float64  `json:"load_s"`           // spec + ONNX files read, graphs checked (onnx.Load)
+	FirstCallS        float64  `json:"first_call_s"`     // the first forward at this batch: build, compile, run
 	ForwardMSPerImage float64  `json:"forward_ms_per_image"`
 	HypernetStepMS    *float64 `json:"hypernet_step_ms"` // one HyperNoise training step (LoRA copy, reward, AdamW)
 	RenoStepMSImage   *float64 `json:"reno_step_ms_per_image"`
@@ -101,7 +106,7 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 			o.Log(fmt.Sprintf(format, args...))
 		}
 	}
-	res := &ScaleResult{Spec: specPath, Batch: o.Batch}
+	res := &ScaleResult{Spec: specPath, Batch: o.Batch, Warmup: o.Warmup}
 	start := time.Now()
 	m, err := onnx.Load(specPath, backend)
 	if err != nil {
@@ -128,7 +133,7 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 	if err != nil {
 		return nil, err
 	}
-	if res.FirstCallS, res.ForwardMSPerImage, err = timeForwards(call, o.Steps, o.Batch); err != nil {
+	if res.FirstCallS, res.ForwardMSPerImage, err = timeForwards(call, o.Warmup, o.Steps, o.Batch); err != nil {
 		done()
 		return nil, err
 	}
@@ -181,11 +186,11 @@ func (res *ScaleResult) rounds(call func() (float64, error), m *onnx.Model, spec
 	}
 	first := ForwardRound{OursMS: res.ForwardMSPerImage, ORTMS: ortMS, Ratio: res.ForwardMSPerImage / ortMS}
 	ours := func() (float64, error) { // each round starts with one untimed call, like the first
-		_, ms, err := timeForwards(call, o.Steps, o.Batch)
+		_, ms, err := timeForwards(call, 0, o.Steps, o.Batch)
 		return ms, err
 	}
 	ort := func() (float64, error) {
-		v, err := ORTFigures(o.ORTScript, m, specPath, o.Batch, o.Steps)
+		v, err := ORTFigures(o.ORTScript, m, specPath, o.Batch, o.Warmup, o.Steps)
 		if err != nil {
 			return 0, err
 		}
@@ -225,7 +230,7 @@ func (res *ScaleResult) external(m *onnx.Model, specPath string, o ScaleOptions)
 		}
 	}
 	if o.ORTScript != "" {
-		if v, err := ORTFigures(o.ORTScript, m, specPath, o.Batch, o.Steps); err != nil {
+		if v, err := ORTFigures(o.ORTScript, m, specPath, o.Batch, o.Warmup, o.Steps); err != nil {
 			res.Errors = append(res.Errors, "onnxruntime: "+err.Error())
 		} else {
 			res.ORT = v
@@ -256,18 +261,19 @@ func forwardRunner(backend backends.Backend, m *onnx.Model, batch int) (call fun
 	return call, exec.Finalize, nil
 }
 
-// timeForwards makes steps+1 calls: it returns the first call's seconds and the median of the
-// others in ms per image of a batch of batch.
-func timeForwards(call func() (float64, error), steps, batch int) (firstS, msPerImage float64, err error) {
+// timeForwards makes 1 + warmup + steps calls: it returns the first call's seconds and the median of
+// the last steps in ms per image of a batch of batch.
+func timeForwards(call func() (float64, error), warmup, steps, batch int) (firstS, msPerImage float64, err error) {
 	times := make([]float64, 0, steps)
-	for i := range steps + 1 {
+	for i := range 1 + warmup + steps {
 		d, err := call()
 		if err != nil {
 			return 0, 0, err
 		}
-		if i == 0 {
+		switch {
+		case i == 0:
 			firstS = d
-		} else {
+		case i > warmup:
 			times = append(times, d*1e3/float64(batch))
 		}
 	}

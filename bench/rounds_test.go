@@ -41,3 +41,29 @@ func TestForwardRounds(t *testing.T) {
 		t.Fatalf("a zero time: err %v", err)
 	}
 }
+
+// TestTimeForwardsWarmup: timeForwards makes 1 + warmup + steps calls, reports the first call's
+// seconds, and takes the median over the last steps only (the warm-up calls, here the slowest,
+// are not counted).
+func TestTimeForwardsWarmup(t *testing.T) {
+	for _, warmup := range []int{0, 4} {
+		times := []float64{7}
+		for range warmup {
+			times = append(times, 50)
+		}
+		times = append(times, 0.3, 0.1, 0.2) // seconds
+		calls := 0
+		call := func() (float64, error) {
+			d := times[calls]
+			calls++
+			return d, nil
+		}
+		first, ms, err := timeForwards(call, warmup, 3, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if calls != 1+warmup+3 || first != 7 || ms != 0.2*1e3/4 {
+			t.Errorf("warmup %d: %d calls, first %g s, %g ms/image; want %d, 7, 50", warmup, calls, first, ms, 4+warmup)
+		}
+	}
+}

@@ -1,9 +1,10 @@
 // Times an imported generator with onnxruntime (npm's onnxruntime-node), for `hypernoise bench
-// --model`: session creation, then the median of `runs` forwards after one warm-up, on seeded
-// Gaussian noise and prompt ids cycling over the spec's prompts. Prints one JSON line.
+// --model`: session creation, then the median of `runs` forwards after the first run and `warmup`
+// more (default 0), on seeded Gaussian noise and prompt ids cycling over the spec's prompts. Prints
+// one JSON line.
 //
 //   node scripts/ort_bench.js '{"model": "gen.onnx", "noise_input": "noise", "noise_shape": [4,16,16],
-//        "prompt_input": "prompt", "prompts": 8, "batch": 2, "runs": 3, "threads": 2}'
+//        "prompt_input": "prompt", "prompts": 8, "batch": 2, "warmup": 0, "runs": 3, "threads": 2}'
 //
 // onnxruntime-node is looked for in $HYPERNOISE_ORT_DIR (default: .ort/ at the repository root,
 // git-ignored), installed there with
@@ -42,6 +43,9 @@ async function main() {
   t0 = process.hrtime.bigint();
   await session.run(feeds);
   const firstS = Number(process.hrtime.bigint() - t0) / 1e9;
+  for (let i = 0; i < (cfg.warmup || 0); i++) {
+    await session.run(feeds);
+  }
   const times = [];
   for (let i = 0; i < (cfg.runs || 3); i++) {
     t0 = process.hrtime.bigint();

@@ -17,6 +17,7 @@ type scaleFlags struct {
 	scale, noORT *bool
 	torchCmd     *string
 	rounds       *int
+	warmup       *int
 }
 
 func addScaleFlags(fs *flag.FlagSet) scaleFlags {
@@ -28,6 +29,8 @@ func addScaleFlags(fs *flag.FlagSet) scaleFlags {
 		noORT: fs.Bool("no-ort", false, "--scale: do not run onnxruntime (scripts/ort_bench.js, npm onnxruntime-node in .ort/)"),
 		rounds: fs.Int("rounds", 1, "--scale: time our forward and onnxruntime's this many times, alternately, and print each ratio and their median "+
 			"(a shared machine's speed drifts between two single runs)"),
+		warmup: fs.Int("warmup", 0, "--scale: untimed forwards after the first call, before the timed ones, ours and onnxruntime's "+
+			"(a process's first forwards run slower than its later ones)"),
 	}
 }
 
@@ -41,6 +44,8 @@ func runScaleBench(env *cli.Env, sf scaleFlags, mf modelBenchFlags, ref, backend
 		return cli.Usagef("--batch must be in [1, 4096], got %d", *mf.batch)
 	case *mf.rank < 0 || *mf.rank > 1024:
 		return cli.Usagef("--rank must be in [0, 1024], got %d", *mf.rank)
+	case *sf.warmup < 0 || *sf.warmup > 1000:
+		return cli.Usagef("--warmup must be in [0, 1000], got %d", *sf.warmup)
 	case *sf.rounds > 1 && *sf.noORT:
 		return cli.Usagef("--rounds %d alternates our forward with onnxruntime's, which --no-ort turns off", *sf.rounds)
 	}
@@ -53,7 +58,7 @@ func runScaleBench(env *cli.Env, sf scaleFlags, mf modelBenchFlags, ref, backend
 	}
 	defer backend.Finalize()
 	o := bench.ScaleOptions{Batch: *mf.batch, Steps: min(steps, 20), Rank: *mf.rank, Reward: *mf.reward, TorchCmd: *sf.torchCmd,
-		Rounds: *sf.rounds}
+		Rounds: *sf.rounds, Warmup: *sf.warmup}
 	if o.MemBudget, err = cli.MemBudget(); err != nil {
 		return err
 	}
@@ -84,7 +89,11 @@ func writeModelTable(w io.Writer, r *bench.ScaleResult) {
 	fmt.Fprintf(w, "load + check          %8.2f s\n", r.LoadS)
 	if r.ForwardMSPerImage > 0 { // 0: not run (refused over the memory budget)
 		fmt.Fprintf(w, "first call            %8.2f s\n", r.FirstCallS)
-		fmt.Fprintf(w, "forward               %8.1f ms/image\n", r.ForwardMSPerImage)
+		fmt.Fprintf(w, "forward               %8.1f ms/image", r.ForwardMSPerImage)
+		if r.Warmup > 0 {
+			fmt.Fprintf(w, " (after %d warm-up forwards)", r.Warmup)
+		}
+		fmt.Fprintln(w)
 	}
 	if r.HypernetStepMS != nil {
 		fmt.Fprintf(w, "hypernoise step       %8.0f ms\n", *r.HypernetStepMS)

@@ -56,6 +56,8 @@ func TestBenchModel(t *testing.T) {
 		{[]string{"--rounds", "0"}, "--rounds must be in [1, 20], got 0"},
 		{[]string{"--rounds", "21"}, "--rounds must be in [1, 20], got 21"},
 		{[]string{"--rounds", "3", "--no-ort"}, "--no-ort turns off"},
+		{[]string{"--warmup", "-1"}, "--warmup must be in [0, 1000], got -1"},
+		{[]string{"--warmup", "1001"}, "--warmup must be in [0, 1000], got 1001"},
 	})
 }
 
