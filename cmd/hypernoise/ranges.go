@@ -112,5 +112,5 @@ func serveRanges(env *cli.Env, fs *flag.FlagSet) {
 
 func benchRanges(env *cli.Env, fs *flag.FlagSet) {
 	ranges(env, fs, map[string][2]float64{"steps": {1, 1000}, "matmul-size": {1, 8192},
-		"batch": {1, 4096}, "rank": {0, 1024}, "rounds": {1, 20}}) // bench --model: as gpu_flags.go checks (rank 0: --scale without the step)
+		"batch": {1, 4096}, "rank": {0, 1024}, "rounds": {1, 20}, "warmup": {0, 1000}}) // bench --model: as gpu_flags.go checks (rank 0: --scale without the step)
 }
