@@ -81,15 +81,7 @@ func TestConvBiasFold(t *testing.T) {
 			wantV := eval(t, ref, fn, inputs()...)
 			for r, out := range got {
 				for k := range wantV {
-					g, err := flatFloat64(out[k])
-					if err != nil {
-						t.Fatal(err)
-					}
-					scale := 0.0
-					for _, v := range wantV[k] {
-						scale = max(scale, math.Abs(v))
-					}
-					if d := maxAbsDiff(g, wantV[k]); d > 1e-5*scale || math.IsNaN(d) {
+					if d, scale := scaledDiff(t, out[k], wantV[k]); d > 1e-5*scale || math.IsNaN(d) {
 						t.Errorf("%s %s (run %d): output %d differs from SimpleGo's by %g (scale %g)", c.name, what, r, k, d, scale)
 					}
 				}

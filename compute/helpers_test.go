@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"math"
 	"sync"
 	"testing"
 
@@ -84,4 +85,18 @@ func maxAbsDiff(a, b []float64) float64 {
 		m = max(m, d)
 	}
 	return m
+}
+
+// scaledDiff returns max_i |got_i - want_i| for the tensor got and max_i |want_i| (the scale the
+// tests' relative tolerances multiply).
+func scaledDiff(t testing.TB, got *tensors.Tensor, want []float64) (d, scale float64) {
+	t.Helper()
+	g, err := flatFloat64(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range want {
+		scale = max(scale, math.Abs(v))
+	}
+	return maxAbsDiff(g, want), scale
 }

@@ -94,15 +94,7 @@ func TestUpsampledConv(t *testing.T) {
 		compare := func(what string, got []*tensors.Tensor, want [][]float64) {
 			t.Helper()
 			for k := range want {
-				g, err := flatFloat64(got[k])
-				if err != nil {
-					t.Fatal(err)
-				}
-				scale := 0.0
-				for _, x := range want[k] {
-					scale = max(scale, math.Abs(x))
-				}
-				if d := maxAbsDiff(g, want[k]); d > 1e-5*scale || math.IsNaN(d) {
+				if d, scale := scaledDiff(t, got[k], want[k]); d > 1e-5*scale || math.IsNaN(d) {
 					t.Errorf("%s %s: output %d differs by %g (scale %g)", v.name, what, k, d, scale)
 				}
 			}
