@@ -3,6 +3,7 @@ package compute
 import (
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gomlx/gomlx/backends"
@@ -165,11 +166,16 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	}
 	groups := l.n * l.c * l.hw / d.m // the normalized rows, over all batch entries
 	g := groups / l.n
-	mean, variance := make([]float64, groups), make([]float64, groups)
+	f64 := takeScratch[float64](2*groups + 3*l.n*l.c)
+	defer giveScratch(f64)
+	mean, variance := (*f64)[:groups], (*f64)[groups:2*groups]
 	if l.inNHWC {
 		// Per channel sums over the positions, in blocks of 16 channels (each channel's sum in the
 		// same order whatever the cut), then per group.
-		shift, sum, sq := make([]float64, l.n*l.c), make([]float64, l.n*l.c), make([]float64, l.n*l.c)
+		nc := l.n * l.c
+		shift, sum, sq := (*f64)[2*groups:2*groups+nc], (*f64)[2*groups+nc:2*groups+2*nc], (*f64)[2*groups+2*nc:2*groups+3*nc]
+		clear(sum)
+		clear(sq)
 		blocks := (l.c + 15) / 16
 		parallelAxis(l.n*blocks, len(x), func(lo, hi int) {
 			for u := lo; u < hi; u++ {
@@ -190,7 +196,13 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 		})
 	}
 	// Per (batch entry, channel): mean, A and B, as normRows computes them for the channel's run.
-	mu, ta, tb := make([]T, l.n*l.c), make([]T, l.n*l.c), make([]T, l.n*l.c)
+	nc := l.n * l.c
+	per := l.hw * l.c
+	rows := min(max(16, nhwcTile/l.c), l.hw)
+	span := rows * l.c
+	ts := takeScratch[T](3*nc + 3*l.n*span)
+	defer giveScratch(ts)
+	mu, ta, tb := (*ts)[:nc], (*ts)[nc:2*nc], (*ts)[2*nc:3*nc]
 	for k := range mu {
 		e := k * l.hw // the channel's first entry in NCHW order
 		r := e / d.m
@@ -202,15 +214,13 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	// mean, A and B repeated over a chunk. Reading NCHW, a task first transposes transposeSpan
 	// positions' values into place (as transposeBlock does: whole cache lines of every channel's
 	// row), then runs its chunks.
-	per := l.hw * l.c
-	rows := min(max(16, nhwcTile/l.c), l.hw)
-	span := rows * l.c
 	taskRows := rows
 	if !l.inNHWC {
 		taskRows = min(l.hw, (transposeSpan+rows-1)/rows*rows)
 	}
 	tasks := (l.hw + taskRows - 1) / taskRows
-	rm, ra, rb := make([]T, l.n*span), make([]T, l.n*span), make([]T, l.n*span)
+	ns := l.n * span
+	rm, ra, rb := (*ts)[3*nc:3*nc+ns], (*ts)[3*nc+ns:3*nc+2*ns], (*ts)[3*nc+2*ns:3*nc+3*ns]
 	for i := range rm {
 		b, ch := i/span, i%l.c
 		rm[i], ra[i], rb[i] = mu[b*l.c+ch], ta[b*l.c+ch], tb[b*l.c+ch]
@@ -218,7 +228,9 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	parallelAxis(l.n*tasks, len(out), func(lo, hi int) {
 		var tmp []T
 		if l.silu {
-			tmp = make([]T, span)
+			tp := takeScratch[T](span)
+			defer giveScratch(tp)
+			tmp = *tp
 		}
 		for u := lo; u < hi; u++ {
 			b, t0 := u/tasks, (u%tasks)*taskRows
@@ -343,4 +355,35 @@ func logistic64(x float64) float64 {
 	}
 	e := math.Exp(x)
 	return e / (1 + e)
+}
+
+// Scratch slices of the kernels, kept between calls. A normalization allocated its statistics and
+// per-channel coefficients afresh on every call (about half a MiB a call, 17 MB a batch-16 forward
+// of the small T2I fixture): memory the collector reclaims only every few dozen forwards, so until
+// then every call took new pages from the system, about 5,500 page faults and 3 ms of system time
+// per image (docs/bring-your-model.md, section 6).
+var scratch32, scratch64 sync.Pool
+
+// takeScratch returns a slice of n values from the pool of T (contents undefined), to be handed
+// back with giveScratch.
+func takeScratch[T float32 | float64](n int) *[]T {
+	p := &scratch64
+	if _, ok := any(T(0)).(float32); ok {
+		p = &scratch32
+	}
+	if s, ok := p.Get().(*[]T); ok && cap(*s) >= n {
+		*s = (*s)[:n]
+		return s
+	}
+	s := make([]T, n)
+	return &s
+}
+
+// giveScratch returns a slice from takeScratch to its pool.
+func giveScratch[T float32 | float64](s *[]T) {
+	if _, ok := any(T(0)).(float32); ok {
+		scratch32.Put(s)
+	} else {
+		scratch64.Put(s)
+	}
 }
