@@ -191,11 +191,7 @@ func attention32(o, q, k, v []float32, a *attnNodeData) {
 	}
 	parallelAxis(a.b*blocks, a.b*a.n*a.m, func(lo, hi int) {
 		need := min(attnRows, a.n) * a.m
-		sp, _ := attnScratch.Get().(*[]float32)
-		if sp == nil || cap(*sp) < need {
-			buf := make([]float32, need)
-			sp = &buf
-		}
+		sp := poolSlice[float32](&attnScratch, need)
 		defer attnScratch.Put(sp)
 		scores := (*sp)[:need]
 		for u := lo; u < hi; u++ {

@@ -265,19 +265,11 @@ func convChunks[T gemmFloat](nb, perB, mnk int, fast func(lo, hi int) bool, step
 			return
 		}
 		c0 := min(chunk, hi-lo)
-		var scratch []T
-		sp, _ := convScratch.Get().(*[]T)
-		if sp != nil && cap(*sp) >= c0*perB {
-			scratch = (*sp)[:c0*perB]
-		} else {
-			scratch = make([]T, c0*perB)
-			sp = &scratch
-		}
+		sp := poolSlice[T](&convScratch, c0*perB)
 		for b := lo; b < hi; b += chunk {
 			c := min(chunk, hi-b)
-			step(scratch[:c*perB], b, c)
+			step((*sp)[:c*perB], b, c)
 		}
-		*sp = scratch
 		convScratch.Put(sp)
 	}
 	parts := convGemmParts(f32, nb, mnk)

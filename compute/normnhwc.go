@@ -165,43 +165,17 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 		params[i+1] = f.([]T)
 	}
 	groups := l.n * l.c * l.hw / d.m // the normalized rows, over all batch entries
-	g := groups / l.n
-	f64 := takeScratch[float64](2*groups + 3*l.n*l.c)
-	defer giveScratch(f64)
-	mean, variance := (*f64)[:groups], (*f64)[groups:2*groups]
-	if l.inNHWC {
-		// Per channel sums over the positions, in blocks of 16 channels (each channel's sum in the
-		// same order whatever the cut), then per group.
-		nc := l.n * l.c
-		shift, sum, sq := (*f64)[2*groups:2*groups+nc], (*f64)[2*groups+nc:2*groups+2*nc], (*f64)[2*groups+2*nc:2*groups+3*nc]
-		clear(sum)
-		clear(sq)
-		blocks := (l.c + 15) / 16
-		parallelAxis(l.n*blocks, len(x), func(lo, hi int) {
-			for u := lo; u < hi; u++ {
-				b, c0 := u/blocks, (u%blocks)*16
-				o := b * l.c
-				chanStatsNHWC(shift[o:o+l.c], sum[o:o+l.c], sq[o:o+l.c], x[b*l.hw*l.c:(b+1)*l.hw*l.c], l.c, l.hw, g, c0, min(l.c, c0+16))
-			}
-		})
-		for b := range l.n {
-			o := b * l.c
-			groupsFromChannels(mean[b*g:(b+1)*g], variance[b*g:(b+1)*g], shift[o:o+l.c], sum[o:o+l.c], sq[o:o+l.c], l.hw)
-		}
-	} else {
-		parallelAxis(groups, len(x), func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				mean[r], variance[r] = rowStats(x[r*d.m : (r+1)*d.m])
-			}
-		})
-	}
+	sp := poolSlice[float64](&normStatScratch, 2*groups+3*l.n*l.c)
+	defer normStatScratch.Put(sp)
+	mean, variance := (*sp)[:groups], (*sp)[groups:2*groups]
+	normNHWCStats(mean, variance, (*sp)[2*groups:], x, d)
 	// Per (batch entry, channel): mean, A and B, as normRows computes them for the channel's run.
 	nc := l.n * l.c
 	per := l.hw * l.c
 	rows := min(max(16, nhwcTile/l.c), l.hw)
 	span := rows * l.c
-	ts := takeScratch[T](3*nc + 3*l.n*span)
-	defer giveScratch(ts)
+	ts := poolSlice[T](&normCoefScratch, 3*nc+3*l.n*span)
+	defer normCoefScratch.Put(ts)
 	mu, ta, tb := (*ts)[:nc], (*ts)[nc:2*nc], (*ts)[2*nc:3*nc]
 	for k := range mu {
 		e := k * l.hw // the channel's first entry in NCHW order
@@ -228,8 +202,8 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 	parallelAxis(l.n*tasks, len(out), func(lo, hi int) {
 		var tmp []T
 		if l.silu {
-			tp := takeScratch[T](span)
-			defer giveScratch(tp)
+			tp := poolSlice[T](&normSiluScratch, span)
+			defer normSiluScratch.Put(tp)
 			tmp = *tp
 		}
 		for u := lo; u < hi; u++ {
@@ -259,6 +233,38 @@ func normNHWCRun[T float32 | float64](out []T, flats []any, d *normNodeData) {
 			}
 		}
 	})
+}
+
+// normNHWCStats sets mean[r] and variance[r] (biased, in float64) of each of the twin's normalized
+// rows of x; work holds at least 3·N·c values of scratch.
+func normNHWCStats[T float32 | float64](mean, variance, work []float64, x []T, d *normNodeData) {
+	l := d.nhwc
+	if !l.inNHWC {
+		parallelAxis(len(mean), len(x), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				mean[r], variance[r] = rowStats(x[r*d.m : (r+1)*d.m])
+			}
+		})
+		return
+	}
+	// Per channel sums over the positions, in blocks of 16 channels (each channel's sum in the same
+	// order whatever the cut), then per group.
+	g, nc := len(mean)/l.n, l.n*l.c
+	shift, sum, sq := work[:nc], work[nc:2*nc], work[2*nc:3*nc]
+	clear(sum)
+	clear(sq)
+	blocks := (l.c + 15) / 16
+	parallelAxis(l.n*blocks, len(x), func(lo, hi int) {
+		for u := lo; u < hi; u++ {
+			b, c0 := u/blocks, (u%blocks)*16
+			o := b * l.c
+			chanStatsNHWC(shift[o:o+l.c], sum[o:o+l.c], sq[o:o+l.c], x[b*l.hw*l.c:(b+1)*l.hw*l.c], l.c, l.hw, g, c0, min(l.c, c0+16))
+		}
+	})
+	for b := range l.n {
+		o := b * l.c
+		groupsFromChannels(mean[b*g:(b+1)*g], variance[b*g:(b+1)*g], shift[o:o+l.c], sum[o:o+l.c], sq[o:o+l.c], l.hw)
+	}
 }
 
 // nhwcTile is about the number of values a task of the channels-last twin writes.
@@ -357,33 +363,10 @@ func logistic64(x float64) float64 {
 	return e / (1 + e)
 }
 
-// Scratch slices of the kernels, kept between calls. A normalization allocated its statistics and
-// per-channel coefficients afresh on every call (about half a MiB a call, 17 MB a batch-16 forward
-// of the small T2I fixture): memory the collector reclaims only every few dozen forwards, so until
-// then every call took new pages from the system, about 5,500 page faults and 3 ms of system time
-// per image (docs/bring-your-model.md, section 6).
-var scratch32, scratch64 sync.Pool
-
-// takeScratch returns a slice of n values from the pool of T (contents undefined), to be handed
-// back with giveScratch.
-func takeScratch[T float32 | float64](n int) *[]T {
-	p := &scratch64
-	if _, ok := any(T(0)).(float32); ok {
-		p = &scratch32
-	}
-	if s, ok := p.Get().(*[]T); ok && cap(*s) >= n {
-		*s = (*s)[:n]
-		return s
-	}
-	s := make([]T, n)
-	return &s
-}
-
-// giveScratch returns a slice from takeScratch to its pool.
-func giveScratch[T float32 | float64](s *[]T) {
-	if _, ok := any(T(0)).(float32); ok {
-		scratch32.Put(s)
-	} else {
-		scratch64.Put(s)
-	}
-}
+// normStatScratch, normCoefScratch and normSiluScratch hold a channels-last normalization's float64
+// statistics, its per-channel coefficients and each band's SiLU scratch between calls (one pool
+// each, so that a slice of one size is not handed to a use that needs another). Allocated afresh on every call
+// (about half a MiB a call, 17 MB a batch-16 forward of the small T2I fixture), they were memory the
+// collector reclaims only every few dozen forwards, so until then every forward took about 5,500
+// new pages from the system, 3 ms of system time per image (docs/bring-your-model.md, section 6).
+var normStatScratch, normCoefScratch, normSiluScratch sync.Pool

@@ -55,7 +55,9 @@ func init() {
 // built (default 1024; SetUpsampledConvMinPixels). The phase kernels are summed on every call: at
 // SD-Turbo's 1280 channels on a 16x16 image at batch 1 that node took 121 ms and the 2x2
 // convolution 107 ms, against 121 ms for the plain 3x3 one (one profile of five forwards); on 32x32
-// with 640 channels, 4 ms and 58 ms against 102.
+// with 640 channels, 4 ms and 58 ms against 102. Those kernel sums were 1c41f9f's single-threaded
+// loop; the parallel pass that replaced it was not timed at that size, so the threshold may be
+// higher than it needs to be.
 var upConvMinPixels atomic.Int64
 
 // SetUpsampledConvMinPixels sets the least number of low-resolution pixels N·H·W for which a
@@ -159,8 +161,8 @@ func (b *patchedBuilder) repeatStep(y *simplego.Node) (x *simplego.Node, a, k in
 
 // phaseKernels builds, from the OIHW 3x3 kernel km [cout, cin, 3, 3], the four 2x2 phase kernels
 // stacked as [4·cout, cin, 2, 2], phase (a, b) at rows (2a+b)·cout onwards (see above), as one node
-// (phaseKernelData): a few Slices, Adds and Concatenates of SimpleGo cost more than the product saves
-// on the small convolutions of a UNet's bottom.
+// (phaseKernelData): built from SimpleGo's Slices, Adds and Concatenates, the kernels' Slices alone
+// took 3.3-3.5 ms of a batch-16 forward of the small T2I fixture (one profile).
 func (b *patchedBuilder) phaseKernels(km backends.Op, cout, cin int) (backends.Op, error) {
 	kn, ok := km.(*simplego.Node)
 	if !ok {
