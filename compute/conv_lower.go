@@ -64,40 +64,8 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 	}
 	positions := kernelPositions(l.k)
 	if g == 1 {
-		// im2col and the product fused in one node (see convgemm.go). A kernel in ONNX's OIHW layout
-		// goes to oneDNN as it is (it reorders the kernel on every call anyway), without a transpose.
-		km, kOIHW := kernel, b.forwardOnDNNL(xs, n, groups) && isOIHW(l.kPerm)
-		if !kOIHW {
-			kc, err := b.transposeIfNeeded(kernel, l.kPerm)
-			if err != nil {
-				return nil, false, err
-			}
-			if km, err = b.Builder.Reshape(kc, len(positions)*l.cin, l.cout); err != nil {
-				return nil, false, err
-			}
-		}
-		var yc backends.Op
-		fused := false
-		if kOIHW && !twin { // a 3x3 convolution of a nearest 2x upsampling, at the low resolution (upconv.go)
-			if yc, fused, err = b.upsampledConv(xc, km, l.k, strides, kernelDil, pads, l.cout); err != nil {
-				return nil, false, err
-			}
-		}
-		if !fused {
-			if yc, fused, err = b.convGemmNode(xc, km, kOIHW, l.k, strides, kernelDil, l.out, pads, l.cout); err != nil {
-				return nil, false, err
-			}
-		}
-		if fused {
-			cn, perm := yc, inversePerm(l.yPerm)
-			if yc, err = b.transposeIfNeeded(yc, perm); err != nil {
-				return nil, false, err
-			}
-			if b.forwardOnDNNL(xs, n, groups) {
-				b.rememberConv(yc, cn, perm) // its bias may be folded in (see convbias.go)
-			}
-			statConvLowered.Add(1)
-			return yc, true, nil
+		if yc, fused, err := b.lowerConvFused(xc, kernel, xs, l, twin, strides, kernelDil, pads); err != nil || fused {
+			return yc, fused, err
 		}
 	}
 	var patches backends.Op
@@ -127,6 +95,49 @@ func (b *patchedBuilder) lowerConv(input, kernel backends.Op, axes backends.Conv
 	yc, err := b.patchProduct(patches, kernel, l, len(positions), g, cg, coutg)
 	if err != nil {
 		return nil, false, err
+	}
+	statConvLowered.Add(1)
+	return yc, true, nil
+}
+
+// lowerConvFused builds an ungrouped convolution of the channels-last input xc (twin: written by a
+// normalization's channels-last twin) as one fused node (see convgemm.go), or as the low-resolution
+// form of a convolution of an upsampling (upconv.go), transposed to the output layout; ok=false
+// when neither applies. A kernel in ONNX's OIHW layout goes to oneDNN as it is (it reorders the
+// kernel on every call anyway), without a transpose.
+func (b *patchedBuilder) lowerConvFused(xc, kernel backends.Op, xs shapes.Shape, l convLayout, twin bool,
+	strides, kernelDil []int, pads [][2]int) (backends.Op, bool, error) {
+	n := len(strides)
+	onDNNL := b.forwardOnDNNL(xs, n, 1)
+	km, kOIHW := kernel, onDNNL && isOIHW(l.kPerm)
+	if !kOIHW {
+		kc, err := b.transposeIfNeeded(kernel, l.kPerm)
+		if err != nil {
+			return nil, false, err
+		}
+		if km, err = b.Builder.Reshape(kc, prod(l.k)*l.cin, l.cout); err != nil {
+			return nil, false, err
+		}
+	}
+	var yc backends.Op
+	fused := false
+	var err error
+	if kOIHW && !twin { // a 3x3 convolution of a nearest 2x upsampling, at the low resolution
+		if yc, fused, err = b.upsampledConv(xc, km, l.k, strides, kernelDil, pads, l.cout); err != nil {
+			return nil, false, err
+		}
+	}
+	if !fused {
+		if yc, fused, err = b.convGemmNode(xc, km, kOIHW, l.k, strides, kernelDil, l.out, pads, l.cout); err != nil || !fused {
+			return nil, false, err
+		}
+	}
+	cn, perm := yc, inversePerm(l.yPerm)
+	if yc, err = b.transposeIfNeeded(yc, perm); err != nil {
+		return nil, false, err
+	}
+	if onDNNL {
+		b.rememberConv(yc, cn, perm) // its bias may be folded in (see convbias.go)
 	}
 	statConvLowered.Add(1)
 	return yc, true, nil
