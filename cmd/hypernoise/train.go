@@ -68,6 +68,9 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		r = hypernet.RegExactKL
 		flowExact, flowBeta = true, *f.kind == infer.KindFlow && !flagSet(fs, "beta")
 	}
+	if *f.kind == infer.KindDial && flagSet(fs, "beta") {
+		return cli.Usagef("train: --beta does not apply to the tilt dial, which is trained over every beta of --beta-range (and sampled at any beta in it with sample --beta)")
+	}
 	if err := resolveBeta(fs, r, f.beta); err != nil {
 		return err
 	}

@@ -61,6 +61,7 @@ func TestTrainBetaBadInput(t *testing.T) {
 		{[]string{"--beta", "0"}, "--beta must be in"},
 		{[]string{"--reg", "kl", "--beta", "1e9"}, "--beta must be in"},
 		{[]string{"--reward-norm", "max"}, `unknown reward normalization "max"`},
+		{[]string{"--modulator", "dial", "--reg", "kl", "--beta", "0.3"}, "--beta does not apply to the tilt dial"},
 	})
 }
 
