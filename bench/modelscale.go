@@ -56,6 +56,7 @@ type ScaleResult struct {
 	EstimateForward   int64    `json:"estimate_forward_bytes"` // onnx.Model.EstimateBytes(batch, false)
 	EstimateTrain     int64    `json:"estimate_train_bytes"`   // EstimateTrainBytes(batch, rank)
 	PeakRSS           int64    `json:"peak_rss_bytes"`         // the process's peak resident memory
+	LoadPeakRSS       int64    `json:"load_peak_rss_bytes"`    // the same, right after loading (before any forward)
 	Torch             any      `json:"torch,omitempty"`        // PyTorch's figures (--torch-cmd), as printed
 	ORT               any      `json:"onnxruntime,omitempty"`  // onnxruntime's figures (--ort)
 	// ForwardRounds are the alternated forward timings (ScaleOptions.Rounds > 1), the first being
@@ -113,6 +114,7 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 		return nil, err
 	}
 	res.LoadS = time.Since(start).Seconds()
+	res.LoadPeakRSS = peakRSS()
 	res.WeightBytes = m.WeightBytes()
 	res.EstimateForward, res.EstimateTrain = m.EstimateBytes(o.Batch, false), m.EstimateTrainBytes(o.Batch, o.Rank)
 	logf("load + check %.2f s (weights %d MB)", res.LoadS, res.WeightBytes>>20)

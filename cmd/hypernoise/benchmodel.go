@@ -103,7 +103,7 @@ func writeModelTable(w io.Writer, r *bench.ScaleResult) {
 	}
 	fmt.Fprintf(w, "weights               %8s\n", cli.FormatBytes(r.WeightBytes))
 	fmt.Fprintf(w, "estimate fwd / train  %8s / %s\n", cli.FormatBytes(r.EstimateForward), cli.FormatBytes(r.EstimateTrain))
-	fmt.Fprintf(w, "peak memory           %8s\n", cli.FormatBytes(r.PeakRSS))
+	fmt.Fprintf(w, "peak memory           %8s (%s after loading)\n", cli.FormatBytes(r.PeakRSS), cli.FormatBytes(r.LoadPeakRSS))
 	if r.Torch != nil {
 		fmt.Fprintf(w, "pytorch               %v\n", r.Torch)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // TestBenchModel: bench --model --scale --json times every figure on the fixture (positive times, the
-// weights and the peak memory) and refuses a bad --batch with exit 2.
+// weights, the peak memory and the peak after loading, between the weights' size and the peak) and refuses a bad --batch with exit 2.
 func TestBenchModel(t *testing.T) {
 	spec := filepath.Join(fixtureDir, "spec.json")
 	code, stdout, stderr := run("bench", "--model", spec, "--scale", "--json", "--no-ort", "--steps", "1", "--batch", "2")
@@ -28,13 +28,15 @@ func TestBenchModel(t *testing.T) {
 		RenoStepMSPerImage *float64 `json:"reno_step_ms_per_image"`
 		WeightBytes        int64    `json:"weight_bytes"`
 		PeakRSSBytes       int64    `json:"peak_rss_bytes"`
+		LoadPeakRSSBytes   int64    `json:"load_peak_rss_bytes"`
 		Errors             []string `json:"errors"`
 	}
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatal(err)
 	}
 	if r.LoadS <= 0 || r.FirstCallS <= 0 || r.ForwardMSPerImage <= 0 || r.HypernetStepMS == nil || *r.HypernetStepMS <= 0 ||
-		r.RenoStepMSPerImage == nil || *r.RenoStepMSPerImage <= 0 || r.WeightBytes <= 0 || r.PeakRSSBytes < r.WeightBytes || len(r.Errors) > 0 {
+		r.RenoStepMSPerImage == nil || *r.RenoStepMSPerImage <= 0 || r.WeightBytes <= 0 || r.PeakRSSBytes < r.WeightBytes || len(r.Errors) > 0 ||
+		r.LoadPeakRSSBytes < r.WeightBytes || r.LoadPeakRSSBytes > r.PeakRSSBytes {
 		t.Fatalf("figures missing or not positive: %s", stdout)
 	}
 	// --rank 0: the forward and ReNO timed, no training step (bench.ScaleOptions.Rank), no error
