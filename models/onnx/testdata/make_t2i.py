@@ -38,6 +38,8 @@ Variants written for every size:
   t2i_clip_text.safetensors   the clip reward's text embeddings, one table `embeddings` [n_prompts,P]
                               and the prompt list in the metadata ("prompts", a JSON list)
   t2i.json, t2i_bmm.json, t2i_emb.json   the specs (baked, bmm, embeddings as data)
+  t2i_noaes.json, t2i_bmm_noaes.json     (small and sd-turbo) the first two without the aesthetic reward,
+                                         as `bench --model` times them
 
 Sizes (--size):
   tiny      latent 4x8x8, image 32x32; committed next to this script and used by the tests, with
@@ -581,6 +583,13 @@ def make(size, out, only=None, external=None):
                              gen_emb={"file": "t2i_text.safetensors"},
                              clip_emb={"file": "t2i_clip_text.safetensors"}),
     }
+    if size != "tiny":
+        # The benchmarks' specs: the same models without the aesthetic reward, which `--only`
+        # exports of the generator and clip reward (sd-turbo's usual run) do not write.
+        for f in ("t2i.json", "t2i_bmm.json"):
+            s = json.loads(json.dumps(specs[f]))
+            del s["rewards"]["aesthetic"]
+            specs[f.replace(".json", "_noaes.json")] = s
     for f, s in specs.items():
         with open(p(f), "w") as fh:
             json.dump(s, fh, indent=2)
