@@ -7,6 +7,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/hypernoise/hypernoise"
 )
@@ -77,6 +78,18 @@ type Objective struct {
 	// ExactLogDet: the modulator supplies log|det dT/deps| exactly (a LogDetModulator), so
 	// RegExactKL is valid at any noise dimension. NewProblem sets it from the modulator.
 	ExactLogDet bool
+	// Match, if set, adds Match.Weight times the energy distance to a reference set of the tilt
+	// (EnergyMatch) to every sample's loss.
+	Match *Match
+}
+
+// Match is a reference set of the tilt's samples the training matches in energy distance: Ref
+// [NP, M, Dz] holds M samples per prompt, of the modulated noise (Space "noise") or of the
+// generator's output (Space "image").
+type Match struct {
+	Ref    *tensors.Tensor
+	Space  string
+	Weight float64
 }
 
 // Tempered reports whether the regularizer is a KL divided against r/Beta (kl, exact-kl, logdet),

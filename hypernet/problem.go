@@ -112,6 +112,15 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 			}
 			x := gen.Generate(ctx, Add(eps, f), prompts)
 			loss, reward, reg, extra := obj.terms(ctx, eps, f, x, prompts, nil, problemProbes(ctx, eps, scope, obj), kl)
+			if obj.Match != nil {
+				z := Add(eps, f)
+				if obj.Match.Space == "image" {
+					z = x
+				}
+				e := EnergyMatch(z, prompts, ConstCachedTensor(eps.Graph(), obj.Match.Ref))
+				loss = Add(loss, MulScalar(e, obj.Match.Weight))
+				extra = append(extra, Metric{"match", e})
+			}
 			if logDet != nil {
 				// The exact KL(T#N || N) and log-det are reported whatever the objective.
 				extra = append(extra, Metric{"logdet", StopGradient(logDet)}, Metric{"kl_exact", StopGradient(FlowKL(eps, f, logDet))})

@@ -133,7 +133,7 @@ func ParseConfig(data []byte) (Config, string, error) {
 func (c Config) Defines() map[string]string {
 	mod, _ := json.Marshal(c.Modulator)
 	logdet, _ := json.Marshal(c.LogDet)
-	return map[string]string{
+	d := map[string]string{
 		"generator":   c.Generator,
 		"base_model":  c.BaseHash,
 		"reward_spec": c.RewardSpec,
@@ -143,4 +143,9 @@ func (c Config) Defines() map[string]string {
 		"beta":        fmt.Sprint(c.Beta),
 		"logdet":      string(logdet),
 	}
+	if c.TiltMatch != nil { // only when set: checkpoints written before it existed still resume
+		tm, _ := json.Marshal(c.TiltMatch)
+		d["tilt_match"] = string(tm)
+	}
+	return d
 }

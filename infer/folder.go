@@ -176,11 +176,13 @@ type Config struct {
 	// RewardNorm "std" ("std-within"): each reward term was divided by its spread (its pooled
 	// within-prompt spread) under the base generator, RewardScale[name] (measured before training),
 	// so the tilt is exp(Σ w_k r_k/s_k / beta).
-	RewardNorm  string               `json:"reward_norm,omitempty"`
-	RewardScale map[string]float64   `json:"reward_scale,omitempty"`
-	LogDet      *hypernet.LogDet     `json:"logdet,omitempty"` // the logdet regularizer's estimator
-	Train       hypernet.TrainConfig `json:"train"`
-	Result      *TrainSummary        `json:"result,omitempty"`
+	RewardNorm  string             `json:"reward_norm,omitempty"`
+	RewardScale map[string]float64 `json:"reward_scale,omitempty"`
+	LogDet      *hypernet.LogDet   `json:"logdet,omitempty"` // the logdet regularizer's estimator
+	// TiltMatch: the energy distance to a resampled tilt reference was part of the loss.
+	TiltMatch *hypernet.MatchSpec  `json:"tilt_match,omitempty"`
+	Train     hypernet.TrainConfig `json:"train"`
+	Result    *TrainSummary        `json:"result,omitempty"`
 }
 
 // TrainSummary is what training reached.

@@ -38,10 +38,13 @@ type TrainOptions struct {
 	// hypernet.NormStdWithin (divided by its pooled spread within a prompt, likewise).
 	RewardNorm string
 	LogDet     hypernet.LogDet // for the logdet regularizer
-	Train      hypernet.TrainConfig
-	OutDir     string // receives weights, config, curve, and resumable checkpoints
-	Resume     bool   // continue the run checkpointed in OutDir (same definition and settings)
-	Force      bool   // start afresh in an OutDir that holds a run, discarding it
+	// TiltMatch, if set, adds the energy distance to a resampled tilt reference to the loss
+	// (hypernet.MatchSpec; its Seed is set from Train.Seed). It needs a tilt beta.
+	TiltMatch *hypernet.MatchSpec
+	Train     hypernet.TrainConfig
+	OutDir    string // receives weights, config, curve, and resumable checkpoints
+	Resume    bool   // continue the run checkpointed in OutDir (same definition and settings)
+	Force     bool   // start afresh in an OutDir that holds a run, discarding it
 }
 
 // NewPipeline returns the inference pipeline over model m, loading the opened hypernetwork
@@ -68,7 +71,7 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	if opts.OutDir == "" {
 		return nil, nil, fmt.Errorf("no output folder")
 	}
-	prob, mod, reward, hcfg, err := trainProblem(backend, im, &opts)
+	prob, mod, reward, hcfg, err := trainProblem(backend, im, &opts, prog)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -127,7 +130,7 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 // trainProblem builds the training problem of opts on model im (the reward normalized when
 // opts.RewardNorm asks; the mean-square weight set by beta when one is given; opts.Beta becomes
 // the beta actually trained for), its modulator and reward, and the config hypernet.json will hold.
-func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions) (*hypernet.Problem, hypernoise.Modulator, hypernoise.Reward, infer.Config, error) {
+func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions, prog progress.Func) (*hypernet.Problem, hypernoise.Modulator, hypernoise.Reward, infer.Config, error) {
 	m := im.Generator
 	var hcfg infer.Config
 	reward, err := im.Rewards.Parse(opts.RewardSpec)
@@ -146,6 +149,19 @@ func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions
 		opts.RegWeight = hypernet.MeanSquareWeight(opts.Beta, m.NoiseShape())
 	}
 	obj := hypernet.Objective{Reward: trained, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
+	if opts.TiltMatch != nil {
+		if _, ok := mod.(hypernet.Dial); ok {
+			return nil, nil, nil, hcfg, fmt.Errorf("tilt matching needs one beta, and a tilt dial trains over a range")
+		}
+		tm := *opts.TiltMatch // the caller's spec is not written to (train-seeds runs share it)
+		tm.Seed = opts.Train.Seed
+		opts.TiltMatch = &tm
+		mt, err := tiltMatch(backend, im, trained, obj.TiltBeta(m.NoiseShape()), *opts.TiltMatch, prog)
+		if err != nil {
+			return nil, nil, nil, hcfg, err
+		}
+		obj.Match = mt
+	}
 	var prob *hypernet.Problem
 	if d, ok := mod.(hypernet.Dial); ok {
 		prob, err = hypernet.NewDialProblem(m, d, obj)
@@ -163,7 +179,7 @@ func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions
 	hcfg = infer.Config{
 		Format: infer.ConfigFormat, Generator: m.Name(), Model: im.Ref(), BaseHash: im.Hash, RewardSpec: opts.RewardSpec,
 		Modulator: opts.Modulator, Reg: opts.Reg, RegWeight: opts.RegWeight, Beta: opts.Beta, Train: cfg,
-		RewardScale: scale,
+		RewardScale: scale, TiltMatch: opts.TiltMatch,
 	}
 	if scale != nil {
 		hcfg.RewardNorm = opts.RewardNorm

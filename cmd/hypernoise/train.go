@@ -91,6 +91,9 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := trainConfig(fs, f, &o.Train); err != nil {
 		return err
 	}
+	if err := tiltMatchFlags(fs, f, r, &o); err != nil {
+		return err
+	}
 	if infer.DenseMatrix(*f.kind) {
 		affineDefaults(fs, &o.Train)
 	}
@@ -160,6 +163,10 @@ type trainFlags struct {
 	force          *bool
 	quiet          *bool
 	asJSON         *bool
+	tiltMatch      *float64
+	matchSpace     *string
+	matchPool      *int
+	matchSize      *int
 }
 
 func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
@@ -196,6 +203,11 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.noise = fs.String("noise", string(def.Train.Noise), fmt.Sprintf("noise mode: %v", hypernet.NoiseModes()))
 	f.promptsPerStep = fs.Int("prompts-per-step", def.Train.PromptsPerStep, "prompts in each step's batch, each held by a group of rows (fresh and batch noise modes; 1: one prompt for the whole batch); 0: every row draws its prompt independently; at most --batch")
 	f.seed = fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
+	dm := hypernet.DefaultMatch(0)
+	f.tiltMatch = fs.Float64("tilt-match", 0, "weight of the energy distance between each batch and a reference set of the tilt at --beta (resampled from base samples before training; docs/convergence.md, eighth round); 0: off. Sets --prompts-per-step 2 unless given")
+	f.matchSpace = fs.String("tilt-match-space", dm.Space, "tilt matching: where the distance is measured, image (the generator's output) or noise (the modulated noise)")
+	f.matchPool = fs.Int("tilt-match-pool", dm.Pool, "tilt matching: base samples per prompt the reference is resampled from (scored once, before training)")
+	f.matchSize = fs.Int("tilt-match-size", dm.Size, "tilt matching: reference samples per prompt")
 	f.every = fs.Int("checkpoint-every", def.Train.CheckpointEvery, "steps between checkpoints")
 	f.resume = fs.Bool("resume", false, "continue the run checkpointed in --out (same reward, model and settings; --steps may grow)")
 	f.force = fs.Bool("force", false, "discard the run in --out, if any, and start over")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hypernoise/hypernoise/cli"
 	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/infer"
 	"github.com/hypernoise/hypernoise/pipeline"
 )
 
@@ -99,5 +100,39 @@ func applyBudget(fs *flag.FlagSet, budget string, cfg *hypernet.TrainConfig) err
 		return cli.Usagef("train: %v", err)
 	}
 	cfg.Steps = n
+	return nil
+}
+
+// tiltMatchFlags reads --tilt-match and its settings into o.TiltMatch: the settings without
+// --tilt-match, a weight out of range, an unknown space, a pool or size out of range, a regularizer
+// without a tilt or the tilt dial (no single beta) are usage errors. With matching on and
+// --prompts-per-step not given, each step holds 2 prompts, so that every row has partners of its
+// prompt in the batch (the energy distance's within-batch term).
+func tiltMatchFlags(fs *flag.FlagSet, f *trainFlags, r hypernet.Regularizer, o *pipeline.TrainOptions) error {
+	if !flagSet(fs, "tilt-match") {
+		for _, name := range []string{"tilt-match-space", "tilt-match-pool", "tilt-match-size"} {
+			if flagSet(fs, name) {
+				return cli.Usagef("train: --%s is a setting of --tilt-match, which was not given", name)
+			}
+		}
+		return nil
+	}
+	if *f.tiltMatch == 0 {
+		return nil
+	}
+	spec := hypernet.MatchSpec{Weight: *f.tiltMatch, Space: *f.matchSpace, Pool: *f.matchPool, Size: *f.matchSize}
+	if err := spec.Validate(); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
+	if !r.HasTilt() {
+		return cli.Usagef("train: --tilt-match matches the tilt at --beta, and the %s regularizer targets no tilt", r)
+	}
+	if *f.kind == infer.KindDial {
+		return cli.Usagef("train: --tilt-match needs one beta, and the tilt dial trains over --beta-range")
+	}
+	o.TiltMatch = &spec
+	if !flagSet(fs, "prompts-per-step") {
+		o.Train.PromptsPerStep = min(2, o.Train.BatchSize)
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hypernoise/hypernoise/cli"
+	"github.com/hypernoise/hypernoise/hypernet"
 	"github.com/hypernoise/hypernoise/infer"
 )
 
@@ -48,6 +49,19 @@ func TestTrainRecordsBeta(t *testing.T) {
 	if s := norm.RewardScale["score"]; norm.RewardNorm != "std" || !(s > 0) || norm.Beta != 0.5 {
 		t.Errorf("--reward-norm std: norm %q, scale %v, beta %g", norm.RewardNorm, norm.RewardScale, norm.Beta)
 	}
+	// Tilt matching is recorded with its settings, the training seed and the prompts per step it
+	// sets; both spaces train.
+	for _, space := range []string{"image", "noise"} {
+		tm := train("match-"+space, "--beta", "0.5", "--tilt-match", "0.3", "--tilt-match-space", space,
+			"--tilt-match-pool", "32", "--tilt-match-size", "8", "--seed", "5")
+		want := hypernet.MatchSpec{Weight: 0.3, Space: space, Pool: 32, Size: 8, Seed: 5}
+		if tm.TiltMatch == nil || *tm.TiltMatch != want || tm.Train.PromptsPerStep != 2 || tm.Defines()["tilt_match"] == "" {
+			t.Errorf("--tilt-match in %s: recorded %+v, prompts per step %d; want %+v and 2", space, tm.TiltMatch, tm.Train.PromptsPerStep, want)
+		}
+	}
+	if plain.TiltMatch != nil || plain.Defines()["tilt_match"] != "" {
+		t.Errorf("no --tilt-match: recorded %+v", plain.TiltMatch)
+	}
 }
 
 // TestTrainBetaBadInput: --beta where it has no meaning, together with the weight it sets, or out
@@ -62,6 +76,14 @@ func TestTrainBetaBadInput(t *testing.T) {
 		{[]string{"--reg", "kl", "--beta", "1e9"}, "--beta must be in"},
 		{[]string{"--reward-norm", "max"}, `unknown reward normalization "max"`},
 		{[]string{"--modulator", "dial", "--reg", "kl", "--beta", "0.3"}, "--beta does not apply to the tilt dial"},
+		{[]string{"--tilt-match", "-1"}, "tilt-match weight must be in [0, 10000], got -1"},
+		{[]string{"--tilt-match", "NaN"}, "tilt-match weight must be a finite number"},
+		{[]string{"--tilt-match", "1", "--tilt-match-space", "latent"}, `tilt-match space must be image or noise, got "latent"`},
+		{[]string{"--tilt-match", "1", "--tilt-match-pool", "1"}, "tilt-match pool must be in [2, 1048576], got 1"},
+		{[]string{"--tilt-match", "1", "--tilt-match-pool", "64", "--tilt-match-size", "65"}, "tilt-match size must be in [2, 64], got 65"},
+		{[]string{"--tilt-match", "1", "--reg", "none"}, "the none regularizer targets no tilt"},
+		{[]string{"--tilt-match", "1", "--modulator", "dial", "--reg", "kl"}, "--tilt-match needs one beta"},
+		{[]string{"--tilt-match-pool", "64"}, "--tilt-match-pool is a setting of --tilt-match, which was not given"},
 	})
 }
 

@@ -1,0 +1,74 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/hypernoise/hypernoise"
+	"github.com/hypernoise/hypernoise/eval/tilt"
+	"github.com/hypernoise/hypernoise/family"
+	"github.com/hypernoise/hypernoise/hypernet"
+	"github.com/hypernoise/hypernoise/progress"
+)
+
+// matchPoolSeed is the base pool's noise seed for a run of training seed s: a stream apart from
+// the training batches' and from the evaluation's tilt reference (seeded by eval's --seed).
+func matchPoolSeed(s int64) uint64 { return uint64(s) + 1_000_003 }
+
+// tiltMatch draws the reference set of spec (hypernet.MatchSpec) for model im, reward and tilt
+// temperature beta: Pool base samples per prompt scored by reward, then Size samples per prompt
+// resampled with weights exp(r/beta) (with replacement), as modulated noises or as images. It
+// reports progress while it scores the pool (the longest part) and fails if a prompt's pool has
+// no finite reward.
+func tiltMatch(backend backends.Backend, im *family.Model, reward hypernoise.Reward, beta float64, spec hypernet.MatchSpec, prog progress.Func) (*hypernet.Match, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if !(beta > 0) || math.IsInf(beta, 0) {
+		return nil, fmt.Errorf("tilt matching needs the tilt's beta, got %g", beta)
+	}
+	gen := im.Generator
+	np := max(1, len(gen.Prompts()))
+	prog.Report(0, 1, fmt.Sprintf("tilt reference: scoring %d base samples per prompt", spec.Pool))
+	rs, err := tilt.NewResampler(backend, im, reward, spec.Pool, matchPoolSeed(spec.Seed))
+	if err != nil {
+		return nil, fmt.Errorf("tilt reference for matching: %w", err)
+	}
+	prog.Report(1, 1, "tilt reference: scored")
+	if spec.Space == hypernet.MatchImage {
+		ref, _, err := rs.ReferenceSet(beta, spec.Size)
+		if err != nil {
+			return nil, err
+		}
+		return &hypernet.Match{Ref: tensors.FromFlatDataAndDimensions(ref, np, spec.Size, len(ref)/(np*spec.Size)),
+			Space: spec.Space, Weight: spec.Weight}, nil
+	}
+	d := 1
+	for _, s := range gen.NoiseShape() {
+		d *= s
+	}
+	rng := rand.New(rand.NewPCG(matchPoolSeed(spec.Seed), math.Float64bits(beta)))
+	ref := make([]float32, 0, np*spec.Size*d)
+	for p := range np {
+		w, _ := rs.Weights(p, beta)
+		cum := make([]float64, len(w))
+		acc := 0.0
+		for i, v := range w {
+			acc += v
+			cum[i] = acc
+		}
+		if !(acc > 0) {
+			return nil, fmt.Errorf("tilt reference for matching: no base sample of prompt %d has a finite reward", p)
+		}
+		noise := rs.Noise(p, d)
+		for range spec.Size {
+			i := min(sort.SearchFloat64s(cum, rng.Float64()*acc), len(cum)-1)
+			ref = append(ref, noise[i*d:(i+1)*d]...)
+		}
+	}
+	return &hypernet.Match{Ref: tensors.FromFlatDataAndDimensions(ref, np, spec.Size, d), Space: spec.Space, Weight: spec.Weight}, nil
+}
