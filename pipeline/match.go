@@ -3,8 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"sort"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -21,9 +19,9 @@ func matchPoolSeed(s int64) uint64 { return uint64(s) + 1_000_003 }
 
 // tiltMatch draws the reference set of spec (hypernet.MatchSpec) for model im, reward and tilt
 // temperature beta: Pool base samples per prompt scored by reward, then Size samples per prompt
-// resampled with weights exp(r/beta) (with replacement), as modulated noises or as images. It
-// reports progress while it scores the pool (the longest part) and fails if a prompt's pool has
-// no finite reward.
+// resampled with weights exp(r/beta) (with replacement; tilt.Resampler's ReferenceSet and
+// ReferenceNoise), as images or as the noises they were generated from. It reports progress
+// around the scoring of the pool (the longest part).
 func tiltMatch(backend backends.Backend, im *family.Model, reward hypernoise.Reward, beta float64, spec hypernet.MatchSpec, prog progress.Func) (*hypernet.Match, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -51,24 +49,9 @@ func tiltMatch(backend backends.Backend, im *family.Model, reward hypernoise.Rew
 	for _, s := range gen.NoiseShape() {
 		d *= s
 	}
-	rng := rand.New(rand.NewPCG(matchPoolSeed(spec.Seed), math.Float64bits(beta)))
-	ref := make([]float32, 0, np*spec.Size*d)
-	for p := range np {
-		w, _ := rs.Weights(p, beta)
-		cum := make([]float64, len(w))
-		acc := 0.0
-		for i, v := range w {
-			acc += v
-			cum[i] = acc
-		}
-		if !(acc > 0) {
-			return nil, fmt.Errorf("tilt reference for matching: no base sample of prompt %d has a finite reward", p)
-		}
-		noise := rs.Noise(p, d)
-		for range spec.Size {
-			i := min(sort.SearchFloat64s(cum, rng.Float64()*acc), len(cum)-1)
-			ref = append(ref, noise[i*d:(i+1)*d]...)
-		}
+	ref, err := rs.ReferenceNoise(beta, spec.Size, d)
+	if err != nil {
+		return nil, err
 	}
 	return &hypernet.Match{Ref: tensors.FromFlatDataAndDimensions(ref, np, spec.Size, d), Space: spec.Space, Weight: spec.Weight}, nil
 }

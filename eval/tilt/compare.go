@@ -21,28 +21,61 @@ func Share(m, base, ref float64) float64 {
 // p*perPrompt + k belongs to prompt p), seeded by the resampler's seed and beta, and returns them
 // (flat, SampleShape each) with their rewards.
 func (rs *Resampler) ReferenceSet(beta float64, perPrompt int) ([]float32, []float64, error) {
-	if !(beta > 0) || math.IsInf(beta, 0) || perPrompt < 1 {
-		return nil, nil, fmt.Errorf("tilt reference set: beta must be a positive number and the set non-empty, got beta %g, %d per prompt", beta, perPrompt)
-	}
 	px := size(rs.shape)
-	rng := rand.New(rand.NewPCG(rs.seed^0x5bd1e995, math.Float64bits(beta)))
 	var images []float32
 	var rewards []float64
-	for p := range rs.rewards {
-		w, _ := rs.Weights(p, beta)
-		cum := make([]float64, len(w))
-		acc := 0.0
-		for i, v := range w {
-			acc += v
-			cum[i] = acc
+	err := rs.resample(beta, perPrompt, func(p, i int) {
+		images = append(images, rs.images[p][i*px:(i+1)*px]...)
+		rewards = append(rewards, rs.rewards[p][i])
+	})
+	return images, rewards, err
+}
+
+// ReferenceNoise draws perPrompt samples per prompt from the tilt at beta like ReferenceSet (the
+// same draws) and returns their noises (prompt-major, d values each; d is one noise's size).
+func (rs *Resampler) ReferenceNoise(beta float64, perPrompt, d int) ([]float32, error) {
+	var out []float32
+	noise := make([][]float32, len(rs.rewards))
+	err := rs.resample(beta, perPrompt, func(p, i int) {
+		if noise[p] == nil {
+			noise[p] = rs.Noise(p, d)
 		}
+		out = append(out, noise[p][i*d:(i+1)*d]...)
+	})
+	return out, err
+}
+
+// resample calls take(p, i) for perPrompt pool indices i per prompt p, drawn with replacement with
+// probability ∝ exp(r_i/beta), seeded by the resampler's seed and beta.
+func (rs *Resampler) resample(beta float64, perPrompt int, take func(p, i int)) error {
+	if !(beta > 0) || math.IsInf(beta, 0) || perPrompt < 1 {
+		return fmt.Errorf("tilt reference set: beta must be a positive number and the set non-empty, got beta %g, %d per prompt", beta, perPrompt)
+	}
+	rng := rand.New(rand.NewPCG(rs.seed^0x5bd1e995, math.Float64bits(beta)))
+	for p := range rs.rewards {
+		cum := rs.cumWeights(p, beta)
 		for range perPrompt {
-			i := min(sort.SearchFloat64s(cum, rng.Float64()*acc), len(cum)-1)
-			images = append(images, rs.images[p][i*px:(i+1)*px]...)
-			rewards = append(rewards, rs.rewards[p][i])
+			take(p, draw(cum, rng))
 		}
 	}
-	return images, rewards, nil
+	return nil
+}
+
+// cumWeights returns the running sums of prompt p's weights at beta (Weights); the last is their
+// total.
+func (rs *Resampler) cumWeights(p int, beta float64) []float64 {
+	w, _ := rs.Weights(p, beta)
+	acc := 0.0
+	for i, v := range w {
+		acc += v
+		w[i] = acc
+	}
+	return w
+}
+
+// draw returns a pool index drawn with probability ∝ its weight, from the running sums cum.
+func draw(cum []float64, rng *rand.Rand) int {
+	return min(sort.SearchFloat64s(cum, rng.Float64()*cum[len(cum)-1]), len(cum)-1)
 }
 
 // Mean is the tilt's mean reward at beta in the evaluation's units (the scores of NewScored, else

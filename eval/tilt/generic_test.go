@@ -79,7 +79,8 @@ func TestNewSamplesTheGaussianTilt(t *testing.T) {
 	}
 }
 
-// TestReferenceSetAndShare: the reference set's rewards are those of its samples, and Share reads
+// TestReferenceSetAndShare: the reference set's rewards are those of its samples, ReferenceNoise
+// draws the same samples' noises, and Share reads
 // 1 for the reference itself and NaN for a reference without gain.
 func TestReferenceSetAndShare(t *testing.T) {
 	rs := gaussianPool(t, 9)
@@ -92,6 +93,11 @@ func TestReferenceSetAndShare(t *testing.T) {
 		if d := math.Abs(float64(imgs[2*i])*1 - float64(imgs[2*i+1])*0.5 - r); d > 1e-5 {
 			t.Fatalf("reference sample %d: reward %g is not its sample's", i, r)
 		}
+	}
+	// g is the identity, so the same draws' noises are the images themselves.
+	noise, err := rs.ReferenceNoise(beta, 50, 2)
+	if err != nil || !slices.Equal(noise, imgs) {
+		t.Errorf("ReferenceNoise (%v) differs from ReferenceSet's images under g(eps) = eps", err)
 	}
 	if g := rs.Mean(beta); Share(g, 0, g) != 1 || !math.IsNaN(Share(1, 2, 2)) {
 		t.Errorf("Share of the reference itself %g; of a reference without gain %g", Share(g, 0, g), Share(1, 2, 2))

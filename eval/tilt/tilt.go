@@ -17,7 +17,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -262,14 +261,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 	np := len(rs.rewards)
 	cum := make([][]float64, np)
 	for p := range np {
-		w, _ := rs.Weights(p, beta)
-		c := make([]float64, len(w))
-		acc := 0.0
-		for i, v := range w {
-			acc += v
-			c[i] = acc
-		}
-		cum[p] = c
+		cum[p] = rs.cumWeights(p, beta)
 	}
 	rng := rand.New(rand.NewPCG(rs.seed, math.Float64bits(beta)))
 	px := size(rs.shape)
@@ -289,8 +281,7 @@ func (rs *Resampler) Method(name string, beta float64) (hypernoise.Method, error
 			if id < 0 || int(id) >= np {
 				return nil, hypernet.Cost{}, fmt.Errorf("prompt id %d out of range", id)
 			}
-			c := cum[id]
-			i := min(sort.SearchFloat64s(c, rng.Float64()*c[len(c)-1]), len(c)-1)
+			i := draw(cum[id], rng)
 			out = append(out, rs.images[id][i*px:(i+1)*px]...)
 		}
 		return tensors.FromFlatDataAndDimensions(out, append([]int{len(ids)}, rs.shape...)...), hypernet.Cost{}, nil
