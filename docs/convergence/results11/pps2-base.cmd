@@ -1,0 +1,1 @@
+hypernoise train --reward align=1 --beta 0.05  --seed 1 --prompts-per-step 2 --out /tmp/r11/pps2-base

@@ -1,0 +1,1 @@
+hypernoise train --reward align=1 --beta 0.05 --tilt-match 1 --steps 3000 --seed 1 --out /tmp/r11/tm1-s3000-seed1
