@@ -3,6 +3,7 @@ package hypernet
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -136,6 +137,32 @@ func TestMatchLearnsTheReference(t *testing.T) {
 		std := math.Sqrt(s2/n - mean*mean)
 		if math.Abs(mean-mu[i]) > 0.1 || math.Abs(std-sd[i]) > 0.1 {
 			t.Errorf("dimension %d: T#N has mean %.3f, std %.3f; the reference %.3f, %.3f", i, mean, std, mu[i], sd[i])
+		}
+	}
+}
+
+// TestMatchSpecValidate: the library's own checks of a tilt-matching setting (what a Go caller
+// gets without the command line's flag ranges).
+func TestMatchSpecValidate(t *testing.T) {
+	ok := DefaultMatch(1)
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("DefaultMatch(1): %v", err)
+	}
+	for _, c := range []struct {
+		edit func(*MatchSpec)
+		want string
+	}{
+		{func(s *MatchSpec) { s.Weight = 0 }, "weight must be positive"},
+		{func(s *MatchSpec) { s.Weight = math.NaN() }, "weight must be a finite number"},
+		{func(s *MatchSpec) { s.Weight = 2 * MaxMatchWeight }, "weight must be in"},
+		{func(s *MatchSpec) { s.Space = "latent" }, `space must be image or noise, got "latent"`},
+		{func(s *MatchSpec) { s.Pool = 1 }, "pool must be in [2, "},
+		{func(s *MatchSpec) { s.Size = s.Pool + 1 }, "size must be in [2, 4096], got 4097"},
+	} {
+		s := ok
+		c.edit(&s)
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v; want an error mentioning %q", s, err, c.want)
 		}
 	}
 }

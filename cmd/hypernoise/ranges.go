@@ -72,6 +72,7 @@ func trainRanges(env *cli.Env, fs *flag.FlagSet) {
 		"steps": {1, hypernet.MaxSteps}, "batch": {1, hypernet.MaxBatchSize},
 		"lr": {1e-12, hypernet.MaxLR}, "warmup": {0, hypernet.MaxSteps}, "clip": {0, hypernet.MaxClipNorm},
 		"seed": {0, maxSeed}, "checkpoint-every": {0, hypernet.MaxSteps}, "prompts-per-step": {0, hypernet.MaxBatchSize},
+		"tilt-match": {0, hypernet.MaxMatchWeight}, "tilt-match-pool": {2, hypernet.MaxMatchPool}, "tilt-match-size": {2, hypernet.MaxMatchPool},
 	})
 }
 

@@ -26,7 +26,7 @@ func TestT2IEveryMethodCLI(t *testing.T) {
 		t.Fatalf("eval: exit %d: %s", code, msg)
 	}
 	var rep struct {
-		Order   []string                      `json:"order"`
+		Order   []string                  `json:"order"`
 		Methods map[string]map[string]any `json:"methods"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
