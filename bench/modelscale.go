@@ -44,11 +44,16 @@ type ScaleOptions struct {
 // ScaleResult is what RunModel measured on an imported model (times in seconds or milliseconds,
 // memory in bytes).
 type ScaleResult struct {
-	Spec              string   `json:"spec"`
-	Batch             int      `json:"batch"`
-	Warmup            int      `json:"warmup,omitempty"` // untimed forwards before the timed ones (ScaleOptions.Warmup)
-	LoadS             float64  `json:"load_s"`           // spec + ONNX files read, graphs checked (onnx.Load)
-	FirstCallS        float64  `json:"first_call_s"`     // the first forward at this batch: build, compile, run
+	Spec       string  `json:"spec"`
+	Batch      int     `json:"batch"`
+	Warmup     int     `json:"warmup,omitempty"` // untimed forwards before the timed ones (ScaleOptions.Warmup)
+	LoadS      float64 `json:"load_s"`           // spec + ONNX files read, graphs checked (onnx.Load)
+	FirstCallS float64 `json:"first_call_s"`     // the first forward at this batch: build, compile, run
+	// BuildS is the part of the first call spent building the graph (running the model's graph
+	// function); CompileS what remains of it after the build and one forward at the timed pace
+	// (so the backend's compilation, with our graph rewrites, to within one forward's noise).
+	BuildS            float64  `json:"build_s"`
+	CompileS          float64  `json:"compile_s"`
 	ForwardMSPerImage float64  `json:"forward_ms_per_image"`
 	HypernetStepMS    *float64 `json:"hypernet_step_ms"` // one HyperNoise training step (LoRA copy, reward, AdamW)
 	RenoStepMSImage   *float64 `json:"reno_step_ms_per_image"`
@@ -131,7 +136,7 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 		res.PeakRSS = peakRSS()
 		return res, nil
 	}
-	call, done, err := forwardRunner(backend, m, o.Batch)
+	call, done, buildS, err := forwardRunner(backend, m, o.Batch)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +144,8 @@ func RunModel(backend backends.Backend, specPath string, o ScaleOptions) (*Scale
 		done()
 		return nil, err
 	}
+	res.BuildS = *buildS
+	res.CompileS = max(0, res.FirstCallS-res.BuildS-res.ForwardMSPerImage*float64(o.Batch)/1e3)
 	if o.Rounds > 1 { // the rounds reuse this compiled forward (at sd-turbo's size a compile is 20-25 s)
 		defer done()
 	} else {
@@ -241,14 +248,17 @@ func (res *ScaleResult) external(m *onnx.Model, specPath string, o ScaleOptions)
 }
 
 // forwardRunner returns a function running the generator's forward once on a seeded batch of batch
-// noises (the graph built and compiled on its first call) and reporting its seconds, and the
-// function that releases it.
-func forwardRunner(backend backends.Backend, m *onnx.Model, batch int) (call func() (float64, error), done func(), err error) {
+// noises (the graph built and compiled on its first call) and reporting its seconds, the
+// function that releases it, and where the first call's graph build time (seconds) is written.
+func forwardRunner(backend backends.Backend, m *onnx.Model, batch int) (call func() (float64, error), done func(), buildS *float64, err error) {
+	buildS = new(float64)
 	exec, err := context.NewExec(backend, m.Context().Reuse(), func(ctx *context.Context, eps, pr *Node) *Node {
+		start := time.Now()
+		defer func() { *buildS = time.Since(start).Seconds() }()
 		return m.Generate(ctx, eps, pr)
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	eps, prompts := modelNoise(m, batch, 0)
 	call = func() (float64, error) {
@@ -260,7 +270,7 @@ func forwardRunner(backend backends.Backend, m *onnx.Model, batch int) (call fun
 		out[0].FinalizeAll()
 		return time.Since(start).Seconds(), nil
 	}
-	return call, exec.Finalize, nil
+	return call, exec.Finalize, buildS, nil
 }
 
 // timeForwards makes 1 + warmup + steps calls: it returns the first call's seconds and the median of

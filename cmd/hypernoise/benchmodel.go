@@ -88,7 +88,7 @@ func writeModelTable(w io.Writer, r *bench.ScaleResult) {
 	fmt.Fprintf(w, "model %s, batch %d\n", r.Spec, r.Batch)
 	fmt.Fprintf(w, "load + check          %8.2f s\n", r.LoadS)
 	if r.ForwardMSPerImage > 0 { // 0: not run (refused over the memory budget)
-		fmt.Fprintf(w, "first call            %8.2f s\n", r.FirstCallS)
+		fmt.Fprintf(w, "first call            %8.2f s (graph build %.2f s, compile %.2f s)\n", r.FirstCallS, r.BuildS, r.CompileS)
 		fmt.Fprintf(w, "forward               %8.1f ms/image", r.ForwardMSPerImage)
 		if r.Warmup > 0 {
 			fmt.Fprintf(w, " (after %d warm-up forwards)", r.Warmup)

@@ -13,7 +13,8 @@ import (
 )
 
 // TestBenchModel: bench --model --scale --json times every figure on the fixture (positive times, the
-// weights, the peak memory and the peak after loading, between the weights' size and the peak) and refuses a bad --batch with exit 2.
+// weights, the peak memory and the peak after loading, between the weights' size and the peak;
+// the first call's graph build and compile within it) and refuses a bad --batch with exit 2.
 func TestBenchModel(t *testing.T) {
 	spec := filepath.Join(fixtureDir, "spec.json")
 	code, stdout, stderr := run("bench", "--model", spec, "--scale", "--json", "--no-ort", "--steps", "1", "--batch", "2")
@@ -23,6 +24,8 @@ func TestBenchModel(t *testing.T) {
 	var r struct {
 		LoadS              float64  `json:"load_s"`
 		FirstCallS         float64  `json:"first_call_s"`
+		BuildS             float64  `json:"build_s"`
+		CompileS           float64  `json:"compile_s"`
 		ForwardMSPerImage  float64  `json:"forward_ms_per_image"`
 		HypernetStepMS     *float64 `json:"hypernet_step_ms"`
 		RenoStepMSPerImage *float64 `json:"reno_step_ms_per_image"`
@@ -36,7 +39,8 @@ func TestBenchModel(t *testing.T) {
 	}
 	if r.LoadS <= 0 || r.FirstCallS <= 0 || r.ForwardMSPerImage <= 0 || r.HypernetStepMS == nil || *r.HypernetStepMS <= 0 ||
 		r.RenoStepMSPerImage == nil || *r.RenoStepMSPerImage <= 0 || r.WeightBytes <= 0 || r.PeakRSSBytes < r.WeightBytes || len(r.Errors) > 0 ||
-		r.LoadPeakRSSBytes < r.WeightBytes || r.LoadPeakRSSBytes > r.PeakRSSBytes {
+		r.LoadPeakRSSBytes < r.WeightBytes || r.LoadPeakRSSBytes > r.PeakRSSBytes ||
+		!(r.BuildS > 0) || r.CompileS < 0 || r.BuildS+r.CompileS > r.FirstCallS {
 		t.Fatalf("figures missing or not positive: %s", stdout)
 	}
 	// --rank 0: the forward and ReNO timed, no training step (bench.ScaleOptions.Rank), no error
