@@ -1,0 +1,1 @@
+hypernoise train --model models/onnx/testdata/t2i_emb.json --reward clip=1 --reward-norm std-within --beta 1 --steps 1000 --batch 8 --modulator mlp --tilt-match 1 --tilt-match-space noise --seed 1 --out /tmp/r12/mlp-tm1-noise
