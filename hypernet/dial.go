@@ -135,6 +135,9 @@ func NewDialProblem(gen hypernoise.Generator, dial Dial, obj Objective) (*Proble
 	if gen == nil || dial == nil {
 		return nil, fmt.Errorf("tilt dial problem needs a generator and a dial")
 	}
+	if obj.Match != nil {
+		return nil, fmt.Errorf("tilt matching needs one beta, and a tilt dial trains over a range of them")
+	}
 	if !obj.Reg.Tempered() {
 		var names []string
 		for _, r := range Regularizers() {

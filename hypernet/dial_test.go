@@ -103,4 +103,8 @@ func TestDialErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "probes") {
 		t.Errorf("dial with 0 probes: %v", err)
 	}
+	_, err = NewDialProblem(identityGen{}, d, Objective{Reward: linearReward(1, 0), Reg: RegKL, Match: &Match{MatchSpec: DefaultMatch(1)}})
+	if err == nil || !strings.Contains(err.Error(), "tilt matching needs one beta") {
+		t.Errorf("dial with tilt matching: %v", err)
+	}
 }

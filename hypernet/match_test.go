@@ -101,7 +101,7 @@ func TestMatchLearnsTheReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	match := &Match{Ref: tensors.FromFlatDataAndDimensions(ref, 1, m, d), Space: "noise", Weight: 1}
+	match := &Match{MatchSpec: MatchSpec{Space: MatchNoise, Weight: 1}, Ref: tensors.FromFlatDataAndDimensions(ref, 1, m, d)}
 	p, err := NewProblem(eyeGen{}, aff, Objective{Reward: zero, Reg: RegNone, Match: match})
 	if err != nil {
 		t.Fatal(err)

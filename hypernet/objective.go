@@ -83,13 +83,13 @@ type Objective struct {
 	Match *Match
 }
 
-// Match is a reference set of the tilt's samples the training matches in energy distance: Ref
-// [NP, M, Dz] holds M samples per prompt, of the modulated noise (Space "noise") or of the
-// generator's output (Space "image").
+// Match is a reference set of the tilt's samples the training matches in energy distance, drawn
+// as its MatchSpec says: Ref [NP, M, Dz] holds M = Size samples per prompt, of the modulated noise
+// (Space MatchNoise) or of the generator's output (MatchImage). Ref must be set before the
+// training graph is built.
 type Match struct {
-	Ref    *tensors.Tensor
-	Space  string
-	Weight float64
+	MatchSpec
+	Ref *tensors.Tensor
 }
 
 // Tempered reports whether the regularizer is a KL divided against r/Beta (kl, exact-kl, logdet),

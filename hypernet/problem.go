@@ -114,7 +114,7 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 			loss, reward, reg, extra := obj.terms(ctx, eps, f, x, prompts, nil, problemProbes(ctx, eps, scope, obj), kl)
 			if obj.Match != nil {
 				z := Add(eps, f)
-				if obj.Match.Space == "image" {
+				if obj.Match.Space == MatchImage {
 					z = x
 				}
 				e := EnergyMatch(z, prompts, ConstCachedTensor(eps.Graph(), obj.Match.Ref))

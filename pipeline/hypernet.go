@@ -71,7 +71,7 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	if opts.OutDir == "" {
 		return nil, nil, fmt.Errorf("no output folder")
 	}
-	prob, mod, reward, hcfg, err := trainProblem(backend, im, &opts, prog)
+	prob, mod, reward, hcfg, drawRef, err := trainProblem(backend, im, &opts, prog)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,6 +109,11 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, nil, err
 	}
+	if drawRef != nil {
+		if err := drawRef(); err != nil {
+			return nil, nil, err
+		}
+	}
 	res, err = hypernet.Train(backend, im.Context, prob, cfg, prog)
 	if err != nil {
 		return nil, nil, err
@@ -130,39 +135,36 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 // trainProblem builds the training problem of opts on model im (the reward normalized when
 // opts.RewardNorm asks; the mean-square weight set by beta when one is given; opts.Beta becomes
 // the beta actually trained for), its modulator and reward, and the config hypernet.json will hold.
-func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions, prog progress.Func) (*hypernet.Problem, hypernoise.Modulator, hypernoise.Reward, infer.Config, error) {
+func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions, prog progress.Func) (
+	prob *hypernet.Problem, mod hypernoise.Modulator, reward hypernoise.Reward, hcfg infer.Config, drawRef func() error, err error) {
 	m := im.Generator
-	var hcfg infer.Config
-	reward, err := im.Rewards.Parse(opts.RewardSpec)
+	sum, err := im.Rewards.Parse(opts.RewardSpec)
 	if err != nil {
-		return nil, nil, nil, hcfg, err
+		return nil, nil, nil, hcfg, nil, err
 	}
-	trained, scale, err := normalizeReward(backend, im, reward, *opts)
+	trained, scale, err := normalizeReward(backend, im, sum, *opts)
 	if err != nil {
-		return nil, nil, nil, hcfg, err
+		return nil, nil, nil, hcfg, nil, err
 	}
-	mod, err := opts.Modulator.Build(m, infer.SavedScope)
+	mod, err = opts.Modulator.Build(m, infer.SavedScope)
 	if err != nil {
-		return nil, nil, nil, hcfg, err
+		return nil, nil, nil, hcfg, nil, err
 	}
 	if opts.Reg == hypernet.RegMeanSquare && opts.Beta > 0 {
 		opts.RegWeight = hypernet.MeanSquareWeight(opts.Beta, m.NoiseShape())
 	}
 	obj := hypernet.Objective{Reward: trained, Reg: opts.Reg, Weight: opts.RegWeight, Beta: opts.Beta, LogDet: opts.LogDet}
 	if opts.TiltMatch != nil {
-		if _, ok := mod.(hypernet.Dial); ok {
-			return nil, nil, nil, hcfg, fmt.Errorf("tilt matching needs one beta, and a tilt dial trains over a range")
-		}
-		tm := *opts.TiltMatch // the caller's spec is not written to (train-seeds runs share it)
-		tm.Seed = opts.Train.Seed
-		opts.TiltMatch = &tm
-		mt, err := tiltMatch(backend, im, trained, obj.TiltBeta(m.NoiseShape()), *opts.TiltMatch, prog)
-		if err != nil {
-			return nil, nil, nil, hcfg, err
-		}
+		mt := &hypernet.Match{MatchSpec: *opts.TiltMatch} // a copy: train-seeds runs share the caller's
+		mt.Seed = opts.Train.Seed
+		opts.TiltMatch = &mt.MatchSpec
 		obj.Match = mt
+		beta := obj.TiltBeta(m.NoiseShape())
+		drawRef = func() (err error) {
+			mt.Ref, err = tiltReference(backend, im, trained, beta, mt.MatchSpec, prog)
+			return err
+		}
 	}
-	var prob *hypernet.Problem
 	if d, ok := mod.(hypernet.Dial); ok {
 		prob, err = hypernet.NewDialProblem(m, d, obj)
 		opts.Beta = infer.DialDefaultBeta(d.BetaRange())
@@ -171,7 +173,7 @@ func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions
 		opts.Beta = obj.TiltBeta(m.NoiseShape()) // the beta actually trained for (0: no tilt)
 	}
 	if err != nil {
-		return nil, nil, nil, hcfg, err
+		return nil, nil, nil, hcfg, nil, err
 	}
 	cfg := opts.Train
 	cfg.CheckpointDir = opts.OutDir
@@ -188,7 +190,7 @@ func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions
 		ld := opts.LogDet
 		hcfg.LogDet = &ld
 	}
-	return prob, mod, reward, hcfg, nil
+	return prob, mod, sum, hcfg, drawRef, nil
 }
 
 // finished loads the weights of a finished run into im's context (under the saved scope, where

@@ -17,12 +17,12 @@ import (
 // the training batches' and from the evaluation's tilt reference (seeded by eval's --seed).
 func matchPoolSeed(s int64) uint64 { return uint64(s) + 1_000_003 }
 
-// tiltMatch draws the reference set of spec (hypernet.MatchSpec) for model im, reward and tilt
-// temperature beta: Pool base samples per prompt scored by reward, then Size samples per prompt
-// resampled with weights exp(r/beta) (with replacement; tilt.Resampler's ReferenceSet and
-// ReferenceNoise), as images or as the noises they were generated from. It reports progress
-// around the scoring of the pool (the longest part).
-func tiltMatch(backend backends.Backend, im *family.Model, reward hypernoise.Reward, beta float64, spec hypernet.MatchSpec, prog progress.Func) (*hypernet.Match, error) {
+// tiltReference draws the reference set of spec (hypernet.MatchSpec) for model im, reward and
+// tilt temperature beta: Pool base samples per prompt scored by reward, then Size samples per
+// prompt resampled with weights exp(r/beta) (with replacement; tilt.Resampler's ReferenceSet and
+// ReferenceNoise), as images or as the noises they were generated from, [prompts, Size, values].
+// It reports progress around the scoring of the pool (the longest part).
+func tiltReference(backend backends.Backend, im *family.Model, reward hypernoise.Reward, beta float64, spec hypernet.MatchSpec, prog progress.Func) (*tensors.Tensor, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -37,21 +37,18 @@ func tiltMatch(backend backends.Backend, im *family.Model, reward hypernoise.Rew
 		return nil, fmt.Errorf("tilt reference for matching: %w", err)
 	}
 	prog.Report(1, 1, "tilt reference: scored")
+	var ref []float32
 	if spec.Space == hypernet.MatchImage {
-		ref, _, err := rs.ReferenceSet(beta, spec.Size)
-		if err != nil {
-			return nil, err
+		ref, _, err = rs.ReferenceSet(beta, spec.Size)
+	} else {
+		d := 1
+		for _, s := range gen.NoiseShape() {
+			d *= s
 		}
-		return &hypernet.Match{Ref: tensors.FromFlatDataAndDimensions(ref, np, spec.Size, len(ref)/(np*spec.Size)),
-			Space: spec.Space, Weight: spec.Weight}, nil
+		ref, err = rs.ReferenceNoise(beta, spec.Size, d)
 	}
-	d := 1
-	for _, s := range gen.NoiseShape() {
-		d *= s
-	}
-	ref, err := rs.ReferenceNoise(beta, spec.Size, d)
 	if err != nil {
 		return nil, err
 	}
-	return &hypernet.Match{Ref: tensors.FromFlatDataAndDimensions(ref, np, spec.Size, d), Space: spec.Space, Weight: spec.Weight}, nil
+	return tensors.FromFlatDataAndDimensions(ref, np, spec.Size, len(ref)/(np*spec.Size)), nil
 }

@@ -68,14 +68,8 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 		r = hypernet.RegExactKL
 		flowExact, flowBeta = true, *f.kind == infer.KindFlow && !flagSet(fs, "beta")
 	}
-	if *f.kind == infer.KindDial && flagSet(fs, "beta") {
-		return cli.Usagef("train: --beta does not apply to the tilt dial, which is trained over every beta of --beta-range (and sampled at any beta in it with sample --beta)")
-	}
-	if err := resolveBeta(fs, r, f.beta); err != nil {
+	if err := resolveBeta(fs, *f.kind, r, f.beta); err != nil {
 		return err
-	}
-	if infer.DenseMatrix(*f.kind) && !flagSet(fs, "beta") && !flagSet(fs, "reg-weight") {
-		return cli.Usagef("train: --modulator %s needs --beta (or --reg-weight): its optimum exists only while beta exceeds the reward's curvature in the noise, which the default, 1/D, does not on the models measured; use a beta a pool of base samples can resample, e.g. --reward-norm std-within --beta 1", *f.kind)
 	}
 	o.Reg, o.RegWeight, o.Beta = r, *f.regWeight, *f.beta
 	if flowExact {

@@ -15,10 +15,13 @@ import (
 // resolveBeta applies --beta's meaning to the regularizer r: the tilt temperature for every
 // regularizer that targets a tilt (kl, exact-kl, logdet: default 1; mean-sq: it sets the weight,
 // so --reg-weight may not be given too, and without --beta the weight decides); refused for chi and
-// none, which target no tilt.
-func resolveBeta(fs *flag.FlagSet, r hypernet.Regularizer, beta *float64) error {
+// none, which target no tilt, and for the tilt dial (modulator kind), which trains every beta of
+// its range; required (or --reg-weight) for the dense-matrix modulators (affine, gaussian).
+func resolveBeta(fs *flag.FlagSet, kind string, r hypernet.Regularizer, beta *float64) error {
 	set := flagSet(fs, "beta")
 	switch {
+	case set && kind == infer.KindDial:
+		return cli.Usagef("train: --beta does not apply to the tilt dial, which is trained over every beta of --beta-range (and sampled at any beta in it with sample --beta)")
 	case set && !r.HasTilt():
 		return cli.Usagef("train: --beta is the tilt temperature, and the %s regularizer targets no tilt; use --reg kl, logdet, exact-kl or mean-sq", r)
 	case set && r == hypernet.RegMeanSquare && flagSet(fs, "reg-weight"):
@@ -27,6 +30,8 @@ func resolveBeta(fs *flag.FlagSet, r hypernet.Regularizer, beta *float64) error 
 		if err := hypernet.CheckRange("--beta", *beta, hypernet.MinBeta, hypernet.MaxBeta); err != nil {
 			return cli.Usagef("train: %v", err)
 		}
+	case infer.DenseMatrix(kind) && !flagSet(fs, "reg-weight"):
+		return cli.Usagef("train: --modulator %s needs --beta (or --reg-weight): its optimum exists only while beta exceeds the reward's curvature in the noise, which the default, 1/D, does not on the models measured; use a beta a pool of base samples can resample, e.g. --reward-norm std-within --beta 1", kind)
 	case r.Tempered():
 		*beta = 1
 	}

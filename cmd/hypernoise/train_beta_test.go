@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,6 +58,21 @@ func TestTrainRecordsBeta(t *testing.T) {
 		want := hypernet.MatchSpec{Weight: 0.3, Space: space, Pool: 32, Size: 8, Seed: 5}
 		if tm.TiltMatch == nil || *tm.TiltMatch != want || tm.Train.PromptsPerStep != 2 || tm.Defines()["tilt_match"] == "" {
 			t.Errorf("--tilt-match in %s: recorded %+v, prompts per step %d; want %+v and 2", space, tm.TiltMatch, tm.Train.PromptsPerStep, want)
+		}
+	}
+	// The reference (a pool of base samples scored) is drawn for a run that trains, and not again
+	// when --resume finds the run finished.
+	out := filepath.Join(dir, "match-resume")
+	args := []string{"train", "--model", spec, "--reward", "score=1", "--out", out, "--steps", "2", "--batch", "4",
+		"--beta", "0.5", "--tilt-match", "1", "--tilt-match-pool", "16", "--tilt-match-size", "4"}
+	for i, want := range []bool{true, false} {
+		a := args
+		if i == 1 {
+			a = append(slices.Clone(args), "--resume")
+		}
+		code, _, msg := run(a...)
+		if drawn := strings.Contains(msg, "tilt reference: scoring"); code != 0 || drawn != want {
+			t.Errorf("run %d (%v): exit %d, reference drawn %v, want %v; stderr %q", i+1, a[len(a)-1], code, drawn, want, msg)
 		}
 	}
 	if plain.TiltMatch != nil || plain.Defines()["tilt_match"] != "" {
