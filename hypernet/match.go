@@ -25,7 +25,7 @@ func EnergyMatch(z, prompts, ref *Node) *Node {
 		ref = ConvertDType(ref, dt)
 	}
 	b, d := zf.Shape().Dim(0), zf.Shape().Dim(1)
-	np, m := ref.Shape().Dim(0), ref.Shape().Dim(1)
+	np := ref.Shape().Dim(0)
 	if ref.Shape().Dim(2) != d {
 		panic(fmt.Sprintf("EnergyMatch: reference samples have %d values, the batch's %d", ref.Shape().Dim(2), d))
 	}
@@ -33,14 +33,15 @@ func EnergyMatch(z, prompts, ref *Node) *Node {
 		d2 := Sub(Add(sqA, sqB), MulScalar(cross, 2))
 		return Sqrt(AddScalar(MaxScalar(d2, 0), 1e-6))
 	}
-	zsq := ReduceSum(Square(zf), -1)    // [B]
-	y := Reshape(ref, np*m, d)          // [NP*M, D]
-	ysq := ReduceSum(Square(y), -1)     // [NP*M]
-	cross := Einsum("bd,nd->bn", zf, y) // [B, NP*M]
-	zy := dist(ExpandAxes(zsq, 1), ExpandAxes(ysq, 0), cross)
-	zy = ReduceMean(Reshape(zy, b, np, m), -1) // [B, NP]
+	zsq := ReduceSum(Square(zf), -1) // [B]
 	onehot := OneHot(ConvertDType(prompts, dtypes.Int32), np, dt)
-	toRef := ReduceSum(Mul(zy, onehot), -1) // [B]
+	// Each row is compared with its own prompt's reference only: gathered [B, M, D], so the
+	// cost is B·M·D, not B·NP·M·D.
+	pid := ExpandAxes(ConvertDType(prompts, dtypes.Int32), -1)    // [B, 1]
+	yb := Gather(ref, pid)                                        // [B, M, D]
+	ysq := Gather(ReduceSum(Square(ref), -1), pid)                // [B, M]
+	cross := Einsum("bd,bmd->bm", zf, yb)                         // [B, M]
+	toRef := ReduceMean(dist(ExpandAxes(zsq, 1), ysq, cross), -1) // [B]
 
 	zz := dist(ExpandAxes(zsq, 1), ExpandAxes(zsq, 0), Einsum("bd,kd->bk", zf, zf)) // [B, B]
 	same := Einsum("bn,kn->bk", onehot, onehot)
