@@ -349,3 +349,70 @@ func (m *refMethod) Generate(eps, prompts *tensors.Tensor) (*tensors.Tensor, hyp
 	return m.run(eps, prompts)
 }
 func (m *refMethod) Close() {}
+
+// DrawReference draws the tilt reference set of model m at beta without holding the pool's images:
+// pool base samples per prompt (noise seeded by seed, as NewResampler's) are generated and scored
+// with reward, perPrompt indices per prompt are drawn with probability ∝ exp(r_i/beta) (the draws
+// of ReferenceSet), and only the drawn samples are generated again from their noises. It returns
+// them [prompts·perPrompt, SampleShape...] flat (prompt-major, the same values as ReferenceSet's)
+// with the pool's effective sample size at beta per prompt. Memory: the pool's rewards and the set,
+// not the pool's images; cost: perPrompt more generations per prompt.
+func DrawReference(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64, beta float64, perPrompt int) (images []float32, ess []float64, err error) {
+	err = withScorer(backend, m, reward, func(sc *scorer, chunk int) error {
+		rs, err := sc.rewardPool(m.Generator, pool, seed, chunk)
+		if err != nil {
+			return err
+		}
+		noise, err := rs.ReferenceNoise(beta, perPrompt, size(sc.noise))
+		if err != nil {
+			return err
+		}
+		set, err := sc.pool(noise, perPrompt, chunk, true)
+		if err != nil {
+			return err
+		}
+		images, ess = slices.Concat(set.images...), rs.ESS(beta)
+		return nil
+	})
+	return images, ess, err
+}
+
+// NewRewards is NewResampler without the pool's images: its rewards, weights, effective sample
+// sizes and ReferenceNoise, in the memory of the rewards alone.
+func NewRewards(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
+	err = withScorer(backend, m, reward, func(sc *scorer, chunk int) (err error) {
+		rs, err = sc.rewardPool(m.Generator, pool, seed, chunk)
+		return err
+	})
+	return rs, err
+}
+
+// withScorer runs fn with m's generator and reward compiled (scorer) and m's chunk of rows,
+// turning a panic of the graph into an error.
+func withScorer(backend backends.Backend, m *family.Model, reward hypernoise.Reward, fn func(sc *scorer, chunk int) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("tilt reference: %v", r)
+		}
+	}()
+	sc, err := newScorer(backend, m.Context, m.Generator, reward, nil)
+	if err != nil {
+		return err
+	}
+	defer sc.exec.Finalize()
+	return fn(sc, m.ChunkRows(false, PoolChunk))
+}
+
+// rewardPool generates and scores pool base samples per prompt of gen (noise from seed) and keeps
+// their rewards only.
+func (sc *scorer) rewardPool(gen hypernoise.Generator, pool int, seed uint64, chunk int) (*Resampler, error) {
+	if pool < 2 {
+		return nil, fmt.Errorf("tilt reference: pool must be >= 2 samples per prompt, got %d", pool)
+	}
+	rs, err := sc.pool(basePoolNoise(gen, pool, seed), pool, chunk, false)
+	if err != nil {
+		return nil, err
+	}
+	rs.Pool, rs.seed = pool, seed
+	return rs, nil
+}
