@@ -2,6 +2,7 @@ package hypernet
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
@@ -12,13 +13,14 @@ import (
 //
 //	E_b = 2 mean_m ||z_b - y_{c_b,m}|| - mean_{b' != b, c_b' = c_b} ||z_b - z_b'||
 //
-// with y_{c,m} the reference samples ref [NP, M, Dz] of prompt c (z's per-sample size Dz). The
-// batch mean of E_b is the energy distance 2E||Z-Y|| - E||Z-Z'|| - E||Y-Y'|| less its constant last
-// term; it is zero at Z ~ Y and positive otherwise, and, unlike the reverse KL, it pays for every
-// region of the reference the batch leaves empty. A sample with no other sample of its prompt in
-// the batch has no second term (train with prompts_per_step > 0 so every row has partners).
-// Distances are sqrt(d² + 1e-6), smooth at 0.
-func EnergyMatch(z, prompts, ref *Node) *Node {
+// with y_{c,m} the reference samples ref [NP, M, Dz] of prompt c (z's per-sample size Dz) and
+// refSq [NP, M] their squared norms ||y_{c,m}||² (nil: computed here, every call; a caller with a
+// constant reference passes them computed once). The batch mean of E_b is the energy distance
+// 2E||Z-Y|| - E||Z-Z'|| - E||Y-Y'|| less its constant last term; it is zero at Z ~ Y and positive
+// otherwise, and, unlike the reverse KL, it pays for every region of the reference the batch
+// leaves empty. A sample with no other sample of its prompt in the batch has no second term (train
+// with prompts_per_step > 0 so every row has partners). Distances are sqrt(d² + 1e-6), smooth at 0.
+func EnergyMatch(z, prompts, ref, refSq *Node) *Node {
 	zf := perSample(z)
 	dt := zf.DType()
 	if ref.DType() != dt {
@@ -29,19 +31,24 @@ func EnergyMatch(z, prompts, ref *Node) *Node {
 	if ref.Shape().Dim(2) != d {
 		panic(fmt.Sprintf("EnergyMatch: reference samples have %d values, the batch's %d", ref.Shape().Dim(2), d))
 	}
+	if refSq == nil {
+		refSq = ReduceSum(Square(ref), -1)
+	} else if refSq.DType() != dt {
+		refSq = ConvertDType(refSq, dt)
+	}
 	dist := func(sqA, sqB, cross *Node) *Node {
 		d2 := Sub(Add(sqA, sqB), MulScalar(cross, 2))
 		return Sqrt(AddScalar(MaxScalar(d2, 0), 1e-6))
 	}
 	zsq := ReduceSum(Square(zf), -1) // [B]
-	onehot := OneHot(ConvertDType(prompts, dtypes.Int32), np, dt)
-	// Each row is compared with its own prompt's reference only: gathered [B, M, D], so the
-	// cost is B·M·D, not B·NP·M·D.
-	pid := ExpandAxes(ConvertDType(prompts, dtypes.Int32), -1)    // [B, 1]
-	yb := Gather(ref, pid)                                        // [B, M, D]
-	ysq := Gather(ReduceSum(Square(ref), -1), pid)                // [B, M]
-	cross := Einsum("bd,bmd->bm", zf, yb)                         // [B, M]
-	toRef := ReduceMean(dist(ExpandAxes(zsq, 1), ysq, cross), -1) // [B]
+	pid := ConvertDType(prompts, dtypes.Int32)
+	onehot := OneHot(pid, np, dt)
+	// Each row is compared with its own prompt's reference only, gathered [B, M, D]: B·M·D work,
+	// not B·NP·M·D.
+	rows := ExpandAxes(pid, -1)
+	yb := StopGradient(Gather(ref, rows))                                         // [B, M, D], a constant
+	cross := Einsum("bd,bmd->bm", zf, yb)                                         // [B, M]
+	toRef := ReduceMean(dist(ExpandAxes(zsq, 1), Gather(refSq, rows), cross), -1) // [B]
 
 	zz := dist(ExpandAxes(zsq, 1), ExpandAxes(zsq, 0), Einsum("bd,kd->bk", zf, zf)) // [B, B]
 	same := Einsum("bn,kn->bk", onehot, onehot)
@@ -68,6 +75,10 @@ type MatchSpec struct {
 	Pool   int     `json:"pool"`
 	Size   int     `json:"size"`
 	Seed   int64   `json:"seed"`
+	// Auto: the term was turned on by default (AutoMatch), not asked for; it is then dropped, and
+	// the run trains without it, where its reference would cost more than the training's own
+	// samples or could not be resampled (an effective sample size under Size/4).
+	Auto bool `json:"auto,omitempty"`
 }
 
 // Match spaces and limits.
@@ -82,6 +93,42 @@ const (
 // eighth round), at weight w.
 func DefaultMatch(w float64) MatchSpec {
 	return MatchSpec{Weight: w, Space: MatchImage, Pool: 4096, Size: 512}
+}
+
+// AutoMatchBeta is the beta at which AutoMatch's weight is 1; AutoMatchMin the smallest weight it
+// turns on (so the term is off by default above beta = AutoMatchBeta/sqrt(AutoMatchMin) = 0.5).
+const (
+	AutoMatchBeta = 0.05
+	AutoMatchMin  = 0.01
+)
+
+// AutoMatchWeight is the default tilt-matching weight of a run trained for the tilt at beta,
+// w = min(1, (AutoMatchBeta/beta)²), and 0 (off) where that is under AutoMatchMin. On the
+// embedded model (docs/convergence.md, ninth round) weight 1 brings the beta-0.05 tilt's FD gap
+// from +3.8 to +1.2 at 0.92 of its gain, while at beta 0.2 and 1, where the reverse KL alone
+// already lands on the tilt, it holds the sampler back (0.90 and 0.63 of the gain): the term is
+// needed where the tilt is sharp, so its default falls off fast with beta.
+func AutoMatchWeight(beta float64) float64 {
+	if !(beta > 0) {
+		return 0
+	}
+	w := math.Min(1, (AutoMatchBeta/beta)*(AutoMatchBeta/beta))
+	if w < AutoMatchMin {
+		return 0
+	}
+	return w
+}
+
+// AutoMatch is the default tilt-matching setting for beta: DefaultMatch(AutoMatchWeight(beta))
+// marked Auto, or nil where the weight is 0.
+func AutoMatch(beta float64) *MatchSpec {
+	w := AutoMatchWeight(beta)
+	if w == 0 {
+		return nil
+	}
+	s := DefaultMatch(w)
+	s.Auto = true
+	return &s
 }
 
 // Validate checks the ranges: weight in (0, MaxMatchWeight], a known space, a pool of at least 2

@@ -42,33 +42,42 @@ func TestEnergyMatch(t *testing.T) {
 	zt := tensors.FromFlatDataAndDimensions(z, n, d)
 	rt := tensors.FromFlatDataAndDimensions(ref, np, m, d)
 	pt := tensors.FromFlatDataAndDimensions(prompts, n)
-	got := eval(t, b, func(g *Graph) *Node {
-		return EnergyMatch(ConstTensor(g, zt), ConstTensor(g, pt), ConstTensor(g, rt))
-	})
-	for i := range n {
-		c := int(prompts[i])
-		toRef := 0.0
-		for k := range m {
-			toRef += dist(z[i*d:(i+1)*d], ref[(c*m+k)*d:(c*m+k+1)*d]) / m
-		}
-		within, cnt := 0.0, 0
-		for j := range n {
-			if j != i && prompts[j] == prompts[i] {
-				within += dist(z[i*d:(i+1)*d], z[j*d:(j+1)*d])
-				cnt++
+	// The reference's norms computed in the graph, and once on the host (Match.refSq, as training
+	// passes them).
+	for _, host := range []bool{false, true} {
+		got := eval(t, b, func(g *Graph) *Node {
+			var sq *Node
+			if host {
+				sq = ConstTensor(g, (&Match{Ref: tensors.FromFlatDataAndDimensions(toF32(ref), np, m, d)}).refSq())
 			}
-		}
-		want := 2 * toRef
-		if cnt > 0 {
-			want -= within / float64(cnt)
-		}
-		if math.Abs(got[i]-want) > 1e-9 {
-			t.Errorf("sample %d: EnergyMatch %.12f, definition %.12f", i, got[i], want)
+			return EnergyMatch(ConstTensor(g, zt), ConstTensor(g, pt), ConstTensor(g, rt), sq)
+		})
+		use := []int{0, 1, 2, 3}
+		for i := range n {
+			c := int(prompts[i])
+			toRef := 0.0
+			for _, k := range use {
+				toRef += dist(z[i*d:(i+1)*d], ref[(c*m+k)*d:(c*m+k+1)*d]) / float64(len(use))
+			}
+			within, cnt := 0.0, 0
+			for j := range n {
+				if j != i && prompts[j] == prompts[i] {
+					within += dist(z[i*d:(i+1)*d], z[j*d:(j+1)*d])
+					cnt++
+				}
+			}
+			want := 2 * toRef
+			if cnt > 0 {
+				want -= within / float64(cnt)
+			}
+			if tol := map[bool]float64{false: 1e-9, true: 1e-5}[host]; math.Abs(got[i]-want) > tol {
+				t.Errorf("norms on the host %v, sample %d: EnergyMatch %.12f, definition %.12f", host, i, got[i], want)
+			}
 		}
 	}
 	maxErr, err := compute.CheckGradient(b, func(in []*Node) *Node {
 		g := in[0].Graph()
-		return ReduceAllSum(EnergyMatch(in[0], ConstTensor(g, pt), ConstTensor(g, rt)))
+		return ReduceAllSum(EnergyMatch(in[0], ConstTensor(g, pt), ConstTensor(g, rt), nil))
 	}, []*tensors.Tensor{zt}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +172,23 @@ func TestMatchSpecValidate(t *testing.T) {
 		c.edit(&s)
 		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v; want an error mentioning %q", s, err, c.want)
+		}
+	}
+}
+
+// TestAutoMatchWeight: the default weight is min(1, (0.05/beta)²), off (0, no spec) where that is
+// under 0.01 (beta > 0.5) and for a beta that is not positive.
+func TestAutoMatchWeight(t *testing.T) {
+	for _, c := range []struct{ beta, want float64 }{
+		{0.001, 1}, {0.05, 1}, {0.1, 0.25}, {0.2, 0.0625}, {0.45, 1.0 / 81}, {0.51, 0}, {1, 0}, {0, 0}, {-1, 0}, {math.NaN(), 0},
+	} {
+		got := AutoMatchWeight(c.beta)
+		if math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("AutoMatchWeight(%g) = %g, want %g", c.beta, got, c.want)
+		}
+		s := AutoMatch(c.beta)
+		if (s == nil) != (c.want == 0) || (s != nil && (!s.Auto || s.Weight != got || s.Validate() != nil)) {
+			t.Errorf("AutoMatch(%g) = %+v", c.beta, s)
 		}
 	}
 }

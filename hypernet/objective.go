@@ -90,6 +90,28 @@ type Objective struct {
 type Match struct {
 	MatchSpec
 	Ref *tensors.Tensor
+	sq  *tensors.Tensor // the reference's squared norms, computed once (refSq)
+}
+
+// refSq returns the squared norms ||y_{c,m}||² [NP, M] of the reference Ref [NP, M, D], computed
+// once on the host: a constant the training graph would otherwise recompute every step.
+func (m *Match) refSq() *tensors.Tensor {
+	if m.sq != nil {
+		return m.sq
+	}
+	dims := m.Ref.Shape().Dimensions
+	y := tensors.MustCopyFlatData[float32](m.Ref)
+	d := len(y) / (dims[0] * dims[1])
+	sq := make([]float32, dims[0]*dims[1])
+	for i := range sq {
+		s := 0.0
+		for _, v := range y[i*d : (i+1)*d] {
+			s += float64(v) * float64(v)
+		}
+		sq[i] = float32(s)
+	}
+	m.sq = tensors.FromFlatDataAndDimensions(sq, dims[0], dims[1])
+	return m.sq
 }
 
 // Tempered reports whether the regularizer is a KL divided against r/Beta (kl, exact-kl, logdet),

@@ -112,12 +112,15 @@ func NewProblem(gen hypernoise.Generator, mod hypernoise.Modulator, obj Objectiv
 			}
 			x := gen.Generate(ctx, Add(eps, f), prompts)
 			loss, reward, reg, extra := obj.terms(ctx, eps, f, x, prompts, nil, problemProbes(ctx, eps, scope, obj), kl)
-			if obj.Match != nil {
+			if obj.Match != nil && obj.Match.Ref == nil && !obj.Match.Auto {
+				panic("tilt matching: no reference set (Match.Ref) was drawn")
+			}
+			if obj.Match != nil && obj.Match.Ref != nil { // an Auto term dropped before training has none
 				z := Add(eps, f)
 				if obj.Match.Space == MatchImage {
 					z = x
 				}
-				e := EnergyMatch(z, prompts, ConstCachedTensor(eps.Graph(), obj.Match.Ref))
+				e := EnergyMatch(z, prompts, ConstCachedTensor(eps.Graph(), obj.Match.Ref), ConstCachedTensor(eps.Graph(), obj.Match.refSq()))
 				loss = Add(loss, MulScalar(e, obj.Match.Weight))
 				extra = append(extra, Metric{"match", e})
 			}
