@@ -180,9 +180,12 @@ type Config struct {
 	RewardScale map[string]float64 `json:"reward_scale,omitempty"`
 	LogDet      *hypernet.LogDet   `json:"logdet,omitempty"` // the logdet regularizer's estimator
 	// TiltMatch: the energy distance to a resampled tilt reference was part of the loss.
-	TiltMatch *hypernet.MatchSpec  `json:"tilt_match,omitempty"`
-	Train     hypernet.TrainConfig `json:"train"`
-	Result    *TrainSummary        `json:"result,omitempty"`
+	TiltMatch *hypernet.MatchSpec `json:"tilt_match,omitempty"`
+	// TiltMatchSkipped says why a default (Auto) TiltMatch was left out of the loss: its pool
+	// could not resample the tilt. The run trained without it.
+	TiltMatchSkipped string               `json:"tilt_match_skipped,omitempty"`
+	Train            hypernet.TrainConfig `json:"train"`
+	Result           *TrainSummary        `json:"result,omitempty"`
 }
 
 // TrainSummary is what training reached.

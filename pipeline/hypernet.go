@@ -110,8 +110,13 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 		return nil, nil, err
 	}
 	if drawRef != nil {
-		if err := drawRef(); err != nil {
+		skipped, err := drawRef()
+		if err != nil {
 			return nil, nil, err
+		}
+		if skipped != "" { // an Auto term whose pool cannot resample the tilt: trained without it
+			hcfg.TiltMatchSkipped = skipped
+			prog.Report(1, 1, "tilt matching is off: "+skipped)
 		}
 	}
 	res, err = hypernet.Train(backend, im.Context, prob, cfg, prog)
@@ -136,7 +141,7 @@ func Train(backend backends.Backend, im *family.Model, opts TrainOptions, prog p
 // opts.RewardNorm asks; the mean-square weight set by beta when one is given; opts.Beta becomes
 // the beta actually trained for), its modulator and reward, and the config hypernet.json will hold.
 func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions, prog progress.Func) (
-	prob *hypernet.Problem, mod hypernoise.Modulator, reward hypernoise.Reward, hcfg infer.Config, drawRef func() error, err error) {
+	prob *hypernet.Problem, mod hypernoise.Modulator, reward hypernoise.Reward, hcfg infer.Config, drawRef func() (string, error), err error) {
 	m := im.Generator
 	sum, err := im.Rewards.Parse(opts.RewardSpec)
 	if err != nil {
@@ -160,9 +165,9 @@ func trainProblem(backend backends.Backend, im *family.Model, opts *TrainOptions
 		opts.TiltMatch = &mt.MatchSpec
 		obj.Match = mt
 		beta := obj.TiltBeta(m.NoiseShape())
-		drawRef = func() (err error) {
-			mt.Ref, err = tiltReference(backend, im, trained, beta, mt.MatchSpec, prog)
-			return err
+		drawRef = func() (skipped string, err error) {
+			mt.Ref, skipped, err = tiltReference(backend, im, trained, beta, mt.MatchSpec, prog)
+			return skipped, err
 		}
 	}
 	if d, ok := mod.(hypernet.Dial); ok {

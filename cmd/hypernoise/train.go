@@ -112,6 +112,9 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	if err := trainModelChecks(fs, m, &o); err != nil {
 		return err
 	}
+	if err := autoTiltMatch(env, fs, f, r, len(m.Generator.Prompts()), &o); err != nil {
+		return err
+	}
 	hn, res, err := pipeline.Train(backend, m, o, progress.New(env.Stderr, "train", *f.quiet))
 	if err != nil {
 		return trainUsage(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -108,26 +109,24 @@ func applyBudget(fs *flag.FlagSet, budget string, cfg *hypernet.TrainConfig) err
 	return nil
 }
 
-// tiltMatchFlags reads --tilt-match and its settings into o.TiltMatch: the settings without
-// --tilt-match, a weight out of range, an unknown space, a pool or size out of range, a regularizer
-// without a tilt or the tilt dial (no single beta) are usage errors. With matching on and
-// --prompts-per-step not given, each step holds 2 prompts, so that every row has partners of its
-// prompt in the batch (the energy distance's within-batch term).
+// matchSettings are the flags that set tilt matching up beside its weight.
+var matchSettings = []string{"tilt-match-space", "tilt-match-pool", "tilt-match-size"}
+
+// tiltMatchFlags reads --tilt-match and its settings into o.TiltMatch: a weight out of range, an
+// unknown space, a pool or size out of range, a regularizer without a tilt, the tilt dial (no
+// single beta), or settings beside --tilt-match 0 are usage errors. Without --tilt-match, the
+// default (autoTiltMatch) is decided once the model is loaded.
 func tiltMatchFlags(fs *flag.FlagSet, f *trainFlags, r hypernet.Regularizer, o *pipeline.TrainOptions) error {
 	if !flagSet(fs, "tilt-match") {
-		for _, name := range []string{"tilt-match-space", "tilt-match-pool", "tilt-match-size"} {
-			if flagSet(fs, name) {
-				return cli.Usagef("train: --%s is a setting of --tilt-match, which was not given", name)
-			}
-		}
 		return nil
 	}
 	if *f.tiltMatch == 0 {
+		for _, name := range matchSettings {
+			if flagSet(fs, name) {
+				return cli.Usagef("train: --%s is a setting of tilt matching, which --tilt-match 0 turns off", name)
+			}
+		}
 		return nil
-	}
-	spec := hypernet.MatchSpec{Weight: *f.tiltMatch, Space: *f.matchSpace, Pool: *f.matchPool, Size: *f.matchSize}
-	if err := spec.Validate(); err != nil {
-		return cli.Usagef("train: %v", err)
 	}
 	if !r.HasTilt() {
 		return cli.Usagef("train: --tilt-match matches the tilt at --beta, and the %s regularizer targets no tilt", r)
@@ -135,9 +134,59 @@ func tiltMatchFlags(fs *flag.FlagSet, f *trainFlags, r hypernet.Regularizer, o *
 	if *f.kind == infer.KindDial {
 		return cli.Usagef("train: --tilt-match needs one beta, and the tilt dial trains over --beta-range")
 	}
+	return setTiltMatch(fs, f, hypernet.MatchSpec{Weight: *f.tiltMatch}, o)
+}
+
+// setTiltMatch completes spec with the settings flags, checks it, and turns matching on: with
+// --prompts-per-step not given, each step then holds 2 prompts, so that every row has partners of
+// its prompt in the batch (the energy distance's within-batch term).
+func setTiltMatch(fs *flag.FlagSet, f *trainFlags, spec hypernet.MatchSpec, o *pipeline.TrainOptions) error {
+	spec.Space, spec.Pool, spec.Size = *f.matchSpace, *f.matchPool, *f.matchSize
+	if err := spec.Validate(); err != nil {
+		return cli.Usagef("train: %v", err)
+	}
 	o.TiltMatch = &spec
 	if !flagSet(fs, "prompts-per-step") {
 		o.Train.PromptsPerStep = min(2, o.Train.BatchSize)
 	}
 	return nil
+}
+
+// autoTiltMatch turns tilt matching on by default (hypernet.AutoMatch) for a LoRA hypernetwork
+// trained for a --beta given on the command line, at the weight AutoMatchWeight(beta), where its
+// reference costs no more than the training's own samples (pool x prompts <= steps x batch) and
+// no time budget is set. Where it stays off, a settings flag is a usage error, and a run that
+// would have had it says why not (on stderr, unless --quiet).
+func autoTiltMatch(env *cli.Env, fs *flag.FlagSet, f *trainFlags, r hypernet.Regularizer, prompts int, o *pipeline.TrainOptions) error {
+	off := func() error {
+		for _, name := range matchSettings {
+			if flagSet(fs, name) {
+				return cli.Usagef("train: --%s is a setting of tilt matching, which is off here (give --tilt-match W; docs/convergence.md, ninth round)", name)
+			}
+		}
+		return nil
+	}
+	if flagSet(fs, "tilt-match") {
+		return nil // asked for (tiltMatchFlags)
+	}
+	if !flagSet(fs, "beta") || !r.HasTilt() || o.Modulator.Kind != infer.KindLoRA {
+		return off()
+	}
+	spec := hypernet.AutoMatch(o.Beta)
+	if spec == nil {
+		return off()
+	}
+	why := ""
+	if n := *f.matchPool * max(1, prompts); o.Train.BudgetSeconds > 0 {
+		why = "a time budget is set, and the reference's pool would be drawn outside it"
+	} else if n > o.Train.Steps*o.Train.BatchSize {
+		why = fmt.Sprintf("its reference's pool (%d base samples) would generate more than the training does (%d steps x %d)", n, o.Train.Steps, o.Train.BatchSize)
+	}
+	if why != "" {
+		if !*f.quiet {
+			fmt.Fprintf(env.Stderr, "train: tilt matching, the default at beta %g (weight %g), is off: %s; --tilt-match %g turns it on\n", o.Beta, spec.Weight, why, spec.Weight)
+		}
+		return off()
+	}
+	return setTiltMatch(fs, f, *spec, o)
 }

@@ -99,8 +99,78 @@ func TestTrainBetaBadInput(t *testing.T) {
 		{[]string{"--tilt-match", "1", "--tilt-match-pool", "64", "--tilt-match-size", "65"}, "tilt-match size must be in [2, 64], got 65"},
 		{[]string{"--tilt-match", "1", "--reg", "none"}, "the none regularizer targets no tilt"},
 		{[]string{"--tilt-match", "1", "--modulator", "dial", "--reg", "kl"}, "--tilt-match needs one beta"},
-		{[]string{"--tilt-match-pool", "64"}, "--tilt-match-pool is a setting of --tilt-match, which was not given"},
+		{[]string{"--tilt-match-pool", "64"}, "--tilt-match-pool is a setting of tilt matching, which is off here"},
+		{[]string{"--beta", "1", "--tilt-match-size", "8"}, "--tilt-match-size is a setting of tilt matching, which is off here"},
+		{[]string{"--tilt-match", "0", "--tilt-match-space", "noise"}, "--tilt-match-space is a setting of tilt matching, which --tilt-match 0 turns off"},
 	})
+}
+
+// TestTrainAutoTiltMatch: on the embedded model, a LoRA hypernetwork trained for a given --beta
+// matches the tilt by default at weight min(1, (0.05/beta)²) with 2 prompts per step, recorded as
+// auto; it stays off, saying why, where the pool would generate more than the training, at
+// beta 1, for another modulator and without --beta; a pool that cannot resample the tilt (ESS
+// under a quarter of the reference) trains without it and hypernet.json says why, and a --resume
+// of that finished run does not draw the pool again.
+func TestTrainAutoTiltMatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few seconds")
+	}
+	dir := t.TempDir()
+	train := func(name string, args ...string) (infer.Config, string) {
+		out := filepath.Join(dir, name)
+		all := append([]string{"train", "--reward", "align=1", "--out", out}, args...)
+		code, _, msg := run(all...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", all, code, msg)
+		}
+		f, err := infer.OpenFolder(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Config, msg
+	}
+	small := []string{"--steps", "4", "--batch", "8", "--tilt-match-pool", "3", "--tilt-match-size", "2", "--quiet"} // 3 x 10 prompts <= 4 x 8
+	for _, c := range []struct {
+		beta   string
+		weight float64
+	}{{"0.05", 1}, {"0.01", 1}, {"0.2", 0.0625}, {"0.4", 0.015625}} {
+		cfg, _ := train("on-"+c.beta, append([]string{"--beta", c.beta, "--seed", "3"}, small...)...)
+		want := hypernet.MatchSpec{Weight: c.weight, Space: "image", Pool: 3, Size: 2, Seed: 3, Auto: true}
+		var got hypernet.MatchSpec
+		if cfg.TiltMatch != nil {
+			got = *cfg.TiltMatch
+		}
+		wOK := math.Abs(got.Weight-c.weight) < 1e-12
+		got.Weight = want.Weight
+		if !wOK || got != want || cfg.Train.PromptsPerStep != 2 || cfg.TiltMatchSkipped != "" {
+			t.Errorf("--beta %s: tilt matching %+v, prompts per step %d, skipped %q; want %+v and 2", c.beta, cfg.TiltMatch, cfg.Train.PromptsPerStep, cfg.TiltMatchSkipped, want)
+		}
+	}
+	for _, args := range [][]string{
+		{"--beta", "0.6"},
+		{"--beta", "0.05", "--modulator", "mlp"},
+		{"--reg-weight", "4.9"}, // the beta-0.05 tilt, but not asked for as a beta
+	} {
+		cfg, _ := train("off", append(slices.Clone(args), "--steps", "4", "--batch", "8", "--quiet", "--force")...)
+		if cfg.TiltMatch != nil || cfg.Train.PromptsPerStep != 0 {
+			t.Errorf("%v: tilt matching %+v, prompts per step %d; want none and 0", args, cfg.TiltMatch, cfg.Train.PromptsPerStep)
+		}
+	}
+	cfg, msg := train("costly", "--beta", "0.05", "--steps", "4", "--batch", "8")
+	if cfg.TiltMatch != nil || !strings.Contains(msg, "tilt matching, the default at beta 0.05 (weight 1), is off: its reference's pool (40960 base samples) would generate more than the training does (4 steps x 8)") {
+		t.Errorf("a pool costlier than the training: tilt matching %+v, stderr %q", cfg.TiltMatch, msg)
+	}
+	// At beta 0.01 a pool of 16 resamples the tilt with an ESS of a few samples, under 16/4.
+	args := []string{"--beta", "0.01", "--steps", "5", "--batch", "32", "--tilt-match-pool", "16", "--tilt-match-size", "16"}
+	cfg, msg = train("ess", args...)
+	if cfg.TiltMatch == nil || !cfg.TiltMatch.Auto || !strings.Contains(cfg.TiltMatchSkipped, "effective sample size") ||
+		!strings.Contains(msg, "tilt matching is off: the pool of 16 base samples per prompt resamples the tilt at beta 0.01") {
+		t.Errorf("an unresampleable pool: tilt matching %+v, skipped %q, stderr %q", cfg.TiltMatch, cfg.TiltMatchSkipped, msg)
+	}
+	code, _, msg := run(append([]string{"train", "--reward", "align=1", "--out", filepath.Join(dir, "ess"), "--resume"}, args...)...)
+	if code != 0 || strings.Contains(msg, "tilt reference: scoring") {
+		t.Errorf("--resume of the finished run: exit %d, stderr %q; want 0 and no pool drawn", code, msg)
+	}
 }
 
 // TestZeroSpreadIsUsage: train with --reward-norm std or std-within on a reward that is constant
