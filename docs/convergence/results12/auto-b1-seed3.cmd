@@ -1,0 +1,1 @@
+hypernoise train --reward align=1 --beta 1  --seed 3 --out OUT/auto-b1-seed3
