@@ -201,7 +201,7 @@ func addTrainFlags(fs *flag.FlagSet, def pipeline.TrainOptions) *trainFlags {
 	f.promptsPerStep = fs.Int("prompts-per-step", def.Train.PromptsPerStep, "prompts in each step's batch, each held by a group of rows (fresh and batch noise modes; 1: one prompt for the whole batch); 0: every row draws its prompt independently; at most --batch")
 	f.seed = fs.Int64("seed", def.Train.Seed, "seed for initialization and noise")
 	dm := hypernet.DefaultMatch(0)
-	f.tiltMatch = fs.Float64("tilt-match", 0, "weight of the energy distance between each batch and a reference set of the tilt at --beta (resampled from base samples before training; docs/convergence.md, eighth round); 0: off. Sets --prompts-per-step 2 unless given")
+	f.tiltMatch = fs.Float64("tilt-match", 0, "weight of the energy distance between each batch and a reference set of the tilt at --beta (resampled from base samples before training; docs/convergence.md, eighth and ninth rounds); 0: off. Default: min(1, (0.05/beta)^2) for a LoRA trained with --beta, off above beta 0.5 and where the reference's pool would cost more samples than the training, under a time budget, or cannot resample the tilt (train says why). On, it sets --prompts-per-step 2 unless given")
 	f.matchSpace = fs.String("tilt-match-space", dm.Space, "tilt matching: where the distance is measured, image (the generator's output) or noise (the modulated noise)")
 	f.matchPool = fs.Int("tilt-match-pool", dm.Pool, "tilt matching: base samples per prompt the reference is resampled from (scored once, before training)")
 	f.matchSize = fs.Int("tilt-match-size", dm.Size, "tilt matching: reference samples per prompt")

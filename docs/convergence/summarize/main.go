@@ -7,6 +7,8 @@
 // by eval (tilt.methods.hypernoise.tilt_gain_share: the evaluated mean corrected for how the
 // evaluation noises score under the base). Evaluations written before base_mean existed use the
 // base's mean on the evaluation images for r_base and (r_HN - r_base)/G for the last point.
+// Runs named NAME-sSTEPS (the same settings for several step counts) also get a plot of each
+// run's evaluated share against its training seconds (budget_betaB.png).
 // Usage: go run ./docs/convergence/summarize OUT PNGDIR
 package main
 
@@ -16,6 +18,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +49,7 @@ type run struct {
 	dFD     float64
 	curveX  []float64
 	curveY  []float64
+	what    string // model and reward spec, for plot titles
 }
 
 func readJSON(path string, v any) error {
@@ -77,8 +81,11 @@ type evalFile struct {
 // columns with the pool's tilt mean.
 func load(out, name string) (run, evalFile, bool) {
 	var tr struct {
-		Beta   float64 `json:"beta"`
-		Result struct {
+		Beta        float64            `json:"beta"`
+		Model       string             `json:"model"`
+		RewardSpec  string             `json:"reward_spec"`
+		RewardScale map[string]float64 `json:"reward_scale"`
+		Result      struct {
 			Steps   int     `json:"steps"`
 			Seconds float64 `json:"seconds"`
 		} `json:"result"`
@@ -95,7 +102,10 @@ func load(out, name string) (run, evalFile, bool) {
 		line = "hypernoise train " + strings.ReplaceAll(rest, strings.TrimSuffix(out, "/")+"/", "OUT/")
 	}
 	r := run{name: name, cmd: line, beta: tr.Beta, steps: tr.Result.Steps, seconds: tr.Result.Seconds,
-		hn: ev.Methods["hypernoise"]}
+		hn: ev.Methods["hypernoise"], what: tr.RewardSpec}
+	if tr.Model != "" && tr.Model != "fashion" { // an imported model: its spec's file name
+		r.what = strings.TrimSuffix(filepath.Base(tr.Model), ".json") + ", " + r.what
+	}
 	zero := base.Reward // evaluations before base_mean was recorded: the base on the evaluation images
 	if ev.Tilt.BaseMean != 0 {
 		zero = ev.Tilt.BaseMean
@@ -106,6 +116,18 @@ func load(out, name string) (run, evalFile, bool) {
 		r.share = *s
 	}
 	r.dFD = r.hn.FD - t.FD
+	// A normalized run's batch reward is w·r/s (one term, w from the spec, s its spread): back to r.
+	unit := 1.0
+	if len(tr.RewardScale) == 1 {
+		for _, sc := range tr.RewardScale {
+			unit = sc
+		}
+		if _, w, ok := strings.Cut(tr.RewardSpec, "="); ok {
+			if v, err := strconv.ParseFloat(w, 64); err == nil && v > 0 {
+				unit /= v
+			}
+		}
+	}
 	if h, secs, err := hypernet.ReadHistory(filepath.Join(out, name)); err == nil {
 		rw := h.Metrics["reward"]
 		w := max(1, len(rw)/30)
@@ -115,7 +137,7 @@ func load(out, name string) (run, evalFile, bool) {
 				s += v
 			}
 			r.curveX = append(r.curveX, secs*float64(k+1)/float64(len(rw)))
-			r.curveY = append(r.curveY, (s/float64(w)-zero)/gain)
+			r.curveY = append(r.curveY, (unit*s/float64(w)-zero)/gain)
 		}
 	}
 	return r, ev, true
@@ -171,7 +193,12 @@ func main() {
 				r.hn.Reward, r.hn.Heldout, r.hn.FD, r.dFD, r.hn.Diversity, r.share, met)
 		}
 		fmt.Println()
-		if err := plotBeta(filepath.Join(pngDir, "share_beta"+strconv.FormatFloat(b, 'g', -1, 64)+".png"), b, runs); err != nil {
+		bs := strconv.FormatFloat(b, 'g', -1, 64)
+		if err := plotBeta(filepath.Join(pngDir, "share_beta"+bs+".png"), b, runs); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := plotBudgets(filepath.Join(pngDir, "budget_beta"+bs+".png"), b, runs); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -189,7 +216,7 @@ func main() {
 // evaluated share as a point at its end.
 func plotBeta(path string, beta float64, runs []run) error {
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("align, beta %g: share of the tilt's reward gain", beta)
+	p.Title.Text = fmt.Sprintf("%s, beta %g: share of the tilt's reward gain", runs[0].what, beta)
 	p.X.Label.Text = "training seconds (2 shared cores)"
 	p.Y.Label.Text = "(r - r_base) / tilt gain"
 	p.Add(plotter.NewGrid())
@@ -222,6 +249,66 @@ func plotBeta(path string, beta float64, runs []run) error {
 	}
 	target.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(target)
+	png, err := report.PlotPNG(p, 8*vg.Inch, 5*vg.Inch)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, png, 0o644)
+}
+
+// budgetName matches a run of a budget series, NAME-sSTEPS.
+var budgetName = regexp.MustCompile(`^(.*)-s(\d+)$`)
+
+// plotBudgets draws, for every series of runs named NAME-sSTEPS (the same settings trained for
+// different step counts), each run's evaluated share of the tilt's reward gain against its training
+// seconds: what a training budget buys. It writes nothing when no series has two runs.
+func plotBudgets(path string, beta float64, runs []run) error {
+	series := map[string]plotter.XYs{}
+	var names []string
+	for _, r := range runs {
+		m := budgetName.FindStringSubmatch(r.name)
+		if m == nil {
+			continue
+		}
+		if _, ok := series[m[1]]; !ok {
+			names = append(names, m[1])
+		}
+		series[m[1]] = append(series[m[1]], plotter.XY{X: r.seconds, Y: r.share})
+	}
+	sort.Strings(names)
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("%s, beta %g: share of the tilt's reward gain per training budget", runs[0].what, beta)
+	p.X.Label.Text = "training seconds (2 cores), one run per step count"
+	p.Y.Label.Text = "evaluated share of the tilt's gain"
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = false, false
+	drawn := 0
+	for i, n := range names {
+		xys := series[n]
+		if len(xys) < 2 {
+			continue
+		}
+		sort.Slice(xys, func(a, b int) bool { return xys[a].X < xys[b].X })
+		line, points, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return err
+		}
+		line.Color, points.Color, points.Shape = plotutil.Color(i), plotutil.Color(i), plotutil.Shape(i)
+		p.Add(line, points)
+		p.Legend.Add(n, line, points)
+		drawn++
+	}
+	if drawn == 0 {
+		return nil
+	}
+	for _, y := range []float64{0.8, 1} {
+		ref, err := plotter.NewLine(plotter.XYs{{X: 0, Y: y}, {X: math.Max(p.X.Max, 1), Y: y}})
+		if err != nil {
+			return err
+		}
+		ref.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(ref)
+	}
 	png, err := report.PlotPNG(p, 8*vg.Inch, 5*vg.Inch)
 	if err != nil {
 		return err

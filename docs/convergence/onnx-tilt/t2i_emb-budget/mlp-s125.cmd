@@ -1,0 +1,1 @@
+hypernoise train --model models/onnx/testdata/t2i_emb.json --reward clip=1 --beta 1 --reward-norm std-within --batch 8 --modulator mlp --steps 125 --seed 1 --out OUT/mlp-s125

@@ -1,0 +1,1 @@
+hypernoise train --model models/onnx/testdata/t2i_emb.json --reward clip=1 --beta 1 --reward-norm std-within --steps 1000 --batch 8 --modulator lora --seed 3 --out OUT/lora-seed3
