@@ -106,13 +106,7 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 			return err
 		}
 	}
-	if err := weightBeta(fs, *f.regWeight, r, flowBeta, m.Generator.NoiseShape(), &o); err != nil {
-		return err
-	}
-	if err := trainModelChecks(fs, m, &o); err != nil {
-		return err
-	}
-	if err := autoTiltMatch(env, fs, f, r, len(m.Generator.Prompts()), &o); err != nil {
+	if err := loadedChecks(env, fs, f, r, flowBeta, m, &o); err != nil {
 		return err
 	}
 	hn, res, err := pipeline.Train(backend, m, o, progress.New(env.Stderr, "train", *f.quiet))
@@ -124,6 +118,19 @@ the model's default reward); the embedded model's, e.g. align=1,realism=0.5:
 	}
 	printTrained(env, o, hn, res)
 	return nil
+}
+
+// loadedChecks applies what needs the loaded model: a flow's default beta or a --reg-weight's
+// tilt (weightBeta), the model's own checks (trainModelChecks) and the default tilt matching
+// (autoTiltMatch).
+func loadedChecks(env *cli.Env, fs *flag.FlagSet, f *trainFlags, r hypernet.Regularizer, flowBeta bool, m *family.Model, o *pipeline.TrainOptions) error {
+	if err := weightBeta(fs, *f.regWeight, r, flowBeta, m.Generator.NoiseShape(), o); err != nil {
+		return err
+	}
+	if err := trainModelChecks(fs, m, o); err != nil {
+		return err
+	}
+	return autoTiltMatch(env, fs, f, r, len(m.Generator.Prompts()), o)
 }
 
 // trainFlags are train's flags beyond --model, --backend and --dtype.
