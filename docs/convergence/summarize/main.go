@@ -215,12 +215,8 @@ func main() {
 // plotBeta draws each run's share of the tilt's reward gain against training seconds, with its
 // evaluated share as a point at its end.
 func plotBeta(path string, beta float64, runs []run) error {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s, beta %g: share of the tilt's reward gain", runs[0].what, beta)
-	p.X.Label.Text = "training seconds (2 shared cores)"
-	p.Y.Label.Text = "(r - r_base) / tilt gain"
-	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = false, false
+	p := newPlot(fmt.Sprintf("%s, beta %g: share of the tilt's reward gain", runs[0].what, beta),
+		"training seconds (2 shared cores)", "(r - r_base) / tilt gain")
 	for i, r := range runs {
 		if len(r.curveX) == 0 {
 			continue
@@ -243,12 +239,30 @@ func plotBeta(path string, beta float64, runs []run) error {
 		p.Add(line, end)
 		p.Legend.Add(r.name, line, end)
 	}
-	target, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 0.9}, {X: math.Max(p.X.Max, 1), Y: 0.9}})
-	if err != nil {
-		return err
+	return savePlot(p, path, 0.9)
+}
+
+// newPlot is an empty plot with a grid, the given title and axis labels, and its legend at the
+// bottom right.
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, x, y
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = false, false
+	return p
+}
+
+// savePlot draws a dashed horizontal line at each of levels across p and writes it to path as a
+// PNG.
+func savePlot(p *plot.Plot, path string, levels ...float64) error {
+	for _, y := range levels {
+		ref, err := plotter.NewLine(plotter.XYs{{X: 0, Y: y}, {X: math.Max(p.X.Max, 1), Y: y}})
+		if err != nil {
+			return err
+		}
+		ref.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(ref)
 	}
-	target.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-	p.Add(target)
 	png, err := report.PlotPNG(p, 8*vg.Inch, 5*vg.Inch)
 	if err != nil {
 		return err
@@ -276,12 +290,8 @@ func plotBudgets(path string, beta float64, runs []run) error {
 		series[m[1]] = append(series[m[1]], plotter.XY{X: r.seconds, Y: r.share})
 	}
 	sort.Strings(names)
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s, beta %g: share of the tilt's reward gain per training budget", runs[0].what, beta)
-	p.X.Label.Text = "training seconds (2 cores), one run per step count"
-	p.Y.Label.Text = "evaluated share of the tilt's gain"
-	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = false, false
+	p := newPlot(fmt.Sprintf("%s, beta %g: share of the tilt's reward gain per training budget", runs[0].what, beta),
+		"training seconds (2 cores), one run per step count", "evaluated share of the tilt's gain")
 	drawn := 0
 	for i, n := range names {
 		xys := series[n]
@@ -301,17 +311,5 @@ func plotBudgets(path string, beta float64, runs []run) error {
 	if drawn == 0 {
 		return nil
 	}
-	for _, y := range []float64{0.8, 1} {
-		ref, err := plotter.NewLine(plotter.XYs{{X: 0, Y: y}, {X: math.Max(p.X.Max, 1), Y: y}})
-		if err != nil {
-			return err
-		}
-		ref.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		p.Add(ref)
-	}
-	png, err := report.PlotPNG(p, 8*vg.Inch, 5*vg.Inch)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, png, 0o644)
+	return savePlot(p, path, 0.8, 1)
 }
