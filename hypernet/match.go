@@ -75,9 +75,11 @@ type MatchSpec struct {
 	Pool   int     `json:"pool"`
 	Size   int     `json:"size"`
 	Seed   int64   `json:"seed"`
-	// Auto: the term was turned on by default (AutoMatch), not asked for; it is then dropped, and
-	// the run trains without it, where its reference would cost more than the training's own
-	// samples or could not be resampled (an effective sample size under Size/4).
+	// Auto: the term was turned on by default (AutoMatch), not asked for. pipeline.Train then
+	// drops it, and the run trains without it, where the scored pool cannot resample the tilt (an
+	// effective sample size under Size/4); whether the pool is worth drawing at all is the caller's
+	// choice (`train` leaves the default off where the pool would generate more samples than the
+	// training).
 	Auto bool `json:"auto,omitempty"`
 }
 
@@ -104,10 +106,11 @@ const (
 
 // AutoMatchWeight is the default tilt-matching weight of a run trained for the tilt at beta,
 // w = min(1, (AutoMatchBeta/beta)²), and 0 (off) where that is under AutoMatchMin. On the
-// embedded model (docs/convergence.md, ninth round) weight 1 brings the beta-0.05 tilt's FD gap
-// from +3.8 to +1.2 at 0.92 of its gain, while at beta 0.2 and 1, where the reverse KL alone
-// already lands on the tilt, it holds the sampler back (0.90 and 0.63 of the gain): the term is
-// needed where the tilt is sharp, so its default falls off fast with beta.
+// embedded model weight 1 brings the beta-0.05 tilt's FD gap from +3.7 to +1.3 at 0.93 of its
+// gain (docs/convergence.md, ninth round, 3 seeds), while at beta 0.2 and 1, where the reverse KL
+// alone already lands on the tilt, weight 1 holds the sampler back (0.90 and 0.63 of the gain,
+// eighth round, one seed): the term is needed where the tilt is sharp, so its default falls off
+// fast with beta. Only betas 0.05, 0.2 and 1 were measured.
 func AutoMatchWeight(beta float64) float64 {
 	if !(beta > 0) {
 		return 0

@@ -90,15 +90,12 @@ type Objective struct {
 type Match struct {
 	MatchSpec
 	Ref *tensors.Tensor
-	sq  *tensors.Tensor // the reference's squared norms, computed once (refSq)
 }
 
 // refSq returns the squared norms ||y_{c,m}||² [NP, M] of the reference Ref [NP, M, D], computed
-// once on the host: a constant the training graph would otherwise recompute every step.
+// on the host when the graph is built: a constant the training graph would otherwise recompute
+// every step.
 func (m *Match) refSq() *tensors.Tensor {
-	if m.sq != nil {
-		return m.sq
-	}
 	dims := m.Ref.Shape().Dimensions
 	y := tensors.MustCopyFlatData[float32](m.Ref)
 	d := len(y) / (dims[0] * dims[1])
@@ -110,8 +107,7 @@ func (m *Match) refSq() *tensors.Tensor {
 		}
 		sq[i] = float32(s)
 	}
-	m.sq = tensors.FromFlatDataAndDimensions(sq, dims[0], dims[1])
-	return m.sq
+	return tensors.FromFlatDataAndDimensions(sq, dims[0], dims[1])
 }
 
 // Tempered reports whether the regularizer is a KL divided against r/Beta (kl, exact-kl, logdet),

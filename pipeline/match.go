@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/eval/tilt"
@@ -43,7 +45,7 @@ func tiltReference(backend backends.Backend, im *family.Model, reward hypernoise
 		var rs *tilt.Resampler
 		if rs, err = tilt.NewRewards(backend, im, reward, spec.Pool, matchPoolSeed(spec.Seed)); err == nil {
 			ess = rs.ESS(beta)
-			flat, err = rs.ReferenceNoise(beta, spec.Size, size(gen.NoiseShape()))
+			flat, err = rs.ReferenceNoise(beta, spec.Size, shapes.Make(dtypes.Float32, gen.NoiseShape()...).Size())
 		}
 	}
 	if err != nil {
@@ -55,12 +57,4 @@ func tiltReference(backend backends.Backend, im *family.Model, reward hypernoise
 		return nil, fmt.Sprintf("the pool of %d base samples per prompt resamples the tilt at beta %g with an effective sample size of %.1f (under %d, a quarter of the reference)", spec.Pool, beta, low, spec.Size/4), nil
 	}
 	return tensors.FromFlatDataAndDimensions(flat, np, spec.Size, len(flat)/(np*spec.Size)), "", nil
-}
-
-func size(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }
