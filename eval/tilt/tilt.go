@@ -94,12 +94,7 @@ func NewScored(backend backends.Backend, ctx *context.Context, gen hypernoise.Ge
 		return nil, err
 	}
 	defer sc.exec.Finalize()
-	rs, err = sc.pool(basePoolNoise(gen, pool, seed), pool, chunk, true)
-	if err != nil {
-		return nil, err
-	}
-	rs.Pool, rs.seed = pool, seed
-	return rs, nil
+	return sc.basePool(gen, pool, seed, chunk, true)
 }
 
 // basePoolNoise is the base pool's noise for every prompt of gen, prompt-major: n noises each.
@@ -359,7 +354,7 @@ func (m *refMethod) Close() {}
 // not the pool's images; cost: perPrompt more generations per prompt.
 func DrawReference(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64, beta float64, perPrompt int) (images []float32, ess []float64, err error) {
 	err = withScorer(backend, m, reward, func(sc *scorer, chunk int) error {
-		rs, err := sc.rewardPool(m.Generator, pool, seed, chunk)
+		rs, err := sc.basePool(m.Generator, pool, seed, chunk, false)
 		if err != nil {
 			return err
 		}
@@ -381,7 +376,7 @@ func DrawReference(backend backends.Backend, m *family.Model, reward hypernoise.
 // sizes and ReferenceNoise, in the memory of the rewards alone.
 func NewRewards(backend backends.Backend, m *family.Model, reward hypernoise.Reward, pool int, seed uint64) (rs *Resampler, err error) {
 	err = withScorer(backend, m, reward, func(sc *scorer, chunk int) (err error) {
-		rs, err = sc.rewardPool(m.Generator, pool, seed, chunk)
+		rs, err = sc.basePool(m.Generator, pool, seed, chunk, false)
 		return err
 	})
 	return rs, err
@@ -403,13 +398,13 @@ func withScorer(backend backends.Backend, m *family.Model, reward hypernoise.Rew
 	return fn(sc, m.ChunkRows(false, PoolChunk))
 }
 
-// rewardPool generates and scores pool base samples per prompt of gen (noise from seed) and keeps
-// their rewards only.
-func (sc *scorer) rewardPool(gen hypernoise.Generator, pool int, seed uint64, chunk int) (*Resampler, error) {
+// basePool generates and scores pool base samples per prompt of gen (noise from seed), keeping
+// their images when keepImages, else their rewards only.
+func (sc *scorer) basePool(gen hypernoise.Generator, pool int, seed uint64, chunk int, keepImages bool) (*Resampler, error) {
 	if pool < 2 {
 		return nil, fmt.Errorf("tilt reference: pool must be >= 2 samples per prompt, got %d", pool)
 	}
-	rs, err := sc.pool(basePoolNoise(gen, pool, seed), pool, chunk, false)
+	rs, err := sc.pool(basePoolNoise(gen, pool, seed), pool, chunk, keepImages)
 	if err != nil {
 		return nil, err
 	}
