@@ -67,13 +67,7 @@ func TestGaussianLearnsTheTilt(t *testing.T) {
 	for j := range d {
 		eps[(j+1)*d+j] = 1
 	}
-	out, err := context.ExecOnce(b, ctx, func(ctx *context.Context, e, pr *Node) *Node {
-		return Add(e, gm.Residual(ctx, e, pr))
-	}, tensors.FromFlatDataAndDimensions(eps, d+1, d), tensors.FromFlatDataAndDimensions(make([]int32, d+1), d+1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	T := tensors.MustCopyFlatData[float32](out)
+	T := transport(t, b, ctx, gm, eps, d+1, d)
 	L := mat.NewDense(d, d, nil)
 	for j := range d {
 		for i := range d {

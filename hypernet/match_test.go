@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/hypernoise/hypernoise"
 	"github.com/hypernoise/hypernoise/compute"
 	"github.com/hypernoise/hypernoise/internal/testutil"
 	"github.com/hypernoise/hypernoise/rewards"
@@ -128,13 +130,7 @@ func TestMatchLearnsTheReference(t *testing.T) {
 	}
 	const n = 4000
 	eps := Normal(7, 1, n*d)
-	out, err := context.ExecOnce(b, ctx, func(ctx *context.Context, e, pr *Node) *Node {
-		return Add(e, aff.Residual(ctx, e, pr))
-	}, tensors.FromFlatDataAndDimensions(eps, n, d), tensors.FromFlatDataAndDimensions(make([]int32, n), n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := tensors.MustCopyFlatData[float32](out)
+	z := transport(t, b, ctx, aff, eps, n, d)
 	for i := range d {
 		var s, s2 float64
 		for k := range n {
@@ -191,4 +187,17 @@ func TestAutoMatchWeight(t *testing.T) {
 			t.Errorf("AutoMatch(%g) = %+v", c.beta, s)
 		}
 	}
+}
+
+// transport applies the trained map T(eps) = eps + f(eps, c) of modulator mod (weights in ctx) to
+// n noises of d values (flat), all of prompt 0, and returns T(eps) flat.
+func transport(t *testing.T, b backends.Backend, ctx *context.Context, mod hypernoise.Modulator, eps []float32, n, d int) []float32 {
+	t.Helper()
+	out, err := context.ExecOnce(b, ctx, func(ctx *context.Context, e, pr *Node) *Node {
+		return Add(e, mod.Residual(ctx, e, pr))
+	}, tensors.FromFlatDataAndDimensions(eps, n, d), tensors.FromFlatDataAndDimensions(make([]int32, n), n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tensors.MustCopyFlatData[float32](out)
 }
